@@ -1,0 +1,87 @@
+"""The lab's wiring on the host: one bridge, one network namespace and veth pair per machine.
+
+No namespace gets a default route: lab machines reach the lab subnet and nothing else.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from orchestrator.adapters.proc import run
+
+NETNS_DIR = Path("/run/netns")
+
+
+def link_exists(name: str) -> bool:
+    return Path("/sys/class/net", name).exists()
+
+
+def ensure_bridge(name: str, address: ipaddress.IPv4Address, prefixlen: int) -> None:
+    if not link_exists(name):
+        run(["ip", "link", "add", name, "type", "bridge"])
+    current = run(["ip", "-o", "-4", "addr", "show", "dev", name]).stdout
+    if f"{address}/{prefixlen}" not in current:
+        run(["ip", "addr", "add", f"{address}/{prefixlen}", "dev", name])
+    run(["ip", "link", "set", name, "up"])
+
+
+def delete_link(name: str) -> None:
+    if link_exists(name):
+        run(["ip", "link", "del", name], check=False)
+
+
+def netns_list() -> list[str]:
+    out = run(["ip", "netns", "list"], check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def netns_exists(name: str) -> bool:
+    return (NETNS_DIR / name).exists()
+
+
+def netns_pids(name: str) -> list[int]:
+    if not netns_exists(name):
+        return []
+    out = run(["ip", "netns", "pids", name], check=False).stdout
+    return [int(pid) for pid in out.split() if pid.isdigit()]
+
+
+def attach_netns(
+    netns: str,
+    host_link: str,
+    bridge: str,
+    address: ipaddress.IPv4Address,
+    prefixlen: int,
+) -> None:
+    """Create ``netns`` with ``eth0`` on ``bridge`` at ``address``; idempotent."""
+    if not netns_exists(netns):
+        run(["ip", "netns", "add", netns])
+    if not link_exists(host_link):
+        run(
+            ["ip", "link", "add", host_link, "type", "veth", "peer", "name", "eth0", "netns", netns]
+        )
+    run(["ip", "link", "set", host_link, "master", bridge, "up"])
+    current = run(["ip", "-n", netns, "-o", "-4", "addr", "show", "dev", "eth0"]).stdout
+    if f"{address}/{prefixlen}" not in current:
+        run(["ip", "-n", netns, "addr", "add", f"{address}/{prefixlen}", "dev", "eth0"])
+    run(["ip", "-n", netns, "link", "set", "lo", "up"])
+    run(["ip", "-n", netns, "link", "set", "eth0", "up"])
+
+
+def delete_netns(netns: str, host_link: str) -> None:
+    delete_link(host_link)
+    if netns_exists(netns):
+        run(["ip", "netns", "del", netns], check=False)
+
+
+def netns_dir_is_mount() -> bool:
+    target = str(NETNS_DIR)
+    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
+        return any(line.split()[4] == target for line in mountinfo)
+
+
+def release_netns_dir() -> None:
+    """After the last namespace is gone `ip` leaves /run/netns bind-mounted on itself."""
+    if netns_dir_is_mount() and not netns_list():
+        run(["umount", str(NETNS_DIR)], check=False)

@@ -1,0 +1,55 @@
+"""Running host commands: argv lists only, never a shell string, errors with the command named."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+
+from orchestrator.errors import EnvironmentProblem, LabError
+
+
+def require_tools(*tools: str) -> None:
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        raise EnvironmentProblem(
+            f"missing command(s) {', '.join(missing)}: "
+            "install the Debian packages named in the README"
+        )
+
+
+def require_root(action: str) -> None:
+    if os.geteuid() != 0:
+        raise EnvironmentProblem(f"{action} needs root (namespaces, mounts and cgroups)")
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    check: bool = True,
+    input_text: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120.0,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` and capture its output; raise :class:`LabError` naming it when it fails."""
+    full_env = {**os.environ, **env} if env else None
+    try:
+        result = subprocess.run(
+            list(argv),
+            input=input_text,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise EnvironmentProblem(f"command not found: {argv[0]}") from None
+    except subprocess.TimeoutExpired:
+        raise LabError(f"`{' '.join(argv)}` did not finish within {timeout:.0f} s") from None
+    if check and result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        last = detail[-1] if detail else "no output"
+        raise LabError(f"`{' '.join(argv)}` exited {result.returncode}: {last}")
+    return result

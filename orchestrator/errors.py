@@ -1,0 +1,86 @@
+"""The exception hierarchy and the exit codes they map to.
+
+Every error a user can cause or fix derives from :class:`WgfleetError`; the CLI prints its message
+on one line and exits with its ``exit_code``. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Stable, documented process exit codes shared by every command."""
+
+    OK = 0
+    FAILED = 1  # the operation ran but some node or step failed (named on stderr)
+    USAGE = 2  # bad arguments, bad settings file or bad input file: nothing was touched
+    BUSY = 3  # another run holds the fleet lock
+    ENVIRONMENT = 4  # the machine lacks something: root, a tool, a kernel feature
+    INTERRUPTED = 130  # stopped by Ctrl-C / SIGINT
+
+
+class WgfleetError(Exception):
+    """Base of every error that is the user's to read and fix."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+
+class ConfigError(WgfleetError):
+    """A settings or input file is wrong: names the file, the field and the value."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, source: str, field: str, value: object, problem: str) -> None:
+        self.source = source
+        self.field = field
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{source}: {field}: {value!r}: {problem}")
+
+
+class UsageError(WgfleetError):
+    """A command was called with arguments that cannot work."""
+
+    exit_code = ExitCode.USAGE
+
+
+class EnvironmentProblem(WgfleetError):
+    """The machine cannot do what was asked (not root, a tool missing, ...)."""
+
+    exit_code = ExitCode.ENVIRONMENT
+
+
+class LabError(WgfleetError):
+    """Building, starting or stopping the lab fleet failed."""
+
+
+class NodeError(WgfleetError):
+    """Something failed on one named node."""
+
+    def __init__(self, node: str, message: str) -> None:
+        self.node = node
+        super().__init__(f"{node}: {message}")
+
+
+class NodeUnreachable(NodeError):
+    """The node did not answer (down, network, timeout)."""
+
+
+class HostKeyError(NodeError):
+    """The node's SSH host key is unknown or differs from the pinned one."""
+
+
+class AuthenticationFailed(NodeError):
+    """The node refused the controller's key."""
+
+
+class RemoteCommandFailed(NodeError):
+    """A command on the node exited non-zero."""
+
+    def __init__(self, node: str, command: str, status: int, stderr: str) -> None:
+        self.command = command
+        self.status = status
+        self.stderr = stderr
+        first = stderr.strip().splitlines()[-1] if stderr.strip() else "no output on stderr"
+        super().__init__(node, f"`{command}` exited {status}: {first}")

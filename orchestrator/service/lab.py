@@ -1,0 +1,490 @@
+"""Use cases of the lab fleet: bring it up, report on it, take it down, stop/start one node."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.adapters import keyfiles, ssh
+from orchestrator.adapters.lab import clients as lab_clients
+from orchestrator.adapters.lab import machines, network, rootfs
+from orchestrator.adapters.lab.state import LabState, NodeRecord, lab_lock
+from orchestrator.adapters.proc import require_root, require_tools
+from orchestrator.core.inventory import (
+    HostKey,
+    InventoryHost,
+    key_fingerprint,
+    parse_public_key,
+    render_inventory,
+    render_known_hosts,
+)
+from orchestrator.core.lab_layout import (
+    LabClient,
+    LabLayout,
+    LabNode,
+    client_capacity,
+    machine_prefix,
+    name_prefix,
+    netns_prefix,
+    node_capacity,
+    plan_layout,
+)
+from orchestrator.errors import EnvironmentProblem, LabError, NodeError, UsageError
+from orchestrator.settings import Settings
+
+Progress = Callable[[str], None]
+INVENTORY_GROUP = "nodes"
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_NEEDED = 8192
+BOOT_TIMEOUT = 180.0
+LAB_TOOLS = ("ip", "systemd-nspawn", "unshare", "mount", "umount", "wireguard-go", "wg")
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    address: str
+    running: bool
+    pid: int | None
+    system_state: str  # `systemctl is-system-running`, or why it could not be asked
+    host_key_fingerprint: str | None
+
+
+@dataclass(frozen=True)
+class ClientStatus:
+    name: str
+    address: str
+    namespace: bool
+    tunnel_pid: int | None
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    lab: str
+    up: bool
+    subnet: str
+    bridge: str
+    inventory: str
+    known_hosts: str
+    nodes: tuple[NodeStatus, ...] = ()
+    clients: tuple[ClientStatus, ...] = ()
+    messages: tuple[str, ...] = field(default=())
+
+    @property
+    def healthy(self) -> bool:
+        return self.up and all(
+            n.running and n.system_state in ("running", "degraded") for n in self.nodes
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "lab": self.lab,
+            "up": self.up,
+            "healthy": self.healthy,
+            "subnet": self.subnet,
+            "bridge": self.bridge,
+            "inventory": self.inventory,
+            "known_hosts": self.known_hosts,
+            "nodes": [n.__dict__ for n in self.nodes],
+            "clients": [c.__dict__ for c in self.clients],
+            "messages": list(self.messages),
+        }
+
+
+def inventory_file(settings: Settings) -> Path:
+    return settings.inventory / "hosts.yml"
+
+
+def _layout(settings: Settings, state: LabState) -> LabLayout:
+    return plan_layout(settings.lab.name, settings.lab.subnet, state.nodes, state.clients)
+
+
+def node_target(settings: Settings, node: LabNode, user: str = "root") -> ssh.Target:
+    return ssh.Target(
+        name=node.name,
+        address=str(node.underlay),
+        user=user,
+        key_file=settings.ssh.deploy_key,
+        known_hosts=settings.ssh.known_hosts,
+        timeout=settings.ssh.connect_timeout,
+    )
+
+
+def _check_environment() -> None:
+    require_root("the lab")
+    require_tools(*LAB_TOOLS)
+    if not Path("/dev/net/tun").exists():
+        raise EnvironmentProblem("/dev/net/tun is missing: wireguard-go cannot create interfaces")
+    if not machines.CGROUP_ROOTS[0].is_dir():
+        raise EnvironmentProblem(f"no cgroup2 tree at {machines.CGROUP_ROOTS[0]}")
+
+
+def _write_inventory(settings: Settings, layout: LabLayout, state: LabState) -> None:
+    settings.inventory.mkdir(parents=True, exist_ok=True)
+    keys = []
+    hosts = []
+    for node in layout.nodes:
+        record = state.machines.get(node.name)
+        if record is None or record.host_key is None:
+            continue
+        key_type, key_b64 = parse_public_key(record.host_key)
+        keys.append(HostKey((node.name, str(node.underlay)), key_type, key_b64))
+        hosts.append(
+            InventoryHost(
+                name=node.name,
+                address=node.underlay,
+                variables={
+                    "wgfleet_tunnel_network": str(node.tunnel_network),
+                    "wgfleet_tunnel_address": str(node.tunnel_address),
+                },
+            )
+        )
+    settings.ssh.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+    settings.ssh.known_hosts.write_text(render_known_hosts(keys), encoding="ascii")
+    inventory = render_inventory(
+        INVENTORY_GROUP,
+        hosts,
+        private_key=str(settings.ssh.deploy_key),
+        known_hosts=str(settings.ssh.known_hosts),
+        group_vars={"wgfleet_lab": True, "wireguard_implementation": "userspace"},
+    )
+    header = f"# Written by `wgfleet lab up` for lab {layout.lab!r}; regenerated on every run.\n"
+    inventory_file(settings).write_text(
+        header + yaml.safe_dump(inventory, sort_keys=False), encoding="utf-8"
+    )
+
+
+def _wait_for_port(address: str, port: int, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, port), timeout=1.0):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def _system_state(settings: Settings, node: LabNode, wait: bool, deadline: float) -> str:
+    """Ask systemd on the node how it is; waits for boot to finish when ``wait``."""
+    if wait and not _wait_for_port(str(node.underlay), 22, deadline):
+        return "sshd not answering"
+    argv = ["systemctl", "is-system-running", *(["--wait"] if wait else [])]
+    try:
+        result = ssh.run_on(
+            node_target(settings, node),
+            argv,
+            check=False,
+            timeout=max(5.0, deadline - time.monotonic()),
+        )
+    except NodeError as exc:
+        return f"unreachable: {exc}"
+    return result.stdout.strip() or f"exit {result.status}"
+
+
+def _start_node(settings: Settings, state: LabState, node: LabNode, public_key: str) -> None:
+    paths = machines.node_paths(settings.lab.state_dir, node)
+    network.attach_netns(
+        node.netns,
+        node.veth_host,
+        _layout(settings, state).bridge,
+        node.underlay,
+        settings.lab.subnet.prefixlen,
+    )
+    machines.mount_overlay(Path(state.rootfs), paths)
+    host_key = machines.prepare_identity(paths, node, public_key)
+    pid = machines.start_machine(node, paths)
+    state.machines[node.name] = NodeRecord(pid=pid, host_key=host_key)
+    state.save(settings.lab.state_dir)
+
+
+def _running_pid(state: LabState, node: LabNode) -> int | None:
+    record = state.machines.get(node.name)
+    if record and record.pid and machines.nspawn_machine(record.pid) == node.machine:
+        return record.pid
+    return None
+
+
+def _raise_inotify_limit(state: LabState, nodes: int) -> None:
+    if nodes <= 12 or not INOTIFY_INSTANCES.exists():
+        return
+    current = int(INOTIFY_INSTANCES.read_text().strip())
+    if current < INOTIFY_NEEDED:
+        if state.inotify_instances_before is None:
+            state.inotify_instances_before = current
+        INOTIFY_INSTANCES.write_text(f"{INOTIFY_NEEDED}\n")
+
+
+def _wait_ready(settings: Settings, nodes: list[LabNode], progress: Progress) -> list[str]:
+    """Wait until every node's boot finished; return one problem line per node that did not."""
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    with ThreadPoolExecutor(max_workers=min(32, max(1, len(nodes)))) as pool:
+        states = list(pool.map(lambda n: _system_state(settings, n, True, deadline), nodes))
+    problems = []
+    for node, state in zip(nodes, states, strict=True):
+        if state not in ("running", "degraded"):
+            problems.append(f"{node.name}: {state}")
+        else:
+            progress(f"{node.name} {node.underlay} {state}")
+    return problems
+
+
+def lab_up(settings: Settings, nodes: int, clients: int, progress: Progress = _quiet) -> LabStatus:
+    """Build the lab fleet (or finish building it); idempotent for the same size."""
+    _check_environment()
+    subnet = settings.lab.subnet
+    if not 1 <= nodes <= node_capacity(subnet):
+        raise UsageError(
+            f"--nodes {nodes}: must be 1..{node_capacity(subnet)} for lab subnet {subnet}"
+        )
+    if not 0 <= clients <= client_capacity(subnet):
+        raise UsageError(f"--clients {clients}: must be 0..{client_capacity(subnet)} for {subnet}")
+    state_dir = settings.lab.state_dir
+    with lab_lock(state_dir):
+        state = LabState.load(state_dir)
+        if state is not None and (state.nodes, state.clients, state.subnet) != (
+            nodes,
+            clients,
+            str(subnet),
+        ):
+            raise UsageError(
+                f"lab {settings.lab.name!r} is already up with {state.nodes} nodes and "
+                f"{state.clients} clients on {state.subnet}; "
+                "run `wgfleet lab down` first to change it"
+            )
+        if state is None:
+            state = LabState(
+                lab=settings.lab.name,
+                subnet=str(subnet),
+                nodes=nodes,
+                clients=clients,
+                netns_dir_was_mount=network.netns_dir_is_mount(),
+            )
+            state.save(state_dir)
+        layout = _layout(settings, state)
+        pending = [node for node in layout.nodes if _running_pid(state, node) is None]
+        if not pending and all(network.netns_exists(c.netns) for c in layout.clients):
+            status = lab_status(settings)
+            return dataclasses.replace(status, messages=("lab is already up; nothing to do",))
+
+        public_key = keyfiles.ensure_ssh_keypair(settings.ssh.deploy_key, "wgfleet-deploy")
+        keyfiles.ensure_ssh_keypair(settings.ssh.collector_key, "wgfleet-collector")
+        state.rootfs = str(
+            rootfs.ensure_rootfs(
+                settings.lab.rootfs_cache, settings.lab.suite, settings.lab.mirror, progress
+            )
+        )
+        _raise_inotify_limit(state, nodes)
+        state.save(state_dir)
+        network.ensure_bridge(layout.bridge, layout.bridge_address, subnet.prefixlen)
+        for client in layout.clients:
+            network.attach_netns(
+                client.netns, client.veth_host, layout.bridge, client.underlay, subnet.prefixlen
+            )
+        progress(f"booting {len(pending)} node(s)")
+        for node in pending:
+            _start_node(settings, state, node, public_key)
+        _write_inventory(settings, layout, state)
+        problems = _wait_ready(settings, pending, progress)
+    if problems:
+        raise LabError("nodes did not boot: " + "; ".join(problems))
+    return lab_status(settings)
+
+
+def lab_status(settings: Settings, probe: bool = True) -> LabStatus:
+    state = LabState.load(settings.lab.state_dir)
+    inventory, known_hosts = str(inventory_file(settings)), str(settings.ssh.known_hosts)
+    if state is None:
+        layout = plan_layout(settings.lab.name, settings.lab.subnet, 0, 0)
+        return LabStatus(
+            settings.lab.name,
+            False,
+            str(settings.lab.subnet),
+            layout.bridge,
+            inventory,
+            known_hosts,
+        )
+    layout = _layout(settings, state)
+    deadline = time.monotonic() + 30
+
+    def node_status(node: LabNode) -> NodeStatus:
+        pid = _running_pid(state, node)
+        record = state.machines.get(node.name)
+        fingerprint = None
+        if record and record.host_key:
+            fingerprint = key_fingerprint(parse_public_key(record.host_key)[1])
+        if pid is None:
+            system = "stopped"
+        elif probe:
+            system = _system_state(settings, node, False, deadline)
+        else:
+            system = "not probed"
+        return NodeStatus(node.name, str(node.underlay), pid is not None, pid, system, fingerprint)
+
+    with ThreadPoolExecutor(max_workers=min(32, max(1, len(layout.nodes)))) as pool:
+        nodes = tuple(pool.map(node_status, layout.nodes))
+    clients = tuple(
+        ClientStatus(
+            c.name,
+            str(c.underlay),
+            network.netns_exists(c.netns),
+            lab_clients.tunnel_pid(c, _tunnel_pid_file(settings, c)),
+        )
+        for c in layout.clients
+    )
+    return LabStatus(
+        settings.lab.name, True, state.subnet, layout.bridge, inventory, known_hosts, nodes, clients
+    )
+
+
+def _tunnel_pid_file(settings: Settings, client: LabClient) -> Path:
+    return settings.lab.state_dir / "clients" / f"{client.name}.pid"
+
+
+def lab_down(settings: Settings, progress: Progress = _quiet) -> list[str]:
+    """Remove everything the lab made, found by record and by name; safe to repeat."""
+    require_root("the lab")
+    lab = settings.lab.name
+    state_dir = settings.lab.state_dir
+    removed: list[str] = []
+    with lab_lock(state_dir):
+        state = LabState.load(state_dir)
+        layout = _layout(settings, state) if state else plan_layout(lab, settings.lab.subnet, 0, 0)
+        for client in layout.clients:
+            lab_clients.tunnel_down(client, _tunnel_pid_file(settings, client))
+        running = machines.find_machines(machine_prefix(lab))
+        if running:
+            progress(f"stopping {len(running)} node(s)")
+        with ThreadPoolExecutor(max_workers=min(32, max(1, len(running)))) as pool:
+            list(pool.map(lambda item: machines.stop_machine(item[0], item[1]), running.items()))
+        removed += [f"process {pid} ({machine})" for machine, pid in running.items()]
+        for machine in {*running, *(n.machine for n in layout.nodes)}:
+            machines.remove_cgroups(machine)
+        nodes_dir = state_dir / "nodes"
+        if nodes_dir.is_dir():
+            for node_dir in sorted(nodes_dir.iterdir()):
+                machines.unmount_overlay(machines.NodePaths(node_dir))
+        prefix = netns_prefix(lab)
+        for namespace in network.netns_list():
+            if not namespace.startswith(prefix):
+                continue
+            for pid in network.netns_pids(namespace):
+                _kill(pid)
+            host_link = _host_link_for(lab, namespace[len(prefix) :])
+            network.delete_netns(namespace, host_link)
+            removed.append(f"namespace {namespace}")
+        network.delete_link(layout.bridge)
+        if not (state and state.netns_dir_was_mount):
+            network.release_netns_dir()
+        if state and state.inotify_instances_before is not None:
+            INOTIFY_INSTANCES.write_text(f"{state.inotify_instances_before}\n")
+        if nodes_dir.is_dir():
+            shutil.rmtree(nodes_dir, ignore_errors=True)
+        shutil.rmtree(state_dir, ignore_errors=True)
+        for generated in (inventory_file(settings), settings.ssh.known_hosts):
+            generated.unlink(missing_ok=True)
+    return removed
+
+
+def _host_link_for(lab: str, suffix: str) -> str:
+    if suffix.startswith("node"):
+        return f"{name_prefix(lab)}n{suffix[4:]}"
+    if suffix.startswith("client"):
+        return f"{name_prefix(lab)}c{suffix[6:]}"
+    return ""
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _existing(settings: Settings) -> tuple[LabState, LabLayout]:
+    state = LabState.load(settings.lab.state_dir)
+    if state is None:
+        raise UsageError(f"lab {settings.lab.name!r} is not up: run `wgfleet lab up` first")
+    return state, _layout(settings, state)
+
+
+def _find_node(layout: LabLayout, name: str) -> LabNode:
+    try:
+        return layout.node(name)
+    except KeyError:
+        known = ", ".join(n.name for n in layout.nodes)
+        raise UsageError(f"no lab node {name!r} (nodes: {known})") from None
+
+
+def _find_client(layout: LabLayout, name: str) -> LabClient:
+    try:
+        return layout.client(name)
+    except KeyError:
+        known = ", ".join(c.name for c in layout.clients) or "none"
+        raise UsageError(f"no lab client {name!r} (clients: {known})") from None
+
+
+def node_stop(settings: Settings, name: str) -> None:
+    """Power a node off, as a crash or outage would look from the controller; its disk stays."""
+    require_root("the lab")
+    with lab_lock(settings.lab.state_dir):
+        state, layout = _existing(settings)
+        node = _find_node(layout, name)
+        machines.stop_machine(node.machine, _running_pid(state, node))
+        state.machines[node.name].pid = None
+        state.save(settings.lab.state_dir)
+
+
+def node_start(settings: Settings, name: str, progress: Progress = _quiet) -> None:
+    """Boot a stopped node again from its own disk (same host key, same state)."""
+    _check_environment()
+    with lab_lock(settings.lab.state_dir):
+        state, layout = _existing(settings)
+        node = _find_node(layout, name)
+        if _running_pid(state, node) is not None:
+            return
+        public_key = keyfiles.ensure_ssh_keypair(settings.ssh.deploy_key, "wgfleet-deploy")
+        machines.remove_cgroups(node.machine)
+        _start_node(settings, state, node, public_key)
+        problems = _wait_ready(settings, [node], progress)
+    if problems:
+        raise LabError("node did not boot: " + "; ".join(problems))
+
+
+def tunnel_up(settings: Settings, client_name: str, config_text: str) -> int:
+    """Bring up a lab client's WireGuard tunnel from a wg-quick config; return its PID."""
+    _check_environment()
+    _state, layout = _existing(settings)
+    client = _find_client(layout, client_name)
+    return lab_clients.tunnel_up(client, config_text, _tunnel_pid_file(settings, client))
+
+
+def tunnel_down(settings: Settings, client_name: str) -> None:
+    require_root("the lab")
+    _state, layout = _existing(settings)
+    client = _find_client(layout, client_name)
+    lab_clients.tunnel_down(client, _tunnel_pid_file(settings, client))
+
+
+def client_netns(settings: Settings, client_name: str) -> str:
+    _state, layout = _existing(settings)
+    return _find_client(layout, client_name).netns
+
+
+def node_exec(settings: Settings, name: str, argv: list[str]) -> ssh.CommandResult:
+    """Run a command on a lab node over pinned SSH as root."""
+    _state, layout = _existing(settings)
+    return ssh.run_on(node_target(settings, _find_node(layout, name)), argv, check=False)

@@ -1,0 +1,233 @@
+"""The fleet's settings: where the store, the inventory and the controller's keys live.
+
+Every value has a default that works with no file at all (an SQLite store under the data
+directory, the lab inventory in the checkout). A YAML file named by ``--config`` or
+``WGFLEET_CONFIG`` overrides them; relative paths in it are relative to the file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.errors import ConfigError
+
+CONFIG_ENV = "WGFLEET_CONFIG"
+DATA_DIR_ENV = "WGFLEET_DATA_DIR"
+CACHE_DIR_ENV = "WGFLEET_CACHE_DIR"
+LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,5}$")
+LAB_NETWORK = ipaddress.IPv4Network("198.18.0.0/15")
+
+
+def project_root() -> Path:
+    """The checkout holding ``playbooks/`` and ``roles/``; the working directory otherwise."""
+    candidate = Path(__file__).resolve().parent.parent
+    if (candidate / "playbooks").is_dir() and (candidate / "orchestrator").is_dir():
+        return candidate
+    return Path.cwd()
+
+
+def _default_data_dir() -> Path:
+    if env := os.environ.get(DATA_DIR_ENV):
+        return Path(env).expanduser().resolve()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "wgfleet"
+
+
+def _default_cache_dir() -> Path:
+    if env := os.environ.get(CACHE_DIR_ENV):
+        return Path(env).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "wgfleet"
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    deploy_key: Path
+    collector_key: Path
+    known_hosts: Path
+    connect_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    name: str
+    subnet: ipaddress.IPv4Network
+    state_dir: Path
+    rootfs_cache: Path
+    suite: str = "bookworm"
+    mirror: str | None = None  # None: read from the host's apt sources
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: str  # the file the settings came from, or "defaults"
+    project_root: Path
+    data_dir: Path
+    store_url: str
+    inventory: Path
+    ssh: SshSettings
+    lab: LabSettings
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready view for `wgfleet config show`: paths only, never key material."""
+        return {
+            "source": self.source,
+            "project_root": str(self.project_root),
+            "data_dir": str(self.data_dir),
+            "store_url": self.store_url,
+            "inventory": str(self.inventory),
+            "ssh": {
+                "deploy_key": str(self.ssh.deploy_key),
+                "collector_key": str(self.ssh.collector_key),
+                "known_hosts": str(self.ssh.known_hosts),
+                "connect_timeout": self.ssh.connect_timeout,
+            },
+            "lab": {
+                "name": self.lab.name,
+                "subnet": str(self.lab.subnet),
+                "state_dir": str(self.lab.state_dir),
+                "rootfs_cache": str(self.lab.rootfs_cache),
+                "suite": self.lab.suite,
+                "mirror": self.lab.mirror,
+            },
+        }
+
+
+_TOP_KEYS = {"data_dir", "store_url", "inventory", "ssh", "lab"}
+_SSH_KEYS = {"deploy_key", "collector_key", "known_hosts", "connect_timeout"}
+_LAB_KEYS = {"name", "subnet", "state_dir", "rootfs_cache", "suite", "mirror"}
+
+
+class _Reader:
+    """Reads typed fields out of the parsed YAML, naming file and field on every error."""
+
+    def __init__(self, source: str, base: Path) -> None:
+        self.source = source
+        self.base = base
+
+    def mapping(self, value: object, where: str, allowed: set[str]) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(self.source, where or "(top level)", value, "expected a mapping")
+        for key in value:
+            if key not in allowed:
+                name = f"{where}.{key}" if where else str(key)
+                raise ConfigError(
+                    self.source,
+                    name,
+                    value[key],
+                    f"unknown setting (known: {', '.join(sorted(allowed))})",
+                )
+        return value
+
+    def path(self, data: dict[str, Any], key: str, where: str, default: Path) -> Path:
+        if key not in data:
+            return default
+        value = data[key]
+        if not isinstance(value, str) or not value:
+            raise ConfigError(self.source, f"{where}{key}", value, "expected a path")
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (self.base / path).resolve()
+
+    def text(self, data: dict[str, Any], key: str, where: str, default: str | None) -> str | None:
+        if key not in data:
+            return default
+        value = data[key]
+        if not isinstance(value, str) or not value:
+            raise ConfigError(self.source, f"{where}{key}", value, "expected a non-empty string")
+        return value
+
+    def number(self, data: dict[str, Any], key: str, where: str, default: float) -> float:
+        if key not in data:
+            return default
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(self.source, f"{where}{key}", value, "expected a positive number")
+        return float(value)
+
+
+def _lab_subnet(reader: _Reader, data: dict[str, Any]) -> ipaddress.IPv4Network:
+    raw = data.get("subnet", "198.18.0.0/20")
+    try:
+        subnet = ipaddress.ip_network(str(raw), strict=True)
+    except ValueError as exc:
+        raise ConfigError(reader.source, "lab.subnet", raw, str(exc)) from None
+    if not isinstance(subnet, ipaddress.IPv4Network) or not subnet.subnet_of(LAB_NETWORK):
+        raise ConfigError(reader.source, "lab.subnet", raw, f"must lie inside {LAB_NETWORK}")
+    if subnet.prefixlen > 24:
+        raise ConfigError(reader.source, "lab.subnet", raw, "must be a /24 or larger")
+    return subnet
+
+
+def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
+    """Build settings from parsed YAML (or ``None`` for all defaults)."""
+    reader = _Reader(source, base)
+    top = reader.mapping(raw, "", _TOP_KEYS)
+    root = project_root()
+    data_dir = reader.path(top, "data_dir", "", _default_data_dir())
+    store_url = reader.text(top, "store_url", "", None) or f"sqlite:///{data_dir / 'wgfleet.db'}"
+    inventory = reader.path(top, "inventory", "", root / "inventory" / "lab")
+
+    ssh_raw = reader.mapping(top.get("ssh"), "ssh", _SSH_KEYS)
+    keys_dir = data_dir / "keys"
+    ssh = SshSettings(
+        deploy_key=reader.path(ssh_raw, "deploy_key", "ssh.", keys_dir / "deploy_ed25519"),
+        collector_key=reader.path(ssh_raw, "collector_key", "ssh.", keys_dir / "collector_ed25519"),
+        known_hosts=reader.path(ssh_raw, "known_hosts", "ssh.", inventory / "known_hosts"),
+        connect_timeout=reader.number(ssh_raw, "connect_timeout", "ssh.", 10.0),
+    )
+
+    lab_raw = reader.mapping(top.get("lab"), "lab", _LAB_KEYS)
+    name = reader.text(lab_raw, "name", "lab.", "lab") or "lab"
+    if not LAB_NAME_RE.match(name):
+        raise ConfigError(
+            source,
+            "lab.name",
+            name,
+            "must be 1-6 lowercase letters or digits, starting with a letter",
+        )
+    lab = LabSettings(
+        name=name,
+        subnet=_lab_subnet(reader, lab_raw),
+        state_dir=reader.path(lab_raw, "state_dir", "lab.", data_dir / "lab" / name),
+        rootfs_cache=reader.path(lab_raw, "rootfs_cache", "lab.", _default_cache_dir() / "rootfs"),
+        suite=reader.text(lab_raw, "suite", "lab.", "bookworm") or "bookworm",
+        mirror=reader.text(lab_raw, "mirror", "lab.", None),
+    )
+    return Settings(
+        source=source,
+        project_root=root,
+        data_dir=data_dir,
+        store_url=store_url,
+        inventory=inventory,
+        ssh=ssh,
+        lab=lab,
+    )
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Settings from ``path``, else from ``$WGFLEET_CONFIG``, else the defaults."""
+    chosen = path if path is not None else os.environ.get(CONFIG_ENV)
+    if not chosen:
+        return settings_from_mapping(None, "defaults", Path.cwd())
+    file = Path(chosen).expanduser()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(file), "(file)", str(file), exc.strerror or str(exc)) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "(file)"
+        raise ConfigError(str(file), where, "", f"not valid YAML: {exc}") from None
+    return settings_from_mapping(raw, str(file), file.resolve().parent)
