@@ -112,6 +112,14 @@ def cmd_lab_up(args: argparse.Namespace, settings: Settings, output: Output) -> 
     return ExitCode.OK if status.healthy else ExitCode.FAILED
 
 
+def cmd_lab_rootfs(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service import lab
+
+    path = lab.build_rootfs(settings, output.progress)
+    output.result({"rootfs": str(path)}, lambda: output.out.print(f"rootfs ready: {path}"))
+    return ExitCode.OK
+
+
 def cmd_lab_status(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     from orchestrator.service import lab
 
@@ -310,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--clients", type=_positive, default=2, help="number of client namespaces (default 2)"
     )
+    add(lab_commands, "rootfs", cmd_lab_rootfs, "build the cached node root filesystem (once)")
     add(lab_commands, "status", cmd_lab_status, "show the lab's nodes and clients")
     add(
         lab_commands,

@@ -22,7 +22,8 @@ CONFIG_ENV = "WGFLEET_CONFIG"
 DATA_DIR_ENV = "WGFLEET_DATA_DIR"
 CACHE_DIR_ENV = "WGFLEET_CACHE_DIR"
 LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,5}$")
-LAB_NETWORK = ipaddress.IPv4Network("198.18.0.0/15")
+# The lab underlay: inside 198.18.0.0/15 but clear of 198.19.0.0/16, which tunnels use.
+LAB_NETWORK = ipaddress.IPv4Network("198.18.0.0/16")
 
 
 def project_root() -> Path:
@@ -162,7 +163,12 @@ def _lab_subnet(reader: _Reader, data: dict[str, Any]) -> ipaddress.IPv4Network:
     except ValueError as exc:
         raise ConfigError(reader.source, "lab.subnet", raw, str(exc)) from None
     if not isinstance(subnet, ipaddress.IPv4Network) or not subnet.subnet_of(LAB_NETWORK):
-        raise ConfigError(reader.source, "lab.subnet", raw, f"must lie inside {LAB_NETWORK}")
+        raise ConfigError(
+            reader.source,
+            "lab.subnet",
+            raw,
+            f"must lie inside {LAB_NETWORK} (198.19/16 is for tunnels)",
+        )
     if subnet.prefixlen > 24:
         raise ConfigError(reader.source, "lab.subnet", raw, "must be a /24 or larger")
     return subnet
@@ -229,5 +235,6 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "(file)"
-        raise ConfigError(str(file), where, "", f"not valid YAML: {exc}") from None
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(str(file), where, "", f"not valid YAML: {problem}") from None
     return settings_from_mapping(raw, str(file), file.resolve().parent)

@@ -284,11 +284,7 @@ def lab_up(settings: Settings, nodes: int, clients: int, progress: Progress = _q
 
         public_key = keyfiles.ensure_ssh_keypair(settings.ssh.deploy_key, "wgfleet-deploy")
         keyfiles.ensure_ssh_keypair(settings.ssh.collector_key, "wgfleet-collector")
-        state.rootfs = str(
-            rootfs.ensure_rootfs(
-                settings.lab.rootfs_cache, settings.lab.suite, settings.lab.mirror, progress
-            )
-        )
+        state.rootfs = str(build_rootfs(settings, progress))
         _raise_inotify_limit(state, nodes)
         state.save(state_dir)
         network.ensure_bridge(layout.bridge, layout.bridge_address, subnet.prefixlen)
@@ -304,6 +300,14 @@ def lab_up(settings: Settings, nodes: int, clients: int, progress: Progress = _q
     if problems:
         raise LabError("nodes did not boot: " + "; ".join(problems))
     return lab_status(settings)
+
+
+def build_rootfs(settings: Settings, progress: Progress = _quiet) -> Path:
+    """Build (or find) the cached node rootfs, so a later `lab up` boots in seconds."""
+    require_root("building the lab rootfs")
+    return rootfs.ensure_rootfs(
+        settings.lab.rootfs_cache, settings.lab.suite, settings.lab.mirror, progress
+    )
 
 
 def lab_status(settings: Settings, probe: bool = True) -> LabStatus:

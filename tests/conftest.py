@@ -1,0 +1,79 @@
+"""Shared fixtures. Unit tests need nothing; tests marked `lab` share one real lab fleet.
+
+The lab fixture builds its own lab (name "t", subnet 198.18.32.0/20, state under a temporary
+directory), so it never touches an operator's default lab, and always tears it down, also when
+tests fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from orchestrator.settings import Settings, settings_from_mapping
+
+LAB_NODES = 3
+LAB_CLIENTS = 2
+
+
+def lab_settings(base: Path, name: str, subnet: str) -> Settings:
+    return settings_from_mapping(
+        {
+            "data_dir": str(base / "data"),
+            "inventory": str(base / "inventory"),
+            "lab": {"name": name, "subnet": subnet},
+        },
+        "test settings",
+        base,
+    )
+
+
+def lab_unavailable() -> str | None:
+    if os.geteuid() != 0:
+        return "the lab needs root"
+    for tool in ("systemd-nspawn", "debootstrap", "ip", "wireguard-go", "wg"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    return None
+
+
+@dataclass(frozen=True)
+class Lab:
+    settings: Settings
+    base: Path
+
+    @property
+    def deploy_key(self) -> Path:
+        return self.settings.ssh.deploy_key
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.settings.ssh.known_hosts
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = lab_unavailable()
+    if reason is None:
+        return
+    skip = pytest.mark.skip(reason=reason)
+    for item in items:
+        if "lab" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    from orchestrator.service import lab as lab_service
+
+    base = tmp_path_factory.mktemp("lab")
+    settings = lab_settings(base, "t", "198.18.32.0/20")
+    try:
+        lab_service.lab_up(settings, LAB_NODES, LAB_CLIENTS)
+        yield Lab(settings, base)
+    finally:
+        lab_service.lab_down(settings)

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import ConfigError, ExitCode
+from orchestrator.settings import load_settings
+
+
+def test_defaults_work_with_no_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("WGFLEET_CONFIG", raising=False)
+    monkeypatch.setenv("WGFLEET_DATA_DIR", str(tmp_path / "data"))
+    settings = load_settings()
+    assert settings.source == "defaults"
+    assert settings.store_url == f"sqlite:///{tmp_path / 'data' / 'wgfleet.db'}"
+    assert settings.inventory == settings.project_root / "inventory" / "lab"
+    assert settings.ssh.known_hosts == settings.inventory / "known_hosts"
+    assert settings.ssh.deploy_key == tmp_path / "data" / "keys" / "deploy_ed25519"
+    assert settings.lab.subnet == ipaddress.ip_network("198.18.0.0/20")
+
+
+def test_file_from_environment_with_relative_paths(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "fleet" / "settings.yml"
+    config.parent.mkdir()
+    config.write_text(
+        "store_url: postgresql://wgfleet@db/wgfleet\n"
+        "inventory: inv/prod\n"
+        "ssh:\n  deploy_key: keys/deploy\n  connect_timeout: 3\n"
+        "lab:\n  name: ci\n  subnet: 198.18.16.0/24\n"
+    )
+    monkeypatch.setenv("WGFLEET_CONFIG", str(config))
+    settings = load_settings()
+    assert settings.source == str(config)
+    assert settings.store_url == "postgresql://wgfleet@db/wgfleet"
+    assert settings.inventory == config.parent / "inv" / "prod"
+    assert settings.ssh.deploy_key == config.parent / "keys" / "deploy"
+    assert settings.ssh.known_hosts == config.parent / "inv" / "prod" / "known_hosts"
+    assert settings.ssh.connect_timeout == 3.0
+    assert settings.lab.name == "ci"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("stor_url: x\n", "stor_url: 'x': unknown setting"),
+        ("ssh:\n  deploy_key: 7\n", "ssh.deploy_key: 7: expected a path"),
+        ("ssh:\n  connect_timeout: -1\n", "ssh.connect_timeout: -1: expected a positive number"),
+        (
+            "lab:\n  subnet: 10.0.0.0/24\n",
+            "lab.subnet: '10.0.0.0/24': must lie inside 198.18.0.0/16",
+        ),
+        (
+            "lab:\n  subnet: 198.19.0.0/24\n",
+            "lab.subnet: '198.19.0.0/24': must lie inside 198.18.0.0/16",
+        ),
+        ("lab:\n  subnet: 198.18.0.0/28\n", "lab.subnet: '198.18.0.0/28': must be a /24 or larger"),
+        ("lab:\n  name: My-Lab\n", "lab.name: 'My-Lab': must be 1-6 lowercase"),
+        ("lab: [1, 2]\n", "lab: [1, 2]: expected a mapping"),
+        ("- a list\n", "(top level): ['a list']: expected a mapping"),
+        ("a: [unclosed\n", "line 2: '': not valid YAML"),
+    ],
+)
+def test_bad_settings_name_file_field_and_value(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "bad.yml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert str(caught.value).startswith(f"{config}: {message}")
+    assert "\n" not in str(caught.value)
+    assert caught.value.exit_code == ExitCode.USAGE
+
+
+def test_missing_settings_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"missing\.yml: \(file\): .*No such file"):
+        load_settings(tmp_path / "missing.yml")
