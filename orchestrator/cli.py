@@ -220,6 +220,69 @@ def cmd_lab_tunnel_down(args: argparse.Namespace, settings: Settings, output: Ou
     return ExitCode.OK
 
 
+# --- deploy and audit ---------------------------------------------------------------------------
+
+
+def _recap_table(recap: Any, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("host", "status", "ok", "changed", "failed", "unreachable", "task / error"):
+        table.add_column(column)
+    colours = {"ok": "green", "changed": "yellow", "failed": "red", "unreachable": "red"}
+    for name in sorted(recap.hosts):
+        host = recap.hosts[name]
+        colour = colours.get(host.status, "white")
+        table.add_row(
+            name,
+            f"[{colour}]{host.status}[/{colour}]",
+            str(host.ok),
+            str(host.changed),
+            str(host.failed),
+            str(host.unreachable),
+            host.error or host.current_task,
+        )
+    return table
+
+
+def _run_with_live_view(output: Output, title: str, work: Callable[[Any], Any]) -> Any:
+    """Run ``work(on_update)`` showing a live per-host table on a terminal, nothing otherwise."""
+    if output.quiet or output.json_mode or not output.err.is_terminal:
+        return work(None)
+    from rich.live import Live
+
+    from orchestrator.core.playbook_events import PlayRecap
+
+    with Live(_recap_table(PlayRecap(), title), console=output.err, transient=True) as live:
+
+        def on_update(recap: Any, _event: Any) -> None:
+            live.update(_recap_table(recap, title))
+
+        return work(on_update)
+
+
+def cmd_deploy(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service import deploy
+
+    mode = " (check mode)" if args.check else ""
+    result = _run_with_live_view(
+        output,
+        f"deploy{mode}",
+        lambda on_update: deploy.deploy(
+            settings, limit=args.limit, check=args.check, diff=args.check, on_update=on_update
+        ),
+    )
+    output.result(
+        result.as_dict(), lambda: output.out.print(_recap_table(result.run.recap, f"deploy{mode}"))
+    )
+    if not result.ok:
+        failed = result.failed_hosts or ["(no host reported)"]
+        for name in failed:
+            host = result.run.recap.hosts.get(name)
+            reason = f"{host.status}: {host.error}" if host else result.run.status
+            sys.stderr.write(f"wgfleet: deploy failed on {name}: {reason}\n")
+        return ExitCode.FAILED
+    return ExitCode.OK
+
+
 # --- demo ---------------------------------------------------------------------------------------
 
 
@@ -301,6 +364,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--nodes", type=_positive, default=3, help="lab nodes (default 3)")
     demo.add_argument("--clients", type=_positive, default=2, help="lab VPN clients (default 2)")
+
+    deploy = add(
+        commands, "deploy", cmd_deploy, "deploy hardened, no-log WireGuard nodes with Ansible"
+    )
+    deploy.add_argument("--limit", metavar="PATTERN", help="only these hosts (Ansible pattern)")
+    deploy.add_argument(
+        "--check", action="store_true", help="change nothing; report what would change, with diffs"
+    )
 
     config = commands.add_parser("config", help="inspect the settings in force")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
