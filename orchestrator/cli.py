@@ -283,6 +283,28 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, output: Output) -> 
     return ExitCode.OK
 
 
+def cmd_audit(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service import audit
+
+    result = audit.audit(
+        settings, limit=args.limit, needles=args.needle or (), progress=output.progress
+    )
+
+    def render() -> None:
+        table = Table("node", "check", "result", "evidence", title="audit")
+        for check in result.checks:
+            verdict = "[green]pass[/green]" if check.passed else "[red]FAIL[/red]"
+            table.add_row(check.node, check.check, verdict, check.evidence)
+        output.out.print(table)
+
+    output.result(result.as_dict(), render)
+    for check in result.failed:
+        sys.stderr.write(
+            f"wgfleet: audit failed on {check.node}: {check.check}: {check.evidence}\n"
+        )
+    return ExitCode.OK if result.ok else ExitCode.FAILED
+
+
 # --- demo ---------------------------------------------------------------------------------------
 
 
@@ -371,6 +393,15 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--limit", metavar="PATTERN", help="only these hosts (Ansible pattern)")
     deploy.add_argument(
         "--check", action="store_true", help="change nothing; report what would change, with diffs"
+    )
+
+    audit = add(commands, "audit", cmd_audit, "check every node against the no-log promise")
+    audit.add_argument("--limit", metavar="NODES", help="comma-separated node names")
+    audit.add_argument(
+        "--needle",
+        action="append",
+        metavar="TEXT",
+        help="also fail if TEXT is on a node's disk (e.g. a client's address); repeatable",
     )
 
     config = commands.add_parser("config", help="inspect the settings in force")

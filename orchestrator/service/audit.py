@@ -1,0 +1,173 @@
+"""Audit every node against the no-log promise: settings and behaviour, with evidence.
+
+Behaviour means canaries: unique strings sent through the node's journal, its syslog socket and
+a failed SSH login, then searched for on the node's disk, together with any text the caller
+names (a lab client's underlay address after a WireGuard handshake, for example).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from orchestrator.adapters import ssh
+from orchestrator.core.audit import (
+    PROBES,
+    Check,
+    Probe,
+    canary_checks,
+    evaluate,
+    parse_grep_hits,
+    persistent_grep_command,
+)
+from orchestrator.core.inventory import inventory_hosts
+from orchestrator.errors import ConfigError, NodeError, UsageError
+from orchestrator.service.deploy import inventory_path
+from orchestrator.settings import Settings
+
+PROBE_MARK = "@@wgfleet-probe"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    checks: tuple[Check, ...]
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+    @property
+    def failed_nodes(self) -> list[str]:
+        return sorted({c.node for c in self.failed})
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and not self.failed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "failed_nodes": self.failed_nodes,
+            "checks": [c.__dict__ for c in self.checks],
+        }
+
+
+def _probe_script() -> str:
+    parts = []
+    for name, command in PROBES.items():
+        parts.append(
+            f"echo '{PROBE_MARK} {name}'; ( {command} ) 2>&1; echo \"{PROBE_MARK}-status $?\""
+        )
+    return "\n".join(parts) + "\n"
+
+
+def parse_probe_output(text: str) -> dict[str, Probe]:
+    probes: dict[str, Probe] = {}
+    name: str | None = None
+    lines: list[str] = []
+    for line in text.splitlines():
+        if line.startswith(f"{PROBE_MARK}-status ") and name is not None:
+            probes[name] = Probe(int(line.split()[-1]), "\n".join(lines))
+            name, lines = None, []
+        elif line.startswith(f"{PROBE_MARK} "):
+            name, lines = line.split(maxsplit=1)[1], []
+        elif name is not None:
+            lines.append(line)
+    return probes
+
+
+def audit_targets(settings: Settings, limit: str | None) -> list[ssh.Target]:
+    path = inventory_path(settings)
+    try:
+        hosts = inventory_hosts(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(str(path), "(file)", str(path), f"cannot read inventory: {exc}") from None
+    wanted = set(limit.split(",")) if limit else None
+    if wanted and not wanted <= set(hosts):
+        unknown = ", ".join(sorted(wanted - set(hosts)))
+        raise UsageError(f"--limit names host(s) not in {path}: {unknown}")
+    return [
+        ssh.Target(
+            name=name,
+            address=str(variables.get("ansible_host", name)),
+            port=int(variables.get("ansible_port", 22)),
+            user="root",
+            key_file=settings.ssh.deploy_key,
+            known_hosts=settings.ssh.known_hosts,
+            timeout=settings.ssh.connect_timeout,
+        )
+        for name, variables in sorted(hosts.items())
+        if wanted is None or name in wanted
+    ]
+
+
+def _failed_login(target: ssh.Target, username: str) -> None:
+    """A login attempt sshd must reject; its username is a canary."""
+    with contextlib.suppress(NodeError):
+        ssh.run_on(ssh.Target(**{**target.__dict__, "user": username}), ["true"], check=False)
+
+
+def audit_node(target: ssh.Target, needles: Iterable[str] = ()) -> list[Check]:
+    canaries = {
+        "journal": f"wgfleet-canary-journal-{secrets.token_hex(8)}",
+        "syslog": f"wgfleet-canary-syslog-{secrets.token_hex(8)}",
+        "ssh_login": f"wgfleetcanary{secrets.token_hex(6)}",
+    }
+    extra = {f"text {needle}": needle for needle in needles}
+    try:
+        with ssh.NodeConnection(target) as connection:
+            connection.run(
+                ["systemd-cat", "-t", "wgfleet-audit", "echo", canaries["journal"]], check=False
+            )
+            connection.run(["logger", "-t", "wgfleet-audit", canaries["syslog"]], check=False)
+            _failed_login(target, canaries["ssh_login"])
+            # Make journald write out whatever it would keep, so persistence cannot hide.
+            connection.run(["sh", "-c", "journalctl --flush >/dev/null 2>&1; sync"], check=False)
+            probes = parse_probe_output(
+                connection.run(["sh", "-c", _probe_script()], check=False, timeout=120).stdout
+            )
+            all_needles = {**canaries, **extra}
+            grep = connection.run(
+                ["sh", "-c", persistent_grep_command(all_needles.values())],
+                check=False,
+                timeout=300,
+            )
+    except NodeError as exc:
+        return [Check(target.name, "reachable", False, str(exc))]
+    hits = parse_grep_hits(grep.stdout, all_needles.values())
+    found = {purpose: hits[needle] for purpose, needle in all_needles.items()}
+    return [
+        Check(target.name, "reachable", True, f"{target.address} over pinned SSH"),
+        *evaluate(target.name, probes),
+        *canary_checks(target.name, found),
+    ]
+
+
+def audit(
+    settings: Settings,
+    *,
+    limit: str | None = None,
+    needles: Iterable[str] = (),
+    progress: Progress = lambda _m: None,
+) -> AuditResult:
+    targets = audit_targets(settings, limit)
+    if not targets:
+        raise UsageError(f"no nodes in {inventory_path(settings)}")
+    needles = tuple(needles)
+
+    def one(target: ssh.Target) -> list[Check]:
+        checks = audit_node(target, needles)
+        failed = sum(not c.passed for c in checks)
+        progress(f"{target.name}: {len(checks) - failed} passed, {failed} failed")
+        return checks
+
+    with ThreadPoolExecutor(max_workers=min(16, len(targets))) as pool:
+        results = list(pool.map(one, targets))
+    return AuditResult(tuple(check for checks in results for check in checks))
