@@ -51,6 +51,10 @@ class EnvironmentProblem(WgfleetError):
     exit_code = ExitCode.ENVIRONMENT
 
 
+class StoreError(WgfleetError):
+    """The quota store refused a change or cannot be used (schema, connection, constraint)."""
+
+
 class LabError(WgfleetError):
     """Building, starting or stopping the lab fleet failed."""
 

@@ -1,0 +1,60 @@
+"""PostgreSQL connection through psycopg 3."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from orchestrator.errors import EnvironmentProblem, StoreError
+
+
+class PostgresConnection:
+    dialect = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise EnvironmentProblem("psycopg is not installed: run .ci/install") from None
+        self._psycopg = psycopg
+        try:
+            self._db = psycopg.connect(url, autocommit=True)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to the PostgreSQL store: {exc}".strip()) from None
+        self._tx: Any = None
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return sql.replace("%", "%%").replace("?", "%s")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            cursor = self._db.execute(self._sql(sql), tuple(params))
+            return list(cursor.fetchall()) if cursor.description else []
+        except self._psycopg.errors.IntegrityError as exc:
+            raise StoreError(f"store refused the change: {str(exc).splitlines()[0]}") from None
+        except self._psycopg.Error as exc:
+            raise StoreError(f"store error: {str(exc).splitlines()[0]}") from None
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        try:
+            with self._db.cursor() as cursor:
+                cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
+        except self._psycopg.errors.IntegrityError as exc:
+            raise StoreError(f"store refused the change: {str(exc).splitlines()[0]}") from None
+
+    def begin(self) -> None:
+        self._db.execute("BEGIN")
+
+    def commit(self) -> None:
+        self._db.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self._db.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def connect_postgres(url: str) -> PostgresConnection:
+    return PostgresConnection(url)

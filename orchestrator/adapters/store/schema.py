@@ -1,0 +1,131 @@
+"""The quota store's schema, as numbered migrations written once for both SQL dialects.
+
+Types are spelled in the subset both engines read the same way: BIGINT for bytes (SQLite's
+INTEGER is 64-bit), TEXT for names and keys, DATE for the few calendar dates kept (stored as
+ISO text by SQLite), and BOOLEAN. What may be stored is fixed by ../shared/PRIVACY.md: no table
+has a column for a time of user activity, an endpoint or a handshake (a test reads the live
+schema to hold that line).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+_ID = "{id}"  # replaced per dialect: an auto-increment integer primary key
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "nodes, plans, accounts, configurations, top-ups, usage totals, counters",
+        (
+            """
+            CREATE TABLE nodes (
+                name TEXT PRIMARY KEY,
+                address TEXT NOT NULL,
+                tunnel_network TEXT NOT NULL UNIQUE,
+                listen_port INTEGER NOT NULL DEFAULT 51820,
+                interface TEXT NOT NULL DEFAULT 'wg0',
+                public_key TEXT,
+                key_created_on DATE,
+                revision BIGINT NOT NULL DEFAULT 0,
+                pushed_revision BIGINT NOT NULL DEFAULT -1,
+                last_push_ok BOOLEAN,
+                last_sync_ok BOOLEAN
+            )
+            """,
+            """
+            CREATE TABLE plans (
+                name TEXT PRIMARY KEY,
+                quota_bytes BIGINT NOT NULL CHECK (quota_bytes >= 0),
+                reset TEXT NOT NULL DEFAULT 'never' CHECK (reset IN ('never', 'monthly')),
+                anchor_day INTEGER NOT NULL DEFAULT 1 CHECK (anchor_day BETWEEN 1 AND 28),
+                price TEXT
+            )
+            """,
+            f"""
+            CREATE TABLE accounts (
+                id {_ID},
+                username TEXT NOT NULL UNIQUE,
+                password_hash TEXT NOT NULL,
+                device_id TEXT NOT NULL,
+                contact TEXT
+            )
+            """,
+            f"""
+            CREATE TABLE configurations (
+                id {_ID},
+                name TEXT NOT NULL UNIQUE,
+                account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+                public_key TEXT NOT NULL UNIQUE,
+                psk_ref TEXT,
+                plan TEXT REFERENCES plans(name),
+                quota_bytes BIGINT CHECK (quota_bytes >= 0),
+                enabled BOOLEAN NOT NULL DEFAULT TRUE,
+                disabled_reason TEXT
+                    CHECK (disabled_reason IN ('operator', 'over_quota', 'expired')),
+                key_created_on DATE
+            )
+            """,
+            """
+            CREATE TABLE configuration_nodes (
+                configuration_id BIGINT NOT NULL REFERENCES configurations(id) ON DELETE CASCADE,
+                node TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE,
+                tunnel_address TEXT NOT NULL,
+                PRIMARY KEY (configuration_id, node),
+                UNIQUE (node, tunnel_address)
+            )
+            """,
+            f"""
+            CREATE TABLE topups (
+                id {_ID},
+                invoice TEXT NOT NULL UNIQUE,
+                configuration_id BIGINT REFERENCES configurations(id) ON DELETE SET NULL,
+                amount TEXT NOT NULL,
+                bytes_granted BIGINT NOT NULL CHECK (bytes_granted >= 0),
+                purchased_on DATE NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE usage_totals (
+                configuration_id BIGINT NOT NULL REFERENCES configurations(id) ON DELETE CASCADE,
+                period_start DATE NOT NULL,
+                rx_bytes BIGINT NOT NULL DEFAULT 0 CHECK (rx_bytes >= 0),
+                tx_bytes BIGINT NOT NULL DEFAULT 0 CHECK (tx_bytes >= 0),
+                PRIMARY KEY (configuration_id, period_start)
+            )
+            """,
+            """
+            CREATE TABLE peer_counters (
+                node TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE,
+                public_key TEXT NOT NULL,
+                epoch TEXT NOT NULL,
+                rx_bytes BIGINT NOT NULL CHECK (rx_bytes >= 0),
+                tx_bytes BIGINT NOT NULL CHECK (tx_bytes >= 0),
+                PRIMARY KEY (node, public_key)
+            )
+            """,
+            "CREATE INDEX configuration_nodes_node ON configuration_nodes (node)",
+            "CREATE INDEX configurations_account ON configurations (account_id)",
+            "CREATE INDEX topups_configuration ON topups (configuration_id)",
+        ),
+    ),
+)
+
+
+def statements_for(migration: Migration, dialect: str) -> list[str]:
+    identity = {
+        "sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "postgresql": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    }[dialect]
+    return [" ".join(s.replace(_ID, identity).split()) for s in migration.statements]
+
+
+LATEST_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,523 @@
+"""The quota store over SQL: one implementation, two engines (SQLite, PostgreSQL).
+
+Queries are written once with ``?`` placeholders; the PostgreSQL connection turns them into
+``%s``. Every method that writes runs inside :meth:`SqlStore.transaction` (its own when the
+caller holds none), so a command either lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from typing import Any, Protocol
+
+from orchestrator.adapters.store.schema import LATEST_VERSION, MIGRATIONS, statements_for
+from orchestrator.core.models import (
+    Account,
+    Configuration,
+    DisabledReason,
+    Node,
+    Plan,
+    ResetRule,
+    TopUp,
+    UsageTotal,
+)
+from orchestrator.errors import StoreError
+
+
+class Connection(Protocol):
+    dialect: str
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+    def begin(self) -> None: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def _date(value: Any) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+class SqlStore:
+    """The fleet's desired state and its only usage data."""
+
+    def __init__(self, connection: Connection, url: str) -> None:
+        self.db = connection
+        self.url = url
+        self._depth = 0
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlStore]:
+        """All writes inside land together or not at all; nested calls join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self.db.begin()
+        self._depth = 1
+        try:
+            yield self
+        except BaseException:
+            self._depth = 0
+            self.db.rollback()
+            raise
+        self._depth = 0
+        self.db.commit()
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.db.execute(sql, params)
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        rows = self.db.execute(sql, params)
+        return rows[0] if rows else None
+
+    # --- schema ------------------------------------------------------------------------------
+
+    def _has_table(self, name: str) -> bool:
+        if self.db.dialect == "sqlite":
+            sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        else:
+            sql = (
+                "SELECT 1 FROM information_schema.tables "
+                "WHERE table_schema = current_schema() AND table_name = ?"
+            )
+        return self._one(sql, (name,)) is not None
+
+    def schema_version(self) -> int:
+        if not self._has_table("schema_migrations"):
+            return 0
+        row = self._one("SELECT MAX(version) FROM schema_migrations")
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def upgrade(self) -> list[int]:
+        """Apply every migration newer than the store; return the versions applied."""
+        with self.transaction():
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, description TEXT NOT NULL)"
+            )
+            current = self.schema_version()
+            applied = []
+            for migration in MIGRATIONS:
+                if migration.version <= current:
+                    continue
+                for statement in statements_for(migration, self.db.dialect):
+                    self.db.execute(statement)
+                self.db.execute(
+                    "INSERT INTO schema_migrations (version, description) VALUES (?, ?)",
+                    (migration.version, migration.description),
+                )
+                applied.append(migration.version)
+        return applied
+
+    def require_current(self) -> None:
+        version = self.schema_version()
+        if version != LATEST_VERSION:
+            raise StoreError(
+                f"store {self.url} is at schema version {version}, this wgfleet needs "
+                f"{LATEST_VERSION}: run `wgfleet db upgrade`"
+            )
+
+    def columns(self) -> dict[str, list[str]]:
+        """Every table and its columns, read from the live database."""
+        if self.db.dialect == "sqlite":
+            tables = [
+                r[0] for r in self._rows("SELECT name FROM sqlite_master WHERE type = 'table'")
+            ]
+            return {
+                t: [r[1] for r in self._rows(f"PRAGMA table_info({t})")]
+                for t in tables
+                if not t.startswith("sqlite_")
+            }
+        rows = self._rows(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"
+        )
+        found: dict[str, list[str]] = {}
+        for table, column in rows:
+            found.setdefault(table, []).append(column)
+        return found
+
+    # --- nodes -------------------------------------------------------------------------------
+
+    def upsert_node(self, node: Node) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO nodes (name, address, tunnel_network, listen_port, interface, "
+                "public_key, key_created_on) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET address = excluded.address, "
+                "tunnel_network = excluded.tunnel_network, listen_port = excluded.listen_port, "
+                "interface = excluded.interface, "
+                "public_key = COALESCE(excluded.public_key, nodes.public_key), "
+                "key_created_on = COALESCE(excluded.key_created_on, nodes.key_created_on)",
+                (
+                    node.name,
+                    node.address,
+                    str(node.tunnel_network),
+                    node.listen_port,
+                    node.interface,
+                    node.public_key,
+                    node.key_created_on,
+                ),
+            )
+
+    def _node(self, row: tuple[Any, ...]) -> Node:
+        return Node(
+            name=row[0],
+            address=row[1],
+            tunnel_network=ipaddress.IPv4Network(row[2]),
+            listen_port=int(row[3]),
+            interface=row[4],
+            public_key=row[5],
+            key_created_on=_date(row[6]),
+        )
+
+    _NODE_COLUMNS = (
+        "name, address, tunnel_network, listen_port, interface, public_key, key_created_on"
+    )
+
+    def nodes(self) -> list[Node]:
+        return [
+            self._node(r)
+            for r in self._rows(f"SELECT {self._NODE_COLUMNS} FROM nodes ORDER BY name")
+        ]
+
+    def node(self, name: str) -> Node:
+        row = self._one(f"SELECT {self._NODE_COLUMNS} FROM nodes WHERE name = ?", (name,))
+        if row is None:
+            raise StoreError(f"no node {name!r} in the store")
+        return self._node(row)
+
+    def bump_nodes(self, names: Iterable[str]) -> None:
+        """Record that the desired state of these nodes changed and needs a push."""
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE nodes SET revision = revision + 1 WHERE name = ?",
+                [(n,) for n in set(names)],
+            )
+
+    def node_revisions(self) -> dict[str, tuple[int, int]]:
+        """name -> (desired revision, revision last pushed successfully)."""
+        return {
+            r[0]: (int(r[1]), int(r[2]))
+            for r in self._rows("SELECT name, revision, pushed_revision FROM nodes")
+        }
+
+    def mark_pushed(self, name: str, revision: int, ok: bool) -> None:
+        with self.transaction():
+            if ok:
+                self.db.execute(
+                    "UPDATE nodes SET pushed_revision = ?, last_push_ok = ? WHERE name = ?",
+                    (revision, True, name),
+                )
+            else:
+                self.db.execute("UPDATE nodes SET last_push_ok = ? WHERE name = ?", (False, name))
+
+    # --- plans -------------------------------------------------------------------------------
+
+    def upsert_plan(self, plan: Plan) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO plans (name, quota_bytes, reset, anchor_day, price) "
+                "VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET quota_bytes = excluded.quota_bytes, "
+                "reset = excluded.reset, anchor_day = excluded.anchor_day, price = excluded.price",
+                (plan.name, plan.quota_bytes, plan.reset.value, plan.anchor_day, plan.price),
+            )
+
+    def plans(self) -> list[Plan]:
+        return [
+            Plan(r[0], int(r[1]), ResetRule(r[2]), int(r[3]), r[4])
+            for r in self._rows(
+                "SELECT name, quota_bytes, reset, anchor_day, price FROM plans ORDER BY name"
+            )
+        ]
+
+    def plan(self, name: str) -> Plan:
+        for plan in self.plans():
+            if plan.name == name:
+                return plan
+        raise StoreError(f"no plan {name!r} in the store")
+
+    # --- accounts ----------------------------------------------------------------------------
+
+    def add_account(self, account: Account) -> None:
+        with self.transaction():
+            if self._one("SELECT 1 FROM accounts WHERE username = ?", (account.username,)):
+                raise StoreError(f"account {account.username!r} already exists")
+            self.db.execute(
+                "INSERT INTO accounts (username, password_hash, device_id, contact) "
+                "VALUES (?, ?, ?, ?)",
+                (account.username, account.password_hash, account.device_id, account.contact),
+            )
+
+    def accounts(self, search: str | None = None) -> list[Account]:
+        sql = "SELECT username, password_hash, device_id, contact FROM accounts"
+        params: tuple[Any, ...] = ()
+        if search:
+            sql += " WHERE username LIKE ?"
+            params = (f"%{search}%",)
+        return [Account(*r) for r in self._rows(sql + " ORDER BY username", params)]
+
+    def account(self, username: str) -> Account:
+        row = self._one(
+            "SELECT username, password_hash, device_id, contact FROM accounts WHERE username = ?",
+            (username,),
+        )
+        if row is None:
+            raise StoreError(f"no account {username!r}")
+        return Account(*row)
+
+    def delete_account(self, username: str) -> list[Configuration]:
+        """Erase the account, its configurations and usage; top-ups stay, unlinked."""
+        with self.transaction():
+            self.account(username)
+            removed = self.configurations(account=username)
+            self.bump_nodes(n for c in removed for n in c.nodes)
+            self.db.execute("DELETE FROM accounts WHERE username = ?", (username,))
+        return removed
+
+    # --- configurations ----------------------------------------------------------------------
+
+    _CONFIG_SELECT = (
+        "SELECT c.id, c.name, a.username, c.public_key, c.psk_ref, c.plan, c.quota_bytes, "
+        "c.enabled, c.disabled_reason, c.key_created_on FROM configurations c "
+        "JOIN accounts a ON a.id = c.account_id"
+    )
+
+    def add_configuration(self, config: Configuration) -> None:
+        with self.transaction():
+            account = self._one("SELECT id FROM accounts WHERE username = ?", (config.account,))
+            if account is None:
+                raise StoreError(f"no account {config.account!r}")
+            if self._one("SELECT 1 FROM configurations WHERE name = ?", (config.name,)):
+                raise StoreError(f"configuration {config.name!r} already exists")
+            if self._one("SELECT 1 FROM configurations WHERE public_key = ?", (config.public_key,)):
+                raise StoreError("a configuration with this public key already exists")
+            self.db.execute(
+                "INSERT INTO configurations (name, account_id, public_key, psk_ref, plan, "
+                "quota_bytes, "
+                "enabled, disabled_reason, key_created_on) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    config.name,
+                    account[0],
+                    config.public_key,
+                    config.psk_ref,
+                    config.plan,
+                    config.quota_bytes,
+                    config.enabled,
+                    config.disabled_reason.value if config.disabled_reason else None,
+                    config.key_created_on,
+                ),
+            )
+            row = self._one("SELECT id FROM configurations WHERE name = ?", (config.name,))
+            assert row is not None
+            self._set_addresses(int(row[0]), config.addresses)
+            self.bump_nodes(config.addresses)
+
+    def _set_addresses(self, config_id: int, addresses: dict[str, ipaddress.IPv4Address]) -> None:
+        for node, address in addresses.items():
+            if self._one("SELECT 1 FROM nodes WHERE name = ?", (node,)) is None:
+                raise StoreError(f"no node {node!r} in the store")
+            taken = self._one(
+                "SELECT 1 FROM configuration_nodes WHERE node = ? AND tunnel_address = ?",
+                (node, str(address)),
+            )
+            if taken:
+                raise StoreError(f"tunnel address {address} is already taken on {node}")
+            self.db.execute(
+                "INSERT INTO configuration_nodes (configuration_id, node, tunnel_address) "
+                "VALUES (?, ?, ?)",
+                (config_id, node, str(address)),
+            )
+
+    def _configs_from_rows(self, rows: list[tuple[Any, ...]]) -> list[Configuration]:
+        if not rows:
+            return []
+        addresses: dict[int, dict[str, ipaddress.IPv4Address]] = {}
+        ids = [int(r[0]) for r in rows]
+        for chunk_start in range(0, len(ids), 500):
+            chunk = ids[chunk_start : chunk_start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for cid, node, address in self._rows(
+                f"SELECT configuration_id, node, tunnel_address FROM configuration_nodes "
+                f"WHERE configuration_id IN ({marks})",
+                chunk,
+            ):
+                addresses.setdefault(int(cid), {})[node] = ipaddress.IPv4Address(address)
+        return [
+            Configuration(
+                name=r[1],
+                account=r[2],
+                public_key=r[3],
+                psk_ref=r[4],
+                plan=r[5],
+                quota_bytes=None if r[6] is None else int(r[6]),
+                enabled=bool(r[7]),
+                disabled_reason=DisabledReason(r[8]) if r[8] else None,
+                key_created_on=_date(r[9]),
+                addresses=dict(sorted(addresses.get(int(r[0]), {}).items())),
+            )
+            for r in rows
+        ]
+
+    def configurations(
+        self, *, account: str | None = None, node: str | None = None, enabled: bool | None = None
+    ) -> list[Configuration]:
+        where: list[str] = []
+        params: list[Any] = []
+        if account is not None:
+            where.append("a.username = ?")
+            params.append(account)
+        if node is not None:
+            where.append(
+                "c.id IN (SELECT configuration_id FROM configuration_nodes WHERE node = ?)"
+            )
+            params.append(node)
+        if enabled is not None:
+            where.append("c.enabled = ?")
+            params.append(enabled)
+        sql = (
+            self._CONFIG_SELECT
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY c.name"
+        )
+        return self._configs_from_rows(self._rows(sql, params))
+
+    def configuration(self, name: str) -> Configuration:
+        rows = self._rows(self._CONFIG_SELECT + " WHERE c.name = ?", (name,))
+        if not rows:
+            raise StoreError(f"no configuration {name!r}")
+        return self._configs_from_rows(rows)[0]
+
+    def set_enabled(
+        self, names: Iterable[str], enabled: bool, reason: DisabledReason | None
+    ) -> list[Configuration]:
+        """Enable or disable configurations; return those whose state changed."""
+        changed = []
+        with self.transaction():
+            for name in names:
+                current = self.configuration(name)
+                if current.enabled == enabled and current.disabled_reason == reason:
+                    continue
+                self.db.execute(
+                    "UPDATE configurations SET enabled = ?, disabled_reason = ? WHERE name = ?",
+                    (enabled, reason.value if reason else None, name),
+                )
+                changed.append(current)
+                self.bump_nodes(current.nodes)
+        return changed
+
+    def remove_configurations(self, names: Iterable[str]) -> list[Configuration]:
+        removed = []
+        with self.transaction():
+            for name in names:
+                current = self.configuration(name)
+                self.db.execute("DELETE FROM configurations WHERE name = ?", (name,))
+                self.bump_nodes(current.nodes)
+                removed.append(current)
+        return removed
+
+    def taken_addresses(self, node: str) -> set[ipaddress.IPv4Address]:
+        return {
+            ipaddress.IPv4Address(r[0])
+            for r in self._rows(
+                "SELECT tunnel_address FROM configuration_nodes WHERE node = ?", (node,)
+            )
+        }
+
+    def configuration_names(self, prefix: str) -> set[str]:
+        return {
+            r[0]
+            for r in self._rows(
+                "SELECT name FROM configurations WHERE name LIKE ?", (f"{prefix}%",)
+            )
+        }
+
+    # --- top-ups and usage -------------------------------------------------------------------
+
+    def add_topup(self, topup: TopUp) -> tuple[TopUp, bool]:
+        """Record a top-up once per invoice; return (the stored top-up, whether it is new)."""
+        with self.transaction():
+            existing = self.topup(topup.invoice)
+            if existing is not None:
+                return existing, False
+            config_id = None
+            if topup.configuration is not None:
+                row = self._one(
+                    "SELECT id FROM configurations WHERE name = ?", (topup.configuration,)
+                )
+                if row is None:
+                    raise StoreError(f"no configuration {topup.configuration!r}")
+                config_id = row[0]
+            self.db.execute(
+                "INSERT INTO topups "
+                "(invoice, configuration_id, amount, bytes_granted, purchased_on) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (topup.invoice, config_id, topup.amount, topup.bytes_granted, topup.purchased_on),
+            )
+        return topup, True
+
+    _TOPUP_SELECT = (
+        "SELECT t.invoice, c.name, t.amount, t.bytes_granted, t.purchased_on FROM topups t "
+        "LEFT JOIN configurations c ON c.id = t.configuration_id"
+    )
+
+    def topup(self, invoice: str) -> TopUp | None:
+        row = self._one(self._TOPUP_SELECT + " WHERE t.invoice = ?", (invoice,))
+        return (
+            None
+            if row is None
+            else TopUp(row[0], row[1], row[2], int(row[3]), _date(row[4]) or date.min)
+        )
+
+    def topups(self, configuration: str | None = None) -> list[TopUp]:
+        sql, params = self._TOPUP_SELECT, tuple[Any, ...]()
+        if configuration is not None:
+            sql, params = sql + " WHERE c.name = ?", (configuration,)
+        return [
+            TopUp(r[0], r[1], r[2], int(r[3]), _date(r[4]) or date.min)
+            for r in self._rows(sql + " ORDER BY t.purchased_on, t.invoice", params)
+        ]
+
+    def add_usage(self, configuration: str, period_start: date, rx: int, tx: int) -> None:
+        if rx < 0 or tx < 0:
+            raise StoreError(f"negative usage for {configuration}: rx {rx}, tx {tx}")
+        with self.transaction():
+            row = self._one("SELECT id FROM configurations WHERE name = ?", (configuration,))
+            if row is None:
+                raise StoreError(f"no configuration {configuration!r}")
+            self.db.execute(
+                "INSERT INTO usage_totals (configuration_id, period_start, rx_bytes, tx_bytes) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (configuration_id, period_start) DO UPDATE SET "
+                "rx_bytes = usage_totals.rx_bytes + excluded.rx_bytes, "
+                "tx_bytes = usage_totals.tx_bytes + excluded.tx_bytes",
+                (row[0], period_start, rx, tx),
+            )
+
+    def usage(self, configuration: str | None = None) -> list[UsageTotal]:
+        sql = (
+            "SELECT c.name, u.period_start, u.rx_bytes, u.tx_bytes FROM usage_totals u "
+            "JOIN configurations c ON c.id = u.configuration_id"
+        )
+        params: tuple[Any, ...] = ()
+        if configuration is not None:
+            sql, params = sql + " WHERE c.name = ?", (configuration,)
+        return [
+            UsageTotal(r[0], _date(r[1]) or date.min, int(r[2]), int(r[3]))
+            for r in self._rows(sql + " ORDER BY c.name, u.period_start", params)
+        ]

@@ -1,0 +1,76 @@
+"""SQLite connection: WAL, synchronous=FULL, foreign keys on, secure_delete so erased rows
+do not linger in free pages."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import StoreError
+
+
+class SqliteConnection:
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The store holds account data: only its owner may read it, WAL and shm included.
+        previous = os.umask(0o077)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            for pragma in (
+                "PRAGMA journal_mode = WAL",
+                "PRAGMA synchronous = FULL",
+                "PRAGMA foreign_keys = ON",
+                "PRAGMA secure_delete = ON",
+            ):
+                self._db.execute(pragma)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite store {path}: {exc}") from None
+        finally:
+            os.umask(previous)
+        self.path = path
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._db.execute(sql, tuple(_adapt(p) for p in params)).fetchall()
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"store refused the change: {exc}") from None
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"store error: {exc}") from None
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        try:
+            self._db.executemany(sql, ([_adapt(p) for p in row] for row in rows))
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"store refused the change: {exc}") from None
+
+    def begin(self) -> None:
+        # IMMEDIATE takes the write lock now, so two writers queue instead of failing late.
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self._db.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _adapt(value: Any) -> Any:
+    # Dates as ISO text, booleans as 0/1: what the schema's DATE/BOOLEAN mean in SQLite.
+    if hasattr(value, "isoformat") and not isinstance(value, str):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def connect_sqlite(path: str) -> SqliteConnection:
+    return SqliteConnection(path)

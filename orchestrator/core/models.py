@@ -1,0 +1,96 @@
+"""The fleet's records as plain values. What is here is all wgfleet ever keeps about a user.
+
+No record carries a time of user activity: dates exist only for purchases (top-ups), billing
+periods and key creation, and usage is a running total per configuration per billing period.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+
+
+class DisabledReason(StrEnum):
+    OPERATOR = "operator"
+    OVER_QUOTA = "over_quota"
+    EXPIRED = "expired"
+
+
+class ResetRule(StrEnum):
+    NEVER = "never"
+    MONTHLY = "monthly"
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    address: str  # underlay address the controller reaches it at
+    tunnel_network: ipaddress.IPv4Network
+    listen_port: int = 51820
+    interface: str = "wg0"
+    public_key: str | None = None  # read back from the node; its private key never leaves it
+    key_created_on: date | None = None
+
+    @property
+    def node_tunnel_address(self) -> ipaddress.IPv4Address:
+        return self.tunnel_network[1]
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    quota_bytes: int
+    reset: ResetRule = ResetRule.NEVER
+    anchor_day: int = 1  # monthly plans reset on this day of the month (1-28)
+    price: str | None = None
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    password_hash: str
+    device_id: str
+    contact: str | None = None
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One WireGuard peer a user bought quota for; its identity outlives key rotation."""
+
+    name: str
+    account: str
+    public_key: str
+    psk_ref: str | None  # names the preshared key in the controller's secret store
+    addresses: dict[str, ipaddress.IPv4Address] = field(default_factory=dict)  # node -> address
+    plan: str | None = None
+    quota_bytes: int | None = None  # an explicit quota instead of (or before) a plan's
+    enabled: bool = True
+    disabled_reason: DisabledReason | None = None
+    key_created_on: date | None = None
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        return tuple(sorted(self.addresses))
+
+
+@dataclass(frozen=True)
+class TopUp:
+    invoice: str
+    configuration: str | None  # None once the account was deleted: the ledger stays
+    amount: str  # a decimal string as billed, never a float
+    bytes_granted: int
+    purchased_on: date
+
+
+@dataclass(frozen=True)
+class UsageTotal:
+    configuration: str
+    period_start: date
+    rx_bytes: int
+    tx_bytes: int
+
+    @property
+    def total(self) -> int:
+        return self.rx_bytes + self.tx_bytes

@@ -1,0 +1,230 @@
+"""The same store suite on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import date
+
+import pytest
+
+from orchestrator.adapters.store import SqlStore, open_store
+from orchestrator.adapters.store.schema import LATEST_VERSION
+from orchestrator.core.models import (
+    Account,
+    Configuration,
+    DisabledReason,
+    Node,
+    Plan,
+    ResetRule,
+    TopUp,
+)
+from orchestrator.errors import StoreError
+
+A = ipaddress.IPv4Address
+
+
+def node(name: str, index: int) -> Node:
+    return Node(name, f"198.18.0.{9 + index}", ipaddress.IPv4Network(f"198.19.{index}.0/24"))
+
+
+def seed(store: SqlStore) -> None:
+    store.upsert_node(node("node1", 1))
+    store.upsert_node(node("node2", 2))
+    store.upsert_plan(Plan("basic", 10 * 2**30, ResetRule.MONTHLY, 5, "4.99"))
+    store.add_account(Account("alice", "scrypt$x", "dev-a"))
+    store.add_account(Account("bob", "scrypt$y", "dev-b", contact="+15550100"))
+    store.add_configuration(
+        Configuration(
+            "alice-1",
+            "alice",
+            "PUBa1=",
+            "psk/alice-1",
+            {"node1": A("198.19.1.2"), "node2": A("198.19.2.2")},
+            plan="basic",
+        )
+    )
+    store.add_configuration(
+        Configuration("bob-1", "bob", "PUBb1=", None, {"node1": A("198.19.1.3")}, quota_bytes=1000)
+    )
+
+
+def test_upgrade_is_versioned_and_idempotent(store_url: str) -> None:
+    store = open_store(store_url)
+    try:
+        assert store.schema_version() == 0
+        with pytest.raises(StoreError, match="run `wgfleet db upgrade`"):
+            store.require_current()
+        assert store.upgrade() == [LATEST_VERSION]
+        assert store.upgrade() == []
+        assert store.schema_version() == LATEST_VERSION
+        store.require_current()
+    finally:
+        store.close()
+
+
+def test_configurations_round_trip(store: SqlStore) -> None:
+    seed(store)
+    alice = store.configuration("alice-1")
+    assert alice.account == "alice" and alice.plan == "basic" and alice.enabled
+    assert alice.addresses == {"node1": A("198.19.1.2"), "node2": A("198.19.2.2")}
+    assert alice.nodes == ("node1", "node2")
+    assert [c.name for c in store.configurations(node="node2")] == ["alice-1"]
+    assert [c.name for c in store.configurations(account="bob")] == ["bob-1"]
+    assert store.taken_addresses("node1") == {A("198.19.1.2"), A("198.19.1.3")}
+    assert store.plan("basic").anchor_day == 5
+    assert store.account("bob").contact == "+15550100"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            Configuration("alice-1", "alice", "NEW=", None, {}),
+            "configuration 'alice-1' already exists",
+        ),
+        (Configuration("alice-2", "alice", "PUBa1=", None, {}), "public key already exists"),
+        (
+            Configuration("alice-2", "alice", "NEW=", None, {"node1": A("198.19.1.3")}),
+            "198.19.1.3 is already taken on node1",
+        ),
+        (
+            Configuration("alice-2", "alice", "NEW=", None, {"node9": A("198.19.9.2")}),
+            "no node 'node9'",
+        ),
+        (Configuration("carol-1", "carol", "NEW=", None, {}), "no account 'carol'"),
+    ],
+)
+def test_bad_configurations_are_refused_and_nothing_is_half_written(
+    store: SqlStore, config: Configuration, message: str
+) -> None:
+    seed(store)
+    before = (store.configurations(), store.node_revisions())
+    with pytest.raises(StoreError, match=message):
+        store.add_configuration(config)
+    assert (store.configurations(), store.node_revisions()) == before
+
+
+def test_enable_disable_remove_bump_only_the_nodes_concerned(store: SqlStore) -> None:
+    seed(store)
+    revisions = store.node_revisions()
+    changed = store.set_enabled(["bob-1"], False, DisabledReason.OPERATOR)
+    assert [c.name for c in changed] == ["bob-1"]
+    assert store.configuration("bob-1").disabled_reason == DisabledReason.OPERATOR
+    after = store.node_revisions()
+    assert after["node1"][0] == revisions["node1"][0] + 1
+    assert after["node2"] == revisions["node2"]
+    assert store.set_enabled(["bob-1"], False, DisabledReason.OPERATOR) == []
+    store.set_enabled(["bob-1"], True, None)
+    assert store.configuration("bob-1").enabled
+    store.remove_configurations(["alice-1"])
+    assert [c.name for c in store.configurations()] == ["bob-1"]
+    assert store.taken_addresses("node2") == set()
+
+
+def test_topups_are_idempotent_by_invoice(store: SqlStore) -> None:
+    seed(store)
+    topup = TopUp("INV-1", "alice-1", "4.99", 10 * 2**30, date(2026, 11, 23))
+    assert store.add_topup(topup) == (topup, True)
+    stored, created = store.add_topup(TopUp("INV-1", "alice-1", "9.99", 1, date(2026, 11, 24)))
+    assert not created and stored == topup
+    assert store.topups("alice-1") == [topup]
+
+
+def test_usage_accumulates_per_billing_period(store: SqlStore) -> None:
+    seed(store)
+    store.add_usage("alice-1", date(2026, 11, 5), 100, 10)
+    store.add_usage("alice-1", date(2026, 11, 5), 50, 5)
+    store.add_usage("alice-1", date(2026, 12, 5), 1, 2)
+    assert [(u.period_start, u.rx_bytes, u.tx_bytes) for u in store.usage("alice-1")] == [
+        (date(2026, 11, 5), 150, 15),
+        (date(2026, 12, 5), 1, 2),
+    ]
+    with pytest.raises(StoreError, match="negative usage"):
+        store.add_usage("alice-1", date(2026, 12, 5), -1, 0)
+
+
+def test_deleting_an_account_erases_configurations_and_usage_but_keeps_topups(
+    store: SqlStore,
+) -> None:
+    seed(store)
+    store.add_topup(TopUp("INV-7", "alice-1", "4.99", 100, date(2026, 11, 1)))
+    store.add_usage("alice-1", date(2026, 11, 5), 100, 10)
+    removed = store.delete_account("alice")
+    assert [c.name for c in removed] == ["alice-1"] and removed[0].nodes == ("node1", "node2")
+    assert [a.username for a in store.accounts()] == ["bob"]
+    assert store.configurations(account="alice") == []
+    assert store.usage() == []
+    assert store.topups() == [TopUp("INV-7", None, "4.99", 100, date(2026, 11, 1))]
+    with pytest.raises(StoreError, match="no account 'alice'"):
+        store.delete_account("alice")
+
+
+def test_a_failed_transaction_leaves_nothing(store: SqlStore) -> None:
+    seed(store)
+    with pytest.raises(StoreError), store.transaction():
+        store.add_usage("alice-1", date(2026, 11, 5), 100, 10)
+        store.set_enabled(["bob-1"], False, DisabledReason.OPERATOR)
+        store.add_usage("nobody-1", date(2026, 11, 5), 1, 1)
+    assert store.usage() == []
+    assert store.configuration("bob-1").enabled
+
+
+# What PRIVACY.md allows as a date, and why; any other time-like column fails the test below.
+ALLOWED_DATES = {
+    ("nodes", "key_created_on"),  # key age of the node's own key
+    ("configurations", "key_created_on"),  # key age, not activity
+    ("topups", "purchased_on"),  # a purchase is not VPN activity
+    ("usage_totals", "period_start"),  # the billing period a running total belongs to
+}
+FORBIDDEN_WORDS = (
+    "time",
+    "date",
+    "_at",
+    "_on",
+    "seen",
+    "handshake",
+    "endpoint",
+    "session",
+    "connect",
+    "source",
+    "login",
+    "ip",
+    "start",
+    "end",
+    "duration",
+    "last",
+)
+
+
+def test_schema_keeps_no_record_of_user_activity(store: SqlStore) -> None:
+    columns = store.columns()
+    assert {
+        "accounts",
+        "configurations",
+        "configuration_nodes",
+        "usage_totals",
+        "topups",
+        "peer_counters",
+    } <= set(columns)
+    offenders = []
+    for table, names in columns.items():
+        if table == "schema_migrations":
+            continue
+        for column in names:
+            lowered = column.lower()
+            if (table, column) in ALLOWED_DATES:
+                continue
+            if any(word in lowered for word in FORBIDDEN_WORDS) and column not in (
+                "last_push_ok",
+                "last_sync_ok",
+                "listen_port",
+            ):
+                offenders.append(f"{table}.{column}")
+    assert offenders == []
+
+
+def test_the_privacy_guard_catches_a_new_timestamp_column(store: SqlStore) -> None:
+    with store.transaction():
+        store.db.execute("ALTER TABLE usage_totals ADD COLUMN last_seen TEXT")
+    with pytest.raises(AssertionError, match=r"usage_totals\.last_seen"):
+        test_schema_keeps_no_record_of_user_activity(store)
