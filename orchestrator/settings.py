@@ -52,6 +52,7 @@ def _default_cache_dir() -> Path:
 class SshSettings:
     deploy_key: Path
     collector_key: Path
+    push_key: Path
     known_hosts: Path
     connect_timeout: float = 10.0
 
@@ -88,6 +89,7 @@ class Settings:
             "ssh": {
                 "deploy_key": str(self.ssh.deploy_key),
                 "collector_key": str(self.ssh.collector_key),
+                "push_key": str(self.ssh.push_key),
                 "known_hosts": str(self.ssh.known_hosts),
                 "connect_timeout": self.ssh.connect_timeout,
             },
@@ -103,7 +105,7 @@ class Settings:
 
 
 _TOP_KEYS = {"data_dir", "store_url", "inventory", "ssh", "lab"}
-_SSH_KEYS = {"deploy_key", "collector_key", "known_hosts", "connect_timeout"}
+_SSH_KEYS = {"deploy_key", "collector_key", "push_key", "known_hosts", "connect_timeout"}
 _LAB_KEYS = {"name", "subnet", "state_dir", "rootfs_cache", "suite", "mirror"}
 
 
@@ -188,6 +190,7 @@ def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
     ssh = SshSettings(
         deploy_key=reader.path(ssh_raw, "deploy_key", "ssh.", keys_dir / "deploy_ed25519"),
         collector_key=reader.path(ssh_raw, "collector_key", "ssh.", keys_dir / "collector_ed25519"),
+        push_key=reader.path(ssh_raw, "push_key", "ssh.", keys_dir / "push_ed25519"),
         known_hosts=reader.path(ssh_raw, "known_hosts", "ssh.", inventory / "known_hosts"),
         connect_timeout=reader.number(ssh_raw, "connect_timeout", "ssh.", 10.0),
     )

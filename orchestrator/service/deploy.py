@@ -85,6 +85,7 @@ def deploy(
     diff: bool = False,
     on_update: OnUpdate | None = None,
     cancelled: Callable[[], bool] | None = None,
+    extravars: Mapping[str, Any] | None = None,
 ) -> DeployResult:
     run = ansible.run_playbook(
         project_root=settings.project_root,
@@ -94,7 +95,7 @@ def deploy(
         limit=limit,
         check=check,
         diff=diff,
-        extravars=node_extravars(settings),
+        extravars={**node_extravars(settings), **dict(extravars or {})},
         on_update=on_update,
         cancelled=cancelled,
     )

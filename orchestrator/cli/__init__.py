@@ -1,0 +1,128 @@
+"""The `wgfleet` command: argument parsing and output only; the work is in orchestrator.service."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.table import Table
+
+from orchestrator import __version__
+from orchestrator.cli import fleet, lab, nodes
+from orchestrator.cli.output import EXIT_CODES_HELP, Handler, Output, positive_int
+from orchestrator.errors import ExitCode, WgfleetError
+from orchestrator.settings import CONFIG_ENV, Settings, load_settings
+
+# --- config -------------------------------------------------------------------------------------
+
+
+def cmd_config_show(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    data = settings.describe()
+
+    def render() -> None:
+        table = Table("setting", "value", title=f"settings from {settings.source}")
+        for key, value in data.items():
+            if isinstance(value, dict):
+                for sub, subvalue in value.items():
+                    table.add_row(f"{key}.{sub}", str(subvalue))
+            else:
+                table.add_row(key, str(value))
+        output.out.print(table)
+
+    output.result(data, render)
+    return ExitCode.OK
+
+
+# --- demo ---------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """The main job on the embedded default: a lab fleet, then its status."""
+    from orchestrator.service import lab as lab_service
+
+    status = lab_service.lab_up(settings, args.nodes, args.clients, output.progress)
+    output.result(status.as_dict(), lambda: lab.render_lab_status(output, status))
+    return ExitCode.OK if status.healthy else ExitCode.FAILED
+
+
+def _global_options(suppress: bool) -> argparse.ArgumentParser:
+    """Options valid before or after the command; SUPPRESS stops a subcommand resetting them."""
+    common = argparse.ArgumentParser(add_help=False)
+    default: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
+    common.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"settings file (YAML); default: ${CONFIG_ENV}, else built-in defaults",
+        **default,
+    )
+    flags = (
+        ("--json", "print machine-readable JSON on stdout"),
+        ("-q", "--quiet", "print nothing on success"),
+        ("-v", "--verbose", "say more about progress"),
+    )
+    for *names, help_text in flags:
+        common.add_argument(*names, action="store_true", help=help_text, **default)
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _global_options(suppress=True)
+
+    parser = argparse.ArgumentParser(
+        prog="wgfleet",
+        description="Run a fleet of no-logs WireGuard VPN nodes.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_global_options(suppress=False)],
+    )
+    parser.add_argument("--version", action="version", version=f"wgfleet {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(
+        group: Any, name: str, handler: Handler, help_text: str, **kwargs: Any
+    ) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=[common],
+            **kwargs,
+        )
+        sub.set_defaults(handler=handler)
+        return sub
+
+    demo = add(
+        commands,
+        "demo",
+        cmd_demo,
+        "the main job on the embedded default: build the lab fleet and show it",
+    )
+    demo.add_argument("--nodes", type=positive_int, default=3, help="lab nodes (default 3)")
+    demo.add_argument("--clients", type=positive_int, default=2, help="lab VPN clients (default 2)")
+
+    config = commands.add_parser("config", help="inspect the settings in force")
+    config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    add(config_commands, "show", cmd_config_show, "show the effective settings (paths, never keys)")
+    nodes.register(commands, add)
+    fleet.register(commands, add)
+    lab.register(commands, add)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    output = Output(args.json, args.quiet, args.verbose)
+    try:
+        settings = load_settings(args.config)
+        return int(args.handler(args, settings, output))
+    except WgfleetError as exc:
+        sys.stderr.write(f"wgfleet: error: {exc}\n")
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        output.err.print("wgfleet: interrupted", markup=False)
+        return int(ExitCode.INTERRUPTED)

@@ -1,0 +1,555 @@
+"""`wgfleet db|accounts|plans|peers|topup|apply|nodes`: the store and the push."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import io
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from orchestrator.cli.output import Output, Registrar, fail_lines, positive_int
+from orchestrator.core.models import Configuration, DisabledReason, Plan, ResetRule
+from orchestrator.errors import ExitCode, UsageError
+from orchestrator.settings import Settings
+
+
+@contextmanager
+def _fleet(settings: Settings) -> Iterator[Any]:
+    from orchestrator.service.context import open_fleet
+
+    with open_fleet(settings) as fleet:
+        yield fleet
+
+
+def _push_exit(output: Output, push: Any) -> int:
+    """Exit 1 naming each node that did not take the change; it stays pending for `apply`."""
+    fail_lines(
+        "push failed on",
+        [(n.node, f"{n.error} (kept pending: run `wgfleet apply`)") for n in push.failed],
+    )
+    return ExitCode.OK if push.ok else ExitCode.FAILED
+
+
+def _confirm(args: argparse.Namespace, question: str) -> None:
+    if getattr(args, "yes", False):
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question}: no terminal to ask on; pass --yes to confirm")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise UsageError("not confirmed; nothing changed")
+
+
+def _names(values: list[str]) -> list[str]:
+    return [n for value in values for n in value.split(",") if n]
+
+
+def _gib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 2**30:.2f} GiB"
+
+
+# --- db -----------------------------------------------------------------------------------------
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.adapters.store import open_store
+
+    store = open_store(settings.store_url, source=settings.source)
+    try:
+        applied = store.upgrade()
+        version = store.schema_version()
+    finally:
+        store.close()
+    output.result(
+        {"store": settings.store_url, "applied": applied, "version": version},
+        lambda: output.out.print(
+            f"store at schema version {version}"
+            + (f" (applied {', '.join(map(str, applied))})" if applied else " (already current)")
+        ),
+    )
+    return ExitCode.OK
+
+
+# --- accounts -----------------------------------------------------------------------------------
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if not sys.stdin.isatty():
+        raise UsageError("no terminal to ask for the password on: pass --password-stdin")
+    first = getpass.getpass("password: ")
+    if first != getpass.getpass("again: "):
+        raise UsageError("the passwords differ")
+    return first
+
+
+def cmd_accounts_add(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service import peers
+
+    password = _read_password(args)
+    with _fleet(settings) as fleet:
+        account = peers.add_account(fleet, args.username, password, args.device_id, args.contact)
+    output.result(
+        {"username": account.username, "device_id": account.device_id, "contact": account.contact},
+        lambda: output.out.print(f"account {account.username} added"),
+    )
+    return ExitCode.OK
+
+
+def cmd_accounts_list(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    with _fleet(settings) as fleet:
+        accounts = fleet.store.accounts(args.search)
+        counts = {a.username: len(fleet.store.configurations(account=a.username)) for a in accounts}
+
+    def render() -> None:
+        table = Table("username", "device id", "contact", "configurations")
+        for a in accounts:
+            table.add_row(a.username, a.device_id, a.contact or "-", str(counts[a.username]))
+        output.out.print(table)
+
+    output.result(
+        [
+            {
+                "username": a.username,
+                "device_id": a.device_id,
+                "contact": a.contact,
+                "configurations": counts[a.username],
+            }
+            for a in accounts
+        ],
+        render,
+    )
+    return ExitCode.OK
+
+
+def cmd_accounts_delete(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service import peers
+
+    _confirm(
+        args,
+        f"erase account {args.username}, its configurations and usage, and remove its peers "
+        "from every node (top-up transactions are kept)",
+    )
+    with _fleet(settings) as fleet:
+        removed, push = peers.delete_account(fleet, args.username)
+    output.result(
+        {
+            "username": args.username,
+            "removed_configurations": [c.name for c in removed],
+            "push": push.as_dict(),
+        },
+        lambda: output.out.print(
+            f"account {args.username} erased with {len(removed)} configuration(s); "
+            "top-up transactions kept"
+        ),
+    )
+    return _push_exit(output, push)
+
+
+# --- plans --------------------------------------------------------------------------------------
+
+
+def cmd_plans_set(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    if not 1 <= args.anchor_day <= 28:
+        raise UsageError(f"--anchor-day {args.anchor_day}: must be 1..28")
+    plan = Plan(args.name, args.quota, ResetRule(args.reset), args.anchor_day, args.price)
+    with _fleet(settings) as fleet:
+        fleet.store.upsert_plan(plan)
+    output.result(plan.__dict__, lambda: output.out.print(f"plan {plan.name} saved"))
+    return ExitCode.OK
+
+
+def cmd_plans_list(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    with _fleet(settings) as fleet:
+        plans = fleet.store.plans()
+
+    def render() -> None:
+        table = Table("plan", "quota", "reset", "anchor day", "price")
+        for p in plans:
+            table.add_row(
+                p.name, _gib(p.quota_bytes), p.reset.value, str(p.anchor_day), p.price or "-"
+            )
+        output.out.print(table)
+
+    output.result([p.__dict__ for p in plans], render)
+    return ExitCode.OK
+
+
+# --- peers --------------------------------------------------------------------------------------
+
+
+def _config_dict(c: Configuration) -> dict[str, Any]:
+    return {
+        "name": c.name,
+        "account": c.account,
+        "public_key": c.public_key,
+        "addresses": {n: str(a) for n, a in c.addresses.items()},
+        "plan": c.plan,
+        "quota_bytes": c.quota_bytes,
+        "enabled": c.enabled,
+        "disabled_reason": c.disabled_reason.value if c.disabled_reason else None,
+        "key_created_on": c.key_created_on,
+    }
+
+
+def _write_secret_file(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+
+
+def _qr(text: str) -> str:
+    import segno
+
+    buffer = io.StringIO()
+    segno.make(text, error="l").terminal(out=buffer, compact=True)
+    return buffer.getvalue()
+
+
+def cmd_peers_add(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service import peers
+
+    if bool(args.nodes) == args.all_nodes:
+        raise UsageError("give exactly one of --nodes NODE[,NODE..] or --all-nodes")
+    with _fleet(settings) as fleet:
+        created = peers.add_configuration(
+            fleet,
+            args.account,
+            nodes=None if args.all_nodes else _names([args.nodes]),
+            quota_bytes=args.quota,
+            plan=args.plan,
+            name=args.name,
+        )
+    config = created.configuration
+    if args.out:
+        # One file per node: a client connects to one location at a time.
+        for node, text in created.client_configs.items():
+            target = (
+                Path(args.out)
+                if len(created.client_configs) == 1
+                else Path(f"{args.out}.{node}.conf")
+            )
+            _write_secret_file(target, text)
+    data = {**_config_dict(config), "push": created.push.as_dict()}
+    if not args.out:
+        data["client_configs"] = created.client_configs
+
+    def render() -> None:
+        output.out.print(
+            f"configuration {config.name} for {config.account} on {', '.join(config.nodes)}"
+        )
+        if args.out:
+            output.out.print(
+                f"client configuration written to {args.out} (0600); it is not kept anywhere else"
+            )
+            return
+        output.out.print(
+            "client configuration, shown once (wgfleet keeps no copy of its private key):"
+        )
+        for node, text in created.client_configs.items():
+            output.out.print(f"\n# {node}\n{text}", markup=False)
+            if args.qr:
+                output.out.print(_qr(text), markup=False)
+
+    output.result(data, render)
+    return _push_exit(output, created.push)
+
+
+def cmd_peers_list(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    enabled = None if args.state == "all" else args.state == "enabled"
+    with _fleet(settings) as fleet:
+        configs = fleet.store.configurations(account=args.account, node=args.node, enabled=enabled)
+
+    def render() -> None:
+        table = Table("configuration", "account", "nodes", "quota", "status")
+        for c in configs:
+            status = (
+                "enabled"
+                if c.enabled
+                else f"disabled: {c.disabled_reason.value if c.disabled_reason else '?'}"
+            )
+            table.add_row(
+                c.name, c.account, ",".join(c.nodes), c.plan or _gib(c.quota_bytes), status
+            )
+        output.out.print(table)
+
+    output.result([_config_dict(c) for c in configs], render)
+    return ExitCode.OK
+
+
+def cmd_peers_show(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    with _fleet(settings) as fleet:
+        config = fleet.store.configuration(args.name)
+        topups = fleet.store.topups(args.name)
+        usage = fleet.store.usage(args.name)
+    data = {
+        **_config_dict(config),
+        "topups": [t.__dict__ for t in topups],
+        "usage": [
+            {"period_start": u.period_start, "rx_bytes": u.rx_bytes, "tx_bytes": u.tx_bytes}
+            for u in usage
+        ],
+    }
+
+    def render() -> None:
+        table = Table("field", "value", title=config.name)
+        for key, value in _config_dict(config).items():
+            table.add_row(key, str(value))
+        table.add_row("top-ups", f"{len(topups)}, {_gib(sum(t.bytes_granted for t in topups))}")
+        table.add_row("used", _gib(sum(u.total for u in usage)))
+        output.out.print(table)
+
+    output.result(data, render)
+    return ExitCode.OK
+
+
+def _changed(
+    output: Output, verb: str, changed: list[Configuration], push: Any, requested: list[str]
+) -> int:
+    output.result(
+        {"requested": requested, "changed": [c.name for c in changed], "push": push.as_dict()},
+        lambda: output.out.print(
+            f"{verb}: {', '.join(c.name for c in changed) or 'nothing to change'}"
+        ),
+    )
+    return _push_exit(output, push)
+
+
+def cmd_peers_enable(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service import peers
+
+    names = _names(args.names)
+    with _fleet(settings) as fleet:
+        changed, push = peers.set_enabled(fleet, names, True)
+    return _changed(output, "enabled", changed, push, names)
+
+
+def cmd_peers_disable(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service import peers
+
+    names = _names(args.names)
+    with _fleet(settings) as fleet:
+        changed, push = peers.set_enabled(fleet, names, False, DisabledReason(args.reason))
+    return _changed(output, "disabled", changed, push, names)
+
+
+def cmd_peers_remove(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service import peers
+
+    names = _names(args.names)
+    _confirm(args, f"remove {', '.join(names)} and their usage from the store and every node")
+    with _fleet(settings) as fleet:
+        removed, push = peers.remove_configurations(fleet, names)
+    return _changed(output, "removed", removed, push, names)
+
+
+# --- top-ups ------------------------------------------------------------------------------------
+
+
+def cmd_topup(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service import peers
+
+    with _fleet(settings) as fleet:
+        topup, created = peers.topup(
+            fleet,
+            args.configuration,
+            invoice=args.invoice,
+            amount=args.amount,
+            bytes_granted=args.bytes,
+            plan=args.plan,
+        )
+    output.result(
+        {**topup.__dict__, "created": created},
+        lambda: output.out.print(
+            f"invoice {topup.invoice}: granted {topup.bytes_granted} bytes to {topup.configuration}"
+            if created
+            else f"invoice {topup.invoice} was already recorded ({topup.bytes_granted} bytes to "
+            f"{topup.configuration}); nothing granted again"
+        ),
+    )
+    return ExitCode.OK
+
+
+# --- apply and nodes ----------------------------------------------------------------------------
+
+
+def cmd_apply(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service import push as push_service
+
+    with _fleet(settings) as fleet:
+        result = push_service.push(
+            fleet,
+            _names(args.nodes) if args.nodes else None,
+            dry_run=args.dry_run,
+            progress=lambda n: output.progress(
+                f"{n.node}: {'ok' if n.ok else 'FAILED ' + n.error}"
+            ),
+        )
+
+    def render() -> None:
+        title = "plan (nothing was changed)" if result.dry_run else "apply"
+        table = Table("node", "result", "add", "change", "remove", "unchanged", title=title)
+        for n in result.nodes:
+            verdict = "[green]ok[/green]" if n.ok else f"[red]{n.error}[/red]"
+            row = n.as_dict()
+            table.add_row(
+                n.node,
+                verdict,
+                str(row["added"]),
+                str(row["changed"]),
+                str(row["removed"]),
+                str(row["unchanged"]),
+            )
+        output.out.print(table)
+
+    output.result(result.as_dict(), render)
+    return _push_exit(output, result)
+
+
+def cmd_nodes_list(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    with _fleet(settings) as fleet:
+        nodes = fleet.store.nodes()
+        revisions = fleet.store.node_revisions()
+        counts = {n.name: len(fleet.store.configurations(node=n.name)) for n in nodes}
+    rows = [
+        {
+            "name": n.name,
+            "address": n.address,
+            "tunnel_network": str(n.tunnel_network),
+            "public_key": n.public_key,
+            "key_created_on": n.key_created_on,
+            "configurations": counts[n.name],
+            "pending": revisions[n.name][0] != revisions[n.name][1],
+        }
+        for n in nodes
+    ]
+
+    def render() -> None:
+        table = Table(
+            "node", "address", "tunnel pool", "configurations", "pending push", "key since"
+        )
+        for r in rows:
+            table.add_row(
+                r["name"],
+                r["address"],
+                r["tunnel_network"],
+                str(r["configurations"]),
+                "yes" if r["pending"] else "no",
+                str(r["key_created_on"] or "-"),
+            )
+        output.out.print(table)
+
+    output.result(rows, render)
+    return ExitCode.OK
+
+
+def register(commands: Any, add: Registrar) -> None:
+    db = commands.add_parser("db", help="the quota store's schema")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    add(db_commands, "upgrade", cmd_db_upgrade, "apply pending schema migrations to the store")
+
+    accounts = commands.add_parser("accounts", help="user accounts")
+    acc = accounts.add_subparsers(dest="accounts_command", metavar="ACTION", required=True)
+    acc_add = add(acc, "add", cmd_accounts_add, "add an account (password from a prompt or stdin)")
+    acc_add.add_argument("username")
+    acc_add.add_argument(
+        "--device-id", required=True, help="the device identifier the provider issues"
+    )
+    acc_add.add_argument("--contact", help="optional contact number for notifications")
+    acc_add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+    acc_list = add(acc, "list", cmd_accounts_list, "list accounts")
+    acc_list.add_argument("--search", help="part of a username")
+    acc_del = add(
+        acc, "delete", cmd_accounts_delete, "erase an account, its configurations, usage and peers"
+    )
+    acc_del.add_argument("username")
+    acc_del.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    plans = commands.add_parser("plans", help="quota plans")
+    plan_commands = plans.add_subparsers(dest="plans_command", metavar="ACTION", required=True)
+    plan_set = add(plan_commands, "set", cmd_plans_set, "create or change a plan")
+    plan_set.add_argument("name")
+    plan_set.add_argument("--quota", type=positive_int, required=True, metavar="BYTES")
+    plan_set.add_argument("--reset", choices=[r.value for r in ResetRule], default="never")
+    plan_set.add_argument(
+        "--anchor-day", type=positive_int, default=1, help="monthly reset day (1-28)"
+    )
+    plan_set.add_argument("--price", help="price as billed, e.g. 4.99")
+    add(plan_commands, "list", cmd_plans_list, "list plans")
+
+    peers = commands.add_parser("peers", help="configurations (WireGuard peers)")
+    peer_commands = peers.add_subparsers(dest="peers_command", metavar="ACTION", required=True)
+    peer_add = add(
+        peer_commands,
+        "add",
+        cmd_peers_add,
+        "new configuration: keys, addresses, client config shown once",
+    )
+    peer_add.add_argument("account")
+    peer_add.add_argument("--nodes", metavar="NODE[,NODE..]")
+    peer_add.add_argument("--all-nodes", action="store_true")
+    quota = peer_add.add_mutually_exclusive_group()
+    quota.add_argument("--quota", type=positive_int, metavar="BYTES")
+    quota.add_argument("--plan")
+    peer_add.add_argument("--name", help="configuration name (default ACCOUNT-N)")
+    peer_add.add_argument(
+        "--qr", action="store_true", help="also show each client config as a QR code"
+    )
+    peer_add.add_argument(
+        "--out", metavar="FILE", help="write the client config to FILE (0600) instead"
+    )
+    peer_list = add(peer_commands, "list", cmd_peers_list, "list configurations")
+    peer_list.add_argument("--account")
+    peer_list.add_argument("--node")
+    peer_list.add_argument("--state", choices=["all", "enabled", "disabled"], default="all")
+    peer_show = add(
+        peer_commands, "show", cmd_peers_show, "one configuration with its top-ups and usage"
+    )
+    peer_show.add_argument("name")
+    enable = add(
+        peer_commands, "enable", cmd_peers_enable, "enable configurations on every node they are on"
+    )
+    enable.add_argument("names", nargs="+", metavar="NAME")
+    disable = add(
+        peer_commands, "disable", cmd_peers_disable, "disable configurations on every node"
+    )
+    disable.add_argument("names", nargs="+", metavar="NAME")
+    disable.add_argument("--reason", choices=[r.value for r in DisabledReason], default="operator")
+    remove = add(
+        peer_commands,
+        "remove",
+        cmd_peers_remove,
+        "remove configurations from the store and every node",
+    )
+    remove.add_argument("names", nargs="+", metavar="NAME")
+    remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    topup = add(commands, "topup", cmd_topup, "grant quota to a configuration, once per invoice")
+    topup.add_argument("configuration")
+    grant = topup.add_mutually_exclusive_group(required=True)
+    grant.add_argument("--bytes", type=positive_int)
+    grant.add_argument("--plan")
+    topup.add_argument("--amount", required=True, help="amount billed, e.g. 4.99")
+    topup.add_argument("--invoice", required=True, help="invoice number (unique)")
+
+    for name in ("apply", "reconcile"):
+        apply = add(commands, name, cmd_apply, "push the whole desired state to the nodes")
+        apply.add_argument(
+            "--dry-run", action="store_true", help="show each node's plan, change nothing"
+        )
+        apply.add_argument("--nodes", action="append", metavar="NODE[,NODE..]")
+
+    nodes = commands.add_parser("nodes", help="the nodes the store knows")
+    node_commands = nodes.add_subparsers(dest="nodes_command", metavar="ACTION", required=True)
+    add(node_commands, "list", cmd_nodes_list, "nodes with pending pushes and key age")

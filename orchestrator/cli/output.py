@@ -1,0 +1,65 @@
+"""Output of the `wgfleet` command: results on stdout (table or JSON), progress on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+
+from orchestrator.settings import Settings
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0    success
+  1    the operation failed on some node or step (each one named on stderr)
+  2    bad arguments, settings or input file (nothing was changed)
+  3    another wgfleet run holds the fleet lock
+  4    this machine lacks something the command needs (root, a tool, /dev/net/tun)
+  130  interrupted
+"""
+
+Handler = Callable[[argparse.Namespace, Settings, "Output"], int]
+
+
+class Output:
+    """Where results (stdout) and progress (stderr) go, honouring --json, --quiet and -v."""
+
+    def __init__(self, json_mode: bool, quiet: bool, verbose: bool) -> None:
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self.verbose = verbose
+        self.out = Console(highlight=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False)
+
+    def progress(self, message: str) -> None:
+        if not self.quiet and not self.json_mode:
+            self.err.print(f"[dim]{message}[/dim]")
+
+    def result(self, data: Any, render: Callable[[], None]) -> None:
+        if self.json_mode:
+            sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        elif not self.quiet:
+            render()
+
+
+Registrar = Callable[..., argparse.ArgumentParser]
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+def fail_lines(prefix: str, failures: list[tuple[str, str]]) -> None:
+    """One stderr line per failed node: `wgfleet: PREFIX NODE: REASON`."""
+    for node, reason in failures:
+        sys.stderr.write(f"wgfleet: {prefix} {node}: {reason}\n")

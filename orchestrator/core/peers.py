@@ -1,0 +1,93 @@
+"""Pure rules for configurations: naming, tunnel address allocation, client configs, and
+what each node should hold."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from orchestrator.core.models import Configuration, Node
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+
+def valid_key(text: str) -> bool:
+    """A WireGuard key: 32 bytes in standard base64 (44 characters ending in '=')."""
+    if len(text) != 44 or not text.endswith("="):
+        return False
+    try:
+        return len(base64.b64decode(text, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+def next_name(account: str, taken: Iterable[str]) -> str:
+    """``<account>-<n>`` with the smallest n not taken."""
+    used = set(taken)
+    n = 1
+    while f"{account}-{n}" in used:
+        n += 1
+    return f"{account}-{n}"
+
+
+class PoolExhausted(ValueError):
+    pass
+
+
+def allocate_address(
+    pool: ipaddress.IPv4Network, taken: Iterable[ipaddress.IPv4Address]
+) -> ipaddress.IPv4Address:
+    """The lowest free host address of a node's pool; .1 is the node's own."""
+    used = set(taken) | {pool[1]}
+    for address in pool.hosts():
+        if address not in used:
+            return address
+    raise PoolExhausted(f"tunnel pool {pool} is full")
+
+
+@dataclass(frozen=True)
+class DesiredPeer:
+    public_key: str
+    allowed_ip: ipaddress.IPv4Network  # the configuration's /32 on this node
+    psk_ref: str | None
+
+
+def desired_peers(node: str, configurations: Iterable[Configuration]) -> list[DesiredPeer]:
+    """What a node must hold: every enabled configuration placed on it, nothing else."""
+    peers = [
+        DesiredPeer(c.public_key, ipaddress.IPv4Network(f"{c.addresses[node]}/32"), c.psk_ref)
+        for c in configurations
+        if c.enabled and node in c.addresses
+    ]
+    return sorted(peers, key=lambda p: p.public_key)
+
+
+def render_client_config(
+    *,
+    private_key: str,
+    address: ipaddress.IPv4Address,
+    node: Node,
+    preshared_key: str | None,
+    dns: str | None = None,
+    allowed_ips: str = "0.0.0.0/0",
+) -> str:
+    """The wg-quick file a user imports: shown once, never stored by wgfleet."""
+    if node.public_key is None:
+        raise ValueError(f"node {node.name} has no public key yet: deploy it first")
+    lines = ["[Interface]", f"PrivateKey = {private_key}", f"Address = {address}/32"]
+    if dns:
+        lines.append(f"DNS = {dns}")
+    lines += ["", "[Peer]", f"PublicKey = {node.public_key}"]
+    if preshared_key:
+        lines.append(f"PresharedKey = {preshared_key}")
+    lines += [f"Endpoint = {node.address}:{node.listen_port}", f"AllowedIPs = {allowed_ips}"]
+    return "\n".join(lines) + "\n"
+
+
+def changed_nodes(before: Mapping[str, object], after: Mapping[str, object]) -> set[str]:
+    return {n for n in set(before) | set(after) if before.get(n) != after.get(n)}

@@ -1,0 +1,95 @@
+"""The request the controller sends to a node's `wgfleet-peers` entry point, and its answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from orchestrator.core.peers import DesiredPeer, valid_key
+
+HEADER = "wgfleet-peers 1"
+
+
+def render_request(
+    mode: str, interface: str, peers: Iterable[DesiredPeer], preshared: dict[str, str]
+) -> str:
+    """``preshared`` maps psk references to keys; the request is the node's whole peer set."""
+    if mode not in ("plan", "apply"):
+        raise ValueError(f"mode {mode!r}")
+    lines = [HEADER, f"mode {mode}", f"interface {interface}"]
+    for peer in peers:
+        psk = preshared[peer.psk_ref] if peer.psk_ref else "-"
+        lines.append(f"peer {peer.public_key} {peer.allowed_ip} {psk}")
+    lines.append("end")
+    return "\n".join(lines) + "\n"
+
+
+class PushProtocolError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class RemovedPeer:
+    public_key: str
+    rx_bytes: int
+    tx_bytes: int
+
+
+@dataclass(frozen=True)
+class PushAnswer:
+    epoch: str
+    interface_up: bool
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[RemovedPeer, ...] = ()
+    unchanged: int = 0
+    static: int = 0
+    summary: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def changes(self) -> int:
+        return len(self.added) + len(self.changed) + len(self.removed)
+
+
+def parse_answer(text: str) -> PushAnswer:
+    """Strict: anything unexpected rejects the whole answer."""
+    lines = text.splitlines()
+    if not lines or lines[-1] != "ok":
+        errors = [line.removeprefix("error ") for line in lines if line.startswith("error ")]
+        raise PushProtocolError(errors[0] if errors else f"no 'ok' in answer: {text[-200:]!r}")
+    epoch = ""
+    added: list[str] = []
+    changed: list[str] = []
+    removed: list[RemovedPeer] = []
+    summary: dict[str, str] = {}
+    for number, line in enumerate(lines[:-1], start=1):
+        parts = line.split(" ")
+        kind = parts[0]
+        if kind == "epoch" and len(parts) == 2:
+            epoch = parts[1]
+        elif kind in ("added", "changed") and len(parts) == 2 and valid_key(parts[1]):
+            (added if kind == "added" else changed).append(parts[1])
+        elif (
+            kind == "removed"
+            and len(parts) == 4
+            and valid_key(parts[1])
+            and parts[2].isdigit()
+            and parts[3].isdigit()
+        ):
+            removed.append(RemovedPeer(parts[1], int(parts[2]), int(parts[3])))
+        elif kind == "summary":
+            summary = dict(part.split("=", 1) for part in parts[1:] if "=" in part)
+        else:
+            raise PushProtocolError(f"line {number} not understood: {line[:80]!r}")
+    if not epoch or not summary:
+        raise PushProtocolError("answer lacks an epoch or a summary")
+    return PushAnswer(
+        epoch=epoch,
+        interface_up=summary.get("interface") == "up",
+        added=tuple(added),
+        changed=tuple(changed),
+        removed=tuple(removed),
+        unchanged=int(summary.get("unchanged", "0")),
+        static=int(summary.get("static", "0")),
+        summary=summary,
+    )

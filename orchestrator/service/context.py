@@ -1,0 +1,31 @@
+"""What every use case works with: the settings, the quota store and the secret store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from orchestrator.adapters.secrets import SecretStore
+from orchestrator.adapters.store import SqlStore, open_store
+from orchestrator.settings import Settings
+
+
+@dataclass
+class Fleet:
+    settings: Settings
+    store: SqlStore
+    secrets: SecretStore
+
+
+@contextmanager
+def open_fleet(settings: Settings, *, upgrade: bool = True) -> Iterator[Fleet]:
+    """Open the store (bringing a fresh embedded one to the current schema) for one command."""
+    store = open_store(settings.store_url, source=settings.source)
+    try:
+        if upgrade and store.schema_version() == 0:
+            store.upgrade()
+        store.require_current()
+        yield Fleet(settings, store, SecretStore(settings.data_dir / "secrets"))
+    finally:
+        store.close()

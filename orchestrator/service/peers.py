@@ -1,0 +1,172 @@
+"""Accounts, configurations and top-ups: change the store, then push what changed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+from orchestrator.adapters import passwords, wgkeys
+from orchestrator.core.models import Account, Configuration, DisabledReason, TopUp
+from orchestrator.core.peers import (
+    NAME_RE,
+    USERNAME_RE,
+    PoolExhausted,
+    allocate_address,
+    next_name,
+    render_client_config,
+)
+from orchestrator.errors import StoreError, UsageError
+from orchestrator.service.context import Fleet
+from orchestrator.service.push import PushResult, push
+
+INVOICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
+AMOUNT_RE = re.compile(r"^\d{1,12}(\.\d{1,4})?$")
+
+
+@dataclass(frozen=True)
+class NewConfiguration:
+    configuration: Configuration
+    client_configs: dict[str, str]  # node -> wg-quick text; shown once, never stored
+    push: PushResult
+
+
+def add_account(
+    fleet: Fleet, username: str, password: str, device_id: str, contact: str | None = None
+) -> Account:
+    if not USERNAME_RE.match(username):
+        raise UsageError(f"username {username!r}: use lowercase letters, digits, '.', '_' or '-'")
+    if len(password) < 8:
+        raise UsageError("password: at least 8 characters")
+    if not device_id.strip():
+        raise UsageError("device id: must not be empty")
+    account = Account(username, passwords.hash_password(password), device_id.strip(), contact)
+    fleet.store.add_account(account)
+    return account
+
+
+def delete_account(fleet: Fleet, username: str) -> tuple[list[Configuration], PushResult]:
+    """Erase the account, its configurations and usage; remove its peers from every node."""
+    removed = fleet.store.delete_account(username)
+    for config in removed:
+        if config.psk_ref:
+            fleet.secrets.delete(config.psk_ref)
+    return removed, push(fleet, {n for c in removed for n in c.nodes})
+
+
+def add_configuration(
+    fleet: Fleet,
+    account: str,
+    *,
+    nodes: Iterable[str] | None,
+    quota_bytes: int | None = None,
+    plan: str | None = None,
+    name: str | None = None,
+    today: date | None = None,
+) -> NewConfiguration:
+    """New keys made here, the public half stored, the client's config returned once."""
+    store = fleet.store
+    all_nodes = {n.name: n for n in store.nodes()}
+    chosen = sorted(all_nodes) if nodes is None else sorted(set(nodes))
+    if not chosen:
+        raise UsageError("no nodes: deploy nodes first, or name them with --nodes")
+    missing = [n for n in chosen if n not in all_nodes]
+    if missing:
+        raise UsageError(f"--nodes: unknown node(s) {', '.join(missing)}")
+    undeployed = [n for n in chosen if all_nodes[n].public_key is None]
+    if undeployed:
+        raise UsageError(
+            f"node(s) {', '.join(undeployed)} have no WireGuard key yet: run `wgfleet deploy`"
+        )
+    if quota_bytes is not None and quota_bytes < 0:
+        raise UsageError(f"--quota {quota_bytes}: must not be negative")
+    if plan is not None:
+        store.plan(plan)
+    store.account(account)
+    config_name = name or next_name(account, store.configuration_names(f"{account}-"))
+    if not NAME_RE.match(config_name):
+        raise UsageError(f"name {config_name!r}: use lowercase letters, digits, '.', '_' or '-'")
+    keys = wgkeys.new_keypair()
+    preshared = wgkeys.new_preshared_key()
+    with store.transaction():
+        try:
+            addresses = {
+                n: allocate_address(all_nodes[n].tunnel_network, store.taken_addresses(n))
+                for n in chosen
+            }
+        except PoolExhausted as exc:
+            raise StoreError(str(exc)) from None
+        psk_ref = fleet.secrets.put_psk(config_name, preshared)
+        config = Configuration(
+            name=config_name,
+            account=account,
+            public_key=keys.public_key,
+            psk_ref=psk_ref,
+            addresses=addresses,
+            plan=plan,
+            quota_bytes=quota_bytes,
+            key_created_on=today or date.today(),
+        )
+        try:
+            store.add_configuration(config)
+        except StoreError:
+            fleet.secrets.delete(psk_ref)
+            raise
+    client_configs = {
+        n: render_client_config(
+            private_key=keys.private_key,
+            address=addresses[n],
+            node=all_nodes[n],
+            preshared_key=preshared,
+        )
+        for n in chosen
+    }
+    return NewConfiguration(store.configuration(config_name), client_configs, push(fleet, chosen))
+
+
+def set_enabled(
+    fleet: Fleet, names: Iterable[str], enabled: bool, reason: DisabledReason | None = None
+) -> tuple[list[Configuration], PushResult]:
+    names = list(names)
+    if not enabled and reason is None:
+        raise UsageError("disable needs a reason")
+    changed = fleet.store.set_enabled(names, enabled, None if enabled else reason)
+    return changed, push(fleet, {n for c in changed for n in c.nodes})
+
+
+def remove_configurations(
+    fleet: Fleet, names: Iterable[str]
+) -> tuple[list[Configuration], PushResult]:
+    removed = fleet.store.remove_configurations(list(names))
+    for config in removed:
+        if config.psk_ref:
+            fleet.secrets.delete(config.psk_ref)
+    return removed, push(fleet, {n for c in removed for n in c.nodes})
+
+
+def topup(
+    fleet: Fleet,
+    configuration: str,
+    *,
+    invoice: str,
+    amount: str,
+    bytes_granted: int | None = None,
+    plan: str | None = None,
+    today: date | None = None,
+) -> tuple[TopUp, bool]:
+    """Grant quota once per invoice: the same invoice again grants nothing and says so."""
+    if not INVOICE_RE.match(invoice):
+        raise UsageError(f"--invoice {invoice!r}: letters, digits and . _ / - only")
+    if not AMOUNT_RE.match(amount):
+        raise UsageError(f"--amount {amount!r}: a decimal number such as 4.99")
+    if (bytes_granted is None) == (plan is None):
+        raise UsageError("give exactly one of --bytes or --plan")
+    granted = fleet.store.plan(plan).quota_bytes if plan is not None else bytes_granted
+    assert granted is not None
+    if granted < 0:
+        raise UsageError(f"--bytes {granted}: must not be negative")
+    fleet.store.configuration(configuration)
+    return fleet.store.add_topup(
+        TopUp(invoice, configuration, amount, granted, today or date.today())
+    )

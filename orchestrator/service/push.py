@@ -1,0 +1,148 @@
+"""Carry the store's desired peer sets to the nodes, live, in parallel.
+
+Each node receives its complete desired set through its `wgfleet-peers` entry point (the push
+account's forced command); the node changes only the peers that differ, so every other
+tunnel and its counters are untouched. A node that cannot be reached keeps its pending
+revision and converges on the next push.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.adapters import ssh
+from orchestrator.core.models import Configuration, Node
+from orchestrator.core.peers import desired_peers
+from orchestrator.core.push_protocol import (
+    PushAnswer,
+    PushProtocolError,
+    parse_answer,
+    render_request,
+)
+from orchestrator.errors import NodeError, StoreError
+from orchestrator.service.context import Fleet
+
+PUSH_USER = "wgpush"
+OnRemoved = Callable[[str, PushAnswer], None]
+
+
+@dataclass(frozen=True)
+class NodePush:
+    node: str
+    ok: bool
+    answer: PushAnswer | None = None
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        answer = self.answer
+        return {
+            "node": self.node,
+            "ok": self.ok,
+            "error": self.error,
+            "interface_up": answer.interface_up if answer else None,
+            "added": len(answer.added) if answer else 0,
+            "changed": len(answer.changed) if answer else 0,
+            "removed": len(answer.removed) if answer else 0,
+            "unchanged": answer.unchanged if answer else 0,
+        }
+
+
+@dataclass(frozen=True)
+class PushResult:
+    dry_run: bool
+    nodes: tuple[NodePush, ...] = field(default=())
+
+    @property
+    def failed(self) -> list[NodePush]:
+        return [n for n in self.nodes if not n.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "ok": self.ok,
+            "failed_nodes": [n.node for n in self.failed],
+            "nodes": [n.as_dict() for n in self.nodes],
+        }
+
+
+def push_target(fleet: Fleet, node: Node) -> ssh.Target:
+    return ssh.Target(
+        name=node.name,
+        address=node.address,
+        user=PUSH_USER,
+        key_file=fleet.settings.ssh.push_key,
+        known_hosts=fleet.settings.ssh.known_hosts,
+        timeout=fleet.settings.ssh.connect_timeout,
+    )
+
+
+def _push_one(
+    fleet: Fleet, node: Node, configurations: list[Configuration], dry_run: bool
+) -> NodePush:
+    peers = desired_peers(node.name, configurations)
+    try:
+        preshared = {p.psk_ref: fleet.secrets.get(p.psk_ref) for p in peers if p.psk_ref}
+    except StoreError as exc:
+        return NodePush(node.name, False, error=str(exc))
+    request = render_request("plan" if dry_run else "apply", node.interface, peers, preshared)
+    try:
+        with ssh.NodeConnection(push_target(fleet, node)) as connection:
+            result = connection.run("wgfleet-peers", check=False, stdin=request, timeout=120)
+    except NodeError as exc:
+        return NodePush(node.name, False, error=str(exc).removeprefix(f"{node.name}: "))
+    try:
+        answer = parse_answer(result.stdout)
+    except PushProtocolError as exc:
+        detail = result.stderr.strip().splitlines()[-1:] or [str(exc)]
+        return NodePush(node.name, False, error=f"push refused: {exc} ({detail[0]})")
+    return NodePush(node.name, True, answer)
+
+
+def push(
+    fleet: Fleet,
+    nodes: Iterable[str] | None = None,
+    *,
+    dry_run: bool = False,
+    on_removed: OnRemoved | None = None,
+    progress: Callable[[NodePush], None] | None = None,
+) -> PushResult:
+    """Push the desired state to ``nodes`` (all nodes in the store when None)."""
+    store = fleet.store
+    known = {n.name: n for n in store.nodes()}
+    wanted = sorted(known) if nodes is None else sorted(set(nodes))
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise StoreError(f"no node(s) {', '.join(unknown)} in the store")
+    if not wanted:
+        return PushResult(dry_run)
+    revisions = store.node_revisions()
+    configurations = store.configurations()
+
+    def one(name: str) -> NodePush:
+        outcome = _push_one(fleet, known[name], configurations, dry_run)
+        if progress is not None:
+            progress(outcome)
+        return outcome
+
+    with ThreadPoolExecutor(max_workers=min(32, len(wanted))) as pool:
+        outcomes = tuple(pool.map(one, wanted))
+    if not dry_run:
+        for outcome in outcomes:
+            if outcome.ok and outcome.answer is not None and outcome.answer.removed and on_removed:
+                on_removed(outcome.node, outcome.answer)
+            store.mark_pushed(outcome.node, revisions[outcome.node][0], outcome.ok)
+    return PushResult(dry_run, outcomes)
+
+
+def pending_nodes(fleet: Fleet) -> list[str]:
+    """Nodes whose desired state changed since their last successful push."""
+    return sorted(
+        n for n, (desired, pushed) in fleet.store.node_revisions().items() if desired != pushed
+    )
