@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from orchestrator.adapters import ansible, keyfiles
+from orchestrator.core.inventory import inventory_hosts
+from orchestrator.core.models import Node
+from orchestrator.core.peers import valid_key
 from orchestrator.core.playbook_events import PlayRecap
 from orchestrator.errors import ConfigError
 from orchestrator.settings import Settings
@@ -74,7 +81,11 @@ def ansible_work_dir(settings: Settings) -> Path:
 def node_extravars(settings: Settings) -> dict[str, Any]:
     """What the roles need from the controller: public halves only, never a private key."""
     keyfiles.ensure_ssh_keypair(settings.ssh.collector_key, "wgfleet-collector")
-    return {"wgfleet_collector_public_key_file": str(settings.ssh.collector_key) + ".pub"}
+    keyfiles.ensure_ssh_keypair(settings.ssh.push_key, "wgfleet-push")
+    return {
+        "wgfleet_collector_public_key_file": str(settings.ssh.collector_key) + ".pub",
+        "wgfleet_push_public_key_file": str(settings.ssh.push_key) + ".pub",
+    }
 
 
 def deploy(
@@ -87,6 +98,18 @@ def deploy(
     cancelled: Callable[[], bool] | None = None,
     extravars: Mapping[str, Any] | None = None,
 ) -> DeployResult:
+    public_keys: dict[str, str] = {}
+
+    def watch(recap: PlayRecap, event: Mapping[str, Any]) -> None:
+        data = event.get("event_data") or {}
+        result = data.get("res") or {}
+        if event.get("event") == "runner_on_ok" and isinstance(result, Mapping):
+            key = result.get("wireguard_public_key")
+            if isinstance(key, str) and valid_key(key):
+                public_keys[str(data.get("host"))] = key
+        if on_update is not None:
+            on_update(recap, event)
+
     run = ansible.run_playbook(
         project_root=settings.project_root,
         work_dir=ansible_work_dir(settings),
@@ -96,7 +119,42 @@ def deploy(
         check=check,
         diff=diff,
         extravars={**node_extravars(settings), **dict(extravars or {})},
-        on_update=on_update,
+        on_update=watch,
         cancelled=cancelled,
     )
+    if not check and public_keys:
+        register_nodes(settings, public_keys)
     return DeployResult(run)
+
+
+def register_nodes(
+    settings: Settings, public_keys: Mapping[str, str], today: date | None = None
+) -> None:
+    """Record deployed nodes and the public keys they reported in the store."""
+    from orchestrator.service.context import open_fleet
+
+    hosts = inventory_hosts(
+        yaml.safe_load(inventory_path(settings).read_text(encoding="utf-8")) or {}
+    )
+    with open_fleet(settings) as fleet, fleet.store.transaction():
+        known = {n.name: n for n in fleet.store.nodes()}
+        for name, key in public_keys.items():
+            variables = hosts.get(name, {})
+            network = variables.get("wgfleet_tunnel_network")
+            if network is None:
+                raise ConfigError(
+                    str(inventory_path(settings)), f"{name}.wgfleet_tunnel_network", None, "missing"
+                )
+            previous = known.get(name)
+            created = previous.key_created_on if previous and previous.public_key == key else None
+            fleet.store.upsert_node(
+                Node(
+                    name=name,
+                    address=str(variables.get("ansible_host", name)),
+                    tunnel_network=ipaddress.IPv4Network(str(network)),
+                    listen_port=int(variables.get("wireguard_port", 51820)),
+                    interface=str(variables.get("wireguard_interface", "wg0")),
+                    public_key=key,
+                    key_created_on=created or today or date.today(),
+                )
+            )

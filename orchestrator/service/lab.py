@@ -284,6 +284,7 @@ def lab_up(settings: Settings, nodes: int, clients: int, progress: Progress = _q
 
         public_key = keyfiles.ensure_ssh_keypair(settings.ssh.deploy_key, "wgfleet-deploy")
         keyfiles.ensure_ssh_keypair(settings.ssh.collector_key, "wgfleet-collector")
+        keyfiles.ensure_ssh_keypair(settings.ssh.push_key, "wgfleet-push")
         state.rootfs = str(build_rootfs(settings, progress))
         _raise_inotify_limit(state, nodes)
         state.save(state_dir)

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from orchestrator.adapters.store import SqlStore, open_store
-from orchestrator.adapters.store.schema import LATEST_VERSION
+from orchestrator.adapters.store.schema import LATEST_VERSION, MIGRATIONS
 from orchestrator.core.models import (
     Account,
     Configuration,
@@ -54,7 +54,7 @@ def test_upgrade_is_versioned_and_idempotent(store_url: str) -> None:
         assert store.schema_version() == 0
         with pytest.raises(StoreError, match="run `wgfleet db upgrade`"):
             store.require_current()
-        assert store.upgrade() == [LATEST_VERSION]
+        assert store.upgrade() == [m.version for m in MIGRATIONS]
         assert store.upgrade() == []
         assert store.schema_version() == LATEST_VERSION
         store.require_current()

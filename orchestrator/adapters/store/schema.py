@@ -117,6 +117,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX topups_configuration ON topups (configuration_id)",
         ),
     ),
+    Migration(
+        2,
+        "running totals per configuration, checked by `wgfleet usage check`",
+        (
+            "ALTER TABLE configurations ADD COLUMN granted_bytes BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE configurations ADD COLUMN used_bytes BIGINT NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 
 

@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any, Protocol
 
 from orchestrator.adapters.store.schema import LATEST_VERSION, MIGRATIONS, statements_for
+from orchestrator.core.accounting import LastSeen
 from orchestrator.core.models import (
     Account,
     Configuration,
@@ -464,6 +465,11 @@ class SqlStore:
                 if row is None:
                     raise StoreError(f"no configuration {topup.configuration!r}")
                 config_id = row[0]
+            if config_id is not None:
+                self.db.execute(
+                    "UPDATE configurations SET granted_bytes = granted_bytes + ? WHERE id = ?",
+                    (topup.bytes_granted, config_id),
+                )
             self.db.execute(
                 "INSERT INTO topups "
                 "(invoice, configuration_id, amount, bytes_granted, purchased_on) "
@@ -508,6 +514,10 @@ class SqlStore:
                 "tx_bytes = usage_totals.tx_bytes + excluded.tx_bytes",
                 (row[0], period_start, rx, tx),
             )
+            self.db.execute(
+                "UPDATE configurations SET used_bytes = used_bytes + ? WHERE id = ?",
+                (rx + tx, row[0]),
+            )
 
     def usage(self, configuration: str | None = None) -> list[UsageTotal]:
         sql = (
@@ -521,3 +531,67 @@ class SqlStore:
             UsageTotal(r[0], _date(r[1]) or date.min, int(r[2]), int(r[3]))
             for r in self._rows(sql + " ORDER BY c.name, u.period_start", params)
         ]
+
+    # --- counters (sync) ---------------------------------------------------------------------
+
+    def last_seen(self, node: str) -> dict[str, LastSeen]:
+        return {
+            r[0]: LastSeen(r[1], int(r[2]), int(r[3]))
+            for r in self._rows(
+                "SELECT public_key, epoch, rx_bytes, tx_bytes FROM peer_counters WHERE node = ?",
+                (node,),
+            )
+        }
+
+    def key_owners(self) -> dict[str, str]:
+        """Public key -> configuration name, for every configuration."""
+        return {r[0]: r[1] for r in self._rows("SELECT public_key, name FROM configurations")}
+
+    def apply_counters(
+        self,
+        node: str,
+        usage: dict[str, tuple[int, int]],
+        periods: dict[str, date],
+        last_seen: dict[str, LastSeen],
+    ) -> None:
+        """One node's accounting, landed together with the counters it was computed from."""
+        with self.transaction():
+            for name, (rx, tx) in usage.items():
+                self.add_usage(name, periods[name], rx, tx)
+            self.db.executemany(
+                "INSERT INTO peer_counters (node, public_key, epoch, rx_bytes, tx_bytes) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (node, public_key) DO UPDATE SET "
+                "epoch = excluded.epoch, rx_bytes = excluded.rx_bytes, "
+                "tx_bytes = excluded.tx_bytes",
+                [(node, key, s.epoch, s.rx_bytes, s.tx_bytes) for key, s in last_seen.items()],
+            )
+            self.db.execute("UPDATE nodes SET last_sync_ok = ? WHERE name = ?", (True, node))
+
+    def mark_sync_failed(self, node: str) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE nodes SET last_sync_ok = ? WHERE name = ?", (False, node))
+
+    def running_totals(self) -> dict[str, tuple[int, int]]:
+        """configuration -> (granted bytes, used bytes) as kept alongside each change."""
+        return {
+            r[0]: (int(r[1]), int(r[2]))
+            for r in self._rows("SELECT name, granted_bytes, used_bytes FROM configurations")
+        }
+
+    def recomputed_totals(self) -> dict[str, tuple[int, int]]:
+        """configuration -> (sum of its top-ups, sum of its usage) from the ledger rows."""
+        granted = {
+            r[0]: int(r[1])
+            for r in self._rows(
+                "SELECT c.name, COALESCE(SUM(t.bytes_granted), 0) FROM configurations c "
+                "LEFT JOIN topups t ON t.configuration_id = c.id GROUP BY c.name"
+            )
+        }
+        used = {
+            r[0]: int(r[1])
+            for r in self._rows(
+                "SELECT c.name, COALESCE(SUM(u.rx_bytes + u.tx_bytes), 0) FROM configurations c "
+                "LEFT JOIN usage_totals u ON u.configuration_id = c.id GROUP BY c.name"
+            )
+        }
+        return {name: (granted[name], used.get(name, 0)) for name in granted}

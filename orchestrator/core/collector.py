@@ -1,0 +1,63 @@
+"""Parse what a node's counters entry point prints: strictly, all or nothing.
+
+Expected: ``epoch TOKEN`` then one ``PUBLIC_KEY<TAB>RX<TAB>TX`` line per peer (the output of
+`wg show IFACE transfer`). Anything else, an endpoint or a handshake time included, rejects the
+node's whole answer, so nothing from it is ever applied or stored.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from orchestrator.core.accounting import Sample
+from orchestrator.core.peers import valid_key
+
+EPOCH_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+MAX_COUNTER = 2**63 - 1
+
+
+class CounterParseError(ValueError):
+    def __init__(self, line: int, message: str) -> None:
+        self.line = line
+        super().__init__(f"line {line}: {message}")
+
+
+@dataclass(frozen=True)
+class CounterReport:
+    epoch: str
+    samples: tuple[Sample, ...]
+
+
+def _counter(text: str, line: int, what: str) -> int:
+    if not text.isdigit() or (len(text) > 1 and text[0] == "0"):
+        raise CounterParseError(line, f"{what} {text[:24]!r} is not a byte count")
+    value = int(text)
+    if value > MAX_COUNTER:
+        raise CounterParseError(line, f"{what} {text[:24]!r} is out of range")
+    return value
+
+
+def parse_counters(text: str) -> CounterReport:
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines:
+        raise CounterParseError(1, "empty answer")
+    head = lines[0].split(" ")
+    if len(head) != 2 or head[0] != "epoch" or not EPOCH_RE.match(head[1]):
+        raise CounterParseError(1, f"expected 'epoch TOKEN', got {lines[0][:60]!r}")
+    samples = []
+    seen: set[str] = set()
+    for number, line in enumerate(lines[1:], start=2):
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise CounterParseError(number, f"expected 3 tab-separated fields, got {len(fields)}")
+        key, rx, tx = fields
+        if not valid_key(key):
+            raise CounterParseError(number, f"{key[:60]!r} is not a WireGuard public key")
+        if key in seen:
+            raise CounterParseError(number, "the same peer twice")
+        seen.add(key)
+        samples.append(Sample(key, _counter(rx, number, "rx"), _counter(tx, number, "tx")))
+    return CounterReport(head[1], tuple(samples))

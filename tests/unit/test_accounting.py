@@ -1,0 +1,173 @@
+"""Accounting is exact across restarts, re-adds, replays and several nodes (property-based)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from orchestrator.core.accounting import (
+    LastSeen,
+    Sample,
+    account_node,
+    after_removal,
+    counter_delta,
+)
+from orchestrator.core.models import (
+    Configuration,
+    DisabledReason,
+    Plan,
+    ResetRule,
+    TopUp,
+    UsageTotal,
+)
+from orchestrator.core.quota import NEVER_RESETS, enforce, period_start, quota_status
+
+KEY = "k" * 43 + "="
+
+
+def test_delta_rules() -> None:
+    assert counter_delta(None, "e1", 100, 50) == (100, 50)
+    assert counter_delta(LastSeen("e1", 100, 50), "e1", 150, 70) == (50, 20)
+    assert counter_delta(LastSeen("e1", 100, 50), "e1", 100, 50) == (0, 0)  # replay
+    assert counter_delta(LastSeen("e1", 100, 50), "e2", 30, 5) == (30, 5)  # restart
+    assert counter_delta(LastSeen("e1", 100, 50), "e1", 30, 60) == (30, 60)  # went backwards
+
+
+Op = st.one_of(
+    st.tuples(st.just("traffic"), st.integers(0, 10**9), st.integers(0, 10**9)),
+    st.tuples(st.just("sync"), st.just(0), st.just(0)),
+    st.tuples(st.just("replay"), st.just(0), st.just(0)),
+    st.tuples(st.just("restart"), st.just(0), st.just(0)),
+    st.tuples(st.just("readd"), st.just(0), st.just(0)),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(Op, max_size=40))
+def test_every_observed_byte_counts_exactly_once(ops: list[tuple[str, int, int]]) -> None:
+    epoch_n = 0
+    rx = tx = 0  # the node's live counters
+    last: dict[str, LastSeen] = {}
+    accounted = [0, 0]
+    expected = [0, 0]
+    observed = (0, 0)  # counters as last observed since they last restarted
+
+    def observe(epoch: str, cur_rx: int, cur_tx: int) -> None:
+        nonlocal last, observed
+        result = account_node(epoch, [Sample(KEY, cur_rx, cur_tx)], last, {KEY: "alice-1"})
+        add = result.usage.get("alice-1", (0, 0))
+        accounted[0] += add[0]
+        accounted[1] += add[1]
+        last = {**last, **result.last_seen}
+        expected[0] += cur_rx - observed[0]
+        expected[1] += cur_tx - observed[1]
+        observed = (cur_rx, cur_tx)
+
+    for kind, a, b in ops:
+        epoch = f"e{epoch_n}"
+        if kind == "traffic":
+            rx, tx = rx + a, tx + b
+        elif kind == "sync":
+            observe(epoch, rx, tx)
+        elif kind == "replay":
+            # The same node output applied twice in a row (a retried run) adds nothing the 2nd time.
+            observe(epoch, rx, tx)
+            again = account_node(epoch, [Sample(KEY, rx, tx)], last, {KEY: "alice-1"})
+            assert again.bytes_added == 0
+        elif kind == "restart":
+            epoch_n += 1
+            rx = tx = 0
+            observed = (0, 0)
+        elif kind == "readd":
+            observe(epoch, rx, tx)  # the push reads counters just before it removes the peer
+            last = {**last, KEY: after_removal(epoch)}
+            rx = tx = 0
+            observed = (0, 0)
+    assert accounted == expected
+
+
+def test_the_same_configuration_on_two_nodes_sums() -> None:
+    owners = {KEY: "alice-1"}
+    one = account_node("a", [Sample(KEY, 100, 10)], {}, owners)
+    two = account_node("b", [Sample(KEY, 7, 3)], {}, owners)
+    assert one.usage["alice-1"] == (100, 10) and two.usage["alice-1"] == (7, 3)
+
+
+def test_unknown_peers_are_tracked_but_never_billed() -> None:
+    other = "o" * 43 + "="
+    result = account_node("a", [Sample(other, 5, 5)], {}, {})
+    assert result.usage == {} and result.unknown_keys == (other,)
+    assert result.last_seen[other] == LastSeen("a", 5, 5)
+
+
+def test_billing_periods() -> None:
+    monthly = Plan("m", 100, ResetRule.MONTHLY, anchor_day=15)
+    assert period_start(monthly, date(2026, 11, 23)) == date(2026, 11, 15)
+    assert period_start(monthly, date(2026, 11, 14)) == date(2026, 10, 15)
+    assert period_start(monthly, date(2026, 1, 3)) == date(2025, 12, 15)
+    assert period_start(Plan("n", 100), date(2026, 1, 3)) == NEVER_RESETS
+    assert period_start(None, date(2026, 1, 3)) == NEVER_RESETS
+
+
+def cfg(name: str, **kw: object) -> Configuration:
+    return Configuration(name, "alice", "k", None, **kw)  # type: ignore[arg-type]
+
+
+def test_allowance_and_enforcement() -> None:
+    today = date(2026, 11, 23)
+    monthly = Plan("m", 1000, ResetRule.MONTHLY, anchor_day=1)
+    statuses = {
+        "fixed": quota_status(
+            cfg("fixed", quota_bytes=100),
+            None,
+            [TopUp("i1", "fixed", "1", 50, today)],
+            [UsageTotal("fixed", NEVER_RESETS, 120, 30)],
+            today,
+        ),
+        "month": quota_status(
+            cfg("month", plan="m"),
+            monthly,
+            [TopUp("i2", "month", "1", 500, date(2026, 10, 3))],
+            [
+                UsageTotal("month", date(2026, 10, 1), 5000, 0),
+                UsageTotal("month", date(2026, 11, 1), 850, 0),
+            ],
+            today,
+        ),
+        "free": quota_status(
+            cfg("free"), None, [], [UsageTotal("free", NEVER_RESETS, 10**12, 0)], today
+        ),
+    }
+    assert (statuses["fixed"].allowance, statuses["fixed"].used, statuses["fixed"].over) == (
+        150,
+        150,
+        True,
+    )
+    assert (statuses["month"].allowance, statuses["month"].used) == (
+        1000,
+        850,
+    )  # October's top-up is spent
+    assert statuses["free"].allowance is None and not statuses["free"].over
+    configs = [
+        cfg("fixed", quota_bytes=100),
+        cfg("month", plan="m"),
+        cfg("free"),
+        cfg("back", quota_bytes=10, enabled=False, disabled_reason=DisabledReason.OVER_QUOTA),
+        cfg("op", quota_bytes=10, enabled=False, disabled_reason=DisabledReason.OPERATOR),
+    ]
+    statuses["back"] = quota_status(
+        configs[3],
+        None,
+        [TopUp("i3", "back", "1", 1000, today)],
+        [UsageTotal("back", NEVER_RESETS, 20, 0)],
+        today,
+    )
+    statuses["op"] = quota_status(
+        configs[4], None, [TopUp("i4", "op", "1", 1000, today)], [], today
+    )
+    decision = enforce(configs, statuses, warn_ratio=0.8)
+    assert decision.disable == ("fixed",)
+    assert decision.enable == ("back",)  # an operator's disable is never undone by quota
+    assert decision.warn == ("month",)
