@@ -55,6 +55,12 @@ class StoreError(WgfleetError):
     """The quota store refused a change or cannot be used (schema, connection, constraint)."""
 
 
+class FleetBusy(WgfleetError):
+    """Another run holds the fleet lock."""
+
+    exit_code = ExitCode.BUSY
+
+
 class LabError(WgfleetError):
     """Building, starting or stopping the lab fleet failed."""
 

@@ -550,6 +550,126 @@ def register(commands: Any, add: Registrar) -> None:
         )
         apply.add_argument("--nodes", action="append", metavar="NODE[,NODE..]")
 
+    register_sync(commands, add)
+
     nodes = commands.add_parser("nodes", help="the nodes the store knows")
     node_commands = nodes.add_subparsers(dest="nodes_command", metavar="ACTION", required=True)
     add(node_commands, "list", cmd_nodes_list, "nodes with pending pushes and key age")
+
+
+# --- sync and usage -----------------------------------------------------------------------------
+
+
+def cmd_sync(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service import sync as sync_service
+    from orchestrator.service.lock import fleet_lock
+
+    with fleet_lock(settings, wait=args.wait), _fleet(settings) as fleet:
+        result = sync_service.sync(
+            fleet,
+            nodes=_names(args.nodes) if args.nodes else None,
+            warn_ratio=args.warn_at / 100,
+            progress=(lambda n: output.progress(f"{n.node}: {'ok' if n.ok else n.error}"))
+            if args.verbose
+            else None,
+        )
+
+    def render() -> None:
+        # Cron mode: silent on success unless -v; problems always reach stderr below.
+        if not args.verbose:
+            return
+        data = result.as_dict()
+        output.out.print(
+            f"synced {len(data['nodes_ok'])} node(s), {data['configurations_updated']} "
+            f"configuration(s) updated, {data['bytes_added']} bytes added"
+        )
+        for key in ("newly_over_quota", "re_enabled", "warned"):
+            if data[key]:
+                output.out.print(f"{key.replace('_', ' ')}: {', '.join(data[key])}")
+
+    output.result(result.as_dict(), render)
+    if result.warned and not args.json and not args.quiet:
+        sys.stderr.write(f"wgfleet: at {args.warn_at}% of quota: {', '.join(result.warned)}\n")
+    fail_lines("sync failed on", [(n.node, n.error) for n in result.failed])
+    return ExitCode.OK if result.ok else ExitCode.FAILED
+
+
+def cmd_usage_check(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service.usage import usage_check
+
+    with _fleet(settings) as fleet:
+        mismatches = usage_check(fleet)
+        count = len(fleet.store.running_totals())
+    output.result(
+        {"checked": count, "mismatches": [m.__dict__ for m in mismatches]},
+        lambda: output.out.print(
+            f"{count} configuration(s) checked, {len(mismatches)} mismatch(es)"
+        ),
+    )
+    for m in mismatches:
+        sys.stderr.write(
+            f"wgfleet: usage mismatch for {m.configuration}: stored granted/used {m.stored}, "
+            f"recomputed from top-ups and usage {m.recomputed}\n"
+        )
+    return ExitCode.FAILED if mismatches else ExitCode.OK
+
+
+def cmd_usage_list(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from datetime import date
+
+    from orchestrator.service.usage import quota_statuses
+
+    with _fleet(settings) as fleet:
+        statuses = quota_statuses(fleet, date.today())
+    rows: list[dict[str, Any]] = [
+        {
+            "configuration": s.configuration,
+            "period_start": s.period_start,
+            "allowance": s.allowance,
+            "used": s.used,
+            "remaining": s.remaining,
+            "over": s.over,
+        }
+        for s in statuses.values()
+    ]
+
+    def render() -> None:
+        table = Table("configuration", "period from", "used", "allowance", "remaining")
+        for r in rows:
+            table.add_row(
+                r["configuration"],
+                str(r["period_start"]),
+                _gib(r["used"]),
+                _gib(r["allowance"]) if r["allowance"] is not None else "unmetered",
+                _gib(r["remaining"]),
+            )
+        output.out.print(table)
+
+    output.result(rows, render)
+    return ExitCode.OK
+
+
+def register_sync(commands: Any, add: Registrar) -> None:
+    sync = add(
+        commands, "sync", cmd_sync, "pull counters, account usage, enforce quotas (cron-ready)"
+    )
+    sync.add_argument(
+        "--wait", action="store_true", help="wait for a running sync instead of exiting 3"
+    )
+    sync.add_argument("--nodes", action="append", metavar="NODE[,NODE..]")
+    sync.add_argument(
+        "--warn-at",
+        type=positive_int,
+        default=80,
+        metavar="PERCENT",
+        help="report configurations at this share of their quota (default 80)",
+    )
+    usage = commands.add_parser("usage", help="usage totals")
+    usage_commands = usage.add_subparsers(dest="usage_command", metavar="ACTION", required=True)
+    add(
+        usage_commands,
+        "check",
+        cmd_usage_check,
+        "recompute totals from top-ups and usage; exit 1 on mismatch",
+    )
+    add(usage_commands, "list", cmd_usage_list, "used and remaining quota per configuration")

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from orchestrator.adapters import ssh
+from orchestrator.core.accounting import Sample
 from orchestrator.core.models import Configuration, Node
 from orchestrator.core.peers import desired_peers
 from orchestrator.core.push_protocol import (
@@ -24,9 +26,9 @@ from orchestrator.core.push_protocol import (
 )
 from orchestrator.errors import NodeError, StoreError
 from orchestrator.service.context import Fleet
+from orchestrator.service.usage import account_observation
 
 PUSH_USER = "wgpush"
-OnRemoved = Callable[[str, PushAnswer], None]
 
 
 @dataclass(frozen=True)
@@ -110,10 +112,14 @@ def push(
     nodes: Iterable[str] | None = None,
     *,
     dry_run: bool = False,
-    on_removed: OnRemoved | None = None,
     progress: Callable[[NodePush], None] | None = None,
+    today: date | None = None,
 ) -> PushResult:
-    """Push the desired state to ``nodes`` (all nodes in the store when None)."""
+    """Push the desired state to ``nodes`` (all nodes in the store when None).
+
+    Peers a node removes report their counters as they leave; those bytes are accounted here,
+    so nothing between the last sync and a disable, removal or rotation is lost.
+    """
     store = fleet.store
     known = {n.name: n for n in store.nodes()}
     wanted = sorted(known) if nodes is None else sorted(set(nodes))
@@ -135,8 +141,16 @@ def push(
         outcomes = tuple(pool.map(one, wanted))
     if not dry_run:
         for outcome in outcomes:
-            if outcome.ok and outcome.answer is not None and outcome.answer.removed and on_removed:
-                on_removed(outcome.node, outcome.answer)
+            answer = outcome.answer
+            if outcome.ok and answer is not None and answer.removed:
+                account_observation(
+                    fleet,
+                    outcome.node,
+                    answer.epoch,
+                    [Sample(r.public_key, r.rx_bytes, r.tx_bytes) for r in answer.removed],
+                    today or date.today(),
+                    removed=True,
+                )
             store.mark_pushed(outcome.node, revisions[outcome.node][0], outcome.ok)
     return PushResult(dry_run, outcomes)
 

@@ -543,6 +543,9 @@ class SqlStore:
             )
         }
 
+    def configuration_plans(self) -> dict[str, str | None]:
+        return {r[0]: r[1] for r in self._rows("SELECT name, plan FROM configurations")}
+
     def key_owners(self) -> dict[str, str]:
         """Public key -> configuration name, for every configuration."""
         return {r[0]: r[1] for r in self._rows("SELECT public_key, name FROM configurations")}

@@ -1,0 +1,163 @@
+"""`wgfleet sync`: pull counters from every node, account them exactly, enforce quotas.
+
+Collecting runs in parallel over pinned SSH as the collector account, whose forced command
+prints only the epoch token and `wg show IFACE transfer`. Each node's answer is parsed strictly
+and applied in its own transaction, so a crash anywhere loses or doubles nothing. Then quota
+decisions are made and pushed in the same run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from orchestrator.adapters import ssh
+from orchestrator.core.collector import CounterParseError, CounterReport, parse_counters
+from orchestrator.core.models import DisabledReason, Node
+from orchestrator.core.quota import enforce
+from orchestrator.errors import NodeError, StoreError
+from orchestrator.service.context import Fleet
+from orchestrator.service.push import PushResult, push
+from orchestrator.service.usage import account_observation, quota_statuses
+
+COLLECTOR_USER = "wgcollect"
+DEFAULT_WARN_RATIO = 0.8
+
+
+@dataclass(frozen=True)
+class NodeSync:
+    node: str
+    ok: bool
+    peers: int = 0
+    bytes_added: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    nodes: tuple[NodeSync, ...]
+    configurations_updated: int
+    bytes_added: int
+    over_quota: tuple[str, ...]
+    re_enabled: tuple[str, ...]
+    warned: tuple[str, ...]
+    push: PushResult | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def failed(self) -> list[NodeSync]:
+        failed = [n for n in self.nodes if not n.ok]
+        if self.push is not None:
+            failed += [NodeSync(p.node, False, error=f"push: {p.error}") for p in self.push.failed]
+        return failed
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "nodes_ok": sorted(n.node for n in self.nodes if n.ok),
+            "nodes_failed": {n.node: n.error for n in self.failed},
+            "configurations_updated": self.configurations_updated,
+            "bytes_added": self.bytes_added,
+            "newly_over_quota": list(self.over_quota),
+            "re_enabled": list(self.re_enabled),
+            "warned": list(self.warned),
+        }
+
+
+def collector_target(fleet: Fleet, node: Node) -> ssh.Target:
+    return ssh.Target(
+        name=node.name,
+        address=node.address,
+        user=COLLECTOR_USER,
+        key_file=fleet.settings.ssh.collector_key,
+        known_hosts=fleet.settings.ssh.known_hosts,
+        timeout=fleet.settings.ssh.connect_timeout,
+    )
+
+
+def fetch_counters(fleet: Fleet, node: Node) -> CounterReport:
+    """One exec of the node's counters entry point; the reply is parsed strictly or refused."""
+    result = ssh.run_on(collector_target(fleet, node), "wgfleet-counters", check=False, timeout=60)
+    try:
+        report = parse_counters(result.stdout)
+    except CounterParseError as exc:
+        raise NodeError(node.name, f"counters refused, {exc}") from None
+    if result.status != 0:
+        raise NodeError(node.name, f"counters unavailable (exit {result.status}): interface down?")
+    return report
+
+
+def sync(
+    fleet: Fleet,
+    *,
+    nodes: Iterable[str] | None = None,
+    today: date | None = None,
+    warn_ratio: float = DEFAULT_WARN_RATIO,
+    enforce_quota: bool = True,
+    progress: Callable[[NodeSync], None] | None = None,
+) -> SyncResult:
+    today = today or date.today()
+    store = fleet.store
+    known = {n.name: n for n in store.nodes()}
+    wanted = sorted(known) if nodes is None else sorted(set(nodes))
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise StoreError(f"no node(s) {', '.join(unknown)} in the store")
+
+    def fetch(name: str) -> CounterReport | NodeError:
+        try:
+            return fetch_counters(fleet, known[name])
+        except NodeError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=max(1, min(32, len(wanted)))) as pool:
+        reports = dict(zip(wanted, pool.map(fetch, wanted), strict=True))
+
+    outcomes = []
+    updated: set[str] = set()
+    total = 0
+    for name in wanted:
+        report = reports[name]
+        if isinstance(report, NodeError):
+            store.mark_sync_failed(name)
+            outcome = NodeSync(name, False, error=str(report).removeprefix(f"{name}: "))
+        else:
+            accounted = account_observation(fleet, name, report.epoch, report.samples, today)
+            updated.update(accounted.usage)
+            total += accounted.bytes_added
+            outcome = NodeSync(name, True, len(report.samples), accounted.bytes_added)
+        outcomes.append(outcome)
+        if progress is not None:
+            progress(outcome)
+
+    if not enforce_quota:
+        return SyncResult(tuple(outcomes), len(updated), total, (), (), ())
+    decision = enforce(store.configurations(), quota_statuses(fleet, today), warn_ratio)
+    changed_nodes: set[str] = set()
+    if decision.disable:
+        for config in store.set_enabled(decision.disable, False, DisabledReason.OVER_QUOTA):
+            changed_nodes.update(config.nodes)
+    if decision.enable:
+        for config in store.set_enabled(decision.enable, True, None):
+            changed_nodes.update(config.nodes)
+    # Nodes that missed an earlier push (they were down) converge now that they answer again.
+    reachable = {o.node for o in outcomes if o.ok}
+    pending = {n for n, (desired, done) in store.node_revisions().items() if desired != done}
+    changed_nodes |= pending & reachable
+    pushed = push(fleet, changed_nodes, today=today) if changed_nodes else None
+    return SyncResult(
+        tuple(outcomes),
+        len(updated),
+        total,
+        decision.disable,
+        decision.enable,
+        decision.warn,
+        pushed,
+    )
