@@ -6,6 +6,7 @@ turns that into one :class:`Check` per promise, each with the evidence it was ju
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -20,6 +21,10 @@ LOGGING_PACKAGES = (
     "inetutils-syslogd",
     "busybox-syslogd",
     "sysklogd",
+)
+# The only sudo rule the collector may have: the counters script, as root, with no arguments.
+COLLECTOR_SUDO_RE = re.compile(
+    r'^\S+ ALL=\(root\) NOPASSWD: /usr/local/sbin/wgfleet-counters( "")?$'
 )
 PERSISTENT_EXCLUDES = ("proc", "sys", "dev", "run", "tmp", "var/tmp")
 
@@ -326,15 +331,13 @@ class _Judge:
         )
         shown = keys[0].split(" ssh-")[0] if keys else "no authorized_keys"
         self.add("collector.forced_command", good, f"{len(keys)} key(s); {shown}")
-        sudo = [
-            line for line in _lines(self.probes.get("collector_sudo")) if not line.startswith("#")
+        rules = [
+            line
+            for line in _lines(self.probes.get("collector_sudo"))
+            if not line.startswith(("#", "Defaults"))
         ]
-        exact = (
-            len(sudo) == 1
-            and sudo[0].split()[-1] == "/usr/local/sbin/wgfleet-counters"
-            and "ALL" not in sudo[0].split()[-1]
-        )
-        self.add("collector.sudo_exact_command", exact, "; ".join(sudo) or "no sudoers entry")
+        exact = len(rules) == 1 and bool(COLLECTOR_SUDO_RE.match(rules[0]))
+        self.add("collector.sudo_exact_command", exact, "; ".join(rules) or "no sudoers entry")
 
 
 def _safe(test: object, value: str) -> bool:

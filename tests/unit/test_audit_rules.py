@@ -39,7 +39,7 @@ COMPLIANT = {
     "login_records": "",
     "var_log": "",
     "collector_keys": 'restrict,command="sudo -n /usr/local/sbin/wgfleet-counters" ssh-ed25519 AAAA wgfleet-collector\n',
-    "collector_sudo": "wgcollect ALL=(root) NOPASSWD: /usr/local/sbin/wgfleet-counters\n",
+    "collector_sudo": 'Defaults:wgcollect !syslog, !pam_session\nwgcollect ALL=(root) NOPASSWD: /usr/local/sbin/wgfleet-counters ""\n',
 }
 
 
@@ -158,6 +158,12 @@ def test_kernel_values_of_a_container_host_are_noted_not_hidden() -> None:
             "wgcollect ALL=(ALL) NOPASSWD: ALL\n",
             "collector.sudo_exact_command",
             "wgcollect ALL=(ALL) NOPASSWD: ALL",
+        ),
+        (
+            "collector_sudo",
+            "wgcollect ALL=(root) NOPASSWD: /usr/local/sbin/wgfleet-counters *\n",
+            "collector.sudo_exact_command",
+            "wgcollect ALL=(root) NOPASSWD: /usr/local/sbin/wgfleet-counters *",
         ),
     ],
 )
