@@ -55,6 +55,10 @@ class Lab:
     def known_hosts(self) -> Path:
         return self.settings.ssh.known_hosts
 
+    @property
+    def config_file(self) -> Path:
+        return self.base / "settings.yml"
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     reason = lab_unavailable()
@@ -72,6 +76,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
     base = tmp_path_factory.mktemp("lab")
     settings = lab_settings(base, "t", "198.18.32.0/20")
+    # The same settings as a file, for tests that drive the `wgfleet` command itself.
+    (base / "settings.yml").write_text(
+        f"data_dir: {base / 'data'}\ninventory: {base / 'inventory'}\n"
+        "lab:\n  name: t\n  subnet: 198.18.32.0/20\n"
+    )
     try:
         lab_service.lab_up(settings, LAB_NODES, LAB_CLIENTS)
         yield Lab(settings, base)

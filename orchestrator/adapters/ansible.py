@@ -9,6 +9,7 @@ roles.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,8 @@ def run_playbook(
         event_handler=handle,
         cancel_callback=cancelled,
         envvars={
+            # ansible-runner finds ansible-playbook on PATH: ours sits beside this interpreter.
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
             "ANSIBLE_ROLES_PATH": str(project_root / "roles"),
             "ANSIBLE_HOST_KEY_CHECKING": "True",
             "ANSIBLE_PIPELINING": "True",

@@ -308,7 +308,8 @@ class _Judge:
             "permitemptypasswords": {"no"},
             "pubkeyauthentication": {"yes"},
             "permitrootlogin": {"without-password", "prohibit-password", "no"},
-            "loglevel": {"QUIET", "FATAL", "ERROR"},
+            # `sshd -T` prints QUIET as SILENT (OpenSSH 9.2).
+            "loglevel": {"QUIET", "SILENT", "FATAL", "ERROR"},
         }
         for key, allowed in expected.items():
             value = values.get(key, "unset")

@@ -44,6 +44,7 @@ class PushAnswer:
     removed: tuple[RemovedPeer, ...] = ()
     unchanged: int = 0
     static: int = 0
+    elapsed_ms: int = 0  # the node's own time for the request, reading to writing
     summary: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -91,5 +92,6 @@ def parse_answer(text: str) -> PushAnswer:
         removed=tuple(removed),
         unchanged=int(summary.get("unchanged", "0")),
         static=int(summary.get("static", "0")),
+        elapsed_ms=int(summary.get("elapsed_ms", "0")),
         summary=summary,
     )

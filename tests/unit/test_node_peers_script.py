@@ -17,7 +17,13 @@ import pytest
 from orchestrator.adapters.wgkeys import new_keypair, new_preshared_key
 from orchestrator.core.push_protocol import parse_answer
 
-TEMPLATE = Path(__file__).parents[2] / "roles" / "peers_access" / "templates" / "wgfleet-peers.j2"
+TEMPLATE = (
+    Path(__file__).parents[2]
+    / "roles"
+    / "peers_access"
+    / "templates"
+    / "usr/local/sbin/wgfleet-peers.j2"
+)
 
 
 @pytest.fixture

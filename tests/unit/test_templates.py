@@ -1,0 +1,669 @@
+"""The node roles' templates, rendered here with Jinja2 and sample variables: no lab needed.
+
+Every ``.j2`` of the roles this module knows renders with strict undefined variables, and each
+rendered file says exactly what the no-log promise needs; the shell scripts are also run here
+against fake ``wg`` binaries and temporary directories.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLES = ROOT / "roles"
+OUR_ROLES = ("wireguard_node", "nolog", "ssh_hardening", "counters_access", "peers_access")
+
+NODE_KEY = "ulWxkr14EKFw01lk4zyczpBfbcU2CM64DYmjsiI/yA8="
+PEER_A = "x21CkFo1pEax5ixfvV6c0roMvHkrrgKxaC+71Ei7GBU="
+PEER_B = "/EgmzBZvSAGJh6HOLhIaSwal/eseBK1vj+MdGgG72Ao="
+COLLECTOR_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJTdTUTWHZuj/KB4o0yDx8RlfHi2TV7pPzaNSu5uGCFV "
+    "wgfleet-collector"
+)
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+# Debian 12's /usr/lib/tmpfiles.d/var.conf, the input of the nolog role's override.
+DEBIAN_TMPFILES_VAR = """\
+#  This file is part of systemd.
+q /var 0755 - - -
+
+L /var/run - - - - ../run
+
+d /var/log 0755 - - -
+f /var/log/wtmp 0664 root utmp -
+f /var/log/btmp 0660 root utmp -
+f /var/log/lastlog 0664 root utmp -
+
+d /var/cache 0755 - - -
+"""
+
+# Role defaults whose value is a Jinja expression, given here as Ansible would resolve them
+# for a lab node.
+RESOLVED = {
+    "wireguard_lab": True,
+    "wireguard_ssh_port": 22,
+    "nolog_lab": True,
+    "counters_wireguard_interface": "wg0",
+    "counters_epoch_dir": "/run/wgfleet",
+    "peers_epoch_dir": "/run/wgfleet",
+}
+
+
+def role_defaults() -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for role in OUR_ROLES:
+        merged.update(yaml.safe_load((ROLES / role / "defaults" / "main.yml").read_text()) or {})
+    return merged
+
+
+def sample_vars(**overrides: Any) -> dict[str, Any]:
+    variables = {
+        **role_defaults(),
+        **RESOLVED,
+        "ansible_managed": "Ansible managed",
+        "wgfleet_tunnel_network": "198.19.1.0/24",
+        "wgfleet_tunnel_address": "198.19.1.1",
+        "wgfleet_lab": True,
+        "wireguard_implementation": "userspace",
+        "wireguard_peers": [
+            {"public_key": PEER_A, "allowed_ips": "198.19.1.2/32"},
+            {
+                "public_key": PEER_B,
+                "allowed_ips": ["198.19.1.3/32", "198.19.1.4/32"],
+                "preshared_key_file": "/etc/wireguard/psk/b.psk",
+            },
+        ],
+        "counters_collector_public_key": COLLECTOR_KEY + "\n",
+        "peers_push_public_key": COLLECTOR_KEY.replace("collector", "push") + "\n",
+        "nolog_tmpfiles_var_lines": DEBIAN_TMPFILES_VAR.splitlines(),
+    }
+    variables.update(overrides)
+    return variables
+
+
+def environment(role: str) -> jinja2.Environment:
+    """Close to Ansible's template engine: trim_blocks, kept trailing newline, strict."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(ROLES / role / "templates"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.tests["match"] = lambda value, pattern: re.match(pattern, str(value)) is not None
+    env.tests["search"] = lambda value, pattern: re.search(pattern, str(value)) is not None
+    return env
+
+
+def render(role: str, template: str, **overrides: Any) -> str:
+    return environment(role).get_template(template).render(sample_vars(**overrides))
+
+
+def our_templates() -> list[tuple[str, str]]:
+    found = []
+    for role in OUR_ROLES:
+        base = ROLES / role / "templates"
+        found += [(role, str(p.relative_to(base))) for p in sorted(base.rglob("*.j2"))]
+    return found
+
+
+def template_tasks() -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every ansible.builtin.template task of our roles: (role, module arguments)."""
+    for role in OUR_ROLES:
+        for path in sorted((ROLES / role / "tasks").glob("*.yml")):
+            for task in yaml.safe_load(path.read_text()) or []:
+                if isinstance(task, dict) and "ansible.builtin.template" in task:
+                    yield role, task["ansible.builtin.template"]
+
+
+def sections(text: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """A wg-quick file as [(section, [(key, value)])], comments dropped."""
+    found: list[tuple[str, list[tuple[str, str]]]] = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("["):
+            found.append((line.strip("[]"), []))
+            continue
+        key, sep, value = line.partition("=")
+        assert sep, raw
+        assert found, f"setting before any section: {raw}"
+        found[-1][1].append((key.strip(), value.strip()))
+    return found
+
+
+def key_values(text: str, separator: str = "=") -> dict[str, str]:
+    values: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";", "[")):
+            continue
+        key, sep, value = line.partition(separator)
+        assert sep, raw
+        assert key.strip() not in values, f"{key.strip()} set twice"
+        values[key.strip()] = value.strip()
+    return values
+
+
+def write_executable(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+# --- every template ---------------------------------------------------------------------------
+
+
+def test_our_roles_have_templates() -> None:
+    roles = {role for role, _ in our_templates()}
+    assert roles == set(OUR_ROLES)
+
+
+@pytest.mark.parametrize(("role", "template"), our_templates())
+def test_every_template_renders_with_strict_variables(role: str, template: str) -> None:
+    text = render(role, template)
+    assert text.endswith("\n")
+    assert "{{" not in text and "{%" not in text
+    assert "Ansible managed" in text or template == "authorized_keys.j2"
+
+
+def test_resolved_defaults_cover_every_jinja_default() -> None:
+    templated = {k for k, v in role_defaults().items() if isinstance(v, str) and "{{" in v}
+    assert templated == set(RESOLVED)
+
+
+@pytest.mark.parametrize(("role", "template"), our_templates())
+def test_every_template_is_used_by_a_task(role: str, template: str) -> None:
+    used = {args["src"] for r, args in template_tasks() if r == role}
+    assert template in used
+
+
+def test_templates_are_named_after_the_file_they_write() -> None:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    variables = sample_vars()
+    for role, args in template_tasks():
+        dest = env.from_string(args["dest"]).render(variables)
+        src = args["src"].removesuffix(".j2")
+        if src == "wg.conf":  # /etc/wireguard/<interface>.conf
+            assert dest == f"/etc/wireguard/{variables['wireguard_interface']}.conf"
+            continue
+        assert dest.endswith("/" + src), (role, args["src"], dest)
+
+
+# --- wireguard_node ---------------------------------------------------------------------------
+
+
+def test_wg_conf_interface_without_key_or_saved_state() -> None:
+    text = render("wireguard_node", "wg.conf.j2")
+    assert "saveconfig" not in text.lower()
+    parsed = sections(text)
+    assert not [k for _, values in parsed for k, _ in values if k.lower() == "privatekey"]
+    assert [name for name, _ in parsed] == ["Interface", "Peer", "Peer"]
+    interface = parsed[0][1]
+    assert ("Address", "198.19.1.1/24") in interface
+    assert ("ListenPort", "51820") in interface
+    post_up = [v for k, v in interface if k == "PostUp"]
+    assert post_up == [
+        "wg set %i private-key /etc/wireguard/%i.key",
+        f"wg set %i peer {PEER_B} preshared-key /etc/wireguard/psk/b.psk",
+        "[ ! -f /etc/wireguard/%i.peers ] || wg addconf %i /etc/wireguard/%i.peers",
+        "/usr/local/sbin/wgfleet-epoch %i",
+    ]
+    assert [v for k, v in interface if k == "PostDown"] == ["rm -f /run/wgfleet/%i.epoch"]
+    assert parsed[1][1] == [("PublicKey", PEER_A), ("AllowedIPs", "198.19.1.2/32")]
+    assert parsed[2][1] == [("PublicKey", PEER_B), ("AllowedIPs", "198.19.1.3/32, 198.19.1.4/32")]
+
+
+def test_wg_conf_without_peers_and_dynamic_peers() -> None:
+    text = render(
+        "wireguard_node",
+        "wg.conf.j2",
+        wireguard_peers=[],
+        wireguard_dynamic_peers=False,
+        wireguard_port=51999,
+        wgfleet_tunnel_network="198.19.7.0/25",
+        wgfleet_tunnel_address="198.19.7.1",
+    )
+    parsed = sections(text)
+    assert [name for name, _ in parsed] == ["Interface"]
+    assert ("Address", "198.19.7.1/25") in parsed[0][1]
+    assert ("ListenPort", "51999") in parsed[0][1]
+    assert "addconf" not in text
+
+
+def test_userspace_dropin() -> None:
+    text = render("wireguard_node", "userspace.conf.j2")
+    assert text.splitlines()[2:] == [
+        "[Service]",
+        "Environment=WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go",
+        "Environment=WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1",
+        "Environment=LOG_LEVEL=silent",
+    ]
+
+
+def test_reload_dropin_replaces_exec_reload() -> None:
+    text = render("wireguard_node", "wgfleet-reload.conf.j2")
+    assert text.splitlines()[-3:] == [
+        "[Service]",
+        "ExecReload=",
+        "ExecReload=/usr/local/sbin/wgfleet-wg-reload %i",
+    ]
+
+
+def test_forwarding_sysctl_file() -> None:
+    text = render("wireguard_node", "90-wgfleet-forwarding.conf.j2")
+    assert key_values(text) == {"net.ipv4.ip_forward": "1"}
+
+
+def nft_statements(text: str) -> str:
+    without_comments = re.sub(r'comment "[^"]*"', "", text)
+    return "\n".join(line.split("#", 1)[0] for line in without_comments.splitlines())
+
+
+def test_nftables_filters_forwards_masquerades_and_never_logs() -> None:
+    text = render("wireguard_node", "nftables.conf.j2")
+    rules = nft_statements(text)
+    assert not re.search(r"\b(log|nflog)\b", rules)
+    assert re.search(r"\b(log|nflog)\b", text) is None  # not even in a comment (audits grep -w)
+    assert "flush ruleset" in rules
+    assert rules.count("policy drop;") == 2
+    assert "tcp dport 22 accept" in rules
+    assert "udp dport 51820 accept" in rules
+    assert 'iifname "wg0" ip saddr 198.19.1.0/24 oifname != "wg0" accept' in rules
+    assert 'ip saddr 198.19.1.0/24 oifname != "wg0" masquerade' in rules
+    assert 'oifname "wg0" accept' not in rules
+    assert "ip saddr 198.18.0.0/15 accept" not in rules
+
+
+def test_nftables_options() -> None:
+    text = render(
+        "wireguard_node",
+        "nftables.conf.j2",
+        wireguard_allow_client_to_client=True,
+        wireguard_nft_trusted_networks=["198.18.0.0/15"],
+        wireguard_ssh_port=2222,
+    )
+    rules = nft_statements(text)
+    assert 'iifname "wg0" ip saddr 198.19.1.0/24 oifname "wg0" accept' in rules
+    assert "ip saddr 198.18.0.0/15 accept" in rules
+    assert "tcp dport 2222 accept" in rules
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("unshare"),
+    reason="needs root, nft and unshare (checked in a private network namespace)",
+)
+def test_nftables_file_is_valid_nft(tmp_path: Path) -> None:
+    path = tmp_path / "nftables.conf"
+    path.write_text(render("wireguard_node", "nftables.conf.j2"))
+    result = subprocess.run(
+        ["unshare", "--net", "nft", "-c", "-f", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_epoch_script_writes_a_new_random_token_each_start(tmp_path: Path) -> None:
+    epoch_dir = tmp_path / "run" / "wgfleet"
+    script = write_executable(
+        tmp_path / "wgfleet-epoch",
+        render("wireguard_node", "wgfleet-epoch.j2", wireguard_epoch_dir=str(epoch_dir)),
+    )
+    tokens = []
+    for _ in range(2):
+        subprocess.run([str(script), "wg0"], check=True)
+        token_file = epoch_dir / "wg0.epoch"
+        tokens.append(token_file.read_text())
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o644
+    assert all(UUID.match(t.strip()) and t.endswith("\n") for t in tokens)
+    assert tokens[0] != tokens[1]
+    assert sorted(p.name for p in epoch_dir.iterdir()) == ["wg0.epoch"]
+    for bad in ("", "../x", "wg 0"):
+        assert subprocess.run([str(script), bad], capture_output=True, check=False).returncode == 2
+
+
+def fake_bin(tmp_path: Path, name: str, body: str) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    return write_executable(bin_dir / name, f"#!/bin/sh\n{body}")
+
+
+@pytest.mark.skipif(not shutil.which("bash"), reason="needs bash")
+def test_reload_script_keeps_the_private_key_and_pushed_peers(tmp_path: Path) -> None:
+    wg_dir = tmp_path / "etc" / "wireguard"
+    wg_dir.mkdir(parents=True)
+    (wg_dir / "wg0.key").write_text("cHJpdmF0ZS1rZXktbmV2ZXItb24tZGlzay1lbHNld2hlcmU=\n")
+    (wg_dir / "wg0.peers").write_text(f"# pushed\n[Peer]\nPublicKey = {PEER_A}\n")
+    (wg_dir / "wg0.conf").write_text(render("wireguard_node", "wg.conf.j2"))
+    log = tmp_path / "wg.log"
+    fake_bin(
+        tmp_path,
+        "wg-quick",
+        f'[ "$1" = strip ] && printf "# c\\n[Interface]\\nListenPort = 51820\\n\\n'
+        f'[Peer]\\nPublicKey = {PEER_B}\\n"\n',
+    )
+    fake_bin(
+        tmp_path,
+        "wg",
+        f'echo "$*" >> {log}\nif [ "$1" = syncconf ]; then cat "$3" > {tmp_path}/synced; fi\n',
+    )
+    text = render("wireguard_node", "wgfleet-wg-reload.j2")
+    text = text.replace("PATH=/usr/sbin:", f"PATH={tmp_path}/bin:/usr/sbin:")
+    text = text.replace("/etc/wireguard/", f"{wg_dir}/")
+    script = write_executable(tmp_path / "wgfleet-wg-reload", text)
+    subprocess.run(["bash", str(script), "wg0"], check=True)
+    synced = (tmp_path / "synced").read_text()
+    assert synced.splitlines()[:3] == [
+        "# c",
+        "[Interface]",
+        "PrivateKey = cHJpdmF0ZS1rZXktbmV2ZXItb24tZGlzay1lbHNld2hlcmU=",
+    ]
+    assert f"PublicKey = {PEER_B}" in synced and f"PublicKey = {PEER_A}" in synced
+    calls = log.read_text().splitlines()
+    assert len(calls) == 2 and re.fullmatch(r"syncconf wg0 /dev/fd/\d+", calls[0])
+    assert calls[1] == f"set wg0 peer {PEER_B} preshared-key /etc/wireguard/psk/b.psk"
+    assert "cHJpdmF0ZS1rZXkt" not in text  # the key is read at run time, not templated
+
+
+# --- nolog ------------------------------------------------------------------------------------
+
+
+def test_journald_dropin() -> None:
+    text = render("nolog", "00-nolog.conf.j2")
+    assert "[Journal]" in text
+    assert key_values(text) == {
+        "Storage": "volatile",
+        "RuntimeMaxUse": "8M",
+        "RuntimeMaxFileSize": "1M",
+        "MaxRetentionSec": "1h",
+        "MaxFileSec": "10min",
+        "ForwardToSyslog": "no",
+        "ForwardToKMsg": "no",
+        "ForwardToConsole": "no",
+        "ForwardToWall": "no",
+    }
+
+
+def test_journald_dropin_renders_yaml_booleans_as_yes_no() -> None:
+    text = render(
+        "nolog",
+        "00-nolog.conf.j2",
+        nolog_journald_settings={"ForwardToSyslog": False, "Seal": True},
+    )
+    assert key_values(text) == {"ForwardToSyslog": "no", "Seal": "yes"}
+
+
+def test_nolog_sysctl_file() -> None:
+    values = key_values(render("nolog", "90-wgfleet-nolog.conf.j2"))
+    assert values == {
+        "kernel.printk": "3 3 3 3",
+        "kernel.dmesg_restrict": "1",
+        "kernel.core_pattern": "|/bin/false",
+        "fs.suid_dumpable": "0",
+        "net.ipv4.conf.all.log_martians": "0",
+        "net.ipv4.conf.default.log_martians": "0",
+        "net.netfilter.nf_conntrack_acct": "0",
+        "net.netfilter.nf_conntrack_timestamp": "0",
+    }
+
+
+def test_no_core_dumps() -> None:
+    assert key_values(render("nolog", "00-nolog-coredump.conf.j2")) == {
+        "Storage": "none",
+        "ProcessSizeMax": "0",
+    }
+    assert key_values(render("nolog", "00-nolog-nocore.conf.j2")) == {"DefaultLimitCORE": "0"}
+    limits = [
+        line.split()
+        for line in render("nolog", "wgfleet-nocore.conf.j2").splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert ["*", "hard", "core", "0"] in limits
+    assert ["root", "hard", "core", "0"] in limits  # "*" does not cover root
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_nohistory_profile_turns_history_off(shell: str, tmp_path: Path) -> None:
+    if not shutil.which(shell):
+        pytest.skip(f"no {shell}")
+    profile = tmp_path / "nohistory.sh"
+    profile.write_text(render("nolog", "nohistory.sh.j2"))
+    result = subprocess.run(
+        [shell, "-c", f'. {profile}; echo "$HISTFILE $HISTSIZE $HISTFILESIZE ${{PYTHONSTARTUP-}}"'],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HISTFILE": "/root/.x"},
+    )
+    assert result.stdout.split() == ["/dev/null", "0", "0"]
+    assert "PYTHONSTARTUP" not in profile.read_text()
+
+
+def test_history_files_are_removed_at_boot() -> None:
+    lines = render("nolog", "wgfleet-nohistory.conf.j2").splitlines()
+    for name in (".bash_history", ".python_history", ".sh_history", ".zsh_history"):
+        assert f"r /root/{name}" in lines
+        assert f"r /home/*/{name}" in lines
+
+
+def test_tmpfiles_override_drops_login_records_only() -> None:
+    text = render("nolog", "var.conf.j2")
+    kept = [line for line in text.splitlines() if line and not line.startswith("#")]
+    expected = [
+        line
+        for line in DEBIAN_TMPFILES_VAR.splitlines()
+        if line
+        and not line.startswith("#")
+        and not re.search(r"/var/log/(wtmp|btmp|lastlog)", line)
+    ]
+    assert kept == expected
+    assert "d /var/log 0755 - - -" in kept
+
+
+def test_package_tools_and_wireguard_debug_log_nowhere() -> None:
+    apt = render("nolog", "00wgfleet-nolog.j2")
+    for log in ("History", "Terminal", "Planner", "Solver"):
+        assert f'Dir::Log::{log} "/dev/null";' in apt
+    assert "options wireguard dyndbg=-p" in render("nolog", "wgfleet-nolog.conf.j2").splitlines()
+
+
+# --- ssh_hardening ----------------------------------------------------------------------------
+
+
+def sshd_settings(text: str) -> dict[str, str]:
+    return {k.lower(): v for k, v in key_values(text, " ").items()}
+
+
+def test_sshd_dropin_hardening() -> None:
+    settings = sshd_settings(render("ssh_hardening", "10-wgfleet-hardening.conf.j2"))
+    expected = {
+        "passwordauthentication": "no",
+        "kbdinteractiveauthentication": "no",
+        "permitrootlogin": "prohibit-password",
+        "pubkeyauthentication": "yes",
+        "permitemptypasswords": "no",
+        "loglevel": "QUIET",
+        "usedns": "no",
+        "x11forwarding": "no",
+        "allowtcpforwarding": "no",
+        "allowagentforwarding": "no",
+        "allowstreamlocalforwarding": "no",
+        "permittunnel": "no",
+        "maxauthtries": "3",
+        "allowusers": "root wgcollect",
+        "printlastlog": "no",
+    }
+    assert {k: settings.get(k) for k in expected} == expected
+    # The lab's own drop-in (00-wgfleet-lab.conf) sets HostKey: never set it again here.
+    assert "hostkey" not in settings
+    assert "subsystem" not in settings  # a second Subsystem sftp is an error
+
+
+def test_sshd_algorithms_keep_the_controllers_clients_working() -> None:
+    settings = sshd_settings(render("ssh_hardening", "10-wgfleet-hardening.conf.j2"))
+    kex = settings["kexalgorithms"].split(",")
+    assert "curve25519-sha256" in kex  # what the inventory's ssh_common_args ask for
+    paramiko = pytest.importorskip("paramiko")
+    transport = paramiko.Transport
+    assert set(kex) & set(transport._preferred_kex)
+    assert set(settings["ciphers"].split(",")) & set(transport._preferred_ciphers)
+    assert set(settings["macs"].split(",")) & set(transport._preferred_macs)
+
+
+def test_sshd_dropin_without_crypto_lists() -> None:
+    settings = sshd_settings(
+        render("ssh_hardening", "10-wgfleet-hardening.conf.j2", ssh_hardening_crypto=False)
+    )
+    assert not {"kexalgorithms", "ciphers", "macs"} & set(settings)
+
+
+@pytest.mark.skipif(not shutil.which("sshd") or not shutil.which("ssh-keygen"), reason="no sshd")
+def test_sshd_accepts_the_dropin(tmp_path: Path) -> None:
+    host_key = tmp_path / "host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
+    config = tmp_path / "sshd_config"
+    config.write_text(render("ssh_hardening", "10-wgfleet-hardening.conf.j2"))
+    sshd = shutil.which("sshd")
+    assert sshd
+    result = subprocess.run(
+        [sshd, "-t", "-f", str(config), "-h", str(host_key)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+# --- counters_access --------------------------------------------------------------------------
+
+
+def test_authorized_keys_is_one_forced_restricted_line() -> None:
+    text = render("counters_access", "authorized_keys.j2")
+    assert text.count("\n") == 1
+    assert text == f'restrict,command="sudo -n /usr/local/sbin/wgfleet-counters" {COLLECTOR_KEY}\n'
+
+
+def test_sudoers_allows_the_script_without_arguments_only() -> None:
+    text = render("counters_access", "etc/sudoers.d/wgfleet-counters.j2")
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert lines == [
+        "Defaults:wgcollect !syslog, !pam_session, !lecture",
+        'wgcollect ALL=(root) NOPASSWD: /usr/local/sbin/wgfleet-counters ""',
+    ]
+
+
+@pytest.mark.skipif(not shutil.which("visudo"), reason="no visudo")
+def test_sudoers_file_is_valid(tmp_path: Path) -> None:
+    path = tmp_path / "wgfleet-counters"
+    path.write_text(render("counters_access", "etc/sudoers.d/wgfleet-counters.j2"))
+    path.chmod(0o440)
+    visudo = shutil.which("visudo")
+    assert visudo
+    result = subprocess.run([visudo, "-cf", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def counters_script(tmp_path: Path, wg_body: str) -> tuple[Path, Path, Path]:
+    """The rendered counters script with a fake wg; returns (script, epoch file, wg argv log)."""
+    epoch_dir = tmp_path / "run"
+    epoch_dir.mkdir()
+    argv_log = tmp_path / "argv"
+    wg = fake_bin(tmp_path, "wg", f'echo "$*" >> {argv_log}\n{wg_body}')
+    text = render(
+        "counters_access",
+        "usr/local/sbin/wgfleet-counters.j2",
+        counters_epoch_dir=str(epoch_dir),
+        counters_wg_binary=str(wg),
+    )
+    script = write_executable(tmp_path / "wgfleet-counters", text)
+    return script, epoch_dir / "wg0.epoch", argv_log
+
+
+TRANSFER = f"{PEER_A}\t660\t604\n{PEER_B}\t0\t0\n"
+
+
+def test_counters_script_prints_epoch_and_transfer_only(tmp_path: Path) -> None:
+    script, epoch, argv_log = counters_script(tmp_path, f"printf '{TRANSFER}'\n")
+    epoch.write_text("f380d0ac-2d59-4de5-9ee9-a25fef0f535b\n")
+    # Arguments (what an SSH client asks for) are ignored.
+    result = subprocess.run(
+        [str(script), "dump", "endpoints"], capture_output=True, text=True, check=True
+    )
+    assert result.stdout == f"epoch f380d0ac-2d59-4de5-9ee9-a25fef0f535b\n{TRANSFER}"
+    assert result.stderr == ""
+    assert set(argv_log.read_text().splitlines()) == {"show wg0 transfer"}
+
+
+def test_counters_script_without_epoch_or_peers(tmp_path: Path) -> None:
+    script, _epoch, _log = counters_script(tmp_path, "true\n")
+    result = subprocess.run([str(script)], capture_output=True, text=True, check=True)
+    assert result.stdout == "epoch none\n"
+
+
+def test_counters_script_rejects_a_strange_token(tmp_path: Path) -> None:
+    script, epoch, _log = counters_script(tmp_path, f"printf '{TRANSFER}'\n")
+    epoch.write_text("x; rm -rf /\n")
+    result = subprocess.run([str(script)], capture_output=True, text=True, check=True)
+    assert result.stdout == f"epoch none\n{TRANSFER}"
+
+
+def test_counters_script_when_the_interface_is_down(tmp_path: Path) -> None:
+    script, epoch, _log = counters_script(tmp_path, "echo 'Unable to access' >&2; exit 1\n")
+    epoch.write_text("f380d0ac-2d59-4de5-9ee9-a25fef0f535b\n")
+    result = subprocess.run([str(script)], capture_output=True, text=True, check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (1, "epoch none\n", "")
+
+
+def test_counters_script_retries_when_the_interface_restarts_meanwhile(tmp_path: Path) -> None:
+    # The first read of the counters happens while the interface restarts: new token after.
+    marker = tmp_path / "restarted"
+    script, epoch, argv_log = counters_script(
+        tmp_path,
+        f"if [ ! -e {marker} ]; then touch {marker}; echo new-token > {tmp_path}/run/wg0.epoch; "
+        f"printf '{PEER_A}\\t5\\t5\\n'; else printf '{TRANSFER}'; fi\n",
+    )
+    epoch.write_text("old-token\n")
+    result = subprocess.run([str(script)], capture_output=True, text=True, check=True)
+    assert result.stdout == f"epoch new-token\n{TRANSFER}"
+    assert len(argv_log.read_text().splitlines()) == 2
+
+
+def test_counters_script_asks_wg_for_transfer_only() -> None:
+    text = render("counters_access", "usr/local/sbin/wgfleet-counters.j2")
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    assert re.findall(r'"\$wg" [^\n]*', code) == [
+        '"$wg" show "$interface" transfer 2>/dev/null); then'
+    ]
+    assert not re.search(r"\b(dump|endpoints?|latest-handshakes|allowed-ips)\b", code)
+
+
+# --- peers_access -----------------------------------------------------------------------------
+
+
+def test_push_key_is_one_forced_restricted_line() -> None:
+    text = render("peers_access", "authorized_keys.j2")
+    push_key = COLLECTOR_KEY.replace("collector", "push")
+    assert text == f'restrict,command="sudo -n /usr/local/sbin/wgfleet-peers" {push_key}\n'
+
+
+def test_push_sudoers_allows_the_entry_point_without_arguments_only() -> None:
+    text = render("peers_access", "etc/sudoers.d/wgfleet-peers.j2")
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert lines == [
+        "Defaults:wgpush !syslog, !pam_session, !lecture",
+        'wgpush ALL=(root) NOPASSWD: /usr/local/sbin/wgfleet-peers ""',
+    ]
