@@ -1,0 +1,457 @@
+"""Configurations pushed live to deployed lab nodes, real tunnels, exact usage and quotas.
+
+Runs after test_node_deploy.py on the session lab (it deploys the nodes itself if needed).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.adapters import ssh
+from orchestrator.core.lab_layout import plan_layout
+from orchestrator.service import deploy as deploy_service
+from orchestrator.service import lab as lab_service
+from orchestrator.service import peers as peers_service
+from orchestrator.service import push as push_service
+from orchestrator.service import sync as sync_service
+from orchestrator.service.context import Fleet, open_fleet
+from tests.conftest import LAB_CLIENTS, LAB_NODES, Lab
+
+pytestmark = pytest.mark.lab
+WGFLEET = str(Path(sys.executable).with_name("wgfleet"))
+
+
+@pytest.fixture(scope="module")
+def layout(lab: Lab):
+    return plan_layout(lab.settings.lab.name, lab.settings.lab.subnet, LAB_NODES, LAB_CLIENTS)
+
+
+@pytest.fixture(scope="module")
+def deployed(lab: Lab) -> None:
+    with open_fleet(lab.settings) as fleet:
+        if len(fleet.store.nodes()) == LAB_NODES:
+            return
+    result = deploy_service.deploy(lab.settings)
+    assert result.ok, result.as_dict()
+
+
+@pytest.fixture
+def fleet(lab: Lab, deployed: None) -> Iterator[Fleet]:
+    with open_fleet(lab.settings) as opened:
+        yield opened
+
+
+def root(lab: Lab, layout, node_index: int, argv: list[str] | str) -> str:
+    node = layout.nodes[node_index]
+    return ssh.run_on(lab_service.node_target(lab.settings, node), argv).stdout
+
+
+def transfer(lab: Lab, layout, node_index: int) -> dict[str, tuple[int, int]]:
+    rows = root(lab, layout, node_index, ["wg", "show", "wg0", "transfer"]).splitlines()
+    return {k: (int(rx), int(tx)) for k, rx, tx in (r.split("\t") for r in rows)}
+
+
+def ping(netns: str, address: str, count: int = 2) -> bool:
+    return (
+        subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                netns,
+                "ping",
+                "-c",
+                str(count),
+                "-i",
+                "0.2",
+                "-W",
+                "1",
+                address,
+            ],
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    )
+
+
+def ping_within(netns: str, address: str, seconds: float = 30) -> bool:
+    """A client whose peer came back re-handshakes on its own, within about 15 s (WireGuard's
+    keepalive plus rekey timeout): wait for that instead of failing on the first lost ping."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if ping(netns, address, count=1):
+            return True
+    return False
+
+
+def account(fleet: Fleet, name: str) -> None:
+    if name not in {a.username for a in fleet.store.accounts()}:
+        peers_service.add_account(fleet, name, "correct horse battery", f"dev-{name}")
+
+
+def test_other_tunnels_run_undisturbed_while_a_peer_is_disabled_enabled_removed_and_readded(
+    lab: Lab, layout, fleet: Fleet
+) -> None:
+    node = layout.nodes[0]
+    client_a, client_b = layout.clients
+    account(fleet, "alice")
+    account(fleet, "bob")
+    a = peers_service.add_configuration(fleet, "alice", nodes=["node1"], name="alice-steady")
+    b = peers_service.add_configuration(fleet, "bob", nodes=["node1"], name="bob-flaky")
+    assert a.push.ok and b.push.ok
+    lab_service.tunnel_up(lab.settings, client_a.name, a.client_configs["node1"])
+    lab_service.tunnel_up(lab.settings, client_b.name, b.client_configs["node1"])
+    stream = None
+    pinger = None
+    try:
+        assert ping(client_a.netns, str(node.tunnel_address))
+        assert ping(client_b.netns, str(node.tunnel_address))
+        # A TCP stream from A to a sink on the node, and a fast ping, run through every change to B.
+        root(
+            lab,
+            layout,
+            0,
+            "nft insert rule inet wgfleet_filter input iifname wg0 tcp dport 5001 accept",
+        )
+        root(
+            lab,
+            layout,
+            0,
+            [
+                "systemd-run",
+                "--unit=wgtest-sink",
+                "--collect",
+                "python3",
+                "-c",
+                textwrap.dedent(f"""
+            import socket
+            s = socket.create_server(("{node.tunnel_address}", 5001))
+            c, _ = s.accept()
+            total = 0
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                total += len(data)
+            open("/run/wgtest-sink", "w").write(str(total))
+        """),
+            ],
+        )
+        time.sleep(0.5)
+        stream = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                client_a.netns,
+                sys.executable,
+                "-c",
+                textwrap.dedent(f"""
+                import socket, sys, time
+                s = socket.create_connection(("{node.tunnel_address}", 5001), timeout=10)
+                end = time.monotonic() + float(sys.argv[1])
+                while time.monotonic() < end:
+                    s.sendall(b"x" * 16384)
+                    time.sleep(0.01)
+                s.close()
+            """),
+                "45",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        pinger = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                client_a.netns,
+                "ping",
+                "-i",
+                "0.05",
+                "-w",
+                "43",
+                str(node.tunnel_address),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1)
+        before = transfer(lab, layout, 0)[a.configuration.public_key]
+
+        changed, push = peers_service.set_enabled(
+            fleet, ["bob-flaky"], False, peers_service.DisabledReason.OPERATOR
+        )
+        assert push.ok and [c.name for c in changed] == ["bob-flaky"]
+        assert b.configuration.public_key not in transfer(lab, layout, 0)
+        assert not ping(client_b.netns, str(node.tunnel_address), count=3)
+        _, push = peers_service.set_enabled(fleet, ["bob-flaky"], True)
+        assert push.ok and ping_within(client_b.netns, str(node.tunnel_address))
+        _, push = peers_service.remove_configurations(fleet, ["bob-flaky"])
+        assert push.ok and not ping(client_b.netns, str(node.tunnel_address), count=2)
+        again = peers_service.add_configuration(fleet, "bob", nodes=["node1"], name="bob-flaky")
+        lab_service.tunnel_up(lab.settings, client_b.name, again.client_configs["node1"])
+        assert ping(client_b.netns, str(node.tunnel_address))
+        after = transfer(lab, layout, 0)[a.configuration.public_key]
+        assert after[0] > before[0] and after[1] > before[1], "A's counters went back or stalled"
+
+        assert stream.wait(timeout=60) == 0, stream.stderr.read() if stream.stderr else ""
+        output, _ = pinger.communicate(timeout=60)
+        stats = next(line for line in output.splitlines() if "packets transmitted" in line)
+        transmitted, received = (int(stats.split()[i]) for i in (0, 3))
+        assert transmitted > 100 and received == transmitted, stats
+        time.sleep(0.5)
+        assert int(root(lab, layout, 0, ["cat", "/run/wgtest-sink"])) > 1_000_000
+    finally:
+        for process in (stream, pinger):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+        root(
+            lab,
+            layout,
+            0,
+            "systemctl stop wgtest-sink 2>/dev/null; rm -f /run/wgtest-sink; "
+            "nft flush chain inet wgfleet_filter input 2>/dev/null; systemctl reload-or-restart nftables || true",
+        )
+        lab_service.tunnel_down(lab.settings, client_a.name)
+        lab_service.tunnel_down(lab.settings, client_b.name)
+
+
+def test_a_disable_while_the_node_is_down_converges_and_survives_a_reboot(
+    lab: Lab, layout, fleet: Fleet
+) -> None:
+    account(fleet, "carol")
+    carol = peers_service.add_configuration(fleet, "carol", nodes=["node2"], name="carol-1")
+    key = carol.configuration.public_key
+    assert key in transfer(lab, layout, 1)
+    lab_service.node_stop(lab.settings, "node2")
+    try:
+        result = subprocess.run(
+            [WGFLEET, "--config", str(lab.config_file), "peers", "disable", "carol-1"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 1
+        assert "wgfleet: push failed on node2:" in result.stderr
+        assert "kept pending" in result.stderr
+    finally:
+        lab_service.node_start(lab.settings, "node2")
+    assert "node2" in push_service.pending_nodes(fleet)
+    applied = subprocess.run(
+        [WGFLEET, "--config", str(lab.config_file), "apply", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stderr
+    assert key not in transfer(lab, layout, 1)
+    assert push_service.pending_nodes(fleet) == []
+    lab_service.node_stop(lab.settings, "node2")
+    lab_service.node_start(lab.settings, "node2")
+    assert key not in transfer(lab, layout, 1)
+
+
+def test_a_thousand_peers_on_one_node(lab: Lab, layout, fleet: Fleet) -> None:
+    import ipaddress
+
+    from orchestrator.adapters import wgkeys
+    from orchestrator.core.models import Configuration
+
+    account(fleet, "bulk")
+    # More peers than a lab node's /24 pool holds: addresses from a spare /21 of 198.19/16.
+    spare = list(ipaddress.IPv4Network("198.19.200.0/21").hosts())[:1000]
+    names = [f"bulk-{i}" for i in range(1000)]
+    with fleet.store.transaction():
+        for name, address in zip(names, spare, strict=True):
+            fleet.store.add_configuration(
+                Configuration(
+                    name, "bulk", wgkeys.new_keypair().public_key, None, {"node3": address}
+                )
+            )
+    try:
+        loaded = push_service.push(fleet, ["node3"])
+        assert loaded.ok and len(loaded.nodes[0].answer.added) == 1000
+        assert len(transfer(lab, layout, 2)) >= 1000
+
+        _, one = peers_service.set_enabled(
+            fleet, ["bulk-500"], False, peers_service.DisabledReason.OPERATOR
+        )
+        answer = one.nodes[0].answer
+        assert one.ok and len(answer.removed) == 1 and answer.unchanged >= 999
+        assert answer.elapsed_ms < 1000, f"node time {answer.elapsed_ms} ms"
+        _, one = peers_service.set_enabled(fleet, ["bulk-500"], True)
+        assert one.ok and len(one.nodes[0].answer.added) == 1
+        assert one.nodes[0].answer.elapsed_ms < 1000
+
+        converged = push_service.push(fleet)
+        assert converged.ok and all(n.answer.changes == 0 for n in converged.nodes)
+    finally:
+        _, removed = peers_service.remove_configurations(fleet, names)
+        assert removed.ok
+
+
+def test_apply_on_a_converged_fleet_changes_nothing(lab: Lab, fleet: Fleet) -> None:
+    result = push_service.push(fleet)
+    assert result.ok
+    assert [(n.node, n.answer.changes) for n in result.nodes if n.answer] == [
+        (f"node{i}", 0) for i in range(1, LAB_NODES + 1)
+    ]
+
+
+def test_sync_counts_real_traffic_exactly_across_restarts_and_a_crash(
+    lab: Lab, layout, fleet: Fleet
+) -> None:
+    node = layout.nodes[2]
+    client = layout.clients[0]
+    account(fleet, "dave")
+    dave = peers_service.add_configuration(fleet, "dave", nodes=["node3"], name="dave-1")
+    key = dave.configuration.public_key
+    lab_service.tunnel_up(lab.settings, client.name, dave.client_configs["node3"])
+    try:
+        sync_service.sync(fleet, nodes=["node3"])  # baseline: whatever the handshake cost
+
+        def used() -> int:
+            return sum(u.total for u in fleet.store.usage("dave-1"))
+
+        def node_total() -> int:
+            rx, tx = transfer(lab, layout, 2)[key]
+            return rx + tx
+
+        assert ping(client.netns, str(node.tunnel_address), count=20)
+        first = sync_service.sync(fleet, nodes=["node3"])
+        assert first.ok and used() == node_total()
+        assert sync_service.sync(fleet, nodes=["node3"]).bytes_added == 0
+        carried = used()
+
+        root(lab, layout, 2, ["systemctl", "restart", "wg-quick@wg0"])
+        assert key in transfer(lab, layout, 2)  # restored from the node's peers file
+        assert ping_within(client.netns, str(node.tunnel_address))
+        assert ping(client.netns, str(node.tunnel_address), count=10)
+        sync_service.sync(fleet, nodes=["node3"])
+        assert used() == carried + node_total()
+
+        # Kill a sync after it fetched the counters and before it committed them.
+        assert ping(client.netns, str(node.tunnel_address), count=10)
+        crash = textwrap.dedent(f"""
+            import os, signal
+            from orchestrator.service import sync
+            from orchestrator.settings import load_settings
+            from orchestrator.service.context import open_fleet
+            def die(*args, **kwargs):
+                os.kill(os.getpid(), signal.SIGKILL)
+            sync.account_observation = die
+            with open_fleet(load_settings({str(lab.config_file)!r})) as fleet:
+                sync.sync(fleet, nodes=["node3"])
+        """)
+        killed = subprocess.run(
+            [sys.executable, "-c", crash], capture_output=True, check=False, timeout=120
+        )
+        assert killed.returncode == -signal.SIGKILL
+        sync_service.sync(fleet, nodes=["node3"])
+        assert used() == carried + node_total()
+    finally:
+        lab_service.tunnel_down(lab.settings, client.name)
+
+
+def test_a_configuration_over_quota_is_cut_off_and_a_topup_lets_it_back(
+    lab: Lab, layout, fleet: Fleet
+) -> None:
+    client = layout.clients[1]
+    account(fleet, "erin")
+    erin = peers_service.add_configuration(
+        fleet, "erin", nodes=["node1", "node2"], quota_bytes=200_000, name="erin-1"
+    )
+    lab_service.tunnel_up(lab.settings, client.name, erin.client_configs["node1"])
+    try:
+        target = str(layout.nodes[0].tunnel_address)
+        subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                client.netns,
+                "ping",
+                "-c",
+                "40",
+                "-i",
+                "0.02",
+                "-s",
+                "8000",
+                "-W",
+                "1",
+                target,
+            ],
+            capture_output=True,
+            check=False,
+        )
+        result = subprocess.run(
+            [WGFLEET, "--config", str(lab.config_file), "sync", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        summary = json.loads(result.stdout)
+        assert "erin-1" in summary["newly_over_quota"], summary
+        assert not fleet.store.configuration("erin-1").enabled
+        for index in (0, 1):
+            assert erin.configuration.public_key not in transfer(lab, layout, index)
+        assert not ping(client.netns, target, count=3)
+
+        peers_service.topup(
+            fleet, "erin-1", invoice="INV-ERIN-1", amount="4.99", bytes_granted=10**9
+        )
+        sync_service.sync(fleet)
+        assert fleet.store.configuration("erin-1").enabled
+        assert ping_within(client.netns, target)
+    finally:
+        lab_service.tunnel_down(lab.settings, client.name)
+
+
+def test_usage_check_agrees_with_the_ledger(lab: Lab, deployed: None) -> None:
+    result = subprocess.run(
+        [WGFLEET, "--config", str(lab.config_file), "usage", "check", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["mismatches"] == []
+
+
+def test_two_syncs_at_once_one_waits_or_exits_3(lab: Lab, deployed: None) -> None:
+    from orchestrator.service.lock import fleet_lock
+
+    with fleet_lock(lab.settings):
+        busy = subprocess.run(
+            [WGFLEET, "--config", str(lab.config_file), "sync"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert busy.returncode == 3
+        assert busy.stderr.startswith("wgfleet: error: another wgfleet run holds")
+        waiting = subprocess.Popen(
+            [WGFLEET, "--config", str(lab.config_file), "sync", "--wait"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.5)
+        assert waiting.poll() is None
+    assert waiting.wait(timeout=120) == 0
