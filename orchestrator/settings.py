@@ -68,6 +68,13 @@ class LabSettings:
 
 
 @dataclass(frozen=True)
+class UsageSettings:
+    # Closed billing periods older than this are erased on every sync (never the current one).
+    retention_days: int = 400
+    warn_percent: int = 80
+
+
+@dataclass(frozen=True)
 class Settings:
     source: str  # the file the settings came from, or "defaults"
     project_root: Path
@@ -76,7 +83,7 @@ class Settings:
     inventory: Path
     ssh: SshSettings
     lab: LabSettings
-    extra: dict[str, Any] = field(default_factory=dict)
+    usage: UsageSettings = field(default_factory=UsageSettings)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready view for `wgfleet config show`: paths only, never key material."""
@@ -93,6 +100,10 @@ class Settings:
                 "known_hosts": str(self.ssh.known_hosts),
                 "connect_timeout": self.ssh.connect_timeout,
             },
+            "usage": {
+                "retention_days": self.usage.retention_days,
+                "warn_percent": self.usage.warn_percent,
+            },
             "lab": {
                 "name": self.lab.name,
                 "subnet": str(self.lab.subnet),
@@ -104,7 +115,8 @@ class Settings:
         }
 
 
-_TOP_KEYS = {"data_dir", "store_url", "inventory", "ssh", "lab"}
+_TOP_KEYS = {"data_dir", "store_url", "inventory", "ssh", "lab", "usage"}
+_USAGE_KEYS = {"retention_days", "warn_percent"}
 _SSH_KEYS = {"deploy_key", "collector_key", "push_key", "known_hosts", "connect_timeout"}
 _LAB_KEYS = {"name", "subnet", "state_dir", "rootfs_cache", "suite", "mirror"}
 
@@ -212,7 +224,20 @@ def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
         suite=reader.text(lab_raw, "suite", "lab.", "bookworm") or "bookworm",
         mirror=reader.text(lab_raw, "mirror", "lab.", None),
     )
+    usage_raw = reader.mapping(top.get("usage"), "usage", _USAGE_KEYS)
+    retention = reader.number(usage_raw, "retention_days", "usage.", 400)
+    if retention < 31 or retention != int(retention):
+        raise ConfigError(
+            source,
+            "usage.retention_days",
+            usage_raw.get("retention_days"),
+            "a whole number of days, at least 31 (a monthly period must close before it goes)",
+        )
+    warn = reader.number(usage_raw, "warn_percent", "usage.", 80)
+    if not 1 <= warn <= 100 or warn != int(warn):
+        raise ConfigError(source, "usage.warn_percent", usage_raw.get("warn_percent"), "1..100")
     return Settings(
+        usage=UsageSettings(int(retention), int(warn)),
         source=source,
         project_root=root,
         data_dir=data_dir,

@@ -39,12 +39,35 @@ def cmd_config_show(args: argparse.Namespace, settings: Settings, output: Output
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings, output: Output) -> int:
-    """The main job on the embedded default: a lab fleet, then its status."""
-    from orchestrator.service import lab as lab_service
+    """The main job on the embedded default: a deployed lab fleet with real usage in the store."""
+    from orchestrator.service.demo import run_demo
 
-    status = lab_service.lab_up(settings, args.nodes, args.clients, output.progress)
-    output.result(status.as_dict(), lambda: lab.render_lab_status(output, status))
-    return ExitCode.OK if status.healthy else ExitCode.FAILED
+    result = run_demo(settings, args.nodes, args.clients, output.progress)
+
+    def render() -> None:
+        lab.render_lab_status(output, result.lab)
+        output.out.print(nodes.recap_table(result.deploy.run.recap, "deploy"))
+        table = Table(
+            "configuration", "used (bytes)", "allowance (bytes)", title="usage in the store"
+        )
+        for name, (used, allowance) in sorted(result.usage.items()):
+            table.add_row(name, str(used), "unmetered" if allowance is None else str(allowance))
+        output.out.print(table)
+        output.out.print(
+            f"store: {settings.store_url}\nnext: `wgfleet peers list`, `wgfleet sync -v`, "
+            "`wgfleet audit`, `wgfleet lab down`"
+        )
+
+    output.result(
+        {
+            "lab": result.lab.as_dict(),
+            "deploy": result.deploy.as_dict(),
+            "sync": result.sync.as_dict(),
+            "usage": {k: {"used": u, "allowance": a} for k, (u, a) in result.usage.items()},
+        },
+        render,
+    )
+    return ExitCode.OK if result.ok else ExitCode.FAILED
 
 
 def _global_options(suppress: bool) -> argparse.ArgumentParser:
@@ -99,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "demo",
         cmd_demo,
-        "the main job on the embedded default: build the lab fleet and show it",
+        "the main job on the embedded default: a deployed lab fleet with real usage",
     )
     demo.add_argument("--nodes", type=positive_int, default=3, help="lab nodes (default 3)")
     demo.add_argument("--clients", type=positive_int, default=2, help="lab VPN clients (default 2)")

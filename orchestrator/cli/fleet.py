@@ -21,10 +21,16 @@ from orchestrator.settings import Settings
 
 
 @contextmanager
-def _fleet(settings: Settings) -> Iterator[Any]:
+def _fleet(settings: Settings, *, write: bool = True) -> Iterator[Any]:
+    """The store for one command; writers queue behind the fleet lock (cron, TUI, pipelines)."""
     from orchestrator.service.context import open_fleet
+    from orchestrator.service.lock import fleet_lock
 
-    with open_fleet(settings) as fleet:
+    if not write:
+        with open_fleet(settings) as fleet:
+            yield fleet
+        return
+    with fleet_lock(settings, wait=True, timeout=300), open_fleet(settings) as fleet:
         yield fleet
 
 
@@ -105,7 +111,7 @@ def cmd_accounts_add(args: argparse.Namespace, settings: Settings, output: Outpu
 
 
 def cmd_accounts_list(args: argparse.Namespace, settings: Settings, output: Output) -> int:
-    with _fleet(settings) as fleet:
+    with _fleet(settings, write=False) as fleet:
         accounts = fleet.store.accounts(args.search)
         counts = {a.username: len(fleet.store.configurations(account=a.username)) for a in accounts}
 
@@ -168,7 +174,7 @@ def cmd_plans_set(args: argparse.Namespace, settings: Settings, output: Output) 
 
 
 def cmd_plans_list(args: argparse.Namespace, settings: Settings, output: Output) -> int:
-    with _fleet(settings) as fleet:
+    with _fleet(settings, write=False) as fleet:
         plans = fleet.store.plans()
 
     def render() -> None:
@@ -266,7 +272,7 @@ def cmd_peers_add(args: argparse.Namespace, settings: Settings, output: Output) 
 
 def cmd_peers_list(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     enabled = None if args.state == "all" else args.state == "enabled"
-    with _fleet(settings) as fleet:
+    with _fleet(settings, write=False) as fleet:
         configs = fleet.store.configurations(account=args.account, node=args.node, enabled=enabled)
 
     def render() -> None:
@@ -287,7 +293,7 @@ def cmd_peers_list(args: argparse.Namespace, settings: Settings, output: Output)
 
 
 def cmd_peers_show(args: argparse.Namespace, settings: Settings, output: Output) -> int:
-    with _fleet(settings) as fleet:
+    with _fleet(settings, write=False) as fleet:
         config = fleet.store.configuration(args.name)
         topups = fleet.store.topups(args.name)
         usage = fleet.store.usage(args.name)
@@ -416,7 +422,7 @@ def cmd_apply(args: argparse.Namespace, settings: Settings, output: Output) -> i
 
 
 def cmd_nodes_list(args: argparse.Namespace, settings: Settings, output: Output) -> int:
-    with _fleet(settings) as fleet:
+    with _fleet(settings, write=False) as fleet:
         nodes = fleet.store.nodes()
         revisions = fleet.store.node_revisions()
         counts = {n.name: len(fleet.store.configurations(node=n.name)) for n in nodes}
@@ -564,11 +570,12 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, output: Output) -> in
     from orchestrator.service import sync as sync_service
     from orchestrator.service.lock import fleet_lock
 
-    with fleet_lock(settings, wait=args.wait), _fleet(settings) as fleet:
+    with fleet_lock(settings, wait=args.wait), _fleet(settings, write=False) as fleet:
         result = sync_service.sync(
             fleet,
             nodes=_names(args.nodes) if args.nodes else None,
-            warn_ratio=args.warn_at / 100,
+            warn_ratio=(args.warn_at or settings.usage.warn_percent) / 100,
+            retention_days=settings.usage.retention_days,
             progress=(lambda n: output.progress(f"{n.node}: {'ok' if n.ok else n.error}"))
             if args.verbose
             else None,
@@ -588,8 +595,6 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, output: Output) -> in
                 output.out.print(f"{key.replace('_', ' ')}: {', '.join(data[key])}")
 
     output.result(result.as_dict(), render)
-    if result.warned and not args.json and not args.quiet:
-        sys.stderr.write(f"wgfleet: at {args.warn_at}% of quota: {', '.join(result.warned)}\n")
     fail_lines("sync failed on", [(n.node, n.error) for n in result.failed])
     return ExitCode.OK if result.ok else ExitCode.FAILED
 
@@ -597,7 +602,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, output: Output) -> in
 def cmd_usage_check(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     from orchestrator.service.usage import usage_check
 
-    with _fleet(settings) as fleet:
+    with _fleet(settings, write=False) as fleet:
         mismatches = usage_check(fleet)
         count = len(fleet.store.running_totals())
     output.result(
@@ -619,7 +624,7 @@ def cmd_usage_list(args: argparse.Namespace, settings: Settings, output: Output)
 
     from orchestrator.service.usage import quota_statuses
 
-    with _fleet(settings) as fleet:
+    with _fleet(settings, write=False) as fleet:
         statuses = quota_statuses(fleet, date.today())
     rows: list[dict[str, Any]] = [
         {
@@ -660,9 +665,9 @@ def register_sync(commands: Any, add: Registrar) -> None:
     sync.add_argument(
         "--warn-at",
         type=positive_int,
-        default=80,
+        default=None,
         metavar="PERCENT",
-        help="report configurations at this share of their quota (default 80)",
+        help="report configurations at this share of their quota (default: usage.warn_percent, 80)",
     )
     usage = commands.add_parser("usage", help="usage totals")
     usage_commands = usage.add_subparsers(dest="usage_command", metavar="ACTION", required=True)

@@ -14,7 +14,7 @@ from orchestrator.errors import ExitCode
 from orchestrator.settings import Settings
 
 
-def _recap_table(recap: Any, title: str) -> Table:
+def recap_table(recap: Any, title: str) -> Table:
     table = Table(title=title)
     for column in ("host", "status", "ok", "changed", "failed", "unreachable", "task / error"):
         table.add_column(column)
@@ -42,10 +42,10 @@ def _run_with_live_view(output: Output, title: str, work: Callable[[Any], Any]) 
 
     from orchestrator.core.playbook_events import PlayRecap
 
-    with Live(_recap_table(PlayRecap(), title), console=output.err, transient=True) as live:
+    with Live(recap_table(PlayRecap(), title), console=output.err, transient=True) as live:
 
         def on_update(recap: Any, _event: Any) -> None:
-            live.update(_recap_table(recap, title))
+            live.update(recap_table(recap, title))
 
         return work(on_update)
 
@@ -61,9 +61,15 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, output: Output) -> 
             settings, limit=args.limit, check=args.check, diff=args.check, on_update=on_update
         ),
     )
-    output.result(
-        result.as_dict(), lambda: output.out.print(_recap_table(result.run.recap, f"deploy{mode}"))
-    )
+
+    def render() -> None:
+        output.out.print(recap_table(result.run.recap, f"deploy{mode}"))
+        for name, host in sorted(result.run.recap.hosts.items()):
+            for diff in host.diffs:
+                output.out.print(f"--- {name}", markup=False)
+                output.out.print(diff, markup=False, highlight=False)
+
+    output.result(result.as_dict(), render)
     if not result.ok:
         failed = result.failed_hosts or ["(no host reported)"]
         for name in failed:

@@ -7,6 +7,7 @@ by Ansible and are never copied.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -30,6 +31,7 @@ class HostProgress:
     current_task: str = ""
     error: str = ""  # the first failure or unreachable message, one line
     changed_tasks: tuple[str, ...] = ()
+    diffs: tuple[str, ...] = ()  # unified diffs of changed files (check/diff mode)
 
     @property
     def status(self) -> str:
@@ -102,6 +104,9 @@ def apply_event(recap: PlayRecap, event: Mapping[str, Any]) -> PlayRecap:
                 *current.changed_tasks,
                 _one_line(data.get("task", ""), 120),
             )
+            rendered = render_diff(result.get("diff"))
+            if rendered:
+                changes["diffs"] = (*current.diffs, rendered)
         if outcome in ("failed", "unreachable") and not current.error:
             task = _one_line(data.get("task", ""), 120)
             changes["error"] = f"{task}: {_error_of(data)}" if task else _error_of(data)
@@ -109,6 +114,32 @@ def apply_event(recap: PlayRecap, event: Mapping[str, Any]) -> PlayRecap:
     else:
         return recap
     return replace(recap, hosts={**recap.hosts, host: updated})
+
+
+def render_diff(diff: object) -> str:
+    """Ansible's diff result (one or a list of before/after dicts) as unified diff text."""
+    items = diff if isinstance(diff, list) else [diff] if isinstance(diff, Mapping) else []
+    parts = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        if "prepared" in item:
+            parts.append(str(item["prepared"]))
+            continue
+        before, after = item.get("before"), item.get("after")
+        if not isinstance(before, str) or not isinstance(after, str) or before == after:
+            continue
+        parts.append(
+            "".join(
+                difflib.unified_diff(
+                    before.splitlines(keepends=True),
+                    after.splitlines(keepends=True),
+                    fromfile=str(item.get("before_header", "before")),
+                    tofile=str(item.get("after_header", "after")),
+                )
+            )
+        )
+    return "".join(parts)
 
 
 def _apply_stats(recap: PlayRecap, data: Mapping[str, Any]) -> PlayRecap:

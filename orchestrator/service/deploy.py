@@ -52,6 +52,7 @@ class DeployResult:
                     "skipped": h.skipped,
                     "error": h.error,
                     "changed_tasks": list(h.changed_tasks),
+                    "diffs": list(h.diffs),
                 }
                 for name, h in sorted(self.run.recap.hosts.items())
             },

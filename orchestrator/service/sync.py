@@ -11,17 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from orchestrator.adapters import ssh
 from orchestrator.core.collector import CounterParseError, CounterReport, parse_counters
 from orchestrator.core.models import DisabledReason, Node
-from orchestrator.core.quota import enforce
+from orchestrator.core.quota import NEVER_RESETS, enforce
 from orchestrator.errors import NodeError, StoreError
 from orchestrator.service.context import Fleet
 from orchestrator.service.push import PushResult, push
-from orchestrator.service.usage import account_observation, quota_statuses
+from orchestrator.service.usage import Ledger, account_observation, load_ledger, quota_statuses
 
 COLLECTOR_USER = "wgcollect"
 DEFAULT_WARN_RATIO = 0.8
@@ -94,12 +94,29 @@ def fetch_counters(fleet: Fleet, node: Node) -> CounterReport:
     return report
 
 
+def _apply_report(
+    fleet: Fleet,
+    name: str,
+    report: CounterReport | NodeError,
+    ledger: Ledger,
+    today: date,
+    updated: set[str],
+) -> NodeSync:
+    if isinstance(report, NodeError):
+        fleet.store.mark_sync_failed(name)
+        return NodeSync(name, False, error=str(report).removeprefix(f"{name}: "))
+    accounted = account_observation(fleet, name, report.epoch, report.samples, today, ledger=ledger)
+    updated.update(accounted.usage)
+    return NodeSync(name, True, len(report.samples), accounted.bytes_added)
+
+
 def sync(
     fleet: Fleet,
     *,
     nodes: Iterable[str] | None = None,
     today: date | None = None,
     warn_ratio: float = DEFAULT_WARN_RATIO,
+    retention_days: int = 400,
     enforce_quota: bool = True,
     progress: Callable[[NodeSync], None] | None = None,
 ) -> SyncResult:
@@ -120,23 +137,18 @@ def sync(
     with ThreadPoolExecutor(max_workers=max(1, min(32, len(wanted)))) as pool:
         reports = dict(zip(wanted, pool.map(fetch, wanted), strict=True))
 
-    outcomes = []
+    ledger = load_ledger(fleet)
     updated: set[str] = set()
-    total = 0
-    for name in wanted:
-        report = reports[name]
-        if isinstance(report, NodeError):
-            store.mark_sync_failed(name)
-            outcome = NodeSync(name, False, error=str(report).removeprefix(f"{name}: "))
-        else:
-            accounted = account_observation(fleet, name, report.epoch, report.samples, today)
-            updated.update(accounted.usage)
-            total += accounted.bytes_added
-            outcome = NodeSync(name, True, len(report.samples), accounted.bytes_added)
-        outcomes.append(outcome)
-        if progress is not None:
+    # One transaction for the run: a crash anywhere applies nothing, and the next run, reading
+    # the same absolute counters, counts every byte exactly once.
+    with store.transaction():
+        outcomes = [_apply_report(fleet, n, reports[n], ledger, today, updated) for n in wanted]
+    if progress is not None:
+        for outcome in outcomes:
             progress(outcome)
+    total = sum(o.bytes_added for o in outcomes)
 
+    store.erase_usage_before(today - timedelta(days=retention_days), NEVER_RESETS)
     if not enforce_quota:
         return SyncResult(tuple(outcomes), len(updated), total, (), (), ())
     decision = enforce(store.configurations(), quota_statuses(fleet, today), warn_ratio)

@@ -7,9 +7,29 @@ from dataclasses import dataclass
 from datetime import date
 
 from orchestrator.core.accounting import NodeAccounting, Sample, account_node, after_removal
-from orchestrator.core.models import TopUp, UsageTotal
+from orchestrator.core.models import Plan, TopUp, UsageTotal
 from orchestrator.core.quota import QuotaStatus, period_start, quota_status
 from orchestrator.service.context import Fleet
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """Who owns which key and which plan bills it: read once per run, not once per node."""
+
+    owners: dict[str, str]  # public key -> configuration
+    plan_of: dict[str, str | None]  # configuration -> plan name
+    plans: dict[str, Plan]
+
+    def period(self, configuration: str, today: date) -> date:
+        name = self.plan_of.get(configuration)
+        return period_start(self.plans.get(name) if name else None, today)
+
+
+def load_ledger(fleet: Fleet) -> Ledger:
+    store = fleet.store
+    return Ledger(
+        store.key_owners(), store.configuration_plans(), {p.name: p for p in store.plans()}
+    )
 
 
 def account_observation(
@@ -20,19 +40,15 @@ def account_observation(
     today: date,
     *,
     removed: bool = False,
+    ledger: Ledger | None = None,
 ) -> NodeAccounting:
     """Apply one node's counters in one transaction; ``removed``: those peers just left it."""
     store = fleet.store
     samples = list(samples)
     with store.transaction():
-        owners = store.key_owners()
-        result = account_node(epoch, samples, store.last_seen(node), owners)
-        plans = {p.name: p for p in store.plans()}
-        plan_of = store.configuration_plans() if result.usage else {}
-        periods = {}
-        for name in result.usage:
-            plan_name = plan_of.get(name)
-            periods[name] = period_start(plans.get(plan_name) if plan_name else None, today)
+        ledger = ledger or load_ledger(fleet)
+        result = account_node(epoch, samples, store.last_seen(node), ledger.owners)
+        periods = {name: ledger.period(name, today) for name in result.usage}
         last_seen = result.last_seen
         if removed:
             last_seen = {s.public_key: after_removal(epoch) for s in samples}

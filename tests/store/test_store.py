@@ -228,3 +228,21 @@ def test_the_privacy_guard_catches_a_new_timestamp_column(store: SqlStore) -> No
         store.db.execute("ALTER TABLE usage_totals ADD COLUMN last_seen TEXT")
     with pytest.raises(AssertionError, match=r"usage_totals\.last_seen"):
         test_schema_keeps_no_record_of_user_activity(store)
+
+
+def test_closed_periods_past_retention_are_erased_with_their_running_totals(
+    store: SqlStore,
+) -> None:
+    from orchestrator.core.quota import NEVER_RESETS
+
+    seed(store)
+    store.add_usage("alice-1", date(2025, 1, 5), 100, 0)
+    store.add_usage("alice-1", date(2026, 11, 5), 7, 0)
+    store.add_usage("bob-1", NEVER_RESETS, 50, 0)
+    assert store.erase_usage_before(date(2026, 1, 1), NEVER_RESETS) == 1
+    assert [(u.configuration, u.period_start) for u in store.usage()] == [
+        ("alice-1", date(2026, 11, 5)),
+        ("bob-1", NEVER_RESETS),
+    ]
+    assert store.running_totals()["alice-1"] == (0, 7)
+    assert store.running_totals() == store.recomputed_totals()

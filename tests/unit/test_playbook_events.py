@@ -97,3 +97,27 @@ def test_final_stats_are_authoritative() -> None:
 def test_unknown_events_change_nothing() -> None:
     recap = fold(event("playbook_on_play_start", name="site"), event("verbose", stdout="x"))
     assert recap == PlayRecap()
+
+
+def test_check_mode_diffs_are_kept_as_unified_text() -> None:
+    recap = fold(
+        event(
+            "runner_on_ok",
+            "node1",
+            task="journald drop-in",
+            res={
+                "changed": True,
+                "diff": [
+                    {
+                        "before": "Storage=persistent\n",
+                        "after": "Storage=volatile\n",
+                        "before_header": "/etc/systemd/journald.conf.d/00-nolog.conf",
+                        "after_header": "/etc/systemd/journald.conf.d/00-nolog.conf",
+                    }
+                ],
+            },
+        )
+    )
+    (diff,) = recap.host("node1").diffs
+    assert "-Storage=persistent\n+Storage=volatile\n" in diff
+    assert diff.startswith("--- /etc/systemd/journald.conf.d/00-nolog.conf")

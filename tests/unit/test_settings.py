@@ -62,6 +62,11 @@ def test_file_from_environment_with_relative_paths(
         ("lab: [1, 2]\n", "lab: [1, 2]: expected a mapping"),
         ("- a list\n", "(top level): ['a list']: expected a mapping"),
         ("a: [unclosed\n", "line 2: '': not valid YAML"),
+        (
+            "usage:\n  retention_days: 7\n",
+            "usage.retention_days: 7: a whole number of days, at least 31",
+        ),
+        ("usage:\n  warn_percent: 150\n", "usage.warn_percent: 150: 1..100"),
     ],
 )
 def test_bad_settings_name_file_field_and_value(tmp_path: Path, text: str, message: str) -> None:

@@ -557,10 +557,26 @@ class SqlStore:
         periods: dict[str, date],
         last_seen: dict[str, LastSeen],
     ) -> None:
-        """One node's accounting, landed together with the counters it was computed from."""
+        """One node's accounting, landed together with the counters it was computed from.
+
+        Batched statements: a sync of 100,000 counters must not cost 100,000 round trips. Usage
+        of a configuration deleted meanwhile finds no row to land on and is dropped with it.
+        """
+        if any(rx < 0 or tx < 0 for rx, tx in usage.values()):
+            raise StoreError(f"negative usage on {node}")
         with self.transaction():
-            for name, (rx, tx) in usage.items():
-                self.add_usage(name, periods[name], rx, tx)
+            self.db.executemany(
+                "INSERT INTO usage_totals (configuration_id, period_start, rx_bytes, tx_bytes) "
+                "SELECT id, ?, ?, ? FROM configurations WHERE name = ? "
+                "ON CONFLICT (configuration_id, period_start) DO UPDATE SET "
+                "rx_bytes = usage_totals.rx_bytes + excluded.rx_bytes, "
+                "tx_bytes = usage_totals.tx_bytes + excluded.tx_bytes",
+                [(periods[name], rx, tx, name) for name, (rx, tx) in usage.items()],
+            )
+            self.db.executemany(
+                "UPDATE configurations SET used_bytes = used_bytes + ? WHERE name = ?",
+                [(rx + tx, name) for name, (rx, tx) in usage.items()],
+            )
             self.db.executemany(
                 "INSERT INTO peer_counters (node, public_key, epoch, rx_bytes, tx_bytes) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (node, public_key) DO UPDATE SET "
@@ -598,3 +614,22 @@ class SqlStore:
             )
         }
         return {name: (granted[name], used.get(name, 0)) for name in granted}
+
+    def erase_usage_before(self, cutoff: date, keep: date) -> int:
+        """Erase usage periods that started before ``cutoff`` (never the ``keep`` sentinel
+        period of quotas that do not reset); the running totals drop them too."""
+        with self.transaction():
+            rows = self._rows(
+                "SELECT configuration_id, SUM(rx_bytes + tx_bytes) FROM usage_totals "
+                "WHERE period_start < ? AND period_start <> ? GROUP BY configuration_id",
+                (cutoff, keep),
+            )
+            self.db.executemany(
+                "UPDATE configurations SET used_bytes = used_bytes - ? WHERE id = ?",
+                [(int(total), cid) for cid, total in rows],
+            )
+            self.db.execute(
+                "DELETE FROM usage_totals WHERE period_start < ? AND period_start <> ?",
+                (cutoff, keep),
+            )
+        return len(rows)

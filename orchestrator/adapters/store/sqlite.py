@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ class SqliteConnection:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
-            return self._db.execute(sql, tuple(_adapt(p) for p in params)).fetchall()
+            return self._db.execute(sql, tuple(params)).fetchall()
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"store refused the change: {exc}") from None
         except sqlite3.OperationalError as exc:
@@ -44,7 +45,7 @@ class SqliteConnection:
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         try:
-            self._db.executemany(sql, ([_adapt(p) for p in row] for row in rows))
+            self._db.executemany(sql, rows)
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"store refused the change: {exc}") from None
 
@@ -63,13 +64,9 @@ class SqliteConnection:
         self._db.close()
 
 
-def _adapt(value: Any) -> Any:
-    # Dates as ISO text, booleans as 0/1: what the schema's DATE/BOOLEAN mean in SQLite.
-    if hasattr(value, "isoformat") and not isinstance(value, str):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return int(value)
-    return value
+# Dates as ISO text (booleans are ints already): what the schema's DATE means in SQLite.
+# Registered once, so executemany of 100,000 rows adapts values in C, not in a Python loop.
+sqlite3.register_adapter(date, date.isoformat)
 
 
 def connect_sqlite(path: str) -> SqliteConnection:

@@ -1,0 +1,217 @@
+"""Benchmark: parse + accounting + store write of one sync, 1,000 nodes x 100 peers.
+
+The real code path of `wgfleet sync` after the SSH fetch: `parse_counters` on each node's
+answer, then `account_observation` (exact accounting, one transaction per node) into the store,
+on SQLite (WAL, synchronous=FULL) and on a throwaway PostgreSQL server (fsync on). Each figure
+is also given as a ratio to a reference measured in the same run: the same rows written with a
+plain executemany (SQLite) or COPY (PostgreSQL) into a bare table, the floor of any store.
+
+Run (as root, after `bash .ci/install`):
+    .venv/bin/python -m tests.bench.bench_sync_store [--nodes 1000] [--peers 100] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import ipaddress
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from orchestrator.adapters.secrets import SecretStore
+from orchestrator.adapters.store import SqlStore, open_store
+from orchestrator.core.collector import parse_counters
+from orchestrator.service.context import Fleet
+from orchestrator.service.usage import account_observation, load_ledger
+
+TODAY = date(2026, 11, 23)
+
+
+def keys(count: int, seed: int) -> list[str]:
+    return [
+        base64.b64encode(seed.to_bytes(4, "big") + i.to_bytes(28, "big")).decode()
+        for i in range(count)
+    ]
+
+
+def populate(store: SqlStore, nodes: int, peers: int) -> list[list[str]]:
+    """nodes x peers configurations, each on one node; bulk SQL (set-up is not measured)."""
+    store.upgrade()
+    node_keys = []
+    with store.transaction():
+        store.db.execute(
+            "INSERT INTO accounts (username, password_hash, device_id) VALUES ('bench', 'x', 'x')"
+        )
+        account_id = store.db.execute("SELECT id FROM accounts WHERE username = 'bench'")[0][0]
+        pools = ipaddress.IPv4Network("198.19.0.0/16").subnets(new_prefix=26)
+        store.db.executemany(
+            "INSERT INTO nodes (name, address, tunnel_network) VALUES (?, ?, ?)",
+            [(f"n{i}", f"198.18.{i // 250}.{i % 250 + 1}", str(next(pools))) for i in range(nodes)],
+        )
+        rows = []
+        for i in range(nodes):
+            ks = keys(peers, i)
+            node_keys.append(ks)
+            rows += [(f"c{i}-{j}", account_id, k) for j, k in enumerate(ks)]
+        store.db.executemany(
+            "INSERT INTO configurations (name, account_id, public_key) VALUES (?, ?, ?)", rows
+        )
+    return node_keys
+
+
+def answers(node_keys: list[list[str]], epoch: str, scale: int) -> list[str]:
+    return [
+        f"epoch {epoch}\n"
+        + "".join(f"{k}\t{(j + 1) * scale}\t{(j + 2) * scale}\n" for j, k in enumerate(ks))
+        for ks in node_keys
+    ]
+
+
+def measure(work: Callable[[], Any]) -> dict[str, float]:
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    work()
+    return {"wall_s": time.perf_counter() - wall0, "cpu_s": time.process_time() - cpu0}
+
+
+def sync_once(fleet: Fleet, texts: list[str]) -> None:
+    """What `sync` does once the answers are in: one ledger read, one transaction per run."""
+    ledger = load_ledger(fleet)
+    with fleet.store.transaction():
+        for index, text in enumerate(texts):
+            report = parse_counters(text)
+            account_observation(fleet, f"n{index}", report.epoch, report.samples, TODAY, ledger=ledger)
+
+
+def reference(store: SqlStore, texts: list[str]) -> None:
+    rows = [
+        (f"n{i}", *line.split("\t")) for i, t in enumerate(texts) for line in t.splitlines()[1:]
+    ]
+    if store.db.dialect == "sqlite":
+        with store.transaction():
+            store.db.execute("CREATE TEMP TABLE ref (node TEXT, k TEXT, rx BIGINT, tx BIGINT)")
+            store.db.executemany("INSERT INTO ref VALUES (?, ?, ?, ?)", rows)
+        return
+    raw = store.db._db
+    with raw.transaction(), raw.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE ref (node TEXT, k TEXT, rx BIGINT, tx BIGINT)")
+        with cursor.copy("COPY ref FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
+@contextmanager
+def backend(kind: str) -> Iterator[str]:
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as directory:
+            yield f"sqlite:///{Path(directory) / 'bench.db'}"
+        return
+    from tests.pgserver import fresh_database, throwaway_postgres, unavailable
+
+    reason = unavailable()
+    if reason:
+        raise SystemExit(f"postgresql: {reason}")
+    with throwaway_postgres(fsync=True) as server:
+        yield fresh_database(server)
+
+
+def run(kind: str, nodes: int, peers: int) -> list[dict[str, Any]]:
+    results = []
+    with backend(kind) as url, tempfile.TemporaryDirectory() as secrets_dir:
+        store = open_store(url)
+        node_keys = populate(store, nodes, peers)
+        fleet = Fleet(settings=None, store=store, secrets=SecretStore(Path(secrets_dir)))  # type: ignore[arg-type]
+        first, second = answers(node_keys, "e1", 1000), answers(node_keys, "e1", 1500)
+        parse_only = measure(lambda: [parse_counters(t) for t in first])
+        for label, texts in (
+            ("first sync (all peers new)", first),
+            ("steady sync (all changed)", second),
+        ):
+            figures = measure(lambda texts=texts: sync_once(fleet, texts))
+            results.append({"backend": kind, "case": label, **figures})
+        replay = measure(lambda: sync_once(fleet, second))
+        results.append({"backend": kind, "case": "replay (adds 0)", **replay})
+        floor = measure(lambda: reference(store, second))
+        rows = nodes * peers
+        for result in results:
+            result["rows"] = rows
+            result["rows_per_s"] = rows / result["wall_s"]
+            result["ratio_to_reference"] = result["wall_s"] / floor["wall_s"]
+        reference_name = (
+            "executemany into a bare table" if kind == "sqlite" else "COPY into a bare table"
+        )
+        results.append(
+            {
+                "backend": kind,
+                "case": f"reference: {reference_name}",
+                **floor,
+                "rows": rows,
+                "rows_per_s": rows / floor["wall_s"],
+                "ratio_to_reference": 1.0,
+            }
+        )
+        results.append(
+            {
+                "backend": kind,
+                "case": "strict parse only",
+                **parse_only,
+                "rows": rows,
+                "rows_per_s": rows / parse_only["wall_s"],
+                "ratio_to_reference": None,
+            }
+        )
+        usage = sum(u.total for u in store.usage())
+        expected = sum((j + 1) * 1500 + (j + 2) * 1500 for j in range(peers)) * nodes
+        assert usage == expected, f"{kind}: accounted {usage}, expected {expected}"
+        store.close()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--peers", type=int, default=100)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    kinds = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    results = [r for kind in kinds for r in run(kind, args.nodes, args.peers)]
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "nodes": args.nodes,
+                    "peers": args.peers,
+                    "peak_rss_mb": peak_mb,
+                    "results": results,
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(
+        f"{args.nodes} nodes x {args.peers} peers = {args.nodes * args.peers} counters; peak RSS {peak_mb:.0f} MB; "
+        f"{os.cpu_count()} cores"
+    )
+    print(f"{'backend':<11}{'case':<42}{'wall s':>8}{'cpu s':>8}{'rows/s':>11}{'x ref':>7}")
+    for r in results:
+        ratio = "" if r["ratio_to_reference"] is None else f"{r['ratio_to_reference']:.1f}"
+        print(
+            f"{r['backend']:<11}{r['case']:<42}{r['wall_s']:>8.2f}{r['cpu_s']:>8.2f}{r['rows_per_s']:>11,.0f}{ratio:>7}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.core.collector import CounterParseError, parse_counters
+
+A = "x21CkFo1pEax5ixfvV6c0roMvHkrrgKxaC+71Ei7GBU="
+B = "/EgmzBZvSAGJh6HOLhIaSwal/eseBK1vj+MdGgG72Ao="
+
+
+def test_a_good_answer() -> None:
+    report = parse_counters(f"epoch 3f2a-77\n{A}\t660\t604\n{B}\t0\t0\n")
+    assert report.epoch == "3f2a-77"
+    assert [(s.public_key, s.rx_bytes, s.tx_bytes) for s in report.samples] == [
+        (A, 660, 604),
+        (B, 0, 0),
+    ]
+    assert parse_counters("epoch none\n").samples == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "line 1: empty answer"),
+        (f"{A}\t1\t2\n", "line 1: expected 'epoch TOKEN'"),
+        ("epoch 2026-11-23 12:00\n", "line 1: expected 'epoch TOKEN'"),
+        (
+            f"epoch e\n{A}\t1\t2\t198.18.8.1:51820\n",
+            "line 2: expected 3 tab-separated fields, got 4",
+        ),
+        (f"epoch e\n{A}\t1\n", "line 2: expected 3 tab-separated fields, got 2"),
+        ("epoch e\nnot-a-key\t1\t2\n", "line 2: 'not-a-key' is not a WireGuard public key"),
+        (f"epoch e\n{A}\t-1\t2\n", "line 2: rx '-1' is not a byte count"),
+        (f"epoch e\n{A}\t1\t2.5\n", "line 2: tx '2.5' is not a byte count"),
+        (f"epoch e\n{A}\t01\t2\n", "line 2: rx '01' is not a byte count"),
+        (f"epoch e\n{A}\t{2**64}\t2\n", "line 2: rx '18446744073709551616' is out of range"),
+        (f"epoch e\n{A}\t1\t2\n{A}\t3\t4\n", "line 3: the same peer twice"),
+        (f"epoch e\n{A}\t1\t2\n\n", "line 3: expected 3 tab-separated fields, got 1"),
+    ],
+)
+def test_anything_unexpected_refuses_the_whole_answer(text: str, message: str) -> None:
+    with pytest.raises(CounterParseError) as caught:
+        parse_counters(text)
+    assert str(caught.value).startswith(message)
