@@ -55,6 +55,12 @@ class StoreError(WgfleetError):
     """The quota store refused a change or cannot be used (schema, connection, constraint)."""
 
 
+class NotFound(StoreError):
+    """A name given by the user (account, configuration, plan, node) is not in the store."""
+
+    exit_code = ExitCode.USAGE
+
+
 class FleetBusy(WgfleetError):
     """Another run holds the fleet lock."""
 

@@ -58,7 +58,13 @@ def _names(values: list[str]) -> list[str]:
 
 
 def _gib(n: int | None) -> str:
-    return "-" if n is None else f"{n / 2**30:.2f} GiB"
+    """Bytes for people: exact below 1 KiB, two decimals above."""
+    if n is None:
+        return "-"
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n} B"
 
 
 # --- db -----------------------------------------------------------------------------------------

@@ -88,7 +88,9 @@ def sync_once(fleet: Fleet, texts: list[str]) -> None:
     with fleet.store.transaction():
         for index, text in enumerate(texts):
             report = parse_counters(text)
-            account_observation(fleet, f"n{index}", report.epoch, report.samples, TODAY, ledger=ledger)
+            account_observation(
+                fleet, f"n{index}", report.epoch, report.samples, TODAY, ledger=ledger
+            )
 
 
 def reference(store: SqlStore, texts: list[str]) -> None:

@@ -199,8 +199,8 @@ def test_a_dark_node_fails_the_deploy_by_name_and_the_others_complete(
         )
     finally:
         lab_service.node_start(lab.settings, dark.name)
-    assert result.returncode == 1
-    summary = json.loads(result.stdout)
+    assert result.returncode == 1, result.stderr
+    summary = json.loads(result.stdout or "null") or pytest.fail(result.stderr)
     assert summary["failed_hosts"] == [dark.name]
     assert summary["hosts"][dark.name]["status"] == "unreachable"
     # The others complete (this run has no static peers, so their wg0.conf may change).

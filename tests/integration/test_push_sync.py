@@ -455,3 +455,84 @@ def test_two_syncs_at_once_one_waits_or_exits_3(lab: Lab, deployed: None) -> Non
         time.sleep(1.5)
         assert waiting.poll() is None
     assert waiting.wait(timeout=120) == 0
+
+
+def wgfleet(lab: Lab, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [WGFLEET, "--config", str(lab.config_file), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def test_the_cli_round_trip_of_an_account(lab: Lab, layout, fleet: Fleet, tmp_path: Path) -> None:
+    from orchestrator.core.wgquick import parse_wg_quick
+
+    added = wgfleet(
+        lab,
+        "accounts",
+        "add",
+        "frank",
+        "--device-id",
+        "dev-f",
+        "--password-stdin",
+        stdin="a long enough password\n",
+    )
+    assert added.returncode == 0, added.stderr
+    out = tmp_path / "frank.conf"
+    peer = wgfleet(
+        lab,
+        "--json",
+        "peers",
+        "add",
+        "frank",
+        "--nodes",
+        "node1,node2",
+        "--plan",
+        "none",
+        "--out",
+        str(out),
+    )
+    assert peer.returncode == 2 and peer.stderr.startswith("wgfleet: error: no plan 'none'")
+    peer = wgfleet(
+        lab, "--json", "peers", "add", "frank", "--nodes", "node1,node2", "--out", str(out)
+    )
+    assert peer.returncode == 0, peer.stderr
+    data = json.loads(peer.stdout)
+    assert "client_configs" not in data  # written to the files only
+    for node in ("node1", "node2"):
+        path = Path(f"{out}.{node}.conf")
+        assert path.stat().st_mode & 0o777 == 0o600
+        parsed = parse_wg_quick(path.read_text())
+        private = parsed.interface.get("privatekey")
+        assert private and private not in (
+            lab.settings.data_dir / "wgfleet.db"
+        ).read_bytes().decode(errors="replace")
+    key = data["public_key"]
+    assert key in transfer(lab, layout, 0) and key in transfer(lab, layout, 1)
+
+    first = wgfleet(
+        lab, "topup", data["name"], "--bytes", "1000", "--amount", "1.00", "--invoice", "INV-F-1"
+    )
+    again = wgfleet(
+        lab, "topup", data["name"], "--bytes", "1000", "--amount", "1.00", "--invoice", "INV-F-1"
+    )
+    assert first.returncode == again.returncode == 0
+    assert "granted 1000 bytes" in first.stdout and "already recorded" in again.stdout
+    assert [t.bytes_granted for t in fleet.store.topups(data["name"])] == [1000]
+
+    plan = wgfleet(lab, "--json", "apply", "--dry-run")
+    assert plan.returncode == 0 and all(
+        n["added"] == n["removed"] == 0 for n in json.loads(plan.stdout)["nodes"]
+    )
+
+    refused = wgfleet(lab, "accounts", "delete", "frank")
+    assert refused.returncode == 2 and "pass --yes" in refused.stderr
+    deleted = wgfleet(lab, "accounts", "delete", "frank", "--yes")
+    assert deleted.returncode == 0, deleted.stderr
+    assert key not in transfer(lab, layout, 0) and key not in transfer(lab, layout, 1)
+    assert fleet.store.configurations(account="frank") == []
+    assert [t.configuration for t in fleet.store.topups() if t.invoice == "INV-F-1"] == [None]

@@ -25,7 +25,7 @@ from orchestrator.core.models import (
     TopUp,
     UsageTotal,
 )
-from orchestrator.errors import StoreError
+from orchestrator.errors import NotFound, StoreError
 
 
 class Connection(Protocol):
@@ -200,7 +200,7 @@ class SqlStore:
     def node(self, name: str) -> Node:
         row = self._one(f"SELECT {self._NODE_COLUMNS} FROM nodes WHERE name = ?", (name,))
         if row is None:
-            raise StoreError(f"no node {name!r} in the store")
+            raise NotFound(f"no node {name!r} in the store")
         return self._node(row)
 
     def bump_nodes(self, names: Iterable[str]) -> None:
@@ -252,7 +252,7 @@ class SqlStore:
         for plan in self.plans():
             if plan.name == name:
                 return plan
-        raise StoreError(f"no plan {name!r} in the store")
+        raise NotFound(f"no plan {name!r} in the store")
 
     # --- accounts ----------------------------------------------------------------------------
 
@@ -280,7 +280,7 @@ class SqlStore:
             (username,),
         )
         if row is None:
-            raise StoreError(f"no account {username!r}")
+            raise NotFound(f"no account {username!r}")
         return Account(*row)
 
     def delete_account(self, username: str) -> list[Configuration]:
@@ -304,7 +304,7 @@ class SqlStore:
         with self.transaction():
             account = self._one("SELECT id FROM accounts WHERE username = ?", (config.account,))
             if account is None:
-                raise StoreError(f"no account {config.account!r}")
+                raise NotFound(f"no account {config.account!r}")
             if self._one("SELECT 1 FROM configurations WHERE name = ?", (config.name,)):
                 raise StoreError(f"configuration {config.name!r} already exists")
             if self._one("SELECT 1 FROM configurations WHERE public_key = ?", (config.public_key,)):
@@ -333,7 +333,7 @@ class SqlStore:
     def _set_addresses(self, config_id: int, addresses: dict[str, ipaddress.IPv4Address]) -> None:
         for node, address in addresses.items():
             if self._one("SELECT 1 FROM nodes WHERE name = ?", (node,)) is None:
-                raise StoreError(f"no node {node!r} in the store")
+                raise NotFound(f"no node {node!r} in the store")
             taken = self._one(
                 "SELECT 1 FROM configuration_nodes WHERE node = ? AND tunnel_address = ?",
                 (node, str(address)),
@@ -402,7 +402,7 @@ class SqlStore:
     def configuration(self, name: str) -> Configuration:
         rows = self._rows(self._CONFIG_SELECT + " WHERE c.name = ?", (name,))
         if not rows:
-            raise StoreError(f"no configuration {name!r}")
+            raise NotFound(f"no configuration {name!r}")
         return self._configs_from_rows(rows)[0]
 
     def set_enabled(
@@ -463,7 +463,7 @@ class SqlStore:
                     "SELECT id FROM configurations WHERE name = ?", (topup.configuration,)
                 )
                 if row is None:
-                    raise StoreError(f"no configuration {topup.configuration!r}")
+                    raise NotFound(f"no configuration {topup.configuration!r}")
                 config_id = row[0]
             if config_id is not None:
                 self.db.execute(
@@ -506,7 +506,7 @@ class SqlStore:
         with self.transaction():
             row = self._one("SELECT id FROM configurations WHERE name = ?", (configuration,))
             if row is None:
-                raise StoreError(f"no configuration {configuration!r}")
+                raise NotFound(f"no configuration {configuration!r}")
             self.db.execute(
                 "INSERT INTO usage_totals (configuration_id, period_start, rx_bytes, tx_bytes) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (configuration_id, period_start) DO UPDATE SET "
