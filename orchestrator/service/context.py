@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
+from orchestrator.adapters import ssh
 from orchestrator.adapters.secrets import SecretStore
 from orchestrator.adapters.store import SqlStore, open_store
+from orchestrator.core.models import Node
 from orchestrator.settings import Settings
 
 
@@ -16,6 +19,17 @@ class Fleet:
     settings: Settings
     store: SqlStore
     secrets: SecretStore
+
+    def target(self, node: Node, user: str, key_file: Path) -> ssh.Target:
+        """How to reach ``node`` as ``user``: pinned host keys, the settings' timeout."""
+        return ssh.Target(
+            name=node.name,
+            address=node.address,
+            user=user,
+            key_file=key_file,
+            known_hosts=self.settings.ssh.known_hosts,
+            timeout=self.settings.ssh.connect_timeout,
+        )
 
 
 @contextmanager

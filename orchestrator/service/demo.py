@@ -8,11 +8,11 @@ pushes some traffic through it, and syncs the counters into the SQLite store.
 from __future__ import annotations
 
 import secrets
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
+from orchestrator.adapters.lab.clients import ping_from
 from orchestrator.core.lab_layout import plan_layout
 from orchestrator.core.models import Plan
 from orchestrator.errors import LabError
@@ -68,26 +68,8 @@ def run_demo(
                 )
                 lab_service.tunnel_up(settings, client.name, created.client_configs[node.name])
                 progress(f"{client.name}: tunnel to {node.name} up; sending traffic")
-                subprocess.run(
-                    [
-                        "ip",
-                        "netns",
-                        "exec",
-                        client.netns,
-                        "ping",
-                        "-c",
-                        "20",
-                        "-i",
-                        "0.05",
-                        "-s",
-                        "1200",
-                        "-W",
-                        "1",
-                        str(node.tunnel_address),
-                    ],
-                    capture_output=True,
-                    check=False,
-                    timeout=60,
+                ping_from(
+                    client.netns, str(node.tunnel_address), count=20, interval=0.05, size=1200
                 )
             progress("syncing counters into the store")
             synced = sync_service.sync(fleet)

@@ -48,11 +48,7 @@ def add_account(
 
 def delete_account(fleet: Fleet, username: str) -> tuple[list[Configuration], PushResult]:
     """Erase the account, its configurations and usage; remove its peers from every node."""
-    removed = fleet.store.delete_account(username)
-    for config in removed:
-        if config.psk_ref:
-            fleet.secrets.delete(config.psk_ref)
-    return removed, push(fleet, {n for c in removed for n in c.nodes})
+    return _forget(fleet, fleet.store.delete_account(username))
 
 
 def add_configuration(
@@ -138,7 +134,11 @@ def set_enabled(
 def remove_configurations(
     fleet: Fleet, names: Iterable[str]
 ) -> tuple[list[Configuration], PushResult]:
-    removed = fleet.store.remove_configurations(list(names))
+    return _forget(fleet, fleet.store.remove_configurations(list(names)))
+
+
+def _forget(fleet: Fleet, removed: list[Configuration]) -> tuple[list[Configuration], PushResult]:
+    """After the store let configurations go: drop their preshared keys, take them off nodes."""
     for config in removed:
         if config.psk_ref:
             fleet.secrets.delete(config.psk_ref)

@@ -75,14 +75,7 @@ class PushResult:
 
 
 def push_target(fleet: Fleet, node: Node) -> ssh.Target:
-    return ssh.Target(
-        name=node.name,
-        address=node.address,
-        user=PUSH_USER,
-        key_file=fleet.settings.ssh.push_key,
-        known_hosts=fleet.settings.ssh.known_hosts,
-        timeout=fleet.settings.ssh.connect_timeout,
-    )
+    return fleet.target(node, PUSH_USER, fleet.settings.ssh.push_key)
 
 
 def _push_one(

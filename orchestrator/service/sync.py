@@ -72,14 +72,7 @@ class SyncResult:
 
 
 def collector_target(fleet: Fleet, node: Node) -> ssh.Target:
-    return ssh.Target(
-        name=node.name,
-        address=node.address,
-        user=COLLECTOR_USER,
-        key_file=fleet.settings.ssh.collector_key,
-        known_hosts=fleet.settings.ssh.known_hosts,
-        timeout=fleet.settings.ssh.connect_timeout,
-    )
+    return fleet.target(node, COLLECTOR_USER, fleet.settings.ssh.collector_key)
 
 
 def fetch_counters(fleet: Fleet, node: Node) -> CounterReport:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from orchestrator.adapters import keyfiles, ssh
+from orchestrator.adapters.lab.clients import ping_from
 from orchestrator.core.lab_layout import client_tunnel_address, plan_layout
 from orchestrator.errors import AuthenticationFailed, HostKeyError, NodeUnreachable, UsageError
 from orchestrator.service import lab as lab_service
@@ -243,25 +244,7 @@ def test_a_client_pushes_real_traffic_through_a_wireguard_tunnel(lab: Lab) -> No
     try:
         pid = lab_service.tunnel_up(lab.settings, client.name, config)
         assert pid > 0
-        ping = subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                client.netns,
-                "ping",
-                "-c",
-                "3",
-                "-i",
-                "0.2",
-                "-W",
-                "2",
-                str(node.tunnel_address),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        ping = ping_from(client.netns, str(node.tunnel_address))
         assert ping.returncode == 0, ping.stdout + ping.stderr
         with ssh.NodeConnection(target) as connection:
             transfer = connection.run(["wg", "show", "wgtest", "transfer"]).stdout.split()

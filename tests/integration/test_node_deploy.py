@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.adapters import ssh
+from orchestrator.adapters.lab.clients import ping_from
 from orchestrator.core.lab_layout import LabClient, LabNode, client_tunnel_address, plan_layout
 from orchestrator.service import audit as audit_service
 from orchestrator.service import deploy as deploy_service
@@ -72,25 +73,7 @@ def tunnel_through(lab: Lab, node: LabNode, client: LabClient, private: str) -> 
     )
     lab_service.tunnel_up(lab.settings, client.name, config)
     try:
-        ping = subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                client.netns,
-                "ping",
-                "-c",
-                "3",
-                "-i",
-                "0.2",
-                "-W",
-                "2",
-                str(node.tunnel_address),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        ping = ping_from(client.netns, str(node.tunnel_address))
         assert ping.returncode == 0, f"{node.name}: {ping.stdout}{ping.stderr}"
     finally:
         lab_service.tunnel_down(lab.settings, client.name)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.adapters import ssh
+from orchestrator.adapters.lab.clients import ping_from
 from orchestrator.core.lab_layout import plan_layout
 from orchestrator.service import deploy as deploy_service
 from orchestrator.service import lab as lab_service
@@ -61,27 +62,7 @@ def transfer(lab: Lab, layout, node_index: int) -> dict[str, tuple[int, int]]:
 
 
 def ping(netns: str, address: str, count: int = 2) -> bool:
-    return (
-        subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                netns,
-                "ping",
-                "-c",
-                str(count),
-                "-i",
-                "0.2",
-                "-W",
-                "1",
-                address,
-            ],
-            capture_output=True,
-            check=False,
-        ).returncode
-        == 0
-    )
+    return ping_from(netns, address, count=count, wait=1).returncode == 0
 
 
 def ping_within(netns: str, address: str, seconds: float = 30) -> bool:
@@ -378,26 +359,7 @@ def test_a_configuration_over_quota_is_cut_off_and_a_topup_lets_it_back(
     lab_service.tunnel_up(lab.settings, client.name, erin.client_configs["node1"])
     try:
         target = str(layout.nodes[0].tunnel_address)
-        subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                client.netns,
-                "ping",
-                "-c",
-                "40",
-                "-i",
-                "0.02",
-                "-s",
-                "8000",
-                "-W",
-                "1",
-                target,
-            ],
-            capture_output=True,
-            check=False,
-        )
+        ping_from(client.netns, target, count=40, interval=0.02, size=8000, wait=1)
         result = subprocess.run(
             [WGFLEET, "--config", str(lab.config_file), "sync", "--json"],
             capture_output=True,

@@ -104,3 +104,33 @@ def tunnel_down(client: LabClient, pid_file: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)
     (UAPI_DIR / f"{client.wg_interface}.sock").unlink(missing_ok=True)
+
+
+def ping_from(
+    netns: str,
+    address: str,
+    *,
+    count: int = 3,
+    interval: float = 0.2,
+    size: int | None = None,
+    wait: float = 2,
+) -> subprocess.CompletedProcess[str]:
+    """ICMP echo from inside a lab namespace (a client's, usually) through whatever route it has."""
+    argv = [
+        "ip",
+        "netns",
+        "exec",
+        netns,
+        "ping",
+        "-c",
+        str(count),
+        "-i",
+        str(interval),
+        "-W",
+        str(wait),
+    ]
+    if size is not None:
+        argv += ["-s", str(size)]
+    return subprocess.run(
+        [*argv, address], capture_output=True, text=True, check=False, timeout=120
+    )
