@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +11,7 @@ from orchestrator.adapters import ssh
 from orchestrator.adapters.secrets import SecretStore
 from orchestrator.adapters.store import SqlStore, open_store
 from orchestrator.core.models import Node
+from orchestrator.errors import NotFound
 from orchestrator.settings import Settings
 
 
@@ -19,6 +20,17 @@ class Fleet:
     settings: Settings
     store: SqlStore
     secrets: SecretStore
+
+    def nodes(self, names: Iterable[str] | None = None) -> dict[str, Node]:
+        """The named nodes (all when None), by name; a name the store lacks is an error."""
+        known = {n.name: n for n in self.store.nodes()}
+        if names is None:
+            return known
+        wanted = set(names)
+        unknown = sorted(wanted - set(known))
+        if unknown:
+            raise NotFound(f"no node(s) {', '.join(unknown)} in the store")
+        return {name: known[name] for name in wanted}
 
     def target(self, node: Node, user: str, key_file: Path) -> ssh.Target:
         """How to reach ``node`` as ``user``: pinned host keys, the settings' timeout."""

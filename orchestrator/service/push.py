@@ -114,11 +114,8 @@ def push(
     so nothing between the last sync and a disable, removal or rotation is lost.
     """
     store = fleet.store
-    known = {n.name: n for n in store.nodes()}
-    wanted = sorted(known) if nodes is None else sorted(set(nodes))
-    unknown = [n for n in wanted if n not in known]
-    if unknown:
-        raise StoreError(f"no node(s) {', '.join(unknown)} in the store")
+    known = fleet.nodes(nodes)
+    wanted = sorted(known)
     if not wanted:
         return PushResult(dry_run)
     revisions = store.node_revisions()

@@ -18,7 +18,7 @@ from orchestrator.adapters import ssh
 from orchestrator.core.collector import CounterParseError, CounterReport, parse_counters
 from orchestrator.core.models import DisabledReason, Node
 from orchestrator.core.quota import NEVER_RESETS, enforce
-from orchestrator.errors import NodeError, StoreError
+from orchestrator.errors import NodeError
 from orchestrator.service.context import Fleet
 from orchestrator.service.push import PushResult, push
 from orchestrator.service.usage import Ledger, account_observation, load_ledger, quota_statuses
@@ -115,11 +115,8 @@ def sync(
 ) -> SyncResult:
     today = today or date.today()
     store = fleet.store
-    known = {n.name: n for n in store.nodes()}
-    wanted = sorted(known) if nodes is None else sorted(set(nodes))
-    unknown = [n for n in wanted if n not in known]
-    if unknown:
-        raise StoreError(f"no node(s) {', '.join(unknown)} in the store")
+    known = fleet.nodes(nodes)
+    wanted = sorted(known)
 
     def fetch(name: str) -> CounterReport | NodeError:
         try:
