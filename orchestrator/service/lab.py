@@ -484,11 +484,6 @@ def tunnel_down(settings: Settings, client_name: str) -> None:
     lab_clients.tunnel_down(client, _tunnel_pid_file(settings, client))
 
 
-def client_netns(settings: Settings, client_name: str) -> str:
-    _state, layout = _existing(settings)
-    return _find_client(layout, client_name).netns
-
-
 def node_exec(settings: Settings, name: str, argv: list[str]) -> ssh.CommandResult:
     """Run a command on a lab node over pinned SSH as root."""
     _state, layout = _existing(settings)
