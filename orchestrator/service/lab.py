@@ -273,7 +273,6 @@ def lab_up(settings: Settings, nodes: int, clients: int, progress: Progress = _q
                 subnet=str(subnet),
                 nodes=nodes,
                 clients=clients,
-                netns_dir_was_mount=network.netns_dir_is_mount(),
             )
             state.save(state_dir)
         layout = _layout(settings, state)
@@ -288,6 +287,7 @@ def lab_up(settings: Settings, nodes: int, clients: int, progress: Progress = _q
         state.rootfs = str(build_rootfs(settings, progress))
         _raise_inotify_limit(state, nodes)
         state.save(state_dir)
+        network.note_netns_dir_state()
         network.ensure_bridge(layout.bridge, layout.bridge_address, subnet.prefixlen)
         for client in layout.clients:
             network.attach_netns(
@@ -394,8 +394,7 @@ def lab_down(settings: Settings, progress: Progress = _quiet) -> list[str]:
             network.delete_netns(namespace, host_link)
             removed.append(f"namespace {namespace}")
         network.delete_link(layout.bridge)
-        if not (state and state.netns_dir_was_mount):
-            network.release_netns_dir()
+        network.release_netns_dir()
         if state and state.inotify_instances_before is not None:
             INOTIFY_INSTANCES.write_text(f"{state.inotify_instances_before}\n")
         if nodes_dir.is_dir():

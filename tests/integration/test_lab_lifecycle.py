@@ -86,6 +86,9 @@ def test_lab_down_removes_everything_it_made(small_lab: Settings) -> None:
     assert after["mounts"] - before["mounts"] <= {
         m for m in after["mounts"] if "/wgfleet-" not in m and str(small_lab.lab.state_dir) not in m
     }
+    if "/run/netns" not in before["mounts"]:
+        # `ip` bind-mounts /run/netns for the first namespace; the lab undoes what it caused.
+        assert "/run/netns" not in after["mounts"]
     assert not (small_lab.inventory / "hosts.yml").exists()
     lab_service.lab_down(small_lab)  # twice is fine
 

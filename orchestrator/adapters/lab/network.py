@@ -81,7 +81,21 @@ def netns_dir_is_mount() -> bool:
         return any(line.split()[4] == target for line in mountinfo)
 
 
+# Set when a lab's first namespace made `ip` bind-mount /run/netns; shared by every lab on the
+# machine, so whichever lab goes down last undoes it. /run is tmpfs: a reboot forgets both.
+NETNS_MOUNT_MARKER = Path("/run/wgfleet-lab-made-netns-mount")
+
+
+def note_netns_dir_state() -> None:
+    """Call before creating namespaces: remember whether /run/netns was a mount already."""
+    if not netns_dir_is_mount() and not netns_list():
+        NETNS_MOUNT_MARKER.write_text("wgfleet lab\n", encoding="ascii")
+
+
 def release_netns_dir() -> None:
-    """After the last namespace is gone `ip` leaves /run/netns bind-mounted on itself."""
-    if netns_dir_is_mount() and not netns_list():
-        run(["umount", str(NETNS_DIR)], check=False)
+    """After the last namespace is gone `ip` leaves /run/netns bind-mounted on itself: undo
+    that if a lab made it, leave it if it was there before any lab."""
+    if NETNS_MOUNT_MARKER.exists() and not netns_list():
+        if netns_dir_is_mount():
+            run(["umount", str(NETNS_DIR)], check=False)
+        NETNS_MOUNT_MARKER.unlink(missing_ok=True)

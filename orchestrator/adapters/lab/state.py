@@ -26,7 +26,6 @@ class LabState:
     nodes: int
     clients: int
     rootfs: str = ""
-    netns_dir_was_mount: bool = False
     inotify_instances_before: int | None = None
     machines: dict[str, NodeRecord] = field(default_factory=dict)
 
