@@ -75,6 +75,17 @@ def ping_within(netns: str, address: str, seconds: float = 30) -> bool:
     return False
 
 
+def wgfleet(lab: Lab, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [WGFLEET, "--config", str(lab.config_file), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
 def account(fleet: Fleet, name: str) -> None:
     if name not in {a.username for a in fleet.store.accounts()}:
         peers_service.add_account(fleet, name, "correct horse battery", f"dev-{name}")
@@ -218,26 +229,14 @@ def test_a_disable_while_the_node_is_down_converges_and_survives_a_reboot(
     assert key in transfer(lab, layout, 1)
     lab_service.node_stop(lab.settings, "node2")
     try:
-        result = subprocess.run(
-            [WGFLEET, "--config", str(lab.config_file), "peers", "disable", "carol-1"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = wgfleet(lab, "peers", "disable", "carol-1")
         assert result.returncode == 1
         assert "wgfleet: push failed on node2:" in result.stderr
         assert "kept pending" in result.stderr
     finally:
         lab_service.node_start(lab.settings, "node2")
     assert "node2" in push_service.pending_nodes(fleet)
-    applied = subprocess.run(
-        [WGFLEET, "--config", str(lab.config_file), "apply", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    applied = wgfleet(lab, "apply", "--json")
     assert applied.returncode == 0, applied.stderr
     assert key not in transfer(lab, layout, 1)
     assert push_service.pending_nodes(fleet) == []
@@ -360,13 +359,7 @@ def test_a_configuration_over_quota_is_cut_off_and_a_topup_lets_it_back(
     try:
         target = str(layout.nodes[0].tunnel_address)
         ping_from(client.netns, target, count=40, interval=0.02, size=8000, wait=1)
-        result = subprocess.run(
-            [WGFLEET, "--config", str(lab.config_file), "sync", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
+        result = wgfleet(lab, "sync", "--json")
         summary = json.loads(result.stdout)
         assert "erin-1" in summary["newly_over_quota"], summary
         assert not fleet.store.configuration("erin-1").enabled
@@ -385,13 +378,7 @@ def test_a_configuration_over_quota_is_cut_off_and_a_topup_lets_it_back(
 
 
 def test_usage_check_agrees_with_the_ledger(lab: Lab, deployed: None) -> None:
-    result = subprocess.run(
-        [WGFLEET, "--config", str(lab.config_file), "usage", "check", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = wgfleet(lab, "usage", "check", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["mismatches"] == []
 
@@ -400,13 +387,7 @@ def test_two_syncs_at_once_one_waits_or_exits_3(lab: Lab, deployed: None) -> Non
     from orchestrator.service.lock import fleet_lock
 
     with fleet_lock(lab.settings):
-        busy = subprocess.run(
-            [WGFLEET, "--config", str(lab.config_file), "sync"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        busy = wgfleet(lab, "sync")
         assert busy.returncode == 3
         assert busy.stderr.startswith("wgfleet: error: another wgfleet run holds")
         waiting = subprocess.Popen(
@@ -417,17 +398,6 @@ def test_two_syncs_at_once_one_waits_or_exits_3(lab: Lab, deployed: None) -> Non
         time.sleep(1.5)
         assert waiting.poll() is None
     assert waiting.wait(timeout=120) == 0
-
-
-def wgfleet(lab: Lab, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [WGFLEET, "--config", str(lab.config_file), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
 
 
 def test_the_cli_round_trip_of_an_account(lab: Lab, layout, fleet: Fleet, tmp_path: Path) -> None:
