@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from orchestrator.core.keys import parse_duration
 from orchestrator.errors import ConfigError
 
 CONFIG_ENV = "WGFLEET_CONFIG"
@@ -75,6 +76,17 @@ class UsageSettings:
 
 
 @dataclass(frozen=True)
+class KeySettings:
+    """How old each kind of key may grow, and how long a replaced key keeps working."""
+
+    node_max_age_days: int = 180
+    peer_max_age_days: int = 365
+    psk_max_age_days: int = 365
+    ssh_max_age_days: int = 365
+    grace: str = "7d"  # default grace of a peer or node key rotation (s, m, h or d)
+
+
+@dataclass(frozen=True)
 class Settings:
     source: str  # the file the settings came from, or "defaults"
     project_root: Path
@@ -84,6 +96,7 @@ class Settings:
     ssh: SshSettings
     lab: LabSettings
     usage: UsageSettings = field(default_factory=UsageSettings)
+    keys: KeySettings = field(default_factory=KeySettings)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready view for `wgfleet config show`: paths only, never key material."""
@@ -104,6 +117,13 @@ class Settings:
                 "retention_days": self.usage.retention_days,
                 "warn_percent": self.usage.warn_percent,
             },
+            "keys": {
+                "node_max_age_days": self.keys.node_max_age_days,
+                "peer_max_age_days": self.keys.peer_max_age_days,
+                "psk_max_age_days": self.keys.psk_max_age_days,
+                "ssh_max_age_days": self.keys.ssh_max_age_days,
+                "grace": self.keys.grace,
+            },
             "lab": {
                 "name": self.lab.name,
                 "subnet": str(self.lab.subnet),
@@ -115,7 +135,8 @@ class Settings:
         }
 
 
-_TOP_KEYS = {"data_dir", "store_url", "inventory", "ssh", "lab", "usage"}
+_TOP_KEYS = {"data_dir", "store_url", "inventory", "ssh", "lab", "usage", "keys"}
+_KEY_AGE_FIELDS = ("node_max_age_days", "peer_max_age_days", "psk_max_age_days", "ssh_max_age_days")
 _USAGE_KEYS = {"retention_days", "warn_percent"}
 _SSH_KEYS = {"deploy_key", "collector_key", "push_key", "known_hosts", "connect_timeout"}
 _LAB_KEYS = {"name", "subnet", "state_dir", "rootfs_cache", "suite", "mirror"}
@@ -188,6 +209,25 @@ def _lab_subnet(reader: _Reader, data: dict[str, Any]) -> ipaddress.IPv4Network:
     return subnet
 
 
+def _key_settings(reader: _Reader, raw: object) -> KeySettings:
+    data = reader.mapping(raw, "keys", {*_KEY_AGE_FIELDS, "grace"})
+    defaults = KeySettings()
+    ages: dict[str, int] = {}
+    for name in _KEY_AGE_FIELDS:
+        value = reader.number(data, name, "keys.", getattr(defaults, name))
+        if value != int(value):
+            raise ConfigError(
+                reader.source, f"keys.{name}", data.get(name), "a whole number of days"
+            )
+        ages[name] = int(value)
+    grace = str(data.get("grace", defaults.grace))
+    try:
+        parse_duration(grace)
+    except ValueError as exc:
+        raise ConfigError(reader.source, "keys.grace", data.get("grace"), str(exc)) from None
+    return KeySettings(**ages, grace=grace)
+
+
 def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
     """Build settings from parsed YAML (or ``None`` for all defaults)."""
     reader = _Reader(source, base)
@@ -238,6 +278,7 @@ def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
         raise ConfigError(source, "usage.warn_percent", usage_raw.get("warn_percent"), "1..100")
     return Settings(
         usage=UsageSettings(int(retention), int(warn)),
+        keys=_key_settings(reader, top.get("keys")),
         source=source,
         project_root=root,
         data_dir=data_dir,

@@ -16,6 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+# While a node key rotation overlaps, the same peers also live on a second interface with
+# counters of their own; their last-seen rows are kept apart under this prefix.
+OVERLAP_PREFIX = "next:"
+
 
 @dataclass(frozen=True)
 class LastSeen:
@@ -64,7 +68,7 @@ def account_node(
     unknown: list[str] = []
     for sample in samples:
         new_last[sample.public_key] = LastSeen(epoch, sample.rx_bytes, sample.tx_bytes)
-        name = owner.get(sample.public_key)
+        name = owner.get(sample.public_key.removeprefix(OVERLAP_PREFIX))
         if name is None:
             unknown.append(sample.public_key)
             continue

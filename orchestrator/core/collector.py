@@ -1,8 +1,9 @@
 """Parse what a node's counters entry point prints: strictly, all or nothing.
 
 Expected: ``epoch TOKEN`` then one ``PUBLIC_KEY<TAB>RX<TAB>TX`` line per peer (the output of
-`wg show IFACE transfer`). Anything else, an endpoint or a handshake time included, rejects the
-node's whole answer, so nothing from it is ever applied or stored.
+`wg show IFACE transfer`); while a node key rotation overlaps, a line ``interface IFACEn`` and
+the same again for the overlap interface. Anything else, an endpoint or a handshake time
+included, rejects the node's whole answer, so nothing from it is ever applied or stored.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from orchestrator.core.accounting import Sample
 from orchestrator.core.peers import valid_key
 
 EPOCH_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+IFACE_RE = re.compile(r"^[A-Za-z0-9_=+.-]{1,15}$")
 MAX_COUNTER = 2**63 - 1
 
 
@@ -27,6 +29,8 @@ class CounterParseError(ValueError):
 class CounterReport:
     epoch: str
     samples: tuple[Sample, ...]
+    overlap: CounterReport | None = None  # the interface serving the node's next key
+    overlap_interface: str = ""
 
 
 def _counter(text: str, line: int, what: str) -> int:
@@ -38,19 +42,17 @@ def _counter(text: str, line: int, what: str) -> int:
     return value
 
 
-def parse_counters(text: str) -> CounterReport:
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if not lines:
-        raise CounterParseError(1, "empty answer")
-    head = lines[0].split(" ")
+def _section(lines: list[str], first: int) -> tuple[str, list[Sample], int]:
+    """One ``epoch`` line and its peer lines from ``lines[first]``; return the next index."""
+    head = lines[first].split(" ")
     if len(head) != 2 or head[0] != "epoch" or not EPOCH_RE.match(head[1]):
-        raise CounterParseError(1, f"expected 'epoch TOKEN', got {lines[0][:60]!r}")
+        raise CounterParseError(first + 1, f"expected 'epoch TOKEN', got {lines[first][:60]!r}")
     samples = []
     seen: set[str] = set()
-    for number, line in enumerate(lines[1:], start=2):
-        fields = line.split("\t")
+    index = first + 1
+    while index < len(lines) and not lines[index].startswith("interface "):
+        number = index + 1
+        fields = lines[index].split("\t")
         if len(fields) != 3:
             raise CounterParseError(number, f"expected 3 tab-separated fields, got {len(fields)}")
         key, rx, tx = fields
@@ -60,4 +62,28 @@ def parse_counters(text: str) -> CounterReport:
             raise CounterParseError(number, "the same peer twice")
         seen.add(key)
         samples.append(Sample(key, _counter(rx, number, "rx"), _counter(tx, number, "tx")))
-    return CounterReport(head[1], tuple(samples))
+        index += 1
+    return head[1], samples, index
+
+
+def parse_counters(text: str) -> CounterReport:
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines:
+        raise CounterParseError(1, "empty answer")
+    epoch, samples, index = _section(lines, 0)
+    if index == len(lines):
+        return CounterReport(epoch, tuple(samples))
+    name = lines[index].split(" ")
+    if len(name) != 2 or not IFACE_RE.match(name[1]) or index + 1 == len(lines):
+        raise CounterParseError(index + 1, f"bad overlap section {lines[index][:60]!r}")
+    overlap_epoch, overlap_samples, end = _section(lines, index + 1)
+    if end != len(lines):
+        raise CounterParseError(end + 1, "more than one overlap section")
+    return CounterReport(
+        epoch,
+        tuple(samples),
+        overlap=CounterReport(overlap_epoch, tuple(overlap_samples)),
+        overlap_interface=name[1],
+    )

@@ -1,7 +1,8 @@
 """The fleet's records as plain values. What is here is all wgfleet ever keeps about a user.
 
 No record carries a time of user activity: dates exist only for purchases (top-ups), billing
-periods and key creation, and usage is a running total per configuration per billing period.
+periods and key creation, the only instants are the ends of grace periods an operator set for
+a key rotation, and usage is a running total per configuration per billing period.
 """
 
 from __future__ import annotations
@@ -32,6 +33,25 @@ class Node:
     interface: str = "wg0"
     public_key: str | None = None  # read back from the node; its private key never leaves it
     key_created_on: date | None = None
+    # A key rotation with overlap: the next key serves on a second interface and port until
+    # ``next_key_expires`` (unix seconds, set by the operator), then replaces the current one.
+    next_public_key: str | None = None
+    next_listen_port: int | None = None
+    next_key_expires: int | None = None
+    next_key_created_on: date | None = None
+
+    @property
+    def rotating(self) -> bool:
+        return self.next_public_key is not None
+
+    @property
+    def issued_key(self) -> str | None:
+        """The key new client configs name: the next one while a rotation overlaps."""
+        return self.next_public_key or self.public_key
+
+    @property
+    def issued_port(self) -> int:
+        return self.next_listen_port or self.listen_port
 
     @property
     def node_tunnel_address(self) -> ipaddress.IPv4Address:
@@ -69,6 +89,12 @@ class Configuration:
     enabled: bool = True
     disabled_reason: DisabledReason | None = None
     key_created_on: date | None = None
+    psk_created_on: date | None = None
+    # During a peer key rotation the replaced key keeps working until ``previous_key_expires``
+    # (unix seconds, the operator's grace); its usage still counts for this configuration.
+    previous_public_key: str | None = None
+    previous_psk_ref: str | None = None
+    previous_key_expires: int | None = None
 
     @property
     def nodes(self) -> tuple[str, ...]:

@@ -52,15 +52,33 @@ class DesiredPeer:
     public_key: str
     allowed_ip: ipaddress.IPv4Network  # the configuration's /32 on this node
     psk_ref: str | None
+    # Set on a rotated configuration's new key while the replaced key is in grace: the node
+    # gives the address to the new key once the client uses it, until then to this old one.
+    takes_over_from: str | None = None
 
 
-def desired_peers(node: str, configurations: Iterable[Configuration]) -> list[DesiredPeer]:
-    """What a node must hold: every enabled configuration placed on it, nothing else."""
-    peers = [
-        DesiredPeer(c.public_key, ipaddress.IPv4Network(f"{c.addresses[node]}/32"), c.psk_ref)
-        for c in configurations
-        if c.enabled and node in c.addresses
-    ]
+def desired_peers(
+    node: str, configurations: Iterable[Configuration], now: int | None = None
+) -> list[DesiredPeer]:
+    """What a node must hold: every enabled configuration placed on it, nothing else.
+
+    A replaced key whose grace has not ended (``now`` in unix seconds; None: never ended)
+    is held too, sharing the address with its successor.
+    """
+    peers = []
+    for c in configurations:
+        if not c.enabled or node not in c.addresses:
+            continue
+        network = ipaddress.IPv4Network(f"{c.addresses[node]}/32")
+        previous = c.previous_public_key
+        in_grace = previous is not None and (
+            now is None or c.previous_key_expires is None or now < c.previous_key_expires
+        )
+        if in_grace and previous is not None:
+            peers.append(DesiredPeer(previous, network, c.previous_psk_ref))
+            peers.append(DesiredPeer(c.public_key, network, c.psk_ref, takes_over_from=previous))
+        else:
+            peers.append(DesiredPeer(c.public_key, network, c.psk_ref))
     return sorted(peers, key=lambda p: p.public_key)
 
 
@@ -74,15 +92,15 @@ def render_client_config(
     allowed_ips: str = "0.0.0.0/0",
 ) -> str:
     """The wg-quick file a user imports: shown once, never stored by wgfleet."""
-    if node.public_key is None:
+    if node.issued_key is None:
         raise ValueError(f"node {node.name} has no public key yet: deploy it first")
     lines = ["[Interface]", f"PrivateKey = {private_key}", f"Address = {address}/32"]
     if dns:
         lines.append(f"DNS = {dns}")
-    lines += ["", "[Peer]", f"PublicKey = {node.public_key}"]
+    lines += ["", "[Peer]", f"PublicKey = {node.issued_key}"]
     if preshared_key:
         lines.append(f"PresharedKey = {preshared_key}")
-    lines += [f"Endpoint = {node.address}:{node.listen_port}", f"AllowedIPs = {allowed_ips}"]
+    lines += [f"Endpoint = {node.address}:{node.issued_port}", f"AllowedIPs = {allowed_ips}"]
     return "\n".join(lines) + "\n"
 
 

@@ -17,9 +17,13 @@ def render_request(
     if mode not in ("plan", "apply"):
         raise ValueError(f"mode {mode!r}")
     lines = [HEADER, f"mode {mode}", f"interface {interface}"]
+    handovers = []
     for peer in peers:
         psk = preshared[peer.psk_ref] if peer.psk_ref else "-"
         lines.append(f"peer {peer.public_key} {peer.allowed_ip} {psk}")
+        if peer.takes_over_from:
+            handovers.append(f"handover {peer.takes_over_from} {peer.public_key}")
+    lines += handovers
     lines.append("end")
     return "\n".join(lines) + "\n"
 
@@ -36,6 +40,15 @@ class RemovedPeer:
 
 
 @dataclass(frozen=True)
+class OverlapRemovals:
+    """Peers removed from the interface serving a node's next key during a rotation."""
+
+    interface: str
+    epoch: str
+    removed: tuple[RemovedPeer, ...]
+
+
+@dataclass(frozen=True)
 class PushAnswer:
     epoch: str
     interface_up: bool
@@ -46,6 +59,7 @@ class PushAnswer:
     static: int = 0
     elapsed_ms: int = 0  # the node's own time for the request, reading to writing
     summary: dict[str, str] = field(default_factory=dict)
+    overlap: OverlapRemovals | None = None
 
     @property
     def changes(self) -> int:
@@ -63,11 +77,18 @@ def parse_answer(text: str) -> PushAnswer:
     changed: list[str] = []
     removed: list[RemovedPeer] = []
     summary: dict[str, str] = {}
+    overlap_interface = overlap_epoch = ""
+    overlap_removed: list[RemovedPeer] = []
     for number, line in enumerate(lines[:-1], start=1):
         parts = line.split(" ")
         kind = parts[0]
         if kind == "epoch" and len(parts) == 2:
-            epoch = parts[1]
+            if overlap_interface:
+                overlap_epoch = parts[1]
+            else:
+                epoch = parts[1]
+        elif kind == "interface" and len(parts) == 2 and not overlap_interface:
+            overlap_interface = parts[1]
         elif kind in ("added", "changed") and len(parts) == 2 and valid_key(parts[1]):
             (added if kind == "added" else changed).append(parts[1])
         elif (
@@ -77,13 +98,16 @@ def parse_answer(text: str) -> PushAnswer:
             and parts[2].isdigit()
             and parts[3].isdigit()
         ):
-            removed.append(RemovedPeer(parts[1], int(parts[2]), int(parts[3])))
+            peer = RemovedPeer(parts[1], int(parts[2]), int(parts[3]))
+            (overlap_removed if overlap_interface else removed).append(peer)
         elif kind == "summary":
             summary = dict(part.split("=", 1) for part in parts[1:] if "=" in part)
         else:
             raise PushProtocolError(f"line {number} not understood: {line[:80]!r}")
     if not epoch or not summary:
         raise PushProtocolError("answer lacks an epoch or a summary")
+    if overlap_interface and not overlap_epoch:
+        raise PushProtocolError(f"overlap interface {overlap_interface} without an epoch")
     return PushAnswer(
         epoch=epoch,
         interface_up=summary.get("interface") == "up",
@@ -94,4 +118,7 @@ def parse_answer(text: str) -> PushAnswer:
         static=int(summary.get("static", "0")),
         elapsed_ms=int(summary.get("elapsed_ms", "0")),
         summary=summary,
+        overlap=OverlapRemovals(overlap_interface, overlap_epoch, tuple(overlap_removed))
+        if overlap_interface
+        else None,
     )

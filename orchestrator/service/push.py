@@ -8,6 +8,7 @@ revision and converges on the next push.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from datetime import date
 from typing import Any
 
 from orchestrator.adapters import ssh
-from orchestrator.core.accounting import Sample
+from orchestrator.core.accounting import OVERLAP_PREFIX, Sample
 from orchestrator.core.models import Configuration, Node
 from orchestrator.core.peers import desired_peers
 from orchestrator.core.push_protocol import (
@@ -79,9 +80,9 @@ def push_target(fleet: Fleet, node: Node) -> ssh.Target:
 
 
 def _push_one(
-    fleet: Fleet, node: Node, configurations: list[Configuration], dry_run: bool
+    fleet: Fleet, node: Node, configurations: list[Configuration], dry_run: bool, now: int
 ) -> NodePush:
-    peers = desired_peers(node.name, configurations)
+    peers = desired_peers(node.name, configurations, now)
     try:
         preshared = {p.psk_ref: fleet.secrets.get(p.psk_ref) for p in peers if p.psk_ref}
     except StoreError as exc:
@@ -107,12 +108,16 @@ def push(
     dry_run: bool = False,
     progress: Callable[[NodePush], None] | None = None,
     today: date | None = None,
+    now: int | None = None,
 ) -> PushResult:
     """Push the desired state to ``nodes`` (all nodes in the store when None).
 
     Peers a node removes report their counters as they leave; those bytes are accounted here,
-    so nothing between the last sync and a disable, removal or rotation is lost.
+    so nothing between the last sync and a disable, removal or rotation is lost. Replaced peer
+    keys whose grace ended (``now``, unix seconds) leave the nodes, and once no node holds
+    one any more the store forgets it.
     """
+    now = int(time.time()) if now is None else now
     store = fleet.store
     known = fleet.nodes(nodes)
     wanted = sorted(known)
@@ -122,7 +127,7 @@ def push(
     configurations = store.configurations()
 
     def one(name: str) -> NodePush:
-        outcome = _push_one(fleet, known[name], configurations, dry_run)
+        outcome = _push_one(fleet, known[name], configurations, dry_run, now)
         if progress is not None:
             progress(outcome)
         return outcome
@@ -141,8 +146,42 @@ def push(
                     today or date.today(),
                     removed=True,
                 )
+            if outcome.ok and answer is not None and answer.overlap and answer.overlap.removed:
+                account_observation(
+                    fleet,
+                    outcome.node,
+                    answer.overlap.epoch,
+                    [
+                        Sample(OVERLAP_PREFIX + r.public_key, r.rx_bytes, r.tx_bytes)
+                        for r in answer.overlap.removed
+                    ],
+                    today or date.today(),
+                    removed=True,
+                )
             store.mark_pushed(outcome.node, revisions[outcome.node][0], outcome.ok)
+        retire_replaced_keys(fleet, now)
     return PushResult(dry_run, outcomes)
+
+
+def end_of_grace(fleet: Fleet, now: int) -> set[str]:
+    """Nodes that must drop a replaced peer key because its grace ended (marked pending)."""
+    nodes = {n for c in fleet.store.rotations_ending(now) for n in c.nodes}
+    fleet.store.bump_nodes(nodes)
+    return nodes
+
+
+def retire_replaced_keys(fleet: Fleet, now: int) -> list[str]:
+    """Forget replaced keys past their grace once every node they were on has dropped them."""
+    store = fleet.store
+    revisions = store.node_revisions()
+    retired = []
+    for config in store.rotations_ending(now):
+        if all(revisions[n][0] == revisions[n][1] for n in config.nodes if n in revisions):
+            before = store.end_peer_rotation(config.name)
+            if before.previous_psk_ref:
+                fleet.secrets.delete(before.previous_psk_ref)
+            retired.append(config.name)
+    return retired
 
 
 def pending_nodes(fleet: Fleet) -> list[str]:

@@ -8,6 +8,7 @@ decisions are made and pushed in the same run.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,12 +16,13 @@ from datetime import date, timedelta
 from typing import Any
 
 from orchestrator.adapters import ssh
+from orchestrator.core.accounting import OVERLAP_PREFIX, Sample
 from orchestrator.core.collector import CounterParseError, CounterReport, parse_counters
 from orchestrator.core.models import DisabledReason, Node
 from orchestrator.core.quota import NEVER_RESETS, enforce
 from orchestrator.errors import NodeError
 from orchestrator.service.context import Fleet
-from orchestrator.service.push import PushResult, push
+from orchestrator.service.push import PushResult, end_of_grace, push
 from orchestrator.service.usage import Ledger, account_observation, load_ledger, quota_statuses
 
 COLLECTOR_USER = "wgcollect"
@@ -100,7 +102,16 @@ def _apply_report(
         return NodeSync(name, False, error=str(report).removeprefix(f"{name}: "))
     accounted = account_observation(fleet, name, report.epoch, report.samples, today, ledger=ledger)
     updated.update(accounted.usage)
-    return NodeSync(name, True, len(report.samples), accounted.bytes_added)
+    added = accounted.bytes_added
+    overlap = report.overlap
+    if overlap is not None and overlap.epoch != "none":
+        samples = [
+            Sample(OVERLAP_PREFIX + s.public_key, s.rx_bytes, s.tx_bytes) for s in overlap.samples
+        ]
+        extra = account_observation(fleet, name, overlap.epoch, samples, today, ledger=ledger)
+        updated.update(extra.usage)
+        added += extra.bytes_added
+    return NodeSync(name, True, len(report.samples), added)
 
 
 def sync(
@@ -149,11 +160,13 @@ def sync(
     if decision.enable:
         for config in store.set_enabled(decision.enable, True, None):
             changed_nodes.update(config.nodes)
+    now = int(time.time())
+    changed_nodes |= end_of_grace(fleet, now)
     # Nodes that missed an earlier push (they were down) converge now that they answer again.
     reachable = {o.node for o in outcomes if o.ok}
     pending = {n for n, (desired, done) in store.node_revisions().items() if desired != done}
     changed_nodes |= pending & reachable
-    pushed = push(fleet, changed_nodes, today=today) if changed_nodes else None
+    pushed = push(fleet, changed_nodes, today=today, now=now) if changed_nodes else None
     return SyncResult(
         tuple(outcomes),
         len(updated),

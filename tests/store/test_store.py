@@ -175,6 +175,12 @@ ALLOWED_DATES = {
     ("configurations", "key_created_on"),  # key age, not activity
     ("topups", "purchased_on"),  # a purchase is not VPN activity
     ("usage_totals", "period_start"),  # the billing period a running total belongs to
+    ("configurations", "psk_created_on"),  # key age of the preshared key
+    ("nodes", "next_key_created_on"),  # key age of a node's next key during an overlap
+    ("controller_keys", "created_on"),  # key age of the controller's SSH keys
+    # The only instants: when an operator-set grace ends (the rotation's time, never a user's).
+    ("configurations", "previous_key_expires"),
+    ("nodes", "next_key_expires"),
 }
 FORBIDDEN_WORDS = (
     "time",
@@ -193,6 +199,7 @@ FORBIDDEN_WORDS = (
     "end",
     "duration",
     "last",
+    "expire",
 )
 
 
@@ -246,3 +253,60 @@ def test_closed_periods_past_retention_are_erased_with_their_running_totals(
     ]
     assert store.running_totals()["alice-1"] == (0, 7)
     assert store.running_totals() == store.recomputed_totals()
+
+
+def test_a_peer_rotation_keeps_identity_and_maps_both_keys_until_retired(store: SqlStore) -> None:
+    from orchestrator.core.accounting import LastSeen
+
+    seed(store)
+    store.add_usage("alice-1", date(2026, 11, 5), 100, 50)
+    revisions = store.node_revisions()
+    rotated = store.begin_peer_rotation(
+        "alice-1", "PUBa2=", "psk/alice-1.1", date(2026, 11, 23), 5000
+    )
+    assert (rotated.public_key, rotated.previous_public_key) == ("PUBa2=", "PUBa1=")
+    assert (rotated.psk_ref, rotated.previous_psk_ref) == ("psk/alice-1.1", "psk/alice-1")
+    assert rotated.key_created_on == rotated.psk_created_on == date(2026, 11, 23)
+    assert rotated.addresses == store.configuration("alice-1").addresses
+    assert rotated.plan == "basic"
+    assert store.usage("alice-1")[0].total == 150
+    owners = store.key_owners()
+    assert owners["PUBa1="] == owners["PUBa2="] == "alice-1"
+    assert all(store.node_revisions()[n][0] > revisions[n][0] for n in ("node1", "node2"))
+    with pytest.raises(StoreError, match="already rotating"):
+        store.begin_peer_rotation("alice-1", "PUBa3=", None, date(2026, 11, 23), 6000)
+    with pytest.raises(StoreError, match="public key already exists"):
+        store.begin_peer_rotation("bob-1", "PUBa1=", None, date(2026, 11, 23), 6000)
+
+    assert store.rotations_ending(4999) == []
+    assert [c.name for c in store.rotations_ending(5000)] == ["alice-1"]
+    store.apply_counters(
+        "node1", {}, {}, {"PUBa1=": LastSeen("e", 0, 0), "PUBa2=": LastSeen("e", 1, 1)}
+    )
+    before = store.end_peer_rotation("alice-1")
+    assert before.previous_psk_ref == "psk/alice-1"
+    assert store.configuration("alice-1").previous_public_key is None
+    assert "PUBa1=" not in store.key_owners()
+    assert set(store.last_seen("node1")) == {"PUBa2="}
+    assert store.rotations_ending(10**12) == []
+
+
+def test_node_rotation_state_and_controller_keys(store: SqlStore) -> None:
+    seed(store)
+    store.begin_node_rotation("node1", "NEXT1=", 51821, 7000, date(2026, 11, 23))
+    rotating = store.node("node1")
+    assert rotating.rotating and rotating.issued_key == "NEXT1=" and rotating.issued_port == 51821
+    finished = store.finish_node_rotation("node1")
+    assert (finished.public_key, finished.listen_port, finished.key_created_on) == (
+        "NEXT1=",
+        51821,
+        date(2026, 11, 23),
+    )
+    assert not finished.rotating
+    with pytest.raises(StoreError, match="no key rotation in progress"):
+        store.finish_node_rotation("node1")
+    store.set_node_key("node2", "NEW2=", date(2026, 11, 20))
+    assert store.node("node2").public_key == "NEW2="
+    store.record_controller_key("deploy", "ssh-ed25519 AAAA", date(2026, 1, 1))
+    store.record_controller_key("deploy", "ssh-ed25519 BBBB", date(2026, 11, 23))
+    assert store.controller_keys() == {"deploy": ("ssh-ed25519 BBBB", date(2026, 11, 23))}

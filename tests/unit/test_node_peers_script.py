@@ -100,3 +100,47 @@ def test_bad_requests_are_refused_whole(script: tuple[Path, Path], body: str, er
     assert result.returncode == 2
     assert result.stdout == f"error {error}\n"
     assert not (wg_dir / "wgt9.peers").exists()
+
+
+def test_a_handover_keeps_the_address_on_the_old_key_until_the_new_one_is_used(
+    script: tuple[Path, Path],
+) -> None:
+    path, wg_dir = script
+    old, new = new_keypair().public_key, new_keypair().public_key
+    psk_old, psk_new = new_preshared_key(), new_preshared_key()
+    request = (
+        f"wgfleet-peers 1\nmode apply\ninterface wgt9\n"
+        f"peer {old} 198.19.1.2/32 {psk_old}\npeer {new} 198.19.1.2/32 {psk_new}\n"
+        f"handover {old} {new}\nend\n"
+    )
+    result = run(path, request)
+    assert result.returncode == 0, result.stdout + result.stderr
+    blocks = (wg_dir / "wgt9.peers").read_text().split("[Peer]")[1:]
+    by_key = {b.split("PublicKey = ")[1].split()[0]: b for b in blocks}
+    assert "AllowedIPs = 198.19.1.2/32" in by_key[old]
+    assert "AllowedIPs" not in by_key[new] and f"PresharedKey = {psk_new}" in by_key[new]
+    handover = wg_dir / "wgt9.handover"
+    assert handover.read_text() == f"{old} {new}\n"
+    assert handover.stat().st_mode & 0o777 == 0o600
+    # The grace ended: only the new key is asked for, and the pending handover goes.
+    result = run(
+        path,
+        f"wgfleet-peers 1\nmode apply\ninterface wgt9\npeer {new} 198.19.1.2/32 {psk_new}\nend\n",
+    )
+    assert result.returncode == 0, result.stdout
+    assert not handover.exists()
+    assert "AllowedIPs = 198.19.1.2/32" in (wg_dir / "wgt9.peers").read_text()
+
+
+def test_a_handover_must_pair_two_listed_peers_with_the_same_networks(
+    script: tuple[Path, Path],
+) -> None:
+    path, _ = script
+    old, new = new_keypair().public_key, new_keypair().public_key
+    request = (
+        f"wgfleet-peers 1\nmode apply\ninterface wgt9\n"
+        f"peer {old} 198.19.1.2/32 -\npeer {new} 198.19.1.3/32 -\nhandover {old} {new}\nend\n"
+    )
+    result = run(path, request)
+    assert result.returncode == 2
+    assert "a handover names two listed peers with the same networks" in result.stdout

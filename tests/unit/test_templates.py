@@ -57,6 +57,7 @@ RESOLVED = {
     "counters_wireguard_interface": "wg0",
     "counters_epoch_dir": "/run/wgfleet",
     "peers_epoch_dir": "/run/wgfleet",
+    "peers_wireguard_interface": "wg0",
 }
 
 
@@ -645,9 +646,7 @@ def test_counters_script_retries_when_the_interface_restarts_meanwhile(tmp_path:
 def test_counters_script_asks_wg_for_transfer_only() -> None:
     text = render("counters_access", "usr/local/sbin/wgfleet-counters.j2")
     code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
-    assert re.findall(r'"\$wg" [^\n]*', code) == [
-        '"$wg" show "$interface" transfer 2>/dev/null); then'
-    ]
+    assert re.findall(r'"\$wg" [^\n]*', code) == ['"$wg" show "$1" transfer 2>/dev/null); then']
     assert not re.search(r"\b(dump|endpoints?|latest-handshakes|allowed-ips)\b", code)
 
 
@@ -658,6 +657,31 @@ def test_push_key_is_one_forced_restricted_line() -> None:
     text = render("peers_access", "authorized_keys.j2")
     push_key = COLLECTOR_KEY.replace("collector", "push")
     assert text == f'restrict,command="sudo -n /usr/local/sbin/wgfleet-peers" {push_key}\n'
+
+
+def test_rotation_keys_get_the_same_forced_command() -> None:
+    extra = COLLECTOR_KEY.replace("collector", "next")
+    text = render("peers_access", "authorized_keys.j2", peers_push_extra_public_keys=[extra])
+    assert (
+        text.splitlines()[1] == f'restrict,command="sudo -n /usr/local/sbin/wgfleet-peers" {extra}'
+    )
+    text = render(
+        "counters_access", "authorized_keys.j2", counters_collector_extra_public_keys=[extra]
+    )
+    assert text.splitlines() == [
+        f'restrict,command="sudo -n /usr/local/sbin/wgfleet-counters" {COLLECTOR_KEY}',
+        f'restrict,command="sudo -n /usr/local/sbin/wgfleet-counters" {extra}',
+    ]
+
+
+def test_watch_unit_runs_only_while_something_is_pending() -> None:
+    unit = render("peers_access", "etc/systemd/system/wgfleet-watch@.service.j2")
+    assert "ConditionPathExists=|/etc/wireguard/%i.handover" in unit
+    assert "ConditionPathExists=|/sys/class/net/%in" in unit
+    assert "ExecStart=/usr/local/sbin/wgfleet-peers --watch %i" in unit
+    assert "LogLevelMax=warning" in unit
+    timer = render("peers_access", "etc/systemd/system/wgfleet-watch@.timer.j2")
+    assert "OnCalendar=*:*:0/3" in timer
 
 
 def test_push_sudoers_allows_the_entry_point_without_arguments_only() -> None:

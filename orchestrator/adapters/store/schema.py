@@ -125,6 +125,31 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE configurations ADD COLUMN used_bytes BIGINT NOT NULL DEFAULT 0",
         ),
     ),
+    Migration(
+        3,
+        "key rotation: preshared key age, replaced peer keys in grace, node key overlap, "
+        "the controller's SSH keys",
+        (
+            "ALTER TABLE configurations ADD COLUMN psk_created_on DATE",
+            "UPDATE configurations SET psk_created_on = key_created_on WHERE psk_ref IS NOT NULL",
+            "ALTER TABLE configurations ADD COLUMN previous_public_key TEXT",
+            "ALTER TABLE configurations ADD COLUMN previous_psk_ref TEXT",
+            "ALTER TABLE configurations ADD COLUMN previous_key_expires BIGINT",
+            "CREATE UNIQUE INDEX configurations_previous_key "
+            "ON configurations (previous_public_key)",
+            "ALTER TABLE nodes ADD COLUMN next_public_key TEXT",
+            "ALTER TABLE nodes ADD COLUMN next_listen_port INTEGER",
+            "ALTER TABLE nodes ADD COLUMN next_key_expires BIGINT",
+            "ALTER TABLE nodes ADD COLUMN next_key_created_on DATE",
+            """
+            CREATE TABLE controller_keys (
+                purpose TEXT PRIMARY KEY,
+                public_key TEXT NOT NULL,
+                created_on DATE NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 

@@ -185,11 +185,69 @@ class SqlStore:
             interface=row[4],
             public_key=row[5],
             key_created_on=_date(row[6]),
+            next_public_key=row[7],
+            next_listen_port=None if row[8] is None else int(row[8]),
+            next_key_expires=None if row[9] is None else int(row[9]),
+            next_key_created_on=_date(row[10]),
         )
 
     _NODE_COLUMNS = (
-        "name, address, tunnel_network, listen_port, interface, public_key, key_created_on"
+        "name, address, tunnel_network, listen_port, interface, public_key, key_created_on, "
+        "next_public_key, next_listen_port, next_key_expires, next_key_created_on"
     )
+
+    def set_node_key(self, name: str, public_key: str, created_on: date) -> None:
+        """The node's current key changed (read back from the node): clients need new configs."""
+        with self.transaction():
+            self.node(name)
+            self.db.execute(
+                "UPDATE nodes SET public_key = ?, key_created_on = ? WHERE name = ?",
+                (public_key, created_on, name),
+            )
+
+    def begin_node_rotation(
+        self, name: str, next_public_key: str, port: int, expires: int, created_on: date
+    ) -> None:
+        with self.transaction():
+            self.node(name)
+            self.db.execute(
+                "UPDATE nodes SET next_public_key = ?, next_listen_port = ?, "
+                "next_key_expires = ?, next_key_created_on = ? WHERE name = ?",
+                (next_public_key, port, expires, created_on, name),
+            )
+
+    def finish_node_rotation(self, name: str) -> Node:
+        """The next key and port become the node's own; the overlap is over."""
+        with self.transaction():
+            node = self.node(name)
+            if node.next_public_key is None or node.next_listen_port is None:
+                raise StoreError(f"node {name!r} has no key rotation in progress")
+            self.db.execute(
+                "UPDATE nodes SET public_key = next_public_key, listen_port = next_listen_port, "
+                "key_created_on = next_key_created_on, next_public_key = NULL, "
+                "next_listen_port = NULL, next_key_expires = NULL, next_key_created_on = NULL "
+                "WHERE name = ?",
+                (name,),
+            )
+            return self.node(name)
+
+    # --- the controller's SSH keys -----------------------------------------------------------
+
+    def controller_keys(self) -> dict[str, tuple[str, date]]:
+        """purpose -> (public key, created on) for the controller's own SSH keys."""
+        return {
+            r[0]: (r[1], _date(r[2]) or date.min)
+            for r in self._rows("SELECT purpose, public_key, created_on FROM controller_keys")
+        }
+
+    def record_controller_key(self, purpose: str, public_key: str, created_on: date) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO controller_keys (purpose, public_key, created_on) VALUES (?, ?, ?) "
+                "ON CONFLICT (purpose) DO UPDATE SET public_key = excluded.public_key, "
+                "created_on = excluded.created_on",
+                (purpose, public_key, created_on),
+            )
 
     def nodes(self) -> list[Node]:
         return [
@@ -296,7 +354,8 @@ class SqlStore:
 
     _CONFIG_SELECT = (
         "SELECT c.id, c.name, a.username, c.public_key, c.psk_ref, c.plan, c.quota_bytes, "
-        "c.enabled, c.disabled_reason, c.key_created_on FROM configurations c "
+        "c.enabled, c.disabled_reason, c.key_created_on, c.psk_created_on, "
+        "c.previous_public_key, c.previous_psk_ref, c.previous_key_expires FROM configurations c "
         "JOIN accounts a ON a.id = c.account_id"
     )
 
@@ -307,12 +366,11 @@ class SqlStore:
                 raise NotFound(f"no account {config.account!r}")
             if self._one("SELECT 1 FROM configurations WHERE name = ?", (config.name,)):
                 raise StoreError(f"configuration {config.name!r} already exists")
-            if self._one("SELECT 1 FROM configurations WHERE public_key = ?", (config.public_key,)):
-                raise StoreError("a configuration with this public key already exists")
+            self._refuse_known_key(config.public_key)
             self.db.execute(
                 "INSERT INTO configurations (name, account_id, public_key, psk_ref, plan, "
-                "quota_bytes, "
-                "enabled, disabled_reason, key_created_on) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "quota_bytes, enabled, disabled_reason, key_created_on, psk_created_on) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     config.name,
                     account[0],
@@ -323,6 +381,7 @@ class SqlStore:
                     config.enabled,
                     config.disabled_reason.value if config.disabled_reason else None,
                     config.key_created_on,
+                    config.psk_created_on,
                 ),
             )
             row = self._one("SELECT id FROM configurations WHERE name = ?", (config.name,))
@@ -371,6 +430,10 @@ class SqlStore:
                 enabled=bool(r[7]),
                 disabled_reason=DisabledReason(r[8]) if r[8] else None,
                 key_created_on=_date(r[9]),
+                psk_created_on=_date(r[10]),
+                previous_public_key=r[11],
+                previous_psk_ref=r[12],
+                previous_key_expires=None if r[13] is None else int(r[13]),
                 addresses=dict(sorted(addresses.get(int(r[0]), {}).items())),
             )
             for r in rows
@@ -432,6 +495,73 @@ class SqlStore:
                 self.bump_nodes(current.nodes)
                 removed.append(current)
         return removed
+
+    def _refuse_known_key(self, public_key: str) -> None:
+        if self._one(
+            "SELECT 1 FROM configurations WHERE public_key = ? OR previous_public_key = ?",
+            (public_key, public_key),
+        ):
+            raise StoreError("a configuration with this public key already exists")
+
+    def begin_peer_rotation(
+        self,
+        name: str,
+        public_key: str,
+        psk_ref: str | None,
+        created_on: date,
+        previous_expires: int,
+    ) -> Configuration:
+        """Give a configuration a new key pair; the replaced key stays in grace until expiry."""
+        with self.transaction():
+            current = self.configuration(name)
+            if current.previous_public_key is not None:
+                raise StoreError(
+                    f"configuration {name!r} is already rotating: its previous key is still in "
+                    "grace (run `wgfleet sync` after the grace ends, or rotate with --grace 0)"
+                )
+            self._refuse_known_key(public_key)
+            self.db.execute(
+                "UPDATE configurations SET previous_public_key = public_key, "
+                "previous_psk_ref = psk_ref, previous_key_expires = ?, public_key = ?, "
+                "psk_ref = ?, key_created_on = ?, psk_created_on = ? WHERE name = ?",
+                (previous_expires, public_key, psk_ref, created_on, created_on, name),
+            )
+            self.bump_nodes(current.nodes)
+            return self.configuration(name)
+
+    def set_psk(self, name: str, psk_ref: str, created_on: date) -> Configuration:
+        with self.transaction():
+            current = self.configuration(name)
+            self.db.execute(
+                "UPDATE configurations SET psk_ref = ?, psk_created_on = ? WHERE name = ?",
+                (psk_ref, created_on, name),
+            )
+            self.bump_nodes(current.nodes)
+            return self.configuration(name)
+
+    def rotations_ending(self, now: int) -> list[Configuration]:
+        """Configurations whose previous key's grace is over (it must leave every node)."""
+        rows = self._rows(
+            self._CONFIG_SELECT + " WHERE c.previous_key_expires <= ? ORDER BY c.name", (now,)
+        )
+        return self._configs_from_rows(rows)
+
+    def end_peer_rotation(self, name: str) -> Configuration:
+        """Forget the previous key once every node dropped it; return the configuration as
+        it was (its ``previous_psk_ref`` is for the caller to delete)."""
+        with self.transaction():
+            current = self.configuration(name)
+            if current.previous_public_key is None:
+                return current
+            self.db.execute(
+                "DELETE FROM peer_counters WHERE public_key = ?", (current.previous_public_key,)
+            )
+            self.db.execute(
+                "UPDATE configurations SET previous_public_key = NULL, previous_psk_ref = NULL, "
+                "previous_key_expires = NULL WHERE name = ?",
+                (name,),
+            )
+            return current
 
     def taken_addresses(self, node: str) -> set[ipaddress.IPv4Address]:
         return {
@@ -547,8 +677,15 @@ class SqlStore:
         return {r[0]: r[1] for r in self._rows("SELECT name, plan FROM configurations")}
 
     def key_owners(self) -> dict[str, str]:
-        """Public key -> configuration name, for every configuration."""
-        return {r[0]: r[1] for r in self._rows("SELECT public_key, name FROM configurations")}
+        """Public key -> configuration name, for every configuration and any key in grace."""
+        owners = {}
+        for key, previous, name in self._rows(
+            "SELECT public_key, previous_public_key, name FROM configurations"
+        ):
+            owners[key] = name
+            if previous is not None:
+                owners[previous] = name
+        return owners
 
     def apply_counters(
         self,
