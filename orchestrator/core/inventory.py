@@ -42,6 +42,21 @@ def render_known_hosts(keys: Iterable[HostKey]) -> str:
     return "".join(f"{key.line()}\n" for key in keys)
 
 
+def parse_known_hosts(text: str) -> list[HostKey]:
+    """The pins of a known_hosts file as wgfleet writes it (no hashed names, no markers)."""
+    keys = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and not line.startswith(("#", "@")):
+            keys.append(HostKey(tuple(parts[0].split(",")), parts[1], parts[2]))
+    return keys
+
+
+def public_key_fingerprint(line: str) -> str:
+    """The SHA256 fingerprint of an OpenSSH public key line."""
+    return key_fingerprint(parse_public_key(line)[1])
+
+
 @dataclass(frozen=True)
 class InventoryHost:
     name: str

@@ -86,7 +86,16 @@ def node_extravars(settings: Settings) -> dict[str, Any]:
     return {
         "wgfleet_collector_public_key_file": str(settings.ssh.collector_key) + ".pub",
         "wgfleet_push_public_key_file": str(settings.ssh.push_key) + ".pub",
+        "wgfleet_listen_ports": listen_ports(settings),
     }
+
+
+def listen_ports(settings: Settings) -> dict[str, int]:
+    """The port each registered node listens on now (a node key rotation may have moved it)."""
+    from orchestrator.service.context import open_fleet
+
+    with open_fleet(settings) as fleet:
+        return {n.name: n.listen_port for n in fleet.store.nodes()}
 
 
 def deploy(
@@ -153,7 +162,9 @@ def register_nodes(
                     name=name,
                     address=str(variables.get("ansible_host", name)),
                     tunnel_network=ipaddress.IPv4Network(str(network)),
-                    listen_port=int(variables.get("wireguard_port", 51820)),
+                    listen_port=previous.listen_port
+                    if previous
+                    else int(variables.get("wireguard_port", 51820)),
                     interface=str(variables.get("wireguard_interface", "wg0")),
                     public_key=key,
                     key_created_on=created or today or date.today(),

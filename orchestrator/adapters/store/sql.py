@@ -231,6 +231,22 @@ class SqlStore:
             )
             return self.node(name)
 
+    def cancel_node_rotation(self, name: str) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE nodes SET next_public_key = NULL, next_listen_port = NULL, "
+                "next_key_expires = NULL, next_key_created_on = NULL WHERE name = ?",
+                (name,),
+            )
+
+    def forget_counters(self, node: str, key_prefix: str) -> None:
+        """Drop last-seen rows of peers that are gone for good (an overlap interface's)."""
+        with self.transaction():
+            self.db.execute(
+                "DELETE FROM peer_counters WHERE node = ? AND public_key LIKE ?",
+                (node, key_prefix + "%"),
+            )
+
     # --- the controller's SSH keys -----------------------------------------------------------
 
     def controller_keys(self) -> dict[str, tuple[str, date]]:

@@ -1,0 +1,207 @@
+"""The controller's SSH keys: rotate one without a moment where a node accepts neither key,
+and trust a node's changed host key only on the operator's explicit word.
+
+Rotation: make the new key beside the old (``KEY.next``), authorize both on every node, log in
+with the new key on every node, swap the files, authorize the new key alone, and check the old
+key is refused. A failure before the swap removes the new key again and changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from orchestrator.adapters import ansible, keyfiles, ssh
+from orchestrator.core.inventory import (
+    HostKey,
+    key_fingerprint,
+    parse_known_hosts,
+    public_key_fingerprint,
+    render_known_hosts,
+)
+from orchestrator.errors import NodeError, UsageError, WgfleetError
+from orchestrator.service.audit import audit_targets
+from orchestrator.service.context import Fleet
+from orchestrator.service.deploy import ansible_work_dir, inventory_path, node_extravars
+from orchestrator.service.keys import SSH_PURPOSES, ssh_key_paths
+from orchestrator.settings import Settings
+
+USERS = {"deploy": "root", "collector": "wgcollect", "push": "wgpush"}
+COMMENTS = {"deploy": "wgfleet-deploy", "collector": "wgfleet-collector", "push": "wgfleet-push"}
+
+
+class RotationFailed(WgfleetError):
+    pass
+
+
+@dataclass(frozen=True)
+class SshRotation:
+    purpose: str
+    old_public: str
+    new_public: str
+    nodes: tuple[str, ...]
+    steps: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "purpose": self.purpose,
+            "old_fingerprint": public_key_fingerprint(self.old_public),
+            "new_fingerprint": public_key_fingerprint(self.new_public),
+            "nodes": list(self.nodes),
+            "steps": list(self.steps),
+        }
+
+
+def _pub(path: Path) -> Path:
+    return path.with_name(path.name + ".pub")
+
+
+def _authorize(settings: Settings, purpose: str, extra: str | None, retire: str | None) -> None:
+    extravars: dict[str, Any] = dict(node_extravars(settings))
+    if purpose == "collector" and extra:
+        extravars["counters_collector_extra_public_keys"] = [extra]
+    if purpose == "push" and extra:
+        extravars["peers_push_extra_public_keys"] = [extra]
+    if purpose == "deploy":
+        extravars["wgfleet_root_keys_present"] = [extra] if extra else []
+        extravars["wgfleet_root_keys_absent"] = [retire] if retire else []
+    run = ansible.run_playbook(
+        project_root=settings.project_root,
+        work_dir=ansible_work_dir(settings),
+        inventory=inventory_path(settings),
+        playbook="controller_keys.yml",
+        extravars=extravars,
+    )
+    if run.status != "successful":
+        failed = [f"{h}: {run.recap.host(h).error}" for h in run.recap.failed_hosts] or [
+            f"the fleet ({run.status})"
+        ]
+        raise RotationFailed(f"authorizing the {purpose} key failed on {'; '.join(failed)}")
+
+
+def _login(settings: Settings, purpose: str, key_file: Path) -> dict[str, str]:
+    """Log in as the purpose's account with ``key_file`` on every node; node -> error."""
+    errors = {}
+    for target in audit_targets(settings, None):
+        as_user = ssh.Target(**{**target.__dict__, "user": USERS[purpose], "key_file": key_file})
+        try:
+            with ssh.NodeConnection(as_user):
+                pass
+        except NodeError as exc:
+            errors[target.name] = str(exc)
+    return errors
+
+
+def rotate_ssh_key(
+    fleet: Fleet,
+    purpose: str,
+    *,
+    today: date | None = None,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> SshRotation:
+    if purpose not in SSH_PURPOSES:
+        raise UsageError(f"ssh key {purpose!r}: one of {', '.join(SSH_PURPOSES)}")
+    settings = fleet.settings
+    path = ssh_key_paths(fleet)[purpose]
+    if not path.exists():
+        raise UsageError(f"{path} does not exist yet: deploy first")
+    nodes = tuple(t.name for t in audit_targets(settings, None))
+    unreachable = _login(settings, purpose, path)
+    if unreachable:
+        raise RotationFailed(
+            "every node must answer before a key rotation, not: "
+            + "; ".join(f"{n} ({e})" for n, e in sorted(unreachable.items()))
+        )
+    old_public = _pub(path).read_text(encoding="ascii").strip()
+    next_path = path.with_name(path.name + ".next")
+    new_public = keyfiles.ensure_ssh_keypair(next_path, COMMENTS[purpose])
+    steps = [
+        f"new key {public_key_fingerprint(new_public)} made beside "
+        f"{public_key_fingerprint(old_public)}"
+    ]
+    progress(steps[-1])
+    try:
+        _authorize(settings, purpose, new_public, None)
+        steps.append(f"both keys authorized on {len(nodes)} node(s)")
+        progress(steps[-1])
+        refused = _login(settings, purpose, next_path)
+        if refused:
+            raise RotationFailed(
+                "the new key was refused on "
+                + "; ".join(f"{n} ({e})" for n, e in sorted(refused.items()))
+            )
+        steps.append("login with the new key verified on every node")
+        progress(steps[-1])
+    except WgfleetError:
+        _authorize(settings, purpose, None, None if purpose != "deploy" else new_public)
+        for stale in (next_path, _pub(next_path)):
+            stale.unlink(missing_ok=True)
+        raise
+    old_path = path.with_name(path.name + ".old")
+    os.replace(path, old_path)
+    os.replace(_pub(path), _pub(old_path))
+    os.replace(next_path, path)
+    os.replace(_pub(next_path), _pub(path))
+    _authorize(settings, purpose, None, old_public if purpose == "deploy" else None)
+    steps.append("old key removed from every node")
+    progress(steps[-1])
+    still = [n for n, e in _login(settings, purpose, old_path).items() if "authentication" in e]
+    accepted = sorted(set(nodes) - set(still))
+    for stale in (old_path, _pub(old_path)):
+        stale.unlink(missing_ok=True)
+    if accepted:
+        raise RotationFailed(f"the old {purpose} key is still accepted on {', '.join(accepted)}")
+    steps.append("old key refused by every node; its files deleted")
+    fleet.store.record_controller_key(
+        purpose, " ".join(new_public.split()[:2]), today or date.today()
+    )
+    return SshRotation(purpose, old_public, new_public, nodes, tuple(steps))
+
+
+# --- host keys ------------------------------------------------------------------------------
+
+
+def offered_host_key(settings: Settings, node: str) -> HostKey:
+    """The host key the node offers now, read without trusting or authenticating anything."""
+    targets = [t for t in audit_targets(settings, None) if t.name == node]
+    if not targets:
+        raise UsageError(f"no node {node!r} in {inventory_path(settings)}")
+    target = targets[0]
+    transport = paramiko.Transport((target.address, target.port))
+    try:
+        transport.start_client(timeout=settings.ssh.connect_timeout)
+        key = transport.get_remote_server_key()
+    except (OSError, paramiko.SSHException) as exc:
+        raise NodeError(node, f"no host key offered: {exc}") from None
+    finally:
+        transport.close()
+    return HostKey((node, target.address), key.get_name(), key.get_base64())
+
+
+def pinned_host_keys(settings: Settings) -> list[HostKey]:
+    try:
+        return parse_known_hosts(settings.ssh.known_hosts.read_text(encoding="ascii"))
+    except FileNotFoundError:
+        return []
+
+
+def trust_node(settings: Settings, node: str, fingerprint: str) -> tuple[str | None, str]:
+    """Pin the key the node offers now, if its fingerprint is the one the operator confirmed."""
+    offered = offered_host_key(settings, node)
+    new = key_fingerprint(offered.key_base64)
+    if fingerprint != new:
+        raise UsageError(f"{node} offers {new}, not {fingerprint}: nothing changed")
+    pins = pinned_host_keys(settings)
+    names = set(offered.names)
+    old = next((key_fingerprint(k.key_base64) for k in pins if names & set(k.names)), None)
+    kept = [k for k in pins if not names & set(k.names)]
+    text = render_known_hosts([*kept, offered])
+    keyfiles.write_private(settings.ssh.known_hosts, text.encode("ascii"))
+    os.chmod(settings.ssh.known_hosts, 0o644)
+    return old, new
