@@ -58,6 +58,9 @@ RESOLVED = {
     "counters_epoch_dir": "/run/wgfleet",
     "peers_epoch_dir": "/run/wgfleet",
     "peers_wireguard_interface": "wg0",
+    "wireguard_alternate_port": 51821,
+    "wireguard_listen_port": 51820,
+    "wireguard_overlap_interface": "wg0n",
 }
 
 
@@ -233,7 +236,7 @@ def test_wg_conf_without_peers_and_dynamic_peers() -> None:
         "wg.conf.j2",
         wireguard_peers=[],
         wireguard_dynamic_peers=False,
-        wireguard_port=51999,
+        wireguard_listen_port=51999,
         wgfleet_tunnel_network="198.19.7.0/25",
         wgfleet_tunnel_address="198.19.7.1",
     )
@@ -281,10 +284,14 @@ def test_nftables_filters_forwards_masquerades_and_never_logs() -> None:
     assert "flush ruleset" in rules
     assert rules.count("policy drop;") == 2
     assert "tcp dport 22 accept" in rules
-    assert "udp dport 51820 accept" in rules
-    assert 'iifname "wg0" ip saddr 198.19.1.0/24 oifname != "wg0" accept' in rules
-    assert 'ip saddr 198.19.1.0/24 oifname != "wg0" masquerade' in rules
-    assert 'oifname "wg0" accept' not in rules
+    assert "udp dport { 51820, 51821 } accept" in rules
+    # The node's interface and, during a key rotation overlap, its twin serving the next key.
+    assert (
+        'iifname { "wg0", "wg0n" } ip saddr 198.19.1.0/24 oifname != { "wg0", "wg0n" } accept'
+        in rules
+    )
+    assert 'ip saddr 198.19.1.0/24 oifname != { "wg0", "wg0n" } masquerade' in rules
+    assert 'oifname { "wg0", "wg0n" } accept' not in rules
     assert "ip saddr 198.18.0.0/15 accept" not in rules
 
 
@@ -297,7 +304,9 @@ def test_nftables_options() -> None:
         wireguard_ssh_port=2222,
     )
     rules = nft_statements(text)
-    assert 'iifname "wg0" ip saddr 198.19.1.0/24 oifname "wg0" accept' in rules
+    assert (
+        'iifname { "wg0", "wg0n" } ip saddr 198.19.1.0/24 oifname { "wg0", "wg0n" } accept' in rules
+    )
     assert "ip saddr 198.18.0.0/15 accept" in rules
     assert "tcp dport 2222 accept" in rules
 
