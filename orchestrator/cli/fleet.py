@@ -567,6 +567,9 @@ def register(commands: Any, add: Registrar) -> None:
     nodes = commands.add_parser("nodes", help="the nodes the store knows")
     node_commands = nodes.add_subparsers(dest="nodes_command", metavar="ACTION", required=True)
     add(node_commands, "list", cmd_nodes_list, "nodes with pending pushes and key age")
+    from orchestrator.cli.keys import register_trust
+
+    register_trust(node_commands, add)
 
 
 # --- sync and usage -----------------------------------------------------------------------------

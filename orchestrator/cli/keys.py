@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from orchestrator.cli.fleet import _fleet, _names, _push_exit, _qr, _write_secret_file
+from orchestrator.cli.fleet import (
+    _confirm,
+    _fleet,
+    _names,
+    _push_exit,
+    _qr,
+    _write_secret_file,
+)
 from orchestrator.cli.output import Output, Registrar
 from orchestrator.core.keys import parse_duration
 from orchestrator.errors import ExitCode, UsageError
@@ -127,6 +135,161 @@ def cmd_rotate_psk(args: argparse.Namespace, settings: Settings, output: Output)
     return _push_exit(output, pushed)
 
 
+def cmd_rotate_node(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service.node_keys import rotate_node
+
+    grace = _grace(args, settings) if args.overlap else 0
+    if not args.overlap:
+        _confirm(
+            args,
+            f"rotate {args.node}'s key now? every client of {args.node} is cut off until it "
+            "gets a new config (use --overlap to avoid that)",
+        )
+    with _fleet(settings) as fleet:
+        rotated = rotate_node(fleet, args.node, overlap=args.overlap, grace_seconds=grace)
+    node = rotated.node
+    data = {
+        "node": node.name,
+        "overlap": rotated.overlap,
+        "public_key": node.public_key,
+        "next_public_key": node.next_public_key,
+        "next_listen_port": node.next_listen_port,
+        "grace_seconds": grace,
+        "reissue": list(rotated.reissue),
+    }
+
+    def render() -> None:
+        if rotated.overlap:
+            output.out.print(
+                f"{node.name}: next key {node.next_public_key} serves on port "
+                f"{node.next_listen_port} beside the current key for "
+                f"{args.grace or settings.keys.grace}; new client configs name it already"
+            )
+        else:
+            output.out.print(f"{node.name}: new key {node.public_key} in force now")
+        output.out.print(
+            f"{len(rotated.reissue)} configuration(s) need a new client config "
+            f"(`wgfleet keys reissue --node {node.name}`): {', '.join(rotated.reissue) or 'none'}"
+        )
+
+    output.result(data, render)
+    return ExitCode.OK
+
+
+def cmd_finish_node(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service.node_keys import finish_node_rotation
+
+    with _fleet(settings) as fleet:
+        node = finish_node_rotation(fleet, args.node, abort=args.abort)
+    data = {"node": node.name, "public_key": node.public_key, "listen_port": node.listen_port}
+    output.result(
+        data,
+        lambda: output.out.print(
+            f"{node.name}: key {node.public_key} on port {node.listen_port}"
+            + (" (rotation aborted)" if args.abort else " (rotation finished)")
+        ),
+    )
+    return ExitCode.OK
+
+
+def cmd_reissue(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """New client configs for configurations (a peer rotation each), files under --out."""
+    from orchestrator.service.keys import rotate_peer
+
+    grace = _grace(args, settings)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    results: list[dict[str, Any]] = []
+    failed = 0
+    with _fleet(settings) as fleet:
+        names = (
+            [c.name for c in fleet.store.configurations(node=args.node)]
+            if args.node
+            else _names(args.names)
+        )
+        if not names:
+            raise UsageError("name configurations or give --node")
+        for name in names:
+            rotated = rotate_peer(fleet, name, grace_seconds=grace)
+            for node, text in rotated.client_configs.items():
+                _write_secret_file(out_dir / f"{name}.{node}.conf", text)
+            failed += not rotated.push.ok
+            results.append({"configuration": name, "nodes": list(rotated.client_configs)})
+
+    def render() -> None:
+        output.out.print(
+            f"{len(results)} configuration(s) reissued; client configs written to {out_dir} "
+            "(0600, one per configuration and node; wgfleet keeps no copy)"
+        )
+
+    output.result({"reissued": results, "out": str(out_dir)}, render)
+    return ExitCode.FAILED if failed else ExitCode.OK
+
+
+def cmd_rotate_ssh(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service.ssh_keys import rotate_ssh_key
+
+    with _fleet(settings) as fleet:
+        rotation = rotate_ssh_key(fleet, args.purpose, progress=output.progress)
+    output.result(
+        rotation.as_dict(),
+        lambda: output.out.print("\n".join(rotation.steps), markup=False),
+    )
+    return ExitCode.OK
+
+
+def cmd_nodes_trust(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.core.inventory import key_fingerprint
+    from orchestrator.service.lock import fleet_lock
+    from orchestrator.service.ssh_keys import offered_host_key, pinned_host_keys, trust_node
+
+    offered = offered_host_key(settings, args.node)
+    new = key_fingerprint(offered.key_base64)
+    names = set(offered.names)
+    pinned = [
+        key_fingerprint(k.key_base64) for k in pinned_host_keys(settings) if names & set(k.names)
+    ]
+    if pinned == [new]:
+        output.result(
+            {"node": args.node, "fingerprint": new, "changed": False},
+            lambda: output.out.print(f"{args.node} offers the pinned key {new}; nothing to do"),
+        )
+        return ExitCode.OK
+    expected = args.fingerprint
+    if expected is None:
+        if args.yes or not sys.stdin.isatty():
+            raise UsageError(
+                f"{args.node} offers {new} (pinned: {', '.join(pinned) or 'none'}); confirm by "
+                f"running again with --fingerprint {new} after checking it on the node's console"
+            )
+        output.err.print(
+            f"{args.node} offers {new}; pinned: {', '.join(pinned) or 'none'}", markup=False
+        )
+        _confirm(args, f"trust {new} for {args.node}?")
+        expected = new
+    with fleet_lock(settings, wait=True, timeout=300):
+        old, new = trust_node(settings, args.node, expected)
+    output.result(
+        {"node": args.node, "fingerprint": new, "previous": old, "changed": True},
+        lambda: output.out.print(f"{args.node}: now pinned to {new} (was {old or 'unpinned'})"),
+    )
+    return ExitCode.OK
+
+
+def register_trust(node_commands: Any, add: Registrar) -> None:
+    trust = add(
+        node_commands,
+        "trust",
+        cmd_nodes_trust,
+        "pin a node's changed SSH host key after you checked its fingerprint",
+    )
+    trust.add_argument("node")
+    trust.add_argument(
+        "--fingerprint", metavar="SHA256:...", help="the fingerprint you verified on the node"
+    )
+    trust.add_argument("--yes", action="store_true", help="never ask (needs --fingerprint)")
+
+
 def register(commands: Any, add: Registrar) -> None:
     keys = commands.add_parser("keys", help="key ages and rotation")
     key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
@@ -154,3 +317,42 @@ def register(commands: Any, add: Registrar) -> None:
     )
     psk.add_argument("names", nargs="*", metavar="CONFIGURATION")
     psk.add_argument("--node", help="every configuration placed on this node")
+    node = add(
+        rotate_commands,
+        "node",
+        cmd_rotate_node,
+        "new node key made on the node; --overlap serves old and new side by side",
+    )
+    node.add_argument("node")
+    node.add_argument(
+        "--overlap",
+        action="store_true",
+        help="serve the next key on a second interface and port until the grace ends",
+    )
+    node.add_argument("--grace", metavar="DURATION", help="overlap length (default: settings)")
+    node.add_argument("--yes", action="store_true", help="do not ask before cutting clients off")
+    ssh_key = add(
+        rotate_commands,
+        "ssh",
+        cmd_rotate_ssh,
+        "a controller SSH key: add the new one, verify it on every node, drop the old one",
+    )
+    ssh_key.add_argument("purpose", choices=["deploy", "collector", "push"])
+    finish = add(
+        key_commands,
+        "finish",
+        cmd_finish_node,
+        "end a node key overlap now (the sync does it when the grace ends)",
+    )
+    finish.add_argument("node")
+    finish.add_argument("--abort", action="store_true", help="drop the next key instead")
+    reissue = add(
+        key_commands,
+        "reissue",
+        cmd_reissue,
+        "new client configs (a peer rotation each), e.g. after a node key rotation",
+    )
+    reissue.add_argument("names", nargs="*", metavar="CONFIGURATION")
+    reissue.add_argument("--node", help="every configuration placed on this node")
+    reissue.add_argument("--grace", metavar="DURATION", help="old client key grace")
+    reissue.add_argument("--out", required=True, metavar="DIR", help="directory for the configs")

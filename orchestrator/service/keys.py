@@ -127,6 +127,8 @@ def rotate_peer(
     now = int(time.time()) if now is None else now
     store = fleet.store
     current = store.configuration(name)
+    if current.previous_public_key is not None:
+        current = _end_grace_now(fleet, current, now)
     nodes = fleet.nodes(current.nodes)
     keys = wgkeys.new_keypair()
     preshared = wgkeys.new_preshared_key()
@@ -146,6 +148,21 @@ def rotate_peer(
     return RotatedPeer(
         rotated, client_configs, now + grace_seconds, push(fleet, rotated.nodes, now=now)
     )
+
+
+def _end_grace_now(fleet: Fleet, config: Configuration, now: int) -> Configuration:
+    """A configuration rotated again: its key still in grace leaves every node first, its
+    counters accounted as it goes, so no configuration ever holds three keys."""
+    fleet.store.end_grace(config.name, now)
+    pushed = push(fleet, config.nodes, now=now)
+    after = fleet.store.configuration(config.name)
+    if after.previous_public_key is not None:
+        failed = ", ".join(f"{n.node} ({n.error})" for n in pushed.failed) or "a node"
+        raise UsageError(
+            f"{config.name}: its previous key is still on {failed}; rotate again once every "
+            "node answers"
+        )
+    return after
 
 
 def _unique_psk_ref(fleet: Fleet, name: str, value: str, current: Configuration) -> str:

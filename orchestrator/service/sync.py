@@ -22,6 +22,7 @@ from orchestrator.core.models import DisabledReason, Node
 from orchestrator.core.quota import NEVER_RESETS, enforce
 from orchestrator.errors import NodeError
 from orchestrator.service.context import Fleet
+from orchestrator.service.node_keys import finish_due_rotations
 from orchestrator.service.push import PushResult, end_of_grace, push
 from orchestrator.service.usage import Ledger, account_observation, load_ledger, quota_statuses
 
@@ -70,6 +71,7 @@ class SyncResult:
             "newly_over_quota": list(self.over_quota),
             "re_enabled": list(self.re_enabled),
             "warned": list(self.warned),
+            "notes": list(self.notes),
         }
 
 
@@ -162,6 +164,7 @@ def sync(
             changed_nodes.update(config.nodes)
     now = int(time.time())
     changed_nodes |= end_of_grace(fleet, now)
+    finished = finish_due_rotations(fleet, {o.node for o in outcomes if o.ok}, now)
     # Nodes that missed an earlier push (they were down) converge now that they answer again.
     reachable = {o.node for o in outcomes if o.ok}
     pending = {n for n, (desired, done) in store.node_revisions().items() if desired != done}
@@ -175,4 +178,5 @@ def sync(
         decision.enable,
         decision.warn,
         pushed,
+        notes=tuple(f"{n}: node key rotation finished, the next key is its own" for n in finished),
     )

@@ -533,7 +533,7 @@ class SqlStore:
             if current.previous_public_key is not None:
                 raise StoreError(
                     f"configuration {name!r} is already rotating: its previous key is still in "
-                    "grace (run `wgfleet sync` after the grace ends, or rotate with --grace 0)"
+                    "grace"
                 )
             self._refuse_known_key(public_key)
             self.db.execute(
@@ -554,6 +554,17 @@ class SqlStore:
             )
             self.bump_nodes(current.nodes)
             return self.configuration(name)
+
+    def end_grace(self, name: str, now: int) -> None:
+        """Cut a replaced key's grace short: it leaves the nodes on the next push."""
+        with self.transaction():
+            current = self.configuration(name)
+            self.db.execute(
+                "UPDATE configurations SET previous_key_expires = ? "
+                "WHERE name = ? AND previous_public_key IS NOT NULL",
+                (now, name),
+            )
+            self.bump_nodes(current.nodes)
 
     def rotations_ending(self, now: int) -> list[Configuration]:
         """Configurations whose previous key's grace is over (it must leave every node)."""
