@@ -231,10 +231,11 @@ def cmd_rotate_ssh(args: argparse.Namespace, settings: Settings, output: Output)
 
     with _fleet(settings) as fleet:
         rotation = rotate_ssh_key(fleet, args.purpose, progress=output.progress)
-    output.result(
-        rotation.as_dict(),
-        lambda: output.out.print("\n".join(rotation.steps), markup=False),
+    summary = (
+        f"{rotation.purpose} key rotated on {len(rotation.nodes)} node(s): "
+        f"{rotation.as_dict()['old_fingerprint']} -> {rotation.as_dict()['new_fingerprint']}"
     )
+    output.result(rotation.as_dict(), lambda: output.out.print(summary, markup=False))
     return ExitCode.OK
 
 

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
+from orchestrator.core.audit import Check
+from orchestrator.core.models import Node
+
 _DURATION_RE = re.compile(r"^(\d{1,6})([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -94,3 +97,45 @@ def key_ages(records: Iterable[KeyRecord], policy: KeyPolicy, today: date) -> li
             a.record.subject,
         ),
     )
+
+
+def live_public_keys(probe_output: str) -> dict[str, str]:
+    """``wg show`` per interface, as the audit probe prints it: interface -> public key."""
+    keys = {}
+    for line in probe_output.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            keys[parts[0]] = parts[1]
+    return keys
+
+
+def node_key_checks(
+    name: str, node: Node | None, live: dict[str, str], max_age_days: int, today: date
+) -> list[Check]:
+    """The node's WireGuard key: the one the store hands to clients, and not overdue."""
+    if node is None or node.public_key is None:
+        return [Check(name, "wireguard.key_registered", False, "not in the store: deploy it")]
+    expected = {node.interface: node.public_key}
+    if node.next_public_key:
+        expected[f"{node.interface}n"] = node.next_public_key
+    mismatched = [
+        f"{iface} holds {live.get(iface, 'nothing')}, the store {key}"
+        for iface, key in expected.items()
+        if live.get(iface) != key
+    ]
+    age = None if node.key_created_on is None else (today - node.key_created_on).days
+    return [
+        Check(
+            name,
+            "wireguard.key_matches_store",
+            not mismatched,
+            "; ".join(mismatched) or f"{', '.join(sorted(expected))} as in the store",
+        ),
+        Check(
+            name,
+            "wireguard.key_age",
+            age is not None and age <= max_age_days,
+            f"created {node.key_created_on or 'unknown'}, {age if age is not None else '?'} days "
+            f"old, at most {max_age_days}: `wgfleet keys rotate node {name} --overlap`",
+        ),
+    ]

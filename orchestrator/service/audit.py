@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import yaml
@@ -27,6 +28,7 @@ from orchestrator.core.audit import (
     persistent_grep_command,
 )
 from orchestrator.core.inventory import inventory_hosts
+from orchestrator.core.keys import live_public_keys, node_key_checks
 from orchestrator.errors import ConfigError, NodeError, UsageError
 from orchestrator.service.deploy import inventory_path
 from orchestrator.settings import Settings
@@ -114,7 +116,9 @@ def _failed_login(target: ssh.Target, username: str) -> None:
         ssh.run_on(ssh.Target(**{**target.__dict__, "user": username}), ["true"], check=False)
 
 
-def audit_node(target: ssh.Target, needles: Iterable[str] = ()) -> list[Check]:
+def audit_node(
+    target: ssh.Target, needles: Iterable[str] = (), settings: Settings | None = None
+) -> list[Check]:
     canaries = {
         "journal": f"wgfleet-canary-journal-{secrets.token_hex(8)}",
         "syslog": f"wgfleet-canary-syslog-{secrets.token_hex(8)}",
@@ -147,6 +151,7 @@ def audit_node(target: ssh.Target, needles: Iterable[str] = ()) -> list[Check]:
         Check(target.name, "reachable", True, f"{target.address} over pinned SSH"),
         *evaluate(target.name, probes),
         *canary_checks(target.name, found),
+        *(_key_checks(settings, target.name, probes) if settings else []),
     ]
 
 
@@ -163,7 +168,7 @@ def audit(
     needles = tuple(needles)
 
     def one(target: ssh.Target) -> list[Check]:
-        checks = audit_node(target, needles)
+        checks = audit_node(target, needles, settings)
         failed = sum(not c.passed for c in checks)
         progress(f"{target.name}: {len(checks) - failed} passed, {failed} failed")
         return checks
@@ -171,3 +176,19 @@ def audit(
     with ThreadPoolExecutor(max_workers=min(16, len(targets))) as pool:
         results = list(pool.map(one, targets))
     return AuditResult(tuple(check for checks in results for check in checks))
+
+
+def _key_checks(settings: Settings, name: str, probes: dict[str, Probe]) -> list[Check]:
+    """Compare the node's live WireGuard keys with the store, and their age with the policy."""
+    from orchestrator.service.context import open_fleet
+
+    with open_fleet(settings) as fleet:
+        node = {n.name: n for n in fleet.store.nodes()}.get(name)
+    probe = probes.get("wireguard_public_keys")
+    return node_key_checks(
+        name,
+        node,
+        live_public_keys(probe.stdout if probe else ""),
+        settings.keys.node_max_age_days,
+        date.today(),
+    )

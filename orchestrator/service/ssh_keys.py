@@ -25,7 +25,7 @@ from orchestrator.core.inventory import (
     public_key_fingerprint,
     render_known_hosts,
 )
-from orchestrator.errors import NodeError, UsageError, WgfleetError
+from orchestrator.errors import AuthenticationFailed, NodeError, UsageError, WgfleetError
 from orchestrator.service.audit import audit_targets
 from orchestrator.service.context import Fleet
 from orchestrator.service.deploy import ansible_work_dir, inventory_path, node_extravars
@@ -85,16 +85,16 @@ def _authorize(settings: Settings, purpose: str, extra: str | None, retire: str 
         raise RotationFailed(f"authorizing the {purpose} key failed on {'; '.join(failed)}")
 
 
-def _login(settings: Settings, purpose: str, key_file: Path) -> dict[str, str]:
+def _login(settings: Settings, purpose: str, key_file: Path) -> dict[str, NodeError]:
     """Log in as the purpose's account with ``key_file`` on every node; node -> error."""
-    errors = {}
+    errors: dict[str, NodeError] = {}
     for target in audit_targets(settings, None):
         as_user = ssh.Target(**{**target.__dict__, "user": USERS[purpose], "key_file": key_file})
         try:
             with ssh.NodeConnection(as_user):
                 pass
         except NodeError as exc:
-            errors[target.name] = str(exc)
+            errors[target.name] = exc
     return errors
 
 
@@ -151,8 +151,12 @@ def rotate_ssh_key(
     _authorize(settings, purpose, None, old_public if purpose == "deploy" else None)
     steps.append("old key removed from every node")
     progress(steps[-1])
-    still = [n for n, e in _login(settings, purpose, old_path).items() if "authentication" in e]
-    accepted = sorted(set(nodes) - set(still))
+    old_refused = [
+        n
+        for n, e in _login(settings, purpose, old_path).items()
+        if isinstance(e, AuthenticationFailed)
+    ]
+    accepted = sorted(set(nodes) - set(old_refused))
     for stale in (old_path, _pub(old_path)):
         stale.unlink(missing_ok=True)
     if accepted:
