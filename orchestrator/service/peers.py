@@ -103,6 +103,7 @@ def add_configuration(
             plan=plan,
             quota_bytes=quota_bytes,
             key_created_on=today or date.today(),
+            psk_created_on=today or date.today(),
         )
         try:
             store.add_configuration(config)

@@ -1,0 +1,58 @@
+"""Helpers of the integration tests: root commands on lab nodes, pings from lab clients, and
+the `wgfleet` command run against the session lab's settings file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from orchestrator.adapters import ssh
+from orchestrator.adapters.lab.clients import ping_from
+from orchestrator.service import lab as lab_service
+from orchestrator.service import peers as peers_service
+from orchestrator.service.context import Fleet
+from tests.conftest import Lab
+
+WGFLEET = str(Path(sys.executable).with_name("wgfleet"))
+
+
+def root(lab: Lab, layout, node_index: int, argv: list[str] | str) -> str:
+    node = layout.nodes[node_index]
+    return ssh.run_on(lab_service.node_target(lab.settings, node), argv).stdout
+
+
+def transfer(lab: Lab, layout, node_index: int) -> dict[str, tuple[int, int]]:
+    rows = root(lab, layout, node_index, ["wg", "show", "wg0", "transfer"]).splitlines()
+    return {k: (int(rx), int(tx)) for k, rx, tx in (r.split("\t") for r in rows)}
+
+
+def ping(netns: str, address: str, count: int = 2) -> bool:
+    return ping_from(netns, address, count=count, wait=1).returncode == 0
+
+
+def ping_within(netns: str, address: str, seconds: float = 30) -> bool:
+    """A client whose peer came back re-handshakes on its own, within about 15 s (WireGuard's
+    keepalive plus rekey timeout): wait for that instead of failing on the first lost ping."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if ping(netns, address, count=1):
+            return True
+    return False
+
+
+def wgfleet(lab: Lab, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [WGFLEET, "--config", str(lab.config_file), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def account(fleet: Fleet, name: str) -> None:
+    if name not in {a.username for a in fleet.store.accounts()}:
+        peers_service.add_account(fleet, name, "correct horse battery", f"dev-{name}")
