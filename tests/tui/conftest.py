@@ -7,7 +7,9 @@ and the TUI must show the failed push as a notification.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import inspect
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +34,18 @@ from orchestrator.settings import Settings, settings_from_mapping
 from orchestrator.tui.app import WgfleetApp
 
 TODAY = date(2024, 5, 15)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``async def`` tests in a fresh event loop (Textual's pilot is async); no plugin."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    asyncio.run(pyfuncitem.obj(**{name: pyfuncitem.funcargs[name] for name in names}))
+    return True
+
+
 GIB = 2**30
 
 
@@ -40,20 +54,53 @@ def key(n: int) -> str:
     return base64.b64encode(n.to_bytes(4, "big") + bytes(28)).decode()
 
 
+# Pinned nowhere: every SSH connection is refused before any packet, with the same words.
+KNOWN_HOSTS = "/nonexistent/wgfleet-tests/known_hosts"
+
+
 def make_settings(base: Path) -> Settings:
+    """Settings for a store under ``base``, and the same as a file for the CLI."""
     base.mkdir(parents=True, exist_ok=True)
     (base / "settings.yml").write_text(
-        f"data_dir: {base / 'data'}\ninventory: {base / 'inventory'}\nssh:\n  connect_timeout: 1\n"
+        f"data_dir: {base / 'data'}\ninventory: {base / 'inventory'}\n"
+        f"ssh:\n  connect_timeout: 1\n  known_hosts: {KNOWN_HOSTS}\n"
     )
     return settings_from_mapping(
         {
             "data_dir": str(base / "data"),
             "inventory": str(base / "inventory"),
-            "ssh": {"connect_timeout": 1},
+            "ssh": {"connect_timeout": 1, "known_hosts": KNOWN_HOSTS},
         },
         "test settings",
         base,
     )
+
+
+def dump(settings: Settings) -> dict[str, Any]:
+    """Everything the store holds that an action may change."""
+    with open_fleet(settings) as fleet:
+        store = fleet.store
+        return {
+            "accounts": [(a.username, a.device_id, a.contact) for a in store.accounts()],
+            "configurations": [
+                (
+                    c.name,
+                    c.account,
+                    c.public_key,
+                    c.enabled,
+                    c.disabled_reason,
+                    c.plan,
+                    c.quota_bytes,
+                    dict(c.addresses),
+                )
+                for c in store.configurations()
+            ],
+            "topups": store.topups(),
+            "usage": store.usage(),
+            "totals": store.running_totals(),
+            "revisions": store.node_revisions(),
+            "health": store.node_health(),
+        }
 
 
 def seed(settings: Settings, extra: int = 0) -> None:
@@ -157,3 +204,18 @@ async def settle(pilot: Any) -> None:
     for _ in range(3):
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
+
+
+@pytest.fixture
+def twins(tmp_path: Path) -> tuple[Settings, Settings]:
+    """Two stores seeded alike: the TUI acts on the first, the CLI on the second."""
+    tui, cli = make_settings(tmp_path / "tui"), make_settings(tmp_path / "cli")
+    seed(tui)
+    seed(cli)
+    return tui, cli
+
+
+def run_cli(settings: Settings, *args: str) -> int:
+    from orchestrator.cli import main
+
+    return main(["--config", str(Path(settings.data_dir).parent / "settings.yml"), *args])
