@@ -32,9 +32,9 @@ def deletion_statement(account: AccountRow) -> str:
         f"  - its {len(account.configurations)} configuration(s): {names}\n"
         f"  - their usage totals and counters\n"
         f"  - their peers, removed from {', '.join(nodes) or 'no node'}\n"
-        f"Kept:\n"
-        f"  - {len(account.topups)} top-up ledger row(s) ({invoices}), with the\n"
-        f"    configuration set to none: invoice, amount, bytes and date stay for the books"
+        f"Kept, for the books:\n"
+        f"  - {len(account.topups)} top-up ledger row(s): {invoices}\n"
+        f"    (invoice, amount, bytes, date; configuration set to none)"
     )
 
 

@@ -12,9 +12,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 INTRO = (
-    "wgfleet: the same service functions as the `wgfleet` command. Changes to configurations\n"
-    "and accounts are pushed live to the nodes concerned; a node that does not take a change\n"
-    "keeps it pending until Apply. Writers take the fleet lock: if cron or a pipeline holds\n"
+    "wgfleet: the same service functions as the `wgfleet` command. Changes to configurations "
+    "and accounts are pushed live to the nodes concerned; a node that does not take a change "
+    "keeps it pending until Apply. Writers take the fleet lock: if cron or a pipeline holds "
     "it, you are told at once and nothing changes."
 )
 

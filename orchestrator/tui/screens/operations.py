@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Label, RichLog, Static
 from textual.worker import Worker
 
@@ -40,10 +40,17 @@ class Summary:
     title: str
     line: str
     failures: tuple[tuple[str, str], ...] = field(default=())
+    ran: bool = True  # False: refused before reaching any node (the error was notified)
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        return self.ran and not self.failures
+
+    @property
+    def verdict(self) -> str:
+        if not self.ran:
+            return "did not run"
+        return "ok" if self.ok else f"{len(self.failures)} failure(s)"
 
 
 def sync_summary(result: SyncResult) -> Summary:
@@ -131,7 +138,7 @@ class OperationsScreen(WgfleetScreen):
             id="operations-help",
             markup=False,
         )
-        with Vertical(id="summary-box"):
+        with VerticalScroll(id="summary-box"):
             yield Label("no run yet", id="summary-title")
             yield Static("", id="summary", markup=False)
         with Horizontal(id="operation-body"):
@@ -214,7 +221,7 @@ class OperationsScreen(WgfleetScreen):
             self._announce_nodes()
         _ok, summary = guarded(app, kind, work[kind])
         if summary is None:
-            summary = Summary(kind, "did not run", (("-", "see the notification"),))
+            summary = Summary(kind, "nothing was done: see the notification", ran=False)
         app.call_from_thread(self.finished, summary)
 
     def _deploy(self) -> Summary:
@@ -267,11 +274,20 @@ class OperationsScreen(WgfleetScreen):
 
     def finished(self, summary: Summary) -> None:
         title = self.query_one("#summary-title", Label)
-        verdict = "ok" if summary.ok else f"{len(summary.failures)} failure(s)"
-        title.update(Text(f"{summary.title}: {verdict}", style="green" if summary.ok else "red"))
+        heading = f"{summary.title}: {summary.verdict}"
+        title.update(Text(heading, style="green" if summary.ok else "red"))
         lines = [summary.line] + [f"  {node}: {why}" for node, why in summary.failures]
         self.query_one("#summary", Static).update("\n".join(lines))
         for node, why in summary.failures:
-            if node != "-":
-                self.node_update(node, "failed", why, log=False)
+            self.node_update(node, "failed", why, log=False)
+        if summary.failures:  # heard on any screen; the details stay here
+            shown = [f"{node}: {why}" for node, why in summary.failures[:5]]
+            more = len(summary.failures) - len(shown)
+            self.notify(
+                "\n".join(shown + ([f"and {more} more on the Operations screen"] if more else [])),
+                title=heading,
+                severity="error",
+                timeout=15,
+                markup=False,
+            )
         self.running = None

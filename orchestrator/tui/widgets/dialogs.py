@@ -35,9 +35,11 @@ class Dialog(ModalScreen[object]):
         error.display = True
 
     def buttons(self, ok: str, *, danger: bool = False) -> Horizontal:
+        """The bottom bar: an error line (hidden until needed), then OK and Cancel."""
         return Horizontal(
-            Button(ok, variant="error" if danger else "primary", id="ok"),
-            Button("Cancel", id="cancel"),
+            Label("", id="dialog-error"),
+            Button(ok, variant="error" if danger else "primary", id="ok", compact=True),
+            Button("Cancel", id="cancel", compact=True),
             classes="dialog-buttons",
         )
 
@@ -62,8 +64,11 @@ class ConfirmDialog(Dialog):
             with VerticalScroll(classes="dialog-body"):
                 yield Static(self.body, markup=False)
             if self.type_to_confirm is not None:
-                yield Input(placeholder=f"type {self.type_to_confirm} to confirm", id="confirm")
-            yield Label("", id="dialog-error")
+                yield Input(
+                    placeholder=f"type {self.type_to_confirm} to confirm",
+                    id="confirm",
+                    compact=True,
+                )
             yield self.buttons(self.ok, danger=True)
 
     def on_mount(self) -> None:
@@ -94,8 +99,8 @@ class DisableDialog(Dialog):
                 value=DisabledReason.OPERATOR,
                 allow_blank=False,
                 id="reason",
+                compact=True,
             )
-            yield Label("", id="dialog-error")
             yield self.buttons("Disable", danger=True)
 
     def on_mount(self) -> None:
@@ -133,15 +138,14 @@ class TopUpDialog(Dialog):
             yield Label(f"Top up {self.config_name}", classes="dialog-title")
             with VerticalScroll(classes="dialog-body"):
                 yield Label("invoice (once per invoice)")
-                yield Input(placeholder="INV-2024-0001", id="invoice")
+                yield Input(placeholder="INV-2024-0001", id="invoice", compact=True)
                 yield Label("amount billed")
-                yield Input(placeholder="4.99", id="amount")
+                yield Input(placeholder="4.99", id="amount", compact=True)
                 yield Label("grant: bytes, or a plan's quota")
-                yield Input(placeholder="bytes, e.g. 10737418240", id="bytes")
+                yield Input(placeholder="bytes, e.g. 10737418240", id="bytes", compact=True)
                 yield Select(
-                    [(p, p) for p in self.plans], prompt="or a plan", id="plan", allow_blank=True
+                    [(p, p) for p in self.plans], prompt="or a plan", id="plan", compact=True
                 )
-            yield Label("", id="dialog-error")
             yield self.buttons("Top up")
 
     def on_mount(self) -> None:
@@ -192,17 +196,18 @@ class AddConfigurationDialog(Dialog):
             yield Label("Add a configuration", classes="dialog-title")
             with VerticalScroll(classes="dialog-body"):
                 yield Label("account")
-                yield Input(self.account, placeholder="username", id="account")
+                yield Input(self.account, placeholder="username", id="account", compact=True)
                 yield Label("nodes")
-                yield SelectionList[str](*[(n, n, True) for n in self.nodes], id="nodes")
+                yield SelectionList[str](
+                    *[(n, n, True) for n in self.nodes], id="nodes", compact=True
+                )
                 yield Label("quota: bytes, or a plan, or neither (unmetered)")
-                yield Input(placeholder="bytes", id="quota")
+                yield Input(placeholder="bytes", id="quota", compact=True)
                 yield Select(
-                    [(p, p) for p in self.plans], prompt="or a plan", id="plan", allow_blank=True
+                    [(p, p) for p in self.plans], prompt="or a plan", id="plan", compact=True
                 )
                 yield Label("name (default ACCOUNT-N)")
-                yield Input(placeholder="optional", id="name")
-            yield Label("", id="dialog-error")
+                yield Input(placeholder="optional", id="name", compact=True)
             yield self.buttons("Add")
 
     def on_mount(self) -> None:
@@ -270,7 +275,7 @@ class ClientConfigDialog(Dialog):
                     if self.qr:
                         yield Static(qr_text(text), markup=False, classes="qr")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Done", variant="primary", id="cancel")
+                yield Button("Done", variant="primary", id="cancel", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#client-configs").focus()
