@@ -123,6 +123,7 @@ class OperationsScreen(WgfleetScreen):
         Binding("u", "run('audit')", "Audit"),
         Binding("d", "run('deploy')", "Deploy"),
         Binding("c", "cancel", "Cancel"),
+        Binding("l", "log_scope", "Log: all/node"),
     ]
 
     def __init__(self) -> None:
@@ -130,6 +131,8 @@ class OperationsScreen(WgfleetScreen):
         self.worker: Worker[None] | None = None
         self.running: str | None = None
         self.cancel_requested = threading.Event()
+        self.log_lines: list[tuple[str, str]] = []  # (node, line) of the last run
+        self.log_node: str | None = None  # show only this node's lines; None: every node
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -146,7 +149,9 @@ class OperationsScreen(WgfleetScreen):
             for column in ("node", "state", "detail"):
                 nodes.add_column(column, key=column)
             yield nodes
-            yield RichLog(id="operation-log", max_lines=5000, wrap=False, markup=False)
+            log = RichLog(id="operation-log", max_lines=5000, wrap=False, markup=False)
+            log.border_title = "log: every node"
+            yield log
         yield Footer()
 
     # --- running -----------------------------------------------------------------------------
@@ -159,6 +164,7 @@ class OperationsScreen(WgfleetScreen):
         self.cancel_requested.clear()
         self.query_one("#operation-nodes", DataTable).clear()
         self.query_one(RichLog).clear()
+        self.log_lines = []
         self.query_one("#summary-title", Label).update(f"{kind}: running…")
         self.query_one("#summary", Static).update("")
         self.worker = self.run_worker(
@@ -265,12 +271,39 @@ class OperationsScreen(WgfleetScreen):
         table: DataTable[str | Text] = self.query_one("#operation-nodes", DataTable)
         styled = Text(state, style=STATE_STYLE.get(state, ""))
         if node in table.rows:
-            table.update_cell(node, "state", styled)
-            table.update_cell(node, "detail", detail)
+            table.update_cell(node, "state", styled, update_width=True)
+            table.update_cell(node, "detail", detail, update_width=True)
         else:
             table.add_row(node, styled, detail, key=node)
         if log:
-            self.query_one(RichLog).write(Text(f"{node}: {state}: {detail}"))
+            line = f"{node}: {state}: {detail}"
+            self.log_lines.append((node, line))
+            if len(self.log_lines) > 20_000:  # a long deploy: keep the latest lines
+                del self.log_lines[:5_000]
+            if self.log_node in (None, node):
+                self.query_one(RichLog).write(Text(line))
+
+    def action_log_scope(self) -> None:
+        """Show the log of the highlighted node only, or of every node again."""
+        table: DataTable[str | Text] = self.query_one("#operation-nodes", DataTable)
+        if self.log_node is None and table.row_count:
+            self.log_node = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        else:
+            self.log_node = None
+        self.show_log()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self.log_node is not None and event.row_key.value != self.log_node:
+            self.log_node = str(event.row_key.value)
+            self.show_log()
+
+    def show_log(self) -> None:
+        log = self.query_one(RichLog)
+        log.clear()
+        log.border_title = f"log: {self.log_node}" if self.log_node else "log: every node"
+        for node, line in self.log_lines:
+            if self.log_node in (None, node):
+                log.write(Text(line))
 
     def finished(self, summary: Summary) -> None:
         title = self.query_one("#summary-title", Label)
