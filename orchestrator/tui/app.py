@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Iterator
 from datetime import date
 from functools import partial
@@ -15,6 +17,7 @@ from textual.screen import Screen
 from orchestrator.settings import Settings
 from orchestrator.tui.backend import Backend
 from orchestrator.tui.screens.accounts import AccountsScreen
+from orchestrator.tui.screens.base import WgfleetScreen
 from orchestrator.tui.screens.configurations import ConfigurationsScreen
 from orchestrator.tui.screens.fleet import FleetScreen
 from orchestrator.tui.screens.help import HelpScreen, bindings_of
@@ -92,7 +95,11 @@ class WgfleetApp(App[None]):
     async def run_on_screen(self, mode: str, action: str) -> None:
         """Show ``mode``'s screen and run one of its actions there (for the command palette)."""
         await self.switch_mode(mode)
-        await self.screen.run_action(action)
+        screen = self.screen
+        if isinstance(screen, WgfleetScreen):  # act on its rows, not on an empty table
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(screen.ready.wait(), timeout=10)
+        await screen.run_action(action)
 
 
 def run(settings: Settings) -> None:

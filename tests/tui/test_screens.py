@@ -209,3 +209,24 @@ def test_wgfleet_tui_is_a_command() -> None:
 
     args = build_parser().parse_args(["tui"])
     assert args.handler.__name__ == "cmd_tui"
+
+
+async def test_the_palette_runs_an_action_on_its_screen(settings: Settings):
+    from orchestrator.tui.screens.configurations import ConfigurationsScreen
+    from orchestrator.tui.widgets.dialogs import TopUpDialog
+
+    app = WgfleetApp(settings, today=TODAY)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Configurations: Top")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, TopUpDialog)
+        assert dialog.config_name == "alice-1"  # the first row, once the screen had loaded
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfigurationsScreen)

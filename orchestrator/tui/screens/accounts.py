@@ -91,6 +91,7 @@ class AccountsScreen(WgfleetScreen):
 
     def loaded(self, accounts: list[AccountRow]) -> None:
         self.accounts = rows = accounts
+        self.ready.set()
         # Widths from the whole list, measured once per load: filtering never jolts them.
         self.column_list = [
             Column(

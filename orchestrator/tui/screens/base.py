@@ -3,6 +3,7 @@ notifications instead of crashes."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -49,6 +50,10 @@ def push_failures(push: PushResult) -> str:
 
 class WgfleetScreen(Screen[None]):
     """A screen of the operator's UI."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ready = asyncio.Event()  # set once its data was first shown
 
     @property
     def wgapp(self) -> WgfleetApp:

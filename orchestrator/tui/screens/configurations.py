@@ -121,6 +121,7 @@ class ConfigurationsScreen(WgfleetScreen):
 
     def loaded(self, data: ConfigurationsData) -> None:
         self.data = data
+        self.ready.set()
         rows = data.rows
         self.widths = {
             "name": column_width(LABELS["name"] + " ▲", [r.name for r in rows], 28),

@@ -75,6 +75,7 @@ class FleetScreen(WgfleetScreen):
 
     def loaded(self, overview: FleetOverview) -> None:
         self.query_one("#totals", Static).update(totals_text(overview))
+        self.ready.set()
         table: DataTable[str | Text] = self.query_one(DataTable)
         table.clear()
         for node in overview.nodes:

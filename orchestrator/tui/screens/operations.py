@@ -154,6 +154,9 @@ class OperationsScreen(WgfleetScreen):
             yield log
         yield Footer()
 
+    def on_mount(self) -> None:
+        self.ready.set()  # nothing to load
+
     # --- running -----------------------------------------------------------------------------
 
     def action_run(self, kind: str) -> None:
