@@ -35,6 +35,16 @@ def cmd_config_show(args: argparse.Namespace, settings: Settings, output: Output
     return ExitCode.OK
 
 
+# --- tui ----------------------------------------------------------------------------------------
+
+
+def cmd_tui(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.tui.app import run
+
+    run(settings)
+    return ExitCode.OK
+
+
 # --- demo ---------------------------------------------------------------------------------------
 
 
@@ -130,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="inspect the settings in force")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     add(config_commands, "show", cmd_config_show, "show the effective settings (paths, never keys)")
+    add(commands, "tui", cmd_tui, "the operator's terminal UI (same actions as these commands)")
     nodes.register(commands, add)
     fleet.register(commands, add)
     keys.register(commands, add)

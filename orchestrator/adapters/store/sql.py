@@ -797,3 +797,12 @@ class SqlStore:
                 (cutoff, keep),
             )
         return len(rows)
+
+    # --- read models (TUI) -------------------------------------------------------------------
+
+    def node_health(self) -> dict[str, tuple[bool | None, bool | None]]:
+        """name -> (last push ok, last sync ok); None until the first attempt."""
+        return {
+            r[0]: (None if r[1] is None else bool(r[1]), None if r[2] is None else bool(r[2]))
+            for r in self._rows("SELECT name, last_push_ok, last_sync_ok FROM nodes")
+        }

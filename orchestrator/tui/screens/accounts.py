@@ -1,0 +1,207 @@
+"""Accounts: search, see an account's configurations and top-ups, erase an account."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+
+from orchestrator.core.models import Configuration
+from orchestrator.core.overview import AccountRow, filter_rows, human_bytes
+from orchestrator.service import peers
+from orchestrator.service.overview import accounts_overview
+from orchestrator.service.push import PushResult
+from orchestrator.tui.screens.base import WgfleetScreen
+from orchestrator.tui.widgets.dialogs import ConfirmDialog
+from orchestrator.tui.widgets.virtual_table import Column, VirtualTable, column_width
+
+
+def deletion_statement(account: AccountRow) -> str:
+    """What erasing ``account`` erases and what it keeps, in the operator's words."""
+    names = ", ".join(c.name for c in account.configurations) or "none"
+    nodes = sorted({n for c in account.configurations for n in c.nodes})
+    invoices = ", ".join(t.invoice for t in account.topups) or "none"
+    return (
+        f"Erased for good:\n"
+        f"  - the account {account.username} (password hash, device id, contact)\n"
+        f"  - its {len(account.configurations)} configuration(s): {names}\n"
+        f"  - their usage totals and counters\n"
+        f"  - their peers, removed from {', '.join(nodes) or 'no node'}\n"
+        f"Kept, for the books:\n"
+        f"  - {len(account.topups)} top-up ledger row(s): {invoices}\n"
+        f"    (invoice, amount, bytes, date; configuration set to none)"
+    )
+
+
+class AccountsScreen(WgfleetScreen):
+    TITLE = "Accounts"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "focus_search", "Search"),
+        Binding("x", "delete", "Delete account"),
+        Binding("r", "reload", "Reload"),
+        Binding("escape", "focus_table", "Table", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.accounts: list[AccountRow] = []
+        self.shown: list[AccountRow] = []
+        self.column_list: list[Column] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(classes="filter-bar"):
+            yield Input(placeholder="search: username, device id, contact", id="search")
+            yield Static("", id="count", classes="count")
+        yield VirtualTable(self.cells, id="accounts")
+        with Horizontal(id="account-detail"):
+            with Vertical():
+                yield Label("configurations", id="detail-configurations-title")
+                configs: DataTable[str] = DataTable(id="account-configurations", cursor_type="row")
+                configs.add_columns("configuration", "nodes", "used / quota", "status")
+                yield configs
+            with Vertical():
+                yield Label("top-ups")
+                topups: DataTable[str] = DataTable(id="account-topups", cursor_type="row")
+                topups.add_columns("invoice", "configuration", "amount", "granted", "bought on")
+                yield topups
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(VirtualTable).focus()
+
+    def on_screen_resume(self) -> None:
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        today = self.backend.today()
+        self.call_service(
+            "load accounts",
+            lambda fleet: accounts_overview(fleet, today),
+            self.loaded,
+            write=False,
+            group="load",
+        )
+
+    def loaded(self, accounts: list[AccountRow]) -> None:
+        self.accounts = rows = accounts
+        self.ready.set()
+        # Widths from the whole list, measured once per load: filtering never jolts them.
+        self.column_list = [
+            Column(
+                "username", "username", column_width("username", [a.username for a in rows], 28)
+            ),
+            Column(
+                "device", "device id", column_width("device id", [a.device_id for a in rows], 24)
+            ),
+            Column("configurations", "configs", 7),
+            Column("topups", "top-ups", 7),
+            Column(
+                "contact", "contact", column_width("contact", [a.contact or "" for a in rows], 20)
+            ),
+        ]
+        self.show_rows()
+
+    def show_rows(self) -> None:
+        table = self.query_one(VirtualTable)
+        current = table.current
+        query = self.query_one("#search", Input).value
+        self.shown = filter_rows(self.accounts, query, lambda a: a.search_text)
+        name = current.username if isinstance(current, AccountRow) else None
+        rows = self.accounts
+        table.set_rows(self.column_list, self.shown, keep=lambda a: a.username == name)
+        self.query_one("#count", Static).update(
+            f"{len(self.shown)} of {len(rows)}" if query.strip() else f"{len(rows)} accounts"
+        )
+        self.show_detail(table.current)
+
+    def cells(self, row: Any) -> tuple[Sequence[str], str]:
+        assert isinstance(row, AccountRow)
+        return (
+            row.username,
+            row.device_id,
+            str(len(row.configurations)),
+            str(len(row.topups)),
+            row.contact or "-",
+        ), ""
+
+    @on(VirtualTable.Highlighted, "#accounts")
+    def _highlighted(self, event: VirtualTable.Highlighted) -> None:
+        self.show_detail(event.row)
+
+    def show_detail(self, row: Any) -> None:
+        configs: DataTable[str] = self.query_one("#account-configurations", DataTable)
+        topups: DataTable[str] = self.query_one("#account-topups", DataTable)
+        configs.clear()
+        topups.clear()
+        if not isinstance(row, AccountRow):
+            self.query_one("#detail-configurations-title", Label).update("configurations")
+            return
+        self.query_one("#detail-configurations-title", Label).update(
+            f"configurations of {row.username}"
+        )
+        for c in row.configurations:
+            configs.add_row(c.name, ",".join(c.nodes), c.usage(6), c.status)
+        for t in row.topups:
+            topups.add_row(
+                t.invoice,
+                t.configuration or "-",
+                t.amount,
+                human_bytes(t.bytes_granted),
+                t.purchased_on.isoformat(),
+            )
+
+    @on(Input.Changed, "#search")
+    def _search_changed(self) -> None:
+        self.show_rows()
+
+    @on(Input.Submitted, "#search")
+    def action_focus_table(self) -> None:
+        self.query_one(VirtualTable).focus()
+
+    def action_focus_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def action_delete(self) -> None:
+        row = self.query_one(VirtualTable).current
+        if not isinstance(row, AccountRow):
+            self.notify("no account selected", severity="warning")
+            return
+
+        def confirmed(yes: object) -> None:
+            if yes is not True:
+                return
+            self.call_service(
+                f"delete account {row.username}",
+                lambda fleet: peers.delete_account(fleet, row.username),
+                self.deleted(row.username),
+                write=True,
+            )
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Erase account {row.username}",
+                deletion_statement(row),
+                "Erase",
+                type_to_confirm=row.username,
+            ),
+            confirmed,
+        )
+
+    def deleted(self, username: str) -> Any:
+        def done(result: tuple[list[Configuration], PushResult]) -> None:
+            removed, push = result
+            self.report_push(
+                f"account {username} erased with {len(removed)} configuration(s); "
+                "top-up transactions kept",
+                push,
+            )
+            self.action_reload()
+
+        return done

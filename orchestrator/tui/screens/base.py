@@ -1,0 +1,111 @@
+"""What every screen shares: the backend, and the boundary where service errors become
+notifications instead of crashes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from textual.screen import Screen
+from textual.worker import Worker
+
+from orchestrator.errors import FleetBusy, WgfleetError
+from orchestrator.service.context import Fleet
+from orchestrator.service.push import PushResult
+from orchestrator.tui.backend import Backend
+
+if TYPE_CHECKING:
+    from orchestrator.tui.app import WgfleetApp
+
+T = TypeVar("T")
+
+
+def guarded(app: Any, title: str, work: Callable[[], T]) -> tuple[bool, T | None]:
+    """Run ``work`` in a worker thread; a wgfleet error (or a bug) becomes a notification."""
+    try:
+        return True, work()
+    except FleetBusy as exc:
+        app.call_from_thread(
+            app.notify, str(exc), title=f"{title}: fleet busy", severity="warning", markup=False
+        )
+    except WgfleetError as exc:
+        app.call_from_thread(app.notify, str(exc), title=title, severity="error", markup=False)
+    except Exception as exc:  # a bug: keep the operator's session, say what broke
+        app.call_from_thread(
+            app.notify,
+            f"{type(exc).__name__}: {exc}",
+            title=f"{title}: internal error",
+            severity="error",
+            markup=False,
+        )
+        app.call_from_thread(app.log.error, f"{title} failed", exc)
+    return False, None
+
+
+def push_failures(push: PushResult) -> str:
+    return "\n".join(f"{n.node}: {n.error}" for n in push.failed)
+
+
+class WgfleetScreen(Screen[None]):
+    """A screen of the operator's UI."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ready = asyncio.Event()  # set once its data was first shown
+
+    @property
+    def wgapp(self) -> WgfleetApp:
+        return cast("WgfleetApp", self.app)
+
+    @property
+    def backend(self) -> Backend:
+        return self.wgapp.backend
+
+    def call_service(
+        self,
+        title: str,
+        call: Callable[[Fleet], T],
+        done: Callable[[T], None] | None = None,
+        *,
+        write: bool,
+        group: str = "service",
+        exclusive: bool = False,
+    ) -> Worker[None]:
+        """Run ``call(fleet)`` in a thread (under the fleet lock if ``write``), then ``done``
+        with its result on the UI thread; errors are notified, never raised."""
+        return self.run_worker(
+            partial(self._call_in_thread, title, call, done, write),
+            name=title,
+            group=group,
+            exclusive=exclusive,
+            thread=True,
+            exit_on_error=False,
+        )
+
+    def _call_in_thread(
+        self,
+        title: str,
+        call: Callable[[Fleet], T],
+        done: Callable[[T], None] | None,
+        write: bool,
+    ) -> None:
+        backend = self.backend
+        ok, result = guarded(
+            self.app, title, lambda: backend.write(call) if write else backend.read(call)
+        )
+        if ok and done is not None:
+            guarded(self.app, title, lambda: self.app.call_from_thread(done, cast(T, result)))
+
+    def report_push(self, message: str, push: PushResult) -> None:
+        """Say what changed in the store, and name every node that did not take it."""
+        self.notify(message, markup=False)
+        if not push.ok:
+            self.notify(
+                push_failures(push) + "\n(kept pending: Apply on the Operations screen)",
+                title="push failed",
+                severity="error",
+                timeout=15,
+                markup=False,
+            )

@@ -1,0 +1,86 @@
+"""The fleet at a glance: totals, and one row per node from the store's last push and sync."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Footer, Header, Static
+
+from orchestrator.core.overview import FleetOverview, NodeRow, human_bytes
+from orchestrator.service.overview import fleet_overview
+from orchestrator.tui.screens.base import WgfleetScreen
+
+
+def _verdict(value: bool | None, yes: str = "ok", no: str = "failed") -> Text:
+    if value is None:
+        return Text("never", style="dim")
+    return Text(yes, style="green") if value else Text(no, style="bold red")
+
+
+def node_cells(node: NodeRow) -> tuple[str | Text, ...]:
+    reachable = node.reachable
+    return (
+        node.name,
+        _verdict(reachable, "yes", "no") if reachable is not None else Text("?", style="dim"),
+        "-" if node.key_age_days is None else f"{node.key_age_days} d",
+        f"{node.peers_enabled}/{node.peers_total}",
+        Text("pending", style="yellow") if node.pending_push else Text("-", style="dim"),
+        _verdict(node.last_push_ok),
+        _verdict(node.last_sync_ok),
+    )
+
+
+def totals_text(overview: FleetOverview) -> str:
+    t = overview.totals
+    return (
+        f"{t.nodes} nodes, {t.pending_nodes} pending push   "
+        f"{t.configurations} configurations, {t.enabled} enabled, {t.over_quota} over quota   "
+        f"{human_bytes(t.bytes_this_period)} this period"
+    )
+
+
+class FleetScreen(WgfleetScreen):
+    TITLE = "Fleet"
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "reload", "Reload")]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("loading…", id="totals", classes="totals", markup=False)
+        table: DataTable[str | Text] = DataTable(id="nodes", cursor_type="row", zebra_stripes=True)
+        table.add_columns(
+            "node", "reachable", "WG key age", "peers", "push", "last push", "last sync"
+        )
+        yield table
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).focus()
+
+    def on_screen_resume(self) -> None:
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        today = self.backend.today()
+        self.call_service(
+            "load the fleet",
+            lambda fleet: fleet_overview(fleet, today),
+            self.loaded,
+            write=False,
+            group="load",
+        )
+
+    def loaded(self, overview: FleetOverview) -> None:
+        self.query_one("#totals", Static).update(totals_text(overview))
+        self.ready.set()
+        table: DataTable[str | Text] = self.query_one(DataTable)
+        table.clear()
+        for node in overview.nodes:
+            table.add_row(*node_cells(node), key=node.name)
+        if not overview.nodes:
+            self.query_one("#totals", Static).update(
+                totals_text(overview) + "\nno nodes yet: run Deploy on the Operations screen"
+            )

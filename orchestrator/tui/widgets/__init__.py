@@ -1,0 +1,1 @@
+"""Widgets of the operator's terminal UI: presentation only, no fleet rules."""

@@ -1,0 +1,262 @@
+"""The configurations screen changes the store exactly as the equivalent CLI command does,
+shows a failed push as a notification, and filters 5,000 rows at once."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from textual.widgets import Input, Select, SelectionList, Static
+
+from orchestrator.core.models import DisabledReason
+from orchestrator.core.overview import ConfigurationRow
+from orchestrator.service.context import open_fleet
+from orchestrator.service.lock import fleet_lock
+from orchestrator.settings import Settings
+from orchestrator.tui.app import WgfleetApp
+from orchestrator.tui.screens.configurations import ConfigurationsScreen
+from orchestrator.tui.widgets.dialogs import ClientConfigDialog, ConfirmDialog, TopUpDialog
+from orchestrator.tui.widgets.virtual_table import VirtualTable
+from tests.tui.conftest import (
+    GIB,
+    TODAY,
+    dump,
+    make_settings,
+    record_notifications,
+    run_cli,
+    seed,
+    settle,
+)
+
+
+async def open_configurations(pilot: object, name: str | None = None) -> ConfigurationsScreen:
+    from textual.pilot import Pilot
+
+    assert isinstance(pilot, Pilot)
+    await settle(pilot)
+    await pilot.press("2")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, ConfigurationsScreen)
+    if name is not None:
+        screen.query_one("#filter", Input).value = name
+        await pilot.pause()
+        screen.query_one(VirtualTable).focus()
+        current = screen.query_one(VirtualTable).current
+        assert isinstance(current, ConfigurationRow) and current.name == name
+    return screen
+
+
+def pushed_failure(notes: object, node: str) -> None:
+    from tests.tui.conftest import Notes
+
+    assert isinstance(notes, Notes)
+    failures = notes.having("push failed", "error")
+    assert failures, notes.seen
+    assert any(node in message for _s, _t, message in failures)
+    assert "no pinned known_hosts" in failures[0][2]
+
+
+async def test_disable_changes_the_store_as_peers_disable(twins: tuple[Settings, Settings]):
+    tui, cli = twins
+    app = WgfleetApp(tui, today=TODAY)
+    notes = record_notifications(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_configurations(pilot, "alice-1")
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press("enter")  # the dialog's Disable button has focus; reason: operator
+        await settle(pilot)
+        assert app.is_running
+    assert run_cli(cli, "peers", "disable", "alice-1") == 1  # the push fails on both
+    assert dump(tui) == dump(cli)
+    with open_fleet(tui) as fleet:
+        config = fleet.store.configuration("alice-1")
+    assert (config.enabled, config.disabled_reason) == (False, DisabledReason.OPERATOR)
+    assert notes.having("disabled: alice-1")
+    pushed_failure(notes, "node1")
+    pushed_failure(notes, "node2")
+
+
+async def test_enable_changes_the_store_as_peers_enable(twins: tuple[Settings, Settings]):
+    tui, cli = twins
+    app = WgfleetApp(tui, today=TODAY)
+    notes = record_notifications(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_configurations(pilot, "bob-2")
+        await pilot.press("e")
+        await settle(pilot)
+    assert run_cli(cli, "peers", "enable", "bob-2") == 1
+    assert dump(tui) == dump(cli)
+    with open_fleet(tui) as fleet:
+        assert fleet.store.configuration("bob-2").enabled
+    pushed_failure(notes, "node2")
+
+
+async def test_top_up_changes_the_store_as_topup(twins: tuple[Settings, Settings]):
+    tui, cli = twins
+    app = WgfleetApp(tui)  # today: the CLI dates the purchase today too
+    notes = record_notifications(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_configurations(pilot, "bob-1")
+        await pilot.press("t")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, TopUpDialog)
+        dialog.query_one("#invoice", Input).value = "INV-9"
+        dialog.query_one("#amount", Input).value = "4.99"
+        dialog.query_one("#bytes", Input).value = str(5 * GIB)
+        await pilot.click("#ok")
+        await settle(pilot)
+        # The same invoice again grants nothing, and says so.
+        await pilot.press("t")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, TopUpDialog)
+        dialog.query_one("#invoice", Input).value = "INV-9"
+        dialog.query_one("#amount", Input).value = "4.99"
+        dialog.query_one("#plan", Select).value = "basic"
+        await pilot.click("#ok")
+        await settle(pilot)
+    assert (
+        run_cli(
+            cli, "topup", "bob-1", "--bytes", str(5 * GIB), "--amount", "4.99", "--invoice", "INV-9"
+        )
+        == 0
+    )
+    assert dump(tui) == dump(cli)
+    assert notes.having(f"granted {5 * GIB} bytes to bob-1")
+    assert notes.having("already recorded", "warning")
+    with open_fleet(tui) as fleet:
+        assert fleet.store.topup("INV-9") is not None
+        assert fleet.store.topup("INV-9").purchased_on == date.today()  # type: ignore[union-attr]
+
+
+async def test_top_up_refused_by_the_service_is_an_error_notification(settings: Settings):
+    app = WgfleetApp(settings, today=TODAY)
+    notes = record_notifications(app)
+    before = dump(settings)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_configurations(pilot, "bob-1")
+        await pilot.press("t")
+        await pilot.pause()
+        dialog = app.screen
+        dialog.query_one("#invoice", Input).value = "bad invoice!"
+        dialog.query_one("#amount", Input).value = "4.99"
+        dialog.query_one("#bytes", Input).value = "10"
+        await pilot.click("#ok")
+        await settle(pilot)
+        assert app.is_running
+    assert dump(settings) == before
+    assert notes.having("--invoice 'bad invoice!'", "error")
+
+
+async def test_remove_asks_then_changes_the_store_as_peers_remove(
+    twins: tuple[Settings, Settings],
+):
+    tui, cli = twins
+    app = WgfleetApp(tui, today=TODAY)
+    notes = record_notifications(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_configurations(pilot, "alice-2")
+        await pilot.press("x")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("enter")  # Cancel has the focus: nothing happens
+        await settle(pilot)
+        assert dump(tui)["configurations"] == dump(cli)["configurations"]
+        await pilot.press("x")
+        await pilot.pause()
+        await pilot.click("#ok")
+        await settle(pilot)
+    assert run_cli(cli, "peers", "remove", "alice-2", "--yes") == 1
+    assert dump(tui) == dump(cli)
+    assert "alice-2" not in [c[0] for c in dump(tui)["configurations"]]
+    pushed_failure(notes, "node3")
+
+
+async def test_add_shows_the_client_config_and_qr_once(settings: Settings):
+    app = WgfleetApp(settings, today=TODAY)
+    notes = record_notifications(app)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await open_configurations(pilot, "carol-1")
+        await pilot.press("a")
+        await pilot.pause()
+        dialog = app.screen
+        assert dialog.query_one("#account", Input).value == "carol"  # from the highlighted row
+        nodes = dialog.query_one("#nodes", SelectionList)
+        nodes.deselect("node2")
+        nodes.deselect("node3")
+        dialog.query_one("#quota", Input).value = str(3 * GIB)
+        await pilot.click("#ok")
+        await settle(pilot)
+        shown = app.screen
+        assert isinstance(shown, ClientConfigDialog)
+        texts = [str(s.render()) for s in shown.query(Static)]
+        assert any("[Interface]" in t and "PrivateKey = " in t for t in texts)
+        assert shown.query(".qr")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfigurationsScreen)
+    with open_fleet(settings) as fleet:
+        config = fleet.store.configuration("carol-2")
+    assert (config.account, config.nodes, config.quota_bytes) == ("carol", ("node1",), 3 * GIB)
+    assert config.key_created_on == TODAY
+    assert notes.having("configuration carol-2 for carol on node1")
+    pushed_failure(notes, "node1")
+    # The private key went to the screen only: no notification carried it.
+    assert not [n for n in notes.seen if "PrivateKey" in n[2]]
+
+
+async def test_a_held_fleet_lock_is_a_warning_and_changes_nothing(settings: Settings):
+    app = WgfleetApp(settings, today=TODAY)
+    notes = record_notifications(app)
+    before = dump(settings)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_configurations(pilot, "alice-1")
+        with fleet_lock(settings):
+            await pilot.press("e")
+            await pilot.press("d")
+            await pilot.pause()
+            await pilot.press("enter")
+            await settle(pilot)
+        assert app.is_running
+    assert dump(settings) == before
+    assert notes.having("fleet busy", "warning")
+
+
+@pytest.fixture
+def big(tmp_path: object) -> Settings:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    settings = make_settings(tmp_path / "big")
+    seed(settings, extra=5000)
+    return settings
+
+
+async def test_filter_finds_one_configuration_among_5000_at_once(big: Settings):
+    app = WgfleetApp(big, today=TODAY)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_configurations(pilot)
+        table = screen.query_one(VirtualTable)
+        assert len(table.rows) == 5005
+        screen.query_one("#filter", Input).value = "user04321"
+        await pilot.pause()
+        assert [r.name for r in table.rows] == ["user04321-1"]
+        assert "user04321-1" in table.render_line(1).text
+        assert str(screen.query_one("#count", Static).render()) == "1 of 5005"
+        screen.query_one("#filter", Input).value = ""
+        await pilot.pause()
+        assert len(table.rows) == 5005
+
+
+async def test_sorting_by_usage_puts_the_fullest_first(settings: Settings):
+    app = WgfleetApp(settings, today=TODAY)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_configurations(pilot)
+        for _ in range(3):  # name -> account -> nodes -> usage (descending)
+            await pilot.press("o")
+        await pilot.pause()
+        names = [r.name for r in screen.query_one(VirtualTable).rows]
+        assert names[:3] == ["alice-2", "alice-1", "bob-1"]

@@ -1,0 +1,91 @@
+"""Each screen at 80x24 and 160x48 on fixed data (fixed dates, fixed keys, pushes refused
+before any packet). Update after a deliberate change with `--snapshot-update`, and look."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from orchestrator.settings import Settings
+from orchestrator.tui.app import WgfleetApp
+from tests.tui.conftest import TODAY, settle
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
+
+
+def steps(*keys: str, search: str | None = None) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+        if search is not None:
+            pilot.app.screen.query_one(Input).value = search
+            await pilot.pause()
+            pilot.app.screen.query_one("VirtualTable").focus()
+            await settle(pilot)
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_fleet(snap_compare: Any, settings: Settings, size: tuple[int, int]) -> None:
+    assert snap_compare(WgfleetApp(settings, today=TODAY), terminal_size=size, run_before=steps())
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_configurations(snap_compare: Any, settings: Settings, size: tuple[int, int]) -> None:
+    app = WgfleetApp(settings, today=TODAY)
+    assert snap_compare(app, terminal_size=size, run_before=steps("2"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_configurations_filtered(
+    snap_compare: Any, settings: Settings, size: tuple[int, int]
+) -> None:
+    app = WgfleetApp(settings, today=TODAY)
+    assert snap_compare(app, terminal_size=size, run_before=steps("2", search="bob"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_accounts(snap_compare: Any, settings: Settings, size: tuple[int, int]) -> None:
+    app = WgfleetApp(settings, today=TODAY)
+    assert snap_compare(app, terminal_size=size, run_before=steps("3"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_operations_after_a_failed_sync(
+    snap_compare: Any, settings: Settings, size: tuple[int, int]
+) -> None:
+    app = WgfleetApp(settings, today=TODAY)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await steps("4", "s")(pilot)
+        pilot.app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_help(snap_compare: Any, settings: Settings, size: tuple[int, int]) -> None:
+    app = WgfleetApp(settings, today=TODAY)
+    assert snap_compare(app, terminal_size=size, run_before=steps("question_mark"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_disable_dialog(snap_compare: Any, settings: Settings, size: tuple[int, int]) -> None:
+    app = WgfleetApp(settings, today=TODAY)
+    assert snap_compare(app, terminal_size=size, run_before=steps("2", "d"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_delete_account_dialog(
+    snap_compare: Any, settings: Settings, size: tuple[int, int]
+) -> None:
+    app = WgfleetApp(settings, today=TODAY)
+    assert snap_compare(app, terminal_size=size, run_before=steps("3", "x"))
