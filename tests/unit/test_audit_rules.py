@@ -39,6 +39,7 @@ COMPLIANT = {
     "login_records": "",
     "var_log": "",
     "collector_keys": 'restrict,command="sudo -n /usr/local/sbin/wgfleet-counters" ssh-ed25519 AAAA wgfleet-collector\n',
+    "wireguard_public_keys": "wg0 " + "A" * 43 + "=\n",
     "collector_sudo": 'Defaults:wgcollect !syslog, !pam_session\nwgcollect ALL=(root) NOPASSWD: /usr/local/sbin/wgfleet-counters ""\n',
 }
 

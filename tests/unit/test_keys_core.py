@@ -127,3 +127,36 @@ def test_push_answer_with_removals_on_the_overlap_interface() -> None:
     assert [(r.rx_bytes, r.tx_bytes) for r in answer.removed] == [(10, 20)]
     assert answer.overlap is not None and answer.overlap.epoch == "e2"
     assert [(r.rx_bytes, r.tx_bytes) for r in answer.overlap.removed] == [(3, 4)]
+
+
+def test_node_key_checks_compare_live_keys_with_the_store_and_the_policy() -> None:
+    from orchestrator.core.keys import live_public_keys, node_key_checks
+
+    node = Node(
+        "node1",
+        "198.18.0.10",
+        ipaddress.IPv4Network("198.19.1.0/24"),
+        public_key=OLD,
+        key_created_on=date(2026, 1, 1),
+        next_public_key=NEW,
+    )
+    live = live_public_keys(f"wg0 {OLD}\nwg0n {NEW}\n")
+    checks = {c.check: c for c in node_key_checks("node1", node, live, 180, date(2026, 11, 23))}
+    assert checks["wireguard.key_matches_store"].passed
+    assert not checks["wireguard.key_age"].passed
+    assert "326 days old, at most 180" in checks["wireguard.key_age"].evidence
+    drifted = node_key_checks("node1", node, {"wg0": NEW}, 400, date(2026, 11, 23))
+    assert [c.passed for c in drifted] == [False, True]
+    assert "wg0n holds nothing" in drifted[0].evidence
+    assert not node_key_checks("node9", None, {}, 180, date(2026, 11, 23))[0].passed
+
+
+def test_collector_check_allows_the_second_key_of_a_rotation_only() -> None:
+    from orchestrator.core.audit import Probe, evaluate
+
+    line = 'restrict,command="sudo -n /usr/local/sbin/wgfleet-counters" ssh-ed25519 AAAA c\n'
+    for count, passed in ((1, True), (2, True), (3, False)):
+        checks = evaluate("node1", {"collector_keys": Probe(0, line * count)})
+        assert {c.check: c.passed for c in checks}["collector.forced_command"] is passed
+    loose = evaluate("node1", {"collector_keys": Probe(0, line + "ssh-ed25519 BBBB x\n")})
+    assert not {c.check: c.passed for c in loose}["collector.forced_command"]
