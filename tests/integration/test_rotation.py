@@ -204,6 +204,41 @@ def test_a_node_key_overlap_serves_old_and_new_configs_until_the_grace_ends(
         lab_service.tunnel_down(lab.settings, new_client.name)
 
 
+def test_a_preshared_key_rotation_needs_the_new_key_on_the_client(
+    lab: Lab, layout, fleet: Fleet
+) -> None:
+    node = layout.nodes[2]
+    client = layout.clients[0]
+    account(fleet, "pia")
+    pia = peers_service.add_configuration(fleet, "pia", nodes=["node3"], name="pia-1")
+    lab_service.tunnel_up(lab.settings, client.name, pia.client_configs["node3"])
+    try:
+        assert ping(client.netns, str(node.tunnel_address), count=3)
+        rotated = wgfleet(lab, "--json", "keys", "rotate", "psk", "--node", "node3")
+        assert rotated.returncode == 0, rotated.stderr
+        new = {
+            r["configuration"]: r["preshared_key"] for r in json.loads(rotated.stdout)["rotated"]
+        }
+        assert "pia-1" in new
+        key = pia.configuration.public_key
+        live = dict(
+            line.split("\t")
+            for line in root(lab, layout, 2, ["wg", "show", "wg0", "preshared-keys"]).splitlines()
+        )
+        assert live[key] == new["pia-1"]
+        updated = "\n".join(
+            f"PresharedKey = {new['pia-1']}" if line.startswith("PresharedKey") else line
+            for line in pia.client_configs["node3"].splitlines()
+        )
+        lab_service.tunnel_up(lab.settings, client.name, updated + "\n")
+        assert ping_within(client.netns, str(node.tunnel_address), seconds=10)
+        config = fleet.store.configuration("pia-1")
+        assert config.psk_ref != pia.configuration.psk_ref
+        assert not (lab.settings.data_dir / "secrets" / "pia-1").exists()
+    finally:
+        lab_service.tunnel_down(lab.settings, client.name)
+
+
 def test_keys_status_lists_every_key_and_flags_the_overdue(lab: Lab, fleet: Fleet) -> None:
     status = wgfleet(lab, "--json", "keys", "status")
     assert status.returncode == 0, status.stderr

@@ -89,3 +89,44 @@ def test_config_show_never_prints_key_material(
     assert main(["config", "show", "--json"]) == 0
     out = capsys.readouterr().out
     assert secret.splitlines()[1] not in out
+
+
+@pytest.fixture
+def fresh_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.delenv("WGFLEET_CONFIG", raising=False)
+    monkeypatch.setenv("WGFLEET_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def test_keys_status_on_an_empty_fleet(
+    fresh_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--json", "keys", "status", "--check"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"keys": [], "overdue": 0}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["keys", "rotate", "psk"], "name configurations or give --node, not both"),
+        (["keys", "rotate", "peer", "nobody-1"], "no configuration 'nobody-1'"),
+        (["keys", "rotate", "peer", "x", "--grace", "1w"], "--grace: '1w' is not a duration"),
+        (["keys", "rotate", "node", "node9", "--overlap"], "no node(s) node9 in the store"),
+        (["keys", "finish", "node9"], "no node(s) node9 in the store"),
+    ],
+)
+def test_key_commands_refuse_bad_input_with_exit_2(
+    fresh_data: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_key_settings_name_the_field(tmp_path: Path) -> None:
+    from orchestrator.errors import ConfigError
+    from orchestrator.settings import settings_from_mapping
+
+    with pytest.raises(ConfigError, match=r"keys.grace: '2 weeks'.*not a duration"):
+        settings_from_mapping({"keys": {"grace": "2 weeks"}}, "f.yml", tmp_path)
+    with pytest.raises(ConfigError, match=r"keys.node_max_age_days: 1.5: a whole number"):
+        settings_from_mapping({"keys": {"node_max_age_days": 1.5}}, "f.yml", tmp_path)
