@@ -77,6 +77,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, output: Output) -> in
         },
         render,
     )
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if result.ok and args.tui and interactive and not output.json_mode and not output.quiet:
+        from orchestrator.tui.app import run
+
+        run(settings)  # the same fleet, now with real usage in it
     return ExitCode.OK if result.ok else ExitCode.FAILED
 
 
@@ -136,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--nodes", type=positive_int, default=3, help="lab nodes (default 3)")
     demo.add_argument("--clients", type=positive_int, default=2, help="lab VPN clients (default 2)")
+    demo.add_argument(
+        "--no-tui",
+        dest="tui",
+        action="store_false",
+        help="end with the summary; by default a terminal opens the operator's TUI on the fleet",
+    )
 
     config = commands.add_parser("config", help="inspect the settings in force")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
