@@ -97,10 +97,17 @@ def key_records(fleet: Fleet, now: int | None = None) -> list[KeyRecord]:
     return records
 
 
-def key_status(fleet: Fleet, today: date | None = None, now: int | None = None) -> list[KeyAge]:
-    """Every key the fleet uses with its age against the settings' maximum, overdue first."""
+def key_status(
+    fleet: Fleet, today: date | None = None, now: int | None = None, *, record: bool = True
+) -> list[KeyAge]:
+    """Every key the fleet uses with its age against the settings' maximum, overdue first.
+
+    ``record`` notes controller SSH keys the store has not seen yet (a small write); readers
+    that must not write (the TUI without the fleet lock) pass False.
+    """
     today = today or date.today()
-    record_ssh_keys(fleet, today)
+    if record:
+        record_ssh_keys(fleet, today)
     return key_ages(key_records(fleet, now), key_policy(fleet.settings.keys), today)
 
 

@@ -21,6 +21,7 @@ from orchestrator.tui.screens.base import WgfleetScreen
 from orchestrator.tui.screens.configurations import ConfigurationsScreen
 from orchestrator.tui.screens.fleet import FleetScreen
 from orchestrator.tui.screens.help import HelpScreen, bindings_of
+from orchestrator.tui.screens.keys import KeysScreen
 from orchestrator.tui.screens.operations import OperationsScreen
 
 # mode -> (title, screen class), in the order of their number keys.
@@ -29,6 +30,7 @@ SCREENS: dict[str, tuple[str, type[Screen[None]]]] = {
     "configurations": ("Configurations", ConfigurationsScreen),
     "accounts": ("Accounts", AccountsScreen),
     "operations": ("Operations", OperationsScreen),
+    "keys": ("Keys", KeysScreen),
 }
 
 
@@ -78,6 +80,7 @@ class WgfleetApp(App[None]):
         Binding("2", "switch_mode('configurations')", "Configs"),
         Binding("3", "switch_mode('accounts')", "Accounts"),
         Binding("4", "switch_mode('operations')", "Ops"),
+        Binding("5", "switch_mode('keys')", "Keys"),
         Binding("question_mark,f1", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]

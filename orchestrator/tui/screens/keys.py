@@ -1,0 +1,241 @@
+"""Every key with its age, overdue first, and the rotations (the same service calls as
+`wgfleet keys ...`). New client configs and preshared keys are shown once, in a dialog."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Footer, Header, Static
+
+from orchestrator.core.keys import KeyAge, KeyKind, parse_duration
+from orchestrator.core.models import Node
+from orchestrator.service import keys as key_service
+from orchestrator.service import node_keys
+from orchestrator.service.push import PushResult
+from orchestrator.tui.screens.base import WgfleetScreen
+from orchestrator.tui.widgets.dialogs import ClientConfigDialog, ConfirmDialog
+
+
+def key_cells(age: KeyAge) -> tuple[str | Text, ...]:
+    record = age.record
+    status = (
+        Text("overdue", style="bold red") if age.overdue else Text(f"due in {age.due_in_days} d")
+    )
+    return (
+        str(record.kind),
+        record.subject,
+        str(record.created_on or "unknown"),
+        "-" if age.age_days is None else str(age.age_days),
+        str(age.max_age_days),
+        status,
+        record.note,
+    )
+
+
+class KeysScreen(WgfleetScreen):
+    TITLE = "Keys"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "reload", "Reload"),
+        Binding("o", "toggle_overdue", "Overdue only"),
+        Binding("p", "rotate_peer", "Rotate peer key"),
+        Binding("k", "rotate_psk", "Rotate PSK"),
+        Binding("n", "rotate_node", "Rotate node key (overlap)"),
+        Binding("f", "finish_node", "Finish node rotation"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.overdue_only = False
+        self.ages: list[KeyAge] = []
+        self.shown: list[KeyAge] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("loading…", id="key-totals", classes="totals", markup=False)
+        table: DataTable[str | Text] = DataTable(id="keys", cursor_type="row", zebra_stripes=True)
+        table.add_columns("kind", "subject", "created", "age (d)", "max", "status", "note")
+        yield table
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).focus()
+
+    def on_screen_resume(self) -> None:
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        today = self.backend.today()
+        self.call_service(
+            "load the keys",
+            lambda fleet: key_service.key_status(fleet, today, record=False),
+            self.loaded,
+            write=False,
+            group="load",
+        )
+
+    def loaded(self, ages: list[KeyAge]) -> None:
+        self.ages = ages
+        shown = [a for a in ages if a.overdue] if self.overdue_only else ages
+        overdue = sum(a.overdue for a in ages)
+        self.query_one("#key-totals", Static).update(
+            f"{len(ages)} keys, {overdue} overdue"
+            + ("   (overdue only)" if self.overdue_only else "")
+        )
+        table: DataTable[str | Text] = self.query_one(DataTable)
+        table.clear()
+        for index, age in enumerate(shown):
+            table.add_row(*key_cells(age), key=str(index))
+        self.shown = shown
+        self.ready.set()
+
+    def action_toggle_overdue(self) -> None:
+        self.overdue_only = not self.overdue_only
+        self.loaded(self.ages)
+
+    def _selected(self, *kinds: KeyKind) -> KeyAge | None:
+        table: DataTable[str | Text] = self.query_one(DataTable)
+        shown = self.shown
+        if not shown or table.cursor_row >= len(shown):
+            return None
+        age: KeyAge = shown[table.cursor_row]
+        if age.record.kind not in kinds:
+            wanted = " or ".join(str(k) for k in kinds)
+            self.notify(f"select a {wanted} key for this action", severity="warning")
+            return None
+        return age
+
+    def _grace(self) -> int:
+        return parse_duration(self.backend.settings.keys.grace)
+
+    def action_rotate_peer(self) -> None:
+        age = self._selected(KeyKind.PEER, KeyKind.PSK)
+        if age is None:
+            return
+        name, grace = age.record.subject, self._grace()
+        today = self.backend.today()
+
+        def confirmed(yes: object) -> None:
+            if yes is True:
+                self.call_service(
+                    f"rotate {name}'s key",
+                    lambda fleet: key_service.rotate_peer(
+                        fleet, name, grace_seconds=grace, today=today
+                    ),
+                    self.peer_rotated,
+                    write=True,
+                )
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Rotate {name}'s key",
+                f"A new client key pair and preshared key for {name}. Its usage, quota and "
+                f"period stay. The old key keeps working for {self.backend.settings.keys.grace} "
+                "or until the client first uses its new config, which is shown once next.",
+                "Rotate",
+            ),
+            confirmed,
+        )
+
+    def peer_rotated(self, rotated: key_service.RotatedPeer) -> None:
+        config = rotated.configuration
+        self.app.push_screen(ClientConfigDialog(config.name, rotated.client_configs))
+        self.report_push(f"{config.name}: new key, the old one in grace", rotated.push)
+        self.action_reload()
+
+    def action_rotate_psk(self) -> None:
+        age = self._selected(KeyKind.PEER, KeyKind.PSK)
+        if age is None:
+            return
+        name = age.record.subject
+        today = self.backend.today()
+
+        def confirmed(yes: object) -> None:
+            if yes is True:
+                self.call_service(
+                    f"rotate {name}'s preshared key",
+                    lambda fleet: key_service.rotate_psk(fleet, [name], today=today),
+                    self.psk_rotated,
+                    write=True,
+                )
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Rotate {name}'s preshared key",
+                "A peer holds one preshared key, so there is no grace: the client cannot "
+                "connect until its PresharedKey line is replaced with the key shown next.",
+                "Rotate",
+            ),
+            confirmed,
+        )
+
+    def psk_rotated(self, result: tuple[list[key_service.RotatedPsk], PushResult]) -> None:
+        rotated, push = result
+        for r in rotated:
+            self.app.push_screen(
+                ClientConfigDialog(
+                    r.configuration.name,
+                    {"PresharedKey": f"PresharedKey = {r.preshared_key}\n"},
+                    qr=False,
+                )
+            )
+        self.report_push(f"{len(rotated)} preshared key(s) rotated", push)
+        self.action_reload()
+
+    def action_rotate_node(self) -> None:
+        age = self._selected(KeyKind.NODE)
+        if age is None:
+            return
+        name, grace = age.record.subject, self._grace()
+        today = self.backend.today()
+
+        def confirmed(yes: object) -> None:
+            if yes is True:
+                self.call_service(
+                    f"rotate {name}'s key",
+                    lambda fleet: node_keys.rotate_node(
+                        fleet, name, overlap=True, grace_seconds=grace, today=today
+                    ),
+                    self.node_rotated,
+                    write=True,
+                )
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Rotate {name}'s key with overlap",
+                f"{name} makes its next key and serves it on its other port beside the current "
+                f"one for {self.backend.settings.keys.grace}; new client configs name it. "
+                "Reissue the configurations on it (`wgfleet keys reissue --node`) before the "
+                "grace ends.",
+                "Rotate",
+            ),
+            confirmed,
+        )
+
+    def node_rotated(self, rotated: node_keys.RotatedNode) -> None:
+        self.notify(
+            f"{rotated.node.name}: next key on port {rotated.node.next_listen_port}; "
+            f"{len(rotated.reissue)} configuration(s) to reissue",
+            markup=False,
+        )
+        self.action_reload()
+
+    def action_finish_node(self) -> None:
+        age = self._selected(KeyKind.NODE)
+        if age is None:
+            return
+        name = age.record.subject
+        today = self.backend.today()
+        self.call_service(
+            f"finish {name}'s rotation",
+            lambda fleet: node_keys.finish_node_rotation(fleet, name, today=today),
+            self.node_finished,
+            write=True,
+        )
+
+    def node_finished(self, node: Node) -> None:
+        self.notify(f"{node.name}: key {node.public_key} on port {node.listen_port}", markup=False)
+        self.action_reload()
