@@ -150,6 +150,7 @@ class NodeRow:
     pending_push: bool
     last_push_ok: bool | None  # None: never pushed
     last_sync_ok: bool | None  # None: never synced
+    last_audit_ok: bool | None = None  # None: never audited
 
     @property
     def reachable(self) -> bool | None:
@@ -182,6 +183,7 @@ def node_rows(
     pending: Iterable[str],
     health: Mapping[str, tuple[bool | None, bool | None]],
     today: date,
+    audits: Mapping[str, bool | None] | None = None,
 ) -> list[NodeRow]:
     """One row per node; ``health`` maps a node to (last push ok, last sync ok)."""
     enabled: dict[str, int] = {}
@@ -202,6 +204,7 @@ def node_rows(
             pending_push=n.name in waiting,
             last_push_ok=health.get(n.name, (None, None))[0],
             last_sync_ok=health.get(n.name, (None, None))[1],
+            last_audit_ok=(audits or {}).get(n.name),
         )
         for n in sorted(nodes, key=lambda n: n.name)
     ]

@@ -175,7 +175,20 @@ def audit(
 
     with ThreadPoolExecutor(max_workers=min(16, len(targets))) as pool:
         results = list(pool.map(one, targets))
-    return AuditResult(tuple(check for checks in results for check in checks))
+    result = AuditResult(tuple(check for checks in results for check in checks))
+    _record_verdicts(settings, result)
+    return result
+
+
+def _record_verdicts(settings: Settings, result: AuditResult) -> None:
+    """Keep each node's pass or fail (no evidence, no time) for the fleet view."""
+    from orchestrator.service.context import open_fleet
+
+    verdicts: dict[str, bool] = {}
+    for check in result.checks:
+        verdicts[check.node] = verdicts.get(check.node, True) and check.passed
+    with open_fleet(settings) as fleet:
+        fleet.store.mark_audited(verdicts)
 
 
 def _key_checks(settings: Settings, name: str, probes: dict[str, Probe]) -> list[Check]:

@@ -33,7 +33,12 @@ def fleet_overview(fleet: Fleet, today: date) -> FleetOverview:
     configurations = store.configurations()
     rows = configuration_rows(configurations, quota_statuses(fleet, today))
     nodes = node_rows(
-        store.nodes(), configurations, pending_nodes(fleet), store.node_health(), today
+        store.nodes(),
+        configurations,
+        pending_nodes(fleet),
+        store.node_health(),
+        today,
+        store.node_audits(),
     )
     return FleetOverview(tuple(nodes), fleet_totals(nodes, rows))
 

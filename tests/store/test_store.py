@@ -224,6 +224,7 @@ def test_schema_keeps_no_record_of_user_activity(store: SqlStore) -> None:
             if any(word in lowered for word in FORBIDDEN_WORDS) and column not in (
                 "last_push_ok",
                 "last_sync_ok",
+                "last_audit_ok",
                 "listen_port",
             ):
                 offenders.append(f"{table}.{column}")
@@ -310,3 +311,10 @@ def test_node_rotation_state_and_controller_keys(store: SqlStore) -> None:
     store.record_controller_key("deploy", "ssh-ed25519 AAAA", date(2026, 1, 1))
     store.record_controller_key("deploy", "ssh-ed25519 BBBB", date(2026, 11, 23))
     assert store.controller_keys() == {"deploy": ("ssh-ed25519 BBBB", date(2026, 11, 23))}
+
+
+def test_audit_verdicts_are_kept_per_node(store: SqlStore) -> None:
+    seed(store)
+    assert store.node_audits() == {"node1": None, "node2": None}
+    store.mark_audited({"node1": True, "node2": False, "gone": True})
+    assert store.node_audits() == {"node1": True, "node2": False}

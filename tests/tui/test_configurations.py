@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from textual.widgets import Input, Select, SelectionList, Static
+from textual.widgets import Button, Input, Select, SelectionList, Static
 
 from orchestrator.core.models import DisabledReason
 from orchestrator.core.overview import ConfigurationRow
@@ -260,3 +260,29 @@ async def test_sorting_by_usage_puts_the_fullest_first(settings: Settings):
         await pilot.pause()
         names = [r.name for r in screen.query_one(VirtualTable).rows]
         assert names[:3] == ["alice-2", "alice-1", "bob-1"]
+
+
+async def test_rotate_keys_keeps_the_configuration_and_shows_its_new_config_once(
+    settings: Settings,
+):
+    with open_fleet(settings) as fleet:
+        before = fleet.store.configuration("carol-1")
+        usage = fleet.store.usage("carol-1")
+    app = WgfleetApp(settings, today=TODAY)
+    notes = record_notifications(app)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await open_configurations(pilot, "carol-1")
+        await pilot.press("k")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        app.screen.query_one("#ok", Button).press()
+        await settle(pilot)
+        assert isinstance(app.screen, ClientConfigDialog)
+        assert set(app.screen.client_configs) == {"node1", "node2", "node3"}
+    with open_fleet(settings) as fleet:
+        after = fleet.store.configuration("carol-1")
+        assert fleet.store.usage("carol-1") == usage
+    assert after.previous_public_key == before.public_key != after.public_key
+    assert after.addresses == before.addresses
+    assert notes.having("carol-1: new keys", None)
+    pushed_failure(notes, "node3")

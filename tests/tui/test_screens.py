@@ -25,6 +25,7 @@ async def test_fleet_shows_one_row_per_node_and_the_totals(settings: Settings):
     with open_fleet(settings) as fleet:
         fleet.store.mark_pushed("node1", fleet.store.node_revisions()["node1"][0], True)
         fleet.store.mark_sync_failed("node2")
+        fleet.store.mark_audited({"node1": True, "node2": False})
     app = WgfleetApp(settings, today=TODAY)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
@@ -32,9 +33,9 @@ async def test_fleet_shows_one_row_per_node_and_the_totals(settings: Settings):
         assert isinstance(screen, FleetScreen)
         rows = cells(screen.query_one(DataTable))
         assert rows == [
-            ["node1", "yes", "135 d", "3/3", "-", "ok", "never"],
-            ["node2", "no", "125 d", "2/3", "pending", "never", "failed"],
-            ["node3", "?", "115 d", "2/2", "pending", "never", "never"],
+            ["node1", "yes", "135 d", "3/3", "-", "ok", "never", "passed"],
+            ["node2", "no", "125 d", "2/3", "pending", "never", "failed", "failed"],
+            ["node3", "?", "115 d", "2/2", "pending", "never", "never", "never"],
         ]
         totals = str(screen.query_one("#totals", Static).render())
         assert "5 configurations, 4 enabled, 1 over quota" in totals

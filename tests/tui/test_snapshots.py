@@ -89,3 +89,9 @@ def test_delete_account_dialog(
 ) -> None:
     app = WgfleetApp(settings, today=TODAY)
     assert snap_compare(app, terminal_size=size, run_before=steps("3", "x"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_keys(snap_compare: Any, settings: Settings, size: tuple[int, int]) -> None:
+    app = WgfleetApp(settings, today=TODAY)
+    assert snap_compare(app, terminal_size=size, run_before=steps("5"))

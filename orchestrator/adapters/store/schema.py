@@ -150,6 +150,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        4,
+        "each node's last audit verdict, for the operator's fleet view",
+        ("ALTER TABLE nodes ADD COLUMN last_audit_ok BOOLEAN",),
+    ),
 )
 
 

@@ -231,6 +231,20 @@ class SqlStore:
             )
             return self.node(name)
 
+    def mark_audited(self, verdicts: dict[str, bool]) -> None:
+        """Each audited node's verdict (passed every check or not); unknown names are skipped."""
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE nodes SET last_audit_ok = ? WHERE name = ?",
+                [(ok, name) for name, ok in verdicts.items()],
+            )
+
+    def node_audits(self) -> dict[str, bool | None]:
+        return {
+            r[0]: None if r[1] is None else bool(r[1])
+            for r in self._rows("SELECT name, last_audit_ok FROM nodes")
+        }
+
     def cancel_node_rotation(self, name: str) -> None:
         with self.transaction():
             self.db.execute(

@@ -30,6 +30,7 @@ def node_cells(node: NodeRow) -> tuple[str | Text, ...]:
         Text("pending", style="yellow") if node.pending_push else Text("-", style="dim"),
         _verdict(node.last_push_ok),
         _verdict(node.last_sync_ok),
+        _verdict(node.last_audit_ok, "passed"),
     )
 
 
@@ -52,7 +53,14 @@ class FleetScreen(WgfleetScreen):
         yield Static("loading…", id="totals", classes="totals", markup=False)
         table: DataTable[str | Text] = DataTable(id="nodes", cursor_type="row", zebra_stripes=True)
         table.add_columns(
-            "node", "reachable", "WG key age", "peers", "push", "last push", "last sync"
+            "node",
+            "reachable",
+            "WG key age",
+            "peers",
+            "push",
+            "last push",
+            "last sync",
+            "last audit",
         )
         yield table
         yield Footer()
