@@ -370,6 +370,10 @@ def cmd_peers_remove(args: argparse.Namespace, settings: Settings, output: Outpu
 def cmd_topup(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     from orchestrator.service import peers
 
+    if args.batch is not None:
+        return _topup_batch(args, settings, output)
+    if args.configuration is None or args.invoice is None or args.amount is None:
+        raise UsageError("give CONFIGURATION --amount A --invoice INV (--bytes N | --plan P)")
     with _fleet(settings) as fleet:
         topup, created = peers.topup(
             fleet,
@@ -388,6 +392,34 @@ def cmd_topup(args: argparse.Namespace, settings: Settings, output: Output) -> i
             f"{topup.configuration}); nothing granted again"
         ),
     )
+    return ExitCode.OK
+
+
+def _topup_batch(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service.billing import topup_batch
+
+    if args.configuration or args.invoice or args.amount or args.bytes or args.plan:
+        raise UsageError("--from takes everything from the file: give no other top-up options")
+    try:
+        text = sys.stdin.read() if args.batch == "-" else Path(args.batch).read_text("utf-8")
+    except OSError as exc:
+        raise UsageError(f"{args.batch}: {exc.strerror or exc}") from None
+    with _fleet(settings) as fleet:
+        outcomes = topup_batch(fleet, text, args.batch)
+
+    def render() -> None:
+        table = Table("line", "invoice", "configuration", "bytes", "result")
+        for o in outcomes:
+            table.add_row(
+                str(o.line),
+                o.invoice,
+                o.configuration,
+                str(o.bytes_granted),
+                "granted" if o.created else "already recorded",
+            )
+        output.out.print(table)
+
+    output.result([o.as_dict() for o in outcomes], render)
     return ExitCode.OK
 
 
@@ -548,12 +580,19 @@ def register(commands: Any, add: Registrar) -> None:
     remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     topup = add(commands, "topup", cmd_topup, "grant quota to a configuration, once per invoice")
-    topup.add_argument("configuration")
-    grant = topup.add_mutually_exclusive_group(required=True)
+    topup.add_argument("configuration", nargs="?")
+    grant = topup.add_mutually_exclusive_group()
     grant.add_argument("--bytes", type=positive_int)
     grant.add_argument("--plan")
-    topup.add_argument("--amount", required=True, help="amount billed, e.g. 4.99")
-    topup.add_argument("--invoice", required=True, help="invoice number (unique)")
+    topup.add_argument("--amount", help="amount billed, e.g. 4.99")
+    topup.add_argument("--invoice", help="invoice number (unique)")
+    topup.add_argument(
+        "--from",
+        dest="batch",
+        metavar="FILE",
+        help="JSON lines or CSV (configuration, amount, invoice, bytes|plan); - reads stdin; "
+        "all lines are checked before any is applied",
+    )
 
     for name in ("apply", "reconcile"):
         apply = add(commands, name, cmd_apply, "push the whole desired state to the nodes")
