@@ -109,3 +109,44 @@ class WgfleetScreen(Screen[None]):
                 timeout=15,
                 markup=False,
             )
+
+    def rotate_peer_keys(self, name: str) -> None:
+        """Confirm, rotate ``name``'s client keys (the same call as `wgfleet keys rotate peer`),
+        then show its new config once and reload the screen."""
+        from orchestrator.core.keys import parse_duration
+        from orchestrator.service import keys as key_service
+        from orchestrator.tui.widgets.dialogs import ClientConfigDialog, ConfirmDialog
+
+        grace_text = self.backend.settings.keys.grace
+        grace = parse_duration(grace_text)
+        today = self.backend.today()
+
+        def rotated(result: key_service.RotatedPeer) -> None:
+            config = result.configuration
+            self.app.push_screen(ClientConfigDialog(config.name, result.client_configs))
+            self.report_push(f"{config.name}: new keys, the old key in grace", result.push)
+            reload = getattr(self, "action_reload", None)
+            if reload is not None:
+                reload()
+
+        def confirmed(yes: object) -> None:
+            if yes is True:
+                self.call_service(
+                    f"rotate {name}'s keys",
+                    lambda fleet: key_service.rotate_peer(
+                        fleet, name, grace_seconds=grace, today=today
+                    ),
+                    rotated,
+                    write=True,
+                )
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Rotate {name}'s keys",
+                f"A new client key pair and preshared key for {name}; its usage, quota and "
+                f"period stay. The old key works for {grace_text} or until the client first "
+                "uses the new config, which is shown once next.",
+                "Rotate",
+            ),
+            confirmed,
+        )

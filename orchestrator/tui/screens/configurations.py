@@ -12,7 +12,6 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Footer, Header, Input, Static
 
-from orchestrator.core.keys import parse_duration
 from orchestrator.core.models import DisabledReason, TopUp
 from orchestrator.core.overview import (
     CONFIGURATION_SORTS,
@@ -20,7 +19,6 @@ from orchestrator.core.overview import (
     filter_rows,
     sort_rows,
 )
-from orchestrator.service import keys as key_service
 from orchestrator.service import peers
 from orchestrator.service.context import Fleet
 from orchestrator.service.overview import configuration_overview
@@ -312,40 +310,8 @@ class ConfigurationsScreen(WgfleetScreen):
 
     def action_rotate(self) -> None:
         row = self.selected()
-        if row is None:
-            return
-        name = row.name
-        grace_text = self.backend.settings.keys.grace
-        grace = parse_duration(grace_text)
-        today = self.backend.today()
-
-        def confirmed(yes: object) -> None:
-            if yes is True:
-                self.call_service(
-                    f"rotate {name}'s keys",
-                    lambda fleet: key_service.rotate_peer(
-                        fleet, name, grace_seconds=grace, today=today
-                    ),
-                    self.rotated,
-                    write=True,
-                )
-
-        self.app.push_screen(
-            ConfirmDialog(
-                f"Rotate {name}'s keys",
-                f"A new client key pair and preshared key for {name}; its usage, quota and "
-                f"period stay. The old key works for {grace_text} or until the client first "
-                "uses the new config, which is shown once next.",
-                "Rotate",
-            ),
-            confirmed,
-        )
-
-    def rotated(self, rotated: key_service.RotatedPeer) -> None:
-        config = rotated.configuration
-        self.app.push_screen(ClientConfigDialog(config.name, rotated.client_configs))
-        self.report_push(f"{config.name}: new keys, the old key in grace", rotated.push)
-        self.action_reload()
+        if row is not None:
+            self.rotate_peer_keys(row.name)
 
     def action_add(self) -> None:
         current = self.query_one(VirtualTable).current

@@ -113,38 +113,8 @@ class KeysScreen(WgfleetScreen):
 
     def action_rotate_peer(self) -> None:
         age = self._selected(KeyKind.PEER, KeyKind.PSK)
-        if age is None:
-            return
-        name, grace = age.record.subject, self._grace()
-        today = self.backend.today()
-
-        def confirmed(yes: object) -> None:
-            if yes is True:
-                self.call_service(
-                    f"rotate {name}'s key",
-                    lambda fleet: key_service.rotate_peer(
-                        fleet, name, grace_seconds=grace, today=today
-                    ),
-                    self.peer_rotated,
-                    write=True,
-                )
-
-        self.app.push_screen(
-            ConfirmDialog(
-                f"Rotate {name}'s key",
-                f"A new client key pair and preshared key for {name}. Its usage, quota and "
-                f"period stay. The old key keeps working for {self.backend.settings.keys.grace} "
-                "or until the client first uses its new config, which is shown once next.",
-                "Rotate",
-            ),
-            confirmed,
-        )
-
-    def peer_rotated(self, rotated: key_service.RotatedPeer) -> None:
-        config = rotated.configuration
-        self.app.push_screen(ClientConfigDialog(config.name, rotated.client_configs))
-        self.report_push(f"{config.name}: new key, the old one in grace", rotated.push)
-        self.action_reload()
+        if age is not None:
+            self.rotate_peer_keys(age.record.subject)
 
     def action_rotate_psk(self) -> None:
         age = self._selected(KeyKind.PEER, KeyKind.PSK)
