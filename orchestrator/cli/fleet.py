@@ -227,6 +227,30 @@ def _qr(text: str) -> str:
     return buffer.getvalue()
 
 
+def deliver_client_configs(args: argparse.Namespace, configs: dict[str, str]) -> dict[str, Any]:
+    """Write the client configs to ``--out`` (0600; one file per node, a client connects to one
+    location at a time), or return them for --json; shown once either way."""
+    if not args.out:
+        return {"client_configs": configs}
+    for node, text in configs.items():
+        target = Path(args.out) if len(configs) == 1 else Path(f"{args.out}.{node}.conf")
+        _write_secret_file(target, text)
+    return {}
+
+
+def show_client_configs(args: argparse.Namespace, output: Output, configs: dict[str, str]) -> None:
+    if args.out:
+        output.out.print(
+            f"client configuration written to {args.out} (0600); it is not kept anywhere else"
+        )
+        return
+    output.out.print("client configuration, shown once (wgfleet keeps no copy of its private key):")
+    for node, text in configs.items():
+        output.out.print(f"\n# {node}\n{text}", markup=False)
+        if args.qr:
+            output.out.print(_qr(text), markup=False)
+
+
 def cmd_peers_add(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     from orchestrator.service import peers
 
@@ -242,35 +266,17 @@ def cmd_peers_add(args: argparse.Namespace, settings: Settings, output: Output) 
             name=args.name,
         )
     config = created.configuration
-    if args.out:
-        # One file per node: a client connects to one location at a time.
-        for node, text in created.client_configs.items():
-            target = (
-                Path(args.out)
-                if len(created.client_configs) == 1
-                else Path(f"{args.out}.{node}.conf")
-            )
-            _write_secret_file(target, text)
-    data = {**_config_dict(config), "push": created.push.as_dict()}
-    if not args.out:
-        data["client_configs"] = created.client_configs
+    data = {
+        **_config_dict(config),
+        "push": created.push.as_dict(),
+        **deliver_client_configs(args, created.client_configs),
+    }
 
     def render() -> None:
         output.out.print(
             f"configuration {config.name} for {config.account} on {', '.join(config.nodes)}"
         )
-        if args.out:
-            output.out.print(
-                f"client configuration written to {args.out} (0600); it is not kept anywhere else"
-            )
-            return
-        output.out.print(
-            "client configuration, shown once (wgfleet keeps no copy of its private key):"
-        )
-        for node, text in created.client_configs.items():
-            output.out.print(f"\n# {node}\n{text}", markup=False)
-            if args.qr:
-                output.out.print(_qr(text), markup=False)
+        show_client_configs(args, output, created.client_configs)
 
     output.result(data, render)
     return _push_exit(output, created.push)

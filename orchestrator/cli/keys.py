@@ -14,8 +14,9 @@ from orchestrator.cli.fleet import (
     _fleet,
     _names,
     _push_exit,
-    _qr,
     _write_secret_file,
+    deliver_client_configs,
+    show_client_configs,
 )
 from orchestrator.cli.output import Output, Registrar
 from orchestrator.core.keys import parse_duration
@@ -61,16 +62,6 @@ def cmd_keys_status(args: argparse.Namespace, settings: Settings, output: Output
     return ExitCode.FAILED if args.check and overdue else ExitCode.OK
 
 
-def _show_client_configs(args: argparse.Namespace, configs: dict[str, str]) -> dict[str, Any]:
-    """Write or print client configs once; return what --json shows of them."""
-    if args.out:
-        for node, text in configs.items():
-            target = Path(args.out) if len(configs) == 1 else Path(f"{args.out}.{node}.conf")
-            _write_secret_file(target, text)
-        return {}
-    return {"client_configs": configs}
-
-
 def cmd_rotate_peer(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     from orchestrator.service.keys import rotate_peer
 
@@ -85,23 +76,14 @@ def cmd_rotate_peer(args: argparse.Namespace, settings: Settings, output: Output
         "grace_seconds": grace,
         "push": rotated.push.as_dict(),
     }
-    data.update(_show_client_configs(args, rotated.client_configs))
+    data.update(deliver_client_configs(args, rotated.client_configs))
 
     def render() -> None:
         output.out.print(
             f"configuration {config.name}: new key {config.public_key}; the old key works for "
             f"{args.grace or settings.keys.grace} more, or until the client uses the new one"
         )
-        if args.out:
-            output.out.print(f"new client configuration written to {args.out} (0600)")
-            return
-        output.out.print(
-            "new client configuration, shown once (wgfleet keeps no copy of its private key):"
-        )
-        for node, text in rotated.client_configs.items():
-            output.out.print(f"\n# {node}\n{text}", markup=False)
-            if args.qr:
-                output.out.print(_qr(text), markup=False)
+        show_client_configs(args, output, rotated.client_configs)
 
     output.result(data, render)
     return _push_exit(output, rotated.push)

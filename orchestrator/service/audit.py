@@ -29,6 +29,7 @@ from orchestrator.core.audit import (
 )
 from orchestrator.core.inventory import inventory_hosts
 from orchestrator.core.keys import live_public_keys, node_key_checks
+from orchestrator.core.models import Node
 from orchestrator.errors import ConfigError, NodeError, UsageError
 from orchestrator.service.deploy import inventory_path
 from orchestrator.settings import Settings
@@ -116,8 +117,22 @@ def _failed_login(target: ssh.Target, username: str) -> None:
         ssh.run_on(ssh.Target(**{**target.__dict__, "user": username}), ["true"], check=False)
 
 
+@dataclass(frozen=True)
+class KeyAudit:
+    """What the key checks compare a node's live keys with: the store, read once per audit."""
+
+    stored: dict[str, Node]
+    max_age_days: int
+    today: date
+
+    def checks(self, name: str, probes: dict[str, Probe]) -> list[Check]:
+        probe = probes.get("wireguard_public_keys")
+        live = live_public_keys(probe.stdout if probe else "")
+        return node_key_checks(name, self.stored.get(name), live, self.max_age_days, self.today)
+
+
 def audit_node(
-    target: ssh.Target, needles: Iterable[str] = (), settings: Settings | None = None
+    target: ssh.Target, needles: Iterable[str] = (), keys: KeyAudit | None = None
 ) -> list[Check]:
     canaries = {
         "journal": f"wgfleet-canary-journal-{secrets.token_hex(8)}",
@@ -151,7 +166,7 @@ def audit_node(
         Check(target.name, "reachable", True, f"{target.address} over pinned SSH"),
         *evaluate(target.name, probes),
         *canary_checks(target.name, found),
-        *(_key_checks(settings, target.name, probes) if settings else []),
+        *(keys.checks(target.name, probes) if keys else []),
     ]
 
 
@@ -166,9 +181,14 @@ def audit(
     if not targets:
         raise UsageError(f"no nodes in {inventory_path(settings)}")
     needles = tuple(needles)
+    from orchestrator.service.context import open_fleet
+
+    with open_fleet(settings) as fleet:
+        stored = {n.name: n for n in fleet.store.nodes()}
+    keys = KeyAudit(stored, settings.keys.node_max_age_days, date.today())
 
     def one(target: ssh.Target) -> list[Check]:
-        checks = audit_node(target, needles, settings)
+        checks = audit_node(target, needles, keys)
         failed = sum(not c.passed for c in checks)
         progress(f"{target.name}: {len(checks) - failed} passed, {failed} failed")
         return checks
@@ -189,19 +209,3 @@ def _record_verdicts(settings: Settings, result: AuditResult) -> None:
         verdicts[check.node] = verdicts.get(check.node, True) and check.passed
     with open_fleet(settings) as fleet:
         fleet.store.mark_audited(verdicts)
-
-
-def _key_checks(settings: Settings, name: str, probes: dict[str, Probe]) -> list[Check]:
-    """Compare the node's live WireGuard keys with the store, and their age with the policy."""
-    from orchestrator.service.context import open_fleet
-
-    with open_fleet(settings) as fleet:
-        node = {n.name: n for n in fleet.store.nodes()}.get(name)
-    probe = probes.get("wireguard_public_keys")
-    return node_key_checks(
-        name,
-        node,
-        live_public_keys(probe.stdout if probe else ""),
-        settings.keys.node_max_age_days,
-        date.today(),
-    )
