@@ -10,7 +10,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,7 @@ class UsageSettings:
     # Closed billing periods older than this are erased on every sync (never the current one).
     retention_days: int = 400
     warn_percent: int = 80
+    sync_interval: str = "5m"  # how often the cron and timer examples run `wgfleet sync`
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ class Settings:
             "usage": {
                 "retention_days": self.usage.retention_days,
                 "warn_percent": self.usage.warn_percent,
+                "sync_interval": self.usage.sync_interval,
             },
             "keys": {
                 "node_max_age_days": self.keys.node_max_age_days,
@@ -137,7 +140,7 @@ class Settings:
 
 _TOP_KEYS = {"data_dir", "store_url", "inventory", "ssh", "lab", "usage", "keys"}
 _KEY_AGE_FIELDS = ("node_max_age_days", "peer_max_age_days", "psk_max_age_days", "ssh_max_age_days")
-_USAGE_KEYS = {"retention_days", "warn_percent"}
+_USAGE_KEYS = {"retention_days", "warn_percent", "sync_interval"}
 _SSH_KEYS = {"deploy_key", "collector_key", "push_key", "known_hosts", "connect_timeout"}
 _LAB_KEYS = {"name", "subnet", "state_dir", "rootfs_cache", "suite", "mirror"}
 
@@ -276,8 +279,16 @@ def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
     warn = reader.number(usage_raw, "warn_percent", "usage.", 80)
     if not 1 <= warn <= 100 or warn != int(warn):
         raise ConfigError(source, "usage.warn_percent", usage_raw.get("warn_percent"), "1..100")
+    interval = str(usage_raw.get("sync_interval", UsageSettings.sync_interval))
+    try:
+        if parse_duration(interval) < 60:
+            raise ValueError("at least 1m (cron's resolution)")
+    except ValueError as exc:
+        raise ConfigError(
+            source, "usage.sync_interval", usage_raw.get("sync_interval"), str(exc)
+        ) from None
     return Settings(
-        usage=UsageSettings(int(retention), int(warn)),
+        usage=UsageSettings(int(retention), int(warn), interval),
         keys=_key_settings(reader, top.get("keys")),
         source=source,
         project_root=root,
@@ -307,3 +318,40 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         problem = getattr(exc, "problem", None) or type(exc).__name__
         raise ConfigError(str(file), where, "", f"not valid YAML: {problem}") from None
     return settings_from_mapping(raw, str(file), file.resolve().parent)
+
+
+# Policies a fleet file applies to the store; they override the settings file so that every
+# controller sharing one store enforces the same rules.
+POLICY_NAMES = (
+    "keys.node_max_age_days",
+    "keys.peer_max_age_days",
+    "keys.psk_max_age_days",
+    "keys.ssh_max_age_days",
+    "keys.grace",
+    "usage.retention_days",
+    "usage.warn_percent",
+    "usage.sync_interval",
+)
+
+
+def policy_values(settings: Settings) -> dict[str, Any]:
+    """The policies in force, by their dotted names."""
+    sections = {"keys": settings.keys, "usage": settings.usage}
+    values = {}
+    for name in POLICY_NAMES:
+        section, key = name.split(".")
+        values[name] = getattr(sections[section], key)
+    return values
+
+
+def with_policies(settings: Settings, policies: Mapping[str, Any]) -> Settings:
+    """``settings`` with the store's policies laid over it (unknown names are ignored)."""
+    keys = {k.split(".", 1)[1]: v for k, v in policies.items() if k.startswith("keys.")}
+    usage = {k.split(".", 1)[1]: v for k, v in policies.items() if k.startswith("usage.")}
+    return replace(
+        settings,
+        keys=replace(settings.keys, **{k: v for k, v in keys.items() if hasattr(KeySettings, k)}),
+        usage=replace(
+            settings.usage, **{k: v for k, v in usage.items() if hasattr(UsageSettings, k)}
+        ),
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ def run_playbook(
     *,
     project_root: Path,
     work_dir: Path,
-    inventory: Path,
+    inventory: Path | Sequence[Path],
     playbook: str,
     limit: str | None = None,
     check: bool = False,
@@ -52,8 +52,10 @@ def run_playbook(
     playbook_path = project_root / "playbooks" / playbook
     if not playbook_path.exists():
         raise EnvironmentProblem(f"playbook {playbook_path} is missing from this checkout")
-    if not inventory.exists():
-        raise ConfigError(str(inventory), "inventory", str(inventory), "no such inventory file")
+    sources = [inventory] if isinstance(inventory, Path) else list(inventory)
+    for source in sources:
+        if not source.exists():
+            raise ConfigError(str(source), "inventory", str(source), "no such inventory file")
     work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(work_dir, 0o700)
     recap = PlayRecap()
@@ -72,7 +74,7 @@ def run_playbook(
         rotate_artifacts=KEEP_ARTIFACTS,
         project_dir=str(project_root),
         playbook=str(playbook_path),
-        inventory=str(inventory),
+        inventory=[str(source) for source in sources],
         limit=limit,
         cmdline=cmdline or None,
         extravars=dict(extravars or {}),

@@ -628,8 +628,8 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, output: Output) -> in
         result = sync_service.sync(
             fleet,
             nodes=_names(args.nodes) if args.nodes else None,
-            warn_ratio=(args.warn_at or settings.usage.warn_percent) / 100,
-            retention_days=settings.usage.retention_days,
+            warn_ratio=(args.warn_at or fleet.settings.usage.warn_percent) / 100,
+            retention_days=fleet.settings.usage.retention_days,
             progress=(lambda n: output.progress(f"{n.node}: {'ok' if n.ok else n.error}"))
             if args.verbose
             else None,

@@ -14,8 +14,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.core.fleetfile import FleetFile
-from orchestrator.core.models import Account, Configuration, Node, Plan
+from orchestrator.core.fleetfile import FleetFile, NodeSpec, Policies
+from orchestrator.core.models import Account, Configuration, DisabledReason, Node, Plan
+
+# Accounts a fleet file creates cannot log in: they hold site links and operator access, and
+# this mark is how a later plan knows the file manages them (and may remove them).
+MANAGED_PASSWORD = "!"  # noqa: S105 - not a password: the mark of a login that cannot work
 
 
 @dataclass(frozen=True)
@@ -47,15 +51,22 @@ class FleetState:
 
     nodes: tuple[Node, ...]
     plans: tuple[Plan, ...]
-    accounts: tuple[Account, ...]
-    configurations: tuple[Configuration, ...]  # of the accounts the file declares
+    accounts: tuple[Account, ...]  # those the file declares, and those a file made earlier
+    configurations: tuple[Configuration, ...]  # of those accounts
     overdue_keys: tuple[str, ...] = ()  # "kind subject", from the key policy
     all_configurations: tuple[Configuration, ...] = ()  # every one, to see who uses a plan
+    node_vars: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # inventory hosts
+    policies: Mapping[str, Any] = field(default_factory=dict)  # applied from a fleet file
 
     def fingerprint(self) -> str:
         """Changes when anything a plan was computed from changes (for --plan-file)."""
         data = {
-            "nodes": sorted((n.name, n.listen_port, n.interface) for n in self.nodes),
+            "nodes": sorted(
+                (n.name, n.listen_port, str(n.tunnel_network), n.public_key is not None)
+                for n in self.nodes
+            ),
+            "node_settings": {k: node_settings(v) for k, v in self.node_vars.items()},
+            "policies": dict(self.policies),
             "plans": {p.name: _plan_fields(p) for p in self.plans},
             "accounts": {a.username: _account_fields(a) for a in self.accounts},
             "configurations": {c.name: _config_fields(c) for c in self.configurations},
@@ -84,7 +95,8 @@ def _config_fields(config: Configuration) -> dict[str, Any]:
         "public_key": config.public_key,
         "plan": config.plan,
         "quota_bytes": config.quota_bytes,
-        "enabled": config.enabled,
+        # Only an operator's disable is declared; over quota or expired is the fleet's doing.
+        "enabled": config.enabled or config.disabled_reason != DisabledReason.OPERATOR,
     }
 
 
@@ -95,25 +107,71 @@ def _diff(
     return {k: before.get(k) for k in keys}, {k: after[k] for k in keys}
 
 
+def managed_nodes(fleet: FleetFile, state: FleetState) -> list[str]:
+    """The nodes a file speaks for: those it lists, else every host of its inventory."""
+    if fleet.nodes:
+        return [n.name for n in fleet.nodes]
+    return sorted(state.node_vars) if fleet.inventory is not None else []
+
+
+def node_settings(variables: Mapping[str, Any]) -> dict[str, Any]:
+    """What a deploy would give a node, from its inventory variables (roles' defaults filled)."""
+    return {
+        "port": int(variables.get("wireguard_port", 51820)),
+        "tunnel_network": str(variables.get("wgfleet_tunnel_network")),
+        "implementation": str(variables.get("wireguard_implementation", "kernel")),
+    }
+
+
+def policy_values(policies: Policies) -> dict[str, Any]:
+    """A file's policies by the dotted names the store keeps them under."""
+    values = {f"keys.{k}": v for k, v in policies.keys.items()}
+    values.update({f"usage.{k}": v for k, v in policies.usage.items()})
+    if policies.sync_interval is not None:
+        values["usage.sync_interval"] = policies.sync_interval
+    return values
+
+
 def plan_changes(fleet: FleetFile, state: FleetState) -> list[Change]:
     changes: list[Change] = []
     stored_nodes = {n.name: n for n in state.nodes}
-    for spec in fleet.nodes:
-        node = stored_nodes.get(spec.name)
+    specs = {n.name: n for n in fleet.nodes}
+    for name in managed_nodes(fleet, state):
+        spec = specs.get(name) or NodeSpec(name)
         wanted = {
             k: v
-            for k, v in {"port": spec.port, "implementation": spec.implementation}.items()
+            for k, v in {
+                "port": spec.port,
+                "tunnel_network": spec.tunnel_network,
+                "implementation": spec.implementation,
+            }.items()
             if v is not None
         }
+        node = stored_nodes.get(name)
         if node is None or node.public_key is None:
-            changes.append(Change("node", "deploy", spec.name, {}, {"deployed": True, **wanted}))
+            changes.append(Change("node", "deploy", name, {}, {"deployed": True, **wanted}))
             continue
-        # A node key rotation moves a node between its two ports: the base port in the file is
-        # still right when the node listens on base + 1.
+        current = node_settings(state.node_vars.get(name, {}))
+        current["tunnel_network"] = str(node.tunnel_network)
+        # The store knows the port a node listens on; a node key rotation moves it between
+        # the base port and base + 1, and either means the file's base port is in force.
         port = spec.port
-        if port is not None and node.listen_port not in (port, port + 1):
+        in_force = port is not None and node.listen_port in (port, port + 1)
+        current["port"] = port if in_force else node.listen_port
+        before, after = _diff(current, wanted)
+        if after:
+            changes.append(Change("node", "change", name, before, after))
+
+    wanted_policies = policy_values(fleet.policies)
+    for name in sorted(set(wanted_policies) | set(state.policies)):
+        if name not in wanted_policies:
+            changes.append(Change("policy", "remove", name, {"value": state.policies[name]}, {}))
+        elif name not in state.policies:
+            changes.append(Change("policy", "add", name, {}, {"value": wanted_policies[name]}))
+        elif state.policies[name] != wanted_policies[name]:
+            before_value = {"value": state.policies[name]}
             changes.append(
-                Change("node", "deploy", spec.name, {"port": node.listen_port}, {"port": port})
+                Change("policy", "change", name, before_value, {"value": wanted_policies[name]})
             )
 
     stored_plans = {p.name: p for p in state.plans}
@@ -135,6 +193,11 @@ def plan_changes(fleet: FleetFile, state: FleetState) -> list[Change]:
         changes.append(Change("plan", "remove", name, _plan_fields(stored_plans[name]), {}))
 
     stored_accounts = {a.username: a for a in state.accounts}
+    declared = {a.username for a in fleet.accounts}
+    for username in sorted(set(stored_accounts) - declared):
+        account = stored_accounts[username]
+        if account.password_hash == MANAGED_PASSWORD:
+            changes.append(Change("account", "remove", username, _account_fields(account), {}))
     for account_spec in fleet.accounts:
         username = account_spec.username
         after = {"device_id": account_spec.device_id, "contact": account_spec.contact}
@@ -186,13 +249,42 @@ def plan_problems(fleet: FleetFile, state: FleetState, changes: Iterable[Change]
             problems.append(
                 f"plans.{name}: missing from the file but used by {', '.join(users[name])}"
             )
-    known_nodes = {n.name for n in state.nodes} | {n.name for n in fleet.nodes}
+    problems += _node_problems(fleet, state)
+    known_nodes = set(state.node_vars) | {n.name for n in state.nodes}
     for spec in fleet.configurations:
         unknown = [n for n in spec.nodes if n not in known_nodes]
         if unknown:
             problems.append(
-                f"configurations.{spec.name}.nodes: {', '.join(unknown)} is neither in the file "
-                "nor in the store"
+                f"configurations.{spec.name}.nodes: {', '.join(unknown)} is neither in the "
+                "inventory nor in the store"
+            )
+    return problems
+
+
+def _node_problems(fleet: FleetFile, state: FleetState) -> list[str]:
+    """Node settings a deploy cannot make true: the inventory says how nodes are reached."""
+    problems = []
+    for spec in fleet.nodes:
+        variables = state.node_vars.get(spec.name)
+        if variables is None:
+            problems.append(
+                f"nodes.{spec.name}: not in the inventory (it says how to reach the node)"
+            )
+            continue
+        reach = str(variables.get("ansible_host", spec.name))
+        if spec.address is not None and spec.address != reach:
+            problems.append(
+                f"nodes.{spec.name}.address: {spec.address} but the inventory reaches it at "
+                f"{reach}; change the inventory, it holds how nodes are reached"
+            )
+        stored = next((n for n in state.nodes if n.name == spec.name), None)
+        on_node = [c.name for c in state.all_configurations if spec.name in c.nodes]
+        network = spec.tunnel_network
+        moved = stored is not None and network not in (None, str(stored.tunnel_network))
+        if moved and on_node and stored is not None:
+            problems.append(
+                f"nodes.{spec.name}.tunnel_network: {network} would strand the addresses "
+                f"of {len(on_node)} configuration(s) in {stored.tunnel_network}"
             )
     return problems
 

@@ -185,7 +185,8 @@ def audit(
 
     with open_fleet(settings) as fleet:
         stored = {n.name: n for n in fleet.store.nodes()}
-    keys = KeyAudit(stored, settings.keys.node_max_age_days, date.today())
+        max_age = fleet.settings.keys.node_max_age_days  # a fleet file's policy, if applied
+    keys = KeyAudit(stored, max_age, date.today())
 
     def one(target: ssh.Target) -> list[Check]:
         checks = audit_node(target, needles, keys)

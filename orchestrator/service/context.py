@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from orchestrator.adapters.secrets import SecretStore
 from orchestrator.adapters.store import SqlStore, open_store
 from orchestrator.core.models import Node
 from orchestrator.errors import NotFound
-from orchestrator.settings import Settings
+from orchestrator.settings import Settings, with_policies
 
 
 @dataclass
@@ -52,6 +53,11 @@ def open_fleet(settings: Settings, *, upgrade: bool = True) -> Iterator[Fleet]:
         if upgrade and store.schema_version() == 0:
             store.upgrade()
         store.require_current()
-        yield Fleet(settings, store, SecretStore(settings.data_dir / "secrets"))
+        # Policies applied from a fleet file win over the settings file: every controller
+        # sharing this store then enforces the same key ages, grace and usage rules.
+        stored = {name: json.loads(value) for name, value in store.policies().items()}
+        yield Fleet(
+            with_policies(settings, stored), store, SecretStore(settings.data_dir / "secrets")
+        )
     finally:
         store.close()

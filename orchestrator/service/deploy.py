@@ -75,6 +75,44 @@ def inventory_path(settings: Settings) -> Path:
     return path
 
 
+def fleet_nodes_path(settings: Settings) -> Path:
+    """Node settings applied from a fleet file, laid over the inventory at every deploy."""
+    return settings.data_dir / "fleet-nodes.yml"
+
+
+def inventory_sources(settings: Settings) -> list[Path]:
+    """What Ansible reads: the inventory, then the fleet file's node settings (later wins)."""
+    overlay = fleet_nodes_path(settings)
+    return [inventory_path(settings), *([overlay] if overlay.exists() else [])]
+
+
+def node_host_vars(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Each inventory host's variables as a deploy sees them, fleet file settings included."""
+    path = inventory_path(settings)
+    try:
+        hosts = inventory_hosts(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    except OSError as exc:
+        raise ConfigError(str(path), "inventory", str(path), exc.strerror or str(exc)) from None
+    overlay = fleet_nodes_path(settings)
+    if overlay.exists():
+        extra = inventory_hosts(yaml.safe_load(overlay.read_text(encoding="utf-8")) or {})
+        for name, variables in extra.items():
+            if name in hosts:
+                hosts[name] = {**hosts[name], **variables}
+    return hosts
+
+
+def write_fleet_nodes(settings: Settings, node_vars: Mapping[str, Mapping[str, Any]]) -> None:
+    """Replace the fleet file's node settings (atomically: a deploy never reads half a file)."""
+    path = fleet_nodes_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    document = {"all": {"hosts": {name: dict(v) for name, v in sorted(node_vars.items()) if v}}}
+    header = "# Written by `wgfleet apply -f`: node settings from the fleet file. Do not edit.\n"
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(header + yaml.safe_dump(document, sort_keys=True), encoding="utf-8")
+    temporary.replace(path)
+
+
 def ansible_work_dir(settings: Settings) -> Path:
     return settings.data_dir / "ansible"
 
@@ -123,7 +161,7 @@ def deploy(
     run = ansible.run_playbook(
         project_root=settings.project_root,
         work_dir=ansible_work_dir(settings),
-        inventory=inventory_path(settings),
+        inventory=inventory_sources(settings),
         playbook="site.yml",
         limit=limit,
         check=check,
@@ -143,9 +181,7 @@ def register_nodes(
     """Record deployed nodes and the public keys they reported in the store."""
     from orchestrator.service.context import open_fleet
 
-    hosts = inventory_hosts(
-        yaml.safe_load(inventory_path(settings).read_text(encoding="utf-8")) or {}
-    )
+    hosts = node_host_vars(settings)
     with open_fleet(settings) as fleet, fleet.store.transaction():
         known = {n.name: n for n in fleet.store.nodes()}
         for name, key in public_keys.items():

@@ -12,17 +12,14 @@ import time
 from dataclasses import dataclass
 from datetime import date
 
-import yaml
-
 from orchestrator.adapters import ssh
 from orchestrator.core.accounting import OVERLAP_PREFIX, Sample
 from orchestrator.core.collector import CounterParseError, parse_counters
-from orchestrator.core.inventory import inventory_hosts
 from orchestrator.core.models import Node
 from orchestrator.core.peers import valid_key
 from orchestrator.errors import NodeError, StoreError, UsageError
 from orchestrator.service.context import Fleet
-from orchestrator.service.deploy import inventory_path
+from orchestrator.service.deploy import node_host_vars
 from orchestrator.service.usage import account_observation
 
 NODE_KEY_SCRIPT = "/usr/local/sbin/wgfleet-node-key"
@@ -69,9 +66,7 @@ def _run(fleet: Fleet, node: Node, *args: str) -> NodeKeyAnswer:
 
 def port_pair(fleet: Fleet, node: Node) -> tuple[int, int]:
     """The node's two ports from the inventory: the base and the alternate (base + 1)."""
-    path = inventory_path(fleet.settings)
-    hosts = inventory_hosts(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    variables = hosts.get(node.name, {})
+    variables = node_host_vars(fleet.settings).get(node.name, {})
     base = int(variables.get("wireguard_port", 51820))
     return base, int(variables.get("wireguard_alternate_port", base + 1))
 

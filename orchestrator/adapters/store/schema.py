@@ -155,6 +155,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "each node's last audit verdict, for the operator's fleet view",
         ("ALTER TABLE nodes ADD COLUMN last_audit_ok BOOLEAN",),
     ),
+    Migration(
+        5,
+        "fleet-wide policies applied from a fleet file (key ages, grace, usage, sync interval)",
+        ("CREATE TABLE policies (name TEXT PRIMARY KEY, value TEXT NOT NULL)",),
+    ),
 )
 
 

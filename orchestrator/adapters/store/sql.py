@@ -279,6 +279,24 @@ class SqlStore:
                 (purpose, public_key, created_on),
             )
 
+    def set_listen_port(self, name: str, port: int) -> None:
+        """A node's port as a fleet file declares it (the deploy that follows moves it there)."""
+        with self.transaction():
+            self.node(name)
+            self.db.execute("UPDATE nodes SET listen_port = ? WHERE name = ?", (port, name))
+            self.bump_nodes([name])
+
+    def policies(self) -> dict[str, str]:
+        """Fleet-wide policies applied from a fleet file: dotted name -> JSON value."""
+        return {str(r[0]): str(r[1]) for r in self._rows("SELECT name, value FROM policies")}
+
+    def replace_policies(self, policies: dict[str, str]) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM policies")
+            self.db.executemany(
+                "INSERT INTO policies (name, value) VALUES (?, ?)", sorted(policies.items())
+            )
+
     def nodes(self) -> list[Node]:
         return [
             self._node(r)
@@ -328,6 +346,16 @@ class SqlStore:
                 (plan.name, plan.quota_bytes, plan.reset.value, plan.anchor_day, plan.price),
             )
 
+    def remove_plan(self, name: str) -> None:
+        with self.transaction():
+            self.plan(name)
+            users = self._rows("SELECT name FROM configurations WHERE plan = ?", (name,))
+            if users:
+                raise StoreError(
+                    f"plan {name!r} is used by {', '.join(sorted(r[0] for r in users))}"
+                )
+            self.db.execute("DELETE FROM plans WHERE name = ?", (name,))
+
     def plans(self) -> list[Plan]:
         return [
             Plan(r[0], int(r[1]), ResetRule(r[2]), int(r[3]), r[4])
@@ -370,6 +398,14 @@ class SqlStore:
         if row is None:
             raise NotFound(f"no account {username!r}")
         return Account(*row)
+
+    def update_account(self, username: str, device_id: str, contact: str | None) -> None:
+        with self.transaction():
+            self.account(username)
+            self.db.execute(
+                "UPDATE accounts SET device_id = ?, contact = ? WHERE username = ?",
+                (device_id, contact, username),
+            )
 
     def delete_account(self, username: str) -> list[Configuration]:
         """Erase the account, its configurations and usage; top-ups stay, unlinked."""
@@ -515,6 +551,37 @@ class SqlStore:
                 changed.append(current)
                 self.bump_nodes(current.nodes)
         return changed
+
+    def update_configuration(
+        self,
+        name: str,
+        *,
+        plan: str | None,
+        quota_bytes: int | None,
+        addresses: dict[str, ipaddress.IPv4Address],
+    ) -> Configuration:
+        """Set plan, quota and the nodes (with their addresses) a configuration is on."""
+        with self.transaction():
+            current = self.configuration(name)
+            row = self._one("SELECT id FROM configurations WHERE name = ?", (name,))
+            assert row is not None
+            if plan is not None:
+                self.plan(plan)
+            self.db.execute(
+                "UPDATE configurations SET plan = ?, quota_bytes = ? WHERE name = ?",
+                (plan, quota_bytes, name),
+            )
+            gone = [n for n in current.addresses if n not in addresses]
+            for node in gone:
+                self.db.execute(
+                    "DELETE FROM configuration_nodes WHERE configuration_id = ? AND node = ?",
+                    (row[0], node),
+                )
+            self._set_addresses(
+                int(row[0]), {n: a for n, a in addresses.items() if n not in current.addresses}
+            )
+            self.bump_nodes(set(current.nodes) | set(addresses))
+            return self.configuration(name)
 
     def remove_configurations(self, names: Iterable[str]) -> list[Configuration]:
         removed = []

@@ -199,8 +199,8 @@ class OperationsScreen(WgfleetScreen):
                     lambda fleet: sync_service.sync(
                         fleet,
                         today=backend.today(),
-                        warn_ratio=settings.usage.warn_percent / 100,
-                        retention_days=settings.usage.retention_days,
+                        warn_ratio=fleet.settings.usage.warn_percent / 100,
+                        retention_days=fleet.settings.usage.retention_days,
                         progress=lambda n: node(n.node, *sync_line(n)),
                     )
                 )
