@@ -435,6 +435,11 @@ def _topup_batch(args: argparse.Namespace, settings: Settings, output: Output) -
 def cmd_apply(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     from orchestrator.service import push as push_service
 
+    if getattr(args, "file", None) or getattr(args, "plan_file", None):
+        from orchestrator.cli.pipeline import cmd_apply_file
+
+        return cmd_apply_file(args, settings, output)
+
     with _fleet(settings) as fleet:
         result = push_service.push(
             fleet,
@@ -606,6 +611,16 @@ def register(commands: Any, add: Registrar) -> None:
             "--dry-run", action="store_true", help="show each node's plan, change nothing"
         )
         apply.add_argument("--nodes", action="append", metavar="NODE[,NODE..]")
+    apply_file = commands.choices["apply"]  # `reconcile` stays a push of the store's state
+    apply_file.description = (
+        "push the whole desired state to the nodes; with -f, first make the fleet match a "
+        "fleet file (exactly the changes `wgfleet plan -f` shows)"
+    )
+    apply_file.add_argument("-f", "--file", metavar="FILE", help="a fleet file to apply")
+    apply_file.add_argument(
+        "--plan-file", metavar="PLAN", help="apply a plan saved by `plan --out`, if still valid"
+    )
+    apply_file.add_argument("--yes", action="store_true", help="apply without asking")
 
     register_sync(commands, add)
 

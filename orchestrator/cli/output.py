@@ -39,7 +39,7 @@ class Output:
         if not self.quiet and not self.json_mode:
             self.err.print(f"[dim]{message}[/dim]")
 
-    def result(self, data: Any, render: Callable[[], None]) -> None:
+    def result(self, data: Any, render: Callable[[], object]) -> None:
         if self.json_mode:
             sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
         elif not self.quiet:

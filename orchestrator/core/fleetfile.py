@@ -125,6 +125,14 @@ def parse_size(value: object) -> int:
     return int(match.group(1)) * SIZE_UNITS[match.group(2)]
 
 
+def format_size(size: int) -> int | str:
+    """The shortest exact way to write ``size`` in a fleet file (parse_size reads it back)."""
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        if size and size % SIZE_UNITS[unit] == 0:
+            return f"{size // SIZE_UNITS[unit]}{unit}"
+    return size
+
+
 # --- the rules, written once: the parser and the JSON Schema both read them --------------------
 
 _STR = {"type": "string"}

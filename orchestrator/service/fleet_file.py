@@ -20,7 +20,12 @@ from typing import Any
 
 import yaml
 
-from orchestrator.core.fleetfile import FleetFile, FleetFileInvalid, parse_fleet_file
+from orchestrator.core.fleetfile import (
+    FleetFile,
+    FleetFileInvalid,
+    format_size,
+    parse_fleet_file,
+)
 from orchestrator.core.fleetplan import (
     MANAGED_PASSWORD,
     Change,
@@ -60,8 +65,8 @@ class FleetPlan:
         return [c for c in self.changes if c.is_change]
 
     def render(self) -> str:
-        text = render_plan(list(self.changes))
-        return text + "".join(f"problem: {p}\n" for p in self.problems)
+        """The readable diff; problems go to stderr, one `wgfleet: error:` line each."""
+        return render_plan(list(self.changes))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -128,9 +133,17 @@ def fleet_state(fleet: Fleet, file: FleetFile, today: date | None = None) -> Fle
         configurations=tuple(c for c in everything if c.account in names),
         overdue_keys=overdue,
         all_configurations=tuple(everything),
-        node_vars=deploy_service.node_host_vars(fleet.settings),
+        node_vars=_host_vars(fleet.settings),
         policies={k: json.loads(v) for k, v in store.policies().items()},
     )
+
+
+def _host_vars(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The inventory's hosts; none yet (a fleet without nodes) is not an error for a plan."""
+    try:
+        return deploy_service.node_host_vars(settings)
+    except ConfigError:
+        return {}
 
 
 def _overdue(fleet: Fleet, today: date | None) -> list[KeyAge]:
@@ -413,7 +426,7 @@ def export(fleet: Fleet) -> str:
     customer's username, device and contact have no place there.
     """
     store = fleet.store
-    host_vars = deploy_service.node_host_vars(fleet.settings)
+    host_vars = _host_vars(fleet.settings)
     nodes: dict[str, Any] = {}
     for node in store.nodes():
         current = node_settings(host_vars.get(node.name, {}))
@@ -426,7 +439,7 @@ def export(fleet: Fleet) -> str:
         }
     plans = {
         p.name: {
-            "quota": p.quota_bytes,
+            "quota": format_size(p.quota_bytes),
             "reset": p.reset.value,
             "anchor_day": p.anchor_day,
             **({"price": p.price} if p.price is not None else {}),
@@ -452,7 +465,8 @@ def export(fleet: Fleet) -> str:
         if config.plan is not None:
             entry["plan"] = config.plan
         else:
-            entry["quota"] = "unmetered" if config.quota_bytes is None else config.quota_bytes
+            quota = config.quota_bytes
+            entry["quota"] = "unmetered" if quota is None else format_size(quota)
         if not config.enabled and config.disabled_reason == DisabledReason.OPERATOR:
             entry["enabled"] = False
         configurations.append(entry)

@@ -1,0 +1,118 @@
+"""wgfleet for Python pipelines: the use cases the CLI and the TUI run, under one import.
+
+Everything here is the service layer itself, not a copy: a pipeline gets the same checks,
+transactions, locking and results as `wgfleet` commands. Results are frozen dataclasses with
+an ``as_dict()`` that is the command's ``--json`` output. Errors a caller can cause or fix
+derive from :class:`WgfleetError` and carry the exit code the CLI would use.
+
+    from orchestrator import api
+
+    settings = api.load_settings("/etc/wgfleet/settings.yml")
+    with api.fleet_lock(settings, wait=True):       # the lock cron and the TUI respect
+        with api.open_fleet(settings) as fleet:
+            plan = api.plan(fleet, "fleet.yml")      # FleetPlan: .pending, .problems, .render()
+        if plan.pending and not plan.problems:
+            result = api.apply(settings, "fleet.yml", saved=plan.as_dict())
+            assert result.ok, result.as_dict()
+        with api.open_fleet(settings) as fleet:
+            synced = api.sync(fleet)                 # SyncResult: .ok, .failed, .as_dict()
+            api.topup(fleet, "alice-1", invoice="INV-1", amount="4.99", plan="basic")
+
+Writers (``apply``, ``sync``, ``push``, ``deploy``, key rotations, account changes) should
+hold :func:`fleet_lock`; readers (``plan``, ``key_status``, the overviews) need not.
+"""
+
+from __future__ import annotations
+
+from orchestrator.errors import (
+    ConfigError,
+    ExitCode,
+    FleetBusy,
+    NodeError,
+    NotFound,
+    StoreError,
+    UsageError,
+    WgfleetError,
+)
+from orchestrator.service.audit import audit
+from orchestrator.service.billing import topup_batch
+from orchestrator.service.context import Fleet, open_fleet
+from orchestrator.service.deploy import deploy
+from orchestrator.service.fleet_file import (
+    ApplyResult,
+    FleetPlan,
+    PlanRefused,
+    apply,
+    export,
+    plan,
+    read_fleet_file,
+)
+from orchestrator.service.keys import key_status, rotate_peer, rotate_psk
+from orchestrator.service.lock import fleet_lock
+from orchestrator.service.node_keys import finish_node_rotation, rotate_node
+from orchestrator.service.overview import (
+    accounts_overview,
+    configuration_overview,
+    fleet_overview,
+)
+from orchestrator.service.peers import (
+    add_account,
+    add_configuration,
+    delete_account,
+    remove_configurations,
+    set_enabled,
+    topup,
+)
+from orchestrator.service.push import pending_nodes, push
+from orchestrator.service.ssh_keys import rotate_ssh_key, trust_node
+from orchestrator.service.sync import sync
+from orchestrator.service.usage import quota_statuses, usage_check
+from orchestrator.settings import Settings, load_settings, settings_from_mapping
+
+__all__ = [
+    "ApplyResult",
+    "ConfigError",
+    "ExitCode",
+    "Fleet",
+    "FleetBusy",
+    "FleetPlan",
+    "NodeError",
+    "NotFound",
+    "PlanRefused",
+    "Settings",
+    "StoreError",
+    "UsageError",
+    "WgfleetError",
+    "accounts_overview",
+    "add_account",
+    "add_configuration",
+    "apply",
+    "audit",
+    "configuration_overview",
+    "delete_account",
+    "deploy",
+    "export",
+    "finish_node_rotation",
+    "fleet_lock",
+    "fleet_overview",
+    "key_status",
+    "load_settings",
+    "open_fleet",
+    "pending_nodes",
+    "plan",
+    "push",
+    "quota_statuses",
+    "read_fleet_file",
+    "remove_configurations",
+    "rotate_node",
+    "rotate_peer",
+    "rotate_psk",
+    "rotate_ssh_key",
+    "set_enabled",
+    "settings_from_mapping",
+    "sync",
+    "topup",
+    "topup_batch",
+    "trust_node",
+    "usage_check",
+]
