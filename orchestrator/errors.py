@@ -61,6 +61,12 @@ class NotFound(StoreError):
     exit_code = ExitCode.USAGE
 
 
+class Cancelled(WgfleetError):
+    """The operator stopped a run at a safe point; what the message says was not done."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
 class FleetBusy(WgfleetError):
     """Another run holds the fleet lock."""
 

@@ -176,7 +176,9 @@ def audit(
     limit: str | None = None,
     needles: Iterable[str] = (),
     progress: Progress = lambda _m: None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> AuditResult:
+    """Audit every node; ``cancelled`` skips the nodes not started yet (they get no verdict)."""
     targets = audit_targets(settings, limit)
     if not targets:
         raise UsageError(f"no nodes in {inventory_path(settings)}")
@@ -189,6 +191,9 @@ def audit(
     keys = KeyAudit(stored, max_age, date.today())
 
     def one(target: ssh.Target) -> list[Check]:
+        if cancelled is not None and cancelled():
+            progress(f"{target.name}: skipped, cancelled")
+            return []
         checks = audit_node(target, needles, keys)
         failed = sum(not c.passed for c in checks)
         progress(f"{target.name}: {len(checks) - failed} passed, {failed} failed")

@@ -109,9 +109,11 @@ def push(
     progress: Callable[[NodePush], None] | None = None,
     today: date | None = None,
     now: int | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> PushResult:
     """Push the desired state to ``nodes`` (all nodes in the store when None).
 
+    ``cancelled`` is asked before each node: a node not yet contacted is left pending.
     Peers a node removes report their counters as they leave; those bytes are accounted here,
     so nothing between the last sync and a disable, removal or rotation is lost. Replaced peer
     keys whose grace ended (``now``, unix seconds) leave the nodes, and once no node holds
@@ -127,7 +129,11 @@ def push(
     configurations = store.configurations()
 
     def one(name: str) -> NodePush:
-        outcome = _push_one(fleet, known[name], configurations, dry_run, now)
+        if cancelled is not None and cancelled():
+            # Not contacted: the node keeps its pending revision and converges next run.
+            outcome = NodePush(name, False, error="cancelled before this node; still pending")
+        else:
+            outcome = _push_one(fleet, known[name], configurations, dry_run, now)
         if progress is not None:
             progress(outcome)
         return outcome

@@ -20,7 +20,7 @@ from orchestrator.core.accounting import OVERLAP_PREFIX, Sample
 from orchestrator.core.collector import CounterParseError, CounterReport, parse_counters
 from orchestrator.core.models import DisabledReason, Node
 from orchestrator.core.quota import NEVER_RESETS, enforce
-from orchestrator.errors import NodeError
+from orchestrator.errors import Cancelled, NodeError
 from orchestrator.service.context import Fleet
 from orchestrator.service.node_keys import finish_due_rotations
 from orchestrator.service.push import PushResult, end_of_grace, push
@@ -125,13 +125,22 @@ def sync(
     retention_days: int = 400,
     enforce_quota: bool = True,
     progress: Callable[[NodeSync], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> SyncResult:
+    """Fetch every node's counters, account them in one transaction, then enforce quotas.
+
+    ``cancelled`` is asked before each node is contacted and once more before the transaction:
+    a cancelled sync writes nothing, and the next one counts every byte (counters are absolute).
+    """
     today = today or date.today()
+    stop = cancelled or (lambda: False)
     store = fleet.store
     known = fleet.nodes(nodes)
     wanted = sorted(known)
 
     def fetch(name: str) -> CounterReport | NodeError:
+        if stop():
+            return NodeError(name, "cancelled before this node was asked")
         try:
             return fetch_counters(fleet, known[name])
         except NodeError as exc:
@@ -140,6 +149,8 @@ def sync(
     with ThreadPoolExecutor(max_workers=max(1, min(32, len(wanted)))) as pool:
         reports = dict(zip(wanted, pool.map(fetch, wanted), strict=True))
 
+    if stop():
+        raise Cancelled("sync cancelled: nothing was written; the next sync counts every byte")
     ledger = load_ledger(fleet)
     updated: set[str] = set()
     # One transaction for the run: a crash anywhere applies nothing, and the next run, reading

@@ -47,6 +47,17 @@ async def open_configurations(pilot: object, name: str | None = None) -> Configu
     return screen
 
 
+async def filtered(pilot: object, query: str) -> ConfigurationsScreen:
+    from textual.pilot import Pilot
+
+    assert isinstance(pilot, Pilot)
+    screen = await open_configurations(pilot)
+    screen.query_one("#filter", Input).value = query
+    await pilot.pause()
+    screen.query_one(VirtualTable).focus()
+    return screen
+
+
 def pushed_failure(notes: object, node: str) -> None:
     from tests.tui.conftest import Notes
 
@@ -286,3 +297,43 @@ async def test_rotate_keys_keeps_the_configuration_and_shows_its_new_config_once
     assert after.addresses == before.addresses
     assert notes.having("carol-1: new keys", None)
     pushed_failure(notes, "node3")
+
+
+async def test_marked_rows_are_disabled_together_as_one_peers_disable(
+    twins: tuple[Settings, Settings],
+):
+    tui, cli = twins
+    app = WgfleetApp(tui, today=TODAY)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await filtered(pilot, "alice")
+        await pilot.press("space", "space")  # alice-1 and alice-2, the cursor moving down
+        assert screen.marked == {"alice-1", "alice-2"}
+        assert "2 marked" in str(screen.query_one("#count", Static).render())
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert screen.marked == set()
+    assert run_cli(cli, "peers", "disable", "alice-1", "alice-2") == 1  # the pushes fail
+    assert dump(tui) == dump(cli)
+
+
+async def test_mark_shown_marks_what_the_filter_shows_and_remove_takes_them_all(
+    twins: tuple[Settings, Settings],
+):
+    tui, cli = twins
+    app = WgfleetApp(tui, today=TODAY)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await filtered(pilot, "bob")
+        await pilot.press("asterisk")
+        assert screen.marked == {"bob-1", "bob-2"}
+        await pilot.press("asterisk")  # again: unmarked
+        assert screen.marked == set()
+        await pilot.press("asterisk", "x")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.click("#ok")
+        await settle(pilot)
+    assert run_cli(cli, "peers", "remove", "bob-1", "bob-2", "--yes") == 1
+    assert dump(tui) == dump(cli)
+    assert not [c for c in dump(tui)["configurations"] if c[0].startswith("bob")]

@@ -1,8 +1,8 @@
 """`plan`, `apply -f` and `export` against a real SQLite store (the lab test pushes for real).
 
-The nodes here are registered in the store but unreachable on purpose (127.0.0.1, no sshd
-answering as them): an apply must still change the store exactly as planned, keep the nodes
-pending for the next run, and exit 1 naming them.
+The nodes here (the `settings` fixture of tests/unit/conftest.py) are registered in the store
+but unreachable on purpose: an apply must still change the store exactly as planned, keep the
+nodes pending for the next run, and exit 1 naming them.
 """
 
 from __future__ import annotations
@@ -14,61 +14,22 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import date
 from pathlib import Path
 
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.core.models import Configuration, DisabledReason, Node
+from orchestrator.core.models import Configuration, DisabledReason
 from orchestrator.core.schedule import cron_step, crontab, systemd_units
 from orchestrator.service import fleet_file
 from orchestrator.service.context import open_fleet
 from orchestrator.service.push import pending_nodes
-from orchestrator.settings import Settings, settings_from_mapping
+from orchestrator.settings import Settings
 
 SITE = base64.b64encode(b"s" * 32).decode()
 OPS = base64.b64encode(b"o" * 32).decode()
 NEW = base64.b64encode(b"n" * 32).decode()
 CUSTOMER = base64.b64encode(b"c" * 32).decode()
-
-
-@pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    inventory = tmp_path / "inventory"
-    inventory.mkdir()
-    (inventory / "hosts.yml").write_text(
-        "all:\n  children:\n    wgfleet_nodes:\n      hosts:\n"
-        "        node1: {ansible_host: 127.0.0.1, wgfleet_tunnel_network: 198.19.1.0/24}\n"
-        "        node2: {ansible_host: 127.0.0.1, wgfleet_tunnel_network: 198.19.2.0/24,"
-        " wireguard_implementation: userspace}\n"
-    )
-    config = tmp_path / "settings.yml"
-    config.write_text(
-        f"data_dir: {tmp_path / 'data'}\ninventory: {inventory}\nssh: {{connect_timeout: 2}}\n"
-    )
-    monkeypatch.setenv("WGFLEET_CONFIG", str(config))
-    built = settings_from_mapping(
-        {
-            "data_dir": str(tmp_path / "data"),
-            "inventory": str(inventory),
-            "ssh": {"connect_timeout": 2},
-        },
-        str(config),
-        tmp_path,
-    )
-    with open_fleet(built) as fleet:
-        for index in (1, 2):
-            fleet.store.upsert_node(
-                Node(
-                    f"node{index}",
-                    "127.0.0.1",
-                    ipaddress.IPv4Network(f"198.19.{index}.0/24"),
-                    public_key=base64.b64encode(bytes([index]) * 32).decode(),
-                    key_created_on=date.today(),
-                )
-            )
-    return built
 
 
 FILE = f"""\

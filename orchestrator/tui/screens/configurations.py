@@ -54,6 +54,14 @@ class ConfigurationsData:
     nodes: list[str]
 
 
+def describe(names: Sequence[str]) -> str:
+    """One name as itself; several as a count and the first few, for titles and dialogs."""
+    if len(names) == 1:
+        return names[0]
+    shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+    return f"{len(names)} configurations ({shown})"
+
+
 def tone(row: ConfigurationRow) -> str:
     if row.enabled:
         return "error" if row.over else ""
@@ -65,6 +73,8 @@ class ConfigurationsScreen(WgfleetScreen):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_filter", "Filter"),
+        Binding("space", "mark", "Mark"),
+        Binding("asterisk", "mark_all", "Mark shown"),
         Binding("e", "enable", "Enable"),
         Binding("d", "disable", "Disable"),
         Binding("t", "topup", "Top-up"),
@@ -85,6 +95,8 @@ class ConfigurationsScreen(WgfleetScreen):
         self.sort_reverse = False
         self.compact = False
         self.widths: dict[str, int] = {}
+        # Bulk actions: enable, disable and remove act on every marked configuration.
+        self.marked: set[str] = set()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -124,6 +136,7 @@ class ConfigurationsScreen(WgfleetScreen):
         self.data = data
         self.ready.set()
         rows = data.rows
+        self.marked &= {r.name for r in rows}
         self.widths = {
             "name": column_width(LABELS["name"] + " ▲", [r.name for r in rows], 28),
             "account": column_width(LABELS["account"] + " ▲", [r.account for r in rows], 20),
@@ -144,10 +157,15 @@ class ConfigurationsScreen(WgfleetScreen):
         self.shown = filter_rows(self.sorted_rows, query, lambda r: r.search_text)
         name = current.name if isinstance(current, ConfigurationRow) else None
         table.set_rows(self.columns(), self.shown, keep=lambda r: r.name == name)
+        self.show_count()
+
+    def show_count(self) -> None:
         total = len(self.data.rows)
-        self.query_one("#count", Static).update(
-            f"{len(self.shown)} of {total}" if query.strip() else f"{total} configurations"
-        )
+        query = self.query_one("#filter", Input).value
+        text = f"{len(self.shown)} of {total}" if query.strip() else f"{total} configurations"
+        if self.marked:
+            text += f" · {len(self.marked)} marked"
+        self.query_one("#count", Static).update(text)
 
     def columns(self) -> list[Column]:
         """Widths from the whole list (measured once per load), so filtering never jolts."""
@@ -155,6 +173,7 @@ class ConfigurationsScreen(WgfleetScreen):
         label[self.sort_column] += " ▼" if self.sort_reverse else " ▲"
         nodes = self.widths.get("nodes", 5)
         return [
+            Column("mark", "", 1),
             Column("name", label["name"], self.widths.get("name", 13)),
             Column("account", label["account"], self.widths.get("account", 7)),
             Column("nodes", label["nodes"], min(nodes, 12) if self.compact else nodes),
@@ -165,7 +184,8 @@ class ConfigurationsScreen(WgfleetScreen):
     def cells(self, row: Any) -> tuple[Sequence[str], str]:
         assert isinstance(row, ConfigurationRow)
         usage = row.usage(10 if not self.compact else 8, compact=self.compact)
-        return (row.name, row.account, ",".join(row.nodes), usage, row.status), tone(row)
+        mark = "●" if row.name in self.marked else " "
+        return (mark, row.name, row.account, ",".join(row.nodes), usage, row.status), tone(row)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self) -> None:
@@ -191,7 +211,8 @@ class ConfigurationsScreen(WgfleetScreen):
 
     @on(VirtualTable.HeaderClicked)
     def _header_clicked(self, event: VirtualTable.HeaderClicked) -> None:
-        self.set_sort(event.column)
+        if event.column in SORT_ORDER:
+            self.set_sort(event.column)
 
     # --- actions -----------------------------------------------------------------------------
 
@@ -202,8 +223,36 @@ class ConfigurationsScreen(WgfleetScreen):
             return None
         return row
 
+    def action_mark(self) -> None:
+        row = self.selected()
+        if row is None:
+            return
+        self.marked ^= {row.name}
+        table = self.query_one(VirtualTable)
+        table.action_cursor(1)
+        table.refresh()
+        self.show_count()
+
+    def action_mark_all(self) -> None:
+        """Mark every configuration the filter shows; again, and they are unmarked."""
+        names = {r.name for r in self.shown}
+        if names and names <= self.marked:
+            self.marked -= names
+        else:
+            self.marked |= names
+        self.query_one(VirtualTable).refresh()
+        self.show_count()
+
+    def targets(self) -> list[str]:
+        """The marked configurations, else the one under the cursor (or none)."""
+        if self.marked:
+            return sorted(self.marked)
+        row = self.selected()
+        return [row.name] if row is not None else []
+
     def changed(self, verb: str) -> Any:
         def done(result: tuple[list[Any], PushResult]) -> None:
+            self.marked.clear()
             changed, push = result
             names = ", ".join(c.name for c in changed) or "nothing to change"
             self.report_push(f"{verb}: {names}", push)
@@ -212,32 +261,32 @@ class ConfigurationsScreen(WgfleetScreen):
         return done
 
     def action_enable(self) -> None:
-        row = self.selected()
-        if row is None:
+        names = self.targets()
+        if not names:
             return
         self.call_service(
-            f"enable {row.name}",
-            lambda fleet: peers.set_enabled(fleet, [row.name], True),
+            f"enable {describe(names)}",
+            lambda fleet: peers.set_enabled(fleet, names, True),
             self.changed("enabled"),
             write=True,
         )
 
     def action_disable(self) -> None:
-        row = self.selected()
-        if row is None:
+        names = self.targets()
+        if not names:
             return
 
         def chosen(reason: object) -> None:
             if not isinstance(reason, DisabledReason):
                 return
             self.call_service(
-                f"disable {row.name}",
-                lambda fleet: peers.set_enabled(fleet, [row.name], False, reason),
+                f"disable {describe(names)}",
+                lambda fleet: peers.set_enabled(fleet, names, False, reason),
                 self.changed("disabled"),
                 write=True,
             )
 
-        self.app.push_screen(DisableDialog(row.name), chosen)
+        self.app.push_screen(DisableDialog(describe(names)), chosen)
 
     def action_topup(self) -> None:
         row = self.selected()
@@ -283,26 +332,33 @@ class ConfigurationsScreen(WgfleetScreen):
         self.action_reload()
 
     def action_remove(self) -> None:
-        row = self.selected()
-        if row is None:
+        names = self.targets()
+        if not names:
             return
+        rows = {r.name: r for r in self.data.rows}
 
         def confirmed(yes: object) -> None:
             if yes is not True:
                 return
             self.call_service(
-                f"remove {row.name}",
-                lambda fleet: peers.remove_configurations(fleet, [row.name]),
+                f"remove {describe(names)}",
+                lambda fleet: peers.remove_configurations(fleet, names),
                 self.changed("removed"),
                 write=True,
             )
 
+        if len(names) == 1 and names[0] in rows:
+            row = rows[names[0]]
+            what = f"{row.name} ({row.account})"
+            where = f"its peer from {', '.join(row.nodes) or 'no node'}"
+        else:
+            what = describe(names)
+            where = "their peers from every node they are on"
         self.app.push_screen(
             ConfirmDialog(
-                f"Remove {row.name}",
-                f"Remove {row.name} ({row.account}) and its usage from the store, and its peer "
-                f"from {', '.join(row.nodes) or 'no node'}.\nTop-ups bought for it stay in the "
-                "ledger, no longer linked to it. This cannot be undone.",
+                f"Remove {describe(names)}",
+                f"Remove {what} and the usage from the store, and {where}.\nTop-ups bought "
+                "stay in the ledger, no longer linked. This cannot be undone.",
                 "Remove",
             ),
             confirmed,

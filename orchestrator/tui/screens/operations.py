@@ -113,6 +113,16 @@ def sync_line(n: NodeSync) -> tuple[str, str]:
 STATE_STYLE = {"ok": "green", "failed": "bold red", "running": "yellow", "changed": "yellow"}
 
 
+# What a cancel stops, for each run: every one stops at a point where nothing is half-written.
+CANCEL_POINTS = {
+    "deploy": "cancelling after the running tasks",
+    "sync": "cancelling: nodes not yet asked are skipped and nothing is written",
+    "apply": "cancelling: nodes not yet pushed stay pending for the next run",
+    "plan": "cancelling: nodes not yet asked are skipped",
+    "audit": "cancelling: nodes not yet audited are skipped (no verdict for them)",
+}
+
+
 class OperationsScreen(WgfleetScreen):
     TITLE = "Operations"
 
@@ -178,15 +188,9 @@ class OperationsScreen(WgfleetScreen):
         if self.worker is None or not self.worker.is_running:
             self.notify("nothing is running")
             return
-        if self.running == "deploy":
-            self.cancel_requested.set()
-            self.notify("deploy: cancelling after the running tasks")
-            return
-        self.notify(
-            f"{self.running} cannot be stopped safely mid-run (its store writes land whole): "
-            "it ends once each node answered or timed out (ssh.connect_timeout)",
-            severity="warning",
-        )
+        self.cancel_requested.set()
+        running = self.running or "run"
+        self.notify(f"{running}: {CANCEL_POINTS.get(running, 'cancelling')}")
 
     def _run(self, kind: str) -> None:
         backend = self.backend
@@ -202,6 +206,7 @@ class OperationsScreen(WgfleetScreen):
                         warn_ratio=fleet.settings.usage.warn_percent / 100,
                         retention_days=fleet.settings.usage.retention_days,
                         progress=lambda n: node(n.node, *sync_line(n)),
+                        cancelled=self.cancel_requested.is_set,
                     )
                 )
             ),
@@ -211,18 +216,26 @@ class OperationsScreen(WgfleetScreen):
                         fleet,
                         progress=lambda n: node(n.node, *push_line(n)),
                         today=backend.today(),
+                        cancelled=self.cancel_requested.is_set,
                     )
                 )
             ),
             "plan": lambda: push_summary(
                 backend.write(
                     lambda fleet: push_service.push(
-                        fleet, dry_run=True, progress=lambda n: node(n.node, *push_line(n))
+                        fleet,
+                        dry_run=True,
+                        progress=lambda n: node(n.node, *push_line(n)),
+                        cancelled=self.cancel_requested.is_set,
                     )
                 )
             ),
             "audit": lambda: audit_summary(
-                audit_service.audit(settings, progress=self._audit_progress)
+                audit_service.audit(
+                    settings,
+                    progress=self._audit_progress,
+                    cancelled=self.cancel_requested.is_set,
+                )
             ),
             "deploy": lambda: self._deploy(),
         }
