@@ -78,6 +78,16 @@ class UsageSettings:
 
 
 @dataclass(frozen=True)
+class PrivacySettings:
+    """What usage the store may keep beyond each configuration's total per billing period."""
+
+    # A daily byte total per node (a location), never per user: off unless the provider's
+    # published policy says it keeps one. Turning it off erases what was kept on the next sync.
+    node_daily_totals: bool = False
+    node_daily_retention_days: int = 90
+
+
+@dataclass(frozen=True)
 class KeySettings:
     """How old each kind of key may grow, and how long a replaced key keeps working."""
 
@@ -99,6 +109,7 @@ class Settings:
     lab: LabSettings
     usage: UsageSettings = field(default_factory=UsageSettings)
     keys: KeySettings = field(default_factory=KeySettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready view for `wgfleet config show`: paths only, never key material."""
@@ -120,6 +131,10 @@ class Settings:
                 "warn_percent": self.usage.warn_percent,
                 "sync_interval": self.usage.sync_interval,
             },
+            "privacy": {
+                "node_daily_totals": self.privacy.node_daily_totals,
+                "node_daily_retention_days": self.privacy.node_daily_retention_days,
+            },
             "keys": {
                 "node_max_age_days": self.keys.node_max_age_days,
                 "peer_max_age_days": self.keys.peer_max_age_days,
@@ -138,7 +153,8 @@ class Settings:
         }
 
 
-_TOP_KEYS = {"data_dir", "store_url", "inventory", "ssh", "lab", "usage", "keys"}
+_TOP_KEYS = {"data_dir", "store_url", "inventory", "ssh", "lab", "usage", "keys", "privacy"}
+_PRIVACY_KEYS = {"node_daily_totals", "node_daily_retention_days"}
 _KEY_AGE_FIELDS = ("node_max_age_days", "peer_max_age_days", "psk_max_age_days", "ssh_max_age_days")
 _USAGE_KEYS = {"retention_days", "warn_percent", "sync_interval"}
 _SSH_KEYS = {"deploy_key", "collector_key", "push_key", "known_hosts", "connect_timeout"}
@@ -287,7 +303,20 @@ def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
         raise ConfigError(
             source, "usage.sync_interval", usage_raw.get("sync_interval"), str(exc)
         ) from None
+    privacy_raw = reader.mapping(top.get("privacy"), "privacy", _PRIVACY_KEYS)
+    daily = privacy_raw.get("node_daily_totals", False)
+    if not isinstance(daily, bool):
+        raise ConfigError(source, "privacy.node_daily_totals", daily, "true or false")
+    kept = reader.number(privacy_raw, "node_daily_retention_days", "privacy.", 90)
+    if kept < 1 or kept != int(kept):
+        raise ConfigError(
+            source,
+            "privacy.node_daily_retention_days",
+            privacy_raw.get("node_daily_retention_days"),
+            "a whole number of days, at least 1",
+        )
     return Settings(
+        privacy=PrivacySettings(daily, int(kept)),
         usage=UsageSettings(int(retention), int(warn), interval),
         keys=_key_settings(reader, top.get("keys")),
         source=source,
@@ -331,12 +360,14 @@ POLICY_NAMES = (
     "usage.retention_days",
     "usage.warn_percent",
     "usage.sync_interval",
+    "privacy.node_daily_totals",
+    "privacy.node_daily_retention_days",
 )
 
 
 def policy_values(settings: Settings) -> dict[str, Any]:
     """The policies in force, by their dotted names."""
-    sections = {"keys": settings.keys, "usage": settings.usage}
+    sections = {"keys": settings.keys, "usage": settings.usage, "privacy": settings.privacy}
     values = {}
     for name in POLICY_NAMES:
         section, key = name.split(".")
@@ -348,8 +379,13 @@ def with_policies(settings: Settings, policies: Mapping[str, Any]) -> Settings:
     """``settings`` with the store's policies laid over it (unknown names are ignored)."""
     keys = {k.split(".", 1)[1]: v for k, v in policies.items() if k.startswith("keys.")}
     usage = {k.split(".", 1)[1]: v for k, v in policies.items() if k.startswith("usage.")}
+    privacy = {k.split(".", 1)[1]: v for k, v in policies.items() if k.startswith("privacy.")}
     return replace(
         settings,
+        privacy=replace(
+            settings.privacy,
+            **{k: v for k, v in privacy.items() if hasattr(PrivacySettings, k)},
+        ),
         keys=replace(settings.keys, **{k: v for k, v in keys.items() if hasattr(KeySettings, k)}),
         usage=replace(
             settings.usage, **{k: v for k, v in usage.items() if hasattr(UsageSettings, k)}

@@ -99,6 +99,7 @@ class Policies:
     keys: dict[str, Any] = field(default_factory=dict)
     usage: dict[str, Any] = field(default_factory=dict)
     sync_interval: str | None = None
+    privacy: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,10 @@ USAGE_POLICY_FIELDS: dict[str, dict[str, Any]] = {
     "retention_days": {"type": "integer", "minimum": 31},
     "warn_percent": {"type": "integer", "minimum": 1, "maximum": 100},
 }
+PRIVACY_POLICY_FIELDS: dict[str, dict[str, Any]] = {
+    "node_daily_totals": {"type": "boolean"},
+    "node_daily_retention_days": _DAYS,
+}
 REQUIRED = {
     "plan": ["quota"],
     "account": ["device_id"],
@@ -220,6 +225,7 @@ def json_schema() -> dict[str, Any]:
                     {
                         "keys": obj(KEY_POLICY_FIELDS),
                         "usage": obj(USAGE_POLICY_FIELDS),
+                        "privacy": obj(PRIVACY_POLICY_FIELDS),
                         "sync_interval": _DURATION,
                     }
                 ),
@@ -498,7 +504,8 @@ def _configurations(
 def _policies(reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None) -> Policies:
     if entry is None:
         return Policies()
-    values = reader.mapping(entry[1], "policies", {"keys": 1, "usage": 1, "sync_interval": 1})
+    sections = {"keys": 1, "usage": 1, "privacy": 1, "sync_interval": 1}
+    values = reader.mapping(entry[1], "policies", sections)
     keys = _fields(
         reader,
         reader.mapping(values.get("keys", (None, None))[1], "policies.keys", KEY_POLICY_FIELDS),
@@ -511,6 +518,14 @@ def _policies(reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None) -> Pol
         "policies.usage",
         USAGE_POLICY_FIELDS,
     )
+    privacy = _fields(
+        reader,
+        reader.mapping(
+            values.get("privacy", (None, None))[1], "policies.privacy", PRIVACY_POLICY_FIELDS
+        ),
+        "policies.privacy",
+        PRIVACY_POLICY_FIELDS,
+    )
     interval = None
     if "sync_interval" in values:
         interval = reader.scalar(values["sync_interval"][1], "policies.sync_interval", _DURATION)
@@ -520,6 +535,7 @@ def _policies(reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None) -> Pol
         {k: v for k, v in keys.items() if v is not None},
         {k: v for k, v in usage.items() if v is not None},
         interval,
+        {k: v for k, v in privacy.items() if v is not None},
     )
 
 

@@ -127,6 +127,7 @@ def policy_values(policies: Policies) -> dict[str, Any]:
     """A file's policies by the dotted names the store keeps them under."""
     values = {f"keys.{k}": v for k, v in policies.keys.items()}
     values.update({f"usage.{k}": v for k, v in policies.usage.items()})
+    values.update({f"privacy.{k}": v for k, v in policies.privacy.items()})
     if policies.sync_interval is not None:
         values["usage.sync_interval"] = policies.sync_interval
     return values

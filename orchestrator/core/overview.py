@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -175,6 +175,24 @@ class FleetTotals:
 class FleetOverview:
     nodes: tuple[NodeRow, ...]
     totals: FleetTotals
+    # node -> bytes per day, oldest first, one entry per day of the window (0 on quiet days);
+    # None when the privacy profile keeps no daily totals.
+    daily: Mapping[str, tuple[int, ...]] | None = None
+
+
+CHART_DAYS = 14
+
+
+def daily_series(
+    kept: Mapping[str, Iterable[tuple[date, int]]], nodes: Iterable[str], today: date
+) -> dict[str, tuple[int, ...]]:
+    """Each node's last CHART_DAYS days as a dense series, ending today."""
+    start = today - timedelta(days=CHART_DAYS - 1)
+    series = {}
+    for node in nodes:
+        by_day = dict(kept.get(node, ()))
+        series[node] = tuple(by_day.get(start + timedelta(days=i), 0) for i in range(CHART_DAYS))
+    return series
 
 
 def node_rows(

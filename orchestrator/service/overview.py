@@ -6,14 +6,16 @@ filters and sorts the rows in memory (see core.overview).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from orchestrator.core.overview import (
+    CHART_DAYS,
     AccountRow,
     ConfigurationRow,
     FleetOverview,
     account_rows,
     configuration_rows,
+    daily_series,
     fleet_totals,
     node_rows,
 )
@@ -40,7 +42,11 @@ def fleet_overview(fleet: Fleet, today: date) -> FleetOverview:
         today,
         store.node_audits(),
     )
-    return FleetOverview(tuple(nodes), fleet_totals(nodes, rows))
+    daily = None
+    if fleet.settings.privacy.node_daily_totals:
+        since = today - timedelta(days=CHART_DAYS - 1)
+        daily = daily_series(store.node_daily(since), [n.name for n in nodes], today)
+    return FleetOverview(tuple(nodes), fleet_totals(nodes, rows), daily)
 
 
 def accounts_overview(fleet: Fleet, today: date) -> list[AccountRow]:

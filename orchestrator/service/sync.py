@@ -116,6 +116,16 @@ def _apply_report(
     return NodeSync(name, True, len(report.samples), added)
 
 
+def keep_node_daily_totals(fleet: Fleet, outcomes: Iterable[NodeSync], today: date) -> None:
+    """Only what the privacy profile permits: a node's bytes per day, or nothing at all."""
+    privacy = fleet.settings.privacy
+    if not privacy.node_daily_totals:
+        fleet.store.erase_node_daily(None)  # the profile was narrowed: what it forbids goes
+        return
+    fleet.store.add_node_daily(today, {o.node: o.bytes_added for o in outcomes if o.ok})
+    fleet.store.erase_node_daily(today - timedelta(days=privacy.node_daily_retention_days))
+
+
 def sync(
     fleet: Fleet,
     *,
@@ -163,6 +173,7 @@ def sync(
     total = sum(o.bytes_added for o in outcomes)
 
     store.erase_usage_before(today - timedelta(days=retention_days), NEVER_RESETS)
+    keep_node_daily_totals(fleet, outcomes, today)
     if not enforce_quota:
         return SyncResult(tuple(outcomes), len(updated), total, (), (), ())
     decision = enforce(store.configurations(), quota_statuses(fleet, today), warn_ratio)

@@ -38,6 +38,25 @@ def test_fleet(snap_compare: Any, settings: Settings, size: tuple[int, int]) -> 
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_fleet_with_daily_totals(
+    snap_compare: Any, settings: Settings, size: tuple[int, int]
+) -> None:
+    """A provider whose policy keeps a daily total per location sees it charted per node."""
+    from datetime import timedelta
+
+    from orchestrator.service.context import open_fleet
+
+    with open_fleet(settings) as fleet:
+        fleet.store.replace_policies({"privacy.node_daily_totals": "true"})
+        for back in range(14):
+            day = TODAY - timedelta(days=back)
+            fleet.store.add_node_daily(
+                day, {"node1": (back % 5 + 1) * 2**28, "node2": (back % 3) * 2**27}
+            )
+    assert snap_compare(WgfleetApp(settings, today=TODAY), terminal_size=size, run_before=steps())
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_configurations(snap_compare: Any, settings: Settings, size: tuple[int, int]) -> None:
     app = WgfleetApp(settings, today=TODAY)
     assert snap_compare(app, terminal_size=size, run_before=steps("2"))

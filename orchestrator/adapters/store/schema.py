@@ -160,6 +160,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         "fleet-wide policies applied from a fleet file (key ages, grace, usage, sync interval)",
         ("CREATE TABLE policies (name TEXT PRIMARY KEY, value TEXT NOT NULL)",),
     ),
+    Migration(
+        6,
+        "daily byte totals per node (a location, never a user), kept only if the privacy "
+        "profile allows them",
+        (
+            """
+            CREATE TABLE node_daily_totals (
+                node TEXT NOT NULL,
+                day DATE NOT NULL,
+                bytes BIGINT NOT NULL CHECK (bytes >= 0),
+                PRIMARY KEY (node, day)
+            )
+            """,
+        ),
+    ),
 )
 
 

@@ -297,6 +297,39 @@ class SqlStore:
                 "INSERT INTO policies (name, value) VALUES (?, ?)", sorted(policies.items())
             )
 
+    def add_node_daily(self, day: date, node_bytes: dict[str, int]) -> None:
+        """Add bytes to each node's total for ``day`` (the privacy profile allows it)."""
+        with self.transaction():
+            for node, count in sorted(node_bytes.items()):
+                if count <= 0:
+                    continue
+                self.db.execute(
+                    "INSERT INTO node_daily_totals (node, day, bytes) VALUES (?, ?, ?) "
+                    "ON CONFLICT (node, day) DO UPDATE SET bytes = node_daily_totals.bytes + "
+                    "excluded.bytes",
+                    (node, day, count),
+                )
+
+    def node_daily(self, since: date) -> dict[str, list[tuple[date, int]]]:
+        rows = self._rows(
+            "SELECT node, day, bytes FROM node_daily_totals WHERE day >= ? ORDER BY node, day",
+            (since,),
+        )
+        found: dict[str, list[tuple[date, int]]] = {}
+        for node, day, count in rows:
+            parsed = _date(day)
+            assert parsed is not None
+            found.setdefault(str(node), []).append((parsed, int(count)))
+        return found
+
+    def erase_node_daily(self, before: date | None) -> int:
+        """Erase daily node totals older than ``before`` (all of them when None)."""
+        with self.transaction():
+            where, params = ("WHERE day < ?", (before,)) if before else ("", ())
+            count = self._one(f"SELECT COUNT(*) FROM node_daily_totals {where}", params)
+            self.db.execute(f"DELETE FROM node_daily_totals {where}", params)
+        return int(count[0]) if count else 0
+
     def nodes(self) -> list[Node]:
         return [
             self._node(r)

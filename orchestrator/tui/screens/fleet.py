@@ -7,9 +7,10 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Header, Label, Sparkline, Static
 
-from orchestrator.core.overview import FleetOverview, NodeRow, human_bytes
+from orchestrator.core.overview import CHART_DAYS, FleetOverview, NodeRow, human_bytes
 from orchestrator.service.overview import fleet_overview
 from orchestrator.tui.screens.base import WgfleetScreen
 
@@ -63,6 +64,7 @@ class FleetScreen(WgfleetScreen):
             "last audit",
         )
         yield table
+        yield Vertical(id="daily")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -92,3 +94,35 @@ class FleetScreen(WgfleetScreen):
             self.query_one("#totals", Static).update(
                 totals_text(overview) + "\nno nodes yet: run Deploy on the Operations screen"
             )
+        self.show_daily(overview)
+
+    def show_daily(self, overview: FleetOverview) -> None:
+        """Bytes per node per day, as the privacy profile allows: per location, never per user."""
+        box = self.query_one("#daily", Vertical)
+        box.remove_children()
+        if overview.daily is None:
+            box.mount(
+                Static(
+                    "daily traffic per node: not kept under this privacy profile "
+                    "(privacy.node_daily_totals)",
+                    classes="muted",
+                )
+            )
+            return
+        rows: list[Horizontal | Static] = [
+            Static(f"traffic per node, last {CHART_DAYS} days (peak day, today)", classes="muted")
+        ]
+        width = max((len(name) for name in overview.daily), default=4)
+        for name, series in overview.daily.items():
+            rows.append(
+                Horizontal(
+                    Label(name.ljust(width), classes="daily-node"),
+                    Sparkline(list(series), summary_function=max, classes="daily-chart"),
+                    Label(
+                        f"{human_bytes(max(series, default=0))}, {human_bytes(series[-1])}",
+                        classes="daily-figures",
+                    ),
+                    classes="daily-row",
+                )
+            )
+        box.mount_all(rows)
