@@ -57,7 +57,7 @@ exit codes (like `terraform plan -detailed-exitcode`):
   0    no changes
   1    error: an invalid file, a change the store would refuse, an unreachable store
   2    changes pending
-  3    another wgfleet run holds the fleet lock
+(plan only reads: it never waits for or takes the fleet lock)
 """
 
 
@@ -95,6 +95,8 @@ def cmd_apply_file(args: argparse.Namespace, settings: Settings, output: Output)
     from orchestrator.service.context import open_fleet
     from orchestrator.service.lock import fleet_lock
 
+    if args.dry_run:
+        raise UsageError("apply -f --dry-run: run `wgfleet plan -f FILE` to see the changes")
     saved = fleet_file.load_saved_plan(args.plan_file) if args.plan_file else None
     path = args.file or (saved or {}).get("file")
     if not path:
