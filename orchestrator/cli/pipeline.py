@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import shutil
 import sys
@@ -214,9 +213,9 @@ def _wgfleet_command(settings: Settings) -> str:
 
 def _write_private(path: str, text: str) -> None:
     """Plans and exports name keys and accounts: readable by their owner only."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    from orchestrator.adapters.keyfiles import write_private
+
+    write_private(Path(path), text.encode("utf-8"))
 
 
 def _report_invalid(exc: Any, output: Output) -> None:

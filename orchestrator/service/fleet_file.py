@@ -42,6 +42,7 @@ from orchestrator.errors import ConfigError, StoreError, WgfleetError
 from orchestrator.service import deploy as deploy_service
 from orchestrator.service.context import Fleet, open_fleet
 from orchestrator.service.keys import key_status
+from orchestrator.service.peers import drop_secrets
 from orchestrator.service.push import PushResult, pending_nodes, push
 from orchestrator.settings import Settings
 
@@ -341,9 +342,7 @@ def _apply_store_changes(fleet: Fleet, file: FleetFile, changes: list[Change], t
     for change in by_kind.get("configuration", []):
         name = change.subject
         if change.action == "remove":
-            for removed in store.remove_configurations([name]):
-                if removed.psk_ref:
-                    fleet.secrets.delete(removed.psk_ref)
+            drop_secrets(fleet, store.remove_configurations([name]))
             continue
         spec = configs[name]
         if change.action == "add":
@@ -386,9 +385,7 @@ def _apply_store_changes(fleet: Fleet, file: FleetFile, changes: list[Change], t
 
     for change in by_kind.get("account", []):
         if change.action == "remove":
-            for removed in store.delete_account(change.subject):
-                if removed.psk_ref:
-                    fleet.secrets.delete(removed.psk_ref)
+            drop_secrets(fleet, store.delete_account(change.subject))
     for change in by_kind.get("plan", []):
         if change.action == "remove":
             store.remove_plan(change.subject)

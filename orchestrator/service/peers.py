@@ -138,11 +138,16 @@ def remove_configurations(
     return _forget(fleet, fleet.store.remove_configurations(list(names)))
 
 
-def _forget(fleet: Fleet, removed: list[Configuration]) -> tuple[list[Configuration], PushResult]:
-    """After the store let configurations go: drop their preshared keys, take them off nodes."""
+def drop_secrets(fleet: Fleet, removed: Iterable[Configuration]) -> None:
+    """The preshared keys of configurations the store let go."""
     for config in removed:
         if config.psk_ref:
             fleet.secrets.delete(config.psk_ref)
+
+
+def _forget(fleet: Fleet, removed: list[Configuration]) -> tuple[list[Configuration], PushResult]:
+    """After the store let configurations go: drop their preshared keys, take them off nodes."""
+    drop_secrets(fleet, removed)
     return removed, push(fleet, {n for c in removed for n in c.nodes})
 
 
