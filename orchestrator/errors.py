@@ -55,6 +55,11 @@ class StoreError(WgfleetError):
     """The quota store refused a change or cannot be used (schema, connection, constraint)."""
 
 
+class StoreConflict(StoreError):
+    """Two writers collided (a deadlock or serialization failure): nothing was written, and
+    the same transaction may simply run again."""
+
+
 class NotFound(StoreError):
     """A name given by the user (account, configuration, plan, node) is not in the store."""
 

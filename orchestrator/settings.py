@@ -57,6 +57,10 @@ class SshSettings:
     push_key: Path
     known_hosts: Path
     connect_timeout: float = 10.0
+    # Key exchange for the collector's minute-by-minute sessions (they carry byte counters
+    # only): "curve25519" costs the controller ~6x less CPU per fresh connection than the
+    # post-quantum hybrid; pushes, which carry preshared keys, always prefer post-quantum.
+    collector_kex: str = "curve25519"
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,7 @@ class Settings:
                 "push_key": str(self.ssh.push_key),
                 "known_hosts": str(self.ssh.known_hosts),
                 "connect_timeout": self.ssh.connect_timeout,
+                "collector_kex": self.ssh.collector_kex,
             },
             "usage": {
                 "retention_days": self.usage.retention_days,
@@ -157,7 +162,15 @@ _TOP_KEYS = {"data_dir", "store_url", "inventory", "ssh", "lab", "usage", "keys"
 _PRIVACY_KEYS = {"node_daily_totals", "node_daily_retention_days"}
 _KEY_AGE_FIELDS = ("node_max_age_days", "peer_max_age_days", "psk_max_age_days", "ssh_max_age_days")
 _USAGE_KEYS = {"retention_days", "warn_percent", "sync_interval"}
-_SSH_KEYS = {"deploy_key", "collector_key", "push_key", "known_hosts", "connect_timeout"}
+_SSH_KEYS = {
+    "deploy_key",
+    "collector_key",
+    "push_key",
+    "known_hosts",
+    "connect_timeout",
+    "collector_kex",
+}
+KEX_CHOICES = ("curve25519", "post-quantum")
 _LAB_KEYS = {"name", "subnet", "state_dir", "rootfs_cache", "suite", "mirror"}
 
 
@@ -264,7 +277,15 @@ def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
         push_key=reader.path(ssh_raw, "push_key", "ssh.", keys_dir / "push_ed25519"),
         known_hosts=reader.path(ssh_raw, "known_hosts", "ssh.", inventory / "known_hosts"),
         connect_timeout=reader.number(ssh_raw, "connect_timeout", "ssh.", 10.0),
+        collector_kex=reader.text(ssh_raw, "collector_kex", "ssh.", "curve25519") or "curve25519",
     )
+    if ssh.collector_kex not in KEX_CHOICES:
+        raise ConfigError(
+            source,
+            "ssh.collector_kex",
+            ssh.collector_kex,
+            f"expected one of {', '.join(KEX_CHOICES)}",
+        )
 
     lab_raw = reader.mapping(top.get("lab"), "lab", _LAB_KEYS)
     name = reader.text(lab_raw, "name", "lab.", "lab") or "lab"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import io
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -438,12 +439,22 @@ def cmd_apply(args: argparse.Namespace, settings: Settings, output: Output) -> i
     if getattr(args, "file", None) or getattr(args, "plan_file", None):
         from orchestrator.cli.pipeline import cmd_apply_file
 
+        if getattr(args, "shard", None):
+            raise UsageError("--shard pushes the store's state; a fleet file applies whole")
+
         return cmd_apply_file(args, settings, output)
 
-    with _fleet(settings) as fleet:
+    from orchestrator.service.lock import fleet_lock
+
+    shard = _shard(args)
+    with (
+        fleet_lock(settings, wait=True, timeout=300, shard=shard),
+        _fleet(settings, write=False) as fleet,
+    ):
         result = push_service.push(
             fleet,
             _names(args.nodes) if args.nodes else None,
+            shard=shard,
             dry_run=args.dry_run,
             progress=lambda n: output.progress(
                 f"{n.node}: {'ok' if n.ok else 'FAILED ' + n.error}"
@@ -611,6 +622,9 @@ def register(commands: Any, add: Registrar) -> None:
             "--dry-run", action="store_true", help="show each node's plan, change nothing"
         )
         apply.add_argument("--nodes", action="append", metavar="NODE[,NODE..]")
+        apply.add_argument(
+            "--shard", metavar="I/N", help="push only shard I of N (see `sync --shard`)"
+        )
     apply_file = commands.choices["apply"]  # `reconcile` stays a push of the store's state
     apply_file.description = (
         "push the whole desired state to the nodes; with -f, first make the fleet match a "
@@ -635,11 +649,40 @@ def register(commands: Any, add: Registrar) -> None:
 # --- sync and usage -----------------------------------------------------------------------------
 
 
+def _shard(args: argparse.Namespace) -> Any:
+    from orchestrator.core.shard import parse_shard
+
+    text = getattr(args, "shard", None)
+    if not text:
+        return None
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise UsageError(f"--shard: {exc}") from None
+
+
+def _render_sync(output: Output, data: dict[str, Any]) -> None:
+    output.out.print(
+        f"synced {len(data['nodes_ok'])} node(s), {data['configurations_updated']} "
+        f"configuration(s) updated, {data['bytes_added']} bytes added"
+    )
+    if data["nodes_skipped"]:
+        output.out.print(f"leased by another run: {', '.join(data['nodes_skipped'])}")
+    for key in ("newly_over_quota", "re_enabled", "warned"):
+        if data[key]:
+            output.out.print(f"{key.replace('_', ' ')}: {', '.join(data[key])}")
+
+
 def cmd_sync(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     from orchestrator.service import sync as sync_service
     from orchestrator.service.lock import fleet_lock
 
-    with fleet_lock(settings, wait=args.wait), _fleet(settings, write=False) as fleet:
+    shard = _shard(args)
+    if args.every:
+        if args.nodes:
+            raise UsageError("--every syncs the whole fleet (or --shard): drop --nodes")
+        return _sync_every(args, settings, output, shard)
+    with fleet_lock(settings, wait=args.wait, shard=shard), _fleet(settings, write=False) as fleet:
         result = sync_service.sync(
             fleet,
             nodes=_names(args.nodes) if args.nodes else None,
@@ -648,24 +691,60 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, output: Output) -> in
             progress=(lambda n: output.progress(f"{n.node}: {'ok' if n.ok else n.error}"))
             if args.verbose
             else None,
+            shard=shard,
         )
 
     def render() -> None:
         # Cron mode: silent on success unless -v; problems always reach stderr below.
-        if not args.verbose:
-            return
-        data = result.as_dict()
-        output.out.print(
-            f"synced {len(data['nodes_ok'])} node(s), {data['configurations_updated']} "
-            f"configuration(s) updated, {data['bytes_added']} bytes added"
-        )
-        for key in ("newly_over_quota", "re_enabled", "warned"):
-            if data[key]:
-                output.out.print(f"{key.replace('_', ' ')}: {', '.join(data[key])}")
+        if args.verbose:
+            _render_sync(output, result.as_dict())
 
     output.result(result.as_dict(), render)
     fail_lines("sync failed on", [(n.node, n.error) for n in result.failed])
     return ExitCode.OK if result.ok else ExitCode.FAILED
+
+
+def _sync_every(args: argparse.Namespace, settings: Settings, output: Output, shard: Any) -> int:
+    """Run until SIGTERM or SIGINT; one JSON line per run with --json."""
+    import signal
+    import threading
+
+    from orchestrator.core.keys import parse_duration
+    from orchestrator.service.sync_loop import LoopRun, sync_every
+
+    try:
+        interval = parse_duration(args.every)
+    except ValueError as exc:
+        raise UsageError(f"--every: {exc}") from None
+    if interval < 1:
+        raise UsageError("--every: give an interval of at least 1s")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+    def report(run: LoopRun) -> None:
+        if run.result is None:
+            sys.stderr.write(f"wgfleet: sync run {run.number} did not run: {run.error}\n")
+            return
+        data = {**run.result.as_dict(), "run": run.number, "seconds": round(run.seconds, 3)}
+        data["sessions_open"] = run.sessions
+        if output.json_mode:
+            sys.stdout.write(json.dumps(data, sort_keys=True, default=str) + "\n")
+            sys.stdout.flush()
+        elif args.verbose:
+            _render_sync(output, data)
+        fail_lines("sync failed on", [(n.node, n.error) for n in run.result.failed])
+
+    sync_every(
+        settings,
+        interval,
+        report,
+        stop=stop,
+        runs=args.runs,
+        shard=shard,
+        warn_percent=args.warn_at,
+    )
+    return ExitCode.OK
 
 
 def cmd_usage_check(args: argparse.Namespace, settings: Settings, output: Output) -> int:
@@ -731,6 +810,19 @@ def register_sync(commands: Any, add: Registrar) -> None:
         "--wait", action="store_true", help="wait for a running sync instead of exiting 3"
     )
     sync.add_argument("--nodes", action="append", metavar="NODE[,NODE..]")
+    sync.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="sync only shard I of N (by a hash of the node name), so N controllers or cron "
+        "jobs share one PostgreSQL store; node leases keep two runs off one node",
+    )
+    sync.add_argument(
+        "--every",
+        metavar="DURATION",
+        help="keep running, one sync every DURATION (60s, 5m), keeping SSH sessions open "
+        "between runs; stops on SIGTERM/SIGINT; --json prints one line per run",
+    )
+    sync.add_argument("--runs", type=positive_int, default=None, help=argparse.SUPPRESS)
     sync.add_argument(
         "--warn-at",
         type=positive_int,

@@ -7,24 +7,20 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+from orchestrator.core.shard import Shard
 from orchestrator.errors import FleetBusy
 from orchestrator.settings import Settings
 
 
 @contextmanager
-def fleet_lock(
-    settings: Settings, *, wait: bool = False, timeout: float | None = None
-) -> Iterator[None]:
-    """Hold the lock for the block; without ``wait`` a held lock fails at once (exit 3)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = settings.data_dir / "fleet.lock"
+def _flock(path: Path, mode: int, wait: bool, deadline: float | None) -> Iterator[None]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if not wait or (deadline is not None and time.monotonic() > deadline):
@@ -35,3 +31,32 @@ def fleet_lock(
         yield
     finally:
         os.close(fd)
+
+
+@contextmanager
+def fleet_lock(
+    settings: Settings,
+    *,
+    wait: bool = False,
+    timeout: float | None = None,
+    shard: Shard | None = None,
+) -> Iterator[None]:
+    """Hold the lock for the block; without ``wait`` a held lock fails at once (exit 3).
+
+    A sharded run shares the fleet lock with the other shards and holds its shard's own lock
+    alone: shards run side by side (node leases in the store keep them apart), while a run of
+    the whole fleet still waits for all of them.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    fleet_path = settings.data_dir / "fleet.lock"
+    if shard is None:
+        with _flock(fleet_path, fcntl.LOCK_EX, wait, deadline):
+            yield
+        return
+    shard_path = settings.data_dir / f"fleet-shard-{shard.index}-of-{shard.count}.lock"
+    with (
+        _flock(shard_path, fcntl.LOCK_EX, wait, deadline),
+        _flock(fleet_path, fcntl.LOCK_SH, wait, deadline),
+    ):
+        yield

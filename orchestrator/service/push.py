@@ -9,10 +9,11 @@ revision and converges on the next push.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from typing import Any
 
 from orchestrator.adapters import ssh
@@ -25,8 +26,11 @@ from orchestrator.core.push_protocol import (
     parse_answer,
     render_request,
 )
+from orchestrator.core.shard import Shard
 from orchestrator.errors import NodeError, StoreError
 from orchestrator.service.context import Fleet
+from orchestrator.service.lease import run_holder
+from orchestrator.service.retry import retry_conflicts
 from orchestrator.service.usage import account_observation
 
 PUSH_USER = "wgpush"
@@ -57,6 +61,8 @@ class NodePush:
 class PushResult:
     dry_run: bool
     nodes: tuple[NodePush, ...] = field(default=())
+    # Nodes another run holds a lease on: still pending, that run or the next one pushes them.
+    skipped: tuple[str, ...] = ()
 
     @property
     def failed(self) -> list[NodePush]:
@@ -71,6 +77,7 @@ class PushResult:
             "dry_run": self.dry_run,
             "ok": self.ok,
             "failed_nodes": [n.node for n in self.failed],
+            "skipped_nodes": list(self.skipped),
             "nodes": [n.as_dict() for n in self.nodes],
         }
 
@@ -89,8 +96,7 @@ def _push_one(
         return NodePush(node.name, False, error=str(exc))
     request = render_request("plan" if dry_run else "apply", node.interface, peers, preshared)
     try:
-        with ssh.NodeConnection(push_target(fleet, node)) as connection:
-            result = connection.run("wgfleet-peers", check=False, stdin=request, timeout=120)
+        result = fleet.run(push_target(fleet, node), "wgfleet-peers", stdin=request, timeout=120)
     except NodeError as exc:
         return NodePush(node.name, False, error=str(exc).removeprefix(f"{node.name}: "))
     try:
@@ -110,8 +116,13 @@ def push(
     today: date | None = None,
     now: int | None = None,
     cancelled: Callable[[], bool] | None = None,
+    shard: Shard | None = None,
+    held: Collection[str] = (),
 ) -> PushResult:
     """Push the desired state to ``nodes`` (all nodes in the store when None).
+
+    ``shard`` keeps this run's share of them. Each node is leased while it is pushed (``held``:
+    nodes the caller already leased); a node another run holds is skipped and stays pending.
 
     ``cancelled`` is asked before each node: a node not yet contacted is left pending.
     Peers a node removes report their counters as they leave; those bytes are accounted here,
@@ -120,8 +131,26 @@ def push(
     one any more the store forgets it.
     """
     now = int(time.time()) if now is None else now
-    store = fleet.store
     known = fleet.nodes(nodes)
+    wanted = shard.select(known) if shard is not None else sorted(known)
+    to_lease = [n for n in wanted if n not in held]
+    with fleet.store.lease_nodes(to_lease, run_holder()) as claimed:
+        mine = {n: known[n] for n in wanted if n in claimed or n in held}
+        result = _push_leased(fleet, mine, dry_run, progress, today, now, cancelled)
+    skipped = tuple(n for n in wanted if n not in mine)
+    return PushResult(result.dry_run, result.nodes, skipped)
+
+
+def _push_leased(
+    fleet: Fleet,
+    known: dict[str, Node],
+    dry_run: bool,
+    progress: Callable[[NodePush], None] | None,
+    today: date | None,
+    now: int,
+    cancelled: Callable[[], bool] | None,
+) -> PushResult:
+    store = fleet.store
     wanted = sorted(known)
     if not wanted:
         return PushResult(dry_run)
@@ -141,32 +170,40 @@ def push(
     with ThreadPoolExecutor(max_workers=min(32, len(wanted))) as pool:
         outcomes = tuple(pool.map(one, wanted))
     if not dry_run:
+        day = today or date.today()
         for outcome in outcomes:
             answer = outcome.answer
-            if outcome.ok and answer is not None and answer.removed:
-                account_observation(
-                    fleet,
-                    outcome.node,
-                    answer.epoch,
-                    [Sample(r.public_key, r.rx_bytes, r.tx_bytes) for r in answer.removed],
-                    today or date.today(),
-                    removed=True,
-                )
-            if outcome.ok and answer is not None and answer.overlap and answer.overlap.removed:
-                account_observation(
-                    fleet,
-                    outcome.node,
-                    answer.overlap.epoch,
-                    [
-                        Sample(OVERLAP_PREFIX + r.public_key, r.rx_bytes, r.tx_bytes)
-                        for r in answer.overlap.removed
-                    ],
-                    today or date.today(),
-                    removed=True,
-                )
+            if outcome.ok and answer is not None:
+                removals = partial(_account_removals, fleet, outcome.node, answer, day)
+                retry_conflicts(removals)
             store.mark_pushed(outcome.node, revisions[outcome.node][0], outcome.ok)
         retire_replaced_keys(fleet, now)
     return PushResult(dry_run, outcomes)
+
+
+def _account_removals(fleet: Fleet, node: str, answer: PushAnswer, today: date) -> None:
+    """The last counters of the peers a node just removed, so no byte before it is lost."""
+    if answer.removed:
+        account_observation(
+            fleet,
+            node,
+            answer.epoch,
+            [Sample(r.public_key, r.rx_bytes, r.tx_bytes) for r in answer.removed],
+            today,
+            removed=True,
+        )
+    if answer.overlap and answer.overlap.removed:
+        account_observation(
+            fleet,
+            node,
+            answer.overlap.epoch,
+            [
+                Sample(OVERLAP_PREFIX + r.public_key, r.rx_bytes, r.tx_bytes)
+                for r in answer.overlap.removed
+            ],
+            today,
+            removed=True,
+        )
 
 
 def end_of_grace(fleet: Fleet, now: int) -> set[str]:

@@ -20,13 +20,19 @@ from orchestrator.core.accounting import OVERLAP_PREFIX, Sample
 from orchestrator.core.collector import CounterParseError, CounterReport, parse_counters
 from orchestrator.core.models import DisabledReason, Node
 from orchestrator.core.quota import NEVER_RESETS, enforce
+from orchestrator.core.shard import Shard
 from orchestrator.errors import Cancelled, NodeError
 from orchestrator.service.context import Fleet
+from orchestrator.service.lease import run_holder
 from orchestrator.service.node_keys import finish_due_rotations
 from orchestrator.service.push import PushResult, end_of_grace, push
+from orchestrator.service.retry import retry_conflicts
 from orchestrator.service.usage import Ledger, account_observation, load_ledger, quota_statuses
 
 COLLECTOR_USER = "wgcollect"
+# Concurrent SSH sessions of one sync: enough to hide the nodes' latency, few enough that the
+# controller's CPU (key exchanges, parsing) is not the bottleneck on a small machine.
+FETCH_THREADS = 32
 DEFAULT_WARN_RATIO = 0.8
 
 
@@ -49,6 +55,8 @@ class SyncResult:
     warned: tuple[str, ...]
     push: PushResult | None = None
     notes: tuple[str, ...] = field(default=())
+    # Nodes another run (another shard, another controller) was syncing: theirs, not failed.
+    skipped: tuple[str, ...] = ()
 
     @property
     def failed(self) -> list[NodeSync]:
@@ -66,6 +74,7 @@ class SyncResult:
             "ok": self.ok,
             "nodes_ok": sorted(n.node for n in self.nodes if n.ok),
             "nodes_failed": {n.node: n.error for n in self.failed},
+            "nodes_skipped": list(self.skipped),
             "configurations_updated": self.configurations_updated,
             "bytes_added": self.bytes_added,
             "newly_over_quota": list(self.over_quota),
@@ -76,12 +85,15 @@ class SyncResult:
 
 
 def collector_target(fleet: Fleet, node: Node) -> ssh.Target:
-    return fleet.target(node, COLLECTOR_USER, fleet.settings.ssh.collector_key)
+    ssh_settings = fleet.settings.ssh
+    return fleet.target(
+        node, COLLECTOR_USER, ssh_settings.collector_key, kex=ssh_settings.collector_kex
+    )
 
 
 def fetch_counters(fleet: Fleet, node: Node) -> CounterReport:
     """One exec of the node's counters entry point; the reply is parsed strictly or refused."""
-    result = ssh.run_on(collector_target(fleet, node), "wgfleet-counters", check=False, timeout=60)
+    result = fleet.run(collector_target(fleet, node), "wgfleet-counters", timeout=60)
     try:
         report = parse_counters(result.stdout)
     except CounterParseError as exc:
@@ -136,16 +148,47 @@ def sync(
     enforce_quota: bool = True,
     progress: Callable[[NodeSync], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
+    shard: Shard | None = None,
 ) -> SyncResult:
     """Fetch every node's counters, account them in one transaction, then enforce quotas.
 
-    ``cancelled`` is asked before each node is contacted and once more before the transaction:
-    a cancelled sync writes nothing, and the next one counts every byte (counters are absolute).
+    ``shard`` limits the run to its share of the nodes. Each node is leased for the whole run,
+    so two runs (shards, controllers, a stray cron job) never sync or push one node at once; a
+    node leased elsewhere is skipped, not failed. ``cancelled`` is asked before each node is
+    contacted and once more before the transaction: a cancelled sync writes nothing, and the
+    next one counts every byte (counters are absolute).
     """
     today = today or date.today()
-    stop = cancelled or (lambda: False)
-    store = fleet.store
     known = fleet.nodes(nodes)
+    wanted = shard.select(known) if shard is not None else sorted(known)
+    with fleet.store.lease_nodes(wanted, run_holder()) as claimed:
+        return _sync_leased(
+            fleet,
+            {name: known[name] for name in sorted(claimed)},
+            tuple(n for n in wanted if n not in claimed),
+            today,
+            warn_ratio,
+            retention_days,
+            enforce_quota,
+            progress,
+            cancelled or (lambda: False),
+            set(wanted) if shard is not None else None,
+        )
+
+
+def _sync_leased(
+    fleet: Fleet,
+    known: dict[str, Node],
+    skipped: tuple[str, ...],
+    today: date,
+    warn_ratio: float,
+    retention_days: int,
+    enforce_quota: bool,
+    progress: Callable[[NodeSync], None] | None,
+    stop: Callable[[], bool],
+    scope: set[str] | None,
+) -> SyncResult:
+    store = fleet.store
     wanted = sorted(known)
 
     def fetch(name: str) -> CounterReport | NodeError:
@@ -156,33 +199,43 @@ def sync(
         except NodeError as exc:
             return exc
 
-    with ThreadPoolExecutor(max_workers=max(1, min(32, len(wanted)))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(FETCH_THREADS, len(wanted)))) as pool:
         reports = dict(zip(wanted, pool.map(fetch, wanted), strict=True))
 
     if stop():
         raise Cancelled("sync cancelled: nothing was written; the next sync counts every byte")
-    ledger = load_ledger(fleet)
-    updated: set[str] = set()
-    # One transaction for the run: a crash anywhere applies nothing, and the next run, reading
-    # the same absolute counters, counts every byte exactly once.
-    with store.transaction():
-        outcomes = [_apply_report(fleet, n, reports[n], ledger, today, updated) for n in wanted]
+
+    def account_all() -> tuple[list[NodeSync], set[str]]:
+        ledger = load_ledger(fleet)
+        updated: set[str] = set()
+        # One transaction for the run: a crash anywhere applies nothing, and the next run,
+        # reading the same absolute counters, counts every byte exactly once.
+        with store.transaction():
+            outcomes = [_apply_report(fleet, n, reports[n], ledger, today, updated) for n in wanted]
+        return outcomes, updated
+
+    outcomes, updated = retry_conflicts(account_all)
     if progress is not None:
         for outcome in outcomes:
             progress(outcome)
     total = sum(o.bytes_added for o in outcomes)
 
-    store.erase_usage_before(today - timedelta(days=retention_days), NEVER_RESETS)
-    keep_node_daily_totals(fleet, outcomes, today)
+    retry_conflicts(
+        lambda: store.erase_usage_before(today - timedelta(days=retention_days), NEVER_RESETS)
+    )
+    retry_conflicts(lambda: keep_node_daily_totals(fleet, outcomes, today))
     if not enforce_quota:
-        return SyncResult(tuple(outcomes), len(updated), total, (), (), ())
+        return SyncResult(tuple(outcomes), len(updated), total, (), (), (), skipped=skipped)
     decision = enforce(store.configurations(), quota_statuses(fleet, today), warn_ratio)
     changed_nodes: set[str] = set()
     if decision.disable:
-        for config in store.set_enabled(decision.disable, False, DisabledReason.OVER_QUOTA):
+        disabled = retry_conflicts(
+            lambda: store.set_enabled(decision.disable, False, DisabledReason.OVER_QUOTA)
+        )
+        for config in disabled:
             changed_nodes.update(config.nodes)
     if decision.enable:
-        for config in store.set_enabled(decision.enable, True, None):
+        for config in retry_conflicts(lambda: store.set_enabled(decision.enable, True, None)):
             changed_nodes.update(config.nodes)
     now = int(time.time())
     changed_nodes |= end_of_grace(fleet, now)
@@ -191,7 +244,16 @@ def sync(
     reachable = {o.node for o in outcomes if o.ok}
     pending = {n for n, (desired, done) in store.node_revisions().items() if desired != done}
     changed_nodes |= pending & reachable
-    pushed = push(fleet, changed_nodes, today=today, now=now) if changed_nodes else None
+    # A shard pushes its own nodes only: the others are pending and their shard pushes them.
+    # Nodes another run holds are pushed by that run, which sees them pending.
+    if scope is not None:
+        changed_nodes &= scope
+    changed_nodes -= set(skipped)
+    pushed = (
+        push(fleet, changed_nodes, today=today, now=now, held=set(wanted))
+        if changed_nodes
+        else None
+    )
     return SyncResult(
         tuple(outcomes),
         len(updated),
@@ -201,4 +263,5 @@ def sync(
         decision.warn,
         pushed,
         notes=tuple(f"{n}: node key rotation finished, the next key is its own" for n in finished),
+        skipped=skipped,
     )

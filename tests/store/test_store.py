@@ -181,6 +181,8 @@ ALLOWED_DATES = {
     # The only instants: when an operator-set grace ends (the rotation's time, never a user's).
     ("configurations", "previous_key_expires"),
     ("nodes", "next_key_expires"),
+    # When a controller's claim on a node lapses: a run of the controller, never a user's.
+    ("node_leases", "expires_at"),
 }
 FORBIDDEN_WORDS = (
     "time",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from orchestrator.errors import EnvironmentProblem, StoreError
+from orchestrator.errors import EnvironmentProblem, StoreConflict, StoreError
 
 
 class PostgresConnection:
@@ -27,27 +27,37 @@ class PostgresConnection:
     def _sql(sql: str) -> str:
         return sql.replace("%", "%%").replace("?", "%s")
 
+    def _error(self, exc: Exception) -> StoreError:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        errors = self._psycopg.errors
+        if isinstance(exc, errors.DeadlockDetected | errors.SerializationFailure):
+            return StoreConflict(f"store conflict, retry: {first}")
+        if isinstance(exc, errors.IntegrityError):
+            return StoreError(f"store refused the change: {first}")
+        return StoreError(f"store error: {first}")
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
             cursor = self._db.execute(self._sql(sql), tuple(params))
             return list(cursor.fetchall()) if cursor.description else []
-        except self._psycopg.errors.IntegrityError as exc:
-            raise StoreError(f"store refused the change: {str(exc).splitlines()[0]}") from None
         except self._psycopg.Error as exc:
-            raise StoreError(f"store error: {str(exc).splitlines()[0]}") from None
+            raise self._error(exc) from None
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         try:
             with self._db.cursor() as cursor:
                 cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
-        except self._psycopg.errors.IntegrityError as exc:
-            raise StoreError(f"store refused the change: {str(exc).splitlines()[0]}") from None
+        except self._psycopg.Error as exc:
+            raise self._error(exc) from None
 
     def begin(self) -> None:
         self._db.execute("BEGIN")
 
     def commit(self) -> None:
-        self._db.execute("COMMIT")
+        try:
+            self._db.execute("COMMIT")
+        except self._psycopg.Error as exc:
+            raise self._error(exc) from None
 
     def rollback(self) -> None:
         self._db.execute("ROLLBACK")

@@ -175,6 +175,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        7,
+        "node leases: which run is syncing or pushing a node, so shards never overlap",
+        (
+            """
+            CREATE TABLE node_leases (
+                node TEXT PRIMARY KEY,
+                holder TEXT NOT NULL,
+                expires_at BIGINT NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 

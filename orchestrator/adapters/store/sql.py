@@ -8,6 +8,7 @@ caller holds none), so a command either lands whole or not at all.
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -347,7 +348,7 @@ class SqlStore:
         with self.transaction():
             self.db.executemany(
                 "UPDATE nodes SET revision = revision + 1 WHERE name = ?",
-                [(n,) for n in set(names)],
+                [(n,) for n in sorted(set(names))],  # one lock order for concurrent writers
             )
 
     def node_revisions(self) -> dict[str, tuple[int, int]]:
@@ -366,6 +367,63 @@ class SqlStore:
                 )
             else:
                 self.db.execute("UPDATE nodes SET last_push_ok = ? WHERE name = ?", (False, name))
+
+    # --- leases ------------------------------------------------------------------------------
+
+    LEASE_SECONDS = 900
+
+    @contextmanager
+    def lease_nodes(self, names: Iterable[str], holder: str) -> Iterator[set[str]]:
+        """Claim the nodes no other run holds; yield the claimed set, release on exit.
+
+        PostgreSQL: row locks taken with SKIP LOCKED on a connection of the lease's own, so a
+        controller that dies releases its nodes the moment its connection drops. SQLite (one
+        machine): rows naming the holder, taken over once ``LEASE_SECONDS`` have passed.
+        """
+        wanted = sorted(set(names))
+        if not wanted:
+            yield set()
+            return
+        if self.db.dialect == "postgresql":
+            from orchestrator.adapters.store.postgres import connect_postgres
+
+            lease_db = connect_postgres(self.url)
+            try:
+                lease_db.executemany(
+                    "INSERT INTO node_leases (node, holder, expires_at) VALUES (?, ?, 0) "
+                    "ON CONFLICT (node) DO NOTHING",
+                    [(n, holder) for n in wanted],
+                )
+                lease_db.begin()
+                rows = lease_db.execute(
+                    "SELECT node FROM node_leases WHERE node = ANY(?) ORDER BY node "
+                    "FOR UPDATE SKIP LOCKED",
+                    (wanted,),
+                )
+                yield {r[0] for r in rows}
+            finally:
+                lease_db.close()  # ends the transaction: its row locks go with it
+            return
+        now = int(time.time())
+        with self.transaction():
+            self.db.executemany(
+                "INSERT INTO node_leases (node, holder, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (node) DO UPDATE SET holder = excluded.holder, "
+                "expires_at = excluded.expires_at WHERE node_leases.expires_at <= ?",
+                [(n, holder, now + self.LEASE_SECONDS, now) for n in wanted],
+            )
+            held = {
+                r[0] for r in self._rows("SELECT node FROM node_leases WHERE holder = ?", (holder,))
+            }
+        claimed = held & set(wanted)
+        try:
+            yield claimed
+        finally:
+            with self.transaction():
+                self.db.executemany(
+                    "DELETE FROM node_leases WHERE node = ? AND holder = ?",
+                    [(n, holder) for n in sorted(claimed)],
+                )
 
     # --- plans -------------------------------------------------------------------------------
 

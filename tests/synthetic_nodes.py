@@ -1,0 +1,246 @@
+"""Synthetic nodes for benchmarks and scale tests: one real sshd answering for many addresses.
+
+A network namespace of our own holds up to 1,000 node addresses (198.18.100.0/22, on its
+loopback, routed from the host through one veth pair) and one OpenSSH server, run from the
+cached lab rootfs in a chroot inside a private mount namespace. Every SSH session is a real
+key exchange, authentication and exec; only the node's answer is synthetic: a forced command
+prints the counters file written for the address the client dialled (`wgfleet-counters`),
+answers a push like a node with nothing to change (`wgfleet-peers`), or runs any other command
+with `/usr/local/bin/wg` printing the same counters (so `ansible -m command -a "wg show wg0
+transfer"` works as a reference). Nothing runs outside the namespace; `stop()` kills every
+process in it by PID, unmounts, and deletes the namespace and route, also after a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from orchestrator.adapters.keyfiles import ensure_ssh_keypair, new_host_key, write_private
+from orchestrator.adapters.lab import network
+from orchestrator.adapters.proc import run
+from orchestrator.errors import LabError
+
+NODE_NETWORK = ipaddress.IPv4Network("198.18.100.0/22")
+LINK_NETWORK = ipaddress.IPv4Network("198.18.96.0/30")
+USERS = ("wgcollect", "wgpush")
+FIRST_UID = 64100
+
+NODE_SCRIPT = r"""#!/bin/sh
+# Forced command of the synthetic nodes: the dialled address picks the answer.
+set -- $SSH_CONNECTION
+node="$3"
+case "$SSH_ORIGINAL_COMMAND" in
+  wgfleet-counters) exec cat "/var/lib/wgbench/counters/$node" ;;
+  wgfleet-peers)
+    cat >/dev/null
+    printf 'epoch %s\nsummary interface=up unchanged=0 static=0 elapsed_ms=0\nok\n' \
+      "$(head -n 1 "/var/lib/wgbench/counters/$node" | cut -d ' ' -f 2)" ;;
+  *) exec /bin/sh -c "$SSH_ORIGINAL_COMMAND" ;;
+esac
+"""
+
+WG_SCRIPT = r"""#!/bin/sh
+# `wg show IFACE transfer` of a synthetic node: its counters without the epoch line.
+set -- $SSH_CONNECTION
+exec tail -n +2 "/var/lib/wgbench/counters/$3"
+"""
+
+SSHD_CONFIG = """\
+Port 22
+ListenAddress 0.0.0.0
+HostKey /etc/wgbench/host_key
+PidFile none
+AuthorizedKeysFile /etc/wgbench/keys/%u
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+UsePAM no
+UseDNS no
+PrintMotd no
+PrintLastLog no
+MaxStartups 2000
+MaxSessions 100
+LogLevel ERROR
+ForceCommand /usr/local/bin/wgbench-node
+"""
+
+# Runs inside `unshare -m`: the mounts it makes vanish with the namespace's last process.
+LAUNCHER = (
+    'root="$1"; mount -t proc proc "$root/proc" && mount --rbind /dev "$root/dev" && '
+    'exec chroot "$root" /usr/sbin/sshd -D -e -f /etc/wgbench/sshd_config'
+)
+
+
+class SyntheticNodes:
+    """``count`` node addresses answered by one sshd; use as a context manager."""
+
+    def __init__(self, workdir: Path, rootfs: Path, count: int, *, name: str = "wgbench") -> None:
+        if not 1 <= count <= NODE_NETWORK.num_addresses - 2:
+            raise ValueError(f"count {count}: between 1 and {NODE_NETWORK.num_addresses - 2}")
+        self.workdir = workdir
+        self.rootfs = rootfs
+        self.count = count
+        self.netns = name
+        self.host_link = f"{name}-h"
+        self.addresses = [str(NODE_NETWORK.network_address + 1 + i) for i in range(count)]
+        self.merged = workdir / "merged"
+        self.known_hosts = workdir / "known_hosts"
+        self.keys = {user: workdir / f"{user}_key" for user in USERS}
+        self.sshd_log = workdir / "sshd.log"
+        self._sshd: subprocess.Popen[bytes] | None = None
+
+    # --- the node side ---------------------------------------------------------------------
+
+    def counters_path(self, address: str) -> Path:
+        return self.merged / "var/lib/wgbench/counters" / address
+
+    def write_counters(self, address: str, text: str) -> None:
+        path = self.counters_path(address)
+        tmp = path.with_name(f".{address}.tmp")
+        tmp.write_text(text, encoding="ascii")
+        os.replace(tmp, path)  # a session reading it sees the old or the new answer, whole
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> SyntheticNodes:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if network.netns_exists(self.netns):
+            raise LabError(f"namespace {self.netns} exists: another benchmark runs, or stop it")
+        self._mount_rootfs()
+        self._prepare_root()
+        self._make_network()
+        self._start_sshd()
+
+    def _mount_rootfs(self) -> None:
+        for part in ("upper", "work", "merged"):
+            (self.workdir / part).mkdir(parents=True, exist_ok=True)
+        options = (
+            f"lowerdir={self.rootfs},upperdir={self.workdir / 'upper'},"
+            f"workdir={self.workdir / 'work'}"
+        )
+        run(["mount", "-t", "overlay", "overlay", "-o", options, str(self.merged)])
+
+    def _prepare_root(self) -> None:
+        root = self.merged
+        bench = root / "etc/wgbench"
+        (bench / "keys").mkdir(parents=True, exist_ok=True)
+        (root / "var/lib/wgbench/counters").mkdir(parents=True, exist_ok=True)
+        (root / "run/sshd").mkdir(parents=True, exist_ok=True)
+        private, public = new_host_key()
+        write_private(bench / "host_key", private)
+        (bench / "sshd_config").write_text(SSHD_CONFIG, encoding="ascii")
+        for path, text in (
+            (root / "usr/local/bin/wgbench-node", NODE_SCRIPT),
+            (root / "usr/local/bin/wg", WG_SCRIPT),
+        ):
+            path.write_text(text, encoding="ascii")
+            path.chmod(0o755)
+        passwd, shadow, group = [], [], []
+        for offset, user in enumerate(USERS):
+            uid = FIRST_UID + offset
+            home = root / "var/lib/wgbench/home" / user
+            home.mkdir(parents=True, exist_ok=True)
+            os.chown(home, uid, uid)
+            passwd.append(f"{user}:x:{uid}:{uid}::/var/lib/wgbench/home/{user}:/bin/sh\n")
+            shadow.append(f"{user}:*:20000:0:99999:7:::\n")
+            group.append(f"{user}:x:{uid}:\n")
+            line = ensure_ssh_keypair(self.keys[user], f"{user}@wgbench")
+            (bench / "keys" / user).write_text(line + "\n", encoding="ascii")
+        for name, lines in (("passwd", passwd), ("shadow", shadow), ("group", group)):
+            with open(root / "etc" / name, "a", encoding="ascii") as handle:
+                handle.writelines(lines)
+        self.known_hosts.write_text(
+            "".join(f"{address} {public}\n" for address in self.addresses), encoding="ascii"
+        )
+        for address in self.addresses:
+            self.write_counters(address, "epoch bench\n")
+
+    def _make_network(self) -> None:
+        network.note_netns_dir_state()
+        host, inside = (str(a) for a in list(LINK_NETWORK.hosts())[:2])
+        run(["ip", "netns", "add", self.netns])
+        run(
+            [
+                "ip", "link", "add", self.host_link, "type", "veth",
+                "peer", "name", "eth0", "netns", self.netns,
+            ]
+        )  # fmt: skip
+        run(["ip", "addr", "add", f"{host}/{LINK_NETWORK.prefixlen}", "dev", self.host_link])
+        run(["ip", "link", "set", self.host_link, "up"])
+        run(["ip", "-n", self.netns, "addr", "add", f"{inside}/{LINK_NETWORK.prefixlen}",
+             "dev", "eth0"])  # fmt: skip
+        run(["ip", "-n", self.netns, "link", "set", "lo", "up"])
+        run(["ip", "-n", self.netns, "link", "set", "eth0", "up"])
+        batch = "".join(f"addr add {a}/32 dev lo\n" for a in self.addresses)
+        run(["ip", "-n", self.netns, "-batch", "-"], input_text=batch)
+        run(["ip", "route", "add", str(NODE_NETWORK), "via", inside])
+
+    def _start_sshd(self) -> None:
+        with open(self.sshd_log, "wb") as log:
+            self._sshd = subprocess.Popen(
+                [
+                    "nsenter", f"--net=/run/netns/{self.netns}",
+                    "unshare", "-m", "--propagation", "private",
+                    "sh", "-c", LAUNCHER, "sh", str(self.merged),
+                ],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self._sshd.poll() is not None:
+                raise LabError(f"synthetic sshd exited: {self.sshd_log.read_text()[-400:]}")
+            with contextlib.suppress(OSError), socket.create_connection(
+                (self.addresses[0], 22), timeout=0.5
+            ) as probe:
+                if probe.recv(4).startswith(b"SSH-"):
+                    return
+            time.sleep(0.1)
+        raise LabError("synthetic sshd did not answer within 15 s")
+
+    def _pids(self) -> list[int]:
+        return network.netns_pids(self.netns)
+
+    def stop(self) -> None:
+        """Kill every process in the namespace by PID, then undo mounts, route and namespace."""
+        for _ in range(50):
+            pids = self._pids()
+            if self._sshd is not None and self._sshd.poll() is None:
+                pids.append(self._sshd.pid)
+            if not pids:
+                break
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
+        if self._sshd is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._sshd.wait(timeout=5)
+        run(["ip", "route", "del", str(NODE_NETWORK)], check=False)
+        network.delete_netns(self.netns, self.host_link)
+        network.release_netns_dir()
+        if self.merged.is_mount():
+            run(["umount", str(self.merged)], check=False)
+
+
+@contextlib.contextmanager
+def synthetic_nodes(workdir: Path, rootfs: Path, count: int) -> Iterator[SyntheticNodes]:
+    with SyntheticNodes(workdir, rootfs, count) as nodes:
+        yield nodes
