@@ -38,7 +38,10 @@ NODE_SCRIPT = r"""#!/bin/sh
 set -- $SSH_CONNECTION
 node="$3"
 case "$SSH_ORIGINAL_COMMAND" in
-  wgfleet-counters) exec cat "/var/lib/wgbench/counters/$node" ;;
+  wgfleet-counters)
+    # A test that wants to see connection reuse creates this file: one client port per exec.
+    if [ -w /var/lib/wgbench/ports ]; then echo "$1:$2>$3" >> /var/lib/wgbench/ports; fi
+    exec cat "/var/lib/wgbench/counters/$node" ;;
   wgfleet-peers)
     cat >/dev/null
     printf 'epoch %s\nsummary interface=up unchanged=0 static=0 elapsed_ms=0\nok\n' \
@@ -101,6 +104,13 @@ class SyntheticNodes:
 
     def counters_path(self, address: str) -> Path:
         return self.merged / "var/lib/wgbench/counters" / address
+
+    def record_client_ports(self) -> Path:
+        """From now on each counters exec appends its connection (client address:port>node) to the file."""
+        path = self.merged / "var/lib/wgbench/ports"
+        path.write_text("", encoding="ascii")
+        path.chmod(0o666)
+        return path
 
     def write_counters(self, address: str, text: str) -> None:
         path = self.counters_path(address)
@@ -207,9 +217,10 @@ class SyntheticNodes:
         while time.monotonic() < deadline:
             if self._sshd.poll() is not None:
                 raise LabError(f"synthetic sshd exited: {self.sshd_log.read_text()[-400:]}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                (self.addresses[0], 22), timeout=0.5
-            ) as probe:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection((self.addresses[0], 22), timeout=0.5) as probe,
+            ):
                 if probe.recv(4).startswith(b"SSH-"):
                     return
             time.sleep(0.1)

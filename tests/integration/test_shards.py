@@ -1,0 +1,153 @@
+"""Four shards and a whole-fleet run at once against one real PostgreSQL store.
+
+The nodes are synthetic (one real sshd answering for 40 addresses, tests/synthetic_nodes.py);
+everything on the controller side is the real `wgfleet sync` in separate processes, as cron or
+several controllers would run it. Each configuration sits on two nodes in different shards,
+so the shards write the same usage rows at once; counters grow while the runs are under way.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.adapters.lab.rootfs import ensure_rootfs
+from orchestrator.adapters.store import open_store
+from orchestrator.core.shard import Shard
+from orchestrator.settings import settings_from_mapping
+from tests.pgserver import fresh_database, throwaway_postgres, unavailable
+from tests.synthetic_fleet import counters, expected_total, populate, settings_for
+from tests.synthetic_nodes import SyntheticNodes
+
+pytestmark = pytest.mark.lab
+
+NODES = 40
+PEERS = 25
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyntheticNodes]:
+    defaults = settings_from_mapping(None, "defaults", Path.cwd())
+    rootfs = ensure_rootfs(defaults.lab.rootfs_cache, defaults.lab.suite, defaults.lab.mirror)
+    with SyntheticNodes(tmp_path_factory.mktemp("synthetic"), rootfs, NODES) as nodes:
+        yield nodes
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    with throwaway_postgres() as url:
+        yield url
+
+
+def _start(settings_file: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "--config",
+            str(settings_file),
+            "--json",
+            "sync",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_four_shards_and_a_whole_fleet_run_at_once_count_every_byte_once(
+    synthetic: SyntheticNodes, postgres: str, tmp_path: Path
+) -> None:
+    url = fresh_database(postgres)
+    store = open_store(url)
+    hosted = populate(store, synthetic.addresses, PEERS, spread=2)
+    store.db.execute("UPDATE nodes SET revision = 1")  # every node pending: pushes run too
+    store.close()
+    names = sorted(hosted)
+    controller = {
+        label: settings_for(tmp_path / label, synthetic, url)[1] for label in ("a", "b", "c")
+    }
+    runs = [("a", "1/4"), ("a", "2/4"), ("b", "3/4"), ("b", "4/4"), ("c", None)]
+    scale = dict.fromkeys(names, 0)
+
+    def bump(nodes: list[str], by: int) -> None:
+        for name in nodes:
+            scale[name] += by
+            address = synthetic.addresses[int(name[1:])]
+            synthetic.write_counters(address, counters("e1", hosted[name], scale[name]))
+
+    for round_number in range(1, 4):
+        bump(names, 1000 * round_number)
+        started = []
+        for label, shard in runs:
+            if shard is None:
+                time.sleep(0.5)  # the shards lease first; the whole-fleet run takes what is left
+            args = ["--shard", shard] if shard else []
+            started.append((label, shard, _start(controller[label], *args)))
+        time.sleep(0.3)
+        bump(names[::3], 7)  # traffic keeps flowing while the runs are under way
+        for label, shard, process in started:
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == 0, f"{label} {shard}: {err}"
+            result = json.loads(out)
+            assert result["nodes_failed"] == {}
+            if shard is not None:
+                index, count = (int(x) for x in shard.split("/"))
+                covered = set(result["nodes_ok"]) | set(result["nodes_skipped"])
+                assert covered == set(Shard(index, count).select(names)), shard
+
+    # Counters stand still now: one more pass of the four shards must land on the exact totals.
+    for label, shard in runs[:4]:
+        process = _start(controller[label], "--shard", str(shard))
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    store = open_store(url)
+    try:
+        used = sum(u.rx_bytes + u.tx_bytes for u in store.usage())
+        assert used == expected_total(hosted, scale)
+        stored = store.running_totals()
+        assert all(stored[name] == totals for name, totals in store.recomputed_totals().items())
+        pending = [n for n, (want, done) in store.node_revisions().items() if want != done]
+        assert pending == []
+        assert store.db.execute("SELECT count(*) FROM node_leases")[0][0] == NODES
+    finally:
+        store.close()
+
+
+def test_sync_every_keeps_one_session_per_node_across_runs(
+    synthetic: SyntheticNodes, tmp_path: Path
+) -> None:
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = open_store(store_url)
+    hosted = populate(store, synthetic.addresses, 5)
+    store.close()
+    for name, keys in hosted.items():
+        synthetic.write_counters(synthetic.addresses[int(name[1:])], counters("e2", keys, 10))
+    settings_file = settings_for(tmp_path / "controller", synthetic, store_url)[1]
+    ports = synthetic.record_client_ports()
+    try:
+        process = _start(settings_file, "--every", "1s", "--runs", "3")
+        out, err = process.communicate(timeout=120)
+        lines = [json.loads(line) for line in out.splitlines()]
+        seen = ports.read_text(encoding="ascii").split()
+    finally:
+        ports.unlink()
+    assert process.returncode == 0, err
+    assert [line["run"] for line in lines] == [1, 2, 3]
+    assert all(len(line["nodes_ok"]) == NODES for line in lines)
+    assert [line["sessions_open"] for line in lines] == [NODES] * 3
+    assert lines[0]["bytes_added"] == expected_total(hosted, dict.fromkeys(hosted, 10))
+    assert lines[1]["bytes_added"] == lines[2]["bytes_added"] == 0
+    assert len(seen) == 3 * NODES  # three execs per node...
+    assert len(set(seen)) == NODES  # ...over one connection per node

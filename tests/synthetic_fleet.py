@@ -1,0 +1,101 @@
+"""A store filled for synthetic nodes (tests/synthetic_nodes.py): bulk SQL, not measured.
+
+Node ``n{i}`` sits at the i-th synthetic address. Each configuration sits on ``spread`` nodes
+(spread > 1 makes shards write the same configurations, as a multi-location provider does), and
+every node hosts ``peers`` configurations.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import yaml
+
+from orchestrator.adapters.store import SqlStore
+from orchestrator.settings import Settings, settings_from_mapping
+from tests.synthetic_nodes import SyntheticNodes
+
+
+def public_key(index: int) -> str:
+    return base64.b64encode(b"\x57\x47" + index.to_bytes(30, "big")).decode()
+
+
+def populate(
+    store: SqlStore, addresses: list[str], peers: int, spread: int = 1
+) -> dict[str, list[str]]:
+    """Return node name -> the public keys it hosts, in the order its counters list them."""
+    nodes = len(addresses)
+    if nodes % spread:
+        raise ValueError(f"{nodes} nodes cannot hold configurations on {spread} nodes each")
+    count = nodes * peers // spread
+    step = nodes // spread
+    hosted: dict[str, list[str]] = {f"n{i}": [] for i in range(nodes)}
+    store.upgrade()
+    with store.transaction():
+        db = store.db
+        db.execute(
+            "INSERT INTO accounts (username, password_hash, device_id) VALUES ('synthetic', '!', 'x')"
+        )
+        account = db.execute("SELECT id FROM accounts WHERE username = 'synthetic'")[0][0]
+        db.executemany(
+            "INSERT INTO nodes (name, address, tunnel_network, revision, pushed_revision) "
+            "VALUES (?, ?, ?, 0, 0)",
+            [
+                (f"n{i}", address, f"198.19.{i // 4}.{(i % 4) * 64}/26")
+                for i, address in enumerate(addresses)
+            ],
+        )
+        db.executemany(
+            "INSERT INTO configurations (name, account_id, public_key) VALUES (?, ?, ?)",
+            [(f"c{c}", account, public_key(c)) for c in range(count)],
+        )
+        ids = dict(db.execute("SELECT name, id FROM configurations"))
+        placements = []
+        for c in range(count):
+            for k in range(spread):
+                node = (c + k * step) % nodes
+                slot = len(hosted[f"n{node}"])
+                hosted[f"n{node}"].append(public_key(c))
+                # Synthetic nodes carry no tunnel: the address only has to be unique per node.
+                placements.append(
+                    (ids[f"c{c}"], f"n{node}", f"198.19.{slot // 250}.{slot % 250 + 1}")
+                )
+        db.executemany(
+            "INSERT INTO configuration_nodes (configuration_id, node, tunnel_address) "
+            "VALUES (?, ?, ?)",
+            placements,
+        )
+    return hosted
+
+
+def counters(epoch: str, keys: list[str], scale: int) -> str:
+    return f"epoch {epoch}\n" + "".join(
+        f"{key}\t{(j + 1) * scale}\t{(j + 2) * scale}\n" for j, key in enumerate(keys)
+    )
+
+
+def expected_total(hosted: dict[str, list[str]], scale: dict[str, int]) -> int:
+    """What every configuration's usage adds up to once the counters at ``scale`` are synced."""
+    return sum(
+        sum((j + 1) * scale[node] + (j + 2) * scale[node] for j in range(len(keys)))
+        for node, keys in hosted.items()
+    )
+
+
+def settings_for(base: Path, nodes: SyntheticNodes, store_url: str) -> tuple[Settings, Path]:
+    """Settings (and their file, for the CLI) of a controller of the synthetic fleet."""
+    raw = {
+        "data_dir": str(base / "data"),
+        "store_url": store_url,
+        "inventory": str(base / "inventory"),
+        "ssh": {
+            "collector_key": str(nodes.keys["wgcollect"]),
+            "push_key": str(nodes.keys["wgpush"]),
+            "known_hosts": str(nodes.known_hosts),
+        },
+    }
+    base.mkdir(parents=True, exist_ok=True)
+    path = base / "settings.yml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return settings_from_mapping(raw, str(path), base), path
