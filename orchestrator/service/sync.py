@@ -226,7 +226,8 @@ def _sync_leased(
     retry_conflicts(lambda: keep_node_daily_totals(fleet, outcomes, today))
     if not enforce_quota:
         return SyncResult(tuple(outcomes), len(updated), total, (), (), (), skipped=skipped)
-    decision = enforce(store.configurations(), quota_statuses(fleet, today), warn_ratio)
+    configurations = store.configurations()
+    decision = enforce(configurations, quota_statuses(fleet, today, configurations), warn_ratio)
     changed_nodes: set[str] = set()
     if decision.disable:
         disabled = retry_conflicts(

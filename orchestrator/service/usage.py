@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from orchestrator.core.accounting import NodeAccounting, Sample, account_node, after_removal
-from orchestrator.core.models import Plan, TopUp, UsageTotal
+from orchestrator.core.models import Configuration, Plan, TopUp, UsageTotal
 from orchestrator.core.quota import QuotaStatus, period_start, quota_status
 from orchestrator.service.context import Fleet
 
@@ -56,7 +56,10 @@ def account_observation(
     return result
 
 
-def quota_statuses(fleet: Fleet, today: date) -> dict[str, QuotaStatus]:
+def quota_statuses(
+    fleet: Fleet, today: date, configurations: list[Configuration] | None = None
+) -> dict[str, QuotaStatus]:
+    """``configurations``: the caller's copy of all of them, read once instead of twice."""
     store = fleet.store
     plans = {p.name: p for p in store.plans()}
     topups: dict[str, list[TopUp]] = {}
@@ -74,7 +77,7 @@ def quota_statuses(fleet: Fleet, today: date) -> dict[str, QuotaStatus]:
             usage.get(c.name, []),
             today,
         )
-        for c in store.configurations()
+        for c in (store.configurations() if configurations is None else configurations)
     }
 
 

@@ -8,6 +8,7 @@ caller holds none), so a command either lands whole or not at all.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,6 +39,12 @@ class Connection(Protocol):
     def commit(self) -> None: ...
     def rollback(self) -> None: ...
     def close(self) -> None: ...
+
+
+def _address(text: str) -> ipaddress.IPv4Address:
+    """A tunnel address as the store wrote it (``str(IPv4Address)``): parsed in C, because a
+    fleet's 100,000 placements are read on every sync."""
+    return ipaddress.IPv4Address(int.from_bytes(socket.inet_aton(text), "big"))
 
 
 def _date(value: Any) -> date | None:
@@ -562,20 +569,28 @@ class SqlStore:
                 (config_id, node, str(address)),
             )
 
-    def _configs_from_rows(self, rows: list[tuple[Any, ...]]) -> list[Configuration]:
+    def _configs_from_rows(
+        self, rows: list[tuple[Any, ...]], *, every: bool = False
+    ) -> list[Configuration]:
+        """``every``: the rows are all configurations, so all placements are read in one go."""
         if not rows:
             return []
         addresses: dict[int, dict[str, ipaddress.IPv4Address]] = {}
-        ids = [int(r[0]) for r in rows]
-        for chunk_start in range(0, len(ids), 500):
-            chunk = ids[chunk_start : chunk_start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            for cid, node, address in self._rows(
-                f"SELECT configuration_id, node, tunnel_address FROM configuration_nodes "
-                f"WHERE configuration_id IN ({marks})",
-                chunk,
-            ):
-                addresses.setdefault(int(cid), {})[node] = ipaddress.IPv4Address(address)
+        placement_sql = "SELECT configuration_id, node, tunnel_address FROM configuration_nodes"
+        if every:
+            batches = [self._rows(placement_sql)]
+        else:
+            ids = [int(r[0]) for r in rows]
+            batches = []
+            for chunk_start in range(0, len(ids), 500):
+                chunk = ids[chunk_start : chunk_start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                batches.append(
+                    self._rows(f"{placement_sql} WHERE configuration_id IN ({marks})", chunk)
+                )
+        for batch in batches:
+            for cid, node, address in batch:
+                addresses.setdefault(int(cid), {})[node] = _address(address)
         return [
             Configuration(
                 name=r[1],
@@ -617,7 +632,7 @@ class SqlStore:
             + (" WHERE " + " AND ".join(where) if where else "")
             + " ORDER BY c.name"
         )
-        return self._configs_from_rows(self._rows(sql, params))
+        return self._configs_from_rows(self._rows(sql, params), every=not where)
 
     def configuration(self, name: str) -> Configuration:
         rows = self._rows(self._CONFIG_SELECT + " WHERE c.name = ?", (name,))
