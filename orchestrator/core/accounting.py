@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # While a node key rotation overlaps, the same peers also live on a second interface with
 # counters of their own; their last-seen rows are kept apart under this prefix.
@@ -28,8 +29,9 @@ class LastSeen:
     tx_bytes: int
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
+    """One peer's absolute counters as a node reported them (a tuple: a sync makes 100,000)."""
+
     public_key: str
     rx_bytes: int
     tx_bytes: int

@@ -155,14 +155,20 @@ def _push_leased(
     if not wanted:
         return PushResult(dry_run)
     revisions = store.node_revisions()
-    configurations = store.configurations()
+    # A push to a few nodes reads only the configurations placed on them.
+    few = len(wanted) <= 500
+    placed: dict[str, list[Configuration]] = {name: [] for name in wanted}
+    for config in store.configurations(on_nodes=wanted if few else None):
+        for node_name in config.addresses:
+            if node_name in placed:
+                placed[node_name].append(config)
 
     def one(name: str) -> NodePush:
         if cancelled is not None and cancelled():
             # Not contacted: the node keeps its pending revision and converges next run.
             outcome = NodePush(name, False, error="cancelled before this node; still pending")
         else:
-            outcome = _push_one(fleet, known[name], configurations, dry_run, now)
+            outcome = _push_one(fleet, known[name], placed[name], dry_run, now)
         if progress is not None:
             progress(outcome)
         return outcome

@@ -226,7 +226,7 @@ def _sync_leased(
     retry_conflicts(lambda: keep_node_daily_totals(fleet, outcomes, today))
     if not enforce_quota:
         return SyncResult(tuple(outcomes), len(updated), total, (), (), (), skipped=skipped)
-    configurations = store.configurations()
+    configurations = store.configurations(placements=False)  # quotas need no addresses
     decision = enforce(configurations, quota_statuses(fleet, today, configurations), warn_ratio)
     changed_nodes: set[str] = set()
     if decision.disable:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.core.accounting import Sample
 from orchestrator.core.collector import CounterParseError, parse_counters
 
 A = "x21CkFo1pEax5ixfvV6c0roMvHkrrgKxaC+71Ei7GBU="
@@ -42,3 +43,34 @@ def test_anything_unexpected_refuses_the_whole_answer(text: str, message: str) -
     with pytest.raises(CounterParseError) as caught:
         parse_counters(text)
     assert str(caught.value).startswith(message)
+
+
+def test_the_whole_section_match_and_the_line_walk_agree() -> None:
+    """The C-speed match of a section and the line-by-line walk accept exactly the same."""
+    from orchestrator.core.collector import _fast_samples
+
+    key = "A" * 42 + "E="
+    other = "B" * 42 + "g="
+    good = [f"{key}\t0\t1", f"{other}\t123456789012345678\t7"]
+    assert _fast_samples(good) == [
+        Sample(key, 0, 1),
+        Sample(other, 123456789012345678, 7),
+    ]
+    assert _fast_samples([]) == []
+    for bad in (
+        [f"{key}\t01\t1"],  # a leading zero
+        [f"{key}\t1"],  # a field missing
+        [f"{key}\t1\t1\t1"],  # a field too many
+        [f"{key[:-2]}B=\t1\t1"],  # the last key character carries bits a key cannot have
+        [f"{key}\t1\t1", f"{key}\t2\t2"],  # the same peer twice
+        [f"{key}\t1\t1 "],  # trailing space
+        [f"{key}\t１\t1"],  # a non-ASCII digit
+        [f"{key}\t9223372036854775807\t1"],  # 19 digits: left to the line walk
+    ):
+        assert _fast_samples(bad) is None, bad
+    # what the match leaves to the walk is still accepted when it is right...
+    big = parse_counters(f"epoch e1\n{key}\t9223372036854775807\t1\n")
+    assert big.samples == (Sample(key, 2**63 - 1, 1),)
+    # ...and refused with the line named when it is not
+    with pytest.raises(CounterParseError, match="line 2: rx '9223372036854775808' is out of range"):
+        parse_counters(f"epoch e1\n{key}\t9223372036854775808\t1\n")

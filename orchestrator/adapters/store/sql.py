@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from typing import Any, Protocol
@@ -570,14 +570,16 @@ class SqlStore:
             )
 
     def _configs_from_rows(
-        self, rows: list[tuple[Any, ...]], *, every: bool = False
+        self, rows: list[tuple[Any, ...]], *, every: bool = False, placements: bool = True
     ) -> list[Configuration]:
         """``every``: the rows are all configurations, so all placements are read in one go."""
         if not rows:
             return []
         addresses: dict[int, dict[str, ipaddress.IPv4Address]] = {}
         placement_sql = "SELECT configuration_id, node, tunnel_address FROM configuration_nodes"
-        if every:
+        if not placements:
+            batches = []
+        elif every:
             batches = [self._rows(placement_sql)]
         else:
             ids = [int(r[0]) for r in rows]
@@ -612,10 +614,25 @@ class SqlStore:
         ]
 
     def configurations(
-        self, *, account: str | None = None, node: str | None = None, enabled: bool | None = None
+        self,
+        *,
+        account: str | None = None,
+        node: str | None = None,
+        enabled: bool | None = None,
+        on_nodes: Collection[str] | None = None,
+        placements: bool = True,
     ) -> list[Configuration]:
+        """``on_nodes``: those placed on any of these nodes (with all their placements);
+        ``placements=False`` leaves ``addresses`` empty, for callers that only need quotas."""
         where: list[str] = []
         params: list[Any] = []
+        if on_nodes is not None:
+            marks = ", ".join("?" for _ in on_nodes) or "NULL"
+            where.append(
+                "c.id IN (SELECT configuration_id FROM configuration_nodes "
+                f"WHERE node IN ({marks}))"
+            )
+            params.extend(on_nodes)
         if account is not None:
             where.append("a.username = ?")
             params.append(account)
@@ -632,7 +649,9 @@ class SqlStore:
             + (" WHERE " + " AND ".join(where) if where else "")
             + " ORDER BY c.name"
         )
-        return self._configs_from_rows(self._rows(sql, params), every=not where)
+        return self._configs_from_rows(
+            self._rows(sql, params), every=not where, placements=placements
+        )
 
     def configuration(self, name: str) -> Configuration:
         rows = self._rows(self._CONFIG_SELECT + " WHERE c.name = ?", (name,))
