@@ -48,12 +48,13 @@ async def measure(extra: int, repeats: int) -> dict[str, Any]:
             assert len(table.rows) == extra + 5, len(table.rows)
             listed = time.perf_counter() - started
             box = screen.query_one("#filter", Input)
+            match = ["user04321-1"] if extra > 4321 else []
             at_once = []
             for _ in range(repeats):
                 started = time.perf_counter()
                 box.value = "user04321"
                 await pilot.pause()
-                assert [r.name for r in table.rows] == ["user04321-1"]
+                assert [r.name for r in table.rows] == match
                 at_once.append(time.perf_counter() - started)
                 box.value = ""
                 await pilot.pause()
@@ -63,7 +64,7 @@ async def measure(extra: int, repeats: int) -> dict[str, Any]:
                 await pilot.press(char)
             await pilot.pause()
             typed = (time.perf_counter() - started) / len("user04321")
-            assert [r.name for r in table.rows] == ["user04321-1"]
+            assert [r.name for r in table.rows] == match
     return {
         "configurations": extra + 5,
         "open_s": opened,
@@ -83,9 +84,12 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = asyncio.run(measure(args.configurations, args.repeats))
+    # The same app with 5 configurations: what the pilot and Textual cost without the rows.
+    result["reference"] = asyncio.run(measure(0, args.repeats))
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
+    reference = result["reference"]
     print(f"TUI with {result['configurations']} configurations, 160x48, headless")
     print(
         f"  open (first screen, workers done)   {result['open_s'] * 1000:7.0f} ms  target <= 1500"
@@ -98,6 +102,13 @@ def main() -> int:
     )
     print(f"  filter, worst of the repeats        {result['filter_s_max'] * 1000:7.0f} ms")
     print(f"  filter, typed, per keystroke        {result['per_keystroke_s'] * 1000:7.0f} ms")
+    print("with 5 configurations (the pilot's and Textual's own cost):")
+    print(
+        f"  open {reference['open_s'] * 1000:.0f} ms, configurations screen "
+        f"{reference['configurations_screen_s'] * 1000:.0f} ms, filter "
+        f"{reference['filter_s_median'] * 1000:.0f} ms, per keystroke "
+        f"{reference['per_keystroke_s'] * 1000:.0f} ms"
+    )
     return 0
 
 
