@@ -8,8 +8,10 @@ decisions are made and pushed in the same run.
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -128,6 +130,20 @@ def _apply_report(
     return NodeSync(name, True, len(report.samples), added)
 
 
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """A sync allocates a few objects per counter, none of them in reference cycles, and
+    Python's cyclic collector would rescan the growing heap every 700 allocations: at 100,000
+    counters that was a third of the parsing time. Reference counting still frees everything."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def keep_node_daily_totals(fleet: Fleet, outcomes: Iterable[NodeSync], today: date) -> None:
     """Only what the privacy profile permits: a node's bytes per day, or nothing at all."""
     privacy = fleet.settings.privacy
@@ -161,7 +177,7 @@ def sync(
     today = today or date.today()
     known = fleet.nodes(nodes)
     wanted = shard.select(known) if shard is not None else sorted(known)
-    with fleet.store.lease_nodes(wanted, run_holder()) as claimed:
+    with fleet.store.lease_nodes(wanted, run_holder()) as claimed, cyclic_gc_paused():
         return _sync_leased(
             fleet,
             {name: known[name] for name in sorted(claimed)},
