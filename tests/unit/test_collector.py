@@ -64,7 +64,7 @@ def test_the_whole_section_match_and_the_line_walk_agree() -> None:
         [f"{key[:-2]}B=\t1\t1"],  # the last key character carries bits a key cannot have
         [f"{key}\t1\t1", f"{key}\t2\t2"],  # the same peer twice
         [f"{key}\t1\t1 "],  # trailing space
-        [f"{key}\t１\t1"],  # a non-ASCII digit
+        [f"{key}\t\uff11\t1"],  # a non-ASCII digit (fullwidth one)
         [f"{key}\t9223372036854775807\t1"],  # 19 digits: left to the line walk
     ):
         assert _fast_samples(bad) is None, bad
