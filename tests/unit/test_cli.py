@@ -130,3 +130,38 @@ def test_bad_key_settings_name_the_field(tmp_path: Path) -> None:
         settings_from_mapping({"keys": {"grace": "2 weeks"}}, "f.yml", tmp_path)
     with pytest.raises(ConfigError, match=r"keys.node_max_age_days: 1.5: a whole number"):
         settings_from_mapping({"keys": {"node_max_age_days": 1.5}}, "f.yml", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sync", "--shard", "5/4"], "--shard: shard '5/4': I must be between 1 and N"),
+        (["sync", "--shard", "x"], "--shard: shard 'x': expected I/N, for example 1/4"),
+        (["sync", "--every", "soon"], "--every: 'soon' is not a duration"),
+        (["sync", "--every", "0"], "--every: give an interval of at least 1s"),
+        (["sync", "--every", "1m", "--nodes", "a"], "--every syncs the whole fleet"),
+        (["apply", "-f", "fleet.yml", "--shard", "1/2"], "--shard pushes the store's state"),
+    ],
+)
+def test_bad_shard_or_interval_is_one_line_and_exit_2(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "settings.yml"
+    config.write_text(f"data_dir: {tmp_path / 'data'}\ninventory: {tmp_path / 'inventory'}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert message in result.stderr
+
+
+def test_a_bad_collector_key_exchange_is_named(tmp_path: Path) -> None:
+    from orchestrator.errors import ConfigError
+    from orchestrator.settings import settings_from_mapping
+
+    with pytest.raises(ConfigError, match=r"ssh\.collector_kex: 'sntrup'"):
+        settings_from_mapping({"ssh": {"collector_kex": "sntrup"}}, "s.yml", tmp_path)
