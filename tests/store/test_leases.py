@@ -97,3 +97,25 @@ def test_retry_runs_a_conflicted_transaction_again() -> None:
 
     assert retry_conflicts(work) == "landed"
     assert len(attempts) == 3
+
+
+def test_a_run_killed_on_this_machine_frees_its_nodes_at_once(
+    store: SqlStore, store_url: str
+) -> None:
+    """A cron sync killed mid-run must not keep its nodes from the next minute's sync."""
+    import socket
+    import subprocess
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead_holder = f"{socket.gethostname()}:{gone.pid}:cafe"
+    dead = open_store(store_url)
+    lease = dead.lease_nodes(NODES, dead_holder)
+    assert lease.__enter__() == set(NODES)
+    if store.db.dialect == "postgresql":
+        lease.gen.close()  # type: ignore[attr-defined]  # its connection dies with it
+    with store.lease_nodes(NODES, "next-run") as claimed:
+        assert claimed == set(NODES)
+    if store.db.dialect == "sqlite":
+        lease.gen.close()  # type: ignore[attr-defined]
+    dead.close()

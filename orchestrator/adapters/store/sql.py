@@ -8,6 +8,7 @@ caller holds none), so a command either lands whole or not at all.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -45,6 +46,21 @@ def _address(text: str) -> ipaddress.IPv4Address:
     """A tunnel address as the store wrote it (``str(IPv4Address)``): parsed in C, because a
     fleet's 100,000 placements are read on every sync."""
     return ipaddress.IPv4Address(int.from_bytes(socket.inet_aton(text), "big"))
+
+
+def _holder_is_gone(holder: str) -> bool:
+    """A lease holder is ``HOST:PID:TOKEN`` (service.lease.run_holder): gone when it ran on this
+    machine and its process no longer exists."""
+    parts = holder.split(":")
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _date(value: Any) -> date | None:
@@ -413,6 +429,17 @@ class SqlStore:
             return
         now = int(time.time())
         with self.transaction():
+            # A run on this machine that died (killed, out of memory) frees its nodes at once
+            # instead of when its lease lapses.
+            dead = [
+                (h,)
+                for (h,) in self._rows(
+                    "SELECT DISTINCT holder FROM node_leases WHERE expires_at > ? AND holder <> ?",
+                    (now, holder),
+                )
+                if _holder_is_gone(h)
+            ]
+            self.db.executemany("UPDATE node_leases SET expires_at = 0 WHERE holder = ?", dead)
             self.db.executemany(
                 "INSERT INTO node_leases (node, holder, expires_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (node) DO UPDATE SET holder = excluded.holder, "
