@@ -20,7 +20,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from orchestrator.adapters.keyfiles import ensure_ssh_keypair, new_host_key, write_private
@@ -249,9 +248,3 @@ class SyntheticNodes:
         network.release_netns_dir()
         if self.merged.is_mount():
             run(["umount", str(self.merged)], check=False)
-
-
-@contextlib.contextmanager
-def synthetic_nodes(workdir: Path, rootfs: Path, count: int) -> Iterator[SyntheticNodes]:
-    with SyntheticNodes(workdir, rootfs, count) as nodes:
-        yield nodes

@@ -214,13 +214,6 @@ class NodeConnection:
         transport = self._client.get_transport() if self._client is not None else None
         return transport is not None and transport.is_active()
 
-    @property
-    def kex_algorithm(self) -> str:
-        """paramiko's engine for the negotiated key exchange, e.g. ``KexCurve25519``."""
-        transport = self._client.get_transport() if self._client is not None else None
-        engine = getattr(transport, "kex_engine", None)
-        return "" if engine is None else type(engine).__name__
-
     def run(
         self,
         argv: Sequence[str] | str,
