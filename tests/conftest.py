@@ -60,6 +60,18 @@ class Lab:
         return self.base / "settings.yml"
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """One throwaway PostgreSQL server for the session (tests/pgserver.py); skip without it."""
+    from tests.pgserver import throwaway_postgres, unavailable
+
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    with throwaway_postgres() as url:
+        yield url
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     reason = lab_unavailable()
     if reason is None:

@@ -81,6 +81,15 @@ LAUNCHER = (
 )
 
 
+def cached_rootfs() -> Path:
+    """The lab's cached node rootfs (default settings), built first if missing."""
+    from orchestrator.adapters.lab.rootfs import ensure_rootfs
+    from orchestrator.settings import settings_from_mapping
+
+    lab = settings_from_mapping(None, "defaults", Path.cwd()).lab
+    return ensure_rootfs(lab.rootfs_cache, lab.suite, lab.mirror)
+
+
 class SyntheticNodes:
     """``count`` node addresses answered by one sshd; use as a context manager."""
 

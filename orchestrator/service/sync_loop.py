@@ -68,6 +68,7 @@ def sync_every(
                 pool.close()  # sessions opened with a key that was rotated since
                 stamp = _key_stamp(settings)
             started = time.monotonic()
+            result, error = None, ""
             try:
                 with (
                     fleet_lock(settings, wait=True, timeout=interval, shard=shard),
@@ -81,12 +82,11 @@ def sync_every(
                         shard=shard,
                         cancelled=stop.is_set,
                     )
-                run = LoopRun(count, result, seconds=time.monotonic() - started)
             except Cancelled:
                 break  # stopped mid-run: nothing of that run was written
             except (StoreError, FleetBusy, NodeError) as exc:
-                run = LoopRun(count, None, str(exc), time.monotonic() - started)
-            on_run(LoopRun(run.number, run.result, run.error, run.seconds, len(pool)))
+                error = str(exc)
+            on_run(LoopRun(count, result, error, time.monotonic() - started, len(pool)))
             if runs is not None and count >= runs:
                 break
             next_at += interval

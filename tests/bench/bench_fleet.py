@@ -35,14 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.adapters import ssh
-from orchestrator.adapters.lab.rootfs import ensure_rootfs
 from orchestrator.adapters.store import open_store
 from orchestrator.core.collector import parse_counters
 from orchestrator.core.models import DisabledReason
 from orchestrator.service.sync import cyclic_gc_paused
-from orchestrator.settings import Settings, load_settings, settings_from_mapping
+from orchestrator.settings import Settings, load_settings
 from tests.synthetic_fleet import counters, populate, public_key, settings_for
-from tests.synthetic_nodes import SyntheticNodes
+from tests.synthetic_nodes import SyntheticNodes, cached_rootfs
 
 WIDE = "wide"  # the configuration present on 100 nodes
 THREADS = 32
@@ -224,8 +223,7 @@ def prepare(nodes: SyntheticNodes, workdir: Path, peers: int) -> tuple[Path, lis
 
 
 def bench(node_count: int, peers: int, skip_ansible: bool, forks: int) -> dict[str, Any]:
-    defaults = settings_from_mapping(None, "defaults", Path.cwd())
-    rootfs = ensure_rootfs(defaults.lab.rootfs_cache, defaults.lab.suite, defaults.lab.mirror)
+    rootfs = cached_rootfs()
     rows: list[dict[str, Any]] = []
 
     def row(case: str, figures: dict[str, Any], reference: str, ref: dict[str, Any] | None,

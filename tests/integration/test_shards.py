@@ -17,13 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.adapters.lab.rootfs import ensure_rootfs
 from orchestrator.adapters.store import open_store
 from orchestrator.core.shard import Shard
-from orchestrator.settings import settings_from_mapping
-from tests.pgserver import fresh_database, throwaway_postgres, unavailable
+from tests.pgserver import fresh_database
 from tests.synthetic_fleet import counters, expected_total, populate, settings_for
-from tests.synthetic_nodes import SyntheticNodes
+from tests.synthetic_nodes import SyntheticNodes, cached_rootfs
 
 pytestmark = pytest.mark.lab
 
@@ -33,19 +31,8 @@ PEERS = 25
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyntheticNodes]:
-    defaults = settings_from_mapping(None, "defaults", Path.cwd())
-    rootfs = ensure_rootfs(defaults.lab.rootfs_cache, defaults.lab.suite, defaults.lab.mirror)
-    with SyntheticNodes(tmp_path_factory.mktemp("synthetic"), rootfs, NODES) as nodes:
+    with SyntheticNodes(tmp_path_factory.mktemp("synthetic"), cached_rootfs(), NODES) as nodes:
         yield nodes
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[str]:
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    with throwaway_postgres() as url:
-        yield url
 
 
 def _start(settings_file: Path, *args: str) -> subprocess.Popen[str]:
@@ -67,9 +54,9 @@ def _start(settings_file: Path, *args: str) -> subprocess.Popen[str]:
 
 
 def test_four_shards_and_a_whole_fleet_run_at_once_count_every_byte_once(
-    synthetic: SyntheticNodes, postgres: str, tmp_path: Path
+    synthetic: SyntheticNodes, postgres_server: str, tmp_path: Path
 ) -> None:
-    url = fresh_database(postgres)
+    url = fresh_database(postgres_server)
     store = open_store(url)
     hosted = populate(store, synthetic.addresses, PEERS, spread=2)
     store.db.execute("UPDATE nodes SET revision = 1")  # every node pending: pushes run too

@@ -9,16 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.adapters.store import SqlStore, open_store
-from tests.pgserver import fresh_database, throwaway_postgres, unavailable
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    with throwaway_postgres() as url:
-        yield url
+from tests.pgserver import fresh_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
