@@ -752,16 +752,17 @@ def cmd_usage_check(args: argparse.Namespace, settings: Settings, output: Output
 
     with _fleet(settings, write=False) as fleet:
         mismatches = usage_check(fleet)
-        count = len(fleet.store.running_totals())
+        count = len(fleet.store.running_totals().granted)
     output.result(
         {"checked": count, "mismatches": [m.__dict__ for m in mismatches]},
         lambda: output.out.print(
-            f"{count} configuration(s) checked, {len(mismatches)} mismatch(es)"
+            f"{count} configuration(s) and the store's used total checked, "
+            f"{len(mismatches)} mismatch(es)"
         ),
     )
     for m in mismatches:
         sys.stderr.write(
-            f"wgfleet: usage mismatch for {m.configuration}: stored granted/used {m.stored}, "
+            f"wgfleet: usage mismatch for {m.subject}: {m.kind} bytes kept {m.stored}, "
             f"recomputed from top-ups and usage {m.recomputed}\n"
         )
     return ExitCode.FAILED if mismatches else ExitCode.OK

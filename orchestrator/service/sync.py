@@ -29,7 +29,7 @@ from orchestrator.service.lease import run_holder
 from orchestrator.service.node_keys import finish_due_rotations
 from orchestrator.service.push import PushResult, end_of_grace, push
 from orchestrator.service.retry import retry_conflicts
-from orchestrator.service.usage import Ledger, account_observation, load_ledger, quota_statuses
+from orchestrator.service.usage import Observation, account_observations, quota_statuses
 
 COLLECTOR_USER = "wgcollect"
 # Concurrent SSH sessions of one sync: enough to hide the nodes' latency, few enough that the
@@ -105,29 +105,40 @@ def fetch_counters(fleet: Fleet, node: Node) -> CounterReport:
     return report
 
 
-def _apply_report(
-    fleet: Fleet,
-    name: str,
-    report: CounterReport | NodeError,
-    ledger: Ledger,
-    today: date,
-    updated: set[str],
-) -> NodeSync:
-    if isinstance(report, NodeError):
-        fleet.store.mark_sync_failed(name)
-        return NodeSync(name, False, error=str(report).removeprefix(f"{name}: "))
-    accounted = account_observation(fleet, name, report.epoch, report.samples, today, ledger=ledger)
-    updated.update(accounted.usage)
-    added = accounted.bytes_added
-    overlap = report.overlap
-    if overlap is not None and overlap.epoch != "none":
-        samples = [
-            Sample(OVERLAP_PREFIX + s.public_key, s.rx_bytes, s.tx_bytes) for s in overlap.samples
-        ]
-        extra = account_observation(fleet, name, overlap.epoch, samples, today, ledger=ledger)
-        updated.update(extra.usage)
-        added += extra.bytes_added
-    return NodeSync(name, True, len(report.samples), added)
+def account_reports(
+    fleet: Fleet, reports: dict[str, CounterReport | NodeError], today: date
+) -> tuple[list[NodeSync], set[str]]:
+    """Every answer of a run accounted in one transaction: a crash anywhere applies nothing,
+    and the next run, reading the same absolute counters, counts every byte exactly once."""
+    observations = []
+    for name, report in reports.items():
+        if isinstance(report, NodeError):
+            continue
+        observations.append(Observation(name, report.epoch, report.samples))
+        overlap = report.overlap
+        if overlap is not None and overlap.epoch != "none":
+            samples = [
+                Sample(OVERLAP_PREFIX + s.public_key, s.rx_bytes, s.tx_bytes)
+                for s in overlap.samples
+            ]
+            observations.append(Observation(name, overlap.epoch, samples))
+    answered = [o.node for o in observations]
+    with fleet.store.transaction():
+        failed = [name for name, report in reports.items() if isinstance(report, NodeError)]
+        fleet.store.mark_sync_failed(failed)
+        results = account_observations(fleet, observations, today, synced=answered)
+    added: dict[str, int] = {}
+    updated: set[str] = set()
+    for observation, result in zip(observations, results, strict=True):
+        added[observation.node] = added.get(observation.node, 0) + result.bytes_added
+        updated.update(result.usage)
+    outcomes = []
+    for name, report in reports.items():
+        if isinstance(report, NodeError):
+            outcomes.append(NodeSync(name, False, error=str(report).removeprefix(f"{name}: ")))
+        else:
+            outcomes.append(NodeSync(name, True, len(report.samples), added.get(name, 0)))
+    return outcomes, updated
 
 
 @contextmanager
@@ -221,16 +232,7 @@ def _sync_leased(
     if stop():
         raise Cancelled("sync cancelled: nothing was written; the next sync counts every byte")
 
-    def account_all() -> tuple[list[NodeSync], set[str]]:
-        ledger = load_ledger(fleet)
-        updated: set[str] = set()
-        # One transaction for the run: a crash anywhere applies nothing, and the next run,
-        # reading the same absolute counters, counts every byte exactly once.
-        with store.transaction():
-            outcomes = [_apply_report(fleet, n, reports[n], ledger, today, updated) for n in wanted]
-        return outcomes, updated
-
-    outcomes, updated = retry_conflicts(account_all)
+    outcomes, updated = retry_conflicts(lambda: account_reports(fleet, reports, today))
     if progress is not None:
         for outcome in outcomes:
             progress(outcome)

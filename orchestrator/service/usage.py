@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from orchestrator.core.accounting import NodeAccounting, Sample, account_node, after_removal
 from orchestrator.core.models import Configuration, Plan, TopUp, UsageTotal
@@ -27,9 +28,58 @@ class Ledger:
 
 def load_ledger(fleet: Fleet) -> Ledger:
     store = fleet.store
-    return Ledger(
-        store.key_owners(), store.configuration_plans(), {p.name: p for p in store.plans()}
-    )
+    owners, plan_of = store.owners_and_plans()
+    return Ledger(owners, plan_of, {p.name: p for p in store.plans()})
+
+
+class Observation(NamedTuple):
+    """One node's counters as fetched; ``removed``: those peers just left the node."""
+
+    node: str
+    epoch: str
+    samples: Sequence[Sample]
+    removed: bool = False
+
+
+def account_observations(
+    fleet: Fleet,
+    observations: Iterable[Observation],
+    today: date,
+    *,
+    ledger: Ledger | None = None,
+    synced: Collection[str] = (),
+) -> list[NodeAccounting]:
+    """Apply observations in one transaction: one read of the last-seen counters, pure
+    accounting, one set-based write. ``synced``: nodes to mark as having answered a sync."""
+    store = fleet.store
+    observations = list(observations)
+    with store.transaction():
+        ledger = ledger or load_ledger(fleet)
+        seen = store.last_seen_of({o.node for o in observations})
+        usage: dict[tuple[str, date], tuple[int, int]] = {}
+        periods: dict[str | None, date] = {}  # a period depends on the plan only
+        results = []
+        plan_of = ledger.plan_of.get
+        for node, epoch, samples, removed in observations:
+            node_seen = seen.setdefault(node, {})
+            result = account_node(epoch, samples, node_seen, ledger.owners)
+            for name, (rx, tx) in result.usage.items():
+                plan = plan_of(name)
+                period = periods.get(plan)
+                if period is None:
+                    period = periods[plan] = ledger.period(name, today)
+                key = (name, period)
+                if key in usage:
+                    old_rx, old_tx = usage[key]
+                    rx, tx = old_rx + rx, old_tx + tx
+                usage[key] = (rx, tx)
+            if removed:
+                node_seen.update({s.public_key: after_removal(epoch) for s in samples})
+            else:
+                node_seen.update(result.last_seen)
+            results.append(result)
+        store.apply_accounting(usage, seen, synced)
+    return results
 
 
 def account_observation(
@@ -43,17 +93,8 @@ def account_observation(
     ledger: Ledger | None = None,
 ) -> NodeAccounting:
     """Apply one node's counters in one transaction; ``removed``: those peers just left it."""
-    store = fleet.store
-    samples = list(samples)
-    with store.transaction():
-        ledger = ledger or load_ledger(fleet)
-        result = account_node(epoch, samples, store.last_seen(node), ledger.owners)
-        periods = {name: ledger.period(name, today) for name in result.usage}
-        last_seen = result.last_seen
-        if removed:
-            last_seen = {s.public_key: after_removal(epoch) for s in samples}
-        store.apply_counters(node, result.usage, periods, last_seen)
-    return result
+    observation = Observation(node, epoch, list(samples), removed)
+    return account_observations(fleet, [observation], today, ledger=ledger)[0]
 
 
 def quota_statuses(
@@ -83,17 +124,24 @@ def quota_statuses(
 
 @dataclass(frozen=True)
 class TotalsMismatch:
-    configuration: str
-    stored: tuple[int, int]
-    recomputed: tuple[int, int]
+    """``subject``: a configuration (granted bytes) or ``"store"`` (used bytes, kept for the
+    whole store)."""
+
+    subject: str
+    kind: str  # "granted" or "used"
+    stored: int
+    recomputed: int
 
 
 def usage_check(fleet: Fleet) -> list[TotalsMismatch]:
-    """Every configuration whose kept granted/used totals differ from its top-ups and usage."""
+    """Every running total that differs from its recomputation from top-ups and usage."""
     stored = fleet.store.running_totals()
     recomputed = fleet.store.recomputed_totals()
-    return [
-        TotalsMismatch(name, stored[name], recomputed.get(name, (0, 0)))
-        for name in sorted(stored)
-        if stored[name] != recomputed.get(name, (0, 0))
+    mismatches = [
+        TotalsMismatch(name, "granted", stored.granted[name], recomputed.granted.get(name, 0))
+        for name in sorted(stored.granted)
+        if stored.granted[name] != recomputed.granted.get(name, 0)
     ]
+    if stored.used != recomputed.used:
+        mismatches.append(TotalsMismatch("store", "used", stored.used, recomputed.used))
+    return mismatches

@@ -1,7 +1,7 @@
 """Benchmark: parse + accounting + store write of one sync, 1,000 nodes x 100 peers.
 
 The real code path of `wgfleet sync` after the SSH fetch: `parse_counters` on each node's
-answer, then `account_observation` (exact accounting, one transaction per node) into the store,
+answer, then `account_reports` (exact accounting, one transaction for the run) into the store,
 on SQLite (WAL, synchronous=FULL) and on a throwaway PostgreSQL server (fsync on). Each figure
 is also given as a ratio to a reference measured in the same run: the same rows written with a
 plain executemany (SQLite) or COPY (PostgreSQL) into a bare table, the floor of any store.
@@ -29,9 +29,9 @@ from typing import Any
 
 from orchestrator.adapters.secrets import SecretStore
 from orchestrator.adapters.store import SqlStore, open_store
-from orchestrator.core.collector import parse_counters
+from orchestrator.core.collector import CounterReport, parse_counters
 from orchestrator.service.context import Fleet
-from orchestrator.service.usage import account_observation, load_ledger
+from orchestrator.service.sync import account_reports
 
 TODAY = date(2026, 11, 23)
 
@@ -83,14 +83,13 @@ def measure(work: Callable[[], Any]) -> dict[str, float]:
 
 
 def sync_once(fleet: Fleet, texts: list[str]) -> None:
-    """What `sync` does once the answers are in: one ledger read, one transaction per run."""
-    ledger = load_ledger(fleet)
-    with fleet.store.transaction():
-        for index, text in enumerate(texts):
-            report = parse_counters(text)
-            account_observation(
-                fleet, f"n{index}", report.epoch, report.samples, TODAY, ledger=ledger
-            )
+    """What `sync` does once the answers are in: parse, then one transaction for the run."""
+    apply_once(fleet, [parse_counters(text) for text in texts])
+
+
+def apply_once(fleet: Fleet, reports: list[CounterReport]) -> None:
+    """Accounting + store only: the answers are parsed already."""
+    account_reports(fleet, {f"n{i}": report for i, report in enumerate(reports)}, TODAY)
 
 
 def reference(store: SqlStore, texts: list[str]) -> None:
@@ -132,6 +131,7 @@ def run(kind: str, nodes: int, peers: int) -> list[dict[str, Any]]:
         node_keys = populate(store, nodes, peers)
         fleet = Fleet(settings=None, store=store, secrets=SecretStore(Path(secrets_dir)))  # type: ignore[arg-type]
         first, second = answers(node_keys, "e1", 1000), answers(node_keys, "e1", 1500)
+        third = answers(node_keys, "e1", 2000)
         parse_only = measure(lambda: [parse_counters(t) for t in first])
         for label, texts in (
             ("first sync (all peers new)", first),
@@ -141,6 +141,11 @@ def run(kind: str, nodes: int, peers: int) -> list[dict[str, Any]]:
             results.append({"backend": kind, "case": label, **figures})
         replay = measure(lambda: sync_once(fleet, second))
         results.append({"backend": kind, "case": "replay (adds 0)", **replay})
+        parsed = [parse_counters(t) for t in third]
+        applied = measure(lambda: apply_once(fleet, parsed))
+        results.append(
+            {"backend": kind, "case": "apply all changed (accounting + store)", **applied}
+        )
         floor = measure(lambda: reference(store, second))
         rows = nodes * peers
         for result in results:
@@ -171,7 +176,7 @@ def run(kind: str, nodes: int, peers: int) -> list[dict[str, Any]]:
             }
         )
         usage = sum(u.total for u in store.usage())
-        expected = sum((j + 1) * 1500 + (j + 2) * 1500 for j in range(peers)) * nodes
+        expected = sum((j + 1) * 2000 + (j + 2) * 2000 for j in range(peers)) * nodes
         assert usage == expected, f"{kind}: accounted {usage}, expected {expected}"
         store.close()
     return results

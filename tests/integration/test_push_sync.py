@@ -269,7 +269,7 @@ def test_sync_counts_real_traffic_exactly_across_restarts_and_a_crash(
             from orchestrator.service.context import open_fleet
             def die(*args, **kwargs):
                 os.kill(os.getpid(), signal.SIGKILL)
-            sync.account_observation = die
+            sync.account_observations = die
             with open_fleet(load_settings({str(lab.config_file)!r})) as fleet:
                 sync.sync(fleet, nodes=["node3"])
         """)

@@ -213,7 +213,7 @@ def test_schema_keeps_no_record_of_user_activity(store: SqlStore) -> None:
         "configuration_nodes",
         "usage_totals",
         "topups",
-        "peer_counters",
+        "node_counters",
     } <= set(columns)
     offenders = []
     for table, names in columns.items():
@@ -254,7 +254,10 @@ def test_closed_periods_past_retention_are_erased_with_their_running_totals(
         ("alice-1", date(2026, 11, 5)),
         ("bob-1", NEVER_RESETS),
     ]
-    assert store.running_totals()["alice-1"] == (0, 7)
+    assert store.running_totals().used == 7 + 50
+    assert store.running_totals() == store.recomputed_totals()
+    store.remove_configurations(["bob-1"])
+    assert store.running_totals().used == 7
     assert store.running_totals() == store.recomputed_totals()
 
 
@@ -283,8 +286,8 @@ def test_a_peer_rotation_keeps_identity_and_maps_both_keys_until_retired(store: 
 
     assert store.rotations_ending(4999) == []
     assert [c.name for c in store.rotations_ending(5000)] == ["alice-1"]
-    store.apply_counters(
-        "node1", {}, {}, {"PUBa1=": LastSeen("e", 0, 0), "PUBa2=": LastSeen("e", 1, 1)}
+    store.apply_accounting(
+        {}, {"node1": {"PUBa1=": LastSeen("e", 0, 0), "PUBa2=": LastSeen("e", 1, 1)}}
     )
     before = store.end_peer_rotation("alice-1")
     assert before.previous_psk_ref == "psk/alice-1"
@@ -320,3 +323,66 @@ def test_audit_verdicts_are_kept_per_node(store: SqlStore) -> None:
     assert store.node_audits() == {"node1": None, "node2": None}
     store.mark_audited({"node1": True, "node2": False, "gone": True})
     assert store.node_audits() == {"node1": True, "node2": False}
+
+
+def test_v8_moves_last_seen_counters_and_the_used_total_without_losing_a_byte(
+    store_url: str,
+) -> None:
+    from orchestrator.core.accounting import LastSeen
+
+    store = open_store(store_url)
+    try:
+        store.upgrade(up_to=7)
+        db = store.db
+        db.execute(
+            "INSERT INTO nodes (name, address, tunnel_network) VALUES ('n1', '198.18.0.2', '198.19.0.0/24')"
+        )
+        db.execute(
+            "INSERT INTO accounts (username, password_hash, device_id) VALUES ('u', 'x', 'x')"
+        )
+        db.execute(
+            "INSERT INTO configurations (name, account_id, public_key, used_bytes) "
+            "SELECT 'c1', id, 'K1=', 30 FROM accounts"
+        )
+        db.execute(
+            "INSERT INTO usage_totals (configuration_id, period_start, rx_bytes, tx_bytes) "
+            "SELECT id, '2026-11-01', 10, 20 FROM configurations"
+        )
+        db.executemany(
+            "INSERT INTO peer_counters (node, public_key, epoch, rx_bytes, tx_bytes) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [("n1", "K1=", "boot-a", 10, 20), ("n1", "next:K1=", "boot-b", 0, 0)],
+        )
+        assert store.upgrade() == [m.version for m in MIGRATIONS if m.version > 7]
+        assert store.last_seen("n1") == {
+            "K1=": LastSeen("boot-a", 10, 20),
+            "next:K1=": LastSeen("boot-b", 0, 0),
+        }
+        assert store.running_totals().used == 30
+        assert store.running_totals() == store.recomputed_totals()
+    finally:
+        store.close()
+
+
+def test_usage_check_finds_a_total_changed_behind_the_store_s_back(store: SqlStore) -> None:
+    from orchestrator.service.context import Fleet
+    from orchestrator.service.usage import usage_check
+
+    seed(store)
+    store.add_usage("alice-1", date(2026, 11, 5), 100, 0)
+    fleet = Fleet(settings=None, store=store, secrets=None)  # type: ignore[arg-type]
+    assert usage_check(fleet) == []
+    store.db.execute("UPDATE usage_totals SET rx_bytes = rx_bytes + 1")
+    store.db.execute(
+        "UPDATE configurations SET granted_bytes = granted_bytes + 5 WHERE name = 'bob-1'"
+    )
+    found = {(m.subject, m.kind, m.stored, m.recomputed) for m in usage_check(fleet)}
+    bob_granted = store.recomputed_totals().granted["bob-1"]
+    assert found == {
+        ("bob-1", "granted", bob_granted + 5, bob_granted),
+        ("store", "used", 100, 101),
+    }
+    store.db.execute("UPDATE usage_totals SET rx_bytes = rx_bytes - 1")
+    store.delete_account("alice")  # her usage leaves the kept total with her
+    assert [m.kind for m in usage_check(fleet)] == ["granted"]
+    assert store.running_totals().used == 0

@@ -24,7 +24,7 @@ def cells(table: DataTable[object]) -> list[list[str]]:
 async def test_fleet_shows_one_row_per_node_and_the_totals(settings: Settings):
     with open_fleet(settings) as fleet:
         fleet.store.mark_pushed("node1", fleet.store.node_revisions()["node1"][0], True)
-        fleet.store.mark_sync_failed("node2")
+        fleet.store.mark_sync_failed(["node2"])
         fleet.store.mark_audited({"node1": True, "node2": False})
     app = WgfleetApp(settings, today=TODAY)
     async with app.run_test(size=(80, 24)) as pilot:

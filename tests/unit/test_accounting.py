@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -171,3 +172,13 @@ def test_allowance_and_enforcement() -> None:
     assert decision.disable == ("fixed",)
     assert decision.enable == ("back",)  # an operator's disable is never undone by quota
     assert decision.warn == ("month",)
+
+
+def test_last_seen_counters_survive_their_text_form() -> None:
+    from orchestrator.core.accounting import decode_last_seen, encode_last_seen
+
+    seen = {"K1=": LastSeen("boot-a", 0, 2**62), "next:K2=": LastSeen("b", 5, 6)}
+    assert decode_last_seen(encode_last_seen(seen)) == seen
+    assert decode_last_seen(encode_last_seen({})) == {}
+    with pytest.raises(ValueError, match="each line needs"):
+        decode_last_seen("K1=\tboot-a\t5")

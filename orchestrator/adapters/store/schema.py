@@ -188,15 +188,67 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        8,
+        "last-seen counters kept as one row per node instead of one per peer, and one used-bytes "
+        "running total for the store: a sync of 1,000 nodes x 100 peers writes 1,000 rows and "
+        "one usage row per configuration",
+        (
+            """
+            CREATE TABLE node_counters (
+                node TEXT PRIMARY KEY REFERENCES nodes(name) ON DELETE CASCADE,
+                counters TEXT NOT NULL
+            )
+            """,
+            """
+            INSERT INTO node_counters (node, counters)
+            SELECT node, {line_agg}(public_key || {tab} || epoch || {tab}
+                || CAST(rx_bytes AS TEXT) || {tab} || CAST(tx_bytes AS TEXT), {newline})
+            FROM peer_counters GROUP BY node
+            """,
+            "DROP TABLE peer_counters",
+            # The used-bytes running total is kept for the whole store, not per configuration:
+            # updating 100,000 configuration rows per sync cost more than the sync's own write.
+            "CREATE TABLE store_totals (name TEXT PRIMARY KEY, bytes BIGINT NOT NULL)",
+            "INSERT INTO store_totals (name, bytes) "
+            "SELECT 'used_bytes', COALESCE(SUM(used_bytes), 0) FROM configurations",
+            "ALTER TABLE configurations DROP COLUMN used_bytes",
+            "{postgresql_only} ALTER TABLE usage_totals SET (fillfactor = 70)",
+        ),
+    ),
 )
+
+_DIALECT_WORDS = {
+    "sqlite": {
+        _ID: "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "{line_agg}": "group_concat",
+        "{tab}": "char(9)",
+        "{newline}": "char(10)",
+    },
+    "postgresql": {
+        _ID: "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        "{line_agg}": "string_agg",
+        "{tab}": "chr(9)",
+        "{newline}": "chr(10)",
+    },
+}
+
+
+_ONLY = "{postgresql_only}"  # a statement PostgreSQL needs and SQLite has no syntax for
 
 
 def statements_for(migration: Migration, dialect: str) -> list[str]:
-    identity = {
-        "sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT",
-        "postgresql": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
-    }[dialect]
-    return [" ".join(s.replace(_ID, identity).split()) for s in migration.statements]
+    words = _DIALECT_WORDS[dialect]
+    statements = []
+    for statement in migration.statements:
+        if statement.startswith(_ONLY):
+            if dialect != "postgresql":
+                continue
+            statement = statement.removeprefix(_ONLY)
+        for placeholder, word in words.items():
+            statement = statement.replace(placeholder, word)
+        statements.append(" ".join(statement.split()))
+    return statements
 
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -11,13 +11,14 @@ import ipaddress
 import os
 import socket
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
 
 from orchestrator.adapters.store.schema import LATEST_VERSION, MIGRATIONS, statements_for
-from orchestrator.core.accounting import LastSeen
+from orchestrator.core.accounting import LastSeen, decode_last_seen, encode_last_seen
 from orchestrator.core.models import (
     Account,
     Configuration,
@@ -36,6 +37,7 @@ class Connection(Protocol):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+    def load(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None: ...
     def begin(self) -> None: ...
     def commit(self) -> None: ...
     def rollback(self) -> None: ...
@@ -67,6 +69,14 @@ def _date(value: Any) -> date | None:
     if value is None or isinstance(value, date):
         return value
     return date.fromisoformat(str(value))
+
+
+@dataclass(frozen=True)
+class RunningTotals:
+    """What ``usage check`` compares: kept with each change vs recomputed from the rows."""
+
+    granted: dict[str, int]  # configuration -> bytes granted by its top-ups
+    used: int  # bytes in every usage row of the store
 
 
 class SqlStore:
@@ -128,8 +138,9 @@ class SqlStore:
         row = self._one("SELECT MAX(version) FROM schema_migrations")
         return int(row[0]) if row and row[0] is not None else 0
 
-    def upgrade(self) -> list[int]:
-        """Apply every migration newer than the store; return the versions applied."""
+    def upgrade(self, up_to: int | None = None) -> list[int]:
+        """Apply every migration newer than the store (up to ``up_to``, for tests of a
+        migration's data step); return the versions applied."""
         with self.transaction():
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -138,7 +149,9 @@ class SqlStore:
             current = self.schema_version()
             applied = []
             for migration in MIGRATIONS:
-                if migration.version <= current:
+                if migration.version <= current or (
+                    up_to is not None and migration.version > up_to
+                ):
                     continue
                 for statement in statements_for(migration, self.db.dialect):
                     self.db.execute(statement)
@@ -280,10 +293,10 @@ class SqlStore:
     def forget_counters(self, node: str, key_prefix: str) -> None:
         """Drop last-seen rows of peers that are gone for good (an overlap interface's)."""
         with self.transaction():
-            self.db.execute(
-                "DELETE FROM peer_counters WHERE node = ? AND public_key LIKE ?",
-                (node, key_prefix + "%"),
-            )
+            seen = self.last_seen(node)
+            kept = {k: v for k, v in seen.items() if not k.startswith(key_prefix)}
+            if kept != seen:
+                self._write_last_seen({node: kept})
 
     # --- the controller's SSH keys -----------------------------------------------------------
 
@@ -538,6 +551,11 @@ class SqlStore:
             self.account(username)
             removed = self.configurations(account=username)
             self.bump_nodes(n for c in removed for n in c.nodes)
+            self._add_used(
+                -self._used_by(
+                    "c.account_id = (SELECT id FROM accounts WHERE username = ?)", (username,)
+                )
+            )
             self.db.execute("DELETE FROM accounts WHERE username = ?", (username,))
         return removed
 
@@ -740,6 +758,7 @@ class SqlStore:
         with self.transaction():
             for name in names:
                 current = self.configuration(name)
+                self._add_used(-self._used_by("c.name = ?", (name,)))
                 self.db.execute("DELETE FROM configurations WHERE name = ?", (name,))
                 self.bump_nodes(current.nodes)
                 removed.append(current)
@@ -813,9 +832,7 @@ class SqlStore:
             current = self.configuration(name)
             if current.previous_public_key is None:
                 return current
-            self.db.execute(
-                "DELETE FROM peer_counters WHERE public_key = ?", (current.previous_public_key,)
-            )
+            self._forget_key(current.previous_public_key)
             self.db.execute(
                 "UPDATE configurations SET previous_public_key = NULL, previous_psk_ref = NULL, "
                 "previous_key_expires = NULL WHERE name = ?",
@@ -904,10 +921,7 @@ class SqlStore:
                 "tx_bytes = usage_totals.tx_bytes + excluded.tx_bytes",
                 (row[0], period_start, rx, tx),
             )
-            self.db.execute(
-                "UPDATE configurations SET used_bytes = used_bytes + ? WHERE id = ?",
-                (rx + tx, row[0]),
-            )
+            self._add_used(rx + tx)
 
     def usage(self, configuration: str | None = None) -> list[UsageTotal]:
         sql = (
@@ -925,77 +939,157 @@ class SqlStore:
     # --- counters (sync) ---------------------------------------------------------------------
 
     def last_seen(self, node: str) -> dict[str, LastSeen]:
-        return {
-            r[0]: LastSeen(r[1], int(r[2]), int(r[3]))
-            for r in self._rows(
-                "SELECT public_key, epoch, rx_bytes, tx_bytes FROM peer_counters WHERE node = ?",
-                (node,),
-            )
-        }
+        return self.last_seen_of([node]).get(node, {})
+
+    def last_seen_of(self, nodes: Collection[str]) -> dict[str, dict[str, LastSeen]]:
+        """node -> public key -> last accounted counters, for the nodes that have any."""
+        wanted = set(nodes)
+        if not wanted:
+            return {}
+        if len(wanted) == 1:
+            rows = self._rows("SELECT node, counters FROM node_counters WHERE node = ?", [*wanted])
+        else:
+            rows = [
+                r for r in self._rows("SELECT node, counters FROM node_counters") if r[0] in wanted
+            ]
+        return {node: decode_last_seen(text) for node, text in rows}
+
+    def _write_last_seen(self, last_seen: Mapping[str, Mapping[str, LastSeen]]) -> None:
+        self.db.executemany(
+            "INSERT INTO node_counters (node, counters) VALUES (?, ?) "
+            "ON CONFLICT (node) DO UPDATE SET counters = excluded.counters",
+            [(node, encode_last_seen(seen)) for node, seen in last_seen.items()],
+        )
+
+    def _forget_key(self, public_key: str) -> None:
+        """Drop a retired key's last-seen counters on every node that has them."""
+        holders = self._rows(
+            "SELECT node FROM node_counters WHERE counters LIKE ?", (f"%{public_key}%",)
+        )
+        changed = {}
+        for node, seen in self.last_seen_of([r[0] for r in holders]).items():
+            if seen.pop(public_key, None) is not None:
+                changed[node] = seen
+        self._write_last_seen(changed)
 
     def configuration_plans(self) -> dict[str, str | None]:
-        return {r[0]: r[1] for r in self._rows("SELECT name, plan FROM configurations")}
+        return self.owners_and_plans()[1]
 
     def key_owners(self) -> dict[str, str]:
         """Public key -> configuration name, for every configuration and any key in grace."""
-        owners = {}
-        for key, previous, name in self._rows(
-            "SELECT public_key, previous_public_key, name FROM configurations"
-        ):
-            owners[key] = name
-            if previous is not None:
-                owners[previous] = name
-        return owners
+        return self.owners_and_plans()[0]
 
-    def apply_counters(
+    def owners_and_plans(self) -> tuple[dict[str, str], dict[str, str | None]]:
+        """(public key -> configuration, configuration -> plan): a sync's ledger, one query."""
+        rows = self._rows("SELECT public_key, name, plan, previous_public_key FROM configurations")
+        keys, names, plans, previous = zip(*rows, strict=True) if rows else ((), (), (), ())
+        owners = dict(zip(keys, names, strict=True))
+        owners.update(
+            (key, name) for key, name in zip(previous, names, strict=True) if key is not None
+        )
+        return owners, dict(zip(names, plans, strict=True))
+
+    def apply_accounting(
         self,
-        node: str,
-        usage: dict[str, tuple[int, int]],
-        periods: dict[str, date],
-        last_seen: dict[str, LastSeen],
+        usage: Mapping[tuple[str, date], tuple[int, int]],
+        last_seen: Mapping[str, Mapping[str, LastSeen]],
+        synced: Collection[str] = (),
     ) -> None:
-        """One node's accounting, landed together with the counters it was computed from.
+        """A run's accounting, landed together with the counters it was computed from.
 
-        Batched statements: a sync of 100,000 counters must not cost 100,000 round trips. Usage
-        of a configuration deleted meanwhile finds no row to land on and is dropped with it.
+        ``usage``: (configuration, period start) -> (rx, tx) to add; ``last_seen``: each
+        touched node's full last-seen counters; ``synced``: nodes that answered this sync.
+        Set-based: the usage is bulk-loaded into a scratch table and merged by one statement,
+        so 100,000 counters cost no more round trips than 10. Usage of a configuration deleted
+        meanwhile finds no row to land on and is dropped with it.
         """
         if any(rx < 0 or tx < 0 for rx, tx in usage.values()):
-            raise StoreError(f"negative usage on {node}")
+            raise StoreError("negative usage in a sync's accounting")
+        with self.transaction():
+            if usage:
+                self.db.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS run_usage (configuration TEXT NOT NULL, "
+                    "period_start DATE NOT NULL, rx_bytes BIGINT NOT NULL, "
+                    "tx_bytes BIGINT NOT NULL)"
+                )
+                self.db.execute("DELETE FROM run_usage")
+                self.db.load(
+                    "run_usage",
+                    ("configuration", "period_start", "rx_bytes", "tx_bytes"),
+                    [(name, period, rx, tx) for (name, period), (rx, tx) in usage.items()],
+                )
+                self._merge_run_usage()
+                self.db.execute(
+                    "UPDATE store_totals SET bytes = bytes + (SELECT COALESCE(SUM(r.rx_bytes "
+                    "+ r.tx_bytes), 0) FROM run_usage r JOIN configurations c "
+                    "ON c.name = r.configuration) WHERE name = 'used_bytes'"
+                )
+                self.db.execute("DELETE FROM run_usage")
+            self._write_last_seen(last_seen)
+            self.db.executemany(
+                "UPDATE nodes SET last_sync_ok = ? WHERE name = ?",
+                [(True, node) for node in sorted(synced)],
+            )
+
+    def mark_sync_failed(self, nodes: Iterable[str]) -> None:
         with self.transaction():
             self.db.executemany(
+                "UPDATE nodes SET last_sync_ok = ? WHERE name = ?", [(False, n) for n in nodes]
+            )
+
+    def _merge_run_usage(self) -> None:
+        """Add the scratch table's usage to usage_totals."""
+        if self.db.dialect == "postgresql":
+            # An upsert's speculative insertion costs PostgreSQL a second row version per row;
+            # an update through a hash join, then an insert of the rows it did not find, does
+            # not (and usage_totals keeps free space per page, so the update stays HOT).
+            self.db.execute(
+                "WITH updated AS (UPDATE usage_totals u SET rx_bytes = u.rx_bytes + r.rx_bytes, "
+                "tx_bytes = u.tx_bytes + r.tx_bytes FROM run_usage r JOIN configurations c "
+                "ON c.name = r.configuration WHERE u.configuration_id = c.id "
+                "AND u.period_start = r.period_start RETURNING c.name, u.period_start) "
                 "INSERT INTO usage_totals (configuration_id, period_start, rx_bytes, tx_bytes) "
-                "SELECT id, ?, ?, ? FROM configurations WHERE name = ? "
-                "ON CONFLICT (configuration_id, period_start) DO UPDATE SET "
-                "rx_bytes = usage_totals.rx_bytes + excluded.rx_bytes, "
-                "tx_bytes = usage_totals.tx_bytes + excluded.tx_bytes",
-                [(periods[name], rx, tx, name) for name, (rx, tx) in usage.items()],
+                "SELECT c.id, r.period_start, r.rx_bytes, r.tx_bytes FROM run_usage r "
+                "JOIN configurations c ON c.name = r.configuration WHERE NOT EXISTS "
+                "(SELECT 1 FROM updated d WHERE d.name = r.configuration "
+                "AND d.period_start = r.period_start)"
             )
-            self.db.executemany(
-                "UPDATE configurations SET used_bytes = used_bytes + ? WHERE name = ?",
-                [(rx + tx, name) for name, (rx, tx) in usage.items()],
-            )
-            self.db.executemany(
-                "INSERT INTO peer_counters (node, public_key, epoch, rx_bytes, tx_bytes) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (node, public_key) DO UPDATE SET "
-                "epoch = excluded.epoch, rx_bytes = excluded.rx_bytes, "
-                "tx_bytes = excluded.tx_bytes",
-                [(node, key, s.epoch, s.rx_bytes, s.tx_bytes) for key, s in last_seen.items()],
-            )
-            self.db.execute("UPDATE nodes SET last_sync_ok = ? WHERE name = ?", (True, node))
+            return
+        # WHERE true: SQLite's parser needs it between a join and ON CONFLICT.
+        self.db.execute(
+            "INSERT INTO usage_totals (configuration_id, period_start, rx_bytes, tx_bytes) "
+            "SELECT c.id, r.period_start, r.rx_bytes, r.tx_bytes FROM run_usage r "
+            "JOIN configurations c ON c.name = r.configuration WHERE true "
+            "ON CONFLICT (configuration_id, period_start) DO UPDATE SET "
+            "rx_bytes = usage_totals.rx_bytes + excluded.rx_bytes, "
+            "tx_bytes = usage_totals.tx_bytes + excluded.tx_bytes"
+        )
 
-    def mark_sync_failed(self, node: str) -> None:
-        with self.transaction():
-            self.db.execute("UPDATE nodes SET last_sync_ok = ? WHERE name = ?", (False, node))
+    def _add_used(self, delta: int) -> None:
+        self.db.execute(
+            "UPDATE store_totals SET bytes = bytes + ? WHERE name = 'used_bytes'", (delta,)
+        )
 
-    def running_totals(self) -> dict[str, tuple[int, int]]:
-        """configuration -> (granted bytes, used bytes) as kept alongside each change."""
-        return {
-            r[0]: (int(r[1]), int(r[2]))
-            for r in self._rows("SELECT name, granted_bytes, used_bytes FROM configurations")
-        }
+    def _used_by(self, where: str, params: Sequence[Any]) -> int:
+        """Bytes held by the usage rows of the configurations ``where`` selects."""
+        row = self._one(
+            "SELECT COALESCE(SUM(u.rx_bytes + u.tx_bytes), 0) FROM usage_totals u "
+            f"JOIN configurations c ON c.id = u.configuration_id WHERE {where}",
+            params,
+        )
+        return int(row[0]) if row else 0
 
-    def recomputed_totals(self) -> dict[str, tuple[int, int]]:
-        """configuration -> (sum of its top-ups, sum of its usage) from the ledger rows."""
+    def running_totals(self) -> RunningTotals:
+        """Granted bytes per configuration and the store's used bytes, as kept with each
+        change."""
+        row = self._one("SELECT bytes FROM store_totals WHERE name = 'used_bytes'")
+        return RunningTotals(
+            {r[0]: int(r[1]) for r in self._rows("SELECT name, granted_bytes FROM configurations")},
+            int(row[0]) if row else 0,
+        )
+
+    def recomputed_totals(self) -> RunningTotals:
+        """The same totals recomputed from the top-up and usage rows."""
         granted = {
             r[0]: int(r[1])
             for r in self._rows(
@@ -1003,14 +1097,8 @@ class SqlStore:
                 "LEFT JOIN topups t ON t.configuration_id = c.id GROUP BY c.name"
             )
         }
-        used = {
-            r[0]: int(r[1])
-            for r in self._rows(
-                "SELECT c.name, COALESCE(SUM(u.rx_bytes + u.tx_bytes), 0) FROM configurations c "
-                "LEFT JOIN usage_totals u ON u.configuration_id = c.id GROUP BY c.name"
-            )
-        }
-        return {name: (granted[name], used.get(name, 0)) for name in granted}
+        row = self._one("SELECT COALESCE(SUM(rx_bytes + tx_bytes), 0) FROM usage_totals")
+        return RunningTotals(granted, int(row[0]) if row else 0)
 
     def erase_usage_before(self, cutoff: date, keep: date) -> int:
         """Erase usage periods that started before ``cutoff`` (never the ``keep`` sentinel
@@ -1021,10 +1109,8 @@ class SqlStore:
                 "WHERE period_start < ? AND period_start <> ? GROUP BY configuration_id",
                 (cutoff, keep),
             )
-            self.db.executemany(
-                "UPDATE configurations SET used_bytes = used_bytes - ? WHERE id = ?",
-                [(int(total), cid) for cid, total in rows],
-            )
+            if rows:
+                self._add_used(-sum(int(total) for _, total in rows))
             self.db.execute(
                 "DELETE FROM usage_totals WHERE period_start < ? AND period_start <> ?",
                 (cutoff, keep),

@@ -49,6 +49,11 @@ class SqliteConnection:
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"store refused the change: {exc}") from None
 
+    def load(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """Bulk-insert rows (the PostgreSQL connection uses COPY)."""
+        marks = ", ".join("?" for _ in columns)
+        self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
     def begin(self) -> None:
         # IMMEDIATE takes the write lock now, so two writers queue instead of failing late.
         self._db.execute("BEGIN IMMEDIATE")
