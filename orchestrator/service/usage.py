@@ -25,6 +25,18 @@ class Ledger:
         name = self.plan_of.get(configuration)
         return period_start(self.plans.get(name) if name else None, today)
 
+    def periods(self, configurations: Iterable[str], today: date) -> dict[str, date]:
+        """configuration -> start of its billing period today (computed once per plan)."""
+        by_plan: dict[str | None, date] = {}
+        plan_of = self.plan_of.get
+        result = {}
+        for name in configurations:
+            plan = plan_of(name)
+            if plan not in by_plan:
+                by_plan[plan] = period_start(self.plans.get(plan) if plan else None, today)
+            result[name] = by_plan[plan]
+        return result
+
 
 def load_ledger(fleet: Fleet) -> Ledger:
     store = fleet.store
@@ -56,29 +68,22 @@ def account_observations(
     with store.transaction():
         ledger = ledger or load_ledger(fleet)
         seen = store.last_seen_of({o.node for o in observations})
-        usage: dict[tuple[str, date], tuple[int, int]] = {}
-        periods: dict[str | None, date] = {}  # a period depends on the plan only
+        usage: dict[str, tuple[int, int]] = {}
         results = []
-        plan_of = ledger.plan_of.get
         for node, epoch, samples, removed in observations:
             node_seen = seen.setdefault(node, {})
             result = account_node(epoch, samples, node_seen, ledger.owners)
-            for name, (rx, tx) in result.usage.items():
-                plan = plan_of(name)
-                period = periods.get(plan)
-                if period is None:
-                    period = periods[plan] = ledger.period(name, today)
-                key = (name, period)
-                if key in usage:
-                    old_rx, old_tx = usage[key]
-                    rx, tx = old_rx + rx, old_tx + tx
-                usage[key] = (rx, tx)
+            for name, pair in result.usage.items():
+                if name in usage:
+                    old_rx, old_tx = usage[name]
+                    pair = (old_rx + pair[0], old_tx + pair[1])
+                usage[name] = pair
             if removed:
                 node_seen.update({s.public_key: after_removal(epoch) for s in samples})
             else:
                 node_seen.update(result.last_seen)
             results.append(result)
-        store.apply_accounting(usage, seen, synced)
+        store.apply_accounting(usage, ledger.periods(usage, today), seen, synced)
     return results
 
 

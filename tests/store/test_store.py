@@ -287,7 +287,7 @@ def test_a_peer_rotation_keeps_identity_and_maps_both_keys_until_retired(store: 
     assert store.rotations_ending(4999) == []
     assert [c.name for c in store.rotations_ending(5000)] == ["alice-1"]
     store.apply_accounting(
-        {}, {"node1": {"PUBa1=": LastSeen("e", 0, 0), "PUBa2=": LastSeen("e", 1, 1)}}
+        {}, {}, {"node1": {"PUBa1=": LastSeen("e", 0, 0), "PUBa2=": LastSeen("e", 1, 1)}}
     )
     before = store.end_peer_rotation("alice-1")
     assert before.previous_psk_ref == "psk/alice-1"

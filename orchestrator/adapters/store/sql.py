@@ -991,13 +991,15 @@ class SqlStore:
 
     def apply_accounting(
         self,
-        usage: Mapping[tuple[str, date], tuple[int, int]],
+        usage: Mapping[str, tuple[int, int]],
+        periods: Mapping[str, date],
         last_seen: Mapping[str, Mapping[str, LastSeen]],
         synced: Collection[str] = (),
     ) -> None:
         """A run's accounting, landed together with the counters it was computed from.
 
-        ``usage``: (configuration, period start) -> (rx, tx) to add; ``last_seen``: each
+        ``usage``: configuration -> (rx, tx) to add to its billing period ``periods[name]``;
+        ``last_seen``: each
         touched node's full last-seen counters; ``synced``: nodes that answered this sync.
         Set-based: the usage is bulk-loaded into a scratch table and merged by one statement,
         so 100,000 counters cost no more round trips than 10. Usage of a configuration deleted
@@ -1013,10 +1015,12 @@ class SqlStore:
                     "tx_bytes BIGINT NOT NULL)"
                 )
                 self.db.execute("DELETE FROM run_usage")
+                # Dates as ISO text, converted once per period rather than once per row.
+                iso = {period: period.isoformat() for period in set(periods.values())}
                 self.db.load(
                     "run_usage",
                     ("configuration", "period_start", "rx_bytes", "tx_bytes"),
-                    [(name, period, rx, tx) for (name, period), (rx, tx) in usage.items()],
+                    [(name, iso[periods[name]], rx, tx) for name, (rx, tx) in usage.items()],
                 )
                 self._merge_run_usage()
                 self.db.execute(
