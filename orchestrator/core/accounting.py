@@ -13,9 +13,9 @@ with its new "last seen", so a crash anywhere counts each byte exactly once on t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 # While a node key rotation overlaps, the same peers also live on a second interface with
 # counters of their own; their last-seen rows are kept apart under this prefix.
@@ -36,6 +36,48 @@ class Sample(NamedTuple):
     public_key: str
     rx_bytes: int
     tx_bytes: int
+
+
+class SampleColumns(Sequence[Sample]):
+    """A node's samples kept as three columns, as the parser splits them: 100,000 Sample
+    tuples would cost more to build than the parse itself. Reads like a sequence of Samples."""
+
+    __slots__ = ("keys", "rx", "tx")
+
+    def __init__(self, keys: list[str], rx: list[int], tx: list[int]) -> None:
+        if not len(keys) == len(rx) == len(tx):
+            raise ValueError("sample columns of different lengths")
+        self.keys, self.rx, self.tx = keys, rx, tx
+
+    def rows(self) -> Iterator[tuple[str, int, int]]:
+        """Plain (key, rx, tx) tuples: the cheapest way through, for the accounting loop."""
+        return zip(self.keys, self.rx, self.tx, strict=True)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @overload
+    def __getitem__(self, index: int) -> Sample: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Sample, ...]: ...
+    def __getitem__(self, index: int | slice) -> Sample | tuple[Sample, ...]:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        return Sample(self.keys[index], self.rx[index], self.tx[index])
+
+    def __iter__(self) -> Iterator[Sample]:
+        return map(Sample._make, self.rows())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"SampleColumns({list(self)!r})"
 
 
 def counter_delta(last: LastSeen | None, epoch: str, rx: int, tx: int) -> tuple[int, int]:
@@ -71,7 +113,8 @@ def account_node(
     unknown: list[str] = []
     previous = last_seen.get
     owner_of = owner.get
-    for key, rx, tx in samples:
+    rows = samples.rows() if isinstance(samples, SampleColumns) else samples
+    for key, rx, tx in rows:
         if rx < 0 or tx < 0:
             raise ValueError(f"negative counter rx={rx} tx={tx}")
         new_last[key] = LastSeen(epoch, rx, tx)

@@ -55,7 +55,7 @@ def parse_node_key_answer(node: str, text: str) -> NodeKeyAnswer:
         report = parse_counters("\n".join(rest) + "\n")
     except CounterParseError as exc:
         raise NodeKeyRefused(node, f"overlap counters refused, {exc}") from None
-    return NodeKeyAnswer(lines[0][7:], port, report.epoch, report.samples)
+    return NodeKeyAnswer(lines[0][7:], port, report.epoch, tuple(report.samples))
 
 
 def _run(fleet: Fleet, node: Node, *args: str) -> NodeKeyAnswer:

@@ -182,3 +182,19 @@ def test_last_seen_counters_survive_their_text_form() -> None:
     assert decode_last_seen(encode_last_seen({})) == {}
     with pytest.raises(ValueError, match="each line needs"):
         decode_last_seen("K1=\tboot-a\t5")
+
+
+def test_sample_columns_read_like_samples_and_account_the_same() -> None:
+    from orchestrator.core.accounting import SampleColumns, account_node
+
+    columns = SampleColumns(["K1=", "K2="], [5, 7], [6, 8])
+    samples = (Sample("K1=", 5, 6), Sample("K2=", 7, 8))
+    assert columns == samples and len(columns) == 2
+    assert columns[1] == Sample("K2=", 7, 8) and columns[1].public_key == "K2="
+    assert columns[:1] == samples[:1]
+    assert all(isinstance(s, Sample) for s in columns)
+    owner = {"K1=": "a", "K2=": "b"}
+    last = {"K1=": LastSeen("e", 1, 1)}
+    assert account_node("e", columns, last, owner) == account_node("e", samples, last, owner)
+    with pytest.raises(ValueError, match="different lengths"):
+        SampleColumns(["K1="], [1, 2], [3])

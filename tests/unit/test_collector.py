@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.core.accounting import Sample
-from orchestrator.core.collector import CounterParseError, parse_counters
+from orchestrator.core.collector import CounterParseError, CounterReport, parse_counters
 
 A = "x21CkFo1pEax5ixfvV6c0roMvHkrrgKxaC+71Ei7GBU="
 B = "/EgmzBZvSAGJh6HOLhIaSwal/eseBK1vj+MdGgG72Ao="
@@ -46,28 +46,39 @@ def test_anything_unexpected_refuses_the_whole_answer(text: str, message: str) -
 
 
 def test_the_whole_section_match_and_the_line_walk_agree() -> None:
-    """The C-speed match of a section and the line-by-line walk accept exactly the same."""
-    from orchestrator.core.collector import _fast_samples
+    """The C-speed match of an answer and the line-by-line walk accept exactly the same."""
+    from orchestrator.core.collector import _fast_report
 
     key = "A" * 42 + "E="
     other = "B" * 42 + "g="
-    good = [f"{key}\t0\t1", f"{other}\t123456789012345678\t7"]
-    assert _fast_samples(good) == [
-        Sample(key, 0, 1),
-        Sample(other, 123456789012345678, 7),
-    ]
-    assert _fast_samples([]) == []
+    good = f"epoch e1\n{key}\t0\t1\n{other}\t123456789012345678\t7\n"
+    assert _fast_report(good) == CounterReport(
+        "e1", (Sample(key, 0, 1), Sample(other, 123456789012345678, 7))
+    )
+    assert _fast_report("epoch e1\n") == CounterReport("e1", ())
+    overlap = f"epoch e1\n{key}\t0\t1\ninterface wg1\nepoch e2\n{other}\t5\t6\n"
+    assert _fast_report(overlap) == parse_counters(overlap) == CounterReport(
+        "e1",
+        (Sample(key, 0, 1),),
+        overlap=CounterReport("e2", (Sample(other, 5, 6),)),
+        overlap_interface="wg1",
+    )
     for bad in (
-        [f"{key}\t01\t1"],  # a leading zero
-        [f"{key}\t1"],  # a field missing
-        [f"{key}\t1\t1\t1"],  # a field too many
-        [f"{key[:-2]}B=\t1\t1"],  # the last key character carries bits a key cannot have
-        [f"{key}\t1\t1", f"{key}\t2\t2"],  # the same peer twice
-        [f"{key}\t1\t1 "],  # trailing space
-        [f"{key}\t\uff11\t1"],  # a non-ASCII digit (fullwidth one)
-        [f"{key}\t9223372036854775807\t1"],  # 19 digits: left to the line walk
+        f"{key}\t01\t1",  # a leading zero
+        f"{key}\t1",  # a field missing
+        f"{key}\t1\t1\t1",  # a field too many
+        f"{key[:-2]}B=\t1\t1",  # the last key character carries bits a key cannot have
+        f"{key}\t1\t1\n{key}\t2\t2",  # the same peer twice
+        f"{key}\t1\t1 ",  # trailing space
+        f"{key}\t\uff11\t1",  # a non-ASCII digit (fullwidth one)
+        f"{key}\t9223372036854775807\t1",  # 19 digits: left to the line walk
+        f"{key}\t1\t1\n\n",  # an empty line
     ):
-        assert _fast_samples(bad) is None, bad
+        assert _fast_report(f"epoch e1\n{bad}\n") is None, bad
+    assert _fast_report("epoch e1") is None  # no final newline: the walk accepts it
+    assert parse_counters("epoch e1") == CounterReport("e1", ())
+    for bad_head in ("epoch e1 x\n", "epoch \n", "Epoch e1\n", f"epoch e1\ninterface wg1\n"):
+        assert _fast_report(bad_head) is None, bad_head
     # what the match leaves to the walk is still accepted when it is right...
     big = parse_counters(f"epoch e1\n{key}\t9223372036854775807\t1\n")
     assert big.samples == (Sample(key, 2**63 - 1, 1),)
