@@ -152,19 +152,26 @@ def cmd_accounts_delete(args: argparse.Namespace, settings: Settings, output: Ou
         "from every node (top-up transactions are kept)",
     )
     with _fleet(settings) as fleet:
-        removed, push = peers.delete_account(fleet, args.username)
+        deletion = peers.delete_account(fleet, args.username)
     output.result(
         {
             "username": args.username,
-            "removed_configurations": [c.name for c in removed],
-            "push": push.as_dict(),
+            "removed_configurations": [c.name for c in deletion.removed],
+            "push": deletion.push.as_dict(),
+            "store_scrubbed": deletion.scrubbed,
         },
         lambda: output.out.print(
-            f"account {args.username} erased with {len(removed)} configuration(s); "
+            f"account {args.username} erased with {len(deletion.removed)} configuration(s); "
             "top-up transactions kept"
         ),
     )
-    return _push_exit(output, push)
+    if not deletion.scrubbed:
+        sys.stderr.write(
+            "wgfleet: the store's files may still hold the erased rows (another process has "
+            "the store open): run `wgfleet db scrub` once it is closed\n"
+        )
+        return ExitCode.FAILED
+    return _push_exit(output, deletion.push)
 
 
 # --- plans --------------------------------------------------------------------------------------
@@ -518,10 +525,30 @@ def cmd_nodes_list(args: argparse.Namespace, settings: Settings, output: Output)
     return ExitCode.OK
 
 
+def cmd_db_scrub(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    with _fleet(settings) as fleet:
+        done = fleet.store.scrub()
+    output.result(
+        {"store": settings.store_url, "scrubbed": done},
+        lambda: output.out.print(
+            "erased rows are gone from the store's files"
+            if done
+            else "another process holds an old snapshot of the store: try again once it ends"
+        ),
+    )
+    return ExitCode.OK if done else ExitCode.FAILED
+
+
 def register(commands: Any, add: Registrar) -> None:
-    db = commands.add_parser("db", help="the quota store's schema")
+    db = commands.add_parser("db", help="the quota store's schema and files")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     add(db_commands, "upgrade", cmd_db_upgrade, "apply pending schema migrations to the store")
+    add(
+        db_commands,
+        "scrub",
+        cmd_db_scrub,
+        "make erased rows unrecoverable from the store's files (WAL checkpoint or VACUUM)",
+    )
 
     accounts = commands.add_parser("accounts", help="user accounts")
     acc = accounts.add_subparsers(dest="accounts_command", metavar="ACTION", required=True)

@@ -242,6 +242,10 @@ def apply(
         nodes = pending_nodes(fleet)
         say(f"pushing to {len(nodes)} node(s)" if nodes else "no node needs a push")
         pushed = push(fleet, nodes) if nodes else None
+        if any(c.kind == "account" and c.action == "remove" for c in pending):
+            # Erased accounts leave the store's files too (nothing else has them open in a
+            # pipeline run; if something does, `wgfleet db scrub` finishes it).
+            fleet.store.scrub()
     return ApplyResult(fleet_plan, deployed, pushed, tuple(pending))
 
 

@@ -46,9 +46,20 @@ def add_account(
     return account
 
 
-def delete_account(fleet: Fleet, username: str) -> tuple[list[Configuration], PushResult]:
-    """Erase the account, its configurations and usage; remove its peers from every node."""
-    return _forget(fleet, fleet.store.delete_account(username))
+@dataclass(frozen=True)
+class AccountDeletion:
+    removed: list[Configuration]
+    push: PushResult
+    # The store's files hold nothing of the erased rows any more (False: another process held
+    # an old snapshot of a SQLite store; `wgfleet db scrub` finishes it).
+    scrubbed: bool
+
+
+def delete_account(fleet: Fleet, username: str) -> AccountDeletion:
+    """Erase the account, its configurations, usage and counters; remove its peers from every
+    node; then scrub the store's files so the erased rows cannot be read back from them."""
+    removed, pushed = _forget(fleet, fleet.store.delete_account(username))
+    return AccountDeletion(removed, pushed, fleet.store.scrub())
 
 
 def add_configuration(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
 
-from orchestrator.core.accounting import NodeAccounting, Sample, account_node, after_removal
+from orchestrator.core.accounting import NodeAccounting, Sample, account_node
 from orchestrator.core.models import Configuration, Plan, TopUp, UsageTotal
 from orchestrator.core.quota import QuotaStatus, period_start, quota_status
 from orchestrator.service.context import Fleet
@@ -79,9 +79,16 @@ def account_observations(
                     pair = (old_rx + pair[0], old_tx + pair[1])
                 usage[name] = pair
             if removed:
-                node_seen.update({s.public_key: after_removal(epoch) for s in samples})
+                # A peer taken off a node restarts from zero if it is ever added back: having
+                # no last-seen counters counts exactly that, and keeps nothing about it.
+                for sample in samples:
+                    node_seen.pop(sample.public_key, None)
             else:
                 node_seen.update(result.last_seen)
+                # Peers no configuration owns (a deleted account's, on a node that was down)
+                # bill nobody: their counters are not kept.
+                for key in result.unknown_keys:
+                    node_seen.pop(key, None)
             results.append(result)
         store.apply_accounting(usage, ledger.periods(usage, today), seen, synced)
     return results

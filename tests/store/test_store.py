@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -386,3 +387,55 @@ def test_usage_check_finds_a_total_changed_behind_the_store_s_back(store: SqlSto
     store.delete_account("alice")  # her usage leaves the kept total with her
     assert [m.kind for m in usage_check(fleet)] == ["granted"]
     assert store.running_totals().used == 0
+
+
+def test_an_erased_account_leaves_no_trace_in_the_store_s_files(store: SqlStore) -> None:
+    """After delete + scrub, the username (also inside configuration names and psk refs) and
+    its keys are nowhere in the SQLite main file, its WAL or its shared-memory index."""
+    from orchestrator.core.accounting import LastSeen
+
+    if store.db.dialect != "sqlite":
+        assert store.scrub()  # VACUUM; the server's files are the server operator's
+        return
+    seed(store)
+    store.add_account(Account("zorrowhisk", "scrypt$z", "dev-z", contact="+15550199"))
+    store.add_configuration(
+        Configuration(
+            "zorrowhisk-1",
+            "zorrowhisk",
+            "PUBzorrowhiskKEY=",
+            "psk/zorrowhisk-1",
+            {"node1": A("198.19.1.9")},
+        )
+    )
+    store.add_usage("zorrowhisk-1", date(2026, 11, 5), 100, 10)
+    store.apply_accounting(
+        {}, {}, {"node1": {"PUBzorrowhiskKEY=": LastSeen("e", 5, 5), "PUBb1=": LastSeen("e", 1, 1)}}
+    )
+    store.delete_account("zorrowhisk")
+    assert store.scrub()
+    assert set(store.last_seen("node1")) == {"PUBb1="}
+    path = Path(store.url.removeprefix("sqlite:///"))
+    files = [f for f in path.parent.iterdir() if f.name.startswith(path.name)]
+    assert path in files
+    for file in files:
+        raw = file.read_bytes().lower()
+        for trace in (b"zorrowhisk", b"+15550199"):
+            assert trace not in raw, f"{trace!r} survives in {file.name}"
+    assert b"PUBb1=".lower() in path.read_bytes().lower()  # the search does read live rows
+
+
+def test_counters_of_peers_no_configuration_owns_are_not_kept(store: SqlStore) -> None:
+    from orchestrator.core.accounting import Sample
+    from orchestrator.service.context import Fleet
+    from orchestrator.service.usage import Observation, account_observations
+
+    seed(store)
+    fleet = Fleet(settings=None, store=store, secrets=None)  # type: ignore[arg-type]
+    samples = [Sample("PUBa1=", 10, 10), Sample("PUBstranger=", 7, 7)]
+    account_observations(fleet, [Observation("node1", "e", samples)], date(2026, 11, 23))
+    assert set(store.last_seen("node1")) == {"PUBa1="}
+    removed = [Sample("PUBa1=", 12, 10)]
+    account_observations(fleet, [Observation("node1", "e", removed, True)], date(2026, 11, 23))
+    assert store.last_seen("node1") == {}
+    assert sum(u.total for u in store.usage("alice-1")) == 22

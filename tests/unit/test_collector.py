@@ -57,11 +57,15 @@ def test_the_whole_section_match_and_the_line_walk_agree() -> None:
     )
     assert _fast_report("epoch e1\n") == CounterReport("e1", ())
     overlap = f"epoch e1\n{key}\t0\t1\ninterface wg1\nepoch e2\n{other}\t5\t6\n"
-    assert _fast_report(overlap) == parse_counters(overlap) == CounterReport(
-        "e1",
-        (Sample(key, 0, 1),),
-        overlap=CounterReport("e2", (Sample(other, 5, 6),)),
-        overlap_interface="wg1",
+    assert (
+        _fast_report(overlap)
+        == parse_counters(overlap)
+        == CounterReport(
+            "e1",
+            (Sample(key, 0, 1),),
+            overlap=CounterReport("e2", (Sample(other, 5, 6),)),
+            overlap_interface="wg1",
+        )
     )
     for bad in (
         f"{key}\t01\t1",  # a leading zero
@@ -77,7 +81,7 @@ def test_the_whole_section_match_and_the_line_walk_agree() -> None:
         assert _fast_report(f"epoch e1\n{bad}\n") is None, bad
     assert _fast_report("epoch e1") is None  # no final newline: the walk accepts it
     assert parse_counters("epoch e1") == CounterReport("e1", ())
-    for bad_head in ("epoch e1 x\n", "epoch \n", "Epoch e1\n", f"epoch e1\ninterface wg1\n"):
+    for bad_head in ("epoch e1 x\n", "epoch \n", "Epoch e1\n", "epoch e1\ninterface wg1\n"):
         assert _fast_report(bad_head) is None, bad_head
     # what the match leaves to the walk is still accepted when it is right...
     big = parse_counters(f"epoch e1\n{key}\t9223372036854775807\t1\n")

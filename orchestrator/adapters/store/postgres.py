@@ -62,6 +62,16 @@ class PostgresConnection:
         except self._psycopg.Error as exc:
             raise self._error(exc) from None
 
+    def scrub(self) -> bool:
+        """VACUUM the tables that hold account data, so dead rows are reclaimed now."""
+        tables = ("accounts", "configurations", "configuration_nodes", "usage_totals", "topups")
+        try:
+            for table in (*tables, "node_counters"):
+                self._db.execute(f"VACUUM {table}")
+        except self._psycopg.Error as exc:
+            raise self._error(exc) from None
+        return True
+
     def begin(self) -> None:
         self._db.execute("BEGIN")
 

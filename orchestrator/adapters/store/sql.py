@@ -18,7 +18,12 @@ from datetime import date
 from typing import Any, Protocol
 
 from orchestrator.adapters.store.schema import LATEST_VERSION, MIGRATIONS, statements_for
-from orchestrator.core.accounting import LastSeen, decode_last_seen, encode_last_seen
+from orchestrator.core.accounting import (
+    OVERLAP_PREFIX,
+    LastSeen,
+    decode_last_seen,
+    encode_last_seen,
+)
 from orchestrator.core.models import (
     Account,
     Configuration,
@@ -38,6 +43,7 @@ class Connection(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
     def load(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None: ...
+    def scrub(self) -> bool: ...
     def begin(self) -> None: ...
     def commit(self) -> None: ...
     def rollback(self) -> None: ...
@@ -112,6 +118,17 @@ class SqlStore:
             raise
         self._depth = 0
         self.db.commit()
+
+    def scrub(self) -> bool:
+        """Make erased rows unrecoverable from the store's files: True when done.
+
+        SQLite overwrites deleted content (secure_delete), but in WAL mode the page images
+        that still held it stay in the main file until a checkpoint and in the -wal file until
+        it is truncated. A reader holding an old snapshot (the TUI, `sync --every`) blocks
+        that: False then, and `wgfleet db scrub` finishes it later. PostgreSQL keeps dead rows
+        until VACUUM; its own WAL and backups are the server operator's to expire.
+        """
+        return self.db.scrub()
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.db.execute(sql, params)
@@ -556,6 +573,7 @@ class SqlStore:
                     "c.account_id = (SELECT id FROM accounts WHERE username = ?)", (username,)
                 )
             )
+            self._forget_keys(self._keys_of(removed))
             self.db.execute("DELETE FROM accounts WHERE username = ?", (username,))
         return removed
 
@@ -759,6 +777,7 @@ class SqlStore:
             for name in names:
                 current = self.configuration(name)
                 self._add_used(-self._used_by("c.name = ?", (name,)))
+                self._forget_keys(self._keys_of([current]))
                 self.db.execute("DELETE FROM configurations WHERE name = ?", (name,))
                 self.bump_nodes(current.nodes)
                 removed.append(current)
@@ -832,7 +851,7 @@ class SqlStore:
             current = self.configuration(name)
             if current.previous_public_key is None:
                 return current
-            self._forget_key(current.previous_public_key)
+            self._forget_keys([current.previous_public_key])
             self.db.execute(
                 "UPDATE configurations SET previous_public_key = NULL, previous_psk_ref = NULL, "
                 "previous_key_expires = NULL WHERE name = ?",
@@ -961,16 +980,32 @@ class SqlStore:
             [(node, encode_last_seen(seen)) for node, seen in last_seen.items()],
         )
 
-    def _forget_key(self, public_key: str) -> None:
-        """Drop a retired key's last-seen counters on every node that has them."""
-        holders = self._rows(
-            "SELECT node FROM node_counters WHERE counters LIKE ?", (f"%{public_key}%",)
-        )
+    def _forget_keys(self, public_keys: Iterable[str]) -> None:
+        """Drop retired or deleted keys' last-seen counters on every node that has them."""
+        keys = {k for k in public_keys if k}
+        holders: set[str] = set()
+        for key in keys:
+            holders.update(
+                r[0]
+                for r in self._rows(
+                    "SELECT node FROM node_counters WHERE counters LIKE ?", (f"%{key}%",)
+                )
+            )
         changed = {}
-        for node, seen in self.last_seen_of([r[0] for r in holders]).items():
-            if seen.pop(public_key, None) is not None:
-                changed[node] = seen
+        for node, seen in self.last_seen_of(holders).items():
+            kept = {k: v for k, v in seen.items() if k.removeprefix(OVERLAP_PREFIX) not in keys}
+            if kept != seen:
+                changed[node] = kept
         self._write_last_seen(changed)
+
+    @staticmethod
+    def _keys_of(configurations: Iterable[Configuration]) -> list[str]:
+        return [
+            key
+            for c in configurations
+            for key in (c.public_key, c.previous_public_key)
+            if key is not None
+        ]
 
     def configuration_plans(self) -> dict[str, str | None]:
         return self.owners_and_plans()[1]

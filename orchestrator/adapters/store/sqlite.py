@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from datetime import date
 from pathlib import Path
@@ -27,6 +28,8 @@ class SqliteConnection:
                 "PRAGMA synchronous = FULL",
                 "PRAGMA foreign_keys = ON",
                 "PRAGMA secure_delete = ON",
+                # A sync's scratch table holds configuration names: never in a temp file.
+                "PRAGMA temp_store = MEMORY",
             ):
                 self._db.execute(pragma)
         except sqlite3.Error as exc:
@@ -53,6 +56,14 @@ class SqliteConnection:
         """Bulk-insert rows (the PostgreSQL connection uses COPY)."""
         marks = ", ".join("?" for _ in columns)
         self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+    def scrub(self, attempts: int = 20) -> bool:
+        for _ in range(attempts):
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return True
+            time.sleep(0.1)
+        return False
 
     def begin(self) -> None:
         # IMMEDIATE takes the write lock now, so two writers queue instead of failing late.

@@ -11,11 +11,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
-from orchestrator.core.models import Configuration
 from orchestrator.core.overview import AccountRow, filter_rows, human_bytes
 from orchestrator.service import peers
 from orchestrator.service.overview import accounts_overview
-from orchestrator.service.push import PushResult
 from orchestrator.tui.screens.base import WgfleetScreen
 from orchestrator.tui.widgets.dialogs import ConfirmDialog
 from orchestrator.tui.widgets.virtual_table import Column, VirtualTable, column_width
@@ -195,12 +193,12 @@ class AccountsScreen(WgfleetScreen):
         )
 
     def deleted(self, username: str) -> Any:
-        def done(result: tuple[list[Configuration], PushResult]) -> None:
-            removed, push = result
+        def done(result: peers.AccountDeletion) -> None:
             self.report_push(
-                f"account {username} erased with {len(removed)} configuration(s); "
-                "top-up transactions kept",
-                push,
+                f"account {username} erased with {len(result.removed)} configuration(s); "
+                "top-up transactions kept"
+                + ("" if result.scrubbed else "; run `wgfleet db scrub` once no run is active"),
+                result.push,
             )
             self.action_reload()
 
