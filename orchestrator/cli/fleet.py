@@ -143,6 +143,24 @@ def cmd_accounts_list(args: argparse.Namespace, settings: Settings, output: Outp
     return ExitCode.OK
 
 
+def cmd_accounts_export(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    import json
+
+    from orchestrator.adapters import keyfiles
+    from orchestrator.service import peers
+
+    with _fleet(settings, write=False) as fleet:
+        exported = peers.export_account(fleet, args.username)
+    text = json.dumps(exported, indent=2, sort_keys=True) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+        return ExitCode.OK
+    # The export holds the account's personal data: only its owner may read the file.
+    keyfiles.write_private(Path(args.output), text.encode())
+    sys.stderr.write(f"wgfleet: account {args.username} exported to {args.output} (mode 0600)\n")
+    return ExitCode.OK
+
+
 def cmd_accounts_delete(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     from orchestrator.service import peers
 
@@ -563,6 +581,14 @@ def register(commands: Any, add: Registrar) -> None:
     )
     acc_list = add(acc, "list", cmd_accounts_list, "list accounts")
     acc_list.add_argument("--search", help="part of a username")
+    acc_export = add(
+        acc,
+        "export",
+        cmd_accounts_export,
+        "everything stored about an account, as JSON (the user's right of access)",
+    )
+    acc_export.add_argument("username")
+    acc_export.add_argument("-o", "--output", metavar="FILE", help="write to FILE (mode 0600)")
     acc_del = add(
         acc, "delete", cmd_accounts_delete, "erase an account, its configurations, usage and peers"
     )

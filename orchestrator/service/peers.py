@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from datetime import date
 
 from orchestrator.adapters import passwords, wgkeys
@@ -44,6 +45,16 @@ def add_account(
     account = Account(username, passwords.hash_password(password), device_id.strip(), contact)
     fleet.store.add_account(account)
     return account
+
+
+def export_account(fleet: Fleet, username: str) -> dict[str, Any]:
+    """Everything the store holds about an account (a user's right of access), as JSON-ready
+    data: the account row, its configurations with their placements, usage totals, top-ups and
+    the last-seen counters of its keys. Preshared keys are referenced (``psk_ref``), never
+    included: they are secrets of the tunnel, kept outside the store."""
+    records = fleet.store.account_records(username)
+    account = records.pop("accounts")
+    return {"account": account[0], **records}
 
 
 @dataclass(frozen=True)

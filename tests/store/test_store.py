@@ -19,7 +19,7 @@ from orchestrator.core.models import (
     ResetRule,
     TopUp,
 )
-from orchestrator.errors import StoreError
+from orchestrator.errors import NotFound, StoreError
 
 A = ipaddress.IPv4Address
 
@@ -439,3 +439,53 @@ def test_counters_of_peers_no_configuration_owns_are_not_kept(store: SqlStore) -
     account_observations(fleet, [Observation("node1", "e", removed, True)], date(2026, 11, 23))
     assert store.last_seen("node1") == {}
     assert sum(u.total for u in store.usage("alice-1")) == 22
+
+
+def test_every_table_is_either_exported_with_its_account_or_declared_not_account_data(
+    store: SqlStore,
+) -> None:
+    from orchestrator.adapters.store.sql import ACCOUNT_TABLES, NOT_ACCOUNT_DATA
+
+    assert set(store.columns()) == set(ACCOUNT_TABLES) | set(NOT_ACCOUNT_DATA)
+    assert not set(ACCOUNT_TABLES) & set(NOT_ACCOUNT_DATA)
+
+
+def test_an_account_export_holds_exactly_the_store_s_rows(store: SqlStore) -> None:
+    from orchestrator.core.accounting import LastSeen
+
+    seed(store)
+    store.add_topup(TopUp("INV-9", "alice-1", "4.99", 100, date(2026, 11, 1)))
+    store.add_usage("alice-1", date(2026, 11, 5), 100, 10)
+    store.apply_accounting(
+        {}, {}, {"node2": {"PUBa1=": LastSeen("e", 5, 6), "PUBb1=": LastSeen("e", 1, 1)}}
+    )
+    records = store.account_records("alice")
+    assert records["accounts"] == [
+        {"username": "alice", "password_hash": "scrypt$x", "device_id": "dev-a", "contact": None}
+    ]
+    (config,) = records["configurations"]
+    assert config["name"] == "alice-1" and config["public_key"] == "PUBa1="
+    assert config["psk_ref"] == "psk/alice-1" and config["plan"] == "basic"
+    assert config["granted_bytes"] == 100
+    stored = store.columns()
+    assert set(config) == set(stored["configurations"]) - {"id", "account_id"}
+    assert sorted((r["node"], r["tunnel_address"]) for r in records["configuration_nodes"]) == [
+        ("node1", "198.19.1.2"),
+        ("node2", "198.19.2.2"),
+    ]
+    assert records["usage_totals"] == [
+        {"configuration": "alice-1", "period_start": "2026-11-05", "rx_bytes": 100, "tx_bytes": 10}
+    ]
+    assert [(t["configuration"], t["invoice"]) for t in records["topups"]] == [("alice-1", "INV-9")]
+    assert records["node_counters"] == [
+        {"node": "node2", "public_key": "PUBa1=", "epoch": "e", "rx_bytes": 5, "tx_bytes": 6}
+    ]
+    for table in ("configuration_nodes", "usage_totals", "topups"):
+        count = store.db.execute(
+            f"SELECT count(*) FROM {table} t JOIN configurations c ON c.id = t.configuration_id "
+            "WHERE c.name = 'alice-1'"
+        )[0][0]
+        assert len(records[table]) == count, table
+    store.delete_account("alice")
+    with pytest.raises(NotFound, match="no account 'alice'"):
+        store.account_records("alice")

@@ -165,3 +165,29 @@ def test_a_bad_collector_key_exchange_is_named(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"ssh\.collector_kex: 'sntrup'"):
         settings_from_mapping({"ssh": {"collector_kex": "sntrup"}}, "s.yml", tmp_path)
+
+
+def test_an_account_export_then_delete_then_export_fails_cleanly(
+    fresh_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from orchestrator.core.models import Account
+    from orchestrator.service.context import open_fleet
+    from orchestrator.settings import load_settings
+
+    with open_fleet(load_settings(None)) as fleet:
+        fleet.store.add_account(Account("quill", "scrypt$q", "dev-q", contact="+15550142"))
+    assert main(["accounts", "export", "quill"]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    assert exported["account"]["username"] == "quill"
+    assert exported["account"]["contact"] == "+15550142"
+    assert exported["configurations"] == [] and exported["topups"] == []
+    target = fresh_data / "quill.json"
+    assert main(["accounts", "export", "quill", "-o", str(target)]) == 0
+    assert json.loads(target.read_text()) == exported
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert main(["accounts", "delete", "quill", "--yes"]) == 0
+    capsys.readouterr()
+    assert main(["accounts", "export", "quill"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip() == "wgfleet: error: no account 'quill'"

@@ -77,6 +77,35 @@ def _date(value: Any) -> date | None:
     return date.fromisoformat(str(value))
 
 
+# Tables holding an account's rows and how a row is tied to it ("account": the accounts row
+# itself; else the column naming its configuration). node_counters holds the last-seen counters
+# of its keys inside per-node text. Every other table is named in NOT_ACCOUNT_DATA; a test
+# fails when a table is in neither, so a new table cannot escape `accounts export`.
+ACCOUNT_TABLES = {
+    "accounts": "account",
+    "configurations": "account_id",
+    "configuration_nodes": "configuration_id",
+    "usage_totals": "configuration_id",
+    "topups": "configuration_id",
+}
+NOT_ACCOUNT_DATA = {
+    "nodes": "the fleet's nodes",
+    "plans": "the provider's plans",
+    "policies": "fleet-wide policies",
+    "node_daily_totals": "bytes per node and day, never per user",
+    "node_leases": "which run syncs a node",
+    "store_totals": "one used-bytes total for the whole store",
+    "controller_keys": "the controller's own SSH keys",
+    "schema_migrations": "the store's schema version",
+    "node_counters": "exported per key with the account (last-seen counters)",
+}
+_INTERNAL_COLUMNS = {"id", "account_id", "configuration_id"}
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
 @dataclass(frozen=True)
 class RunningTotals:
     """What ``usage check`` compares: kept with each change vs recomputed from the rows."""
@@ -577,6 +606,48 @@ class SqlStore:
             self.db.execute("DELETE FROM accounts WHERE username = ?", (username,))
         return removed
 
+    def account_records(self, username: str) -> dict[str, list[dict[str, Any]]]:
+        """Every row the store holds about an account, table by table, each with all of its
+        columns but the internal ids (a new column is exported without a change here), plus
+        the last-seen counters of its keys. Raises NotFound for an unknown account."""
+        self.account(username)
+        columns = self.columns()
+        records: dict[str, list[dict[str, Any]]] = {}
+        for table, link in ACCOUNT_TABLES.items():
+            names = [c for c in columns[table] if c not in _INTERNAL_COLUMNS]
+            selected = ", ".join(f"t.{c}" for c in names)
+            if link == "account":
+                sql = f"SELECT {selected} FROM {table} t WHERE t.username = ?"
+            elif link == "account_id":
+                sql = (
+                    f"SELECT {selected} FROM {table} t JOIN accounts a ON a.id = t.account_id "
+                    "WHERE a.username = ?"
+                )
+            else:
+                names = ["configuration", *names]
+                sql = (
+                    f"SELECT c.name, {selected} FROM {table} t JOIN configurations c "
+                    f"ON c.id = t.{link} JOIN accounts a ON a.id = c.account_id "
+                    "WHERE a.username = ?"
+                )
+            records[table] = [
+                {name: _plain(value) for name, value in zip(names, row, strict=True)}
+                for row in self._rows(sql + " ORDER BY 1, 2", (username,))
+            ]
+        keys = {
+            key
+            for row in records["configurations"]
+            for key in (row.get("public_key"), row.get("previous_public_key"))
+            if key
+        }
+        records["node_counters"] = [
+            {"node": node, "public_key": key, "epoch": e, "rx_bytes": rx, "tx_bytes": tx}
+            for node, seen in sorted(self.last_seen_of(self._counter_nodes()).items())
+            for key, (e, rx, tx) in sorted(seen.items())
+            if key.removeprefix(OVERLAP_PREFIX) in keys
+        ]
+        return records
+
     # --- configurations ----------------------------------------------------------------------
 
     _CONFIG_SELECT = (
@@ -972,6 +1043,9 @@ class SqlStore:
                 r for r in self._rows("SELECT node, counters FROM node_counters") if r[0] in wanted
             ]
         return {node: decode_last_seen(text) for node, text in rows}
+
+    def _counter_nodes(self) -> list[str]:
+        return [r[0] for r in self._rows("SELECT node FROM node_counters")]
 
     def _write_last_seen(self, last_seen: Mapping[str, Mapping[str, LastSeen]]) -> None:
         self.db.executemany(
