@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 from datetime import date
+from typing import Any
 
 from orchestrator.adapters import passwords, wgkeys
 from orchestrator.core.models import Account, Configuration, DisabledReason, TopUp
