@@ -89,6 +89,15 @@ class PrivacySettings:
     # published policy says it keeps one. Turning it off erases what was kept on the next sync.
     node_daily_totals: bool = False
     node_daily_retention_days: int = 90
+    # Top-up transactions whose bytes no longer count (bought before a monthly plan's current
+    # period) are erased this many days after purchase; 0 keeps them (accounting law often
+    # asks for years). The ledger of deleted accounts (top-ups with no configuration) has its
+    # own limit, 0 keeps it.
+    topup_retention_days: int = 0
+    deleted_ledger_retention_days: int = 0
+    # Whether an account may hold a contact number (for notifications). Turned off, the next
+    # sync erases every stored number and new ones are refused.
+    allow_contact: bool = True
 
 
 @dataclass(frozen=True)
@@ -159,7 +168,13 @@ class Settings:
 
 
 _TOP_KEYS = {"data_dir", "store_url", "inventory", "ssh", "lab", "usage", "keys", "privacy"}
-_PRIVACY_KEYS = {"node_daily_totals", "node_daily_retention_days"}
+_PRIVACY_KEYS = {
+    "node_daily_totals",
+    "node_daily_retention_days",
+    "topup_retention_days",
+    "deleted_ledger_retention_days",
+    "allow_contact",
+}
 _KEY_AGE_FIELDS = ("node_max_age_days", "peer_max_age_days", "psk_max_age_days", "ssh_max_age_days")
 _USAGE_KEYS = {"retention_days", "warn_percent", "sync_interval"}
 _SSH_KEYS = {
@@ -336,8 +351,30 @@ def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
             privacy_raw.get("node_daily_retention_days"),
             "a whole number of days, at least 1",
         )
+    flags = {}
+    for flag in ("allow_contact",):
+        flags[flag] = privacy_raw.get(flag, True)
+        if not isinstance(flags[flag], bool):
+            raise ConfigError(source, f"privacy.{flag}", flags[flag], "true or false")
+    ledger_days = {}
+    for name in ("topup_retention_days", "deleted_ledger_retention_days"):
+        days = privacy_raw.get(name, 0)
+        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+            raise ConfigError(
+                source,
+                f"privacy.{name}",
+                privacy_raw.get(name),
+                "a whole number of days, 0 to keep",
+            )
+        ledger_days[name] = int(days)
     return Settings(
-        privacy=PrivacySettings(daily, int(kept)),
+        privacy=PrivacySettings(
+            daily,
+            int(kept),
+            topup_retention_days=ledger_days["topup_retention_days"],
+            deleted_ledger_retention_days=ledger_days["deleted_ledger_retention_days"],
+            allow_contact=flags["allow_contact"],
+        ),
         usage=UsageSettings(int(retention), int(warn), interval),
         keys=_key_settings(reader, top.get("keys")),
         source=source,
@@ -383,6 +420,9 @@ POLICY_NAMES = (
     "usage.sync_interval",
     "privacy.node_daily_totals",
     "privacy.node_daily_retention_days",
+    "privacy.topup_retention_days",
+    "privacy.deleted_ledger_retention_days",
+    "privacy.allow_contact",
 )
 
 

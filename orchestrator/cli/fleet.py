@@ -740,7 +740,6 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, output: Output) -> in
             fleet,
             nodes=_names(args.nodes) if args.nodes else None,
             warn_ratio=(args.warn_at or fleet.settings.usage.warn_percent) / 100,
-            retention_days=fleet.settings.usage.retention_days,
             progress=(lambda n: output.progress(f"{n.node}: {'ok' if n.ok else n.error}"))
             if args.verbose
             else None,

@@ -178,6 +178,9 @@ USAGE_POLICY_FIELDS: dict[str, dict[str, Any]] = {
 PRIVACY_POLICY_FIELDS: dict[str, dict[str, Any]] = {
     "node_daily_totals": {"type": "boolean"},
     "node_daily_retention_days": _DAYS,
+    "topup_retention_days": {"type": "integer", "minimum": 0},
+    "deleted_ledger_retention_days": {"type": "integer", "minimum": 0},
+    "allow_contact": {"type": "boolean"},
 }
 REQUIRED = {
     "plan": ["quota"],

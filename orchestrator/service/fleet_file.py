@@ -165,6 +165,19 @@ def _inventory_problems(file: FleetFile, settings: Settings) -> list[str]:
     return []
 
 
+def _contact_problems(file: FleetFile, settings: Settings) -> list[str]:
+    """Contact numbers the privacy profile in force after this file would not keep."""
+    allowed = file.policies.privacy.get("allow_contact", settings.privacy.allow_contact)
+    if allowed:
+        return []
+    return [
+        f"accounts.{a.username}.contact: the privacy profile keeps no contact numbers "
+        "(privacy.allow_contact is false)"
+        for a in file.accounts
+        if a.contact
+    ]
+
+
 def plan(fleet: Fleet, path: str | Path, today: date | None = None) -> FleetPlan:
     file, digest = read_fleet_file(path)
     return _plan(fleet, file, digest, today)
@@ -173,7 +186,11 @@ def plan(fleet: Fleet, path: str | Path, today: date | None = None) -> FleetPlan
 def _plan(fleet: Fleet, file: FleetFile, digest: str, today: date | None) -> FleetPlan:
     state = fleet_state(fleet, file, today)
     changes = plan_changes(file, state)
-    problems = _inventory_problems(file, fleet.settings) + plan_problems(file, state, changes)
+    problems = (
+        _inventory_problems(file, fleet.settings)
+        + plan_problems(file, state, changes)
+        + _contact_problems(file, fleet.settings)
+    )
     return FleetPlan(file.source, digest, state.fingerprint(), tuple(changes), tuple(problems))
 
 

@@ -20,6 +20,7 @@ from orchestrator.core.peers import (
 )
 from orchestrator.errors import StoreError, UsageError
 from orchestrator.service.context import Fleet
+from orchestrator.service.privacy import check_contact
 from orchestrator.service.push import PushResult, push
 
 INVOICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
@@ -42,6 +43,7 @@ def add_account(
         raise UsageError("password: at least 8 characters")
     if not device_id.strip():
         raise UsageError("device id: must not be empty")
+    check_contact(fleet.settings, contact, "--contact")
     account = Account(username, passwords.hash_password(password), device_id.strip(), contact)
     fleet.store.add_account(account)
     return account

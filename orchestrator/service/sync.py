@@ -21,12 +21,13 @@ from orchestrator.adapters import ssh
 from orchestrator.core.accounting import OVERLAP_PREFIX, Sample
 from orchestrator.core.collector import CounterParseError, CounterReport, parse_counters
 from orchestrator.core.models import DisabledReason, Node
-from orchestrator.core.quota import NEVER_RESETS, enforce
+from orchestrator.core.quota import enforce
 from orchestrator.core.shard import Shard
 from orchestrator.errors import Cancelled, NodeError
 from orchestrator.service.context import Fleet
 from orchestrator.service.lease import run_holder
 from orchestrator.service.node_keys import finish_due_rotations
+from orchestrator.service.privacy import apply_retention
 from orchestrator.service.push import PushResult, end_of_grace, push
 from orchestrator.service.retry import retry_conflicts
 from orchestrator.service.usage import Observation, account_observations, quota_statuses
@@ -171,7 +172,6 @@ def sync(
     nodes: Iterable[str] | None = None,
     today: date | None = None,
     warn_ratio: float = DEFAULT_WARN_RATIO,
-    retention_days: int = 400,
     enforce_quota: bool = True,
     progress: Callable[[NodeSync], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
@@ -195,7 +195,6 @@ def sync(
             tuple(n for n in wanted if n not in claimed),
             today,
             warn_ratio,
-            retention_days,
             enforce_quota,
             progress,
             cancelled or (lambda: False),
@@ -209,7 +208,6 @@ def _sync_leased(
     skipped: tuple[str, ...],
     today: date,
     warn_ratio: float,
-    retention_days: int,
     enforce_quota: bool,
     progress: Callable[[NodeSync], None] | None,
     stop: Callable[[], bool],
@@ -238,9 +236,8 @@ def _sync_leased(
             progress(outcome)
     total = sum(o.bytes_added for o in outcomes)
 
-    retry_conflicts(
-        lambda: store.erase_usage_before(today - timedelta(days=retention_days), NEVER_RESETS)
-    )
+    # What the privacy profile no longer permits goes on every sync.
+    retry_conflicts(lambda: apply_retention(fleet, today))
     retry_conflicts(lambda: keep_node_daily_totals(fleet, outcomes, today))
     if not enforce_quota:
         return SyncResult(tuple(outcomes), len(updated), total, (), (), (), skipped=skipped)

@@ -78,7 +78,6 @@ def sync_every(
                     result = sync(
                         fleet,
                         warn_ratio=percent / 100,
-                        retention_days=fleet.settings.usage.retention_days,
                         shard=shard,
                         cancelled=stop.is_set,
                     )

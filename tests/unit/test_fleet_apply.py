@@ -225,6 +225,12 @@ def test_apply_never_prompts_without_a_terminal(settings: Settings, tmp_path: Pa
             lambda f: f.replace("nodes: [node2]", "nodes: [node7]"),
             "configurations.ops-access.nodes: node7 is neither in the inventory nor in the store",
         ),
+        (
+            lambda f: f.replace(
+                "  sync_interval: 2m", "  sync_interval: 2m\n  privacy: {allow_contact: false}"
+            ),
+            "accounts.ops.contact: the privacy profile keeps no contact numbers",
+        ),
     ],
 )
 def test_plan_problems_are_errors_exit_1_and_apply_touches_nothing(

@@ -997,6 +997,31 @@ class SqlStore:
             for r in self._rows(sql + " ORDER BY t.purchased_on, t.invoice", params)
         ]
 
+    def erase_topups(self, invoices: Iterable[str]) -> int:
+        """Erase top-up transactions past the profile's retention; granted totals drop them."""
+        wanted = sorted(set(invoices))
+        if not wanted:
+            return 0
+        with self.transaction():
+            rows = [
+                r
+                for r in self._rows("SELECT invoice, configuration_id, bytes_granted FROM topups")
+                if r[0] in set(wanted)
+            ]
+            self.db.executemany(
+                "UPDATE configurations SET granted_bytes = granted_bytes - ? WHERE id = ?",
+                [(int(r[2]), r[1]) for r in rows if r[1] is not None],
+            )
+            self.db.executemany("DELETE FROM topups WHERE invoice = ?", [(r[0],) for r in rows])
+        return len(rows)
+
+    def erase_contacts(self) -> int:
+        """Erase every account's contact number (the privacy profile keeps none)."""
+        with self.transaction():
+            count = self._one("SELECT count(*) FROM accounts WHERE contact IS NOT NULL")
+            self.db.execute("UPDATE accounts SET contact = NULL WHERE contact IS NOT NULL")
+        return int(count[0]) if count else 0
+
     def add_usage(self, configuration: str, period_start: date, rx: int, tx: int) -> None:
         if rx < 0 or tx < 0:
             raise StoreError(f"negative usage for {configuration}: rx {rx}, tx {tx}")

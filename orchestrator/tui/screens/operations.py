@@ -204,7 +204,6 @@ class OperationsScreen(WgfleetScreen):
                         fleet,
                         today=backend.today(),
                         warn_ratio=fleet.settings.usage.warn_percent / 100,
-                        retention_days=fleet.settings.usage.retention_days,
                         progress=lambda n: node(n.node, *sync_line(n)),
                         cancelled=self.cancel_requested.is_set,
                     )

@@ -1,0 +1,305 @@
+"""The privacy profile as data: what each kind of record is, why it is kept, for how long, and
+what is never kept; plus which top-ups have outlived their retention. Pure: the service feeds
+it the live schema, the settings in force and the nodes' audit verdicts.
+
+The report is built from the live schema, never from a hand-written list alone: a table or a
+column the profile does not describe is reported as undeclared, and `privacy report` fails on
+it, so the published inventory cannot silently fall behind the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from orchestrator.core.models import Plan, ResetRule, TopUp
+from orchestrator.core.quota import period_start
+
+
+@dataclass(frozen=True)
+class Retention:
+    """The profile's retention settings, in days (0: kept)."""
+
+    closed_periods_days: int
+    node_daily_totals: bool
+    node_daily_days: int
+    topup_days: int
+    deleted_ledger_days: int
+    allow_contact: bool
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    table: str
+    what: str
+    why: str
+    kept: str  # for how long, in words, from the retention settings
+    columns: tuple[str, ...]
+
+
+def _days(days: int, otherwise: str) -> str:
+    return f"{days} days" if days else otherwise
+
+
+def record_kinds(profile: Retention) -> dict[str, RecordKind]:
+    """Every table the store may hold, described for a published data inventory."""
+    kinds = [
+        RecordKind(
+            "accounts",
+            "an account: username, password hash, device id"
+            + (", an optional contact number" if profile.allow_contact else ""),
+            "to sign the user in and tie configurations to a customer"
+            + (
+                "; the contact number receives quota notifications" if profile.allow_contact else ""
+            ),
+            "until the account is deleted (then erased, also from the store's files)",
+            ("username", "password_hash", "device_id", "contact"),
+        ),
+        RecordKind(
+            "configurations",
+            "a VPN configuration: name, public keys, preshared-key reference, plan, quota, "
+            "enabled/disabled and why, key creation dates, granted bytes",
+            "to place the peer on nodes and enforce the quota bought",
+            "until the configuration or its account is deleted",
+            (
+                "name",
+                "public_key",
+                "psk_ref",
+                "plan",
+                "quota_bytes",
+                "enabled",
+                "disabled_reason",
+                "key_created_on",
+                "psk_created_on",
+                "previous_public_key",
+                "previous_psk_ref",
+                "previous_key_expires",
+                "granted_bytes",
+            ),
+        ),
+        RecordKind(
+            "configuration_nodes",
+            "which nodes carry a configuration, and its tunnel address there",
+            "to configure the peer on those nodes",
+            "until the configuration is deleted",
+            ("node", "tunnel_address"),
+        ),
+        RecordKind(
+            "usage_totals",
+            "bytes received and sent per configuration per billing period (a total, never "
+            "per day or per connection)",
+            "to enforce the quota; the only usage data kept about a user",
+            "the current period, and closed periods for "
+            + _days(profile.closed_periods_days, "ever"),
+            ("period_start", "rx_bytes", "tx_bytes"),
+        ),
+        RecordKind(
+            "topups",
+            "top-up transactions: invoice, amount, bytes granted, purchase date",
+            "to grant quota and to account for payments",
+            (
+                f"{profile.topup_days} days after purchase once they no longer count towards a "
+                "quota"
+                if profile.topup_days
+                else "kept (no retention limit set)"
+            )
+            + "; a deleted account's (unlinked from any configuration): "
+            + _days(profile.deleted_ledger_days, "kept (no retention limit set)"),
+            ("invoice", "amount", "bytes_granted", "purchased_on"),
+        ),
+        RecordKind(
+            "node_counters",
+            "per node, the last byte counters read for each configuration's public key",
+            "so the next sync counts each byte exactly once",
+            "while the peer is on the node; forgotten when it leaves or is deleted",
+            ("node", "counters"),
+        ),
+        RecordKind(
+            "node_daily_totals",
+            "bytes per node per day (a location, never a user)"
+            if profile.node_daily_totals
+            else "nothing (the profile keeps no daily totals; rows are erased on every sync)",
+            "capacity planning per location",
+            _days(profile.node_daily_days, "kept") if profile.node_daily_totals else "not kept",
+            ("node", "day", "bytes"),
+        ),
+        RecordKind(
+            "store_totals",
+            "the used-bytes total of the whole store",
+            "`usage check` verifies it against the usage rows",
+            "always (one number)",
+            ("name", "bytes"),
+        ),
+        RecordKind(
+            "nodes",
+            "the provider's VPN nodes: name, address, tunnel network, port, keys, push and "
+            "sync state, last audit verdict",
+            "to deploy, push and audit",
+            "while the node exists",
+            (
+                "name",
+                "address",
+                "tunnel_network",
+                "listen_port",
+                "interface",
+                "public_key",
+                "key_created_on",
+                "revision",
+                "pushed_revision",
+                "last_push_ok",
+                "last_sync_ok",
+                "last_audit_ok",
+                "next_public_key",
+                "next_listen_port",
+                "next_key_expires",
+                "next_key_created_on",
+            ),
+        ),
+        RecordKind(
+            "plans",
+            "the provider's plans",
+            "quota rules",
+            "while offered",
+            ("name", "quota_bytes", "reset", "anchor_day", "price"),
+        ),
+        RecordKind(
+            "policies",
+            "fleet-wide settings applied from a fleet file",
+            "every controller enforces the same rules",
+            "until replaced",
+            ("name", "value"),
+        ),
+        RecordKind(
+            "node_leases",
+            "which controller run is syncing a node",
+            "two runs never sync one node at once",
+            "minutes",
+            ("node", "holder", "expires_at"),
+        ),
+        RecordKind(
+            "controller_keys",
+            "the controller's own SSH public keys and their creation dates",
+            "key rotation",
+            "until rotated",
+            ("purpose", "public_key", "created_on"),
+        ),
+        RecordKind(
+            "schema_migrations",
+            "the store's schema version",
+            "upgrades",
+            "always",
+            ("version", "description"),
+        ),
+    ]
+    return {kind.table: kind for kind in kinds}
+
+
+# What the profile never lets the store or a node keep: the promises of the published policy.
+NEVER_KEPT = (
+    "traffic contents",
+    "DNS queries",
+    "source or destination IP addresses of user traffic",
+    "client endpoints (the public address a client connects from)",
+    "connection or handshake times, session lengths",
+    "usage by day, hour or connection for a user (only a total per billing period)",
+)
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """What the nodes keep, from the deploy's settings and the last audit."""
+
+    journal: str  # e.g. "volatile (memory only), at most 8M, entries older than 1h dropped"
+    audited: Mapping[str, bool | None]  # node -> last audit verdict (None: never audited)
+
+
+def undeclared(columns: Mapping[str, Iterable[str]], kinds: Mapping[str, RecordKind]) -> list[str]:
+    """Tables or columns in the live schema the profile does not describe."""
+    missing = []
+    for table, names in sorted(columns.items()):
+        kind = kinds.get(table)
+        if kind is None:
+            missing.append(table)
+            continue
+        missing += [
+            f"{table}.{c}" for c in names if c not in kind.columns and c not in _INTERNAL_IDS
+        ]
+    return missing
+
+
+_INTERNAL_IDS = {"id", "account_id", "configuration_id"}
+
+
+def build_report(
+    columns: Mapping[str, Iterable[str]],
+    profile: Retention,
+    nodes: NodeFacts,
+    store: str,
+) -> dict[str, Any]:
+    """The data inventory a provider can publish, as JSON-ready data."""
+    kinds = record_kinds(profile)
+    present = [kinds[t] for t in sorted(columns) if t in kinds]
+    notes = [
+        "Root logins over SSH (the controller's deploy, audit and diagnostics) leave lines in "
+        "each node's journal, which lives in memory only and is dropped after its retention.",
+        "Backups of the store keep what the store held when they were taken: expire them on "
+        "the same schedule.",
+    ]
+    if profile.node_daily_totals:
+        notes.append(
+            "A daily total per node is about one person when a node serves a single user: "
+            "keep such nodes out of the daily totals or turn them off."
+        )
+    if store == "postgresql":
+        notes.append(
+            "PostgreSQL keeps erased rows in its write-ahead log and in dead tuples until "
+            "VACUUM (`wgfleet db scrub`) and WAL recycling; archive and backup retention is "
+            "the database operator's."
+        )
+    return {
+        "store": store,
+        "records": [
+            {"table": k.table, "what": k.what, "why": k.why, "kept": k.kept} for k in present
+        ],
+        "never_kept": list(NEVER_KEPT),
+        "contact_numbers": "allowed" if profile.allow_contact else "not kept",
+        "nodes": {
+            "journal": nodes.journal,
+            "audit": {
+                name: ("passed" if ok else "failed" if ok is False else "never audited")
+                for name, ok in sorted(nodes.audited.items())
+            },
+        },
+        "notes": notes,
+        "undeclared": undeclared(columns, kinds),
+    }
+
+
+def topups_past_retention(
+    topups: Iterable[TopUp],
+    plan_of: Mapping[str, str | None],
+    plans: Mapping[str, Plan],
+    today: date,
+    profile: Retention,
+) -> list[str]:
+    """Invoices of the top-ups the profile lets go: a linked one only once its bytes no longer
+    count (bought before its monthly plan's current period) and it is older than the topup
+    retention; an unlinked one (a deleted account's) once older than the ledger retention."""
+    erase = []
+    for topup in topups:
+        if topup.configuration is None:
+            days = profile.deleted_ledger_days
+            if days and topup.purchased_on < today - timedelta(days=days):
+                erase.append(topup.invoice)
+            continue
+        days = profile.topup_days
+        if not days or topup.purchased_on >= today - timedelta(days=days):
+            continue
+        name = plan_of.get(topup.configuration)
+        plan = plans.get(name) if name else None
+        monthly = plan is not None and plan.reset == ResetRule.MONTHLY
+        if monthly and plan is not None and topup.purchased_on < period_start(plan, today):
+            erase.append(topup.invoice)
+    return sorted(erase)
