@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +199,21 @@ def cmd_accounts_delete(args: argparse.Namespace, settings: Settings, output: Ou
 def cmd_plans_set(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     if not 1 <= args.anchor_day <= 28:
         raise UsageError(f"--anchor-day {args.anchor_day}: must be 1..28")
-    plan = Plan(args.name, args.quota, ResetRule(args.reset), args.anchor_day, args.price)
+    valid_until = None
+    if args.valid_until is not None:
+        try:
+            valid_until = date.fromisoformat(args.valid_until)
+        except ValueError:
+            raise UsageError(f"--valid-until {args.valid_until!r}: a date as YYYY-MM-DD") from None
+    plan = Plan(
+        args.name,
+        args.quota,
+        ResetRule(args.reset),
+        args.anchor_day,
+        args.price,
+        args.validity_days,
+        valid_until,
+    )
     with _fleet(settings) as fleet:
         fleet.store.upsert_plan(plan)
     output.result(plan.__dict__, lambda: output.out.print(f"plan {plan.name} saved"))
@@ -210,10 +225,23 @@ def cmd_plans_list(args: argparse.Namespace, settings: Settings, output: Output)
         plans = fleet.store.plans()
 
     def render() -> None:
-        table = Table("plan", "quota", "reset", "anchor day", "price")
+        table = Table("plan", "quota", "reset", "anchor day", "price", "validity")
         for p in plans:
+            validity = " / ".join(
+                part
+                for part in (
+                    f"{p.validity_days} days" if p.validity_days else "",
+                    f"until {p.valid_until}" if p.valid_until else "",
+                )
+                if part
+            )
             table.add_row(
-                p.name, _gib(p.quota_bytes), p.reset.value, str(p.anchor_day), p.price or "-"
+                p.name,
+                _gib(p.quota_bytes),
+                p.reset.value,
+                str(p.anchor_day),
+                p.price or "-",
+                validity or "-",
             )
         output.out.print(table)
 
@@ -235,6 +263,7 @@ def _config_dict(c: Configuration) -> dict[str, Any]:
         "enabled": c.enabled,
         "disabled_reason": c.disabled_reason.value if c.disabled_reason else None,
         "key_created_on": c.key_created_on,
+        "valid_until": c.valid_until,
     }
 
 
@@ -605,6 +634,15 @@ def register(commands: Any, add: Registrar) -> None:
         "--anchor-day", type=positive_int, default=1, help="monthly reset day (1-28)"
     )
     plan_set.add_argument("--price", help="price as billed, e.g. 4.99")
+    plan_set.add_argument(
+        "--validity-days",
+        type=positive_int,
+        metavar="DAYS",
+        help="valid this many days from activation; buying it again (topup --plan) renews it",
+    )
+    plan_set.add_argument(
+        "--valid-until", metavar="YYYY-MM-DD", help="the plan's last valid day, for everyone"
+    )
     add(plan_commands, "list", cmd_plans_list, "list plans")
 
     peers = commands.add_parser("peers", help="configurations (WireGuard peers)")
@@ -721,7 +759,7 @@ def _render_sync(output: Output, data: dict[str, Any]) -> None:
     )
     if data["nodes_skipped"]:
         output.out.print(f"leased by another run: {', '.join(data['nodes_skipped'])}")
-    for key in ("newly_over_quota", "re_enabled", "warned"):
+    for key in ("newly_over_quota", "newly_expired", "re_enabled", "warned"):
         if data[key]:
             output.out.print(f"{key.replace('_', ' ')}: {', '.join(data[key])}")
 
@@ -821,8 +859,6 @@ def cmd_usage_check(args: argparse.Namespace, settings: Settings, output: Output
 
 
 def cmd_usage_list(args: argparse.Namespace, settings: Settings, output: Output) -> int:
-    from datetime import date
-
     from orchestrator.service.usage import quota_statuses
 
     with _fleet(settings, write=False) as fleet:

@@ -65,6 +65,10 @@ class Plan:
     reset: ResetRule = ResetRule.NEVER
     anchor_day: int = 1  # monthly plans reset on this day of the month (1-28)
     price: str | None = None
+    # A plan may be valid for a number of days from activation (or renewal), and/or until a
+    # fixed last day; a configuration past its validity is cut off like one over quota.
+    validity_days: int | None = None
+    valid_until: date | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class Configuration:
     previous_public_key: str | None = None
     previous_psk_ref: str | None = None
     previous_key_expires: int | None = None
+    valid_until: date | None = None  # the last day it may be used; None: no expiry
 
     @property
     def nodes(self) -> tuple[str, ...]:

@@ -60,7 +60,7 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
         RecordKind(
             "configurations",
             "a VPN configuration: name, public keys, preshared-key reference, plan, quota, "
-            "enabled/disabled and why, key creation dates, granted bytes",
+            "enabled/disabled and why, key creation dates, granted bytes, last valid day",
             "to place the peer on nodes and enforce the quota bought",
             "until the configuration or its account is deleted",
             (
@@ -77,6 +77,7 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
                 "previous_psk_ref",
                 "previous_key_expires",
                 "granted_bytes",
+                "valid_until",
             ),
         ),
         RecordKind(
@@ -162,7 +163,7 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
             "the provider's plans",
             "quota rules",
             "while offered",
-            ("name", "quota_bytes", "reset", "anchor_day", "price"),
+            ("name", "quota_bytes", "reset", "anchor_day", "price", "validity_days", "valid_until"),
         ),
         RecordKind(
             "policies",

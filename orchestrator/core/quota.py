@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from orchestrator.core.models import (
     Configuration,
@@ -75,32 +75,59 @@ def quota_status(
     return QuotaStatus(config.name, start, allowance if metered else None, used)
 
 
+def validity_after(plan: Plan, current: date | None, today: date) -> date | None:
+    """The last valid day after activating or renewing ``plan`` today: ``validity_days`` from
+    today, or from the day after the current validity when that is still running (a renewal
+    before expiry loses nothing); capped by the plan's own ``valid_until``. None: no expiry."""
+    until = None
+    if plan.validity_days:
+        start = today if current is None or current < today else current + timedelta(days=1)
+        until = start + timedelta(days=plan.validity_days - 1)
+    if plan.valid_until is not None:
+        until = plan.valid_until if until is None else min(until, plan.valid_until)
+    return until
+
+
+def expired(config: Configuration, today: date) -> bool:
+    return config.valid_until is not None and today > config.valid_until
+
+
 @dataclass(frozen=True)
 class Enforcement:
-    disable: tuple[str, ...]  # newly over quota
-    enable: tuple[str, ...]  # were cut off for quota, now under it again
+    disable: tuple[str, ...]  # newly over quota (or renewed but still over it)
+    enable: tuple[str, ...]  # were cut off for quota or expiry, now fine again
     warn: tuple[str, ...]  # enabled, at or above the warning threshold, not yet over
+    expire: tuple[str, ...] = ()  # newly past their validity (over quota or not)
 
 
 def enforce(
     configurations: Iterable[Configuration],
     statuses: Mapping[str, QuotaStatus],
     warn_ratio: float,
+    today: date | None = None,
 ) -> Enforcement:
-    """Quota decides only over quota-related states: an operator's disable is never undone."""
-    disable, enable, warn = [], [], []
+    """Quota and validity decide only over their own states: an operator's disable is never
+    undone. Expiry goes first: an expired configuration is disabled as expired even when it is
+    also over quota, and one renewed while still over quota stays off, now for its quota."""
+    disable, enable, warn, expire = [], [], [], []
     for config in configurations:
         status = statuses.get(config.name)
         if status is None:
             continue
-        if config.enabled and status.over:
-            disable.append(config.name)
-        elif (
-            not config.enabled
-            and config.disabled_reason == DisabledReason.OVER_QUOTA
-            and not status.over
-        ):
+        reason = config.disabled_reason
+        ours = config.enabled or reason in (DisabledReason.OVER_QUOTA, DisabledReason.EXPIRED)
+        if not ours:
+            continue
+        if today is not None and expired(config, today):
+            if config.enabled or reason != DisabledReason.EXPIRED:
+                expire.append(config.name)
+        elif status.over:
+            if config.enabled or reason != DisabledReason.OVER_QUOTA:
+                disable.append(config.name)
+        elif not config.enabled:
             enable.append(config.name)
-        elif config.enabled and status.allowance is not None and status.ratio() >= warn_ratio:
+        elif status.allowance is not None and status.ratio() >= warn_ratio:
             warn.append(config.name)
-    return Enforcement(tuple(sorted(disable)), tuple(sorted(enable)), tuple(sorted(warn)))
+    return Enforcement(
+        tuple(sorted(disable)), tuple(sorted(enable)), tuple(sorted(warn)), tuple(sorted(expire))
+    )

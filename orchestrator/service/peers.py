@@ -18,6 +18,7 @@ from orchestrator.core.peers import (
     next_name,
     render_client_config,
 )
+from orchestrator.core.quota import validity_after
 from orchestrator.errors import StoreError, UsageError
 from orchestrator.service.context import Fleet
 from orchestrator.service.privacy import check_contact
@@ -101,8 +102,7 @@ def add_configuration(
         )
     if quota_bytes is not None and quota_bytes < 0:
         raise UsageError(f"--quota {quota_bytes}: must not be negative")
-    if plan is not None:
-        store.plan(plan)
+    plan_row = store.plan(plan) if plan is not None else None
     store.account(account)
     config_name = name or next_name(account, store.configuration_names(f"{account}-"))
     if not NAME_RE.match(config_name):
@@ -128,6 +128,8 @@ def add_configuration(
             quota_bytes=quota_bytes,
             key_created_on=today or date.today(),
             psk_created_on=today or date.today(),
+            # Activation starts a plan's validity.
+            valid_until=validity_after(plan_row, None, today or date.today()) if plan_row else None,
         )
         try:
             store.add_configuration(config)
@@ -192,11 +194,19 @@ def topup(
         raise UsageError(f"--amount {amount!r}: a decimal number such as 4.99")
     if (bytes_granted is None) == (plan is None):
         raise UsageError("give exactly one of --bytes or --plan")
-    granted = fleet.store.plan(plan).quota_bytes if plan is not None else bytes_granted
+    store = fleet.store
+    bought = store.plan(plan) if plan is not None else None
+    granted = bought.quota_bytes if bought is not None else bytes_granted
     assert granted is not None
     if granted < 0:
         raise UsageError(f"--bytes {granted}: must not be negative")
-    fleet.store.configuration(configuration)
-    return fleet.store.add_topup(
-        TopUp(invoice, configuration, amount, granted, today or date.today())
-    )
+    day = today or date.today()
+    with store.transaction():
+        current = store.configuration(configuration)
+        recorded, new = store.add_topup(TopUp(invoice, configuration, amount, granted, day))
+        if new and bought is not None:
+            # Buying a plan again renews it: its validity runs on from the current one.
+            until = validity_after(bought, current.valid_until, day)
+            if until is not None:
+                store.set_valid_until(configuration, until)
+    return recorded, new

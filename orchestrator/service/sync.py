@@ -60,6 +60,7 @@ class SyncResult:
     notes: tuple[str, ...] = field(default=())
     # Nodes another run (another shard, another controller) was syncing: theirs, not failed.
     skipped: tuple[str, ...] = ()
+    expired: tuple[str, ...] = ()  # newly past their plan's validity
 
     @property
     def failed(self) -> list[NodeSync]:
@@ -82,6 +83,7 @@ class SyncResult:
             "bytes_added": self.bytes_added,
             "newly_over_quota": list(self.over_quota),
             "re_enabled": list(self.re_enabled),
+            "newly_expired": list(self.expired),
             "warned": list(self.warned),
             "notes": list(self.notes),
         }
@@ -242,8 +244,16 @@ def _sync_leased(
     if not enforce_quota:
         return SyncResult(tuple(outcomes), len(updated), total, (), (), (), skipped=skipped)
     configurations = store.configurations(placements=False)  # quotas need no addresses
-    decision = enforce(configurations, quota_statuses(fleet, today, configurations), warn_ratio)
+    decision = enforce(
+        configurations, quota_statuses(fleet, today, configurations), warn_ratio, today
+    )
     changed_nodes: set[str] = set()
+    if decision.expire:
+        expired = retry_conflicts(
+            lambda: store.set_enabled(decision.expire, False, DisabledReason.EXPIRED)
+        )
+        for config in expired:
+            changed_nodes.update(config.nodes)
     if decision.disable:
         disabled = retry_conflicts(
             lambda: store.set_enabled(decision.disable, False, DisabledReason.OVER_QUOTA)
@@ -280,4 +290,5 @@ def _sync_leased(
         pushed,
         notes=tuple(f"{n}: node key rotation finished, the next key is its own" for n in finished),
         skipped=skipped,
+        expired=decision.expire,
     )

@@ -74,7 +74,7 @@ def case_sync(settings: Settings) -> dict[str, Any]:
     from orchestrator.service.sync import sync
 
     with open_fleet(settings) as fleet:
-        result = sync(fleet, retention_days=fleet.settings.usage.retention_days)
+        result = sync(fleet)
     assert result.ok, result.as_dict()["nodes_failed"]
     return {"nodes": len(result.nodes), "bytes_added": result.bytes_added}
 

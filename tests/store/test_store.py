@@ -184,8 +184,12 @@ ALLOWED_DATES = {
     ("nodes", "next_key_expires"),
     # When a controller's claim on a node lapses: a run of the controller, never a user's.
     ("node_leases", "expires_at"),
+    # How long a purchase stays valid: follows from buying a plan, never from using the VPN.
+    ("plans", "valid_until"),
+    ("configurations", "valid_until"),
 }
 FORBIDDEN_WORDS = (
+    "until",
     "time",
     "date",
     "_at",

@@ -216,6 +216,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "{postgresql_only} ALTER TABLE usage_totals SET (fillfactor = 70)",
         ),
     ),
+    Migration(
+        9,
+        "plans that expire: a validity in days from activation and/or a last valid day; each "
+        "configuration's last valid day",
+        (
+            "ALTER TABLE plans ADD COLUMN validity_days INTEGER CHECK (validity_days > 0)",
+            "ALTER TABLE plans ADD COLUMN valid_until DATE",
+            "ALTER TABLE configurations ADD COLUMN valid_until DATE",
+        ),
+    ),
 )
 
 _DIALECT_WORDS = {

@@ -523,11 +523,20 @@ class SqlStore:
     def upsert_plan(self, plan: Plan) -> None:
         with self.transaction():
             self.db.execute(
-                "INSERT INTO plans (name, quota_bytes, reset, anchor_day, price) "
-                "VALUES (?, ?, ?, ?, ?) "
+                "INSERT INTO plans (name, quota_bytes, reset, anchor_day, price, validity_days, "
+                "valid_until) VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET quota_bytes = excluded.quota_bytes, "
-                "reset = excluded.reset, anchor_day = excluded.anchor_day, price = excluded.price",
-                (plan.name, plan.quota_bytes, plan.reset.value, plan.anchor_day, plan.price),
+                "reset = excluded.reset, anchor_day = excluded.anchor_day, price = excluded.price, "
+                "validity_days = excluded.validity_days, valid_until = excluded.valid_until",
+                (
+                    plan.name,
+                    plan.quota_bytes,
+                    plan.reset.value,
+                    plan.anchor_day,
+                    plan.price,
+                    plan.validity_days,
+                    plan.valid_until,
+                ),
             )
 
     def remove_plan(self, name: str) -> None:
@@ -542,9 +551,18 @@ class SqlStore:
 
     def plans(self) -> list[Plan]:
         return [
-            Plan(r[0], int(r[1]), ResetRule(r[2]), int(r[3]), r[4])
+            Plan(
+                r[0],
+                int(r[1]),
+                ResetRule(r[2]),
+                int(r[3]),
+                r[4],
+                None if r[5] is None else int(r[5]),
+                _date(r[6]),
+            )
             for r in self._rows(
-                "SELECT name, quota_bytes, reset, anchor_day, price FROM plans ORDER BY name"
+                "SELECT name, quota_bytes, reset, anchor_day, price, validity_days, valid_until "
+                "FROM plans ORDER BY name"
             )
         ]
 
@@ -653,7 +671,8 @@ class SqlStore:
     _CONFIG_SELECT = (
         "SELECT c.id, c.name, a.username, c.public_key, c.psk_ref, c.plan, c.quota_bytes, "
         "c.enabled, c.disabled_reason, c.key_created_on, c.psk_created_on, "
-        "c.previous_public_key, c.previous_psk_ref, c.previous_key_expires FROM configurations c "
+        "c.previous_public_key, c.previous_psk_ref, c.previous_key_expires, c.valid_until "
+        "FROM configurations c "
         "JOIN accounts a ON a.id = c.account_id"
     )
 
@@ -667,8 +686,8 @@ class SqlStore:
             self._refuse_known_key(config.public_key)
             self.db.execute(
                 "INSERT INTO configurations (name, account_id, public_key, psk_ref, plan, "
-                "quota_bytes, enabled, disabled_reason, key_created_on, psk_created_on) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "quota_bytes, enabled, disabled_reason, key_created_on, psk_created_on, "
+                "valid_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     config.name,
                     account[0],
@@ -680,6 +699,7 @@ class SqlStore:
                     config.disabled_reason.value if config.disabled_reason else None,
                     config.key_created_on,
                     config.psk_created_on,
+                    config.valid_until,
                 ),
             )
             row = self._one("SELECT id FROM configurations WHERE name = ?", (config.name,))
@@ -742,6 +762,7 @@ class SqlStore:
                 previous_public_key=r[11],
                 previous_psk_ref=r[12],
                 previous_key_expires=None if r[13] is None else int(r[13]),
+                valid_until=_date(r[14]),
                 addresses=dict(sorted(addresses.get(int(r[0]), {}).items())),
             )
             for r in rows
@@ -792,6 +813,13 @@ class SqlStore:
         if not rows:
             raise NotFound(f"no configuration {name!r}")
         return self._configs_from_rows(rows)[0]
+
+    def set_valid_until(self, name: str, until: date | None) -> None:
+        with self.transaction():
+            self.configuration(name)
+            self.db.execute(
+                "UPDATE configurations SET valid_until = ? WHERE name = ?", (until, name)
+            )
 
     def set_enabled(
         self, names: Iterable[str], enabled: bool, reason: DisabledReason | None

@@ -60,7 +60,7 @@ def sync_summary(result: SyncResult) -> Summary:
         f"{data['configurations_updated']} configuration(s) updated",
         f"{human_bytes(data['bytes_added'])} added",
     ]
-    for key in ("newly_over_quota", "re_enabled", "warned"):
+    for key in ("newly_over_quota", "newly_expired", "re_enabled", "warned"):
         if data[key]:
             parts.append(f"{key.replace('_', ' ')}: {', '.join(data[key])}")
     return Summary("sync", "; ".join(parts), tuple((n.node, n.error) for n in result.failed))
