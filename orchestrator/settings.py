@@ -10,6 +10,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shlex
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -101,6 +103,20 @@ class PrivacySettings:
 
 
 @dataclass(frozen=True)
+class NotifySettings:
+    """Where events go: a command given the event as JSON on stdin, and/or an HTTP webhook
+    that receives it as a JSON POST. Neither set: events are not queued at all."""
+
+    command: tuple[str, ...] = ()
+    webhook: str | None = None
+    timeout: float = 10.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.command or self.webhook)
+
+
+@dataclass(frozen=True)
 class KeySettings:
     """How old each kind of key may grow, and how long a replaced key keeps working."""
 
@@ -123,6 +139,7 @@ class Settings:
     usage: UsageSettings = field(default_factory=UsageSettings)
     keys: KeySettings = field(default_factory=KeySettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready view for `wgfleet config show`: paths only, never key material."""
@@ -148,6 +165,15 @@ class Settings:
             "privacy": {
                 "node_daily_totals": self.privacy.node_daily_totals,
                 "node_daily_retention_days": self.privacy.node_daily_retention_days,
+                "topup_retention_days": self.privacy.topup_retention_days,
+                "deleted_ledger_retention_days": self.privacy.deleted_ledger_retention_days,
+                "allow_contact": self.privacy.allow_contact,
+            },
+            "notify": {
+                "command": list(self.notify.command),
+                # A webhook URL may carry a token: only its scheme and host are shown.
+                "webhook": _url_origin(self.notify.webhook),
+                "timeout": self.notify.timeout,
             },
             "keys": {
                 "node_max_age_days": self.keys.node_max_age_days,
@@ -167,7 +193,47 @@ class Settings:
         }
 
 
-_TOP_KEYS = {"data_dir", "store_url", "inventory", "ssh", "lab", "usage", "keys", "privacy"}
+_TOP_KEYS = {
+    "data_dir",
+    "store_url",
+    "inventory",
+    "ssh",
+    "lab",
+    "usage",
+    "keys",
+    "privacy",
+    "notify",
+}
+_NOTIFY_KEYS = {"command", "webhook", "timeout"}
+
+
+def _url_origin(url: str | None) -> str | None:
+    if not url:
+        return None
+    parsed = urllib.parse.urlsplit(url)
+    return f"{parsed.scheme}://{parsed.hostname or ''}/..."
+
+
+def _notify_settings(reader: _Reader, raw: object) -> NotifySettings:
+    data = reader.mapping(raw, "notify", _NOTIFY_KEYS)
+    command = data.get("command", [])
+    if isinstance(command, str):
+        command = shlex.split(command)
+    if not isinstance(command, list) or not all(isinstance(c, str) and c for c in command):
+        raise ConfigError(
+            reader.source, "notify.command", data.get("command"), "a command line or a list"
+        )
+    webhook = data.get("webhook")
+    if webhook is not None:
+        parsed = urllib.parse.urlsplit(str(webhook))
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigError(
+                reader.source, "notify.webhook", _url_origin(str(webhook)), "an http(s) URL"
+            )
+    timeout = reader.number(data, "timeout", "notify.", 10.0)
+    return NotifySettings(tuple(command), str(webhook) if webhook else None, timeout)
+
+
 _PRIVACY_KEYS = {
     "node_daily_totals",
     "node_daily_retention_days",
@@ -367,7 +433,9 @@ def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
                 "a whole number of days, 0 to keep",
             )
         ledger_days[name] = int(days)
+    notify = _notify_settings(reader, top.get("notify"))
     return Settings(
+        notify=notify,
         privacy=PrivacySettings(
             daily,
             int(kept),

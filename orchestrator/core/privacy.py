@@ -60,7 +60,8 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
         RecordKind(
             "configurations",
             "a VPN configuration: name, public keys, preshared-key reference, plan, quota, "
-            "enabled/disabled and why, key creation dates, granted bytes, last valid day",
+            "enabled/disabled and why, key creation dates, granted bytes, last valid day, the "
+            "billing period a quota warning was sent for",
             "to place the peer on nodes and enforce the quota bought",
             "until the configuration or its account is deleted",
             (
@@ -78,6 +79,7 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
                 "previous_key_expires",
                 "granted_bytes",
                 "valid_until",
+                "warned_period",
             ),
         ),
         RecordKind(
@@ -125,6 +127,14 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
             "capacity planning per location",
             _days(profile.node_daily_days, "kept") if profile.node_daily_totals else "not kept",
             ("node", "day", "bytes"),
+        ),
+        RecordKind(
+            "notifications",
+            "events waiting for the operator's hook: their kind and the configuration or node "
+            "they are about (no time, no address)",
+            "to tell the operator (and the user's contact) once",
+            "until delivered, normally the end of the run that raised them",
+            ("kind", "subject"),
         ),
         RecordKind(
             "store_totals",

@@ -213,5 +213,9 @@ def _record_verdicts(settings: Settings, result: AuditResult) -> None:
     verdicts: dict[str, bool] = {}
     for check in result.checks:
         verdicts[check.node] = verdicts.get(check.node, True) and check.passed
+    from orchestrator.service import notify
+
     with open_fleet(settings) as fleet:
-        fleet.store.mark_audited(verdicts)
+        with fleet.store.transaction():
+            notify.queue(fleet, "audit_failed", fleet.store.mark_audited(verdicts))
+        notify.deliver_pending(fleet)

@@ -20,10 +20,11 @@ from typing import Any
 from orchestrator.adapters import ssh
 from orchestrator.core.accounting import OVERLAP_PREFIX, Sample
 from orchestrator.core.collector import CounterParseError, CounterReport, parse_counters
-from orchestrator.core.models import DisabledReason, Node
-from orchestrator.core.quota import enforce
+from orchestrator.core.models import Configuration, DisabledReason, Node
+from orchestrator.core.quota import QuotaStatus, enforce
 from orchestrator.core.shard import Shard
 from orchestrator.errors import Cancelled, NodeError
+from orchestrator.service import notify
 from orchestrator.service.context import Fleet
 from orchestrator.service.lease import run_holder
 from orchestrator.service.node_keys import finish_due_rotations
@@ -128,7 +129,7 @@ def account_reports(
     answered = [o.node for o in observations]
     with fleet.store.transaction():
         failed = [name for name, report in reports.items() if isinstance(report, NodeError)]
-        fleet.store.mark_sync_failed(failed)
+        notify.queue(fleet, "node_unreachable", fleet.store.mark_sync_failed(failed))
         results = account_observations(fleet, observations, today, synced=answered)
     added: dict[str, int] = {}
     updated: set[str] = set()
@@ -142,6 +143,24 @@ def account_reports(
         else:
             outcomes.append(NodeSync(name, True, len(report.samples), added.get(name, 0)))
     return outcomes, updated
+
+
+def _warn_once(
+    fleet: Fleet, warn: tuple[str, ...], statuses: dict[str, QuotaStatus], warn_ratio: float
+) -> None:
+    """A warning event once per billing period and crossing: the period is noted, and
+    forgotten when the configuration drops back under the threshold (a top-up)."""
+    store = fleet.store
+    with store.transaction():
+        fresh = store.mark_warned({name: statuses[name].period_start for name in warn})
+        notify.queue(fleet, "warning", fresh)
+        store.clear_warned(
+            {
+                name
+                for name, status in statuses.items()
+                if status.allowance is not None and status.ratio() >= warn_ratio
+            }
+        )
 
 
 @contextmanager
@@ -244,25 +263,33 @@ def _sync_leased(
     if not enforce_quota:
         return SyncResult(tuple(outcomes), len(updated), total, (), (), (), skipped=skipped)
     configurations = store.configurations(placements=False)  # quotas need no addresses
-    decision = enforce(
-        configurations, quota_statuses(fleet, today, configurations), warn_ratio, today
-    )
+    statuses = quota_statuses(fleet, today, configurations)
+    decision = enforce(configurations, statuses, warn_ratio, today)
     changed_nodes: set[str] = set()
-    if decision.expire:
-        expired = retry_conflicts(
-            lambda: store.set_enabled(decision.expire, False, DisabledReason.EXPIRED)
-        )
-        for config in expired:
+    transitions = (
+        ("expired", decision.expire, False, DisabledReason.EXPIRED),
+        ("over_quota", decision.disable, False, DisabledReason.OVER_QUOTA),
+        ("re_enabled", decision.enable, True, None),
+    )
+    for event, names, enabled, reason in transitions:
+        if not names:
+            continue
+
+        def change(
+            event: str = event,
+            names: tuple[str, ...] = names,
+            enabled: bool = enabled,
+            reason: DisabledReason | None = reason,
+        ) -> list[Configuration]:
+            # The event is queued with the change that causes it: both land or neither.
+            with store.transaction():
+                changed = store.set_enabled(names, enabled, reason)
+                notify.queue(fleet, event, [c.name for c in changed])
+            return changed
+
+        for config in retry_conflicts(change):
             changed_nodes.update(config.nodes)
-    if decision.disable:
-        disabled = retry_conflicts(
-            lambda: store.set_enabled(decision.disable, False, DisabledReason.OVER_QUOTA)
-        )
-        for config in disabled:
-            changed_nodes.update(config.nodes)
-    if decision.enable:
-        for config in retry_conflicts(lambda: store.set_enabled(decision.enable, True, None)):
-            changed_nodes.update(config.nodes)
+    retry_conflicts(lambda: _warn_once(fleet, decision.warn, statuses, warn_ratio))
     now = int(time.time())
     changed_nodes |= end_of_grace(fleet, now)
     finished = finish_due_rotations(fleet, {o.node for o in outcomes if o.ok}, now)
@@ -280,6 +307,7 @@ def _sync_leased(
         if changed_nodes
         else None
     )
+    delivery = notify.deliver_pending(fleet, today)
     return SyncResult(
         tuple(outcomes),
         len(updated),
@@ -288,7 +316,10 @@ def _sync_leased(
         decision.enable,
         decision.warn,
         pushed,
-        notes=tuple(f"{n}: node key rotation finished, the next key is its own" for n in finished),
+        notes=tuple(f"{n}: node key rotation finished, the next key is its own" for n in finished)
+        + tuple(
+            f"notification not delivered, kept for the next run: {p}" for p in delivery.problems
+        ),
         skipped=skipped,
         expired=decision.expire,
     )

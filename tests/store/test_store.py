@@ -187,6 +187,8 @@ ALLOWED_DATES = {
     # How long a purchase stays valid: follows from buying a plan, never from using the VPN.
     ("plans", "valid_until"),
     ("configurations", "valid_until"),
+    # The billing period a quota warning was sent for: a period, not a time of use.
+    ("configurations", "warned_period"),
 }
 FORBIDDEN_WORDS = (
     "until",
@@ -493,3 +495,14 @@ def test_an_account_export_holds_exactly_the_store_s_rows(store: SqlStore) -> No
     store.delete_account("alice")
     with pytest.raises(NotFound, match="no account 'alice'"):
         store.account_records("alice")
+
+
+def test_node_failures_are_reported_once_per_occurrence(store: SqlStore) -> None:
+    seed(store)
+    assert store.mark_sync_failed(["node1"]) == ["node1"]
+    assert store.mark_sync_failed(["node1", "node2"]) == ["node2"]
+    assert store.mark_sync_failed(["node1", "nodeX"]) == []
+    assert store.mark_audited({"node1": False, "node2": True}) == ["node1"]
+    assert store.mark_audited({"node1": False, "node2": False}) == ["node2"]
+    assert store.mark_audited({"node1": True}) == []
+    assert store.mark_audited({"node1": False}) == ["node1"]

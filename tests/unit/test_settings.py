@@ -82,3 +82,26 @@ def test_bad_settings_name_file_field_and_value(tmp_path: Path, text: str, messa
 def test_missing_settings_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"missing\.yml: \(file\): .*No such file"):
         load_settings(tmp_path / "missing.yml")
+
+
+def test_notify_settings_are_checked_and_a_webhook_token_is_never_shown(tmp_path) -> None:
+    from orchestrator.errors import ConfigError
+    from orchestrator.settings import settings_from_mapping
+
+    built = settings_from_mapping(
+        {
+            "notify": {
+                "command": "/usr/local/bin/tell --quiet",
+                "webhook": "https://hooks.example.invalid/T0KEN/x",
+            }
+        },
+        "s.yml",
+        tmp_path,
+    )
+    assert built.notify.command == ("/usr/local/bin/tell", "--quiet")
+    shown = built.describe()["notify"]
+    assert "T0KEN" not in str(shown) and shown["webhook"] == "https://hooks.example.invalid/..."
+    with pytest.raises(ConfigError, match=r"notify\.webhook"):
+        settings_from_mapping({"notify": {"webhook": "file:///etc/passwd"}}, "s.yml", tmp_path)
+    with pytest.raises(ConfigError, match=r"notify\.command"):
+        settings_from_mapping({"notify": {"command": 5}}, "s.yml", tmp_path)

@@ -226,6 +226,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE configurations ADD COLUMN valid_until DATE",
         ),
     ),
+    Migration(
+        10,
+        "notifications: an outbox of events (kind and subject, no time), delivered once and "
+        "deleted; the billing period a configuration's quota warning was sent for",
+        (
+            """
+            CREATE TABLE notifications (
+                id {id},
+                kind TEXT NOT NULL,
+                subject TEXT NOT NULL
+            )
+            """,
+            "ALTER TABLE configurations ADD COLUMN warned_period DATE",
+        ),
+    ),
 )
 
 _DIALECT_WORDS = {

@@ -98,6 +98,7 @@ NOT_ACCOUNT_DATA = {
     "controller_keys": "the controller's own SSH keys",
     "schema_migrations": "the store's schema version",
     "node_counters": "exported per key with the account (last-seen counters)",
+    "notifications": "events in transit to the operator's hook, deleted once delivered",
 }
 _INTERNAL_COLUMNS = {"id", "account_id", "configuration_id"}
 
@@ -314,13 +315,20 @@ class SqlStore:
             )
             return self.node(name)
 
-    def mark_audited(self, verdicts: dict[str, bool]) -> None:
-        """Each audited node's verdict (passed every check or not); unknown names are skipped."""
+    def mark_audited(self, verdicts: dict[str, bool]) -> list[str]:
+        """Each audited node's verdict (passed every check or not); unknown names are skipped.
+        Return the nodes that newly failed."""
         with self.transaction():
+            before = dict(self._rows("SELECT name, last_audit_ok FROM nodes"))
             self.db.executemany(
                 "UPDATE nodes SET last_audit_ok = ? WHERE name = ?",
                 [(ok, name) for name, ok in verdicts.items()],
             )
+        return sorted(
+            name
+            for name, ok in verdicts.items()
+            if not ok and name in before and before[name] is not False and before[name] != 0
+        )
 
     def node_audits(self) -> dict[str, bool | None]:
         return {
@@ -621,6 +629,7 @@ class SqlStore:
                 )
             )
             self._forget_keys(self._keys_of(removed))
+            self._drop_notifications_about(c.name for c in removed)
             self.db.execute("DELETE FROM accounts WHERE username = ?", (username,))
         return removed
 
@@ -877,6 +886,7 @@ class SqlStore:
                 current = self.configuration(name)
                 self._add_used(-self._used_by("c.name = ?", (name,)))
                 self._forget_keys(self._keys_of([current]))
+                self._drop_notifications_about([name])
                 self.db.execute("DELETE FROM configurations WHERE name = ?", (name,))
                 self.bump_nodes(current.nodes)
                 removed.append(current)
@@ -1024,6 +1034,63 @@ class SqlStore:
             TopUp(r[0], r[1], r[2], int(r[3]), _date(r[4]) or date.min)
             for r in self._rows(sql + " ORDER BY t.purchased_on, t.invoice", params)
         ]
+
+    # --- notifications -----------------------------------------------------------------------
+
+    def queue_notifications(self, events: Iterable[tuple[str, str]]) -> None:
+        """(kind, subject) events, queued in the caller's transaction with what caused them."""
+        rows = list(events)
+        if rows:
+            with self.transaction():
+                self.db.executemany("INSERT INTO notifications (kind, subject) VALUES (?, ?)", rows)
+
+    def pending_notifications(self) -> list[tuple[int, str, str]]:
+        return [
+            (int(r[0]), r[1], r[2])
+            for r in self._rows("SELECT id, kind, subject FROM notifications ORDER BY id")
+        ]
+
+    def _drop_notifications_about(self, subjects: Iterable[str]) -> None:
+        self.db.executemany("DELETE FROM notifications WHERE subject = ?", [(s,) for s in subjects])
+
+    def drop_notification(self, event_id: int) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM notifications WHERE id = ?", (event_id,))
+
+    def mark_warned(self, periods: Mapping[str, date]) -> list[str]:
+        """Note the period each configuration was warned for; return those not yet warned in
+        it (a warning is sent once per billing period and crossing)."""
+        fresh = []
+        with self.transaction():
+            current = {
+                r[0]: _date(r[1])
+                for r in self._rows("SELECT name, warned_period FROM configurations")
+                if r[0] in periods
+            }
+            for name, period in sorted(periods.items()):
+                if name in current and current[name] != period:
+                    fresh.append(name)
+            self.db.executemany(
+                "UPDATE configurations SET warned_period = ? WHERE name = ?",
+                [(periods[n], n) for n in fresh],
+            )
+        return fresh
+
+    def clear_warned(self, keep: Collection[str]) -> None:
+        """Forget the warning of configurations back under the threshold (a top-up), so the
+        next crossing warns again."""
+        with self.transaction():
+            warned = [
+                r[0]
+                for r in self._rows(
+                    "SELECT name FROM configurations WHERE warned_period IS NOT NULL"
+                )
+                if r[0] not in keep
+            ]
+            self.db.executemany(
+                "UPDATE configurations SET warned_period = NULL WHERE name = ?",
+                [(n,) for n in warned],
+            )
 
     def erase_topups(self, invoices: Iterable[str]) -> int:
         """Erase top-up transactions past the profile's retention; granted totals drop them."""
@@ -1197,11 +1264,17 @@ class SqlStore:
                 [(True, node) for node in sorted(synced)],
             )
 
-    def mark_sync_failed(self, nodes: Iterable[str]) -> None:
+    def mark_sync_failed(self, nodes: Iterable[str]) -> list[str]:
+        """Note failed syncs; return the nodes that were not failing before (newly down)."""
+        names = sorted(set(nodes))
+        if not names:
+            return []
         with self.transaction():
+            before = dict(self._rows("SELECT name, last_sync_ok FROM nodes"))
             self.db.executemany(
-                "UPDATE nodes SET last_sync_ok = ? WHERE name = ?", [(False, n) for n in nodes]
+                "UPDATE nodes SET last_sync_ok = ? WHERE name = ?", [(False, n) for n in names]
             )
+        return [n for n in names if n in before and before[n] is not False and before[n] != 0]
 
     def _merge_run_usage(self) -> None:
         """Add the scratch table's usage to usage_totals."""
