@@ -10,7 +10,7 @@ from typing import Any
 from rich.table import Table
 
 from orchestrator import __version__
-from orchestrator.cli import fleet, keys, lab, nodes, pipeline, privacy
+from orchestrator.cli import diagnose, fleet, keys, lab, nodes, pipeline, privacy
 from orchestrator.cli.output import EXIT_CODES_HELP, Handler, Output, positive_int
 from orchestrator.errors import ExitCode, WgfleetError
 from orchestrator.settings import CONFIG_ENV, Settings, load_settings
@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.register(commands, add)
     lab.register(commands, add)
     privacy.register(commands, add)
+    diagnose.register(commands, add)
     return parser
 
 

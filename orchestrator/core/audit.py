@@ -6,10 +6,12 @@ turns that into one :class:`Check` per promise, each with the evidence it was ju
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 HISTORY_FILES = ".bash_history .python_history .sh_history .zsh_history .lesshst .viminfo .mysql_history .psql_history"
 LOGGING_PACKAGES = (
@@ -27,6 +29,9 @@ COLLECTOR_SUDO_RE = re.compile(
     r'^\S+ ALL=\(root\) NOPASSWD: /usr/local/sbin/wgfleet-counters( "")?$'
 )
 PERSISTENT_EXCLUDES = ("proc", "sys", "dev", "run", "tmp", "var/tmp")
+DIAGNOSTICS_SCRIPT = "/usr/local/sbin/wgfleet-diag"
+# An expiry timer fires within a second; a diagnostic still there a minute later outlived it.
+DIAGNOSTICS_SLACK_SECONDS = 60
 
 # name -> shell command; each only reads. Exit codes are part of the evidence.
 PROBES: dict[str, str] = {
@@ -59,6 +64,7 @@ PROBES: dict[str, str] = {
     "wireguard_public_keys": "for i in $(wg show interfaces 2>/dev/null); do "
     'echo "$i $(wg show $i public-key)"; done; true',
     "collector_sudo": "cat /etc/sudoers.d/wgfleet-counters 2>&1 || true",
+    "diagnostics": f"{DIAGNOSTICS_SCRIPT} status 2>/dev/null || echo '{{\"active\": false}}'",
 }
 
 
@@ -293,7 +299,54 @@ class _Judge:
             "; ".join(u.split()[0] for u in units) or "no active wg-quick@ unit",
         )
         debug = _lines(self.probes.get("wireguard_debug"))
-        self.add("wireguard.no_dynamic_debug", not debug, "; ".join(debug) or "off (or no debugfs)")
+        diagnosing = self.diagnostics_state().get("kernel_debug") is True and self.diagnosing()
+        self.add(
+            "wireguard.no_dynamic_debug",
+            not debug or diagnosing,
+            ("on, for an active diagnostic: " if debug and diagnosing else "")
+            + ("; ".join(debug) or "off (or no debugfs)"),
+        )
+
+    def diagnostics_state(self) -> dict[str, Any]:
+        probe = self.probes.get("diagnostics")
+        try:
+            state = json.loads(probe.stdout.strip().splitlines()[-1]) if probe else {}
+        except (ValueError, IndexError):
+            return {"unreadable": probe.stdout[:80] if probe else ""}
+        return state if isinstance(state, dict) else {"unreadable": str(state)[:80]}
+
+    def diagnosing(self) -> bool:
+        """An active diagnostic still within its time, with its expiry timer."""
+        state = self.diagnostics_state()
+        left = state.get("seconds_left")
+        return (
+            state.get("active") is True
+            and state.get("timer") is True
+            and isinstance(left, int)
+            and left > -DIAGNOSTICS_SLACK_SECONDS
+        )
+
+    def diagnostics(self) -> None:
+        state = self.diagnostics_state()
+        if "unreadable" in state:
+            self.add("diagnostics.expiry", False, f"status unreadable: {state['unreadable']}")
+        elif not state.get("active"):
+            self.add("diagnostics.expiry", True, "no diagnostic active")
+        elif self.diagnosing():
+            peer = f" for peer {state['peer'][:8]}…" if state.get("peer") else ""
+            self.add(
+                "diagnostics.expiry",
+                True,
+                f"active on {state.get('interface')}{peer}, ends by itself in "
+                f"{max(0, state['seconds_left'])} s",
+            )
+        else:
+            why = (
+                "its expiry timer is gone"
+                if not state.get("timer")
+                else f"it outlived its expiry by {-state.get('seconds_left', 0)} s"
+            )
+            self.add("diagnostics.expiry", False, f"a diagnostic is still active: {why}")
 
     def firewall(self) -> None:
         logs = _lines(self.probes.get("nft_log"))
@@ -362,6 +415,7 @@ def evaluate(node: str, probes: Mapping[str, Probe]) -> list[Check]:
     judge.sshd()
     judge.login_records()
     judge.collector()
+    judge.diagnostics()
     return judge.checks
 
 

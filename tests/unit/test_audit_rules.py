@@ -41,6 +41,7 @@ COMPLIANT = {
     "collector_keys": 'restrict,command="sudo -n /usr/local/sbin/wgfleet-counters" ssh-ed25519 AAAA wgfleet-collector\n',
     "wireguard_public_keys": "wg0 " + "A" * 43 + "=\n",
     "collector_sudo": 'Defaults:wgcollect !syslog, !pam_session\nwgcollect ALL=(root) NOPASSWD: /usr/local/sbin/wgfleet-counters ""\n',
+    "diagnostics": '{"active": false}\n',
 }
 
 
@@ -166,6 +167,24 @@ def test_kernel_values_of_a_container_host_are_noted_not_hidden() -> None:
             "collector.sudo_exact_command",
             "wgcollect ALL=(root) NOPASSWD: /usr/local/sbin/wgfleet-counters *",
         ),
+        (
+            "diagnostics",
+            '{"active": true, "interface": "wg0", "seconds_left": -120, "timer": true}\n',
+            "diagnostics.expiry",
+            "a diagnostic is still active: it outlived its expiry by 120 s",
+        ),
+        (
+            "diagnostics",
+            '{"active": true, "interface": "wg0", "seconds_left": 300, "timer": false}\n',
+            "diagnostics.expiry",
+            "a diagnostic is still active: its expiry timer is gone",
+        ),
+        (
+            "wireguard_debug",
+            "drivers/net/wireguard/send.c:123 [wireguard]wg_packet_send =p\n",
+            "wireguard.no_dynamic_debug",
+            "drivers/net/wireguard/send.c:123 [wireguard]wg_packet_send =p",
+        ),
     ],
 )
 def test_each_drift_fails_its_check_with_evidence(
@@ -218,3 +237,18 @@ def test_disk_search_finds_each_needle_and_skips_proc(tmp_path: Path) -> None:
         "wgfleet-canary-a1": [str(tmp_path / "log")],
         "198.18.8.1": [str(tmp_path / "other")],
     }
+
+
+def test_an_active_diagnostic_is_reported_and_may_hold_kernel_debug_on() -> None:
+    active = (
+        '{"active": true, "interface": "wg0", "peer": "AAAAAAAAAAAA=", "seconds_left": 900, '
+        '"timer": true, "kernel_debug": true}\n'
+    )
+    debug = "drivers/net/wireguard/send.c:123 [wireguard]wg_packet_send =p\n"
+    checks = {
+        c.check: c for c in evaluate("node1", probes(diagnostics=active, wireguard_debug=debug))
+    }
+    assert checks["diagnostics.expiry"].passed
+    assert checks["diagnostics.expiry"].evidence.startswith("active on wg0 for peer AAAAAAAA")
+    assert checks["wireguard.no_dynamic_debug"].passed
+    assert checks["wireguard.no_dynamic_debug"].evidence.startswith("on, for an active diagnostic")
