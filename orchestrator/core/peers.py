@@ -69,7 +69,8 @@ def desired_peers(
     for c in configurations:
         if not c.enabled or node not in c.addresses:
             continue
-        network = ipaddress.IPv4Network(f"{c.addresses[node]}/32")
+        # From the integer, not from text: a push of a 10,000-peer node builds 10,000.
+        network = ipaddress.IPv4Network((int(c.addresses[node]), 32))
         previous = c.previous_public_key
         in_grace = previous is not None and (
             now is None or c.previous_key_expires is None or now < c.previous_key_expires

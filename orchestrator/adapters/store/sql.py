@@ -785,11 +785,26 @@ class SqlStore:
         enabled: bool | None = None,
         on_nodes: Collection[str] | None = None,
         placements: bool = True,
+        names: Collection[str] | None = None,
     ) -> list[Configuration]:
         """``on_nodes``: those placed on any of these nodes (with all their placements);
-        ``placements=False`` leaves ``addresses`` empty, for callers that only need quotas."""
+        ``placements=False`` leaves ``addresses`` empty, for callers that only need quotas;
+        ``names``: only these."""
         where: list[str] = []
         params: list[Any] = []
+        if names is not None:
+            if len(names) > 500:  # one scan beats a statement with thousands of parameters
+                wanted = set(names)
+                scanned = self.configurations(
+                    account=account,
+                    node=node,
+                    enabled=enabled,
+                    on_nodes=on_nodes,
+                    placements=placements,
+                )
+                return [c for c in scanned if c.name in wanted]
+            where.append(f"c.name IN ({', '.join('?' for _ in names) or 'NULL'})")
+            params.extend(names)
         if on_nodes is not None:
             marks = ", ".join("?" for _ in on_nodes) or "NULL"
             where.append(
@@ -834,18 +849,23 @@ class SqlStore:
         self, names: Iterable[str], enabled: bool, reason: DisabledReason | None
     ) -> list[Configuration]:
         """Enable or disable configurations; return those whose state changed."""
-        changed = []
+        wanted = list(dict.fromkeys(names))
         with self.transaction():
-            for name in names:
-                current = self.configuration(name)
-                if current.enabled == enabled and current.disabled_reason == reason:
-                    continue
-                self.db.execute(
-                    "UPDATE configurations SET enabled = ?, disabled_reason = ? WHERE name = ?",
-                    (enabled, reason.value if reason else None, name),
-                )
-                changed.append(current)
-                self.bump_nodes(current.nodes)
+            # One read and one write for the lot: disabling 1,000 is one statement, not 4,000.
+            found = {c.name: c for c in self.configurations(names=wanted)}
+            missing = [n for n in wanted if n not in found]
+            if missing:
+                raise NotFound(f"no configuration {missing[0]!r}")
+            changed = [
+                found[n]
+                for n in wanted
+                if (found[n].enabled, found[n].disabled_reason) != (enabled, reason)
+            ]
+            self.db.executemany(
+                "UPDATE configurations SET enabled = ?, disabled_reason = ? WHERE name = ?",
+                [(enabled, reason.value if reason else None, c.name) for c in changed],
+            )
+            self.bump_nodes(n for c in changed for n in c.nodes)
         return changed
 
     def update_configuration(
