@@ -793,16 +793,19 @@ class SqlStore:
         where: list[str] = []
         params: list[Any] = []
         if names is not None:
-            if len(names) > 500:  # one scan beats a statement with thousands of parameters
-                wanted = set(names)
-                scanned = self.configurations(
-                    account=account,
-                    node=node,
-                    enabled=enabled,
-                    on_nodes=on_nodes,
-                    placements=placements,
-                )
-                return [c for c in scanned if c.name in wanted]
+            if len(names) > 500:  # parameter lists stay short: 500 names a statement
+                ordered = sorted(names)
+                found: list[Configuration] = []
+                for first in range(0, len(ordered), 500):
+                    found += self.configurations(
+                        account=account,
+                        node=node,
+                        enabled=enabled,
+                        on_nodes=on_nodes,
+                        placements=placements,
+                        names=ordered[first : first + 500],
+                    )
+                return sorted(found, key=lambda c: c.name)
             where.append(f"c.name IN ({', '.join('?' for _ in names) or 'NULL'})")
             params.extend(names)
         if on_nodes is not None:
