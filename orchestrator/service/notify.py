@@ -13,7 +13,7 @@ from orchestrator.service.context import Fleet
 
 def queue(fleet: Fleet, kind: str, subjects: list[str] | tuple[str, ...]) -> None:
     """Queue one event per subject, in the caller's transaction; nothing without a hook."""
-    if fleet.settings.notify.enabled and subjects:
+    if subjects and fleet.settings.notify.enabled:
         fleet.store.queue_notifications((kind, s) for s in subjects)
 
 
