@@ -11,6 +11,7 @@ import ipaddress
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import yaml
@@ -72,6 +73,8 @@ class PlanSpec:
     reset: str = "never"
     anchor_day: int = 1
     price: str | None = None
+    validity_days: int | None = None
+    valid_until: str | None = None  # YYYY-MM-DD
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,8 @@ PLAN_FIELDS: dict[str, dict[str, Any]] = {
     "reset": {"enum": ["never", "monthly"]},
     "anchor_day": {"type": "integer", "minimum": 1, "maximum": 28},
     "price": {"type": "string", "pattern": PRICE_RE.pattern},
+    "validity_days": {"type": "integer", "minimum": 1},
+    "valid_until": {"type": "string", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
 }
 ACCOUNT_FIELDS: dict[str, dict[str, Any]] = {"device_id": _STR, "contact": _STR}
 CONFIGURATION_FIELDS: dict[str, dict[str, Any]] = {
@@ -283,7 +288,18 @@ class _Reader:
 
 
 def _plain(node: yaml.Node) -> Any:
-    return yaml.safe_load(yaml.serialize(node)) if node is not None else None
+    """The node's value; a date stays its text (the rules check dates as YYYY-MM-DD strings),
+    and a scalar YAML cannot build (a timestamp such as 2026-13-45) is kept as written, for
+    the rules to refuse with its line instead of a traceback."""
+    if node is None:
+        return None
+    try:
+        value = yaml.safe_load(yaml.serialize(node))
+    except (yaml.YAMLError, ValueError):
+        return node.value if isinstance(node, yaml.ScalarNode) else None
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 def _check(value: Any, rule: dict[str, Any]) -> str | None:
@@ -428,6 +444,17 @@ def _plans(reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None) -> tuple[
         got = _fields(reader, values, f"plans.{name}", PLAN_FIELDS)
         if got.get("quota") is None:
             continue
+        if got.get("valid_until") is not None:
+            try:
+                date.fromisoformat(got["valid_until"])
+            except ValueError:
+                reader.error(
+                    values["valid_until"][1],
+                    f"plans.{name}.valid_until",
+                    got["valid_until"],
+                    "not a calendar date (YYYY-MM-DD)",
+                )
+                continue
         specs.append(
             PlanSpec(
                 name,
@@ -435,6 +462,8 @@ def _plans(reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None) -> tuple[
                 got.get("reset") or "never",
                 got.get("anchor_day") or 1,
                 got.get("price"),
+                got.get("validity_days"),
+                got.get("valid_until"),
             )
         )
     return tuple(specs)

@@ -81,6 +81,8 @@ def _plan_fields(plan: Plan) -> dict[str, Any]:
         "reset": str(plan.reset),
         "anchor_day": plan.anchor_day,
         "price": plan.price,
+        "validity_days": plan.validity_days,
+        "valid_until": plan.valid_until.isoformat() if plan.valid_until else None,
     }
 
 
@@ -183,6 +185,8 @@ def plan_changes(fleet: FleetFile, state: FleetState) -> list[Change]:
             "reset": plan_spec.reset,
             "anchor_day": plan_spec.anchor_day,
             "price": plan_spec.price,
+            "validity_days": plan_spec.validity_days,
+            "valid_until": plan_spec.valid_until,
         }
         if plan_spec.name not in stored_plans:
             changes.append(Change("plan", "add", plan_spec.name, {}, after))

@@ -338,6 +338,8 @@ def _apply_store_changes(fleet: Fleet, file: FleetFile, changes: list[Change], t
                     ResetRule(plan_spec.reset),
                     plan_spec.anchor_day,
                     plan_spec.price,
+                    plan_spec.validity_days,
+                    date.fromisoformat(plan_spec.valid_until) if plan_spec.valid_until else None,
                 )
             )
 
@@ -461,6 +463,8 @@ def export(fleet: Fleet) -> str:
             "reset": p.reset.value,
             "anchor_day": p.anchor_day,
             **({"price": p.price} if p.price is not None else {}),
+            **({"validity_days": p.validity_days} if p.validity_days else {}),
+            **({"valid_until": p.valid_until.isoformat()} if p.valid_until else {}),
         }
         for p in store.plans()
     }

@@ -36,6 +36,7 @@ FILE = f"""\
 version: 1
 plans:
   site: {{quota: 1TiB, price: "0"}}
+  pass30: {{quota: 10GiB, validity_days: 30, valid_until: 2027-06-30}}
 policies:
   keys: {{grace: 1d, peer_max_age_days: 90}}
   usage: {{warn_percent: 90}}
@@ -67,7 +68,7 @@ def test_plan_exits_2_apply_makes_exactly_that_plan_exits_0(
     path = write(tmp_path, FILE)
     assert run("plan", "-f", str(path)) == 2
     shown = capsys.readouterr().out
-    assert "+ configuration site-berlin (add)" in shown and "8 change(s)" in shown
+    assert "+ configuration site-berlin (add)" in shown and "9 change(s)" in shown
 
     # The nodes cannot be reached: the store takes the change, the nodes stay pending.
     assert run("apply", "-f", str(path), "--yes") == 1
@@ -77,6 +78,8 @@ def test_plan_exits_2_apply_makes_exactly_that_plan_exits_0(
         assert site.nodes == ("node1", "node2") and site.plan == "site"
         assert site.psk_ref is None  # a static configuration brings its key, no PSK
         assert fleet.store.account("ops").password_hash == "!"
+        (pass30,) = [p for p in fleet.store.plans() if p.name == "pass30"]
+        assert (pass30.validity_days, str(pass30.valid_until)) == (30, "2027-06-30")
         assert fleet.store.configuration("ops-access").quota_bytes == 50 * 2**30
         assert pending_nodes(fleet) == ["node1", "node2"]
         # The file's policies now win over the settings file, for every command.
@@ -308,5 +311,5 @@ def test_the_python_api_runs_a_plan(settings: Settings, tmp_path: Path) -> None:
     path = write(tmp_path, FILE)
     with api.open_fleet(api.load_settings()) as fleet:
         plan = api.plan(fleet, path)
-    assert len(plan.pending) == 8 and not plan.problems
+    assert len(plan.pending) == 9 and not plan.problems
     assert plan.as_dict()["format"] == fleet_file.PLAN_FORMAT
