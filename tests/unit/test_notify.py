@@ -114,3 +114,45 @@ def test_without_a_hook_nothing_is_queued(settings: Settings) -> None:
     with open_fleet(settings) as fleet:
         sync(fleet, today=TODAY)
         assert fleet.store.pending_notifications() == []
+
+
+def test_a_webhook_gets_each_event_as_a_json_post_and_a_refusal_keeps_it(
+    settings: Settings,
+) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received: list[dict] = []
+    answer = {"status": 500}
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if answer["status"] == 204:
+                received.append(json.loads(body))
+            self.send_response(answer["status"])
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/hook/s3cret"
+        hooked = dataclasses.replace(settings, notify=NotifySettings(webhook=url, timeout=5))
+        with open_fleet(hooked) as fleet:
+            from orchestrator.service import notify
+
+            with fleet.store.transaction():
+                notify.queue(fleet, "node_unreachable", ["node1"])
+            refused = notify.deliver_pending(fleet, TODAY)
+            assert refused.delivered == 0 and "answered 500" in refused.problems[0]
+            assert "s3cret" not in refused.problems[0]
+            answer["status"] = 204
+            assert notify.deliver_pending(fleet, TODAY).delivered == 1
+            assert notify.deliver_pending(fleet, TODAY).delivered == 0
+        assert [(e["event"], e["node"]) for e in received] == [("node_unreachable", "node1")]
+    finally:
+        server.shutdown()
