@@ -81,8 +81,8 @@ def _plan_fields(plan: Plan) -> dict[str, Any]:
         "reset": str(plan.reset),
         "anchor_day": plan.anchor_day,
         "price": plan.price,
-        "validity_days": plan.validity_days,
-        "valid_until": plan.valid_until.isoformat() if plan.valid_until else None,
+        **({"validity_days": plan.validity_days} if plan.validity_days else {}),
+        **({"valid_until": plan.valid_until.isoformat()} if plan.valid_until else {}),
     }
 
 
@@ -185,9 +185,18 @@ def plan_changes(fleet: FleetFile, state: FleetState) -> list[Change]:
             "reset": plan_spec.reset,
             "anchor_day": plan_spec.anchor_day,
             "price": plan_spec.price,
-            "validity_days": plan_spec.validity_days,
-            "valid_until": plan_spec.valid_until,
         }
+        # Validity shows only where it is set, in the file or in the store (so a file that
+        # drops it shows the change to null, and plans without one look as they always did).
+        stored_fields = (
+            _plan_fields(stored_plans[plan_spec.name]) if plan_spec.name in stored_plans else {}
+        )
+        for key, value in (
+            ("validity_days", plan_spec.validity_days),
+            ("valid_until", plan_spec.valid_until),
+        ):
+            if value is not None or stored_fields.get(key) is not None:
+                after[key] = value
         if plan_spec.name not in stored_plans:
             changes.append(Change("plan", "add", plan_spec.name, {}, after))
             continue

@@ -1314,7 +1314,12 @@ class SqlStore:
                 "SELECT c.id, r.period_start, r.rx_bytes, r.tx_bytes FROM run_usage r "
                 "JOIN configurations c ON c.name = r.configuration WHERE NOT EXISTS "
                 "(SELECT 1 FROM updated d WHERE d.name = r.configuration "
-                "AND d.period_start = r.period_start)"
+                "AND d.period_start = r.period_start) "
+                # Another run (a shard syncing another node of the same configuration) may
+                # insert the same row meanwhile: add to it rather than fail.
+                "ON CONFLICT (configuration_id, period_start) DO UPDATE SET "
+                "rx_bytes = usage_totals.rx_bytes + excluded.rx_bytes, "
+                "tx_bytes = usage_totals.tx_bytes + excluded.tx_bytes"
             )
             return
         # WHERE true: SQLite's parser needs it between a join and ON CONFLICT.
