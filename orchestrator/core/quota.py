@@ -34,7 +34,7 @@ def period_start(plan: Plan | None, today: date) -> date:
     return date(year, month, plan.anchor_day)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class QuotaStatus:
     configuration: str
     period_start: date
