@@ -1,6 +1,9 @@
 """Temporary diagnostics on a real lab node: on for one configuration, the view shows the
 client's endpoint, then the node ends them by itself with the controller idle, and nothing of
-them is left on the node's disk, in /run or in its in-memory journal; the audit passes."""
+them is left on the node's disk, in /run or in its in-memory journal; the audit passes.
+
+Named to run after test_node_deploy.py: the bare-lab tests of test_lab.py must run before any
+deploy puts wg0 on the tunnel network they use."""
 
 from __future__ import annotations
 
