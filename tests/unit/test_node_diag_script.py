@@ -78,3 +78,17 @@ def test_status_without_a_diagnostic_and_bad_input(script: Path) -> None:
     assert code == 2 and "whole number" in answer["error"]
     code, answer = run(script, "bogus")
     assert code == 2 and answer["error"].startswith("usage")
+
+
+def test_what_leaves_the_node_holds_no_endpoint_and_no_handshake_time(script: Path) -> None:
+    diag = load(script)
+    view = (
+        "public_key\tendpoint\tallowed_ips\tlatest_handshake\trx\ttx\tkeepalive\n"
+        f"{PEER_A}\t198.18.0.50:40000\t198.19.1.2/32\t1764560000\t100\t200\toff\n"
+        f"{PEER_B}\t(none)\t198.19.1.3/32\t0\t0\t0\toff\n"
+    )
+    shown = diag.summary(view, 1764560100)
+    assert "198.18.0.50" not in shown and "1764560000" not in shown
+    assert f"{PEER_A}\tyes\tyes\t100\t200" in shown
+    assert f"{PEER_B}\tno\tno\t0\t0" in shown
+    assert f"{PEER_A}\tyes\tno\t100\t200" in diag.summary(view, 1764560000 + 181)
