@@ -1,4 +1,4 @@
-"""On the lab: a plan that expires cuts a real tunnel and a renewal restores it, the operator's
+"""On the lab (named to run after the other lab tests of this directory): a plan that expires cuts a real tunnel and a renewal restores it, the operator's
 hook hearing each event once; then the user's data is exported and erased, and the username is
 nowhere in the store's files, the controller's artifacts or any node's disk."""
 
