@@ -117,6 +117,15 @@ class NotifySettings:
 
 
 @dataclass(frozen=True)
+class DeploySettings:
+    """When a deploy may skip Ansible on a node whose state it verified unchanged."""
+
+    # A converged node still gets the full run this often, for drift the state probe cannot
+    # see; 0 turns the fast path off.
+    full_every_days: int = 7
+
+
+@dataclass(frozen=True)
 class KeySettings:
     """How old each kind of key may grow, and how long a replaced key keeps working."""
 
@@ -140,6 +149,7 @@ class Settings:
     keys: KeySettings = field(default_factory=KeySettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    deploy: DeploySettings = field(default_factory=DeploySettings)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready view for `wgfleet config show`: paths only, never key material."""
@@ -182,6 +192,7 @@ class Settings:
                 "ssh_max_age_days": self.keys.ssh_max_age_days,
                 "grace": self.keys.grace,
             },
+            "deploy": {"full_every_days": self.deploy.full_every_days},
             "lab": {
                 "name": self.lab.name,
                 "subnet": str(self.lab.subnet),
@@ -203,6 +214,7 @@ _TOP_KEYS = {
     "keys",
     "privacy",
     "notify",
+    "deploy",
 }
 _NOTIFY_KEYS = {"command", "webhook", "timeout"}
 
@@ -434,8 +446,15 @@ def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
             )
         ledger_days[name] = int(days)
     notify = _notify_settings(reader, top.get("notify"))
+    deploy_raw = reader.mapping(top.get("deploy"), "deploy", {"full_every_days"})
+    full_every = deploy_raw.get("full_every_days", DeploySettings.full_every_days)
+    if isinstance(full_every, bool) or not isinstance(full_every, int) or full_every < 0:
+        raise ConfigError(
+            source, "deploy.full_every_days", full_every, "a whole number of days, 0 for always"
+        )
     return Settings(
         notify=notify,
+        deploy=DeploySettings(full_every),
         privacy=PrivacySettings(
             daily,
             int(kept),

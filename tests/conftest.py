@@ -87,11 +87,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     from orchestrator.service import lab as lab_service
 
     base = tmp_path_factory.mktemp("lab")
-    settings = lab_settings(base, "t", "198.18.32.0/20")
+    # Another name and /20 let a second test run share the machine (e.g. a benchmark's lab).
+    name = os.environ.get("WGFLEET_TEST_LAB_NAME", "t")
+    subnet = os.environ.get("WGFLEET_TEST_LAB_SUBNET", "198.18.32.0/20")
+    settings = lab_settings(base, name, subnet)
     # The same settings as a file, for tests that drive the `wgfleet` command itself.
     (base / "settings.yml").write_text(
         f"data_dir: {base / 'data'}\ninventory: {base / 'inventory'}\n"
-        "lab:\n  name: t\n  subnet: 198.18.32.0/20\n"
+        f"lab:\n  name: {name}\n  subnet: {subnet}\n"
     )
     try:
         lab_service.lab_up(settings, LAB_NODES, LAB_CLIENTS)

@@ -249,11 +249,16 @@ class NodeConnection:
 
 
 def run_on(
-    target: Target, argv: Sequence[str] | str, *, check: bool = True, timeout: float = 60.0
+    target: Target,
+    argv: Sequence[str] | str,
+    *,
+    check: bool = True,
+    timeout: float = 60.0,
+    stdin: str | None = None,
 ) -> CommandResult:
     """Connect, run one command, disconnect."""
     with NodeConnection(target) as connection:
-        return connection.run(argv, check=check, timeout=timeout)
+        return connection.run(argv, check=check, timeout=timeout, stdin=stdin)
 
 
 class ConnectionPool:

@@ -14,7 +14,7 @@ from orchestrator.errors import ExitCode
 from orchestrator.settings import Settings
 
 
-def recap_table(recap: Any, title: str) -> Table:
+def recap_table(recap: Any, title: str, verified: Any = ()) -> Table:
     table = Table(title=title)
     for column in ("host", "status", "ok", "changed", "failed", "unreachable", "task / error"):
         table.add_column(column)
@@ -30,6 +30,10 @@ def recap_table(recap: Any, title: str) -> Table:
             str(host.failed),
             str(host.unreachable),
             host.error or host.current_task,
+        )
+    for name in verified:
+        table.add_row(
+            name, "[green]verified[/green]", "", "", "", "", "unchanged since its last full run"
         )
     return table
 
@@ -58,12 +62,20 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, output: Output) -> 
         output,
         f"deploy{mode}",
         lambda on_update: deploy.deploy(
-            settings, limit=args.limit, check=args.check, diff=args.check, on_update=on_update
+            settings,
+            limit=args.limit,
+            check=args.check,
+            diff=args.check,
+            on_update=on_update,
+            full=args.full,
         ),
     )
 
     def render() -> None:
-        output.out.print(recap_table(result.run.recap, f"deploy{mode}"))
+        output.out.print(recap_table(result.run.recap, f"deploy{mode}", result.verified))
+        for verdict in result.verdicts:
+            if not verdict.converged:
+                output.out.print(f"{verdict.node}: full run ({verdict.reason})", markup=False)
         for name, host in sorted(result.run.recap.hosts.items()):
             for diff in host.diffs:
                 output.out.print(f"--- {name}", markup=False)
@@ -109,6 +121,11 @@ def register(commands: Any, add: Registrar) -> None:
     deploy.add_argument("--limit", metavar="PATTERN", help="only these hosts (Ansible pattern)")
     deploy.add_argument(
         "--check", action="store_true", help="change nothing; report what would change, with diffs"
+    )
+    deploy.add_argument(
+        "--full",
+        action="store_true",
+        help="run Ansible on every node, also those verified unchanged since their last full run",
     )
 
     audit = add(commands, "audit", cmd_audit, "check every node against the no-log promise")

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-import yaml
-
 from orchestrator.adapters import ssh
 from orchestrator.core.audit import (
     PROBES,
@@ -27,11 +25,10 @@ from orchestrator.core.audit import (
     parse_grep_hits,
     persistent_grep_command,
 )
-from orchestrator.core.inventory import inventory_hosts
 from orchestrator.core.keys import live_public_keys, node_key_checks
 from orchestrator.core.models import Node
-from orchestrator.errors import ConfigError, NodeError, UsageError
-from orchestrator.service.deploy import inventory_path
+from orchestrator.errors import NodeError, UsageError
+from orchestrator.service.deploy import inventory_path, root_targets
 from orchestrator.settings import Settings
 
 PROBE_MARK = "@@wgfleet-probe"
@@ -84,31 +81,6 @@ def parse_probe_output(text: str) -> dict[str, Probe]:
         elif name is not None:
             lines.append(line)
     return probes
-
-
-def audit_targets(settings: Settings, limit: str | None) -> list[ssh.Target]:
-    path = inventory_path(settings)
-    try:
-        hosts = inventory_hosts(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(str(path), "(file)", str(path), f"cannot read inventory: {exc}") from None
-    wanted = set(limit.split(",")) if limit else None
-    if wanted and not wanted <= set(hosts):
-        unknown = ", ".join(sorted(wanted - set(hosts)))
-        raise UsageError(f"--limit names host(s) not in {path}: {unknown}")
-    return [
-        ssh.Target(
-            name=name,
-            address=str(variables.get("ansible_host", name)),
-            port=int(variables.get("ansible_port", 22)),
-            user="root",
-            key_file=settings.ssh.deploy_key,
-            known_hosts=settings.ssh.known_hosts,
-            timeout=settings.ssh.connect_timeout,
-        )
-        for name, variables in sorted(hosts.items())
-        if wanted is None or name in wanted
-    ]
 
 
 def _failed_login(target: ssh.Target, username: str) -> None:
@@ -179,7 +151,7 @@ def audit(
     cancelled: Callable[[], bool] | None = None,
 ) -> AuditResult:
     """Audit every node; ``cancelled`` skips the nodes not started yet (they get no verdict)."""
-    targets = audit_targets(settings, limit)
+    targets = root_targets(settings, limit)
     if not targets:
         raise UsageError(f"no nodes in {inventory_path(settings)}")
     needles = tuple(needles)

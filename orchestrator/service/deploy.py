@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -11,12 +12,20 @@ from typing import Any
 
 import yaml
 
-from orchestrator.adapters import ansible, keyfiles
+from orchestrator.adapters import ansible, keyfiles, node_state, ssh
+from orchestrator.core.converge import (
+    NodeRecord,
+    Verdict,
+    inputs_fingerprint,
+    reported_public_keys,
+    state_fingerprint,
+    verdict,
+)
 from orchestrator.core.inventory import inventory_hosts
 from orchestrator.core.models import Node
 from orchestrator.core.peers import valid_key
 from orchestrator.core.playbook_events import PlayRecap
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, UsageError
 from orchestrator.settings import Settings
 
 OnUpdate = Callable[[PlayRecap, Mapping[str, Any]], None]
@@ -25,6 +34,12 @@ OnUpdate = Callable[[PlayRecap, Mapping[str, Any]], None]
 @dataclass(frozen=True)
 class DeployResult:
     run: ansible.PlaybookRun
+    # Hosts checked against their last full run; the converged ones had no Ansible run.
+    verdicts: tuple[Verdict, ...] = ()
+
+    @property
+    def verified(self) -> list[str]:
+        return sorted(v.node for v in self.verdicts if v.converged)
 
     @property
     def failed_hosts(self) -> list[str]:
@@ -42,6 +57,9 @@ class DeployResult:
             "ok": self.ok,
             "changed": self.run.recap.changed_total,
             "failed_hosts": self.failed_hosts,
+            # Converged hosts Ansible skipped, and why each other checked host got the full run.
+            "verified": self.verified,
+            "full_run_reasons": {v.node: v.reason for v in self.verdicts if not v.converged},
             "hosts": {
                 name: {
                     "status": h.status,
@@ -55,7 +73,8 @@ class DeployResult:
                     "diffs": list(h.diffs),
                 }
                 for name, h in sorted(self.run.recap.hosts.items())
-            },
+            }
+            | {name: {"status": "verified"} for name in self.verified},
         }
 
 
@@ -113,6 +132,35 @@ def write_fleet_nodes(settings: Settings, node_vars: Mapping[str, Mapping[str, A
     temporary.replace(path)
 
 
+def root_targets(settings: Settings, limit: str | None) -> list[ssh.Target]:
+    """How a deploy (and the audit) reach each inventory host: root, the deploy key, pinned keys.
+
+    ``limit`` is a comma-separated list of host names; a name not in the inventory is an error.
+    """
+    path = inventory_path(settings)
+    try:
+        hosts = inventory_hosts(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(str(path), "(file)", str(path), f"cannot read inventory: {exc}") from None
+    wanted = set(limit.split(",")) if limit else None
+    if wanted and not wanted <= set(hosts):
+        unknown = ", ".join(sorted(wanted - set(hosts)))
+        raise UsageError(f"--limit names host(s) not in {path}: {unknown}")
+    return [
+        ssh.Target(
+            name=name,
+            address=str(variables.get("ansible_host", name)),
+            port=int(variables.get("ansible_port", 22)),
+            user="root",
+            key_file=settings.ssh.deploy_key,
+            known_hosts=settings.ssh.known_hosts,
+            timeout=settings.ssh.connect_timeout,
+        )
+        for name, variables in sorted(hosts.items())
+        if wanted is None or name in wanted
+    ]
+
+
 def ansible_work_dir(settings: Settings) -> Path:
     return settings.data_dir / "ansible"
 
@@ -145,7 +193,23 @@ def deploy(
     on_update: OnUpdate | None = None,
     cancelled: Callable[[], bool] | None = None,
     extravars: Mapping[str, Any] | None = None,
+    full: bool = False,
+    today: date | None = None,
 ) -> DeployResult:
+    """Converge the nodes: Ansible on every node not verified unchanged since its last full run.
+
+    ``full`` (or ``deploy.full_every_days: 0``) runs Ansible on every node; so does a ``limit``
+    that is an Ansible pattern rather than a list of host names.
+    """
+    today = today or date.today()
+    all_extravars = {**node_extravars(settings), **dict(extravars or {})}
+    hosts = _named_hosts(settings, limit)
+    verdicts: tuple[Verdict, ...] = ()
+    if hosts is not None and not full and settings.deploy.full_every_days > 0:
+        verdicts = tuple(verify_converged(settings, hosts, all_extravars, today))
+    run_limit = limit
+    if verdicts:
+        run_limit = ",".join(sorted(v.node for v in verdicts if not v.converged)) or None
     public_keys: dict[str, str] = {}
 
     def watch(recap: PlayRecap, event: Mapping[str, Any]) -> None:
@@ -158,21 +222,140 @@ def deploy(
         if on_update is not None:
             on_update(recap, event)
 
-    run = ansible.run_playbook(
-        project_root=settings.project_root,
-        work_dir=ansible_work_dir(settings),
-        inventory=inventory_sources(settings),
-        playbook="site.yml",
-        limit=limit,
-        check=check,
-        diff=diff,
-        extravars={**node_extravars(settings), **dict(extravars or {})},
-        on_update=watch,
-        cancelled=cancelled,
-    )
+    if verdicts and run_limit is None:
+        run = ansible.PlaybookRun("site.yml", "successful", 0, PlayRecap(finished=True), check)
+    else:
+        run = ansible.run_playbook(
+            project_root=settings.project_root,
+            work_dir=ansible_work_dir(settings),
+            inventory=inventory_sources(settings),
+            playbook="site.yml",
+            limit=run_limit,
+            check=check,
+            diff=diff,
+            extravars=all_extravars,
+            on_update=watch,
+            cancelled=cancelled,
+        )
     if not check and public_keys:
         register_nodes(settings, public_keys)
-    return DeployResult(run)
+    if not check and run.status in ("successful", "failed"):
+        record_full_runs(settings, run.recap, all_extravars, today)
+    return DeployResult(run, verdicts)
+
+
+def _named_hosts(settings: Settings, limit: str | None) -> list[str] | None:
+    """The hosts ``limit`` names (all without one), or None for an Ansible pattern."""
+    known = node_host_vars(settings)
+    if limit is None:
+        return sorted(known)
+    names = [name.strip() for name in limit.split(",") if name.strip()]
+    return sorted(set(names)) if names and set(names) <= set(known) else None
+
+
+def records_path(settings: Settings) -> Path:
+    return settings.data_dir / "deploy-state.json"
+
+
+def _input_files(settings: Settings, extravars: Mapping[str, Any]) -> dict[str, bytes]:
+    """The files a full run renders from: roles, the playbook, the inventory's var files, and
+    every controller file an extra var names (the public keys the roles install)."""
+    root = settings.project_root
+    files = {"ansible-core": importlib.metadata.version("ansible-core").encode()}
+    candidates = [root / "playbooks" / "site.yml", *sorted((root / "roles").rglob("*"))]
+    inventory_dir = inventory_path(settings).parent
+    for var_dir in ("group_vars", "host_vars"):
+        candidates += sorted((inventory_dir / var_dir).rglob("*"))
+    for path in candidates:
+        if path.is_file() and "__pycache__" not in path.parts:
+            files[str(path.relative_to(root) if path.is_relative_to(root) else path)] = (
+                path.read_bytes()
+            )
+    for name, value in sorted(extravars.items()):
+        if name.endswith("_file") and isinstance(value, str) and Path(value).is_file():
+            files[f"extravar:{name}"] = Path(value).read_bytes()
+    return files
+
+
+def _registered_keys(settings: Settings) -> dict[str, str]:
+    from orchestrator.service.context import open_fleet
+
+    with open_fleet(settings) as fleet:
+        return {n.name: n.public_key for n in fleet.store.nodes() if n.public_key}
+
+
+def verify_converged(
+    settings: Settings, hosts: list[str], extravars: Mapping[str, Any], today: date
+) -> list[Verdict]:
+    """Each host's verdict: does its last full run's record still match, inputs and state?"""
+    records = node_state.load_records(records_path(settings))
+    host_vars = node_host_vars(settings)
+    files = _input_files(settings, extravars)
+    recorded = [name for name in hosts if name in records]
+    targets = [t for t in root_targets(settings, ",".join(recorded)) if recorded]
+    states = node_state.read_states(targets)
+    keys = _registered_keys(settings)
+    verdicts = []
+    for name in hosts:
+        answer = states.get(name)
+        state = None
+        key_matches = False
+        if isinstance(answer, str):
+            try:
+                state = state_fingerprint(answer)
+            except ValueError:
+                state = None
+            interface = str(host_vars[name].get("wireguard_interface", "wg0"))
+            key_matches = reported_public_keys(answer).get(interface) == keys.get(name)
+        verdicts.append(
+            verdict(
+                name,
+                records.get(name),
+                inputs_fingerprint(name, host_vars[name], extravars, files),
+                state,
+                today=today,
+                full_every_days=settings.deploy.full_every_days,
+                key_matches=key_matches,
+            )
+        )
+    return verdicts
+
+
+def record_full_runs(
+    settings: Settings, recap: PlayRecap, extravars: Mapping[str, Any], today: date
+) -> None:
+    """Fingerprint every host the run finished without a failure, as the fast path's baseline.
+
+    A host that failed, or whose state cannot be read now, loses its record: its next deploy
+    is a full run.
+    """
+    path = records_path(settings)
+    records = node_state.load_records(path)
+    done = [n for n, h in recap.hosts.items() if h.status in ("ok", "changed")]
+    failed = [n for n, h in recap.hosts.items() if h.status not in ("ok", "changed")]
+    if not done and not failed:
+        return
+    host_vars = node_host_vars(settings)
+    files = _input_files(settings, extravars)
+    named = [n for n in done if n in host_vars]
+    states = node_state.read_states(root_targets(settings, ",".join(named))) if named else {}
+    for name in failed:
+        records.pop(name, None)
+    for name in named:
+        answer = states.get(name)
+        try:
+            state = state_fingerprint(answer) if isinstance(answer, str) else None
+        except ValueError:
+            state = None
+        if state is None:
+            records.pop(name, None)
+            continue
+        records[name] = NodeRecord(
+            inputs=inputs_fingerprint(name, host_vars[name], extravars, files),
+            state=state,
+            full_run_on=today,
+        )
+    node_state.save_records(path, records)
 
 
 def register_nodes(

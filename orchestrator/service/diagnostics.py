@@ -11,8 +11,8 @@ from typing import Any
 from orchestrator.adapters import ssh
 from orchestrator.core.audit import DIAGNOSTICS_SCRIPT
 from orchestrator.errors import NodeError, UsageError
-from orchestrator.service.audit import audit_targets
 from orchestrator.service.context import open_fleet
+from orchestrator.service.deploy import root_targets
 from orchestrator.settings import Settings
 
 MAX_SECONDS = 24 * 3600
@@ -33,7 +33,7 @@ class DiagnosticState:
 
 
 def _target(settings: Settings, node: str) -> ssh.Target:
-    return audit_targets(settings, node)[0]
+    return root_targets(settings, node)[0]
 
 
 def _call(settings: Settings, node: str, argv: list[str]) -> dict[str, Any]:
@@ -84,7 +84,7 @@ def _names(settings: Settings) -> dict[str, str]:
 
 def status(settings: Settings, nodes: list[str] | None = None) -> list[DiagnosticState]:
     names = _names(settings)
-    targets = audit_targets(settings, ",".join(nodes) if nodes else None)
+    targets = root_targets(settings, ",".join(nodes) if nodes else None)
     states = []
     for target in targets:
         try:

@@ -26,9 +26,13 @@ from orchestrator.core.inventory import (
     render_known_hosts,
 )
 from orchestrator.errors import AuthenticationFailed, NodeError, UsageError, WgfleetError
-from orchestrator.service.audit import audit_targets
 from orchestrator.service.context import Fleet
-from orchestrator.service.deploy import ansible_work_dir, inventory_path, node_extravars
+from orchestrator.service.deploy import (
+    ansible_work_dir,
+    inventory_path,
+    node_extravars,
+    root_targets,
+)
 from orchestrator.service.keys import SSH_PURPOSES, ssh_key_paths
 from orchestrator.settings import Settings
 
@@ -88,7 +92,7 @@ def _authorize(settings: Settings, purpose: str, extra: str | None, retire: str 
 def _login(settings: Settings, purpose: str, key_file: Path) -> dict[str, NodeError]:
     """Log in as the purpose's account with ``key_file`` on every node; node -> error."""
     errors: dict[str, NodeError] = {}
-    for target in audit_targets(settings, None):
+    for target in root_targets(settings, None):
         as_user = ssh.Target(**{**target.__dict__, "user": USERS[purpose], "key_file": key_file})
         try:
             with ssh.NodeConnection(as_user):
@@ -111,7 +115,7 @@ def rotate_ssh_key(
     path = ssh_key_paths(fleet)[purpose]
     if not path.exists():
         raise UsageError(f"{path} does not exist yet: deploy first")
-    nodes = tuple(t.name for t in audit_targets(settings, None))
+    nodes = tuple(t.name for t in root_targets(settings, None))
     unreachable = _login(settings, purpose, path)
     if unreachable:
         raise RotationFailed(
@@ -173,7 +177,7 @@ def rotate_ssh_key(
 
 def offered_host_key(settings: Settings, node: str) -> HostKey:
     """The host key the node offers now, read without trusting or authenticating anything."""
-    targets = [t for t in audit_targets(settings, None) if t.name == node]
+    targets = [t for t in root_targets(settings, None) if t.name == node]
     if not targets:
         raise UsageError(f"no node {node!r} in {inventory_path(settings)}")
     target = targets[0]

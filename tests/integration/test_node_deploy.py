@@ -89,12 +89,36 @@ def test_deploy_turns_bare_nodes_into_wireguard_nodes(lab: Lab, fleet: dict) -> 
 
 
 def test_second_deploy_and_check_mode_change_nothing(lab: Lab, fleet: dict) -> None:
-    again = deploy(lab, fleet)
+    # full: Ansible itself must find nothing to change (the fast path would skip it).
+    again = deploy(lab, fleet, full=True)
     assert again.ok
+    assert sorted(again.run.recap.hosts) == [n.name for n in fleet["layout"].nodes]
     assert {h.host: h.changed_tasks for h in again.run.recap.hosts.values() if h.changed} == {}
-    checked = deploy(lab, fleet, check=True, diff=True)
+    checked = deploy(lab, fleet, check=True, diff=True, full=True)
     assert checked.ok
     assert {h.host: h.changed_tasks for h in checked.run.recap.hosts.values() if h.changed} == {}
+
+
+def test_a_converged_deploy_verifies_the_nodes_instead_of_running_ansible(
+    lab: Lab, fleet: dict
+) -> None:
+    names = [n.name for n in fleet["layout"].nodes]
+    converged = deploy(lab, fleet)
+    assert converged.ok, converged.as_dict()
+    assert converged.verified == names
+    assert converged.run.recap.hosts == {}
+    assert converged.as_dict()["hosts"] == {name: {"status": "verified"} for name in names}
+    # One node's variables change: only that node gets the full run.
+    moved = {**fleet["peers"], names[0]: []}
+    changed = deploy_service.deploy(lab.settings, extravars={"wgfleet_static_peers": moved})
+    assert changed.ok
+    assert changed.verified == names[1:]
+    assert sorted(changed.run.recap.hosts) == names[:1]
+    assert changed.as_dict()["full_run_reasons"] == {
+        names[0]: "roles, playbook or node variables changed"
+    }
+    restored = deploy(lab, fleet)
+    assert restored.verified == names[1:] and sorted(restored.run.recap.hosts) == names[:1]
 
 
 def test_node_private_key_never_leaves_the_node(lab: Lab, fleet: dict) -> None:
@@ -158,7 +182,14 @@ def test_drift_is_caught_by_audit_and_repaired_by_deploy(lab: Lab, fleet: dict) 
     assert broken.failed[0].evidence == "Storage=persistent"
     repaired = deploy(lab, fleet)
     assert repaired.ok and repaired.run.recap.host(node.name).changed > 0
+    # The fast path saw the drift on that node only; a reboot and audits left no trace elsewhere.
+    others = [n.name for n in fleet["layout"].nodes if n.name != node.name]
+    assert repaired.verified == others
+    assert repaired.as_dict()["full_run_reasons"] == {node.name: "drift in /etc/systemd"}, (
+        repaired.as_dict()
+    )
     assert audit_service.audit(lab.settings).ok
+    assert deploy(lab, fleet).verified == sorted([*others, node.name])
 
 
 def test_a_dark_node_fails_the_deploy_by_name_and_the_others_complete(

@@ -67,6 +67,11 @@ def test_file_from_environment_with_relative_paths(
             "usage.retention_days: 7: a whole number of days, at least 31",
         ),
         ("usage:\n  warn_percent: 150\n", "usage.warn_percent: 150: 1..100"),
+        (
+            "deploy:\n  full_every_days: -1\n",
+            "deploy.full_every_days: -1: a whole number of days, 0 for always",
+        ),
+        ("deploy:\n  every: 1\n", "deploy.every: 1: unknown setting"),
     ],
 )
 def test_bad_settings_name_file_field_and_value(tmp_path: Path, text: str, message: str) -> None:
@@ -105,3 +110,10 @@ def test_notify_settings_are_checked_and_a_webhook_token_is_never_shown(tmp_path
         settings_from_mapping({"notify": {"webhook": "file:///etc/passwd"}}, "s.yml", tmp_path)
     with pytest.raises(ConfigError, match=r"notify\.command"):
         settings_from_mapping({"notify": {"command": 5}}, "s.yml", tmp_path)
+
+
+def test_deploy_fast_path_period(tmp_path: Path) -> None:
+    config = tmp_path / "settings.yml"
+    config.write_text("deploy:\n  full_every_days: 0\n")
+    assert load_settings(config).deploy.full_every_days == 0
+    assert load_settings(config).describe()["deploy"] == {"full_every_days": 0}

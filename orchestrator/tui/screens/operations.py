@@ -84,8 +84,9 @@ def audit_summary(result: AuditResult) -> Summary:
 
 def deploy_summary(result: DeployResult) -> Summary:
     recap = result.run.recap
-    line = f"{result.run.status}: {len(recap.hosts)} host(s), {recap.changed_total} change(s)" + (
-        " (check mode)" if result.run.check else ""
+    line = (
+        f"{result.run.status}: {len(recap.hosts)} host(s) run, {recap.changed_total} change(s), "
+        f"{len(result.verified)} verified unchanged" + (" (check mode)" if result.run.check else "")
     )
     failures = []
     for name in result.failed_hosts or ([] if result.ok else ["(no host reported)"]):
