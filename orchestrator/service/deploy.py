@@ -240,7 +240,10 @@ def deploy(
     if not check and public_keys:
         register_nodes(settings, public_keys)
     if not check and run.status in ("successful", "failed"):
-        record_full_runs(settings, run.recap, all_extravars, today)
+        # Read the extra vars again: a first deploy ran with no listen port in the store (the
+        # roles' default) and has just registered that same port, which the next deploy passes.
+        recorded = {**node_extravars(settings), **dict(extravars or {})}
+        record_full_runs(settings, run.recap, recorded, today)
     return DeployResult(run, verdicts)
 
 
