@@ -83,6 +83,39 @@ def desired_peers(
     return sorted(peers, key=lambda p: p.public_key)
 
 
+@dataclass(frozen=True)
+class PeerDelta:
+    """What one change asks of a node that already holds the state just before it."""
+
+    hold: tuple[DesiredPeer, ...]  # to be on the node with exactly these values
+    drop: tuple[str, ...]  # public keys to be gone from it
+
+    @property
+    def empty(self) -> bool:
+        return not self.hold and not self.drop
+
+
+def peer_delta(
+    node: str,
+    before: Iterable[Configuration],
+    after: Iterable[Configuration],
+    now: int | None = None,
+) -> PeerDelta | None:
+    """The peers of ``node`` that a change of configurations moved from ``before`` to
+    ``after`` (a configuration missing from ``after`` was removed; from ``before``, added).
+
+    None when a delta cannot say it exactly: a touched configuration is rotating its key (a
+    handover is the node's to resolve, from the whole set). ``now`` as for `desired_peers`.
+    """
+    before, after = list(before), list(after)
+    if any(c.previous_public_key is not None for c in (*before, *after)):
+        return None
+    was = {p.public_key: p for p in desired_peers(node, before, now)}
+    will = {p.public_key: p for p in desired_peers(node, after, now)}
+    hold = tuple(p for key, p in will.items() if was.get(key) != p)
+    return PeerDelta(hold, tuple(sorted(set(was) - set(will))))
+
+
 def render_client_config(
     *,
     private_key: str,

@@ -1,29 +1,69 @@
-"""The request the controller sends to a node's `wgfleet-peers` entry point, and its answer."""
+"""The request the controller sends to a node's `wgfleet-peers` entry point, and its answer.
+
+A full request carries the node's whole peer set; the node changes only the peers that differ.
+A delta request (`base`) carries only the peers one change touched, for a node that holds the
+store's revision just before that change: the node checks that revision (it keeps the one it
+was last brought to) and that its live peers are the set it persisted, and answers `resync`
+without changing anything when either is not so, and then the controller sends the full set.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from orchestrator.core.peers import DesiredPeer, valid_key
+from orchestrator.core.peers import DesiredPeer, PeerDelta, valid_key
 
 HEADER = "wgfleet-peers 1"
 
 
+def _peer_line(peer: DesiredPeer, preshared: dict[str, str]) -> str:
+    psk = preshared[peer.psk_ref] if peer.psk_ref else "-"
+    return f"peer {peer.public_key} {peer.allowed_ip} {psk}"
+
+
 def render_request(
-    mode: str, interface: str, peers: Iterable[DesiredPeer], preshared: dict[str, str]
+    mode: str,
+    interface: str,
+    peers: Iterable[DesiredPeer],
+    preshared: dict[str, str],
+    revision: int | None = None,
 ) -> str:
-    """``preshared`` maps psk references to keys; the request is the node's whole peer set."""
+    """``preshared`` maps psk references to keys; the request is the node's whole peer set.
+    ``revision``: the store's revision of that set, which the node keeps for later deltas."""
     if mode not in ("plan", "apply"):
         raise ValueError(f"mode {mode!r}")
     lines = [HEADER, f"mode {mode}", f"interface {interface}"]
+    if revision is not None:
+        lines.append(f"revision {revision}")
     handovers = []
     for peer in peers:
-        psk = preshared[peer.psk_ref] if peer.psk_ref else "-"
-        lines.append(f"peer {peer.public_key} {peer.allowed_ip} {psk}")
+        lines.append(_peer_line(peer, preshared))
         if peer.takes_over_from:
             handovers.append(f"handover {peer.takes_over_from} {peer.public_key}")
     lines += handovers
+    lines.append("end")
+    return "\n".join(lines) + "\n"
+
+
+def render_delta_request(
+    mode: str,
+    interface: str,
+    base: int,
+    revision: int,
+    delta: PeerDelta,
+    preshared: dict[str, str],
+) -> str:
+    """Only the peers one change touched, for a node holding revision ``base``; it leaves the
+    node at ``revision``. ``preshared`` needs the keys of ``delta.hold`` only."""
+    if mode not in ("plan", "apply"):
+        raise ValueError(f"mode {mode!r}")
+    if any(peer.takes_over_from for peer in delta.hold):
+        raise ValueError("a handover needs the whole peer set")
+    lines = [HEADER, f"mode {mode}", f"interface {interface}", f"base {base}"]
+    lines.append(f"revision {revision}")
+    lines += [_peer_line(peer, preshared) for peer in delta.hold]
+    lines += [f"remove {key}" for key in delta.drop]
     lines.append("end")
     return "\n".join(lines) + "\n"
 
@@ -60,10 +100,18 @@ class PushAnswer:
     elapsed_ms: int = 0  # the node's own time for the request, reading to writing
     summary: dict[str, str] = field(default_factory=dict)
     overlap: OverlapRemovals | None = None
+    # A delta the node would not apply (it does not hold the base revision, or its live peers
+    # are not the set it persisted): nothing changed; the controller sends the full set.
+    resync: str = ""
 
     @property
     def changes(self) -> int:
         return len(self.added) + len(self.changed) + len(self.removed)
+
+    @property
+    def delta(self) -> bool:
+        """The node applied a delta request (False: a full one)."""
+        return self.summary.get("kind") == "delta"
 
 
 def parse_answer(text: str) -> PushAnswer:
@@ -72,6 +120,10 @@ def parse_answer(text: str) -> PushAnswer:
     if not lines or lines[-1] != "ok":
         errors = [line.removeprefix("error ") for line in lines if line.startswith("error ")]
         raise PushProtocolError(errors[0] if errors else f"no 'ok' in answer: {text[-200:]!r}")
+    if lines[0].startswith("resync "):
+        if len(lines) != 2 or not lines[0].removeprefix("resync ").strip():
+            raise PushProtocolError(f"a resync answer is one reason and 'ok': {text[:200]!r}")
+        return PushAnswer(epoch="", interface_up=False, resync=lines[0].removeprefix("resync "))
     epoch = ""
     added: list[str] = []
     changed: list[str] = []

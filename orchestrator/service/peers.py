@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -22,7 +22,7 @@ from orchestrator.core.quota import validity_after
 from orchestrator.errors import StoreError, UsageError
 from orchestrator.service.context import Fleet
 from orchestrator.service.privacy import check_contact
-from orchestrator.service.push import PushResult, push
+from orchestrator.service.push import Change, PushResult, moved_by_one, push, record_change
 
 INVOICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
 AMOUNT_RE = re.compile(r"^\d{1,12}(\.\d{1,4})?$")
@@ -72,7 +72,8 @@ class AccountDeletion:
 def delete_account(fleet: Fleet, username: str) -> AccountDeletion:
     """Erase the account, its configurations, usage and counters; remove its peers from every
     node; then scrub the store's files so the erased rows cannot be read back from them."""
-    removed, pushed = _forget(fleet, fleet.store.delete_account(username))
+    removed, moved = record_change(fleet.store, lambda: fleet.store.delete_account(username))
+    removed, pushed = _forget(fleet, removed, moved)
     return AccountDeletion(removed, pushed, fleet.store.scrub())
 
 
@@ -110,6 +111,7 @@ def add_configuration(
     keys = wgkeys.new_keypair()
     preshared = wgkeys.new_preshared_key()
     with store.transaction():
+        revisions = store.node_revisions()
         try:
             addresses = {
                 n: allocate_address(all_nodes[n].tunnel_network, store.taken_addresses(n))
@@ -136,6 +138,7 @@ def add_configuration(
         except StoreError:
             fleet.secrets.delete(psk_ref)
             raise
+        moved = moved_by_one(revisions, store.node_revisions())
     client_configs = {
         n: render_client_config(
             private_key=keys.private_key,
@@ -145,7 +148,9 @@ def add_configuration(
         )
         for n in chosen
     }
-    return NewConfiguration(store.configuration(config_name), client_configs, push(fleet, chosen))
+    added = store.configuration(config_name)
+    pushed = push(fleet, chosen, change=Change((), (added,), moved))
+    return NewConfiguration(added, client_configs, pushed)
 
 
 def set_enabled(
@@ -154,14 +159,20 @@ def set_enabled(
     names = list(names)
     if not enabled and reason is None:
         raise UsageError("disable needs a reason")
-    changed = fleet.store.set_enabled(names, enabled, None if enabled else reason)
-    return changed, push(fleet, {n for c in changed for n in c.nodes})
+    reason = None if enabled else reason
+    store = fleet.store
+    changed, moved = record_change(store, lambda: store.set_enabled(names, enabled, reason))
+    after = tuple(replace(c, enabled=enabled, disabled_reason=reason) for c in changed)
+    change = Change(tuple(changed), after, moved)
+    return changed, push(fleet, {n for c in changed for n in c.nodes}, change=change)
 
 
 def remove_configurations(
     fleet: Fleet, names: Iterable[str]
 ) -> tuple[list[Configuration], PushResult]:
-    return _forget(fleet, fleet.store.remove_configurations(list(names)))
+    names = list(names)
+    removed, moved = record_change(fleet.store, lambda: fleet.store.remove_configurations(names))
+    return _forget(fleet, removed, moved)
 
 
 def drop_secrets(fleet: Fleet, removed: Iterable[Configuration]) -> None:
@@ -171,10 +182,14 @@ def drop_secrets(fleet: Fleet, removed: Iterable[Configuration]) -> None:
             fleet.secrets.delete(config.psk_ref)
 
 
-def _forget(fleet: Fleet, removed: list[Configuration]) -> tuple[list[Configuration], PushResult]:
-    """After the store let configurations go: drop their preshared keys, take them off nodes."""
+def _forget(
+    fleet: Fleet, removed: list[Configuration], moved: dict[str, tuple[int, int]]
+) -> tuple[list[Configuration], PushResult]:
+    """After the store let configurations go: drop their preshared keys, take them off nodes
+    (``moved``: the revisions the removal moved, see `record_change`)."""
     drop_secrets(fleet, removed)
-    return removed, push(fleet, {n for c in removed for n in c.nodes})
+    change = Change(tuple(removed), (), moved)
+    return removed, push(fleet, {n for c in removed for n in c.nodes}, change=change)
 
 
 def topup(

@@ -4,6 +4,13 @@ Each node receives its complete desired set through its `wgfleet-peers` entry po
 account's forced command); the node changes only the peers that differ, so every other
 tunnel and its counters are untouched. A node that cannot be reached keeps its pending
 revision and converges on the next push.
+
+A push that follows one store change (a `Change`: enable, disable, add, remove) sends a node
+only the peers that change touched, when the store knows the node holds the revision just
+before it (its last successful push was that revision, and nothing else moved it since) and
+no replaced key's grace has ended on it; the node checks the same revision on its side and
+that its live peers are the set it persisted, else it answers `resync`. In every other case,
+and after a resync, the node gets its complete set as above.
 """
 
 from __future__ import annotations
@@ -14,16 +21,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from orchestrator.adapters import ssh
+from orchestrator.adapters.store import SqlStore
 from orchestrator.core.accounting import OVERLAP_PREFIX, Sample
 from orchestrator.core.models import Configuration, Node
-from orchestrator.core.peers import desired_peers
+from orchestrator.core.peers import PeerDelta, desired_peers, peer_delta
 from orchestrator.core.push_protocol import (
     PushAnswer,
     PushProtocolError,
     parse_answer,
+    render_delta_request,
     render_request,
 )
 from orchestrator.core.shard import Shard
@@ -34,6 +43,47 @@ from orchestrator.service.retry import retry_conflicts
 from orchestrator.service.usage import account_observation
 
 PUSH_USER = "wgpush"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One store transaction's effect on peers, for a push that sends only that: the
+    configurations it touched as they were (``before``; missing: added) and are (``after``;
+    missing: removed), and ``revisions``: node -> (revision before, after) for each node the
+    transaction moved by exactly one revision (see `record_change`)."""
+
+    before: tuple[Configuration, ...]
+    after: tuple[Configuration, ...]
+    revisions: dict[str, tuple[int, int]]
+
+
+def record_change(store: SqlStore, write: Callable[[], T]) -> tuple[T, dict[str, tuple[int, int]]]:
+    """Run ``write`` in one store transaction; return its result and, for each node whose
+    desired revision it moved by exactly one, (revision before, revision after).
+
+    Exactly one: the write bumped the node once and nobody else did in between (on SQLite the
+    transaction holds the write lock from its start; on PostgreSQL a bump committed between
+    the first read and the write shows as a second one). A node moved by more is left out,
+    and its next push sends the full set.
+    """
+    with store.transaction():
+        before = store.node_revisions()
+        result = write()
+        after = store.node_revisions()
+    return result, moved_by_one(before, after)
+
+
+def moved_by_one(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
+) -> dict[str, tuple[int, int]]:
+    """From two `node_revisions` read in one transaction, around a write: the nodes whose
+    desired revision moved by exactly one, with (revision before, revision after)."""
+    return {
+        name: (before[name][0], desired)
+        for name, (desired, _) in after.items()
+        if name in before and desired == before[name][0] + 1
+    }
 
 
 @dataclass(frozen=True)
@@ -86,15 +136,14 @@ def push_target(fleet: Fleet, node: Node) -> ssh.Target:
     return fleet.target(node, PUSH_USER, fleet.settings.ssh.push_key)
 
 
-def _push_one(
-    fleet: Fleet, node: Node, configurations: list[Configuration], dry_run: bool, now: int
-) -> NodePush:
-    peers = desired_peers(node.name, configurations, now)
-    try:
-        preshared = {p.psk_ref: fleet.secrets.get(p.psk_ref) for p in peers if p.psk_ref}
-    except StoreError as exc:
-        return NodePush(node.name, False, error=str(exc))
-    request = render_request("plan" if dry_run else "apply", node.interface, peers, preshared)
+@dataclass(frozen=True)
+class NodeDelta:
+    base: int  # the revision the node must hold
+    revision: int  # the revision the delta brings it to
+    peers: PeerDelta
+
+
+def _exchange(fleet: Fleet, node: Node, request: str) -> NodePush:
     try:
         result = fleet.run(push_target(fleet, node), "wgfleet-peers", stdin=request, timeout=120)
     except NodeError as exc:
@@ -105,6 +154,80 @@ def _push_one(
         detail = result.stderr.strip().splitlines()[-1:] or [str(exc)]
         return NodePush(node.name, False, error=f"push refused: {exc} ({detail[0]})")
     return NodePush(node.name, True, answer)
+
+
+def _push_one(
+    fleet: Fleet,
+    node: Node,
+    configurations: list[Configuration],
+    dry_run: bool,
+    now: int,
+    revision: int,
+) -> NodePush:
+    peers = desired_peers(node.name, configurations, now)
+    try:
+        preshared = {p.psk_ref: fleet.secrets.get(p.psk_ref) for p in peers if p.psk_ref}
+    except StoreError as exc:
+        return NodePush(node.name, False, error=str(exc))
+    mode = "plan" if dry_run else "apply"
+    pushed = _exchange(
+        fleet, node, render_request(mode, node.interface, peers, preshared, revision)
+    )
+    if pushed.answer is not None and pushed.answer.resync:  # only ever the answer to a delta
+        return NodePush(node.name, False, error=f"push refused: resync ({pushed.answer.resync})")
+    return pushed
+
+
+def _push_delta(fleet: Fleet, node: Node, delta: NodeDelta) -> NodePush:
+    try:
+        preshared = {p.psk_ref: fleet.secrets.get(p.psk_ref) for p in delta.peers.hold if p.psk_ref}
+    except StoreError as exc:
+        return NodePush(node.name, False, error=str(exc))
+    request = render_delta_request(
+        "apply", node.interface, delta.base, delta.revision, delta.peers, preshared
+    )
+    return _exchange(fleet, node, request)
+
+
+def _deltas(
+    fleet: Fleet,
+    wanted: list[str],
+    revisions: dict[str, tuple[int, int]],
+    change: Change,
+    now: int,
+) -> dict[str, NodeDelta]:
+    """The nodes a delta of ``change`` brings exactly to their desired state."""
+    # A replaced key whose grace ended leaves its nodes with the next full push (and only
+    # then does the store forget it): such nodes get the full set.
+    ending = {n for c in fleet.store.rotations_ending(now) for n in c.nodes}
+    deltas = {}
+    for name in wanted:
+        moved = change.revisions.get(name)
+        if moved is None or name in ending:
+            continue
+        base, revision = moved
+        # Its last successful push was the revision just before the change, and nothing
+        # moved it since: else it is behind (down, failed) or another change came after.
+        if revisions.get(name) != (revision, base):
+            continue
+        peers = peer_delta(name, change.before, change.after, now)
+        if peers is not None:
+            deltas[name] = NodeDelta(base, revision, peers)
+    return deltas
+
+
+def _placed(fleet: Fleet, names: list[str]) -> dict[str, list[Configuration]]:
+    """The configurations placed on each of ``names``."""
+    # A push to a few nodes reads only the configurations placed on them.
+    few = len(names) <= 500
+    placed: dict[str, list[Configuration]] = {name: [] for name in names}
+    if not names:
+        return placed
+    for config in fleet.store.configurations(on_nodes=names if few else None):
+        for node_name in config.addresses:
+            if node_name in placed:
+                placed[node_name].append(config)
+    return placed
 
 
 def push(
@@ -118,6 +241,7 @@ def push(
     cancelled: Callable[[], bool] | None = None,
     shard: Shard | None = None,
     held: Collection[str] = (),
+    change: Change | None = None,
 ) -> PushResult:
     """Push the desired state to ``nodes`` (all nodes in the store when None).
 
@@ -125,6 +249,8 @@ def push(
     nodes the caller already leased); a node another run holds is skipped and stays pending.
 
     ``cancelled`` is asked before each node: a node not yet contacted is left pending.
+    ``change``: the store change this push carries out; nodes known to hold the revision just
+    before it get only the peers it touched (see the module's docstring).
     Peers a node removes report their counters as they leave; those bytes are accounted here,
     so nothing between the last sync and a disable, removal or rotation is lost. Replaced peer
     keys whose grace ended (``now``, unix seconds) leave the nodes, and once no node holds
@@ -136,7 +262,7 @@ def push(
     to_lease = [n for n in wanted if n not in held]
     with fleet.store.lease_nodes(to_lease, run_holder()) as claimed:
         mine = {n: known[n] for n in wanted if n in claimed or n in held}
-        result = _push_leased(fleet, mine, dry_run, progress, today, now, cancelled)
+        result = _push_leased(fleet, mine, dry_run, progress, today, now, cancelled, change)
     skipped = tuple(n for n in wanted if n not in mine)
     return PushResult(result.dry_run, result.nodes, skipped)
 
@@ -149,32 +275,46 @@ def _push_leased(
     today: date | None,
     now: int,
     cancelled: Callable[[], bool] | None,
+    change: Change | None = None,
 ) -> PushResult:
     store = fleet.store
     wanted = sorted(known)
     if not wanted:
         return PushResult(dry_run)
     revisions = store.node_revisions()
-    # A push to a few nodes reads only the configurations placed on them.
-    few = len(wanted) <= 500
-    placed: dict[str, list[Configuration]] = {name: [] for name in wanted}
-    for config in store.configurations(on_nodes=wanted if few else None):
-        for node_name in config.addresses:
-            if node_name in placed:
-                placed[node_name].append(config)
+    deltas = _deltas(fleet, wanted, revisions, change, now) if change and not dry_run else {}
+    placed = _placed(fleet, [n for n in wanted if n not in deltas])
+
+    def full(name: str) -> NodePush:
+        return _push_one(fleet, known[name], placed[name], dry_run, now, revisions[name][0])
 
     def one(name: str) -> NodePush:
         if cancelled is not None and cancelled():
             # Not contacted: the node keeps its pending revision and converges next run.
             outcome = NodePush(name, False, error="cancelled before this node; still pending")
+        elif name in deltas:
+            outcome = _push_delta(fleet, known[name], deltas[name])
+            if outcome.answer is not None and outcome.answer.resync:
+                return outcome  # nothing changed there: the full set follows
         else:
-            outcome = _push_one(fleet, known[name], placed[name], dry_run, now)
+            outcome = full(name)
+        if progress is not None:
+            progress(outcome)
+        return outcome
+
+    def again(name: str) -> NodePush:
+        outcome = full(name)
         if progress is not None:
             progress(outcome)
         return outcome
 
     with ThreadPoolExecutor(max_workers=min(32, len(wanted))) as pool:
         outcomes = tuple(pool.map(one, wanted))
+        resync = [o.node for o in outcomes if o.answer is not None and o.answer.resync]
+        if resync:
+            placed.update(_placed(fleet, resync))
+            redone = dict(zip(resync, pool.map(again, resync), strict=True))
+            outcomes = tuple(redone.get(o.node, o) for o in outcomes)
     if not dry_run:
         day = today or date.today()
         for outcome in outcomes:

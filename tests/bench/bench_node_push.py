@@ -12,7 +12,8 @@ up. One of the four is among the disabled: its last counters must come back in t
 
 | case | reference (same run) | target |
 | --- | --- | --- |
-| disable 1,000 of 10,000 peers: what `wgfleet peers disable` runs (fleet lock, open the store, `peers.set_enabled`: store write, push to the node over a fresh SSH connection, accounting of the removed peers' last counters) | one fresh SSH connection (root, paramiko, pinned keys, the push's key exchange offer) running `wg syncconf wg0 /dev/stdin` with the final state on stdin (9,000 peers with their preshared keys, the interface's own key and port) | <= 1.5x; other peers' counters untouched |
+| disable 1,000 of 10,000 peers: what `wgfleet peers disable` runs (fleet lock, open the store, `peers.set_enabled`: store write, push to the node over a fresh SSH connection, accounting of the removed peers' last counters); the node is in sync, so the push is a delta (checked) | one fresh SSH connection (root, paramiko, pinned keys, the push's key exchange offer) running `wg syncconf wg0 /dev/stdin` with the final state on stdin (9,000 peers with their preshared keys, the interface's own key and port) | <= 1.5x; other peers' counters untouched |
+| the same store write, then a push of the node's full set (what a node that is behind gets) | the same | for comparison |
 
 The reference is the SSH exec alone: its config text is rendered beforehand, untimed, so it is a
 floor (a controller using syncconf would also read the store and the keys). Each case runs
@@ -20,31 +21,41 @@ floor (a controller using syncconf would also read the store and the keys). Each
 every run the bench checks on the node: the 1,000 are gone from `wg show wg0 peers` and the
 9,000 others are all there; no counter went below what it was before (a peer removed and added
 back restarts at zero); the client's peer still counts and carries pings; the interface's public
-key did not change. The disable is also broken down: controller side by wrapping the fleet's
-store, secret store and SSH run and the push module's steps for the measured call; node side
-from `elapsed_ms` in the push answer and a few probes timed on the node.
+key did not change. After the first delta, the used peer's last counters came back and the
+store counted exactly those bytes for it. The disables are also broken down: controller side by
+wrapping the fleet's store write, secret store and SSH run and the push module's steps for the
+measured call; node side from `elapsed_ms` in the push answer and a few probes timed on the node.
 
 Run as root after `bash .ci/install` (about 2 minutes, 1 of them the Ansible deploy):
     .venv/bin/python -m tests.bench.bench_node_push [--peers 10000] [--disable 1000]
         [--repeat 3] [--json]
 
-Measured on this machine (2 cores, median of 3; every invariant held):
+Measured on this machine (2 cores shared with other labs: load average 16 falling to 6 during
+the first run, 6 to 2.6 during the second; median of 3; every invariant held):
 
 | case | wall s | controller CPU s | ratio | target |
 | --- | --- | --- | --- | --- |
-| disable 1,000 of 10,000 peers (set_enabled + push) | 1.04 | 0.59 | 4.01 | <= 1.5: NOT MET |
-| reference: one `wg syncconf` of 9,000 peers over SSH | 0.26 | 0.02 | 1.00 | |
+| disable 1,000 of 10,000 peers (set_enabled + push, a delta) | 0.35 | 0.07 | 1.09 | <= 1.5: met |
+| the same, full set | 0.88 | 0.45 | 2.70 | |
+| reference: one `wg syncconf` of 9,000 peers over SSH | 0.32 | 0.01 | 1.00 | |
 
-Runs: disable 1.10, 0.97, 1.04 s; reference 0.24, 0.26, 0.26 s. Three other runs: disable
-1.04-1.31 s against 0.25-0.32 s, ratio 4.05, 4.06, 4.09. Where the disable's 1.04 s go: fleet lock and store
-open 0.001; store `set_enabled` 0.061 (two queries and two writes per name); reading the
-node's 10,000 configurations 0.106; `desired_peers` 0.126 (an IPv4Network parsed from text per
-peer); 9,000 preshared-key files read 0.189; rendering the request 0.035; SSH connect + exec of
-wgfleet-peers 0.453, of which 0.281 on the node (parsing 9,000 networks with ipaddress, three
-full device reads: `wg show allowed-ips` 0.059, `preshared-keys` 0.052, `transfer` 0.044;
-`wg set` removing 1,000 takes 0.012) and about 0.17 connection, session, sudo and python3;
-accounting of the 1,000 removed 0.023; the rest (leases, mark pushed) 0.043. The reference:
-connect 0.063, `wg syncconf` on the node about 0.14.
+Runs: delta 0.370, 0.340, 0.353 s; full set 0.878, 1.095, 0.764 s; reference 0.325, 0.300,
+0.354 s. Second run: delta 0.405, 0.360, 0.396; full 0.788, 0.939, 0.857; reference 0.307,
+0.354, 0.365 (ratio 1.12, full 2.42). Before deltas the disable took 1.04 s (4.0x).
+Where the delta's 0.35 s go: fleet lock and store open 0.001; store `set_enabled` with the
+revisions read around it 0.028; `peer_delta` 0.004; no configuration read, no preshared key
+(a disable holds none); SSH connect + exec of wgfleet-peers 0.277, of which 0.095 on the node
+(one device read, `wg show transfer`, run while the persisted set is read and its revision and
+key set checked; `wg set` removing 1,000; the .peers file rewritten) and the rest connection
+(~0.07), session (~0.05: TCP_NODELAY is not set on the controller's SSH socket, so each exec
+pays a delayed-ACK stall; setting it measured 0.066 -> 0.025 s a connect and ~50 -> ~10 ms an
+exec, for the reference too), sudo and python3 (~0.04); accounting of the 1,000 removed 0.015;
+the rest (revisions, leases, mark pushed) 0.026. The full set: reading the 10,000
+configurations 0.149, `desired_peers` 0.033, 9,000 preshared-key files 0.151, rendering 0.036,
+SSH 0.432 of which 0.227 on the node (now: two device reads in parallel, `allowed-ips` and
+`preshared-keys`; `transfer` only when a peer leaves or a handover is pending; networks checked
+by one regex, ipaddress only for networks other than a /32). The reference: connect 0.067,
+`wg syncconf` on the node about 0.2.
 """
 
 from __future__ import annotations
@@ -75,7 +86,9 @@ from orchestrator.service import peers as peers_service
 from orchestrator.service import push as push_service
 from orchestrator.service.context import Fleet, open_fleet
 from orchestrator.service.lock import fleet_lock
-from orchestrator.settings import Settings, settings_from_mapping
+from orchestrator.settings import Settings
+from tests.bench.bench_fleet import print_table as print_results
+from tests.conftest import lab_settings
 
 LAB_NAME = "bnp"  # not the test suite's "t" nor test_lab_lifecycle's "c"
 LAB_SUBNET = "198.18.64.0/24"
@@ -93,18 +106,6 @@ def log(message: str) -> None:
 
 
 # --- the lab --------------------------------------------------------------------------------
-
-
-def bench_settings(base: Path) -> Settings:
-    return settings_from_mapping(
-        {
-            "data_dir": str(base / "data"),
-            "inventory": str(base / "inventory"),
-            "lab": {"name": LAB_NAME, "subnet": LAB_SUBNET},
-        },
-        "bench settings",
-        base,
-    )
 
 
 @dataclass
@@ -153,7 +154,7 @@ def real_lab(peers: int, disable: int) -> Iterator[Bench]:
     if os.geteuid() != 0:
         raise SystemExit("bench_node_push needs root (it builds a lab)")
     with tempfile.TemporaryDirectory(prefix="wgfleet-bench-push-") as tmp:
-        settings = bench_settings(Path(tmp))
+        settings = lab_settings(Path(tmp), LAB_NAME, LAB_SUBNET)
         layout = plan_layout(LAB_NAME, settings.lab.subnet, 1, 1)
         try:
             started = time.perf_counter()
@@ -333,15 +334,22 @@ class Phases:
 
 @contextmanager
 def instrumented(fleet: Fleet, phases: Phases) -> Iterator[None]:
-    """Time the parts of one push: the fleet's store, secret store and SSH run, and the push
-    module's planning steps (restored afterwards). The wrappers cost microseconds a call."""
+    """Time the parts of one push: the fleet's store write, secret store and SSH run, and the
+    push module's planning steps (restored afterwards). The wrappers cost microseconds a call."""
     store, secrets = fleet.store, fleet.secrets
     store.set_enabled = phases.wrap("store_set_enabled", store.set_enabled)  # type: ignore[method-assign]
-    store.configurations = phases.wrap("store_configurations", store.configurations)  # type: ignore[method-assign]
     secrets.get = phases.wrap("secrets_get", secrets.get)  # type: ignore[method-assign]
     fleet.run = phases.wrap("ssh_exec", fleet.run)  # type: ignore[method-assign]
     module: dict[str, Any] = vars(push_service)
-    saved = {n: module[n] for n in ("desired_peers", "render_request", "_account_removals")}
+    steps = (
+        "_placed",  # the full path's read of the node's configurations
+        "desired_peers",
+        "peer_delta",
+        "render_request",
+        "render_delta_request",
+        "_account_removals",
+    )
+    saved = {n: module[n] for n in steps}
     try:
         for name, function in saved.items():
             module[name] = phases.wrap(name, function)
@@ -350,17 +358,23 @@ def instrumented(fleet: Fleet, phases: Phases) -> Iterator[None]:
         module.update(saved)
 
 
-def case_disable(bench: Bench) -> tuple[dict[str, Any], dict[str, Any]]:
+def case_disable(bench: Bench, full: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """What `wgfleet peers disable NAMES` runs, timed as one call: fleet lock, open the store,
-    `peers.set_enabled` (store write, then the push to the node and its accounting)."""
+    `peers.set_enabled` (store write, then the push to the node, a delta since the node is in
+    sync, and its accounting). ``full``: the same store write, then a push of the node's whole
+    set (what every disable sent before deltas, and what a node that is behind still gets)."""
     phases = Phases()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     with fleet_lock(bench.settings, wait=True, timeout=300), open_fleet(bench.settings) as fleet:
         opened = time.perf_counter()
         with instrumented(fleet, phases):
-            changed, pushed = peers_service.set_enabled(
-                fleet, bench.disabled, False, DisabledReason.OPERATOR
-            )
+            if full:
+                changed = fleet.store.set_enabled(bench.disabled, False, DisabledReason.OPERATOR)
+                pushed = push_service.push(fleet, {n for c in changed for n in c.nodes})
+            else:
+                changed, pushed = peers_service.set_enabled(
+                    fleet, bench.disabled, False, DisabledReason.OPERATOR
+                )
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     assert pushed.ok, pushed.as_dict()
     assert len(changed) == bench.disable and len(pushed.nodes) == 1
@@ -368,12 +382,18 @@ def case_disable(bench: Bench) -> tuple[dict[str, Any], dict[str, Any]]:
     assert answer is not None
     assert len(answer.removed) == bench.disable and not answer.added and not answer.changed
     assert answer.unchanged == bench.peers - bench.disable
+    assert answer.delta != full, f"the disable went {'as a delta' if full else 'in full'}"
     breakdown: dict[str, Any] = {"open_store_and_lock": opened - wall0, **phases.seconds}
     breakdown["rest"] = wall - sum(breakdown.values())
     breakdown["node_elapsed"] = answer.elapsed_ms / 1000
     breakdown["secrets_read"] = phases.calls.get("secrets_get", 0)
     removed = {r.public_key: (r.rx_bytes, r.tx_bytes) for r in answer.removed}
     return {"wall_s": wall, "cpu_s": cpu, "removed": removed}, breakdown
+
+
+def used_bytes(bench: Bench, name: str) -> int:
+    with open_fleet(bench.settings) as fleet:
+        return sum(u.total for u in fleet.store.usage(name))
 
 
 def final_config(bench: Bench) -> str:
@@ -433,6 +453,7 @@ def bench(peers: int, disable: int, repeat: int) -> dict[str, Any]:
     """Each case ``repeat`` times (the 1,000 restored in between, not measured); the median
     run is reported, and every run's invariants are checked."""
     disables: list[dict[str, Any]] = []
+    fulls: list[dict[str, Any]] = []
     references: list[dict[str, Any]] = []
     probes: dict[str, float] = {}
     real = USED_KEPT + 2
@@ -447,22 +468,28 @@ def bench(peers: int, disable: int, repeat: int) -> dict[str, Any]:
         node_key = lab.public_key()
         gone = lab.keys[lab.gone_used]
         for run in range(repeat):
-            before = lab.transfer()
-            log(f"measuring {run + 1}/{repeat}: disable {disable} of {len(before)} peers")
-            measured, breakdown = case_disable(lab)
-            invariants = check_counters(lab, before, lab.transfer())
-            # Each removed peer's last counters come back in the answer, for the accounting;
-            # the used one's are not zero the first time (it is re-added at zero after).
-            removed = measured.pop("removed")
-            assert set(removed) == {lab.keys[n] for n in lab.disabled}
-            assert all(removed[k] >= before[k] for k in removed), "a removed peer's counters"
-            assert run > 0 or all(removed[gone]), "the used peer's counters did not come back"
-            assert lab.ping(), "the client's tunnel stopped carrying pings after the disable"
-            assert lab.public_key() == node_key, "the push changed the interface's key"
-            disables.append({**measured, "breakdown": breakdown, "invariants": invariants})
-            if run == 0:
-                config_text = final_config(lab)  # the same final state, rendered once
-            restore(lab, fleet_state_changed=True)
+            for full in (False, True):
+                before = lab.transfer()
+                kind = "full set" if full else "delta"
+                log(f"measuring {run + 1}/{repeat}: disable {disable} of {len(before)}, {kind}")
+                measured, breakdown = case_disable(lab, full)
+                invariants = check_counters(lab, before, lab.transfer())
+                # Each removed peer's last counters come back in the answer, for the
+                # accounting; the used one's are not zero the first time (it is re-added at
+                # zero after), and all its bytes are counted then (no sync ran before).
+                removed = measured.pop("removed")
+                assert set(removed) == {lab.keys[n] for n in lab.disabled}
+                assert all(removed[k] >= before[k] for k in removed), "a removed peer's counters"
+                if run == 0 and not full:
+                    assert all(removed[gone]), "the used peer's counters did not come back"
+                    counted = used_bytes(lab, lab.gone_used)
+                    assert counted == sum(removed[gone]), f"{counted} bytes counted"
+                    config_text = final_config(lab)  # the same final state, rendered once
+                assert lab.ping(), "the client's tunnel stopped carrying pings after the disable"
+                assert lab.public_key() == node_key, "the push changed the interface's key"
+                runs = fulls if full else disables
+                runs.append({**measured, "breakdown": breakdown, "invariants": invariants})
+                restore(lab, fleet_state_changed=True)
         for run in range(repeat):
             before = lab.transfer()
             log(f"measuring the reference {run + 1}/{repeat}: one `wg syncconf`")
@@ -477,15 +504,17 @@ def bench(peers: int, disable: int, repeat: int) -> dict[str, Any]:
         del config_text
 
     disabled, reference = median_run(disables), median_run(references)
+    in_full = median_run(fulls)
     ratio = disabled["wall_s"] / reference["wall_s"]
     return {
+        "nodes": 1,
         "peers": peers,
         "disable": disable,
         "repeat": repeat,
         "cores": os.cpu_count(),
         "results": [
             {
-                "case": f"disable {disable} of {peers} peers (set_enabled + push)",
+                "case": f"disable {disable} of {peers} peers: set_enabled + push",
                 "wall_s": disabled["wall_s"],
                 "cpu_s": disabled["cpu_s"],
                 "ratio": ratio,
@@ -494,7 +523,15 @@ def bench(peers: int, disable: int, repeat: int) -> dict[str, Any]:
                 "runs_wall_s": [r["wall_s"] for r in disables],
             },
             {
-                "case": f"reference: one `wg syncconf` of {peers - disable} peers over SSH",
+                "case": "the same, node sent its full set (no delta)",
+                "wall_s": in_full["wall_s"],
+                "cpu_s": in_full["cpu_s"],
+                "ratio": in_full["wall_s"] / reference["wall_s"],
+                "target": "for comparison",
+                "runs_wall_s": [r["wall_s"] for r in fulls],
+            },
+            {
+                "case": f"reference: `wg syncconf` of {peers - disable} peers, SSH",
                 "wall_s": reference["wall_s"],
                 "cpu_s": reference["cpu_s"],
                 "ratio": 1.0,
@@ -503,9 +540,14 @@ def bench(peers: int, disable: int, repeat: int) -> dict[str, Any]:
             },
         ],
         "breakdown": disabled["breakdown"],
+        "breakdown_full": in_full["breakdown"],
         "reference_connect_s": reference["connect_s"],
         "node_probes": probes,
-        "invariants": {"disable": disabled["invariants"], "reference": reference["invariants"]},
+        "invariants": {
+            "disable": disabled["invariants"],
+            "disable, full set": in_full["invariants"],
+            "reference": reference["invariants"],
+        },
     }
 
 
@@ -529,34 +571,34 @@ def node_probes(bench: Bench) -> dict[str, float]:
 
 
 def print_table(report: dict[str, Any]) -> None:
-    print(
-        f"one lab node, {report['peers']} peers, {report['cores']} cores; "
-        f"median of {report['repeat']} runs each"
-    )
-    print(f"{'case':<58}{'wall s':>8}{'cpu s':>8}{'ratio':>7}  target")
-    for r in report["results"]:
-        print(
-            f"{r['case']:<58}{r['wall_s']:>8.3f}{r['cpu_s']:>8.3f}{r['ratio']:>7.2f}  {r['target']}"
-        )
-    b = report["breakdown"]
+    print_results(report)  # the same table as the other benchmarks'
     runs = [" ".join(f"{w:.3f}" for w in r["runs_wall_s"]) for r in report["results"]]
-    print(f"every run, wall s: disable {runs[0]}; reference {runs[1]}")
-    print("\nwhere the disable's wall time goes (s, the median run):")
+    print(f"median of {report['repeat']} runs; every run, wall s: delta {runs[0]}; "
+          f"full set {runs[1]}; reference {runs[2]}")  # fmt: skip
+    print("\nwhere the disable's wall time goes (s, the median run):      delta  full set")
+    d, f = report["breakdown"], report["breakdown_full"]
+
+    def both(key: str) -> tuple[float, float]:
+        return d.get(key, 0.0), f.get(key, 0.0)
+
+    full_render, delta_render = both("render_request"), both("render_delta_request")
+    renders = (full_render[0] + delta_render[0], full_render[1] + delta_render[1])
     rows = [
-        ("fleet lock + open the store", b["open_store_and_lock"]),
-        ("store: set_enabled (1 transaction)", b.get("store_set_enabled", 0.0)),
-        ("store: read the node's configurations", b.get("store_configurations", 0.0)),
-        ("desired peer set (desired_peers)", b.get("desired_peers", 0.0)),
-        (f"secret store: {b['secrets_read']} preshared keys read", b.get("secrets_get", 0.0)),
-        ("render the request", b.get("render_request", 0.0)),
-        ("SSH: connect + exec wgfleet-peers + answer", b.get("ssh_exec", 0.0)),
-        ("  of which the node's own time (elapsed_ms)", b["node_elapsed"]),
-        ("accounting of the removed peers' last counters", b.get("_account_removals", 0.0)),
-        ("rest (leases, parse answer, mark pushed, threads)", b["rest"]),
-        ("reference: SSH connect alone", report["reference_connect_s"]),
+        ("fleet lock + open the store", both("open_store_and_lock")),
+        ("store: set_enabled (1 transaction)", both("store_set_enabled")),
+        ("delta of the change (peer_delta)", both("peer_delta")),
+        ("read the node's configurations", both("_placed")),
+        ("desired peer set (desired_peers)", both("desired_peers")),
+        (f"preshared keys read ({d['secrets_read']}, {f['secrets_read']})", both("secrets_get")),
+        ("render the request", renders),
+        ("SSH: connect + exec wgfleet-peers + answer", both("ssh_exec")),
+        ("  of which the node's own time (elapsed_ms)", both("node_elapsed")),
+        ("accounting of the removed peers' last counters", both("_account_removals")),
+        ("rest (revisions, leases, parse, mark pushed, threads)", both("rest")),
     ]
-    for label, seconds in rows:
-        print(f"  {label:<56}{seconds:>8.3f}")
+    for label, (delta, full) in rows:
+        print(f"  {label:<56}{delta:>8.3f}{full:>10.3f}")
+    print(f"  reference: SSH connect alone {report['reference_connect_s']:.3f}")
     print("node probes at the final state (s): " + ", ".join(
         f"{k} {v:.3f}" for k, v in report["node_probes"].items()
     ))  # fmt: skip

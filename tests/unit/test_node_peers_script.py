@@ -144,3 +144,184 @@ def test_a_handover_must_pair_two_listed_peers_with_the_same_networks(
     result = run(path, request)
     assert result.returncode == 2
     assert "a handover names two listed peers with the same networks" in result.stdout
+
+
+def full_request(peers: dict[str, tuple[str, str]], revision: int | None) -> str:
+    lines = ["wgfleet-peers 1", "mode apply", "interface wgt9"]
+    if revision is not None:
+        lines.append(f"revision {revision}")
+    lines += [f"peer {key} {net} {psk}" for key, (net, psk) in peers.items()]
+    return "\n".join([*lines, "end"]) + "\n"
+
+
+def delta_request(
+    base: int, revision: int, hold: dict[str, tuple[str, str]], drop: list[str]
+) -> str:
+    lines = ["wgfleet-peers 1", "mode apply", "interface wgt9", f"base {base}"]
+    lines.append(f"revision {revision}")
+    lines += [f"peer {key} {net} {psk}" for key, (net, psk) in hold.items()]
+    lines += [f"remove {key}" for key in drop]
+    return "\n".join([*lines, "end"]) + "\n"
+
+
+def persisted(wg_dir: Path) -> tuple[dict[str, tuple[str, str]], str]:
+    """The .peers file as key -> (networks, psk or '-'), and its revision line."""
+    text = (wg_dir / "wgt9.peers").read_text()
+    peers = {}
+    for block in text.split("[Peer]")[1:]:
+        fields = dict(line.split(" = ", 1) for line in block.strip().splitlines())
+        peers[fields["PublicKey"]] = (fields.get("AllowedIPs", ""), fields.get("PresharedKey", "-"))
+    revision = next((line for line in text.splitlines() if line.startswith("# revision")), "")
+    return peers, revision
+
+
+def some_peers(count: int, first: int = 2) -> dict[str, tuple[str, str]]:
+    return {
+        new_keypair().public_key: (f"198.19.1.{first + i}/32", new_preshared_key())
+        for i in range(count)
+    }
+
+
+def test_a_delta_applies_on_the_revision_it_names_and_records_the_next(
+    script: tuple[Path, Path],
+) -> None:
+    path, wg_dir = script
+    peers = some_peers(5)
+    assert run(path, full_request(peers, 41)).returncode == 0
+    assert persisted(wg_dir) == (peers, "# revision 41")
+    keys = list(peers)
+    new = some_peers(1, first=50)
+    changed = {keys[1]: ("198.19.1.60/32", peers[keys[1]][1])}
+    result = run(path, delta_request(41, 42, {**new, **changed}, [keys[0], keys[2]]))
+    assert result.returncode == 0, result.stdout + result.stderr
+    answer = parse_answer(result.stdout)
+    assert answer.delta and not answer.resync
+    assert answer.added == tuple(new) and answer.changed == (keys[1],)
+    assert answer.removed == ()  # the interface is down: no live peer left, no counters
+    assert answer.unchanged == 2  # keys 3 and 4
+    expected = {k: v for k, v in peers.items() if k not in (keys[0], keys[2])}
+    assert persisted(wg_dir) == ({**expected, **new, **changed}, "# revision 42")
+    # The same delta again: the node is at 42 now, not 41; nothing changes.
+    again = run(path, delta_request(41, 42, new, [keys[0]]))
+    assert again.stdout == "resync node holds revision 42, not 41\nok\n"
+    assert parse_answer(again.stdout).resync
+    assert persisted(wg_dir)[1] == "# revision 42"
+
+
+@pytest.mark.parametrize("revision", [None, 40])
+def test_a_delta_on_another_or_an_unknown_revision_asks_for_the_full_set(
+    script: tuple[Path, Path], revision: int | None
+) -> None:
+    path, wg_dir = script
+    peers = some_peers(3)
+    assert run(path, full_request(peers, revision)).returncode == 0
+    before = (wg_dir / "wgt9.peers").read_text()
+    result = run(path, delta_request(41, 42, some_peers(1, first=50), list(peers)[:1]))
+    assert result.returncode == 0
+    held = "none" if revision is None else str(revision)
+    assert result.stdout == f"resync node holds revision {held}, not 41\nok\n"
+    assert (wg_dir / "wgt9.peers").read_text() == before
+    # No .peers file at all (a node rebuilt): the same.
+    (wg_dir / "wgt9.peers").unlink()
+    result = run(path, delta_request(41, 42, {}, list(peers)[:1]))
+    assert result.stdout == "resync node holds revision none, not 41\nok\n"
+    assert not (wg_dir / "wgt9.peers").exists()
+
+
+def test_a_delta_touching_a_pending_handover_or_a_static_peer_asks_for_the_full_set(
+    script: tuple[Path, Path],
+) -> None:
+    path, wg_dir = script
+    old, new, other = (new_keypair().public_key for _ in range(3))
+    psk = new_preshared_key()
+    request = (
+        f"wgfleet-peers 1\nmode apply\ninterface wgt9\nrevision 7\n"
+        f"peer {old} 198.19.1.2/32 {psk}\npeer {new} 198.19.1.2/32 {psk}\n"
+        f"peer {other} 198.19.1.3/32 -\nhandover {old} {new}\nend\n"
+    )
+    assert run(path, request).returncode == 0
+    result = run(path, delta_request(7, 8, {}, [old]))
+    assert result.stdout == "resync a pending handover is touched\nok\n"
+    # A peer outside the handover: applied, and the pending handover stays.
+    result = run(path, delta_request(7, 8, {}, [other]))
+    assert parse_answer(result.stdout).delta
+    assert (wg_dir / "wgt9.handover").read_text() == f"{old} {new}\n"
+    assert set(persisted(wg_dir)[0]) == {old, new}
+    static = new_keypair().public_key
+    (wg_dir / "wgt9.conf").write_text(f"[Interface]\n\n[Peer]\nPublicKey = {static}\n")
+    result = run(path, delta_request(8, 9, {}, [static]))
+    assert result.stdout == "resync a static peer is touched\nok\n"
+
+
+@pytest.mark.parametrize(
+    ("lines", "error"),
+    [
+        ("revision 2\nremove {k}\n", "remove lines belong to a delta (base)"),
+        ("base 1\nremove {k}\n", "a delta (base) needs a revision"),
+        ("base 1\nrevision 2\nremove {k}\nremove {k}\n", "a delta names a peer twice"),
+        (
+            "base 1\nrevision 2\npeer {k} 198.19.1.2/32 -\nremove {k}\n",
+            "a delta names a peer twice",
+        ),
+        (
+            "base 1\nrevision 2\npeer {k} 198.19.1.2/32 -\npeer {j} 198.19.1.2/32 -\n"
+            "handover {k} {j}\n",
+            "a handover needs the whole peer set, not a delta",
+        ),
+        ("base -1\nrevision 2\n", "line 4: not understood"),
+        ("base 1\nrevision 02\n", "line 5: not understood"),
+        ("base 1\nrevision 2\nremove nokey\n", "line 6: bad public key"),
+    ],
+)
+def test_bad_delta_requests_are_refused_whole(
+    script: tuple[Path, Path], lines: str, error: str
+) -> None:
+    path, wg_dir = script
+    body = "wgfleet-peers 1\nmode apply\ninterface wgt9\n" + lines + "end\n"
+    keys = {"k": new_keypair().public_key, "j": new_keypair().public_key}
+    result = run(path, body.format(**keys))
+    assert result.returncode == 2
+    assert result.stdout == f"error {error}\n"
+    assert not (wg_dir / "wgt9.peers").exists()
+
+
+def test_a_full_set_without_a_revision_forgets_the_recorded_one(script: tuple[Path, Path]) -> None:
+    path, wg_dir = script
+    peers = some_peers(2)
+    assert run(path, full_request(peers, 3)).returncode == 0
+    assert run(path, full_request(peers, None)).returncode == 0
+    assert persisted(wg_dir) == (peers, "")
+    result = run(path, delta_request(3, 4, {}, list(peers)))
+    assert parse_answer(result.stdout).resync == "node holds revision none, not 3"
+
+
+def test_the_persisted_set_reads_back_whatever_its_layout(script: tuple[Path, Path]) -> None:
+    """The .peers file is read in one pass when laid out as the script writes it, else line by
+    line: a hand-edited file (spacing, a comment) reads the same."""
+    path, wg_dir = script
+    peers = some_peers(4)
+    assert run(path, full_request(peers, 5)).returncode == 0
+    text = (wg_dir / "wgt9.peers").read_text()
+    key = list(peers)[2]
+    edited = text.replace(f"PublicKey = {key}", f"# moved by hand\nPublicKey={key}")
+    edited = edited.replace("AllowedIPs = ", "AllowedIPs=  ", 1)
+    (wg_dir / "wgt9.peers").write_text(edited)
+    result = run(path, delta_request(5, 6, {}, [key]))
+    assert parse_answer(result.stdout).unchanged == 3
+    assert persisted(wg_dir) == ({k: v for k, v in peers.items() if k != key}, "# revision 6")
+
+
+def test_the_handover_watch_keeps_the_recorded_revision(script: tuple[Path, Path]) -> None:
+    path, wg_dir = script
+    old, new = new_keypair().public_key, new_keypair().public_key
+    request = (
+        f"wgfleet-peers 1\nmode apply\ninterface wgt9\nrevision 12\n"
+        f"peer {old} 198.19.1.2/32 -\npeer {new} 198.19.1.2/32 -\nhandover {old} {new}\nend\n"
+    )
+    assert run(path, request).returncode == 0
+    watched = subprocess.run(
+        [sys.executable, str(path), "--watch", "wgt9"], capture_output=True, text=True, check=False
+    )
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    assert persisted(wg_dir)[1] == "# revision 12"
+    assert (wg_dir / "wgt9.handover").exists()  # the new key was not used: still pending

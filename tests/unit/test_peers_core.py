@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
 import pytest
 
@@ -11,10 +12,16 @@ from orchestrator.core.peers import (
     allocate_address,
     desired_peers,
     next_name,
+    peer_delta,
     render_client_config,
     valid_key,
 )
-from orchestrator.core.push_protocol import PushProtocolError, parse_answer, render_request
+from orchestrator.core.push_protocol import (
+    PushProtocolError,
+    parse_answer,
+    render_delta_request,
+    render_request,
+)
 from orchestrator.core.wgquick import parse_wg_quick
 
 A = ipaddress.IPv4Address
@@ -110,4 +117,87 @@ def test_push_request_carries_the_whole_set_and_answers_parse_strictly() -> None
         ("epoch x\nok\n", "lacks an epoch or a summary"),
     ]:
         with pytest.raises(PushProtocolError, match=message):
+            parse_answer(bad)
+
+
+def test_a_full_request_names_its_revision_only_when_given() -> None:
+    peers = desired_peers("node1", [config("a-1", new_keypair().public_key, node1="198.19.1.2")])
+    assert "revision 7" in render_request("apply", "wg0", peers, {"psk:a-1": "P"}, 7).splitlines()
+    assert not any(
+        line.startswith("revision")
+        for line in render_request("apply", "wg0", peers, {"psk:a-1": "P"}).splitlines()
+    )
+
+
+def test_a_delta_holds_what_a_change_enabled_and_drops_what_it_disabled_or_removed() -> None:
+    k1, k2, k3, k4 = (new_keypair().public_key for _ in range(4))
+    a1 = config("a-1", k1, node1="198.19.1.2", node2="198.19.2.2")
+    a2 = config("a-2", k2, enabled=False, node1="198.19.1.3")
+    a3 = config("a-3", k3, node1="198.19.1.4")
+    a4 = config("a-4", k4, node2="198.19.2.4")
+    disabled_a1 = replace(a1, enabled=False, disabled_reason=DisabledReason.OPERATOR)
+    enabled_a2 = replace(a2, enabled=True, disabled_reason=None)
+    # One change: a-1 disabled, a-2 enabled, a-3 removed, a-4 added (on node2 only).
+    delta = peer_delta("node1", [a1, a2, a3], [disabled_a1, enabled_a2, a4])
+    assert delta is not None
+    assert [(p.public_key, str(p.allowed_ip), p.psk_ref) for p in delta.hold] == [
+        (k2, "198.19.1.3/32", "psk:a-2")
+    ]
+    assert set(delta.drop) == {k1, k3}
+    on_node2 = peer_delta("node2", [a1, a2, a3], [disabled_a1, enabled_a2, a4])
+    assert on_node2 is not None and on_node2.drop == (k1,)
+    assert [p.public_key for p in on_node2.hold] == [k4]
+    # A disabled configuration whose reason changed: nothing for the node.
+    over = replace(a2, disabled_reason=DisabledReason.OVER_QUOTA)
+    reason_only = peer_delta("node1", [a2], [over])
+    assert reason_only is not None and reason_only.empty
+    assert peer_delta("node3", [a1], [disabled_a1]) == reason_only  # not placed there
+
+
+def test_no_delta_for_a_configuration_rotating_its_key() -> None:
+    old, new = new_keypair().public_key, new_keypair().public_key
+    rotating = replace(
+        config("a-1", new, node1="198.19.1.2"),
+        previous_public_key=old,
+        previous_psk_ref="psk:a-1.old",
+        previous_key_expires=2_000_000_000,
+    )
+    disabled = replace(rotating, enabled=False, disabled_reason=DisabledReason.OPERATOR)
+    assert peer_delta("node1", [rotating], [disabled], now=1_000_000_000) is None
+    assert peer_delta("node1", [], [rotating]) is None
+
+
+def test_a_delta_request_names_base_revision_holds_and_drops() -> None:
+    k1, k2 = new_keypair().public_key, new_keypair().public_key
+    delta = peer_delta(
+        "node1",
+        [config("a-2", k2, node1="198.19.1.3")],
+        [config("a-1", k1, node1="198.19.1.2")],
+    )
+    assert delta is not None
+    request = render_delta_request("apply", "wg0", 41, 42, delta, {"psk:a-1": "PSK1"})
+    assert request.splitlines() == [
+        "wgfleet-peers 1",
+        "mode apply",
+        "interface wg0",
+        "base 41",
+        "revision 42",
+        f"peer {k1} 198.19.1.2/32 PSK1",
+        f"remove {k2}",
+        "end",
+    ]
+    with pytest.raises(ValueError, match="mode"):
+        render_delta_request("sync", "wg0", 41, 42, delta, {"psk:a-1": "PSK1"})
+
+
+def test_a_resync_answer_changes_nothing_and_parses_strictly() -> None:
+    answer = parse_answer("resync node holds revision 40, not 41\nok\n")
+    assert answer.resync == "node holds revision 40, not 41"
+    assert answer.changes == 0 and not answer.delta
+    delta = parse_answer(
+        "epoch e\nsummary interface=up added=0 changed=0 removed=0 unchanged=9 kind=delta\nok\n"
+    )
+    assert delta.delta and not delta.resync and delta.unchanged == 9
+    for bad in ("resync \nok\n", "resync x\nepoch e\nok\n"):
+        with pytest.raises(PushProtocolError, match="resync answer"):
             parse_answer(bad)
