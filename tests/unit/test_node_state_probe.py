@@ -35,6 +35,7 @@ def node(tmp_path: Path) -> Path:
         (tmp_path / directory).mkdir(parents=True)
     (tmp_path / "etc/ssh/sshd_config").write_text("PermitRootLogin prohibit-password\n")
     (tmp_path / "etc/wireguard/wg0.key").write_text(SECRET + "\n")
+    os.chmod(tmp_path / "etc/wireguard/wg0.key", 0o600)
     (tmp_path / "etc/wireguard/wg0.conf").write_text("[Interface]\n")
     (tmp_path / "etc/wireguard/wg0.peers").write_text("peer-set-of-the-last-push\n")
     (tmp_path / "etc/shells").write_text("/bin/sh\n")
@@ -51,7 +52,7 @@ def test_the_probe_is_stable_and_prints_hashes_never_contents(node: Path) -> Non
     first = probe(node)
     assert first == probe(node)
     assert SECRET not in first
-    assert "/etc/wireguard/wg0.key file 0644" in first.replace("0664", "0644")
+    assert "/etc/wireguard/wg0.key file 0600" in first
     sections = state_fingerprint(first)
     assert {"/etc", "/etc/ssh", "/etc/wireguard", "/usr/local", "/var/log", "homes"} <= set(
         sections
