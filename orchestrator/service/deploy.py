@@ -105,17 +105,19 @@ def inventory_sources(settings: Settings) -> list[Path]:
     return [inventory_path(settings), *([overlay] if overlay.exists() else [])]
 
 
+def _read_hosts(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        return inventory_hosts(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(str(path), "(file)", str(path), f"cannot read inventory: {exc}") from None
+
+
 def node_host_vars(settings: Settings) -> dict[str, dict[str, Any]]:
     """Each inventory host's variables as a deploy sees them, fleet file settings included."""
-    path = inventory_path(settings)
-    try:
-        hosts = inventory_hosts(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    except OSError as exc:
-        raise ConfigError(str(path), "inventory", str(path), exc.strerror or str(exc)) from None
+    hosts = _read_hosts(inventory_path(settings))
     overlay = fleet_nodes_path(settings)
     if overlay.exists():
-        extra = inventory_hosts(yaml.safe_load(overlay.read_text(encoding="utf-8")) or {})
-        for name, variables in extra.items():
+        for name, variables in _read_hosts(overlay).items():
             if name in hosts:
                 hosts[name] = {**hosts[name], **variables}
     return hosts
@@ -138,10 +140,7 @@ def root_targets(settings: Settings, limit: str | None) -> list[ssh.Target]:
     ``limit`` is a comma-separated list of host names; a name not in the inventory is an error.
     """
     path = inventory_path(settings)
-    try:
-        hosts = inventory_hosts(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(str(path), "(file)", str(path), f"cannot read inventory: {exc}") from None
+    hosts = _read_hosts(path)
     wanted = set(limit.split(",")) if limit else None
     if wanted and not wanted <= set(hosts):
         unknown = ", ".join(sorted(wanted - set(hosts)))
@@ -202,11 +201,13 @@ def deploy(
     that is an Ansible pattern rather than a list of host names.
     """
     today = today or date.today()
-    all_extravars = {**node_extravars(settings), **dict(extravars or {})}
-    hosts = _named_hosts(settings, limit)
+    controller_vars = node_extravars(settings)
+    all_extravars = {**controller_vars, **dict(extravars or {})}
+    inputs = DeployInputs.read(settings)
+    hosts = _named_hosts(inputs.host_vars, limit)
     verdicts: tuple[Verdict, ...] = ()
     if hosts is not None and not full and settings.deploy.full_every_days > 0:
-        verdicts = tuple(verify_converged(settings, hosts, all_extravars, today))
+        verdicts = tuple(verify_converged(settings, inputs, hosts, all_extravars, today))
     run_limit = limit
     if verdicts:
         run_limit = ",".join(sorted(v.node for v in verdicts if not v.converged)) or None
@@ -237,19 +238,20 @@ def deploy(
             on_update=watch,
             cancelled=cancelled,
         )
+    registered_ports: dict[str, int] = {}
     if not check and public_keys:
-        register_nodes(settings, public_keys)
+        registered_ports = register_nodes(settings, public_keys, host_vars=inputs.host_vars)
     if not check and run.status in ("successful", "failed"):
-        # Read the extra vars again: a first deploy ran with no listen port in the store (the
-        # roles' default) and has just registered that same port, which the next deploy passes.
-        recorded = {**node_extravars(settings), **dict(extravars or {})}
-        record_full_runs(settings, run.recap, recorded, today)
+        # A first deploy ran with no listen port in the store (the roles' default) and has just
+        # registered that same port, which the next deploy passes: record with it.
+        ports = {**controller_vars["wgfleet_listen_ports"], **registered_ports}
+        recorded = {**controller_vars, "wgfleet_listen_ports": ports, **dict(extravars or {})}
+        record_full_runs(settings, inputs, run.recap, recorded, today)
     return DeployResult(run, verdicts)
 
 
-def _named_hosts(settings: Settings, limit: str | None) -> list[str] | None:
+def _named_hosts(known: Mapping[str, Any], limit: str | None) -> list[str] | None:
     """The hosts ``limit`` names (all without one), or None for an Ansible pattern."""
-    known = node_host_vars(settings)
     if limit is None:
         return sorted(known)
     names = [name.strip() for name in limit.split(",") if name.strip()]
@@ -260,24 +262,36 @@ def records_path(settings: Settings) -> Path:
     return settings.data_dir / "deploy-state.json"
 
 
-def _input_files(settings: Settings, extravars: Mapping[str, Any]) -> dict[str, bytes]:
-    """The files a full run renders from: roles, the playbook, the inventory's var files, and
-    every controller file an extra var names (the public keys the roles install)."""
-    root = settings.project_root
-    files = {"ansible-core": importlib.metadata.version("ansible-core").encode()}
-    candidates = [root / "playbooks" / "site.yml", *sorted((root / "roles").rglob("*"))]
-    inventory_dir = inventory_path(settings).parent
-    for var_dir in ("group_vars", "host_vars"):
-        candidates += sorted((inventory_dir / var_dir).rglob("*"))
-    for path in candidates:
-        if path.is_file() and "__pycache__" not in path.parts:
-            files[str(path.relative_to(root) if path.is_relative_to(root) else path)] = (
-                path.read_bytes()
-            )
-    for name, value in sorted(extravars.items()):
-        if name.endswith("_file") and isinstance(value, str) and Path(value).is_file():
-            files[f"extravar:{name}"] = Path(value).read_bytes()
-    return files
+@dataclass(frozen=True)
+class DeployInputs:
+    """What a deploy renders from, read once per deploy: the inventory hosts' variables and the
+    files of the roles, the playbook and the inventory's var directories."""
+
+    host_vars: dict[str, dict[str, Any]]
+    files: dict[str, bytes]
+
+    @classmethod
+    def read(cls, settings: Settings) -> DeployInputs:
+        root = settings.project_root
+        files = {"ansible-core": importlib.metadata.version("ansible-core").encode()}
+        candidates = [root / "playbooks" / "site.yml", *sorted((root / "roles").rglob("*"))]
+        inventory_dir = inventory_path(settings).parent
+        for var_dir in ("group_vars", "host_vars"):
+            candidates += sorted((inventory_dir / var_dir).rglob("*"))
+        for path in candidates:
+            if path.is_file() and "__pycache__" not in path.parts:
+                name = str(path.relative_to(root) if path.is_relative_to(root) else path)
+                files[name] = path.read_bytes()
+        return cls(node_host_vars(settings), files)
+
+    def files_with(self, extravars: Mapping[str, Any]) -> dict[str, bytes]:
+        """The files plus every controller file an extra var names (the public keys the roles
+        install)."""
+        files = dict(self.files)
+        for name, value in sorted(extravars.items()):
+            if name.endswith("_file") and isinstance(value, str) and Path(value).is_file():
+                files[f"extravar:{name}"] = Path(value).read_bytes()
+        return files
 
 
 def _registered_keys(settings: Settings) -> dict[str, str]:
@@ -288,12 +302,16 @@ def _registered_keys(settings: Settings) -> dict[str, str]:
 
 
 def verify_converged(
-    settings: Settings, hosts: list[str], extravars: Mapping[str, Any], today: date
+    settings: Settings,
+    inputs: DeployInputs,
+    hosts: list[str],
+    extravars: Mapping[str, Any],
+    today: date,
 ) -> list[Verdict]:
     """Each host's verdict: does its last full run's record still match, inputs and state?"""
     records = node_state.load_records(records_path(settings))
-    host_vars = node_host_vars(settings)
-    files = _input_files(settings, extravars)
+    host_vars = inputs.host_vars
+    files = inputs.files_with(extravars)
     recorded = [name for name in hosts if name in records]
     targets = [t for t in root_targets(settings, ",".join(recorded)) if recorded]
     states = node_state.read_states(targets)
@@ -325,7 +343,11 @@ def verify_converged(
 
 
 def record_full_runs(
-    settings: Settings, recap: PlayRecap, extravars: Mapping[str, Any], today: date
+    settings: Settings,
+    inputs: DeployInputs,
+    recap: PlayRecap,
+    extravars: Mapping[str, Any],
+    today: date,
 ) -> None:
     """Fingerprint every host the run finished without a failure, as the fast path's baseline.
 
@@ -338,8 +360,8 @@ def record_full_runs(
     failed = [n for n, h in recap.hosts.items() if h.status not in ("ok", "changed")]
     if not done and not failed:
         return
-    host_vars = node_host_vars(settings)
-    files = _input_files(settings, extravars)
+    host_vars = inputs.host_vars
+    files = inputs.files_with(extravars)
     named = [n for n in done if n in host_vars]
     states = node_state.read_states(root_targets(settings, ",".join(named))) if named else {}
     for name in failed:
@@ -362,12 +384,18 @@ def record_full_runs(
 
 
 def register_nodes(
-    settings: Settings, public_keys: Mapping[str, str], today: date | None = None
-) -> None:
-    """Record deployed nodes and the public keys they reported in the store."""
+    settings: Settings,
+    public_keys: Mapping[str, str],
+    today: date | None = None,
+    *,
+    host_vars: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, int]:
+    """Record deployed nodes and the public keys they reported in the store; return the listen
+    port each now has there."""
     from orchestrator.service.context import open_fleet
 
-    hosts = node_host_vars(settings)
+    hosts = node_host_vars(settings) if host_vars is None else host_vars
+    ports: dict[str, int] = {}
     with open_fleet(settings) as fleet, fleet.store.transaction():
         known = {n.name: n for n in fleet.store.nodes()}
         for name, key in public_keys.items():
@@ -379,16 +407,18 @@ def register_nodes(
                 )
             previous = known.get(name)
             created = previous.key_created_on if previous and previous.public_key == key else None
+            ports[name] = (
+                previous.listen_port if previous else int(variables.get("wireguard_port", 51820))
+            )
             fleet.store.upsert_node(
                 Node(
                     name=name,
                     address=str(variables.get("ansible_host", name)),
                     tunnel_network=ipaddress.IPv4Network(str(network)),
-                    listen_port=previous.listen_port
-                    if previous
-                    else int(variables.get("wireguard_port", 51820)),
+                    listen_port=ports[name],
                     interface=str(variables.get("wireguard_interface", "wg0")),
                     public_key=key,
                     key_created_on=created or today or date.today(),
                 )
             )
+    return ports

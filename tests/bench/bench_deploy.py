@@ -34,6 +34,7 @@ from typing import Any
 from orchestrator.service import deploy as deploy_service
 from orchestrator.service import lab as lab_service
 from tests.bench.bench_fleet import measure, print_table
+from tests.bench.report import run_main
 from tests.conftest import lab_settings
 
 LAB_NAME = "bdp"  # not the test suite's lab nor the other benchmarks'
@@ -83,20 +84,13 @@ def bench(nodes: int, skip_full: bool) -> dict[str, Any]:
     return {"nodes": nodes, "peers": "-", "cores": os.cpu_count(), "results": results}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", type=int, default=20)
     parser.add_argument("--skip-full", action="store_true", help="no converged --full run")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    report = bench(args.nodes, args.skip_full)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_table(report)
-    return 0
+
+
+def main() -> int:
+    return run_main(__doc__, arguments, lambda args: bench(args.nodes, args.skip_full), print_table)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from orchestrator.core.collector import parse_counters
 from orchestrator.core.models import DisabledReason
 from orchestrator.service.sync import cyclic_gc_paused
 from orchestrator.settings import Settings, load_settings
+from tests.bench.report import run_main
 from tests.synthetic_fleet import counters, populate, public_key, settings_for
 from tests.synthetic_nodes import SyntheticNodes, cached_rootfs
 
@@ -282,21 +283,19 @@ def main() -> int:
         settings = load_settings(Path(sys.argv[3]))
         print(json.dumps(measure(lambda: CHILD_CASES[sys.argv[2]](settings))))
         return 0
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    return run_main(
+        __doc__,
+        arguments,
+        lambda args: bench(args.nodes, args.peers, args.skip_ansible, args.forks),
+        print_table,
     )
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--peers", type=int, default=100)
     parser.add_argument("--forks", type=int, default=50, help="Ansible's forks (reference)")
     parser.add_argument("--skip-ansible", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    report = bench(args.nodes, args.peers, args.skip_ansible, args.forks)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_table(report)
-    return 0
 
 
 if __name__ == "__main__":

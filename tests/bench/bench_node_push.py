@@ -88,6 +88,7 @@ from orchestrator.service.context import Fleet, open_fleet
 from orchestrator.service.lock import fleet_lock
 from orchestrator.settings import Settings
 from tests.bench.bench_fleet import print_table as print_results
+from tests.bench.report import run_main
 from tests.conftest import lab_settings
 
 LAB_NAME = "bnp"  # not the test suite's "t" nor test_lab_lifecycle's "c"
@@ -610,21 +611,19 @@ def print_table(report: dict[str, Any]) -> None:
         )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--peers", type=int, default=10000)
     parser.add_argument("--disable", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each case (median)")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    report = bench(args.peers, args.disable, args.repeat)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_table(report)
-    return 0
+
+
+def main() -> int:
+    return run_main(
+        __doc__,
+        arguments,
+        lambda args: bench(args.peers, args.disable, args.repeat),
+        print_table,
+    )
 
 
 if __name__ == "__main__":
