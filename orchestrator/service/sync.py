@@ -18,7 +18,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from orchestrator.adapters import ssh
-from orchestrator.core.accounting import OVERLAP_PREFIX, Sample
+from orchestrator.core.accounting import OVERLAP_PREFIX, SampleColumns
 from orchestrator.core.collector import CounterParseError, CounterReport, parse_counters
 from orchestrator.core.models import Configuration, DisabledReason, Node
 from orchestrator.core.quota import QuotaStatus, enforce
@@ -121,10 +121,9 @@ def account_reports(
         observations.append(Observation(name, report.epoch, report.samples))
         overlap = report.overlap
         if overlap is not None and overlap.epoch != "none":
-            samples = [
-                Sample(OVERLAP_PREFIX + s.public_key, s.rx_bytes, s.tx_bytes)
-                for s in overlap.samples
-            ]
+            columns = SampleColumns.of(overlap.samples)
+            keys = [OVERLAP_PREFIX + key for key in columns.keys]
+            samples = SampleColumns(keys, columns.rx, columns.tx)
             observations.append(Observation(name, overlap.epoch, samples))
     answered = [o.node for o in observations]
     with fleet.store.transaction():

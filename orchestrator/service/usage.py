@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
 
-from orchestrator.core.accounting import NodeAccounting, Sample, account_node
+from orchestrator.core.accounting import (
+    ColumnAccounting,
+    Sample,
+    SampleColumns,
+    account_columns,
+    merge_seen,
+)
 from orchestrator.core.models import Configuration, Plan, TopUp, UsageTotal
 from orchestrator.core.quota import QuotaStatus, period_start, quota_status
 from orchestrator.service.context import Fleet
@@ -20,6 +26,7 @@ class Ledger:
     owners: dict[str, str]  # public key -> configuration
     plan_of: dict[str, str | None]  # configuration -> plan name
     plans: dict[str, Plan]
+    ids: dict[str, int] | None = None  # configuration -> its store row id, when read
 
     def period(self, configuration: str, today: date) -> date:
         name = self.plan_of.get(configuration)
@@ -27,21 +34,19 @@ class Ledger:
 
     def periods(self, configurations: Iterable[str], today: date) -> dict[str, date]:
         """configuration -> start of its billing period today (computed once per plan)."""
-        by_plan: dict[str | None, date] = {}
-        plan_of = self.plan_of.get
-        result = {}
-        for name in configurations:
-            plan = plan_of(name)
-            if plan not in by_plan:
-                by_plan[plan] = period_start(self.plans.get(plan) if plan else None, today)
-            result[name] = by_plan[plan]
-        return result
+        names = list(configurations)
+        plan_names = list(map(self.plan_of.get, names))
+        by_plan = {
+            plan: period_start(self.plans.get(plan) if plan else None, today)
+            for plan in set(plan_names)
+        }
+        return dict(zip(names, map(by_plan.__getitem__, plan_names), strict=True))
 
 
 def load_ledger(fleet: Fleet) -> Ledger:
     store = fleet.store
-    owners, plan_of = store.owners_and_plans()
-    return Ledger(owners, plan_of, {p.name: p for p in store.plans()})
+    read = store.sync_ledger()
+    return Ledger(read.owners, read.plan_of, {p.name: p for p in store.plans()}, read.ids)
 
 
 class Observation(NamedTuple):
@@ -60,37 +65,40 @@ def account_observations(
     *,
     ledger: Ledger | None = None,
     synced: Collection[str] = (),
-) -> list[NodeAccounting]:
-    """Apply observations in one transaction: one read of the last-seen counters, pure
-    accounting, one set-based write. ``synced``: nodes to mark as having answered a sync."""
+) -> list[ColumnAccounting]:
+    """Apply observations in one transaction: one read of the last-seen counters, accounting
+    on columns, one set-based write. ``synced``: nodes to mark as having answered a sync."""
     store = fleet.store
     observations = list(observations)
     with store.transaction():
         ledger = ledger or load_ledger(fleet)
-        seen = store.last_seen_of({o.node for o in observations})
+        seen = store.peer_counters_of({o.node for o in observations})
         usage: dict[str, tuple[int, int]] = {}
         results = []
         for node, epoch, samples, removed in observations:
-            node_seen = seen.setdefault(node, {})
-            result = account_node(epoch, samples, node_seen, ledger.owners)
-            for name, pair in result.usage.items():
-                if name in usage:
-                    old_rx, old_tx = usage[name]
-                    pair = (old_rx + pair[0], old_tx + pair[1])
-                usage[name] = pair
-            if removed:
-                # A peer taken off a node restarts from zero if it is ever added back: having
-                # no last-seen counters counts exactly that, and keeps nothing about it.
-                for sample in samples:
-                    node_seen.pop(sample.public_key, None)
+            columns = SampleColumns.of(samples)
+            last = seen.get(node)
+            result = account_columns(
+                epoch, columns.keys, columns.rx, columns.tx, last, ledger.owners
+            )
+            if usage.keys().isdisjoint(result.usage):
+                usage.update(result.usage)
+            else:  # a configuration on several nodes
+                for name, (rx, tx) in result.usage.items():
+                    old_rx, old_tx = usage.get(name, (0, 0))
+                    usage[name] = (old_rx + rx, old_tx + tx)
+            # A peer taken off a node restarts from zero if it is ever added back: having no
+            # last-seen counters counts exactly that, and keeps nothing about it. Peers no
+            # configuration owns (a deleted account's, on a node that was down) bill nobody:
+            # their counters are not kept either.
+            if removed or not result.unknown_keys:
+                seen[node] = merge_seen(last, result.seen, removed=removed)
             else:
-                node_seen.update(result.last_seen)
-                # Peers no configuration owns (a deleted account's, on a node that was down)
-                # bill nobody: their counters are not kept.
-                for key in result.unknown_keys:
-                    node_seen.pop(key, None)
+                unknown = result.unknown_keys
+                kept = last.without(unknown) if last is not None else None
+                seen[node] = merge_seen(kept, result.seen.without(unknown))
             results.append(result)
-        store.apply_accounting(usage, ledger.periods(usage, today), seen, synced)
+        store.apply_accounting(usage, ledger.periods(usage, today), seen, synced, ledger.ids)
     return results
 
 
@@ -103,7 +111,7 @@ def account_observation(
     *,
     removed: bool = False,
     ledger: Ledger | None = None,
-) -> NodeAccounting:
+) -> ColumnAccounting:
     """Apply one node's counters in one transaction; ``removed``: those peers just left it."""
     observation = Observation(node, epoch, list(samples), removed)
     return account_observations(fleet, [observation], today, ledger=ledger)[0]

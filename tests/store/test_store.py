@@ -283,7 +283,7 @@ def test_a_peer_rotation_keeps_identity_and_maps_both_keys_until_retired(store: 
     assert rotated.addresses == store.configuration("alice-1").addresses
     assert rotated.plan == "basic"
     assert store.usage("alice-1")[0].total == 150
-    owners = store.key_owners()
+    owners = store.sync_ledger().owners
     assert owners["PUBa1="] == owners["PUBa2="] == "alice-1"
     assert all(store.node_revisions()[n][0] > revisions[n][0] for n in ("node1", "node2"))
     with pytest.raises(StoreError, match="already rotating"):
@@ -299,7 +299,7 @@ def test_a_peer_rotation_keeps_identity_and_maps_both_keys_until_retired(store: 
     before = store.end_peer_rotation("alice-1")
     assert before.previous_psk_ref == "psk/alice-1"
     assert store.configuration("alice-1").previous_public_key is None
-    assert "PUBa1=" not in store.key_owners()
+    assert "PUBa1=" not in store.sync_ledger().owners
     assert set(store.last_seen("node1")) == {"PUBa2="}
     assert store.rotations_ending(10**12) == []
 

@@ -175,13 +175,29 @@ def test_allowance_and_enforcement() -> None:
 
 
 def test_last_seen_counters_survive_their_text_form() -> None:
-    from orchestrator.core.accounting import decode_last_seen, encode_last_seen
+    from orchestrator.core.accounting import (
+        PeerCounters,
+        decode_counters,
+        decode_last_seen,
+        encode_counters,
+    )
 
     seen = {"K1=": LastSeen("boot-a", 0, 2**62), "next:K2=": LastSeen("b", 5, 6)}
-    assert decode_last_seen(encode_last_seen(seen)) == seen
-    assert decode_last_seen(encode_last_seen({})) == {}
+    assert decode_counters(*encode_counters(PeerCounters.of(seen))).as_dict() == seen
+    same_epoch = {"K1=": LastSeen("e", 1, 2), "K2=": LastSeen("e", 3, 4)}
+    peers, text = encode_counters(PeerCounters.of(same_epoch))
+    assert text.startswith("e\n")  # one epoch for the node when its peers agree
+    assert decode_counters(peers, text).as_dict() == same_epoch
+    assert decode_counters(*encode_counters(PeerCounters.of({}))).as_dict() == {}
+    # Rows written before the peers column (schema 8 to 10) are read as they were written.
+    assert decode_counters(None, "K1=\tboot-a\t0\t4611686018427387904") == PeerCounters.of(
+        {"K1=": LastSeen("boot-a", 0, 2**62)}
+    )
+    assert decode_last_seen("") == {}
     with pytest.raises(ValueError, match="each line needs"):
         decode_last_seen("K1=\tboot-a\t5")
+    with pytest.raises(ValueError, match="do not match"):
+        decode_counters("K1=\nK2=", "e\n1\n2")
 
 
 def test_sample_columns_read_like_samples_and_account_the_same() -> None:

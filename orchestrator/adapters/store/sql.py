@@ -21,8 +21,9 @@ from orchestrator.adapters.store.schema import LATEST_VERSION, MIGRATIONS, state
 from orchestrator.core.accounting import (
     OVERLAP_PREFIX,
     LastSeen,
-    decode_last_seen,
-    encode_last_seen,
+    PeerCounters,
+    decode_counters,
+    encode_counters,
 )
 from orchestrator.core.models import (
     Account,
@@ -42,7 +43,6 @@ class Connection(Protocol):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
-    def load(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None: ...
     def scrub(self) -> bool: ...
     def begin(self) -> None: ...
     def commit(self) -> None: ...
@@ -105,6 +105,15 @@ _INTERNAL_COLUMNS = {"id", "account_id", "configuration_id"}
 
 def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
+
+
+@dataclass(frozen=True)
+class SyncLedger:
+    """What a sync reads once: who owns each key and each configuration's id and plan."""
+
+    owners: dict[str, str]  # public key (current, or replaced and in grace) -> configuration
+    ids: dict[str, int]  # configuration -> its row id
+    plan_of: dict[str, str | None]  # configuration -> plan name
 
 
 @dataclass(frozen=True)
@@ -1176,25 +1185,54 @@ class SqlStore:
 
     def last_seen_of(self, nodes: Collection[str]) -> dict[str, dict[str, LastSeen]]:
         """node -> public key -> last accounted counters, for the nodes that have any."""
+        return {node: seen.as_dict() for node, seen in self.peer_counters_of(nodes).items()}
+
+    def peer_counters_of(self, nodes: Collection[str]) -> dict[str, PeerCounters]:
+        """node -> its last-seen counters as columns, for the nodes that have any."""
         wanted = set(nodes)
         if not wanted:
             return {}
+        sql = "SELECT node, peers, counters FROM node_counters"
         if len(wanted) == 1:
-            rows = self._rows("SELECT node, counters FROM node_counters WHERE node = ?", [*wanted])
+            rows = self._rows(sql + " WHERE node = ?", [*wanted])
         else:
-            rows = [
-                r for r in self._rows("SELECT node, counters FROM node_counters") if r[0] in wanted
-            ]
-        return {node: decode_last_seen(text) for node, text in rows}
+            rows = [r for r in self._rows(sql) if r[0] in wanted]
+        return {node: decode_counters(peers, text) for node, peers, text in rows}
 
     def _counter_nodes(self) -> list[str]:
         return [r[0] for r in self._rows("SELECT node FROM node_counters")]
 
-    def _write_last_seen(self, last_seen: Mapping[str, Mapping[str, LastSeen]]) -> None:
+    def _write_last_seen(
+        self, last_seen: Mapping[str, PeerCounters | Mapping[str, LastSeen]]
+    ) -> None:
+        """Each node's full last-seen counters. A node whose keys are those its row holds
+        already gets its numbers rewritten only (on PostgreSQL the keys' text, stored out of
+        line, is then not written again)."""
+        numbers, whole = [], []
+        for node, seen in last_seen.items():
+            counters = PeerCounters.of(seen)
+            peers, text = encode_counters(counters)
+            if counters.stored is not None and counters.stored == peers:
+                numbers.append((node, text))
+            else:
+                whole.append((node, peers, text))
+        if numbers and self.db.dialect == "postgresql":
+            nodes, texts = zip(*numbers, strict=True)
+            self.db.execute(
+                "UPDATE node_counters n SET counters = r.counters "
+                "FROM unnest(?::text[], ?::text[]) AS r (node, counters) WHERE n.node = r.node",
+                (list(nodes), list(texts)),
+            )
+        elif numbers:
+            self.db.executemany(
+                "UPDATE node_counters SET counters = ? WHERE node = ?",
+                [(text, node) for node, text in numbers],
+            )
         self.db.executemany(
-            "INSERT INTO node_counters (node, counters) VALUES (?, ?) "
-            "ON CONFLICT (node) DO UPDATE SET counters = excluded.counters",
-            [(node, encode_last_seen(seen)) for node, seen in last_seen.items()],
+            "INSERT INTO node_counters (node, peers, counters) VALUES (?, ?, ?) "
+            "ON CONFLICT (node) DO UPDATE SET peers = excluded.peers, "
+            "counters = excluded.counters",
+            whole,
         )
 
     def _forget_keys(self, public_keys: Iterable[str]) -> None:
@@ -1202,17 +1240,19 @@ class SqlStore:
         keys = {k for k in public_keys if k}
         holders: set[str] = set()
         for key in keys:
+            # Rows written before the peers column hold their keys in the counters' text.
             holders.update(
                 r[0]
                 for r in self._rows(
-                    "SELECT node FROM node_counters WHERE counters LIKE ?", (f"%{key}%",)
+                    "SELECT node FROM node_counters WHERE COALESCE(peers, counters) LIKE ?",
+                    (f"%{key}%",),
                 )
             )
         changed = {}
-        for node, seen in self.last_seen_of(holders).items():
-            kept = {k: v for k, v in seen.items() if k.removeprefix(OVERLAP_PREFIX) not in keys}
-            if kept != seen:
-                changed[node] = kept
+        for node, seen in self.peer_counters_of(holders).items():
+            gone = [k for k in seen.keys if k.removeprefix(OVERLAP_PREFIX) in keys]
+            if gone:
+                changed[node] = seen.without(gone)
         self._write_last_seen(changed)
 
     @staticmethod
@@ -1225,65 +1265,94 @@ class SqlStore:
         ]
 
     def configuration_plans(self) -> dict[str, str | None]:
-        return self.owners_and_plans()[1]
+        return {r[0]: r[1] for r in self._rows("SELECT name, plan FROM configurations")}
 
-    def key_owners(self) -> dict[str, str]:
-        """Public key -> configuration name, for every configuration and any key in grace."""
-        return self.owners_and_plans()[0]
+    def sync_ledger(self) -> SyncLedger:
+        """Who owns which key, each configuration's id and plan: what a sync reads once.
 
-    def owners_and_plans(self) -> tuple[dict[str, str], dict[str, str | None]]:
-        """(public key -> configuration, configuration -> plan): a sync's ledger, one query."""
-        rows = self._rows("SELECT public_key, name, plan, previous_public_key FROM configurations")
-        keys, names, plans, previous = zip(*rows, strict=True) if rows else ((), (), (), ())
-        owners = dict(zip(keys, names, strict=True))
-        owners.update(
-            (key, name) for key, name in zip(previous, names, strict=True) if key is not None
+        Fetched as one text per query rather than one row per configuration (100,000 rows
+        cost more to fetch than to use); names or keys holding a tab or a newline, which the
+        service never lets in, would not split evenly, and are then read row by row."""
+        agg = "group_concat" if self.db.dialect == "sqlite" else "string_agg"
+        tab, newline = (
+            ("char(9)", "char(10)") if self.db.dialect == "sqlite" else ("chr(9)", "chr(10)")
         )
-        return owners, dict(zip(names, plans, strict=True))
+        row = self._one(
+            f"SELECT COUNT(*), {agg}(CAST(id AS TEXT) || {tab} || name || {tab} || public_key "
+            f"|| {tab} || COALESCE(previous_public_key, ''), {newline}) FROM configurations"
+        )
+        count, text = (int(row[0]), row[1] or "") if row else (0, "")
+        fields = text.replace("\n", "\t").split("\t") if count else []
+        grouped = self._rows(
+            f"SELECT plan, COUNT(*), {agg}(name, {newline}) FROM configurations "
+            "WHERE plan IS NOT NULL GROUP BY plan"
+        )
+        plans = [(plan, str(names).split("\n")) for plan, n, names in grouped]
+        if len(fields) != 4 * count or any(
+            len(names) != int(n) for (_, names), (_, n, _) in zip(plans, grouped, strict=True)
+        ):
+            return self._sync_ledger_by_rows()
+        ids, names, keys, previous = fields[0::4], fields[1::4], fields[2::4], fields[3::4]
+        owners = dict(zip(keys, names, strict=True))
+        if any(previous):
+            owners.update((key, name) for key, name in zip(previous, names, strict=True) if key)
+        plan_of: dict[str, str | None] = dict.fromkeys(names)
+        for plan, members in plans:
+            plan_of.update(dict.fromkeys(members, plan))
+        return SyncLedger(owners, dict(zip(names, map(int, ids), strict=True)), plan_of)
+
+    def _sync_ledger_by_rows(self) -> SyncLedger:
+        owners: dict[str, str] = {}
+        ids: dict[str, int] = {}
+        plan_of: dict[str, str | None] = {}
+        for id_, name, plan, key, previous in self._rows(
+            "SELECT id, name, plan, public_key, previous_public_key FROM configurations"
+        ):
+            owners[key] = name
+            if previous is not None:
+                owners[previous] = name
+            ids[name], plan_of[name] = int(id_), plan
+        return SyncLedger(owners, ids, plan_of)
 
     def apply_accounting(
         self,
         usage: Mapping[str, tuple[int, int]],
         periods: Mapping[str, date],
-        last_seen: Mapping[str, Mapping[str, LastSeen]],
+        last_seen: Mapping[str, PeerCounters | Mapping[str, LastSeen]],
         synced: Collection[str] = (),
+        ids: Mapping[str, int] | None = None,
     ) -> None:
         """A run's accounting, landed together with the counters it was computed from.
 
         ``usage``: configuration -> (rx, tx) to add to its billing period ``periods[name]``;
-        ``last_seen``: each
-        touched node's full last-seen counters; ``synced``: nodes that answered this sync.
-        Set-based: the usage is bulk-loaded into a scratch table and merged by one statement,
-        so 100,000 counters cost no more round trips than 10. Usage of a configuration deleted
-        meanwhile finds no row to land on and is dropped with it.
+        ``last_seen``: each touched node's full last-seen counters; ``synced``: nodes that
+        answered this sync; ``ids``: configuration -> row id as the run's ledger read them
+        (read here when not given). Set-based: the usage goes to the database as columns and
+        lands with one statement, so 100,000 counters cost no more round trips than 10. Usage
+        of a configuration deleted meanwhile finds no row to land on and is dropped with it.
         """
         if any(rx < 0 or tx < 0 for rx, tx in usage.values()):
             raise StoreError("negative usage in a sync's accounting")
         with self.transaction():
             if usage:
-                self.db.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS run_usage (configuration TEXT NOT NULL, "
-                    "period_start DATE NOT NULL, rx_bytes BIGINT NOT NULL, "
-                    "tx_bytes BIGINT NOT NULL)"
-                )
-                self.db.execute("DELETE FROM run_usage")
+                if ids is None:
+                    ids = {
+                        r[0]: int(r[1]) for r in self._rows("SELECT name, id FROM configurations")
+                    }
+                names = [name for name in usage if name in ids]
                 # Dates as ISO text, converted once per period rather than once per row.
                 iso = {period: period.isoformat() for period in set(periods.values())}
-                self.db.load(
-                    "run_usage",
-                    ("configuration", "period_start", "rx_bytes", "tx_bytes"),
-                    [(name, iso[periods[name]], rx, tx) for name, (rx, tx) in usage.items()],
+                columns = (
+                    list(map(ids.__getitem__, names)),
+                    list(map(iso.__getitem__, map(periods.__getitem__, names))),
+                    [usage[name][0] for name in names],
+                    [usage[name][1] for name in names],
                 )
-                self._merge_run_usage()
-                self.db.execute(
-                    "UPDATE store_totals SET bytes = bytes + (SELECT COALESCE(SUM(r.rx_bytes "
-                    "+ r.tx_bytes), 0) FROM run_usage r JOIN configurations c "
-                    "ON c.name = r.configuration) WHERE name = 'used_bytes'"
-                )
-                self.db.execute("DELETE FROM run_usage")
+                self._merge_usage(*columns)
             self._write_last_seen(last_seen)
             self.db.executemany(
-                "UPDATE nodes SET last_sync_ok = ? WHERE name = ?",
+                "UPDATE nodes SET last_sync_ok = ? WHERE name = ? "
+                "AND (last_sync_ok IS NULL OR NOT last_sync_ok)",
                 [(True, node) for node in sorted(synced)],
             )
 
@@ -1299,37 +1368,57 @@ class SqlStore:
             )
         return [n for n in names if n in before and before[n] is not False and before[n] != 0]
 
-    def _merge_run_usage(self) -> None:
-        """Add the scratch table's usage to usage_totals."""
-        if self.db.dialect == "postgresql":
-            # An upsert's speculative insertion costs PostgreSQL a second row version per row;
-            # an update through a hash join, then an insert of the rows it did not find, does
-            # not (and usage_totals keeps free space per page, so the update stays HOT).
-            self.db.execute(
-                "WITH updated AS (UPDATE usage_totals u SET rx_bytes = u.rx_bytes + r.rx_bytes, "
-                "tx_bytes = u.tx_bytes + r.tx_bytes FROM run_usage r JOIN configurations c "
-                "ON c.name = r.configuration WHERE u.configuration_id = c.id "
-                "AND u.period_start = r.period_start RETURNING c.name, u.period_start) "
+    def _merge_usage(
+        self, ids: list[int], periods: list[str], rxs: list[int], txs: list[int]
+    ) -> None:
+        """Add each (configuration id, period) its bytes in usage_totals, and their sum to the
+        store's used bytes."""
+        if self.db.dialect == "sqlite":
+            # The run holds the write lock since its ledger was read: every id is live.
+            self.db.executemany(
                 "INSERT INTO usage_totals (configuration_id, period_start, rx_bytes, tx_bytes) "
-                "SELECT c.id, r.period_start, r.rx_bytes, r.tx_bytes FROM run_usage r "
-                "JOIN configurations c ON c.name = r.configuration WHERE NOT EXISTS "
-                "(SELECT 1 FROM updated d WHERE d.name = r.configuration "
-                "AND d.period_start = r.period_start) "
-                # Another run (a shard syncing another node of the same configuration) may
-                # insert the same row meanwhile: add to it rather than fail.
-                "ON CONFLICT (configuration_id, period_start) DO UPDATE SET "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (configuration_id, period_start) DO UPDATE SET "
                 "rx_bytes = usage_totals.rx_bytes + excluded.rx_bytes, "
-                "tx_bytes = usage_totals.tx_bytes + excluded.tx_bytes"
+                "tx_bytes = usage_totals.tx_bytes + excluded.tx_bytes",
+                zip(ids, periods, rxs, txs, strict=True),
             )
+            self._add_used(sum(rxs) + sum(txs))
             return
-        # WHERE true: SQLite's parser needs it between a join and ON CONFLICT.
+        # One statement over four columns passed as text (split by the server in C). An
+        # upsert's speculative insertion costs PostgreSQL a second row version per row; an
+        # update through a hash join, then an insert of the rows it did not find, does not,
+        # and usage_totals keeps half of each page free so the update stays HOT. Rows of a
+        # configuration deleted by another run meanwhile find no configuration and are dropped.
+        # For this transaction: no JIT compilation (it costs more than it saves on one
+        # statement), and room for the hash joins to stay in memory.
+        self.db.execute("SET LOCAL jit = off")
+        self.db.execute("SET LOCAL work_mem = '64MB'")
         self.db.execute(
-            "INSERT INTO usage_totals (configuration_id, period_start, rx_bytes, tx_bytes) "
-            "SELECT c.id, r.period_start, r.rx_bytes, r.tx_bytes FROM run_usage r "
-            "JOIN configurations c ON c.name = r.configuration WHERE true "
+            "WITH r AS MATERIALIZED (SELECT * FROM unnest(string_to_array(?, ',')::bigint[], "
+            "string_to_array(?, ',')::date[], string_to_array(?, ',')::bigint[], "
+            "string_to_array(?, ',')::bigint[]) AS r (id, period_start, rx, tx)), "
+            "updated AS (UPDATE usage_totals u SET rx_bytes = u.rx_bytes + r.rx, "
+            "tx_bytes = u.tx_bytes + r.tx FROM r WHERE u.configuration_id = r.id "
+            "AND u.period_start = r.period_start "
+            "RETURNING u.configuration_id, u.period_start, r.rx + r.tx AS bytes), "
+            "fresh AS MATERIALIZED (SELECT r.* FROM r JOIN configurations c ON c.id = r.id "
+            "WHERE NOT EXISTS (SELECT 1 FROM updated d WHERE d.configuration_id = r.id "
+            "AND d.period_start = r.period_start)), "
+            "inserted AS (INSERT INTO usage_totals (configuration_id, period_start, rx_bytes, "
+            "tx_bytes) SELECT id, period_start, rx, tx FROM fresh "
+            # Another run (a shard syncing another node of the same configuration) may insert
+            # the same row meanwhile: add to it rather than fail.
             "ON CONFLICT (configuration_id, period_start) DO UPDATE SET "
             "rx_bytes = usage_totals.rx_bytes + excluded.rx_bytes, "
-            "tx_bytes = usage_totals.tx_bytes + excluded.tx_bytes"
+            "tx_bytes = usage_totals.tx_bytes + excluded.tx_bytes) "
+            "UPDATE store_totals SET bytes = bytes + (SELECT COALESCE(SUM(bytes), 0) FROM updated) "
+            "+ (SELECT COALESCE(SUM(rx + tx), 0) FROM fresh) WHERE name = 'used_bytes'",
+            (
+                ",".join(map(str, ids)),
+                ",".join(periods),
+                ",".join(map(str, rxs)),
+                ",".join(map(str, txs)),
+            ),
         )
 
     def _add_used(self, delta: int) -> None:

@@ -52,11 +52,6 @@ class SqliteConnection:
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"store refused the change: {exc}") from None
 
-    def load(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        """Bulk-insert rows (the PostgreSQL connection uses COPY)."""
-        marks = ", ".join("?" for _ in columns)
-        self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
-
     def scrub(self, attempts: int = 20) -> bool:
         for _ in range(attempts):
             busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
