@@ -1270,36 +1270,29 @@ class SqlStore:
     def sync_ledger(self) -> SyncLedger:
         """Who owns which key, each configuration's id and plan: what a sync reads once.
 
-        Fetched as one text per query rather than one row per configuration (100,000 rows
-        cost more to fetch than to use); names or keys holding a tab or a newline, which the
-        service never lets in, would not split evenly, and are then read row by row."""
-        agg = "group_concat" if self.db.dialect == "sqlite" else "string_agg"
-        tab, newline = (
-            ("char(9)", "char(10)") if self.db.dialect == "sqlite" else ("chr(9)", "chr(10)")
+        Fetched as one text (five tab-separated fields per configuration) rather than one row
+        per configuration: 100,000 rows cost more to fetch than to use. Names, keys or plans
+        holding a tab, which the service never lets in, would not split evenly: they are
+        then read row by row."""
+        agg, tab = (
+            ("group_concat", "char(9)") if self.db.dialect == "sqlite" else ("string_agg", "chr(9)")
         )
         row = self._one(
             f"SELECT COUNT(*), {agg}(CAST(id AS TEXT) || {tab} || name || {tab} || public_key "
-            f"|| {tab} || COALESCE(previous_public_key, ''), {newline}) FROM configurations"
+            f"|| {tab} || COALESCE(previous_public_key, '') || {tab} || COALESCE('+' || plan, '-'), "
+            f"{tab}) FROM configurations"
         )
         count, text = (int(row[0]), row[1] or "") if row else (0, "")
-        fields = text.replace("\n", "\t").split("\t") if count else []
-        grouped = self._rows(
-            f"SELECT plan, COUNT(*), {agg}(name, {newline}) FROM configurations "
-            "WHERE plan IS NOT NULL GROUP BY plan"
-        )
-        plans = [(plan, str(names).split("\n")) for plan, n, names in grouped]
-        if len(fields) != 4 * count or any(
-            len(names) != int(n) for (_, names), (_, n, _) in zip(plans, grouped, strict=True)
-        ):
+        fields = text.split("\t") if count else []
+        if len(fields) != 5 * count:
             return self._sync_ledger_by_rows()
-        ids, names, keys, previous = fields[0::4], fields[1::4], fields[2::4], fields[3::4]
+        names, keys, previous, plans = fields[1::5], fields[2::5], fields[3::5], fields[4::5]
         owners = dict(zip(keys, names, strict=True))
         if any(previous):
             owners.update((key, name) for key, name in zip(previous, names, strict=True) if key)
-        plan_of: dict[str, str | None] = dict.fromkeys(names)
-        for plan, members in plans:
-            plan_of.update(dict.fromkeys(members, plan))
-        return SyncLedger(owners, dict(zip(names, map(int, ids), strict=True)), plan_of)
+        plan_names = {p: p[1:] if p[0] == "+" else None for p in set(plans)}
+        plan_of = dict(zip(names, map(plan_names.__getitem__, plans), strict=True))
+        return SyncLedger(owners, dict(zip(names, map(int, fields[0::5]), strict=True)), plan_of)
 
     def _sync_ledger_by_rows(self) -> SyncLedger:
         owners: dict[str, str] = {}
@@ -1331,7 +1324,9 @@ class SqlStore:
         lands with one statement, so 100,000 counters cost no more round trips than 10. Usage
         of a configuration deleted meanwhile finds no row to land on and is dropped with it.
         """
-        if any(rx < 0 or tx < 0 for rx, tx in usage.values()):
+        names = list(usage)
+        rxs, txs = (list(c) for c in zip(*usage.values(), strict=True)) if usage else ([], [])
+        if usage and (min(rxs) < 0 or min(txs) < 0):
             raise StoreError("negative usage in a sync's accounting")
         with self.transaction():
             if usage:
@@ -1339,16 +1334,16 @@ class SqlStore:
                     ids = {
                         r[0]: int(r[1]) for r in self._rows("SELECT name, id FROM configurations")
                     }
-                names = [name for name in usage if name in ids]
+                if not usage.keys() <= ids.keys():  # deleted since the ledger was read
+                    kept = [i for i, name in enumerate(names) if name in ids]
+                    names = [names[i] for i in kept]
+                    rxs, txs = [rxs[i] for i in kept], [txs[i] for i in kept]
                 # Dates as ISO text, converted once per period rather than once per row.
-                iso = {period: period.isoformat() for period in set(periods.values())}
-                columns = (
-                    list(map(ids.__getitem__, names)),
-                    list(map(iso.__getitem__, map(periods.__getitem__, names))),
-                    [usage[name][0] for name in names],
-                    [usage[name][1] for name in names],
+                dates = list(map(periods.__getitem__, names))
+                iso = {period: period.isoformat() for period in set(dates)}
+                self._merge_usage(
+                    list(map(ids.__getitem__, names)), list(map(iso.__getitem__, dates)), rxs, txs
                 )
-                self._merge_usage(*columns)
             self._write_last_seen(last_seen)
             self.db.executemany(
                 "UPDATE nodes SET last_sync_ok = ? WHERE name = ? "
@@ -1401,8 +1396,10 @@ class SqlStore:
             "tx_bytes = u.tx_bytes + r.tx FROM r WHERE u.configuration_id = r.id "
             "AND u.period_start = r.period_start "
             "RETURNING u.configuration_id, u.period_start, r.rx + r.tx AS bytes), "
+            # Rows the update did not find, looked for only when it did not find them all.
             "fresh AS MATERIALIZED (SELECT r.* FROM r JOIN configurations c ON c.id = r.id "
-            "WHERE NOT EXISTS (SELECT 1 FROM updated d WHERE d.configuration_id = r.id "
+            "WHERE (SELECT COUNT(*) FROM updated) < (SELECT COUNT(*) FROM r) "
+            "AND NOT EXISTS (SELECT 1 FROM updated d WHERE d.configuration_id = r.id "
             "AND d.period_start = r.period_start)), "
             "inserted AS (INSERT INTO usage_totals (configuration_id, period_start, rx_bytes, "
             "tx_bytes) SELECT id, period_start, rx, tx FROM fresh "
