@@ -233,14 +233,37 @@ def decode_counters(peers: str | None, counters: str) -> PeerCounters:
     return PeerCounters(keys, epochs, rx, tx, peers)
 
 
-@dataclass(frozen=True)
-class ColumnAccounting:
+class UsageColumns(NamedTuple):
+    """Bytes to add per configuration as columns: the configurations that moved (a name may
+    appear more than once when it is billed under two keys or on several nodes)."""
+
+    names: list[str]
+    rx: list[int]
+    tx: list[int]
+
+    def totals(self) -> dict[str, tuple[int, int]]:
+        """configuration -> (rx, tx), summed over its entries."""
+        usage = dict(zip(self.names, zip(self.rx, self.tx, strict=True), strict=True))
+        if len(usage) < len(self.names):
+            usage = {}
+            for name, r, t in zip(self.names, self.rx, self.tx, strict=True):
+                old_rx, old_tx = usage.get(name, (0, 0))
+                usage[name] = (old_rx + r, old_tx + t)
+        return usage
+
+
+class ColumnAccounting(NamedTuple):
     """What one node's observation changes, from ``account_columns``."""
 
-    usage: dict[str, tuple[int, int]]  # configuration -> (rx, tx) to add
+    billed: UsageColumns  # what to add, per configuration entry
     seen: PeerCounters  # every observed peer's new last-seen counters, unknown ones included
     unknown_keys: tuple[str, ...]  # peers on the node that no configuration owns
     bytes_added: int
+
+    @property
+    def usage(self) -> dict[str, tuple[int, int]]:
+        """configuration -> (rx, tx) to add."""
+        return self.billed.totals()
 
 
 _is_overlap = methodcaller("startswith", OVERLAP_PREFIX)
@@ -292,20 +315,17 @@ def account_columns(
     if None in names:
         unknown = tuple(sorted(k for k, name in zip(keys, names, strict=True) if name is None))
         moved = [m if name is not None else 0 for m, name in zip(moved, names, strict=True)]
-    usage: dict[str, tuple[int, int]] = {}
-    added = 0
-    if any(moved):
-        billed = cast(list[str], list(compress(names, moved)))  # unknown keys never moved
-        rxs, txs = list(compress(add_rx, moved)), list(compress(add_tx, moved))
-        added = sum(rxs) + sum(txs)
-        usage = dict(zip(billed, zip(rxs, txs, strict=True), strict=True))
-        if len(usage) < len(billed):  # one configuration under two keys (a rotation's grace)
-            usage = {}
-            for name, r, t in zip(billed, rxs, txs, strict=True):
-                old_rx, old_tx = usage.get(name, (0, 0))
-                usage[name] = (old_rx + r, old_tx + t)
-    seen = PeerCounters(keys, [epoch] * count, rx, tx)
-    return ColumnAccounting(usage, seen, unknown, added)
+    billed = UsageColumns([], [], [])
+    if all(moved):
+        billed = UsageColumns(cast(list[str], names), add_rx, add_tx)
+    elif any(moved):
+        billed = UsageColumns(
+            cast(list[str], list(compress(names, moved))),  # unknown keys never moved
+            list(compress(add_rx, moved)),
+            list(compress(add_tx, moved)),
+        )
+    added = sum(billed.rx) + sum(billed.tx)
+    return ColumnAccounting(billed, PeerCounters(keys, [epoch] * count, rx, tx), unknown, added)
 
 
 def merge_seen(

@@ -134,7 +134,7 @@ def account_reports(
     updated: set[str] = set()
     for observation, result in zip(observations, results, strict=True):
         added[observation.node] = added.get(observation.node, 0) + result.bytes_added
-        updated.update(result.usage)
+        updated.update(result.billed.names)
     outcomes = []
     for name, report in reports.items():
         if isinstance(report, NodeError):

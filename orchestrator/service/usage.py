@@ -11,6 +11,7 @@ from orchestrator.core.accounting import (
     ColumnAccounting,
     Sample,
     SampleColumns,
+    UsageColumns,
     account_columns,
     merge_seen,
 )
@@ -28,19 +29,14 @@ class Ledger:
     plans: dict[str, Plan]
     ids: dict[str, int] | None = None  # configuration -> its store row id, when read
 
-    def period(self, configuration: str, today: date) -> date:
-        name = self.plan_of.get(configuration)
-        return period_start(self.plans.get(name) if name else None, today)
-
-    def periods(self, configurations: Iterable[str], today: date) -> dict[str, date]:
-        """configuration -> start of its billing period today (computed once per plan)."""
-        names = list(configurations)
-        plan_names = list(map(self.plan_of.get, names))
+    def periods(self, configurations: Iterable[str], today: date) -> list[date]:
+        """The start of each configuration's billing period today (computed once per plan)."""
+        plan_names = list(map(self.plan_of.get, configurations))
         by_plan = {
             plan: period_start(self.plans.get(plan) if plan else None, today)
             for plan in set(plan_names)
         }
-        return dict(zip(names, map(by_plan.__getitem__, plan_names), strict=True))
+        return list(map(by_plan.__getitem__, plan_names))
 
 
 def load_ledger(fleet: Fleet) -> Ledger:
@@ -73,7 +69,9 @@ def account_observations(
     with store.transaction():
         ledger = ledger or load_ledger(fleet)
         seen = store.peer_counters_of({o.node for o in observations})
-        usage: dict[str, tuple[int, int]] = {}
+        names: list[str] = []
+        rxs: list[int] = []
+        txs: list[int] = []
         results = []
         for node, epoch, samples, removed in observations:
             columns = SampleColumns.of(samples)
@@ -81,12 +79,9 @@ def account_observations(
             result = account_columns(
                 epoch, columns.keys, columns.rx, columns.tx, last, ledger.owners
             )
-            if usage.keys().isdisjoint(result.usage):
-                usage.update(result.usage)
-            else:  # a configuration on several nodes
-                for name, (rx, tx) in result.usage.items():
-                    old_rx, old_tx = usage.get(name, (0, 0))
-                    usage[name] = (old_rx + rx, old_tx + tx)
+            names += result.billed.names
+            rxs += result.billed.rx
+            txs += result.billed.tx
             # A peer taken off a node restarts from zero if it is ever added back: having no
             # last-seen counters counts exactly that, and keeps nothing about it. Peers no
             # configuration owns (a deleted account's, on a node that was down) bill nobody:
@@ -98,7 +93,12 @@ def account_observations(
                 kept = last.without(unknown) if last is not None else None
                 seen[node] = merge_seen(kept, result.seen.without(unknown))
             results.append(result)
-        store.apply_accounting(usage, ledger.periods(usage, today), seen, synced, ledger.ids)
+        usage = UsageColumns(names, rxs, txs)
+        if len(set(names)) < len(names):  # a configuration on several nodes or under two keys
+            totals = usage.totals()
+            pairs = list(totals.values())
+            usage = UsageColumns(list(totals), [p[0] for p in pairs], [p[1] for p in pairs])
+        store.apply_accounting(usage, ledger.periods(usage.names, today), seen, synced, ledger.ids)
     return results
 
 

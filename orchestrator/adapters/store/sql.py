@@ -15,13 +15,14 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from orchestrator.adapters.store.schema import LATEST_VERSION, MIGRATIONS, statements_for
 from orchestrator.core.accounting import (
     OVERLAP_PREFIX,
     LastSeen,
     PeerCounters,
+    UsageColumns,
     decode_counters,
     encode_counters,
 )
@@ -1279,8 +1280,8 @@ class SqlStore:
         )
         row = self._one(
             f"SELECT COUNT(*), {agg}(CAST(id AS TEXT) || {tab} || name || {tab} || public_key "
-            f"|| {tab} || COALESCE(previous_public_key, '') || {tab} || COALESCE('+' || plan, '-'), "
-            f"{tab}) FROM configurations"
+            f"|| {tab} || COALESCE(previous_public_key, '') || {tab} "
+            f"|| COALESCE('+' || plan, '-'), {tab}) FROM configurations"
         )
         count, text = (int(row[0]), row[1] or "") if row else (0, "")
         fields = text.split("\t") if count else []
@@ -1309,37 +1310,45 @@ class SqlStore:
 
     def apply_accounting(
         self,
-        usage: Mapping[str, tuple[int, int]],
-        periods: Mapping[str, date],
+        usage: Mapping[str, tuple[int, int]] | UsageColumns,
+        periods: Mapping[str, date] | Sequence[date],
         last_seen: Mapping[str, PeerCounters | Mapping[str, LastSeen]],
         synced: Collection[str] = (),
         ids: Mapping[str, int] | None = None,
     ) -> None:
         """A run's accounting, landed together with the counters it was computed from.
 
-        ``usage``: configuration -> (rx, tx) to add to its billing period ``periods[name]``;
+        ``usage``: configuration -> (rx, tx) to add to its billing period ``periods[name]``,
+        or the same as columns (each configuration once) with ``periods`` a list beside them;
         ``last_seen``: each touched node's full last-seen counters; ``synced``: nodes that
         answered this sync; ``ids``: configuration -> row id as the run's ledger read them
         (read here when not given). Set-based: the usage goes to the database as columns and
         lands with one statement, so 100,000 counters cost no more round trips than 10. Usage
         of a configuration deleted meanwhile finds no row to land on and is dropped with it.
         """
-        names = list(usage)
-        rxs, txs = (list(c) for c in zip(*usage.values(), strict=True)) if usage else ([], [])
-        if usage and (min(rxs) < 0 or min(txs) < 0):
+        if isinstance(usage, UsageColumns):
+            names, rxs, txs = usage
+            dates = list(cast(Sequence[date], periods))
+        else:
+            names = list(usage)
+            rxs, txs = (list(c) for c in zip(*usage.values(), strict=True)) if usage else ([], [])
+            dates = list(map(cast(Mapping[str, date], periods).__getitem__, names))
+        if not len(names) == len(dates) == len(rxs) == len(txs):
+            raise StoreError("a sync's usage and billing periods do not match")
+        if names and (min(rxs) < 0 or min(txs) < 0):
             raise StoreError("negative usage in a sync's accounting")
         with self.transaction():
-            if usage:
+            if names:
                 if ids is None:
                     ids = {
                         r[0]: int(r[1]) for r in self._rows("SELECT name, id FROM configurations")
                     }
-                if not usage.keys() <= ids.keys():  # deleted since the ledger was read
+                if not ids.keys() >= set(names):  # deleted since the ledger was read
                     kept = [i for i, name in enumerate(names) if name in ids]
                     names = [names[i] for i in kept]
+                    dates = [dates[i] for i in kept]
                     rxs, txs = [rxs[i] for i in kept], [txs[i] for i in kept]
                 # Dates as ISO text, converted once per period rather than once per row.
-                dates = list(map(periods.__getitem__, names))
                 iso = {period: period.isoformat() for period in set(dates)}
                 self._merge_usage(
                     list(map(ids.__getitem__, names)), list(map(iso.__getitem__, dates)), rxs, txs
