@@ -13,11 +13,11 @@ with its new "last seen", so a crash anywhere counts each byte exactly once on t
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress
 from operator import methodcaller, or_, sub
-from typing import Any, NamedTuple, cast, overload
+from typing import Any, Generic, NamedTuple, TypeVar, cast, overload
 
 # While a node key rotation overlaps, the same peers also live on a second interface with
 # counters of their own; their last-seen rows are kept apart under this prefix.
@@ -233,36 +233,39 @@ def decode_counters(peers: str | None, counters: str) -> PeerCounters:
     return PeerCounters(keys, epochs, rx, tx, peers)
 
 
-class UsageColumns(NamedTuple):
-    """Bytes to add per configuration as columns: the configurations that moved (a name may
-    appear more than once when it is billed under two keys or on several nodes)."""
+Owner = TypeVar("Owner", bound=Hashable)  # what a key's owner is known as: a name, an index
 
-    names: list[str]
+
+class UsageColumns(NamedTuple, Generic[Owner]):
+    """Bytes to add per owner as columns: the owners whose counters moved (one may appear more
+    than once, billed under two keys or on several nodes)."""
+
+    owners: list[Owner]
     rx: list[int]
     tx: list[int]
 
-    def totals(self) -> dict[str, tuple[int, int]]:
-        """configuration -> (rx, tx), summed over its entries."""
-        usage = dict(zip(self.names, zip(self.rx, self.tx, strict=True), strict=True))
-        if len(usage) < len(self.names):
+    def totals(self) -> dict[Owner, tuple[int, int]]:
+        """owner -> (rx, tx), summed over its entries."""
+        usage = dict(zip(self.owners, zip(self.rx, self.tx, strict=True), strict=True))
+        if len(usage) < len(self.owners):
             usage = {}
-            for name, r, t in zip(self.names, self.rx, self.tx, strict=True):
-                old_rx, old_tx = usage.get(name, (0, 0))
-                usage[name] = (old_rx + r, old_tx + t)
+            for owner, r, t in zip(self.owners, self.rx, self.tx, strict=True):
+                old_rx, old_tx = usage.get(owner, (0, 0))
+                usage[owner] = (old_rx + r, old_tx + t)
         return usage
 
 
-class ColumnAccounting(NamedTuple):
+class ColumnAccounting(NamedTuple, Generic[Owner]):
     """What one node's observation changes, from ``account_columns``."""
 
-    billed: UsageColumns  # what to add, per configuration entry
+    billed: UsageColumns[Owner]  # what to add, per owner
     seen: PeerCounters  # every observed peer's new last-seen counters, unknown ones included
     unknown_keys: tuple[str, ...]  # peers on the node that no configuration owns
     bytes_added: int
 
     @property
-    def usage(self) -> dict[str, tuple[int, int]]:
-        """configuration -> (rx, tx) to add."""
+    def usage(self) -> dict[Owner, tuple[int, int]]:
+        """owner -> (rx, tx) to add."""
         return self.billed.totals()
 
 
@@ -275,8 +278,8 @@ def account_columns(
     rx: list[int],
     tx: list[int],
     last: PeerCounters | None,
-    owner: Mapping[str, str],
-) -> ColumnAccounting:
+    owner: Mapping[str, Owner],
+) -> ColumnAccounting[Owner]:
     """``account_node`` on columns, with the same rules and results; ``last``: the node's
     last-seen counters (any peers, any order)."""
     count = len(keys)
@@ -315,12 +318,12 @@ def account_columns(
     if None in names:
         unknown = tuple(sorted(k for k, name in zip(keys, names, strict=True) if name is None))
         moved = [m if name is not None else 0 for m, name in zip(moved, names, strict=True)]
-    billed = UsageColumns([], [], [])
+    billed: UsageColumns[Owner] = UsageColumns([], [], [])
     if all(moved):
-        billed = UsageColumns(cast(list[str], names), add_rx, add_tx)
+        billed = UsageColumns(cast(list[Owner], names), add_rx, add_tx)
     elif any(moved):
         billed = UsageColumns(
-            cast(list[str], list(compress(names, moved))),  # unknown keys never moved
+            cast(list[Owner], list(compress(names, moved))),  # unknown keys never moved
             list(compress(add_rx, moved)),
             list(compress(add_tx, moved)),
         )

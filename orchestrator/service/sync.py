@@ -111,7 +111,7 @@ def fetch_counters(fleet: Fleet, node: Node) -> CounterReport:
 
 def account_reports(
     fleet: Fleet, reports: dict[str, CounterReport | NodeError], today: date
-) -> tuple[list[NodeSync], set[str]]:
+) -> tuple[list[NodeSync], set[int]]:
     """Every answer of a run accounted in one transaction: a crash anywhere applies nothing,
     and the next run, reading the same absolute counters, counts every byte exactly once."""
     observations = []
@@ -131,10 +131,10 @@ def account_reports(
         notify.queue(fleet, "node_unreachable", fleet.store.mark_sync_failed(failed))
         results = account_observations(fleet, observations, today, synced=answered)
     added: dict[str, int] = {}
-    updated: set[str] = set()
+    updated: set[int] = set()  # the configurations billed, as ledger entries
     for observation, result in zip(observations, results, strict=True):
         added[observation.node] = added.get(observation.node, 0) + result.bytes_added
-        updated.update(result.billed.names)
+        updated.update(result.entries)
     outcomes = []
     for name, report in reports.items():
         if isinstance(report, NodeError):

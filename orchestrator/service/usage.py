@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
 
+from orchestrator.adapters.store.sql import RowUsage, SyncLedger
 from orchestrator.core.accounting import (
     ColumnAccounting,
     Sample,
@@ -22,16 +23,15 @@ from orchestrator.service.context import Fleet
 
 @dataclass(frozen=True)
 class Ledger:
-    """Who owns which key and which plan bills it: read once per run, not once per node."""
+    """Who owns which key and which plan bills it: read once per run, not once per node. One
+    entry per configuration; keys map to entries."""
 
-    owners: dict[str, str]  # public key -> configuration
-    plan_of: dict[str, str | None]  # configuration -> plan name
+    read: SyncLedger
     plans: dict[str, Plan]
-    ids: dict[str, int] | None = None  # configuration -> its store row id, when read
 
-    def periods(self, configurations: Iterable[str], today: date) -> list[date]:
-        """The start of each configuration's billing period today (computed once per plan)."""
-        plan_names = list(map(self.plan_of.get, configurations))
+    def periods(self, entries: Iterable[int], today: date) -> list[date]:
+        """The start of each entry's billing period today (computed once per plan)."""
+        plan_names = list(map(self.read.plan_of.__getitem__, entries))
         by_plan = {
             plan: period_start(self.plans.get(plan) if plan else None, today)
             for plan in set(plan_names)
@@ -41,8 +41,28 @@ class Ledger:
 
 def load_ledger(fleet: Fleet) -> Ledger:
     store = fleet.store
-    read = store.sync_ledger()
-    return Ledger(read.owners, read.plan_of, {p.name: p for p in store.plans()}, read.ids)
+    return Ledger(store.sync_ledger(), {p.name: p for p in store.plans()})
+
+
+class Accounted(NamedTuple):
+    """What one observation added: ``configurations`` (their ledger entries) and bytes."""
+
+    result: ColumnAccounting[int]
+    names: list[str]  # ledger entry -> configuration
+
+    @property
+    def bytes_added(self) -> int:
+        return self.result.bytes_added
+
+    @property
+    def entries(self) -> list[int]:
+        """The ledger entries of the configurations this observation billed."""
+        return self.result.billed.owners
+
+    @property
+    def usage(self) -> dict[str, tuple[int, int]]:
+        """configuration -> (rx, tx) added."""
+        return {self.names[e]: pair for e, pair in self.result.usage.items()}
 
 
 class Observation(NamedTuple):
@@ -61,7 +81,7 @@ def account_observations(
     *,
     ledger: Ledger | None = None,
     synced: Collection[str] = (),
-) -> list[ColumnAccounting]:
+) -> list[Accounted]:
     """Apply observations in one transaction: one read of the last-seen counters, accounting
     on columns, one set-based write. ``synced``: nodes to mark as having answered a sync."""
     store = fleet.store
@@ -69,7 +89,7 @@ def account_observations(
     with store.transaction():
         ledger = ledger or load_ledger(fleet)
         seen = store.peer_counters_of({o.node for o in observations})
-        names: list[str] = []
+        entries: list[int] = []
         rxs: list[int] = []
         txs: list[int] = []
         results = []
@@ -77,9 +97,9 @@ def account_observations(
             columns = SampleColumns.of(samples)
             last = seen.get(node)
             result = account_columns(
-                epoch, columns.keys, columns.rx, columns.tx, last, ledger.owners
+                epoch, columns.keys, columns.rx, columns.tx, last, ledger.read.owners
             )
-            names += result.billed.names
+            entries += result.billed.owners
             rxs += result.billed.rx
             txs += result.billed.tx
             # A peer taken off a node restarts from zero if it is ever added back: having no
@@ -92,13 +112,14 @@ def account_observations(
                 unknown = result.unknown_keys
                 kept = last.without(unknown) if last is not None else None
                 seen[node] = merge_seen(kept, result.seen.without(unknown))
-            results.append(result)
-        usage = UsageColumns(names, rxs, txs)
-        if len(set(names)) < len(names):  # a configuration on several nodes or under two keys
-            totals = usage.totals()
+            results.append(Accounted(result, ledger.read.names))
+        if len(set(entries)) < len(entries):  # a configuration on several nodes or two keys
+            totals = UsageColumns(entries, rxs, txs).totals()
             pairs = list(totals.values())
-            usage = UsageColumns(list(totals), [p[0] for p in pairs], [p[1] for p in pairs])
-        store.apply_accounting(usage, ledger.periods(usage.names, today), seen, synced, ledger.ids)
+            entries, rxs, txs = list(totals), [p[0] for p in pairs], [p[1] for p in pairs]
+        ids = list(map(ledger.read.ids.__getitem__, entries))
+        usage = RowUsage(ids, ledger.periods(entries, today), rxs, txs)
+        store.apply_accounting(usage, {}, seen, synced)
     return results
 
 
@@ -111,7 +132,7 @@ def account_observation(
     *,
     removed: bool = False,
     ledger: Ledger | None = None,
-) -> ColumnAccounting:
+) -> Accounted:
     """Apply one node's counters in one transaction; ``removed``: those peers just left it."""
     observation = Observation(node, epoch, list(samples), removed)
     return account_observations(fleet, [observation], today, ledger=ledger)[0]

@@ -15,14 +15,13 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol, cast
+from typing import Any, NamedTuple, Protocol
 
 from orchestrator.adapters.store.schema import LATEST_VERSION, MIGRATIONS, statements_for
 from orchestrator.core.accounting import (
     OVERLAP_PREFIX,
     LastSeen,
     PeerCounters,
-    UsageColumns,
     decode_counters,
     encode_counters,
 )
@@ -110,11 +109,23 @@ def _plain(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class SyncLedger:
-    """What a sync reads once: who owns each key and each configuration's id and plan."""
+    """What a sync reads once, as columns with one entry per configuration, and who owns each
+    key as an entry number (no dictionary per configuration to build)."""
 
-    owners: dict[str, str]  # public key (current, or replaced and in grace) -> configuration
-    ids: dict[str, int]  # configuration -> its row id
-    plan_of: dict[str, str | None]  # configuration -> plan name
+    owners: dict[str, int]  # public key (current, or replaced and in grace) -> entry
+    names: list[str]  # entry -> configuration
+    ids: list[int]  # entry -> its row id
+    plan_of: list[str | None]  # entry -> plan name
+
+
+class RowUsage(NamedTuple):
+    """Bytes to add as columns: configuration row id, billing period, rx, tx (each id and
+    period together once)."""
+
+    ids: list[int]
+    periods: list[date]
+    rx: list[int]
+    tx: list[int]
 
 
 @dataclass(frozen=True)
@@ -1287,71 +1298,64 @@ class SqlStore:
         fields = text.split("\t") if count else []
         if len(fields) != 5 * count:
             return self._sync_ledger_by_rows()
-        names, keys, previous, plans = fields[1::5], fields[2::5], fields[3::5], fields[4::5]
-        owners = dict(zip(keys, names, strict=True))
+        keys, previous, plans = fields[2::5], fields[3::5], fields[4::5]
+        owners = dict(zip(keys, range(count), strict=True))
         if any(previous):
-            owners.update((key, name) for key, name in zip(previous, names, strict=True) if key)
+            owners.update((key, i) for i, key in enumerate(previous) if key)
         plan_names = {p: p[1:] if p[0] == "+" else None for p in set(plans)}
-        plan_of = dict(zip(names, map(plan_names.__getitem__, plans), strict=True))
-        return SyncLedger(owners, dict(zip(names, map(int, fields[0::5]), strict=True)), plan_of)
+        return SyncLedger(
+            owners,
+            fields[1::5],
+            list(map(int, fields[0::5])),
+            list(map(plan_names.__getitem__, plans)),
+        )
 
     def _sync_ledger_by_rows(self) -> SyncLedger:
-        owners: dict[str, str] = {}
-        ids: dict[str, int] = {}
-        plan_of: dict[str, str | None] = {}
-        for id_, name, plan, key, previous in self._rows(
+        rows = self._rows(
             "SELECT id, name, plan, public_key, previous_public_key FROM configurations"
-        ):
-            owners[key] = name
-            if previous is not None:
-                owners[previous] = name
-            ids[name], plan_of[name] = int(id_), plan
-        return SyncLedger(owners, ids, plan_of)
+        )
+        owners = {r[3]: i for i, r in enumerate(rows)}
+        owners.update((r[4], i) for i, r in enumerate(rows) if r[4] is not None)
+        return SyncLedger(
+            owners, [r[1] for r in rows], [int(r[0]) for r in rows], [r[2] for r in rows]
+        )
 
     def apply_accounting(
         self,
-        usage: Mapping[str, tuple[int, int]] | UsageColumns,
-        periods: Mapping[str, date] | Sequence[date],
+        usage: Mapping[str, tuple[int, int]] | RowUsage,
+        periods: Mapping[str, date],
         last_seen: Mapping[str, PeerCounters | Mapping[str, LastSeen]],
         synced: Collection[str] = (),
-        ids: Mapping[str, int] | None = None,
     ) -> None:
         """A run's accounting, landed together with the counters it was computed from.
 
         ``usage``: configuration -> (rx, tx) to add to its billing period ``periods[name]``,
-        or the same as columns (each configuration once) with ``periods`` a list beside them;
-        ``last_seen``: each touched node's full last-seen counters; ``synced``: nodes that
-        answered this sync; ``ids``: configuration -> row id as the run's ledger read them
-        (read here when not given). Set-based: the usage goes to the database as columns and
-        lands with one statement, so 100,000 counters cost no more round trips than 10. Usage
-        of a configuration deleted meanwhile finds no row to land on and is dropped with it.
+        or as columns by row id (from the run's ledger, read in this transaction) that carry
+        their periods; ``last_seen``: each touched node's full last-seen counters;
+        ``synced``: nodes that answered this sync. Set-based: the usage goes to the database
+        as columns and lands with one statement, so 100,000 counters cost no more round trips
+        than 10. Usage of a configuration deleted meanwhile finds no row to land on and is
+        dropped with it.
         """
-        if isinstance(usage, UsageColumns):
-            names, rxs, txs = usage
-            dates = list(cast(Sequence[date], periods))
-        else:
-            names = list(usage)
-            rxs, txs = (list(c) for c in zip(*usage.values(), strict=True)) if usage else ([], [])
-            dates = list(map(cast(Mapping[str, date], periods).__getitem__, names))
-        if not len(names) == len(dates) == len(rxs) == len(txs):
-            raise StoreError("a sync's usage and billing periods do not match")
-        if names and (min(rxs) < 0 or min(txs) < 0):
-            raise StoreError("negative usage in a sync's accounting")
         with self.transaction():
-            if names:
-                if ids is None:
-                    ids = {
-                        r[0]: int(r[1]) for r in self._rows("SELECT name, id FROM configurations")
-                    }
-                if not ids.keys() >= set(names):  # deleted since the ledger was read
-                    kept = [i for i, name in enumerate(names) if name in ids]
-                    names = [names[i] for i in kept]
-                    dates = [dates[i] for i in kept]
-                    rxs, txs = [rxs[i] for i in kept], [txs[i] for i in kept]
+            if not isinstance(usage, RowUsage):
+                ids = dict(self._rows("SELECT name, id FROM configurations"))
+                names = [name for name in usage if name in ids]
+                usage = RowUsage(
+                    [int(ids[name]) for name in names],
+                    [periods[name] for name in names],
+                    [usage[name][0] for name in names],
+                    [usage[name][1] for name in names],
+                )
+            if not len(usage.ids) == len(usage.periods) == len(usage.rx) == len(usage.tx):
+                raise StoreError("a sync's usage columns differ in length")
+            if usage.ids:
+                if min(usage.rx) < 0 or min(usage.tx) < 0:
+                    raise StoreError("negative usage in a sync's accounting")
                 # Dates as ISO text, converted once per period rather than once per row.
-                iso = {period: period.isoformat() for period in set(dates)}
+                iso = {period: period.isoformat() for period in set(usage.periods)}
                 self._merge_usage(
-                    list(map(ids.__getitem__, names)), list(map(iso.__getitem__, dates)), rxs, txs
+                    usage.ids, list(map(iso.__getitem__, usage.periods)), usage.rx, usage.tx
                 )
             self._write_last_seen(last_seen)
             self.db.executemany(
