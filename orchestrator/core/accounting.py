@@ -144,10 +144,11 @@ class PeerCounters:
     """One node's last-seen counters as columns, in the node's own peer order.
 
     ``stored``: the text the store's row holds for exactly these keys, when known; a write then
-    leaves the keys alone and rewrites the numbers only.
+    leaves the keys alone and rewrites the numbers only. ``saved``: the store's row holds
+    exactly these counters (read from it and unchanged since), so there is nothing to write.
     """
 
-    __slots__ = ("epochs", "keys", "rx", "stored", "tx")
+    __slots__ = ("epochs", "keys", "rx", "saved", "stored", "tx")
 
     def __init__(
         self,
@@ -156,10 +157,13 @@ class PeerCounters:
         rx: list[int],
         tx: list[int],
         stored: str | None = None,
+        *,
+        saved: bool = False,
     ) -> None:
         if not len(keys) == len(epochs) == len(rx) == len(tx):
             raise ValueError("last-seen columns of different lengths")
         self.keys, self.epochs, self.rx, self.tx, self.stored = keys, epochs, rx, tx, stored
+        self.saved = saved and stored is not None
 
     @classmethod
     def of(cls, seen: Mapping[str, LastSeen] | PeerCounters) -> PeerCounters:
@@ -230,7 +234,7 @@ def decode_counters(peers: str | None, counters: str) -> PeerCounters:
     rx, tx = list(map(int, lines[1].split("\t"))), list(map(int, lines[2].split("\t")))
     if not len(keys) == len(epochs) == len(rx) == len(tx):
         raise ValueError("last-seen counters: the columns do not match the peers")
-    return PeerCounters(keys, epochs, rx, tx, peers)
+    return PeerCounters(keys, epochs, rx, tx, peers, saved=True)
 
 
 Owner = TypeVar("Owner", bound=Hashable)  # what a key's owner is known as: a name, an index
@@ -342,8 +346,9 @@ def merge_seen(
     if last is None or not last.keys:
         return observed
     if last.keys == observed.keys:
-        if last.stored is not None:
-            observed.stored = last.stored
+        if last.rx == observed.rx and last.tx == observed.tx and last.epochs == observed.epochs:
+            return last  # nothing moved: what the store holds already
+        observed.stored = last.stored
         return observed
     count, total = len(observed.keys), len(last.keys)
     first = observed.keys[0] if count else None

@@ -1217,12 +1217,14 @@ class SqlStore:
     def _write_last_seen(
         self, last_seen: Mapping[str, PeerCounters | Mapping[str, LastSeen]]
     ) -> None:
-        """Each node's full last-seen counters. A node whose keys are those its row holds
-        already gets its numbers rewritten only (on PostgreSQL the keys' text, stored out of
-        line, is then not written again)."""
+        """Each node's full last-seen counters. A node whose counters are those its row holds
+        is left alone; one whose keys are those its row holds gets its numbers rewritten only
+        (on PostgreSQL the keys' text, stored out of line, is then not written again)."""
         numbers, whole = [], []
         for node, seen in last_seen.items():
             counters = PeerCounters.of(seen)
+            if counters.saved:
+                continue
             peers, text = encode_counters(counters)
             if counters.stored is not None and counters.stored == peers:
                 numbers.append((node, text))
