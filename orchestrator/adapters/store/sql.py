@@ -1288,13 +1288,14 @@ class SqlStore:
         per configuration: 100,000 rows cost more to fetch than to use. Names, keys or plans
         holding a tab, which the service never lets in, would not split evenly: they are
         then read row by row."""
-        agg, tab = (
-            ("group_concat", "char(9)") if self.db.dialect == "sqlite" else ("string_agg", "chr(9)")
+        agg, line = (
+            ("group_concat", "printf") if self.db.dialect == "sqlite" else ("string_agg", "format")
         )
+        # printf/format render a NULL as nothing: no previous key, no plan ("+" marks one).
         row = self._one(
-            f"SELECT COUNT(*), {agg}(CAST(id AS TEXT) || {tab} || name || {tab} || public_key "
-            f"|| {tab} || COALESCE(previous_public_key, '') || {tab} "
-            f"|| COALESCE('+' || plan, '-'), {tab}) FROM configurations"
+            f"SELECT COUNT(*), {agg}({line}(?, id, name, public_key, previous_public_key, "
+            "'+' || plan), ?) FROM configurations",
+            ("\t".join(["%s"] * 5), "\t"),
         )
         count, text = (int(row[0]), row[1] or "") if row else (0, "")
         fields = text.split("\t") if count else []
@@ -1304,7 +1305,7 @@ class SqlStore:
         owners = dict(zip(keys, range(count), strict=True))
         if any(previous):
             owners.update((key, i) for i, key in enumerate(previous) if key)
-        plan_names = {p: p[1:] if p[0] == "+" else None for p in set(plans)}
+        plan_names = {p: p[1:] if p else None for p in set(plans)}
         return SyncLedger(
             owners,
             fields[1::5],
