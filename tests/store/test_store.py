@@ -605,3 +605,49 @@ def test_a_run_sums_a_configuration_over_nodes_and_keys_and_keeps_totals(store: 
     assert sum(u.total for u in store.usage("alice-1")) == 30 + 5
     assert set(store.last_seen("node1")) == {"PUBa1=", "PUBb1=", "next:PUBa2="}
     assert usage_check(fleet) == []
+
+
+def test_two_runs_landing_the_same_new_usage_row_at_once_add_up(store_url: str) -> None:
+    """A shard's run inserts a configuration's usage row while another run, on another node of
+    it, is about to: the second adds to the first's row (on PostgreSQL through the conflict
+    clause, on SQLite by waiting for the write lock) and the used-bytes total stays exact."""
+    import threading
+    import time
+
+    from orchestrator.core.accounting import Sample
+    from orchestrator.service.context import Fleet
+    from orchestrator.service.usage import Observation, account_observations, usage_check
+
+    day = date(2026, 11, 23)
+    first = open_store(store_url)
+    try:
+        first.upgrade()
+        seed(first)
+        errors: list[BaseException] = []
+
+        def other_run() -> None:
+            second = open_store(store_url)  # a connection of its own, as another controller
+            fleet = Fleet(settings=None, store=second, secrets=None)  # type: ignore[arg-type]
+            try:
+                account_observations(
+                    fleet, [Observation("node2", "e", [Sample("PUBa1=", 7, 1)])], day
+                )
+            except BaseException as exc:  # handed to the test's thread
+                errors.append(exc)
+            finally:
+                second.close()
+
+        fleet = Fleet(settings=None, store=first, secrets=None)  # type: ignore[arg-type]
+        runner = threading.Thread(target=other_run)
+        with first.transaction():
+            account_observations(fleet, [Observation("node1", "e", [Sample("PUBa1=", 10, 2)])], day)
+            runner.start()
+            time.sleep(0.5)  # the other run reads its ledger and blocks on this run's row
+        runner.join(30)
+        assert not runner.is_alive() and errors == []
+        assert [(u.period_start, u.rx_bytes, u.tx_bytes) for u in first.usage("alice-1")] == [
+            (date(2026, 11, 5), 17, 3)
+        ]
+        assert usage_check(fleet) == []
+    finally:
+        first.close()
