@@ -45,7 +45,8 @@ def load_ledger(fleet: Fleet) -> Ledger:
 
 
 class Accounted(NamedTuple):
-    """What one observation added: ``configurations`` (their ledger entries) and bytes."""
+    """What one observation added: bytes, and to which configurations (as ledger entries, with
+    the ledger's names to read them by)."""
 
     result: ColumnAccounting[int]
     names: list[str]  # ledger entry -> configuration

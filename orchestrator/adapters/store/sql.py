@@ -1334,11 +1334,11 @@ class SqlStore:
 
         ``usage``: configuration -> (rx, tx) to add to its billing period ``periods[name]``,
         or as columns by row id (from the run's ledger, read in this transaction) that carry
-        their periods; ``last_seen``: each touched node's full last-seen counters;
-        ``synced``: nodes that answered this sync. Set-based: the usage goes to the database
-        as columns and lands with one statement, so 100,000 counters cost no more round trips
-        than 10. Usage of a configuration deleted meanwhile finds no row to land on and is
-        dropped with it.
+        their periods (``periods`` is then unused); ``last_seen``: each touched node's full
+        last-seen counters; ``synced``: nodes that answered this sync. Set-based: the usage
+        goes to the database as columns and lands with one statement, so 100,000 counters cost
+        no more round trips than 10. Usage of a configuration deleted meanwhile finds no row to
+        land on and is dropped with it.
         """
         with self.transaction():
             if not isinstance(usage, RowUsage):

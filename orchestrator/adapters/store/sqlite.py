@@ -28,7 +28,7 @@ class SqliteConnection:
                 "PRAGMA synchronous = FULL",
                 "PRAGMA foreign_keys = ON",
                 "PRAGMA secure_delete = ON",
-                # A sync's scratch table holds configuration names: never in a temp file.
+                # Sorts and temporary tables may hold account data: never in a temp file.
                 "PRAGMA temp_store = MEMORY",
             ):
                 self._db.execute(pragma)
