@@ -1207,6 +1207,8 @@ class SqlStore:
         sql = "SELECT node, peers, counters FROM node_counters"
         if len(wanted) == 1:
             rows = self._rows(sql + " WHERE node = ?", [*wanted])
+        elif self.db.dialect == "postgresql":  # a shard's nodes only, over the wire
+            rows = self._rows(sql + " WHERE node = ANY(?)", [sorted(wanted)])
         else:
             rows = [r for r in self._rows(sql) if r[0] in wanted]
         return {node: decode_counters(peers, text) for node, peers, text in rows}
