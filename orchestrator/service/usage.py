@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
 
-from orchestrator.adapters.store.sql import RowUsage, SyncLedger
+from orchestrator.adapters.store import RowUsage, SyncLedger
 from orchestrator.core.accounting import (
     ColumnAccounting,
     Sample,
