@@ -114,10 +114,11 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
         ),
         RecordKind(
             "node_counters",
-            "per node, the last byte counters read for each configuration's public key",
+            "per node, the last byte counters read for each configuration's public key (the "
+            "keys, in the node's order, apart from the numbers)",
             "so the next sync counts each byte exactly once",
             "while the peer is on the node; forgotten when it leaves or is deleted",
-            ("node", "counters"),
+            ("node", "peers", "counters"),
         ),
         RecordKind(
             "node_daily_totals",

@@ -18,7 +18,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from orchestrator.adapters import ssh
-from orchestrator.core.accounting import OVERLAP_PREFIX, Sample
+from orchestrator.core.accounting import OVERLAP_PREFIX, SampleColumns
 from orchestrator.core.collector import CounterParseError, CounterReport, parse_counters
 from orchestrator.core.models import Configuration, DisabledReason, Node
 from orchestrator.core.quota import QuotaStatus, enforce
@@ -111,7 +111,7 @@ def fetch_counters(fleet: Fleet, node: Node) -> CounterReport:
 
 def account_reports(
     fleet: Fleet, reports: dict[str, CounterReport | NodeError], today: date
-) -> tuple[list[NodeSync], set[str]]:
+) -> tuple[list[NodeSync], set[int]]:
     """Every answer of a run accounted in one transaction: a crash anywhere applies nothing,
     and the next run, reading the same absolute counters, counts every byte exactly once."""
     observations = []
@@ -121,10 +121,9 @@ def account_reports(
         observations.append(Observation(name, report.epoch, report.samples))
         overlap = report.overlap
         if overlap is not None and overlap.epoch != "none":
-            samples = [
-                Sample(OVERLAP_PREFIX + s.public_key, s.rx_bytes, s.tx_bytes)
-                for s in overlap.samples
-            ]
+            columns = SampleColumns.of(overlap.samples)
+            keys = [OVERLAP_PREFIX + key for key in columns.keys]
+            samples = SampleColumns(keys, columns.rx, columns.tx)
             observations.append(Observation(name, overlap.epoch, samples))
     answered = [o.node for o in observations]
     with fleet.store.transaction():
@@ -132,10 +131,10 @@ def account_reports(
         notify.queue(fleet, "node_unreachable", fleet.store.mark_sync_failed(failed))
         results = account_observations(fleet, observations, today, synced=answered)
     added: dict[str, int] = {}
-    updated: set[str] = set()
+    updated: set[int] = set()  # the configurations billed, as ledger entries
     for observation, result in zip(observations, results, strict=True):
         added[observation.node] = added.get(observation.node, 0) + result.bytes_added
-        updated.update(result.usage)
+        updated.update(result.entries)
     outcomes = []
     for name, report in reports.items():
         if isinstance(report, NodeError):

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
 
-from orchestrator.core.accounting import NodeAccounting, Sample, account_node
+from orchestrator.adapters.store import RowUsage, SyncLedger
+from orchestrator.core.accounting import (
+    ColumnAccounting,
+    Sample,
+    SampleColumns,
+    UsageColumns,
+    account_columns,
+    merge_seen,
+)
 from orchestrator.core.models import Configuration, Plan, TopUp, UsageTotal
 from orchestrator.core.quota import QuotaStatus, period_start, quota_status
 from orchestrator.service.context import Fleet
@@ -15,33 +23,47 @@ from orchestrator.service.context import Fleet
 
 @dataclass(frozen=True)
 class Ledger:
-    """Who owns which key and which plan bills it: read once per run, not once per node."""
+    """Who owns which key and which plan bills it: read once per run, not once per node. One
+    entry per configuration; keys map to entries."""
 
-    owners: dict[str, str]  # public key -> configuration
-    plan_of: dict[str, str | None]  # configuration -> plan name
+    read: SyncLedger
     plans: dict[str, Plan]
 
-    def period(self, configuration: str, today: date) -> date:
-        name = self.plan_of.get(configuration)
-        return period_start(self.plans.get(name) if name else None, today)
-
-    def periods(self, configurations: Iterable[str], today: date) -> dict[str, date]:
-        """configuration -> start of its billing period today (computed once per plan)."""
-        by_plan: dict[str | None, date] = {}
-        plan_of = self.plan_of.get
-        result = {}
-        for name in configurations:
-            plan = plan_of(name)
-            if plan not in by_plan:
-                by_plan[plan] = period_start(self.plans.get(plan) if plan else None, today)
-            result[name] = by_plan[plan]
-        return result
+    def periods(self, entries: Iterable[int], today: date) -> list[date]:
+        """The start of each entry's billing period today (computed once per plan)."""
+        plan_names = list(map(self.read.plan_of.__getitem__, entries))
+        by_plan = {
+            plan: period_start(self.plans.get(plan) if plan else None, today)
+            for plan in set(plan_names)
+        }
+        return list(map(by_plan.__getitem__, plan_names))
 
 
 def load_ledger(fleet: Fleet) -> Ledger:
     store = fleet.store
-    owners, plan_of = store.owners_and_plans()
-    return Ledger(owners, plan_of, {p.name: p for p in store.plans()})
+    return Ledger(store.sync_ledger(), {p.name: p for p in store.plans()})
+
+
+class Accounted(NamedTuple):
+    """What one observation added: bytes, and to which configurations (as ledger entries, with
+    the ledger's names to read them by)."""
+
+    result: ColumnAccounting[int]
+    names: list[str]  # ledger entry -> configuration
+
+    @property
+    def bytes_added(self) -> int:
+        return self.result.bytes_added
+
+    @property
+    def entries(self) -> list[int]:
+        """The ledger entries of the configurations this observation billed."""
+        return self.result.billed.owners
+
+    @property
+    def usage(self) -> dict[str, tuple[int, int]]:
+        """configuration -> (rx, tx) added."""
+        return {self.names[e]: pair for e, pair in self.result.usage.items()}
 
 
 class Observation(NamedTuple):
@@ -60,37 +82,45 @@ def account_observations(
     *,
     ledger: Ledger | None = None,
     synced: Collection[str] = (),
-) -> list[NodeAccounting]:
-    """Apply observations in one transaction: one read of the last-seen counters, pure
-    accounting, one set-based write. ``synced``: nodes to mark as having answered a sync."""
+) -> list[Accounted]:
+    """Apply observations in one transaction: one read of the last-seen counters, accounting
+    on columns, one set-based write. ``synced``: nodes to mark as having answered a sync."""
     store = fleet.store
     observations = list(observations)
     with store.transaction():
         ledger = ledger or load_ledger(fleet)
-        seen = store.last_seen_of({o.node for o in observations})
-        usage: dict[str, tuple[int, int]] = {}
+        seen = store.peer_counters_of({o.node for o in observations})
+        entries: list[int] = []
+        rxs: list[int] = []
+        txs: list[int] = []
         results = []
         for node, epoch, samples, removed in observations:
-            node_seen = seen.setdefault(node, {})
-            result = account_node(epoch, samples, node_seen, ledger.owners)
-            for name, pair in result.usage.items():
-                if name in usage:
-                    old_rx, old_tx = usage[name]
-                    pair = (old_rx + pair[0], old_tx + pair[1])
-                usage[name] = pair
-            if removed:
-                # A peer taken off a node restarts from zero if it is ever added back: having
-                # no last-seen counters counts exactly that, and keeps nothing about it.
-                for sample in samples:
-                    node_seen.pop(sample.public_key, None)
+            columns = SampleColumns.of(samples)
+            last = seen.get(node)
+            result = account_columns(
+                epoch, columns.keys, columns.rx, columns.tx, last, ledger.read.owners
+            )
+            entries += result.billed.owners
+            rxs += result.billed.rx
+            txs += result.billed.tx
+            # A peer taken off a node restarts from zero if it is ever added back: having no
+            # last-seen counters counts exactly that, and keeps nothing about it. Peers no
+            # configuration owns (a deleted account's, on a node that was down) bill nobody:
+            # their counters are not kept either.
+            if removed or not result.unknown_keys:
+                seen[node] = merge_seen(last, result.seen, removed=removed)
             else:
-                node_seen.update(result.last_seen)
-                # Peers no configuration owns (a deleted account's, on a node that was down)
-                # bill nobody: their counters are not kept.
-                for key in result.unknown_keys:
-                    node_seen.pop(key, None)
-            results.append(result)
-        store.apply_accounting(usage, ledger.periods(usage, today), seen, synced)
+                unknown = result.unknown_keys
+                kept = last.without(unknown) if last is not None else None
+                seen[node] = merge_seen(kept, result.seen.without(unknown))
+            results.append(Accounted(result, ledger.read.names))
+        if len(set(entries)) < len(entries):  # a configuration on several nodes or two keys
+            totals = UsageColumns(entries, rxs, txs).totals()
+            pairs = list(totals.values())
+            entries, rxs, txs = list(totals), [p[0] for p in pairs], [p[1] for p in pairs]
+        ids = list(map(ledger.read.ids.__getitem__, entries))
+        usage = RowUsage(ids, ledger.periods(entries, today), rxs, txs)
+        store.apply_accounting(usage, {}, seen, synced)
     return results
 
 
@@ -103,7 +133,7 @@ def account_observation(
     *,
     removed: bool = False,
     ledger: Ledger | None = None,
-) -> NodeAccounting:
+) -> Accounted:
     """Apply one node's counters in one transaction; ``removed``: those peers just left it."""
     observation = Observation(node, epoch, list(samples), removed)
     return account_observations(fleet, [observation], today, ledger=ledger)[0]

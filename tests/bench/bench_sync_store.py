@@ -5,6 +5,8 @@ answer, then `account_reports` (exact accounting, one transaction for the run) i
 on SQLite (WAL, synchronous=FULL) and on a throwaway PostgreSQL server (fsync on). Each figure
 is also given as a ratio to a reference measured in the same run: the same rows written with a
 plain executemany (SQLite) or COPY (PostgreSQL) into a bare table, the floor of any store.
+On PostgreSQL it also prints how many of the runs' usage_totals updates stayed HOT (on the
+same page, no new index entry), which is what the table's free space per page is for.
 
 Run (as root, after `bash .ci/install`):
     .venv/bin/python -m tests.bench.bench_sync_store [--nodes 1000] [--peers 100] [--json]
@@ -109,6 +111,19 @@ def reference(store: SqlStore, texts: list[str]) -> None:
                 copy.write_row(row)
 
 
+def hot_share(store: SqlStore) -> dict[str, Any]:
+    """Share of usage_totals updates PostgreSQL made on the same page (HOT: no index entry)."""
+    store.db.execute("SELECT pg_stat_force_next_flush()")  # this backend's counts, now
+    updated, hot = store.db.execute(
+        "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'usage_totals'"
+    )[0]
+    return {
+        "updates": int(updated),
+        "hot": int(hot),
+        "hot_share": hot / updated if updated else None,
+    }
+
+
 @contextmanager
 def backend(kind: str) -> Iterator[str]:
     if kind == "sqlite":
@@ -175,6 +190,14 @@ def run(kind: str, nodes: int, peers: int) -> list[dict[str, Any]]:
                 "ratio_to_reference": None,
             }
         )
+        if kind == "postgresql":
+            results.append(
+                {
+                    "backend": kind,
+                    "case": "usage_totals updates that stayed HOT",
+                    **hot_share(store),
+                }
+            )
         usage = sum(u.total for u in store.usage())
         expected = sum((j + 1) * 2000 + (j + 2) * 2000 for j in range(peers)) * nodes
         assert usage == expected, f"{kind}: accounted {usage}, expected {expected}"
@@ -213,6 +236,9 @@ def main() -> int:
     )
     print(f"{'backend':<11}{'case':<42}{'wall s':>8}{'cpu s':>8}{'rows/s':>11}{'x ref':>7}")
     for r in results:
+        if "hot_share" in r:
+            print(f"{r['backend']:<11}{r['case']:<42}{r['hot']:,} of {r['updates']:,}")
+            continue
         ratio = "" if r["ratio_to_reference"] is None else f"{r['ratio_to_reference']:.1f}"
         print(
             f"{r['backend']:<11}{r['case']:<42}{r['wall_s']:>8.2f}{r['cpu_s']:>8.2f}{r['rows_per_s']:>11,.0f}{ratio:>7}"

@@ -268,6 +268,12 @@ def test_closed_periods_past_retention_are_erased_with_their_running_totals(
     assert store.running_totals() == store.recomputed_totals()
 
 
+def key_owners(store: SqlStore) -> dict[str, str]:
+    """Public key -> configuration, as a sync's ledger reads them."""
+    ledger = store.sync_ledger()
+    return {key: ledger.names[entry] for key, entry in ledger.owners.items()}
+
+
 def test_a_peer_rotation_keeps_identity_and_maps_both_keys_until_retired(store: SqlStore) -> None:
     from orchestrator.core.accounting import LastSeen
 
@@ -283,7 +289,7 @@ def test_a_peer_rotation_keeps_identity_and_maps_both_keys_until_retired(store: 
     assert rotated.addresses == store.configuration("alice-1").addresses
     assert rotated.plan == "basic"
     assert store.usage("alice-1")[0].total == 150
-    owners = store.key_owners()
+    owners = key_owners(store)
     assert owners["PUBa1="] == owners["PUBa2="] == "alice-1"
     assert all(store.node_revisions()[n][0] > revisions[n][0] for n in ("node1", "node2"))
     with pytest.raises(StoreError, match="already rotating"):
@@ -299,7 +305,7 @@ def test_a_peer_rotation_keeps_identity_and_maps_both_keys_until_retired(store: 
     before = store.end_peer_rotation("alice-1")
     assert before.previous_psk_ref == "psk/alice-1"
     assert store.configuration("alice-1").previous_public_key is None
-    assert "PUBa1=" not in store.key_owners()
+    assert "PUBa1=" not in key_owners(store)
     assert set(store.last_seen("node1")) == {"PUBa2="}
     assert store.rotations_ending(10**12) == []
 
@@ -506,3 +512,142 @@ def test_node_failures_are_reported_once_per_occurrence(store: SqlStore) -> None
     assert store.mark_audited({"node1": False, "node2": False}) == ["node2"]
     assert store.mark_audited({"node1": True}) == []
     assert store.mark_audited({"node1": False}) == ["node1"]
+
+
+def test_v11_reads_counters_written_before_it_and_forgets_keys_in_them(store_url: str) -> None:
+    from orchestrator.core.accounting import LastSeen, Sample
+    from orchestrator.service.context import Fleet
+    from orchestrator.service.usage import Observation, account_observations
+
+    store = open_store(store_url)
+    try:
+        store.upgrade(up_to=10)
+        seed(store)
+        store.db.execute(
+            "INSERT INTO node_counters (node, counters) VALUES "
+            "('node1', 'PUBa1=' || char(9) || 'e' || char(9) || '10' || char(9) || '20' || char(10) "
+            "|| 'PUBb1=' || char(9) || 'e' || char(9) || '1' || char(9) || '2'), "
+            "('node2', 'PUBa1=' || char(9) || 'e' || char(9) || '5' || char(9) || '5')"
+            if store.db.dialect == "sqlite"
+            else "INSERT INTO node_counters (node, counters) VALUES "
+            "('node1', 'PUBa1=' || chr(9) || 'e' || chr(9) || '10' || chr(9) || '20' || chr(10) "
+            "|| 'PUBb1=' || chr(9) || 'e' || chr(9) || '1' || chr(9) || '2'), "
+            "('node2', 'PUBa1=' || chr(9) || 'e' || chr(9) || '5' || chr(9) || '5')"
+        )
+        assert store.upgrade() == [11]
+        assert store.last_seen("node1") == {
+            "PUBa1=": LastSeen("e", 10, 20),
+            "PUBb1=": LastSeen("e", 1, 2),
+        }
+        if store.db.dialect == "postgresql":
+            options = dict(
+                store.db.execute(
+                    "SELECT relname, array_to_string(reloptions, ',') FROM pg_class "
+                    "WHERE relname IN ('usage_totals', 'node_counters')"
+                )
+            )
+            assert options == {"usage_totals": "fillfactor=50", "node_counters": "fillfactor=50"}
+        fleet = Fleet(settings=None, store=store, secrets=None)  # type: ignore[arg-type]
+        samples = [Sample("PUBa1=", 15, 20), Sample("PUBb1=", 1, 2)]
+        account_observations(fleet, [Observation("node1", "e", samples)], date(2026, 11, 23))
+        assert sum(u.total for u in store.usage("alice-1")) == 5  # only what moved since
+        assert store.db.execute("SELECT peers FROM node_counters WHERE node = 'node1'") == [
+            ("PUBa1=\nPUBb1=",)
+        ]
+        store.delete_account("alice")  # forgets PUBa1= in the new row and in the old one
+        assert store.last_seen("node1") == {"PUBb1=": LastSeen("e", 1, 2)}
+        assert store.last_seen("node2") == {}
+    finally:
+        store.close()
+
+
+def test_the_sync_ledger_reads_names_it_cannot_split_row_by_row(store: SqlStore) -> None:
+    seed(store)
+    fast = store.sync_ledger()
+    assert fast == store._sync_ledger_by_rows()
+    by_entry = dict(zip(fast.names, zip(fast.ids, fast.plan_of, strict=True), strict=True))
+    assert by_entry["alice-1"][1] == "basic" and by_entry["bob-1"][1] is None
+    assert {k: fast.names[e] for k, e in fast.owners.items()} == {
+        "PUBa1=": "alice-1",
+        "PUBb1=": "bob-1",
+    }
+    store.db.execute(
+        "UPDATE configurations SET name = 'bob' || ? || '1' WHERE name = 'bob-1'", ("\t",)
+    )
+    odd = store.sync_ledger()
+    assert sorted(odd.names) == ["alice-1", "bob\t1"]
+    assert {k: odd.names[e] for k, e in odd.owners.items()}["PUBb1="] == "bob\t1"
+
+
+def test_a_run_sums_a_configuration_over_nodes_and_keys_and_keeps_totals(store: SqlStore) -> None:
+    from orchestrator.core.accounting import Sample
+    from orchestrator.service.context import Fleet
+    from orchestrator.service.usage import Observation, account_observations, usage_check
+
+    seed(store)
+    store.begin_peer_rotation("alice-1", "PUBa2=", None, date(2026, 11, 23), 5000)
+    fleet = Fleet(settings=None, store=store, secrets=None)  # type: ignore[arg-type]
+    day = date(2026, 11, 23)
+    first = [
+        Observation("node1", "e", [Sample("PUBa1=", 10, 1), Sample("PUBb1=", 3, 3)]),
+        Observation("node1", "x", [Sample("next:PUBa2=", 5, 5)]),
+        Observation("node2", "e", [Sample("PUBa2=", 7, 0), Sample("PUBa1=", 1, 1)]),
+    ]
+    results = account_observations(fleet, first, day)
+    assert [r.bytes_added for r in results] == [17, 10, 9]
+    assert results[0].usage == {"alice-1": (10, 1), "bob-1": (3, 3)}
+    assert sum(u.total for u in store.usage("alice-1")) == 11 + 10 + 9
+    assert [u.period_start for u in store.usage("alice-1")] == [date(2026, 11, 5)]
+    again = account_observations(fleet, first, day)  # a replay adds nothing
+    assert [r.bytes_added for r in again] == [0, 0, 0]
+    later = [Observation("node2", "e", [Sample("PUBa2=", 9, 0), Sample("PUBa1=", 1, 4)])]
+    account_observations(fleet, later, day)
+    assert sum(u.total for u in store.usage("alice-1")) == 30 + 5
+    assert set(store.last_seen("node1")) == {"PUBa1=", "PUBb1=", "next:PUBa2="}
+    assert usage_check(fleet) == []
+
+
+def test_two_runs_landing_the_same_new_usage_row_at_once_add_up(store_url: str) -> None:
+    """A shard's run inserts a configuration's usage row while another run, on another node of
+    it, is about to: the second adds to the first's row (on PostgreSQL through the conflict
+    clause, on SQLite by waiting for the write lock) and the used-bytes total stays exact."""
+    import threading
+    import time
+
+    from orchestrator.core.accounting import Sample
+    from orchestrator.service.context import Fleet
+    from orchestrator.service.usage import Observation, account_observations, usage_check
+
+    day = date(2026, 11, 23)
+    first = open_store(store_url)
+    try:
+        first.upgrade()
+        seed(first)
+        errors: list[BaseException] = []
+
+        def other_run() -> None:
+            second = open_store(store_url)  # a connection of its own, as another controller
+            fleet = Fleet(settings=None, store=second, secrets=None)  # type: ignore[arg-type]
+            try:
+                account_observations(
+                    fleet, [Observation("node2", "e", [Sample("PUBa1=", 7, 1)])], day
+                )
+            except BaseException as exc:  # handed to the test's thread
+                errors.append(exc)
+            finally:
+                second.close()
+
+        fleet = Fleet(settings=None, store=first, secrets=None)  # type: ignore[arg-type]
+        runner = threading.Thread(target=other_run)
+        with first.transaction():
+            account_observations(fleet, [Observation("node1", "e", [Sample("PUBa1=", 10, 2)])], day)
+            runner.start()
+            time.sleep(0.5)  # the other run reads its ledger and blocks on this run's row
+        runner.join(30)
+        assert not runner.is_alive() and errors == []
+        assert [(u.period_start, u.rx_bytes, u.tx_bytes) for u in first.usage("alice-1")] == [
+            (date(2026, 11, 5), 17, 3)
+        ]
+        assert usage_check(fleet) == []
+    finally:
+        first.close()

@@ -175,13 +175,29 @@ def test_allowance_and_enforcement() -> None:
 
 
 def test_last_seen_counters_survive_their_text_form() -> None:
-    from orchestrator.core.accounting import decode_last_seen, encode_last_seen
+    from orchestrator.core.accounting import (
+        PeerCounters,
+        decode_counters,
+        decode_last_seen,
+        encode_counters,
+    )
 
     seen = {"K1=": LastSeen("boot-a", 0, 2**62), "next:K2=": LastSeen("b", 5, 6)}
-    assert decode_last_seen(encode_last_seen(seen)) == seen
-    assert decode_last_seen(encode_last_seen({})) == {}
+    assert decode_counters(*encode_counters(PeerCounters.of(seen))).as_dict() == seen
+    same_epoch = {"K1=": LastSeen("e", 1, 2), "K2=": LastSeen("e", 3, 4)}
+    peers, text = encode_counters(PeerCounters.of(same_epoch))
+    assert text.startswith("e\n")  # one epoch for the node when its peers agree
+    assert decode_counters(peers, text).as_dict() == same_epoch
+    assert decode_counters(*encode_counters(PeerCounters.of({}))).as_dict() == {}
+    # Rows written before the peers column (schema 8 to 10) are read as they were written.
+    assert decode_counters(None, "K1=\tboot-a\t0\t4611686018427387904") == PeerCounters.of(
+        {"K1=": LastSeen("boot-a", 0, 2**62)}
+    )
+    assert decode_last_seen("") == {}
     with pytest.raises(ValueError, match="each line needs"):
         decode_last_seen("K1=\tboot-a\t5")
+    with pytest.raises(ValueError, match="do not match"):
+        decode_counters("K1=\nK2=", "e\n1\n2")
 
 
 def test_sample_columns_read_like_samples_and_account_the_same() -> None:
@@ -198,3 +214,115 @@ def test_sample_columns_read_like_samples_and_account_the_same() -> None:
     assert account_node("e", columns, last, owner) == account_node("e", samples, last, owner)
     with pytest.raises(ValueError, match="different lengths"):
         SampleColumns(["K1="], [1, 2], [3])
+
+
+# --- columns: the sync's path against the per-peer rules ---------------------------------------
+
+POOL = ["A" * 43 + "=", "B" * 43 + "=", "C" * 43 + "=", "next:" + "A" * 43 + "=", "D" * 43 + "="]
+# D's owner is unknown (a deleted account's peer); A and next:A bill the same configuration.
+OWNERS = {POOL[0]: "alice-1", POOL[1]: "bob-1", POOL[2]: "alice-1"}
+
+
+def reference_step(
+    state: dict[str, LastSeen],
+    epoch: str,
+    samples: list[Sample],
+    removed: bool,
+) -> tuple[dict[str, tuple[int, int]], dict[str, LastSeen]]:
+    """The rules one peer at a time, as the store applied them before counters were columns."""
+    usage: dict[str, tuple[int, int]] = {}
+    after = dict(state)
+    unknown = []
+    for key, rx, tx in samples:
+        name = OWNERS.get(key.removeprefix("next:"))
+        if name is None:
+            unknown.append(key)
+            continue
+        add = counter_delta(state.get(key), epoch, rx, tx)
+        if add != (0, 0):
+            old = usage.get(name, (0, 0))
+            usage[name] = (old[0] + add[0], old[1] + add[1])
+    for key, rx, tx in samples:
+        if removed:
+            after.pop(key, None)
+        else:
+            after[key] = LastSeen(epoch, rx, tx)
+    if not removed:
+        for key in unknown:
+            after.pop(key, None)
+    return usage, after
+
+
+Step = st.tuples(
+    st.sampled_from(["e1", "e2"]),
+    st.permutations(POOL).flatmap(lambda keys: st.integers(0, len(keys)).map(lambda n: keys[:n])),
+    st.lists(st.tuples(st.integers(0, 50), st.integers(0, 50)), min_size=5, max_size=5),
+    st.sampled_from(["same order", "as drawn", "removed"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(Step, max_size=12))
+def test_columns_follow_the_per_peer_rules_through_the_store_s_text(
+    steps: list[tuple[str, list[str], list[tuple[int, int]], str]],
+) -> None:
+    """Every sync of a node: the same usage and last-seen counters as the per-peer rules, on
+    the fast path (the same peers in the same order) and off it, through the stored text."""
+    from orchestrator.core.accounting import (
+        PeerCounters,
+        account_columns,
+        decode_counters,
+        encode_counters,
+        merge_seen,
+    )
+
+    state: dict[str, LastSeen] = {}
+    stored: PeerCounters | None = None
+    for epoch, drawn, counters, how in steps:
+        keys = list(drawn)
+        if how == "same order" and stored is not None:
+            keys = list(stored.keys)  # what a node with unchanged peers answers
+        samples = [Sample(k, *counters[i % 5]) for i, k in enumerate(keys)]
+        removed = how == "removed"
+        expected_usage, state = reference_step(state, epoch, samples, removed)
+        result = account_columns(
+            epoch,
+            keys,
+            [s.rx_bytes for s in samples],
+            [s.tx_bytes for s in samples],
+            stored,
+            OWNERS,
+        )
+        assert result.usage == expected_usage
+        assert result.bytes_added == sum(rx + tx for rx, tx in expected_usage.values())
+        if removed or not result.unknown_keys:
+            merged = merge_seen(stored, result.seen, removed=removed)
+        else:
+            kept = stored.without(result.unknown_keys) if stored is not None else None
+            merged = merge_seen(kept, result.seen.without(result.unknown_keys))
+        assert merged.as_dict() == state
+        # What the store writes and reads back (a saved row is one the store holds already).
+        stored = merged if merged.saved else decode_counters(*encode_counters(merged))
+        assert stored.as_dict() == state
+
+
+def test_a_replay_leaves_the_store_s_row_alone() -> None:
+    from orchestrator.core.accounting import (
+        PeerCounters,
+        account_columns,
+        decode_counters,
+        encode_counters,
+        merge_seen,
+    )
+
+    keys = POOL[:3]
+    row = decode_counters(*encode_counters(PeerCounters(keys, ["e1"] * 3, [5, 6, 7], [1, 2, 3])))
+    assert row.saved
+    replay = account_columns("e1", list(keys), [5, 6, 7], [1, 2, 3], row, OWNERS)
+    assert replay.usage == {} and merge_seen(row, replay.seen) is row
+    moved = account_columns("e1", list(keys), [5, 6, 9], [1, 2, 3], row, OWNERS)
+    assert moved.usage == {"alice-1": (2, 0)}
+    after = merge_seen(row, moved.seen)
+    assert not after.saved and after.stored == row.stored  # the keys' text is reused
+    backwards = account_columns("e1", list(keys), [5, 6, 4], [1, 2, 3], row, OWNERS)
+    assert backwards.usage == {"alice-1": (4, 3)}  # a counter went backwards: from zero

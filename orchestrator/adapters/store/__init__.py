@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from orchestrator.adapters.store.sql import SqlStore
+from orchestrator.adapters.store.sql import RowUsage, SqlStore, SyncLedger
 from orchestrator.errors import ConfigError
 
-__all__ = ["SqlStore", "open_store"]
+__all__ = ["RowUsage", "SqlStore", "SyncLedger", "open_store"]
 
 
 def open_store(url: str, *, source: str = "settings") -> SqlStore:

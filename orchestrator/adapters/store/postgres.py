@@ -50,18 +50,6 @@ class PostgresConnection:
         except self._psycopg.Error as exc:
             raise self._error(exc) from None
 
-    def load(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        """Bulk-insert rows with COPY: one stream instead of a statement per row."""
-        try:
-            with (
-                self._db.cursor() as cursor,
-                cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
-            ):
-                for row in rows:
-                    copy.write_row(row)
-        except self._psycopg.Error as exc:
-            raise self._error(exc) from None
-
     def scrub(self) -> bool:
         """VACUUM the tables that hold account data, so dead rows are reclaimed now."""
         tables = ("accounts", "configurations", "configuration_nodes", "usage_totals", "topups")

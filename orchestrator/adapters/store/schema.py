@@ -241,6 +241,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE configurations ADD COLUMN warned_period DATE",
         ),
     ),
+    Migration(
+        11,
+        "last-seen counters as columns: each node's keys apart from its numbers, so a sync "
+        "rewrites the numbers only; on PostgreSQL, half of each page of the tables a sync "
+        "updates left free, so their updates stay on the page (HOT)",
+        (
+            # Rows written before this keep peers NULL and their v8 text until rewritten.
+            "ALTER TABLE node_counters ADD COLUMN peers TEXT",
+            "{postgresql_only} ALTER TABLE usage_totals SET (fillfactor = 50)",
+            "{postgresql_only} ALTER TABLE node_counters SET (fillfactor = 50)",
+            # Rewritten once, so the free space is there from the next sync on.
+            "{postgresql_only} CLUSTER usage_totals USING usage_totals_pkey",
+            "{postgresql_only} CLUSTER node_counters USING node_counters_pkey",
+        ),
+    ),
 )
 
 _DIALECT_WORDS = {

@@ -15,14 +15,15 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from orchestrator.adapters.store.schema import LATEST_VERSION, MIGRATIONS, statements_for
 from orchestrator.core.accounting import (
     OVERLAP_PREFIX,
     LastSeen,
-    decode_last_seen,
-    encode_last_seen,
+    PeerCounters,
+    decode_counters,
+    encode_counters,
 )
 from orchestrator.core.models import (
     Account,
@@ -42,7 +43,6 @@ class Connection(Protocol):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
-    def load(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None: ...
     def scrub(self) -> bool: ...
     def begin(self) -> None: ...
     def commit(self) -> None: ...
@@ -105,6 +105,27 @@ _INTERNAL_COLUMNS = {"id", "account_id", "configuration_id"}
 
 def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
+
+
+@dataclass(frozen=True)
+class SyncLedger:
+    """What a sync reads once, as columns with one entry per configuration, and who owns each
+    key as an entry number (no dictionary per configuration to build)."""
+
+    owners: dict[str, int]  # public key (current, or replaced and in grace) -> entry
+    names: list[str]  # entry -> configuration
+    ids: list[int]  # entry -> its row id
+    plan_of: list[str | None]  # entry -> plan name
+
+
+class RowUsage(NamedTuple):
+    """Bytes to add as columns: configuration row id, billing period, rx, tx (each id and
+    period together once)."""
+
+    ids: list[int]
+    periods: list[date]
+    rx: list[int]
+    tx: list[int]
 
 
 @dataclass(frozen=True)
@@ -1176,25 +1197,58 @@ class SqlStore:
 
     def last_seen_of(self, nodes: Collection[str]) -> dict[str, dict[str, LastSeen]]:
         """node -> public key -> last accounted counters, for the nodes that have any."""
+        return {node: seen.as_dict() for node, seen in self.peer_counters_of(nodes).items()}
+
+    def peer_counters_of(self, nodes: Collection[str]) -> dict[str, PeerCounters]:
+        """node -> its last-seen counters as columns, for the nodes that have any."""
         wanted = set(nodes)
         if not wanted:
             return {}
+        sql = "SELECT node, peers, counters FROM node_counters"
         if len(wanted) == 1:
-            rows = self._rows("SELECT node, counters FROM node_counters WHERE node = ?", [*wanted])
+            rows = self._rows(sql + " WHERE node = ?", [*wanted])
+        elif self.db.dialect == "postgresql":  # a shard's nodes only, over the wire
+            rows = self._rows(sql + " WHERE node = ANY(?)", [sorted(wanted)])
         else:
-            rows = [
-                r for r in self._rows("SELECT node, counters FROM node_counters") if r[0] in wanted
-            ]
-        return {node: decode_last_seen(text) for node, text in rows}
+            rows = [r for r in self._rows(sql) if r[0] in wanted]
+        return {node: decode_counters(peers, text) for node, peers, text in rows}
 
     def _counter_nodes(self) -> list[str]:
         return [r[0] for r in self._rows("SELECT node FROM node_counters")]
 
-    def _write_last_seen(self, last_seen: Mapping[str, Mapping[str, LastSeen]]) -> None:
+    def _write_last_seen(
+        self, last_seen: Mapping[str, PeerCounters | Mapping[str, LastSeen]]
+    ) -> None:
+        """Each node's full last-seen counters. A node whose counters are those its row holds
+        is left alone; one whose keys are those its row holds gets its numbers rewritten only
+        (on PostgreSQL the keys' text, stored out of line, is then not written again)."""
+        numbers, whole = [], []
+        for node, seen in last_seen.items():
+            counters = PeerCounters.of(seen)
+            if counters.saved:
+                continue
+            peers, text = encode_counters(counters)
+            if counters.stored is not None and counters.stored == peers:
+                numbers.append((node, text))
+            else:
+                whole.append((node, peers, text))
+        if numbers and self.db.dialect == "postgresql":
+            nodes, texts = zip(*numbers, strict=True)
+            self.db.execute(
+                "UPDATE node_counters n SET counters = r.counters "
+                "FROM unnest(?::text[], ?::text[]) AS r (node, counters) WHERE n.node = r.node",
+                (list(nodes), list(texts)),
+            )
+        elif numbers:
+            self.db.executemany(
+                "UPDATE node_counters SET counters = ? WHERE node = ?",
+                [(text, node) for node, text in numbers],
+            )
         self.db.executemany(
-            "INSERT INTO node_counters (node, counters) VALUES (?, ?) "
-            "ON CONFLICT (node) DO UPDATE SET counters = excluded.counters",
-            [(node, encode_last_seen(seen)) for node, seen in last_seen.items()],
+            "INSERT INTO node_counters (node, peers, counters) VALUES (?, ?, ?) "
+            "ON CONFLICT (node) DO UPDATE SET peers = excluded.peers, "
+            "counters = excluded.counters",
+            whole,
         )
 
     def _forget_keys(self, public_keys: Iterable[str]) -> None:
@@ -1202,17 +1256,19 @@ class SqlStore:
         keys = {k for k in public_keys if k}
         holders: set[str] = set()
         for key in keys:
+            # Rows written before the peers column hold their keys in the counters' text.
             holders.update(
                 r[0]
                 for r in self._rows(
-                    "SELECT node FROM node_counters WHERE counters LIKE ?", (f"%{key}%",)
+                    "SELECT node FROM node_counters WHERE COALESCE(peers, counters) LIKE ?",
+                    (f"%{key}%",),
                 )
             )
         changed = {}
-        for node, seen in self.last_seen_of(holders).items():
-            kept = {k: v for k, v in seen.items() if k.removeprefix(OVERLAP_PREFIX) not in keys}
-            if kept != seen:
-                changed[node] = kept
+        for node, seen in self.peer_counters_of(holders).items():
+            gone = [k for k in seen.keys if k.removeprefix(OVERLAP_PREFIX) in keys]
+            if gone:
+                changed[node] = seen.without(gone)
         self._write_last_seen(changed)
 
     @staticmethod
@@ -1225,65 +1281,91 @@ class SqlStore:
         ]
 
     def configuration_plans(self) -> dict[str, str | None]:
-        return self.owners_and_plans()[1]
+        return {r[0]: r[1] for r in self._rows("SELECT name, plan FROM configurations")}
 
-    def key_owners(self) -> dict[str, str]:
-        """Public key -> configuration name, for every configuration and any key in grace."""
-        return self.owners_and_plans()[0]
+    def sync_ledger(self) -> SyncLedger:
+        """Who owns which key, each configuration's id and plan: what a sync reads once.
 
-    def owners_and_plans(self) -> tuple[dict[str, str], dict[str, str | None]]:
-        """(public key -> configuration, configuration -> plan): a sync's ledger, one query."""
-        rows = self._rows("SELECT public_key, name, plan, previous_public_key FROM configurations")
-        keys, names, plans, previous = zip(*rows, strict=True) if rows else ((), (), (), ())
-        owners = dict(zip(keys, names, strict=True))
-        owners.update(
-            (key, name) for key, name in zip(previous, names, strict=True) if key is not None
+        Fetched as one text (five tab-separated fields per configuration) rather than one row
+        per configuration: 100,000 rows cost more to fetch than to use. Names, keys or plans
+        holding a tab, which the service never lets in, would not split evenly: they are
+        then read row by row."""
+        agg, line = (
+            ("group_concat", "printf") if self.db.dialect == "sqlite" else ("string_agg", "format")
         )
-        return owners, dict(zip(names, plans, strict=True))
+        # printf/format render a NULL as nothing: no previous key, no plan ("+" marks one).
+        row = self._one(
+            f"SELECT COUNT(*), {agg}({line}(?, id, name, public_key, previous_public_key, "
+            "'+' || plan), ?) FROM configurations",
+            ("\t".join(["%s"] * 5), "\t"),
+        )
+        count, text = (int(row[0]), row[1] or "") if row else (0, "")
+        fields = text.split("\t") if count else []
+        if len(fields) != 5 * count:
+            return self._sync_ledger_by_rows()
+        keys, previous, plans = fields[2::5], fields[3::5], fields[4::5]
+        owners = dict(zip(keys, range(count), strict=True))
+        if any(previous):
+            owners.update((key, i) for i, key in enumerate(previous) if key)
+        plan_names = {p: p[1:] if p else None for p in set(plans)}
+        return SyncLedger(
+            owners,
+            fields[1::5],
+            list(map(int, fields[0::5])),
+            list(map(plan_names.__getitem__, plans)),
+        )
+
+    def _sync_ledger_by_rows(self) -> SyncLedger:
+        rows = self._rows(
+            "SELECT id, name, plan, public_key, previous_public_key FROM configurations"
+        )
+        owners = {r[3]: i for i, r in enumerate(rows)}
+        owners.update((r[4], i) for i, r in enumerate(rows) if r[4] is not None)
+        return SyncLedger(
+            owners, [r[1] for r in rows], [int(r[0]) for r in rows], [r[2] for r in rows]
+        )
 
     def apply_accounting(
         self,
-        usage: Mapping[str, tuple[int, int]],
+        usage: Mapping[str, tuple[int, int]] | RowUsage,
         periods: Mapping[str, date],
-        last_seen: Mapping[str, Mapping[str, LastSeen]],
+        last_seen: Mapping[str, PeerCounters | Mapping[str, LastSeen]],
         synced: Collection[str] = (),
     ) -> None:
         """A run's accounting, landed together with the counters it was computed from.
 
-        ``usage``: configuration -> (rx, tx) to add to its billing period ``periods[name]``;
-        ``last_seen``: each
-        touched node's full last-seen counters; ``synced``: nodes that answered this sync.
-        Set-based: the usage is bulk-loaded into a scratch table and merged by one statement,
-        so 100,000 counters cost no more round trips than 10. Usage of a configuration deleted
-        meanwhile finds no row to land on and is dropped with it.
+        ``usage``: configuration -> (rx, tx) to add to its billing period ``periods[name]``,
+        or as columns by row id (from the run's ledger, read in this transaction) that carry
+        their periods (``periods`` is then unused); ``last_seen``: each touched node's full
+        last-seen counters; ``synced``: nodes that answered this sync. Set-based: the usage
+        goes to the database as columns and lands with one statement, so 100,000 counters cost
+        no more round trips than 10. Usage of a configuration deleted meanwhile finds no row to
+        land on and is dropped with it.
         """
-        if any(rx < 0 or tx < 0 for rx, tx in usage.values()):
-            raise StoreError("negative usage in a sync's accounting")
         with self.transaction():
-            if usage:
-                self.db.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS run_usage (configuration TEXT NOT NULL, "
-                    "period_start DATE NOT NULL, rx_bytes BIGINT NOT NULL, "
-                    "tx_bytes BIGINT NOT NULL)"
+            if not isinstance(usage, RowUsage):
+                ids = dict(self._rows("SELECT name, id FROM configurations"))
+                names = [name for name in usage if name in ids]
+                usage = RowUsage(
+                    [int(ids[name]) for name in names],
+                    [periods[name] for name in names],
+                    [usage[name][0] for name in names],
+                    [usage[name][1] for name in names],
                 )
-                self.db.execute("DELETE FROM run_usage")
+            if not len(usage.ids) == len(usage.periods) == len(usage.rx) == len(usage.tx):
+                raise StoreError("a sync's usage columns differ in length")
+            if usage.ids:
+                if min(usage.rx) < 0 or min(usage.tx) < 0:
+                    raise StoreError("negative usage in a sync's accounting")
                 # Dates as ISO text, converted once per period rather than once per row.
-                iso = {period: period.isoformat() for period in set(periods.values())}
-                self.db.load(
-                    "run_usage",
-                    ("configuration", "period_start", "rx_bytes", "tx_bytes"),
-                    [(name, iso[periods[name]], rx, tx) for name, (rx, tx) in usage.items()],
+                iso = {period: period.isoformat() for period in set(usage.periods)}
+                self._merge_usage(
+                    usage.ids, list(map(iso.__getitem__, usage.periods)), usage.rx, usage.tx
                 )
-                self._merge_run_usage()
-                self.db.execute(
-                    "UPDATE store_totals SET bytes = bytes + (SELECT COALESCE(SUM(r.rx_bytes "
-                    "+ r.tx_bytes), 0) FROM run_usage r JOIN configurations c "
-                    "ON c.name = r.configuration) WHERE name = 'used_bytes'"
-                )
-                self.db.execute("DELETE FROM run_usage")
             self._write_last_seen(last_seen)
             self.db.executemany(
-                "UPDATE nodes SET last_sync_ok = ? WHERE name = ?",
+                "UPDATE nodes SET last_sync_ok = ? WHERE name = ? "
+                "AND (last_sync_ok IS NULL OR NOT last_sync_ok)",
                 [(True, node) for node in sorted(synced)],
             )
 
@@ -1299,37 +1381,59 @@ class SqlStore:
             )
         return [n for n in names if n in before and before[n] is not False and before[n] != 0]
 
-    def _merge_run_usage(self) -> None:
-        """Add the scratch table's usage to usage_totals."""
-        if self.db.dialect == "postgresql":
-            # An upsert's speculative insertion costs PostgreSQL a second row version per row;
-            # an update through a hash join, then an insert of the rows it did not find, does
-            # not (and usage_totals keeps free space per page, so the update stays HOT).
-            self.db.execute(
-                "WITH updated AS (UPDATE usage_totals u SET rx_bytes = u.rx_bytes + r.rx_bytes, "
-                "tx_bytes = u.tx_bytes + r.tx_bytes FROM run_usage r JOIN configurations c "
-                "ON c.name = r.configuration WHERE u.configuration_id = c.id "
-                "AND u.period_start = r.period_start RETURNING c.name, u.period_start) "
+    def _merge_usage(
+        self, ids: list[int], periods: list[str], rxs: list[int], txs: list[int]
+    ) -> None:
+        """Add each (configuration id, period) its bytes in usage_totals, and their sum to the
+        store's used bytes."""
+        if self.db.dialect == "sqlite":
+            # The run holds the write lock since its ledger was read: every id is live.
+            self.db.executemany(
                 "INSERT INTO usage_totals (configuration_id, period_start, rx_bytes, tx_bytes) "
-                "SELECT c.id, r.period_start, r.rx_bytes, r.tx_bytes FROM run_usage r "
-                "JOIN configurations c ON c.name = r.configuration WHERE NOT EXISTS "
-                "(SELECT 1 FROM updated d WHERE d.name = r.configuration "
-                "AND d.period_start = r.period_start) "
-                # Another run (a shard syncing another node of the same configuration) may
-                # insert the same row meanwhile: add to it rather than fail.
-                "ON CONFLICT (configuration_id, period_start) DO UPDATE SET "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (configuration_id, period_start) DO UPDATE SET "
                 "rx_bytes = usage_totals.rx_bytes + excluded.rx_bytes, "
-                "tx_bytes = usage_totals.tx_bytes + excluded.tx_bytes"
+                "tx_bytes = usage_totals.tx_bytes + excluded.tx_bytes",
+                zip(ids, periods, rxs, txs, strict=True),
             )
+            self._add_used(sum(rxs) + sum(txs))
             return
-        # WHERE true: SQLite's parser needs it between a join and ON CONFLICT.
+        # One statement over four columns passed as text (split by the server in C). An
+        # upsert's speculative insertion costs PostgreSQL a second row version per row; an
+        # update through a hash join, then an insert of the rows it did not find, does not,
+        # and usage_totals keeps half of each page free so the update stays HOT. Rows of a
+        # configuration deleted by another run meanwhile find no configuration and are dropped.
+        # For this transaction: no JIT compilation (it costs more than it saves on one
+        # statement), and room for the hash joins to stay in memory.
+        self.db.execute("SET LOCAL jit = off")
+        self.db.execute("SET LOCAL work_mem = '64MB'")
         self.db.execute(
-            "INSERT INTO usage_totals (configuration_id, period_start, rx_bytes, tx_bytes) "
-            "SELECT c.id, r.period_start, r.rx_bytes, r.tx_bytes FROM run_usage r "
-            "JOIN configurations c ON c.name = r.configuration WHERE true "
+            "WITH r AS MATERIALIZED (SELECT * FROM unnest(string_to_array(?, ',')::bigint[], "
+            "string_to_array(?, ',')::date[], string_to_array(?, ',')::bigint[], "
+            "string_to_array(?, ',')::bigint[]) AS r (id, period_start, rx, tx)), "
+            "updated AS (UPDATE usage_totals u SET rx_bytes = u.rx_bytes + r.rx, "
+            "tx_bytes = u.tx_bytes + r.tx FROM r WHERE u.configuration_id = r.id "
+            "AND u.period_start = r.period_start "
+            "RETURNING u.configuration_id, u.period_start, r.rx + r.tx AS bytes), "
+            # Rows the update did not find, looked for only when it did not find them all.
+            "fresh AS MATERIALIZED (SELECT r.* FROM r JOIN configurations c ON c.id = r.id "
+            "WHERE (SELECT COUNT(*) FROM updated) < (SELECT COUNT(*) FROM r) "
+            "AND NOT EXISTS (SELECT 1 FROM updated d WHERE d.configuration_id = r.id "
+            "AND d.period_start = r.period_start)), "
+            "inserted AS (INSERT INTO usage_totals (configuration_id, period_start, rx_bytes, "
+            "tx_bytes) SELECT id, period_start, rx, tx FROM fresh "
+            # Another run (a shard syncing another node of the same configuration) may insert
+            # the same row meanwhile: add to it rather than fail.
             "ON CONFLICT (configuration_id, period_start) DO UPDATE SET "
             "rx_bytes = usage_totals.rx_bytes + excluded.rx_bytes, "
-            "tx_bytes = usage_totals.tx_bytes + excluded.tx_bytes"
+            "tx_bytes = usage_totals.tx_bytes + excluded.tx_bytes) "
+            "UPDATE store_totals SET bytes = bytes + (SELECT COALESCE(SUM(bytes), 0) FROM updated) "
+            "+ (SELECT COALESCE(SUM(rx + tx), 0) FROM fresh) WHERE name = 'used_bytes'",
+            (
+                ",".join(map(str, ids)),
+                ",".join(periods),
+                ",".join(map(str, rxs)),
+                ",".join(map(str, txs)),
+            ),
         )
 
     def _add_used(self, delta: int) -> None:

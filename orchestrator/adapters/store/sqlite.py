@@ -28,7 +28,7 @@ class SqliteConnection:
                 "PRAGMA synchronous = FULL",
                 "PRAGMA foreign_keys = ON",
                 "PRAGMA secure_delete = ON",
-                # A sync's scratch table holds configuration names: never in a temp file.
+                # Sorts and temporary tables may hold account data: never in a temp file.
                 "PRAGMA temp_store = MEMORY",
             ):
                 self._db.execute(pragma)
@@ -51,11 +51,6 @@ class SqliteConnection:
             self._db.executemany(sql, rows)
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"store refused the change: {exc}") from None
-
-    def load(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        """Bulk-insert rows (the PostgreSQL connection uses COPY)."""
-        marks = ", ".join("?" for _ in columns)
-        self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
     def scrub(self, attempts: int = 20) -> bool:
         for _ in range(attempts):
