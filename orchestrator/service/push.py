@@ -104,6 +104,8 @@ class NodePush:
             "changed": len(answer.changed) if answer else 0,
             "removed": len(answer.removed) if answer else 0,
             "unchanged": answer.unchanged if answer else 0,
+            # Only the peers the change touched went (see the module's docstring).
+            "delta": answer.delta if answer else False,
         }
 
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -29,7 +29,7 @@ from orchestrator.service.context import Fleet
 from orchestrator.service.lease import run_holder
 from orchestrator.service.node_keys import finish_due_rotations
 from orchestrator.service.privacy import apply_retention
-from orchestrator.service.push import PushResult, end_of_grace, push
+from orchestrator.service.push import Change, PushResult, end_of_grace, push, record_change
 from orchestrator.service.retry import retry_conflicts
 from orchestrator.service.usage import Observation, account_observations, quota_statuses
 
@@ -266,30 +266,34 @@ def _sync_leased(
     configurations = store.configurations(placements=False)  # quotas need no addresses
     statuses = quota_statuses(fleet, today, configurations)
     decision = enforce(configurations, statuses, warn_ratio, today)
-    changed_nodes: set[str] = set()
     transitions = (
         ("expired", decision.expire, False, DisabledReason.EXPIRED),
         ("over_quota", decision.disable, False, DisabledReason.OVER_QUOTA),
         ("re_enabled", decision.enable, True, None),
     )
-    for event, names, enabled, reason in transitions:
-        if not names:
-            continue
 
-        def change(
-            event: str = event,
-            names: tuple[str, ...] = names,
-            enabled: bool = enabled,
-            reason: DisabledReason | None = reason,
-        ) -> list[Configuration]:
-            # The event is queued with the change that causes it: both land or neither.
-            with store.transaction():
+    def transition() -> tuple[list[Configuration], list[Configuration]]:
+        """Every cut-off and re-enable as (before, after); each event is queued with the change
+        that causes it: both land or neither."""
+        before: list[Configuration] = []
+        after: list[Configuration] = []
+        for event, names, enabled, reason in transitions:
+            if names:
                 changed = store.set_enabled(names, enabled, reason)
                 notify.queue(fleet, event, [c.name for c in changed])
-            return changed
+                before += changed
+                after += (replace(c, enabled=enabled, disabled_reason=reason) for c in changed)
+        return before, after
 
-        for config in retry_conflicts(change):
-            changed_nodes.update(config.nodes)
+    # One transaction for all of them, so a node they move by exactly one revision gets only
+    # the peers they touched (a delta) in the push below.
+    before: list[Configuration] = []
+    after: list[Configuration] = []
+    moved: dict[str, tuple[int, int]] = {}
+    if decision.expire or decision.disable or decision.enable:
+        (before, after), moved = retry_conflicts(lambda: record_change(store, transition))
+    change = Change(tuple(before), tuple(after), moved) if before else None
+    changed_nodes = {n for config in before for n in config.nodes}
     retry_conflicts(lambda: _warn_once(fleet, decision.warn, statuses, warn_ratio))
     now = int(time.time())
     changed_nodes |= end_of_grace(fleet, now)
@@ -304,7 +308,7 @@ def _sync_leased(
         changed_nodes &= scope
     changed_nodes -= set(skipped)
     pushed = (
-        push(fleet, changed_nodes, today=today, now=now, held=set(wanted))
+        push(fleet, changed_nodes, today=today, now=now, held=set(wanted), change=change)
         if changed_nodes
         else None
     )

@@ -306,8 +306,11 @@ def test_a_configuration_over_quota_is_cut_off_and_a_topup_lets_it_back(
         peers_service.topup(
             fleet, "erin-1", invoice="INV-ERIN-1", amount="4.99", bytes_granted=10**9
         )
-        sync_service.sync(fleet)
+        synced = sync_service.sync(fleet)
         assert fleet.store.configuration("erin-1").enabled
+        # The cut-off's push left both nodes in sync: the re-enable reaches them as a delta.
+        answers = {p.node: p.answer for p in synced.push.nodes} if synced.push else {}
+        assert all(answers.get(n) and answers[n].delta for n in ("node1", "node2")), answers
         assert ping_within(client.netns, target)
     finally:
         lab_service.tunnel_down(lab.settings, client.name)
