@@ -122,6 +122,24 @@ def test_enable_disable_remove_bump_only_the_nodes_concerned(store: SqlStore) ->
     assert store.taken_addresses("node2") == set()
 
 
+def test_a_transaction_moves_a_node_once_however_many_writes_touch_it(store: SqlStore) -> None:
+    seed(store)
+    revisions = store.node_revisions()
+    with store.transaction():
+        store.set_enabled(["bob-1"], False, DisabledReason.OVER_QUOTA)
+        store.set_enabled(["alice-1"], False, DisabledReason.EXPIRED)
+    after = store.node_revisions()
+    assert after["node1"][0] == revisions["node1"][0] + 1  # both live there
+    assert after["node2"][0] == revisions["node2"][0] + 1
+    store.set_enabled(["bob-1"], True, None)  # the next transaction moves it again
+    store.set_enabled(["alice-1"], True, None)
+    assert store.node_revisions()["node1"][0] == revisions["node1"][0] + 3
+    with pytest.raises(RuntimeError), store.transaction():  # a rolled-back one moves nothing
+        store.set_enabled(["bob-1"], False, DisabledReason.OPERATOR)
+        raise RuntimeError
+    assert store.node_revisions()["node1"][0] == revisions["node1"][0] + 3
+
+
 def test_topups_are_idempotent_by_invoice(store: SqlStore) -> None:
     seed(store)
     topup = TopUp("INV-1", "alice-1", "4.99", 10 * 2**30, date(2026, 11, 23))

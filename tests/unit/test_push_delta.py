@@ -239,8 +239,10 @@ def test_only_a_node_moved_by_exactly_one_revision_can_take_a_delta(fleet: Fleet
     store = fleet.store
 
     def write() -> str:
-        store.bump_nodes(["node1"])
-        store.bump_nodes(["node1", "node2"])  # node1 twice: as if another change came between
+        # Another writer's bump of node1, committed between this transaction's reads (as
+        # PostgreSQL's read committed lets one show); bump_nodes itself moves a node once.
+        store.db.execute("UPDATE nodes SET revision = revision + 1 WHERE name = 'node1'")
+        store.bump_nodes(["node1", "node2"])
         return "done"
 
     before = store.node_revisions()

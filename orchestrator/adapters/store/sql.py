@@ -143,6 +143,8 @@ class SqlStore:
         self.db = connection
         self.url = url
         self._depth = 0
+        # Nodes whose revision the open transaction has moved: once is enough (see bump_nodes).
+        self._bumped: set[str] = set()
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -161,6 +163,7 @@ class SqlStore:
             return
         self.db.begin()
         self._depth = 1
+        self._bumped = set()
         try:
             yield self
         except BaseException:
@@ -455,12 +458,18 @@ class SqlStore:
         return self._node(row)
 
     def bump_nodes(self, names: Iterable[str]) -> None:
-        """Record that the desired state of these nodes changed and needs a push."""
+        """Record that the desired state of these nodes changed and needs a push.
+
+        A node moves once per transaction however many of its writes call this, so a push can
+        tell a node that holds the revision just before one transaction (see
+        `service.push.record_change`) and send it only what that transaction changed.
+        """
         with self.transaction():
+            fresh = sorted(set(names) - self._bumped)  # one lock order for concurrent writers
             self.db.executemany(
-                "UPDATE nodes SET revision = revision + 1 WHERE name = ?",
-                [(n,) for n in sorted(set(names))],  # one lock order for concurrent writers
+                "UPDATE nodes SET revision = revision + 1 WHERE name = ?", [(n,) for n in fresh]
             )
+            self._bumped.update(fresh)
 
     def node_revisions(self) -> dict[str, tuple[int, int]]:
         """name -> (desired revision, revision last pushed successfully)."""
