@@ -139,19 +139,27 @@ def account_observation(
     return account_observations(fleet, [observation], today, ledger=ledger)[0]
 
 
+FEW_CONFIGURATIONS = 20  # judged one query each; more: one query for the whole store
+
+
 def quota_statuses(
     fleet: Fleet, today: date, configurations: list[Configuration] | None = None
 ) -> dict[str, QuotaStatus]:
-    """``configurations``: the caller's copy of all of them, read once instead of twice."""
+    """``configurations``: the caller's copy of those to judge (all of them when None, read
+    once instead of twice); a few are judged on their own top-ups and usage alone, so a
+    notification about one configuration does not read the whole store's usage."""
     store = fleet.store
     plans = {p.name: p for p in store.plans()}
+    few = configurations is not None and len(configurations) <= FEW_CONFIGURATIONS
+    names: list[str | None] = [c.name for c in configurations or ()] if few else [None]
     topups: dict[str, list[TopUp]] = {}
-    for t in store.topups():
-        if t.configuration:
-            topups.setdefault(t.configuration, []).append(t)
     usage: dict[str, list[UsageTotal]] = {}
-    for u in store.usage():
-        usage.setdefault(u.configuration, []).append(u)
+    for name in names:
+        for t in store.topups(name):
+            if t.configuration:
+                topups.setdefault(t.configuration, []).append(t)
+        for u in store.usage(name):
+            usage.setdefault(u.configuration, []).append(u)
     return {
         c.name: quota_status(
             c,
