@@ -120,7 +120,7 @@ def account_observations(
             entries, rxs, txs = list(totals), [p[0] for p in pairs], [p[1] for p in pairs]
         ids = list(map(ledger.read.ids.__getitem__, entries))
         usage = RowUsage(ids, ledger.periods(entries, today), rxs, txs)
-        store.apply_accounting(usage, {}, seen, synced)
+        store.apply_accounting(usage, seen, synced)
     return results
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.adapters.store import SqlStore, open_store
+from orchestrator.adapters.store import RowUsage, SqlStore, open_store
 from orchestrator.adapters.store.schema import LATEST_VERSION, MIGRATIONS
 from orchestrator.core.models import (
     Account,
@@ -26,6 +26,9 @@ A = ipaddress.IPv4Address
 
 def node(name: str, index: int) -> Node:
     return Node(name, f"198.18.0.{9 + index}", ipaddress.IPv4Network(f"198.19.{index}.0/24"))
+
+
+NO_USAGE = RowUsage([], [], [], [])  # a run that only moves last-seen counters
 
 
 def seed(store: SqlStore) -> None:
@@ -318,7 +321,7 @@ def test_a_peer_rotation_keeps_identity_and_maps_both_keys_until_retired(store: 
     assert store.rotations_ending(4999) == []
     assert [c.name for c in store.rotations_ending(5000)] == ["alice-1"]
     store.apply_accounting(
-        {}, {}, {"node1": {"PUBa1=": LastSeen("e", 0, 0), "PUBa2=": LastSeen("e", 1, 1)}}
+        NO_USAGE, {"node1": {"PUBa1=": LastSeen("e", 0, 0), "PUBa2=": LastSeen("e", 1, 1)}}
     )
     before = store.end_peer_rotation("alice-1")
     assert before.previous_psk_ref == "psk/alice-1"
@@ -440,7 +443,8 @@ def test_an_erased_account_leaves_no_trace_in_the_store_s_files(store: SqlStore)
     )
     store.add_usage("zorrowhisk-1", date(2026, 11, 5), 100, 10)
     store.apply_accounting(
-        {}, {}, {"node1": {"PUBzorrowhiskKEY=": LastSeen("e", 5, 5), "PUBb1=": LastSeen("e", 1, 1)}}
+        NO_USAGE,
+        {"node1": {"PUBzorrowhiskKEY=": LastSeen("e", 5, 5), "PUBb1=": LastSeen("e", 1, 1)}},
     )
     store.delete_account("zorrowhisk")
     assert store.scrub()
@@ -487,7 +491,7 @@ def test_an_account_export_holds_exactly_the_store_s_rows(store: SqlStore) -> No
     store.add_topup(TopUp("INV-9", "alice-1", "4.99", 100, date(2026, 11, 1)))
     store.add_usage("alice-1", date(2026, 11, 5), 100, 10)
     store.apply_accounting(
-        {}, {}, {"node2": {"PUBa1=": LastSeen("e", 5, 6), "PUBb1=": LastSeen("e", 1, 1)}}
+        NO_USAGE, {"node2": {"PUBa1=": LastSeen("e", 5, 6), "PUBb1=": LastSeen("e", 1, 1)}}
     )
     records = store.account_records("alice")
     assert records["accounts"] == [

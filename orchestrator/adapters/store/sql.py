@@ -1336,31 +1336,20 @@ class SqlStore:
 
     def apply_accounting(
         self,
-        usage: Mapping[str, tuple[int, int]] | RowUsage,
-        periods: Mapping[str, date],
+        usage: RowUsage,
         last_seen: Mapping[str, PeerCounters | Mapping[str, LastSeen]],
         synced: Collection[str] = (),
     ) -> None:
         """A run's accounting, landed together with the counters it was computed from.
 
-        ``usage``: configuration -> (rx, tx) to add to its billing period ``periods[name]``,
-        or as columns by row id (from the run's ledger, read in this transaction) that carry
-        their periods (``periods`` is then unused); ``last_seen``: each touched node's full
-        last-seen counters; ``synced``: nodes that answered this sync. Set-based: the usage
-        goes to the database as columns and lands with one statement, so 100,000 counters cost
-        no more round trips than 10. Usage of a configuration deleted meanwhile finds no row to
-        land on and is dropped with it.
+        ``usage``: bytes to add as columns by configuration row id (from the run's ledger, read
+        in this transaction), each with its billing period; ``last_seen``: each touched node's
+        full last-seen counters; ``synced``: nodes that answered this sync. Set-based: the
+        usage goes to the database as columns and lands with one statement, so 100,000
+        counters cost no more round trips than 10. Usage of a configuration deleted meanwhile
+        finds no row to land on and is dropped with it.
         """
         with self.transaction():
-            if not isinstance(usage, RowUsage):
-                ids = dict(self._rows("SELECT name, id FROM configurations"))
-                names = [name for name in usage if name in ids]
-                usage = RowUsage(
-                    [int(ids[name]) for name in names],
-                    [periods[name] for name in names],
-                    [usage[name][0] for name in names],
-                    [usage[name][1] for name in names],
-                )
             if not len(usage.ids) == len(usage.periods) == len(usage.rx) == len(usage.tx):
                 raise StoreError("a sync's usage columns differ in length")
             if usage.ids:
