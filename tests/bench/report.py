@@ -16,6 +16,7 @@ def run_main(
     add_arguments: Callable[[argparse.ArgumentParser], None],
     bench: Callable[[argparse.Namespace], Report],
     print_table: Callable[[Report], None],
+    exit_code: Callable[[Report], int] = lambda report: 0,
 ) -> int:
     parser = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -28,7 +29,7 @@ def run_main(
         print(json.dumps(report, indent=2))
     else:
         print_table(report)
-    return 0
+    return exit_code(report)
 
 
 _CLAUSE = re.compile(r"^(<=|>=)\s*([0-9][0-9,]*(?:\.[0-9]+)?)\s*(.*)$")

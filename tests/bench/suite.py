@@ -18,7 +18,7 @@ import subprocess
 import sys
 from typing import Any
 
-from tests.bench.report import Report, target_met
+from tests.bench.report import Report, run_main, target_met
 
 MODULES = {
     "fleet": "bench_fleet",
@@ -115,20 +115,19 @@ def print_table(report: Report) -> None:
     print(f"\n{len(missed)} target(s) not met" + (": " + "; ".join(missed) if missed else ""))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip", action="append", choices=BENCHMARKS, default=[])
     parser.add_argument("--quick", action="store_true", help="small sizes; no push, no deploy")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    report = suite(set(args.skip), args.quick)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_table(report)
+
+
+def missed(report: Report) -> int:
     return 1 if any(r.get("met") is False for r in report["results"]) else 0
+
+
+def main() -> int:
+    return run_main(
+        __doc__, arguments, lambda args: suite(set(args.skip), args.quick), print_table, missed
+    )
 
 
 if __name__ == "__main__":
