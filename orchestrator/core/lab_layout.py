@@ -71,8 +71,12 @@ def netns_prefix(lab: str) -> str:
     return f"wgfleet-{lab}-"
 
 
+# Every lab's machine names start with this, whatever the lab's name.
+MACHINE_PREFIX = "wgfleet-"
+
+
 def machine_prefix(lab: str) -> str:
-    return f"wgfleet-{lab}-"
+    return f"{MACHINE_PREFIX}{lab}-"
 
 
 def client_capacity(subnet: ipaddress.IPv4Network) -> int:

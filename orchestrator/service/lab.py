@@ -31,6 +31,7 @@ from orchestrator.core.inventory import (
     render_known_hosts,
 )
 from orchestrator.core.lab_layout import (
+    MACHINE_PREFIX,
     LabClient,
     LabLayout,
     LabNode,
@@ -48,6 +49,10 @@ Progress = Callable[[str], None]
 INVENTORY_GROUP = "nodes"
 INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
 INOTIFY_NEEDED = 8192
+# Lab nodes on the machine past which the kernel's default inotify limit runs out.
+INOTIFY_DEFAULT_ENOUGH_FOR = 12
+# The limit before a lab raised it; shared by every lab, like the /run/netns marker.
+INOTIFY_MARKER = Path("/run/wgfleet-lab-inotify-before")
 BOOT_TIMEOUT = 180.0
 LAB_TOOLS = ("ip", "systemd-nspawn", "unshare", "mount", "umount", "wireguard-go", "wg")
 
@@ -220,14 +225,35 @@ def _running_pid(state: LabState, node: LabNode) -> int | None:
     return None
 
 
-def _raise_inotify_limit(state: LabState, nodes: int) -> None:
-    if nodes <= 12 or not INOTIFY_INSTANCES.exists():
+def _raise_inotify_limit(nodes: int) -> None:
+    """Every lab node's systemd and wireguard-go hold inotify instances, all as root, and the
+    kernel's limit is per user: the default (128) runs out at about 18 nodes counted over every
+    lab on the machine. Past it a node's units fail and wireguard-go exits as it starts (it
+    watches its control socket), which showed as `wg setconf: Protocol not supported` in a lab
+    whose own 3 nodes were far below any limit, beside other labs. So the count is the
+    machine's: the nodes of every running lab plus these."""
+    if not INOTIFY_INSTANCES.exists():
         return
+    running = len(machines.find_machines(MACHINE_PREFIX))
     current = int(INOTIFY_INSTANCES.read_text().strip())
-    if current < INOTIFY_NEEDED:
-        if state.inotify_instances_before is None:
-            state.inotify_instances_before = current
-        INOTIFY_INSTANCES.write_text(f"{INOTIFY_NEEDED}\n")
+    if running + nodes <= INOTIFY_DEFAULT_ENOUGH_FOR or current >= INOTIFY_NEEDED:
+        return
+    if not INOTIFY_MARKER.exists():
+        INOTIFY_MARKER.write_text(f"{current}\n", encoding="ascii")
+    INOTIFY_INSTANCES.write_text(f"{INOTIFY_NEEDED}\n")
+
+
+def _restore_inotify_limit(state: LabState | None) -> None:
+    """The last lab down puts back the limit the first one raised (a lab from before the
+    shared marker kept it in its own state)."""
+    if machines.find_machines(MACHINE_PREFIX):
+        return
+    before = state.inotify_instances_before if state else None
+    if INOTIFY_MARKER.exists():
+        before = int(INOTIFY_MARKER.read_text(encoding="ascii").strip())
+    if before is not None and INOTIFY_INSTANCES.exists():
+        INOTIFY_INSTANCES.write_text(f"{before}\n")
+    INOTIFY_MARKER.unlink(missing_ok=True)
 
 
 def _wait_ready(settings: Settings, nodes: list[LabNode], progress: Progress) -> list[str]:
@@ -285,7 +311,7 @@ def lab_up(settings: Settings, nodes: int, clients: int, progress: Progress = _q
         keyfiles.ensure_ssh_keypair(settings.ssh.collector_key, "wgfleet-collector")
         keyfiles.ensure_ssh_keypair(settings.ssh.push_key, "wgfleet-push")
         state.rootfs = str(build_rootfs(settings, progress))
-        _raise_inotify_limit(state, nodes)
+        _raise_inotify_limit(nodes)
         state.save(state_dir)
         network.note_netns_dir_state()
         network.ensure_bridge(layout.bridge, layout.bridge_address, subnet.prefixlen)
@@ -395,8 +421,7 @@ def lab_down(settings: Settings, progress: Progress = _quiet) -> list[str]:
             removed.append(f"namespace {namespace}")
         network.delete_link(layout.bridge)
         network.release_netns_dir()
-        if state and state.inotify_instances_before is not None:
-            INOTIFY_INSTANCES.write_text(f"{state.inotify_instances_before}\n")
+        _restore_inotify_limit(state)
         if nodes_dir.is_dir():
             shutil.rmtree(nodes_dir, ignore_errors=True)
         shutil.rmtree(state_dir, ignore_errors=True)
