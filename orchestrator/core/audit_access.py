@@ -24,6 +24,9 @@ from typing import NamedTuple
 from orchestrator.core.inventory import key_fingerprint
 
 EVIDENCE_TEXT_LIMIT = 80
+PATH_TEXT_LIMIT = 160
+# A hostile node could list thousands of findings: this many rows a check, then a count.
+MAX_ROWS_PER_CHECK = 20
 
 
 @dataclass(frozen=True)
@@ -278,9 +281,9 @@ def parse_authorized_line(line: str) -> AuthorizedLine | None:
 _INVISIBLE_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 
-def quote(text: str, limit: int = EVIDENCE_TEXT_LIMIT) -> str:
-    """Node text made safe for a report row: control, format (bidi) and odd blanks escaped,
-    cut to ``limit`` characters with the full length noted."""
+def clean(text: str, limit: int = PATH_TEXT_LIMIT) -> str:
+    """Node text (a path, a name) made safe for a report row: control, format (bidi) and odd
+    blank characters escaped, cut to ``limit`` characters with the full length noted."""
     escaped = "".join(
         char
         if char == " "
@@ -289,8 +292,17 @@ def quote(text: str, limit: int = EVIDENCE_TEXT_LIMIT) -> str:
         for char in text
     )
     if len(escaped) > limit:
-        return f"`{escaped[:limit]}…` ({len(text)} characters)"
-    return f"`{escaped}`"
+        return f"{escaped[:limit]}… ({len(text)} characters)"
+    return escaped
+
+
+def quote(text: str, limit: int = EVIDENCE_TEXT_LIMIT) -> str:
+    """A value from the node (options, a rule, a setting) in backquotes, made safe by clean()."""
+    cleaned = clean(text, limit)
+    if cleaned.endswith(" characters)") and len(text) > limit:
+        value, _, rest = cleaned.rpartition("… (")
+        return f"`{value}…` ({rest}"
+    return f"`{cleaned}`"
 
 
 @dataclass
@@ -364,6 +376,16 @@ class _AccessJudge:
     def add(self, account: Account, check: str, passed: bool, evidence: str) -> None:
         self.findings.append(Finding(f"access.{account.user}.{check}", passed, evidence))
 
+    def report(self, account: Account, check: str, problems: list[str], passing: str) -> None:
+        """One failing row per problem (at most MAX_ROWS_PER_CHECK), or one passing row."""
+        shown = problems[:MAX_ROWS_PER_CHECK]
+        if len(problems) > MAX_ROWS_PER_CHECK:
+            shown[-1] = f"{account.user}: and {len(problems) - len(shown) + 1} more findings"
+        for problem in shown:
+            self.add(account, check, False, problem)
+        if not problems:
+            self.add(account, check, True, passing)
+
     def judge(self, account: Account) -> None:
         text = self.probes.get(f"access_{account.user}")
         if text is None:
@@ -406,10 +428,12 @@ class _AccessJudge:
             return
         if own_file not in probe.keyfiles:
             # Not consulted by sshd at all: key_sources says so; nothing here to judge.
-            self.add(account, "authorized_keys", False, f"{user}: {own_file} is not read by sshd")
+            self.add(
+                account, "authorized_keys", False, f"{user}: {clean(own_file)} is not read by sshd"
+            )
             return
         if probe.keyfiles[own_file] is None:
-            self.add(account, "authorized_keys", False, f"{user}: {own_file} is missing")
+            self.add(account, "authorized_keys", False, f"{user}: {clean(own_file)} is missing")
             return
         problems: list[str] = []
         good: list[str] = []
@@ -417,7 +441,7 @@ class _AccessJudge:
         for number, content in probe.keys.get(own_file, []):
             if not content.strip() or content.lstrip().startswith("#"):
                 continue
-            where = f"{user}: {own_file} line {number}"
+            where = f"{user}: {clean(own_file)} line {number}"
             parsed = parse_authorized_line(content)
             if parsed is None:
                 problems.append(f"{where}: not a key line ({len(content)} characters)")
@@ -445,19 +469,16 @@ class _AccessJudge:
         for blob in expected.current:
             if blob not in seen:
                 problems.append(
-                    f"{user}: {own_file} lacks the controller's {account.purpose} key "
+                    f"{user}: {clean(own_file)} lacks the controller's {account.purpose} key "
                     f"{key_fingerprint(blob)}"
                 )
-        for problem in problems:
-            self.add(account, "authorized_keys", False, problem)
-        if not problems:
-            options = f" with {quote(account.key_options)}" if account.forced else ""
-            self.add(
-                account,
-                "authorized_keys",
-                True,
-                f"{user}: {len(good)} key(s) in {own_file}: {'; '.join(good)}{options}",
-            )
+        options = f" with {quote(account.key_options)}" if account.forced else ""
+        self.report(
+            account,
+            "authorized_keys",
+            problems,
+            f"{user}: {len(good)} key(s) in {clean(own_file)}: {'; '.join(good)}{options}",
+        )
 
     def key_sources(self, account: Account, probe: _AccountProbe, own_file: str) -> None:
         user = account.user
@@ -475,22 +496,19 @@ class _AccessJudge:
                 if probe.keyfiles.get(path) is None
                 else f"holds {len(held)} key(s)" + (f": {', '.join(held)}" if held else "")
             )
-            problems.append(f"{user}: sshd also reads keys from {path} ({state})")
+            problems.append(f"{user}: sshd also reads keys from {clean(path)} ({state})")
         if own_file not in probe.consults:
-            problems.append(f"{user}: sshd does not read {own_file}")
+            problems.append(f"{user}: sshd does not read {clean(own_file)}")
         for setting, wanted in OTHER_KEY_SOURCES.items():
             value = probe.sshd.get(setting, "unset")
             if value != wanted:
                 problems.append(f"{user}: sshd -T gives {setting} {quote(value)}, want {wanted}")
-        for problem in problems:
-            self.add(account, "key_sources", False, problem)
-        if not problems:
-            self.add(
-                account,
-                "key_sources",
-                True,
-                f"{user}: sshd reads keys from {own_file} only; no key command, no user CA",
-            )
+        self.report(
+            account,
+            "key_sources",
+            problems,
+            f"{user}: sshd reads keys from {clean(own_file)} only; no key command, no user CA",
+        )
 
     # --- sshd ---------------------------------------------------------------------------------
 
@@ -504,11 +522,8 @@ class _AccessJudge:
             for key, value in wanted.items()
             if probe.sshd.get(key, "unset") != value
         ]
-        for problem in problems:
-            self.add(account, "sshd", False, problem)
-        if not problems:
-            forced = f"forcecommand {account.command}, permittty no, " if account.command else ""
-            self.add(account, "sshd", True, f"{user}: {forced}no forwarding, no user rc")
+        forced = f"forcecommand {account.command}, permittty no, " if account.command else ""
+        self.report(account, "sshd", problems, f"{user}: {forced}no forwarding, no user rc")
 
     # --- the account itself -------------------------------------------------------------------
 
@@ -521,18 +536,17 @@ class _AccessJudge:
         problems = []
         for owner, mode, path in entries:
             if owner == "-":
-                problems.append(f"{user}: {path} is missing")
+                problems.append(f"{user}: {clean(path)} is missing")
             elif owner != "root" or _writable_by_others(mode):
-                problems.append(f"{user}: {path} is owned by {owner}, mode {mode}")
-        for problem in problems:
-            self.add(account, "ownership", False, problem)
-        if not problems:
-            self.add(
-                account,
-                "ownership",
-                True,
-                f"{user}: home, .ssh and authorized_keys owned by root, not writable by others",
-            )
+                problems.append(
+                    f"{user}: {clean(path)} is owned by {clean(owner)}, mode {clean(mode)}"
+                )
+        self.report(
+            account,
+            "ownership",
+            problems,
+            f"{user}: home, .ssh and authorized_keys owned by root, not writable by others",
+        )
 
     def login(self, account: Account, probe: _AccountProbe) -> None:
         user = account.user
@@ -546,10 +560,7 @@ class _AccessJudge:
                 "empty": "the password is empty",
             }.get(probe.shadow_state, "no shadow entry")
             problems.append(f"{user}: {what}, want none (!)")
-        for problem in problems:
-            self.add(account, "login", False, problem)
-        if not problems:
-            self.add(account, "login", True, f"{user}: shell /bin/sh, no password")
+        self.report(account, "login", problems, f"{user}: shell /bin/sh, no password")
 
     def groups(self, account: Account, probe: _AccountProbe) -> None:
         user = account.user
@@ -557,19 +568,17 @@ class _AccessJudge:
             self.add(account, "groups", False, f"{user}: groups unreadable")
             return
         primary, every = probe.groups
-        extra = sorted(set(every) - {primary})
-        if primary not in (user, "nogroup"):
-            self.add(account, "groups", False, f"{user}: primary group {quote(primary)}")
-        for group in extra:
-            self.add(account, "groups", False, f"{user}: member of group {quote(group)}")
-        if primary in (user, "nogroup") and not extra:
-            self.add(account, "groups", True, f"{user}: only its own group {primary}")
+        problems = (
+            [] if primary in (user, "nogroup") else [f"{user}: primary group {quote(primary)}"]
+        )
+        problems += [
+            f"{user}: member of group {quote(group)}" for group in sorted(set(every) - {primary})
+        ]
+        self.report(account, "groups", problems, f"{user}: only its own group {clean(primary)}")
 
     def rc_files(self, account: Account, probe: _AccountProbe) -> None:
-        for path in probe.rc:
-            self.add(account, "rc_files", False, f"{account.user}: {path} exists")
-        if not probe.rc:
-            self.add(account, "rc_files", True, f"{account.user}: no rc or environment file")
+        problems = [f"{account.user}: {clean(path)} exists" for path in probe.rc]
+        self.report(account, "rc_files", problems, f"{account.user}: no rc or environment file")
 
     # --- sudo ---------------------------------------------------------------------------------
 
@@ -599,17 +608,14 @@ class _AccessJudge:
                 continue
             files = sorted(f for f, text in located if _normal_rule(text) == normal)
             where = (
-                f"in {', '.join(files)}"
+                f"in {', '.join(clean(f) for f in files)}"
                 if files
                 else "in /etc/sudoers, or through an alias or group defined in another file"
             )
             problems.append(f"{user}: sudo also grants {quote(rule)} ({where})")
         if not found_wanted:
             problems.append(f"{user}: the role's sudo rule {quote(wanted)} is missing")
-        for problem in problems:
-            self.add(account, "sudo", False, problem)
-        if not problems:
-            self.add(account, "sudo", True, f"{user}: sudo grants only {quote(wanted)}")
+        self.report(account, "sudo", problems, f"{user}: sudo grants only {quote(wanted)}")
 
 
 def _joined(lines: Iterable[str]) -> list[str]:

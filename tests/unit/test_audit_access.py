@@ -11,9 +11,11 @@ import pytest
 
 from orchestrator.core.audit_access import (
     ACCESS_PROBES,
+    MAX_ROWS_PER_CHECK,
     ControllerKeys,
     ExpectedKeys,
     access_checks,
+    clean,
     parse_authorized_line,
     public_key_blob,
     quote,
@@ -560,3 +562,25 @@ def test_every_probe_is_valid_shell() -> None:
     for name, script in ACCESS_PROBES.items():
         result = subprocess.run(["sh", "-n", "-c", script], capture_output=True, text=True)
         assert result.returncode == 0, (name, result.stderr)
+
+
+def test_a_flood_of_findings_is_cut_to_a_bounded_number_of_rows() -> None:
+    lines = [f"junk {n}" for n in range(500)]
+    answer = with_key_lines(PUSH_ANSWER, PUSH_FILE, *lines)
+    rows = failed(access_wgpush=answer)
+    assert len(rows) == MAX_ROWS_PER_CHECK
+    assert rows[-2][1] == f"wgpush: {PUSH_FILE} line 20: not a key line (7 characters)"
+    assert rows[-1] == ("access.wgpush.authorized_keys", "wgpush: and 481 more findings")
+
+
+def test_paths_and_names_from_the_node_are_escaped_and_cut() -> None:
+    hostile = "/var/lib/wg\u202epush\x1b[2J"
+    answer = PUSH_ANSWER.replace(
+        "dir\troot\t755\t/var/lib/wgpush\n", f"dir\twgpush\t755\t{hostile}\n"
+    ).replace("groups\twgpush\twgpush\n", "groups\twgpush\twgpush " + "g" * 300 + "\n")
+    rows = dict(failed(access_wgpush=answer))
+    assert rows["access.wgpush.ownership"] == (
+        "wgpush: /var/lib/wg\\u202epush\\u001b[2J is owned by wgpush, mode 755"
+    )
+    assert rows["access.wgpush.groups"] == f"wgpush: member of group `{'g' * 80}…` (300 characters)"
+    assert clean("a" * 200, 10) == "aaaaaaaaaa… (200 characters)"
