@@ -7,11 +7,12 @@ turns that into one :class:`Check` per promise, each with the evidence it was ju
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from orchestrator.core.audit_access import ACCESS_PROBES, ControllerKeys, access_checks
 
 HISTORY_FILES = ".bash_history .python_history .sh_history .zsh_history .lesshst .viminfo .mysql_history .psql_history"
 LOGGING_PACKAGES = (
@@ -23,10 +24,6 @@ LOGGING_PACKAGES = (
     "inetutils-syslogd",
     "busybox-syslogd",
     "sysklogd",
-)
-# The only sudo rule the collector may have: the counters script, as root, with no arguments.
-COLLECTOR_SUDO_RE = re.compile(
-    r'^\S+ ALL=\(root\) NOPASSWD: /usr/local/sbin/wgfleet-counters( "")?$'
 )
 PERSISTENT_EXCLUDES = ("proc", "sys", "dev", "run", "tmp", "var/tmp")
 DIAGNOSTICS_SCRIPT = "/usr/local/sbin/wgfleet-diag"
@@ -60,11 +57,11 @@ PROBES: dict[str, str] = {
     "sshd": "sshd -T 2>&1 | grep -iE '^(passwordauthentication|kbdinteractiveauthentication|permitrootlogin|loglevel|allowusers|pubkeyauthentication|permitemptypasswords) '",
     "login_records": "for f in /var/log/wtmp /var/log/btmp /var/log/lastlog /var/log/faillog; do test -s $f && echo $f; done; true",
     "var_log": "find /var/log -xdev -type f -size +0 2>/dev/null || true",
-    "collector_keys": "cat ~wgcollect/.ssh/authorized_keys 2>&1 || true",
     "wireguard_public_keys": "for i in $(wg show interfaces 2>/dev/null); do "
     'echo "$i $(wg show $i public-key)"; done; true',
-    "collector_sudo": "cat /etc/sudoers.d/wgfleet-counters 2>&1 || true",
     "diagnostics": f"{DIAGNOSTICS_SCRIPT} status 2>/dev/null || echo '{{\"active\": false}}'",
+    # Who can log in as root, wgcollect and wgpush, and what each login can do (audit_access).
+    **ACCESS_PROBES,
 }
 
 
@@ -378,21 +375,10 @@ class _Judge:
         logs = _lines(self.probes.get("var_log"))
         self.add("var_log.no_files", not logs, "non-empty: " + (", ".join(logs[:10]) or "none"))
 
-    def collector(self) -> None:
-        keys = _lines(self.probes.get("collector_keys"))
-        # Two keys only for the moment a collector key rotation verifies its new key.
-        good = 1 <= len(keys) <= 2 and all(
-            k.startswith('restrict,command="') and "wgfleet-counters" in k for k in keys
-        )
-        shown = keys[0].split(" ssh-")[0] if keys else "no authorized_keys"
-        self.add("collector.forced_command", good, f"{len(keys)} key(s); {shown}")
-        rules = [
-            line
-            for line in _lines(self.probes.get("collector_sudo"))
-            if not line.startswith(("#", "Defaults"))
-        ]
-        exact = len(rules) == 1 and bool(COLLECTOR_SUDO_RE.match(rules[0]))
-        self.add("collector.sudo_exact_command", exact, "; ".join(rules) or "no sudoers entry")
+    def access(self, keys: ControllerKeys | None) -> None:
+        outputs = {name: probe.stdout for name, probe in self.probes.items()}
+        for finding in access_checks(outputs, keys):
+            self.add(finding.check, finding.passed, finding.evidence)
 
 
 def _safe(test: object, value: str) -> bool:
@@ -402,8 +388,14 @@ def _safe(test: object, value: str) -> bool:
         return False
 
 
-def evaluate(node: str, probes: Mapping[str, Probe]) -> list[Check]:
-    """One check per promise, judged only on the probes' output."""
+def evaluate(
+    node: str, probes: Mapping[str, Probe], controller_keys: ControllerKeys | None = None
+) -> list[Check]:
+    """One check per promise, judged only on the probes' output; ``controller_keys`` are the
+    public keys the login accounts must hold (without them those checks fail).
+
+    Most promises give one row; the access checks give one row per finding.
+    """
     judge = _Judge(node, probes)
     judge.journald()
     judge.logging_daemons()
@@ -414,7 +406,7 @@ def evaluate(node: str, probes: Mapping[str, Probe]) -> list[Check]:
     judge.firewall()
     judge.sshd()
     judge.login_records()
-    judge.collector()
+    judge.access(controller_keys)
     judge.diagnostics()
     return judge.checks
 

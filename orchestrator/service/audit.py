@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from orchestrator.adapters import ssh
@@ -25,6 +26,7 @@ from orchestrator.core.audit import (
     parse_grep_hits,
     persistent_grep_command,
 )
+from orchestrator.core.audit_access import ControllerKeys, ExpectedKeys
 from orchestrator.core.keys import live_public_keys, node_key_checks
 from orchestrator.core.models import Node
 from orchestrator.errors import NodeError, UsageError
@@ -103,8 +105,38 @@ class KeyAudit:
         return node_key_checks(name, self.stored.get(name), live, self.max_age_days, self.today)
 
 
+def _public_line(private_key: Path, suffix: str = "") -> str | None:
+    try:
+        return (
+            private_key.with_name(private_key.name + suffix + ".pub")
+            .read_text(encoding="ascii")
+            .strip()
+        )
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+
+
+def controller_keys(settings: Settings) -> ControllerKeys:
+    """The public keys the nodes' login accounts must hold: each controller key's ``.pub``,
+    and the ``.next.pub`` a key rotation under way made beside it."""
+    paths = {
+        "deploy": settings.ssh.deploy_key,
+        "collector": settings.ssh.collector_key,
+        "push": settings.ssh.push_key,
+    }
+    return ControllerKeys(
+        {
+            purpose: ExpectedKeys.from_lines([_public_line(path)], [_public_line(path, ".next")])
+            for purpose, path in paths.items()
+        }
+    )
+
+
 def audit_node(
-    target: ssh.Target, needles: Iterable[str] = (), keys: KeyAudit | None = None
+    target: ssh.Target,
+    needles: Iterable[str] = (),
+    keys: KeyAudit | None = None,
+    access: ControllerKeys | None = None,
 ) -> list[Check]:
     canaries = {
         "journal": f"wgfleet-canary-journal-{secrets.token_hex(8)}",
@@ -136,7 +168,7 @@ def audit_node(
     found = {purpose: hits[needle] for purpose, needle in all_needles.items()}
     return [
         Check(target.name, "reachable", True, f"{target.address} over pinned SSH"),
-        *evaluate(target.name, probes),
+        *evaluate(target.name, probes, access),
         *canary_checks(target.name, found),
         *(keys.checks(target.name, probes) if keys else []),
     ]
@@ -161,12 +193,13 @@ def audit(
         stored = {n.name: n for n in fleet.store.nodes()}
         max_age = fleet.settings.keys.node_max_age_days  # a fleet file's policy, if applied
     keys = KeyAudit(stored, max_age, date.today())
+    access = controller_keys(settings)
 
     def one(target: ssh.Target) -> list[Check]:
         if cancelled is not None and cancelled():
             progress(f"{target.name}: skipped, cancelled")
             return []
-        checks = audit_node(target, needles, keys)
+        checks = audit_node(target, needles, keys, access)
         failed = sum(not c.passed for c in checks)
         progress(f"{target.name}: {len(checks) - failed} passed, {failed} failed")
         return checks

@@ -17,6 +17,7 @@ from orchestrator.core.audit import (
     persistent_grep_command,
 )
 from orchestrator.service.audit import _probe_script, parse_probe_output
+from tests.unit.access_samples import COMPLIANT_ACCESS, KEYS
 
 COMPLIANT = {
     "virt": "systemd-nspawn",
@@ -38,10 +39,9 @@ COMPLIANT = {
     "sshd": "passwordauthentication no\nkbdinteractiveauthentication no\npermitemptypasswords no\npubkeyauthentication yes\npermitrootlogin without-password\nloglevel QUIET\nallowusers root wgcollect\n",
     "login_records": "",
     "var_log": "",
-    "collector_keys": 'restrict,command="sudo -n /usr/local/sbin/wgfleet-counters" ssh-ed25519 AAAA wgfleet-collector\n',
     "wireguard_public_keys": "wg0 " + "A" * 43 + "=\n",
-    "collector_sudo": 'Defaults:wgcollect !syslog, !pam_session\nwgcollect ALL=(root) NOPASSWD: /usr/local/sbin/wgfleet-counters ""\n',
     "diagnostics": '{"active": false}\n',
+    **COMPLIANT_ACCESS,
 }
 
 
@@ -50,11 +50,11 @@ def probes(**changes: str) -> dict[str, Probe]:
 
 
 def failing(**changes: str) -> dict[str, str]:
-    return {c.check: c.evidence for c in evaluate("node1", probes(**changes)) if not c.passed}
+    return {c.check: c.evidence for c in evaluate("node1", probes(**changes), KEYS) if not c.passed}
 
 
 def test_a_compliant_node_passes_every_check() -> None:
-    checks = evaluate("node1", probes())
+    checks = evaluate("node1", probes(), KEYS)
     assert {c.node for c in checks} == {"node1"}
     assert [c for c in checks if not c.passed] == []
     assert len(checks) >= 25
@@ -150,22 +150,10 @@ def test_kernel_values_of_a_container_host_are_noted_not_hidden() -> None:
         ),
         ("login_records", "/var/log/btmp\n", "login_records.none", "non-empty: /var/log/btmp"),
         (
-            "collector_keys",
-            "ssh-ed25519 AAAA wgfleet-collector\n",
-            "collector.forced_command",
-            "1 key(s); ssh-ed25519 AAAA wgfleet-collector",
-        ),
-        (
-            "collector_sudo",
-            "wgcollect ALL=(ALL) NOPASSWD: ALL\n",
-            "collector.sudo_exact_command",
-            "wgcollect ALL=(ALL) NOPASSWD: ALL",
-        ),
-        (
-            "collector_sudo",
-            "wgcollect ALL=(root) NOPASSWD: /usr/local/sbin/wgfleet-counters *\n",
-            "collector.sudo_exact_command",
-            "wgcollect ALL=(root) NOPASSWD: /usr/local/sbin/wgfleet-counters *",
+            "access_wgpush",
+            COMPLIANT_ACCESS["access_wgpush"] + "rc\t/var/lib/wgpush/.ssh/rc\n",
+            "access.wgpush.rc_files",
+            "wgpush: /var/lib/wgpush/.ssh/rc exists",
         ),
         (
             "diagnostics",

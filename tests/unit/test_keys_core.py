@@ -153,10 +153,27 @@ def test_node_key_checks_compare_live_keys_with_the_store_and_the_policy() -> No
 
 def test_collector_check_allows_the_second_key_of_a_rotation_only() -> None:
     from orchestrator.core.audit import Probe, evaluate
+    from orchestrator.core.audit_access import ControllerKeys, ExpectedKeys
+    from tests.unit.access_samples import (
+        COLLECTOR_ANSWER,
+        COLLECTOR_KEY,
+        INTRUDER_KEY,
+        KEYS,
+        NEXT_KEY,
+    )
 
-    line = 'restrict,command="sudo -n /usr/local/sbin/wgfleet-counters" ssh-ed25519 AAAA c\n'
-    for count, passed in ((1, True), (2, True), (3, False)):
-        checks = evaluate("node1", {"collector_keys": Probe(0, line * count)})
-        assert {c.check: c.passed for c in checks}["collector.forced_command"] is passed
-    loose = evaluate("node1", {"collector_keys": Probe(0, line + "ssh-ed25519 BBBB x\n")})
-    assert not {c.check: c.passed for c in loose}["collector.forced_command"]
+    path = "/var/lib/wgcollect/.ssh/authorized_keys"
+    forced = 'restrict,command="sudo -n /usr/local/sbin/wgfleet-counters"'
+    rotating = ControllerKeys(
+        {**KEYS.by_purpose, "collector": ExpectedKeys.from_lines([COLLECTOR_KEY], [NEXT_KEY])}
+    )
+
+    def passed(*extra: str) -> bool:
+        lines = "".join(f"key\t{path}\t{n}\t{forced} {k}\n" for n, k in enumerate(extra, 2))
+        probes = {"access_wgcollect": Probe(0, COLLECTOR_ANSWER + lines)}
+        checks = evaluate("node1", probes, rotating)
+        return all(c.passed for c in checks if c.check == "access.wgcollect.authorized_keys")
+
+    assert passed() and passed(NEXT_KEY)
+    assert not passed(NEXT_KEY, INTRUDER_KEY)
+    assert not passed(INTRUDER_KEY)

@@ -495,7 +495,21 @@ def test_package_tools_and_wireguard_debug_log_nowhere() -> None:
 
 
 def sshd_settings(text: str) -> dict[str, str]:
-    return {k.lower(): v for k, v in key_values(text, " ").items()}
+    """The drop-in's global settings (everything before its first Match block)."""
+    global_part = re.split(r"^Match ", text, maxsplit=1, flags=re.M)[0]
+    return {k.lower(): v for k, v in key_values(global_part, " ").items()}
+
+
+def sshd_match_blocks(text: str) -> dict[str, dict[str, str]]:
+    """``Match User NAME`` blocks of the drop-in: user -> its settings."""
+    blocks = re.split(r"^Match ", text, flags=re.M)[1:]
+    found = {}
+    for block in blocks:
+        head, _, body = block.partition("\n")
+        criterion, user = head.split()
+        assert criterion == "User", head
+        found[user] = {k.lower(): v for k, v in key_values(body, " ").items()}
+    return found
 
 
 def test_sshd_dropin_hardening() -> None:
@@ -518,9 +532,70 @@ def test_sshd_dropin_hardening() -> None:
         "printlastlog": "no",
     }
     assert {k: settings.get(k) for k in expected} == expected
+    # Keys only from ~/.ssh/authorized_keys (Debian's default also reads authorized_keys2),
+    # no key command, no user CA, and no forwarding of any kind.
+    assert settings["authorizedkeysfile"] == ".ssh/authorized_keys"
+    assert settings["authorizedkeyscommand"] == "none"
+    assert settings["trustedusercakeys"] == "none"
+    assert settings["disableforwarding"] == "yes"
+    assert settings["permituserrc"] == "no"
     # The lab's own drop-in (00-wgfleet-lab.conf) sets HostKey: never set it again here.
     assert "hostkey" not in settings
     assert "subsystem" not in settings  # a second Subsystem sftp is an error
+
+
+def forced_command(role: str) -> str:
+    line = render(role, "authorized_keys.j2").splitlines()[0]
+    match = re.match(r'^restrict,command="([^"]+)" ssh-', line)
+    assert match, line
+    return match.group(1)
+
+
+def test_sshd_forces_the_same_command_as_each_accounts_key() -> None:
+    text = render("ssh_hardening", "10-wgfleet-hardening.conf.j2")
+    blocks = sshd_match_blocks(text)
+    assert set(blocks) == {"wgcollect", "wgpush"}
+    assert blocks["wgcollect"]["forcecommand"] == forced_command("counters_access")
+    assert blocks["wgpush"]["forcecommand"] == forced_command("peers_access")
+    for settings in blocks.values():
+        assert settings["permittty"] == "no"
+        assert settings["disableforwarding"] == "yes"
+    # Match blocks end the file: nothing global may follow them.
+    assert text.rstrip().splitlines()[-1].strip() == "DisableForwarding yes"
+    none = render("ssh_hardening", "10-wgfleet-hardening.conf.j2", ssh_hardening_forced_commands={})
+    assert "Match" not in none
+
+
+@pytest.mark.skipif(not shutil.which("sshd") or not shutil.which("ssh-keygen"), reason="no sshd")
+def test_sshd_applies_the_forced_command_to_those_accounts_only(tmp_path: Path) -> None:
+    host_key = tmp_path / "host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
+    config = tmp_path / "sshd_config"
+    config.write_text(render("ssh_hardening", "10-wgfleet-hardening.conf.j2"))
+    sshd = shutil.which("sshd")
+    assert sshd
+
+    def effective(user: str) -> dict[str, str]:
+        result = subprocess.run(
+            [
+                sshd,
+                "-T",
+                "-f",
+                str(config),
+                "-h",
+                str(host_key),
+                "-C",
+                f"user={user},host=localhost,addr=127.0.0.1",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return dict(line.partition(" ")[::2] for line in result.stdout.splitlines())
+
+    assert effective("wgcollect")["forcecommand"] == forced_command("counters_access")
+    assert effective("wgpush")["permittty"] == "no"
+    assert (effective("root")["forcecommand"], effective("root")["permittty"]) == ("none", "yes")
 
 
 def test_sshd_algorithms_keep_the_controllers_clients_working() -> None:
@@ -565,6 +640,19 @@ def test_authorized_keys_is_one_forced_restricted_line() -> None:
     text = render("counters_access", "authorized_keys.j2")
     assert text.count("\n") == 1
     assert text == f'restrict,command="sudo -n /usr/local/sbin/wgfleet-counters" {COLLECTOR_KEY}\n'
+
+
+def test_collector_account_keeps_only_its_own_group_and_no_rc_files() -> None:
+    tasks = yaml.safe_load((ROLES / "counters_access" / "tasks" / "main.yml").read_text())
+    user = next(t["ansible.builtin.user"] for t in tasks if "ansible.builtin.user" in t)
+    assert (user["group"], user["groups"], user["append"]) == ("{{ counters_user }}", "", False)
+    assert (user["shell"], user["password"]) == ("/bin/sh", "!")
+    push_tasks = yaml.safe_load((ROLES / "peers_access" / "tasks" / "main.yml").read_text())
+    push = next(t["ansible.builtin.user"] for t in push_tasks if "ansible.builtin.user" in t)
+    assert (push["group"], push["groups"], push["append"]) == ("{{ peers_user }}", "", False)
+    for role_tasks in (tasks, push_tasks):
+        finds = [t["ansible.builtin.find"] for t in role_tasks if "ansible.builtin.find" in t]
+        assert len(finds) == 1 and {".profile", "rc", "environment"} <= set(finds[0]["patterns"])
 
 
 def test_sudoers_allows_the_script_without_arguments_only() -> None:
