@@ -54,10 +54,13 @@ def export_account(fleet: Fleet, username: str) -> dict[str, Any]:
     """Everything the store holds about an account (a user's right of access), as JSON-ready
     data: the account row, its configurations with their placements, usage totals, top-ups and
     the last-seen counters of its keys. Preshared keys are referenced (``psk_ref``), never
-    included: they are secrets of the tunnel, kept outside the store."""
+    included: they are secrets of the tunnel, kept outside the store. The password hash is
+    described (held or not, its scheme), never given: a copy of it could be attacked offline."""
     records = fleet.store.account_records(username)
-    account = records.pop("accounts")
-    return {"account": account[0], **records}
+    (account,) = records.pop("accounts")
+    if "password_hash" in account:
+        account["password_hash"] = passwords.describe_hash(account["password_hash"] or "")
+    return {"account": account, **records}
 
 
 @dataclass(frozen=True)
