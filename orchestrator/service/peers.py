@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -31,7 +31,9 @@ AMOUNT_RE = re.compile(r"^\d{1,12}(\.\d{1,4})?$")
 @dataclass(frozen=True)
 class NewConfiguration:
     configuration: Configuration
-    client_configs: dict[str, str]  # node -> wg-quick text; shown once, never stored
+    # node -> wg-quick text with the client's private key: returned once, never stored,
+    # left out of the repr (an assertion or a log line printing the result shows no key).
+    client_configs: dict[str, str] = field(repr=False)
     push: PushResult
 
 

@@ -248,3 +248,20 @@ def test_an_account_export_says_a_hash_is_held_never_its_value(
     assert main(["accounts", "export", "noc"]) == 0
     held = json.loads(capsys.readouterr().out)["account"]["password_hash"]
     assert held == {"held": False, "scheme": None}
+
+
+def test_results_that_carry_keys_leave_them_out_of_their_repr(quill: Settings) -> None:
+    from orchestrator.service import keys, peers
+    from orchestrator.service.context import open_fleet
+
+    with open_fleet(quill) as fleet:
+        created = peers.add_configuration(fleet, "quill", nodes=["node1"])
+        rotated = keys.rotate_peer(fleet, created.configuration.name, grace_seconds=0)
+        (psk,), _push = keys.rotate_psk(fleet, [created.configuration.name])
+    for result, text in (
+        (created, created.client_configs["node1"]),
+        (rotated, rotated.client_configs["node1"]),
+        (psk, psk.preshared_key),
+    ):
+        for secret in _private_keys(text) or [text]:
+            assert secret not in repr(result)
