@@ -63,8 +63,11 @@ def write_private(
     """Replace ``path`` with ``data`` (mode ``mode``, 0600 by default): through a fresh
     temporary renamed over it, never through a link. ``make_parent`` creates a missing
     parent directory 0700."""
-    if make_parent:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    if make_parent and not os.path.lexists(path.parent):
+        try:
+            _make_dirs(path.parent)
+        except OSError as exc:
+            raise _refuse(path, f"cannot create its directory: {exc.strerror or exc}") from None
     check_target(path)
     try:
         # mkstemp opens with O_CREAT | O_EXCL | O_NOFOLLOW and mode 0600, under a random name.
@@ -114,6 +117,18 @@ def read_private(path: Path) -> bytes:
         os.close(fd)
 
 
+def _make_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents, each 0700 (what wgfleet creates is private)."""
+    missing = []
+    while not os.path.lexists(path):
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        # A concurrent run may have made it first: checked by the caller like any other.
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(directory, PRIVATE_DIR)
+
+
 def private_dir(path: Path, *, follow: bool = False, tighten: bool = True) -> Path:
     """Make sure ``path`` is a directory only this user can enter (see the module doc).
 
@@ -126,11 +141,11 @@ def private_dir(path: Path, *, follow: bool = False, tighten: bool = True) -> Pa
     try:
         found = os.stat(path) if follow else os.lstat(path)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A concurrent run may have made it first: checked below like any existing one.
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(path, PRIVATE_DIR)
-        found = os.stat(path) if follow else os.lstat(path)
+        try:
+            _make_dirs(path)
+            found = os.stat(path) if follow else os.lstat(path)
+        except OSError as exc:
+            raise _refuse(path, f"cannot create it: {exc.strerror or exc}") from None
     if stat.S_ISLNK(found.st_mode):
         raise _refuse(path, "is a symbolic link; wgfleet keeps secrets only in its own directory")
     if not stat.S_ISDIR(found.st_mode):

@@ -261,3 +261,59 @@ def test_another_users_data_directory_is_refused(
     finally:
         os.chown(settings.data_dir, os.geteuid(), os.getegid())
     shutil.rmtree(settings.data_dir / "keys", ignore_errors=True)
+
+
+def test_directories_wgfleet_creates_are_0700_parents_included(tmp_path: Path) -> None:
+    private_dir(tmp_path / "a" / "b" / "data")
+    for made in ("a", "a/b", "a/b/data"):
+        assert (tmp_path / made).stat().st_mode & 0o777 == 0o700
+    write_private(tmp_path / "x" / "y" / "export.json", b"{}", make_parent=True)
+    assert (tmp_path / "x").stat().st_mode & 0o777 == 0o700
+
+
+def _lab_inventory(settings: Settings) -> None:
+    from orchestrator.adapters.lab.state import LabState, NodeRecord
+    from orchestrator.core.lab_layout import plan_layout
+    from orchestrator.service.lab import _write_inventory
+
+    layout = plan_layout("t", settings.lab.subnet, 1, 0)
+    state = LabState("t", str(settings.lab.subnet), 1, 0)
+    state.machines = {"node1": NodeRecord(host_key=keyfiles.new_host_key()[1])}
+    _write_inventory(settings, layout, state)
+
+
+def _deploy_state(settings: Settings) -> None:
+    from orchestrator.adapters.node_state import save_records
+
+    save_records(settings.data_dir / "deploy-state.json", {})
+
+
+def _fleet_nodes(settings: Settings) -> None:
+    from orchestrator.service.deploy import write_fleet_nodes
+
+    write_fleet_nodes(settings, {"node1": {"wireguard_port": 51820}})
+
+
+INTERNAL_WRITERS: dict[str, tuple[Callable[[Settings], Path], Callable[[Settings], None]]] = {
+    "known_hosts (lab up)": (lambda s: s.ssh.known_hosts, _lab_inventory),
+    "lab inventory hosts.yml": (lambda s: s.inventory / "hosts.yml", _lab_inventory),
+    "deploy-state.json": (lambda s: s.data_dir / "deploy-state.json", _deploy_state),
+    "fleet-nodes.yml": (lambda s: s.data_dir / "fleet-nodes.yml", _fleet_nodes),
+}
+
+
+@pytest.mark.parametrize("written", sorted(INTERNAL_WRITERS))
+def test_a_link_planted_where_wgfleet_keeps_its_own_files_is_refused(
+    written: str, settings: Settings, bait: Path
+) -> None:
+    where, write = INTERNAL_WRITERS[written]
+    link = where(settings)
+    link.unlink(missing_ok=True)
+    plant(link, bait)
+    with pytest.raises(UsageError, match="symbolic link"):
+        write(settings)
+    assert untouched(bait) and link.is_symlink()
+    link.unlink()
+    write(settings)  # and without the link it works, 0600 or world-readable as it should
+    mode = link.stat().st_mode & 0o777
+    assert mode == (0o644 if link.parent == settings.inventory else 0o600)
