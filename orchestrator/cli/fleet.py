@@ -294,10 +294,20 @@ def emit_client_configs(
     data: dict[str, Any],
     configs: dict[str, str],
     headline: str,
+    name: str,
 ) -> None:
-    """Deliver the client configs (node -> wg-quick text) once, where ``destination`` says:
-    files (one per node when several), stdout when asked (``--out -``), or the terminal."""
-    written = [str(p) for p in write_files(destination, configs)] if destination.to_file else []
+    """Deliver configuration ``name``'s client configs (node -> wg-quick text) once, where
+    ``destination`` says: files (one per node when several), stdout when asked (``--out -``),
+    or the terminal."""
+    written = []
+    if destination.to_file:
+        made = write_files(
+            destination,
+            configs,
+            made=f"configuration {name} has new keys",
+            reissue=f"wgfleet keys rotate peer {name} --out FILE",
+        )
+        written = [str(p) for p in made]
 
     def summary(say: Any) -> None:
         say(headline)
@@ -352,6 +362,7 @@ def cmd_peers_add(args: argparse.Namespace, settings: Settings, output: Output) 
         {**_config_dict(config), "push": created.push.as_dict()},
         created.client_configs,
         f"configuration {config.name} for {config.account} on {', '.join(config.nodes)}",
+        config.name,
     )
     return _push_exit(output, created.push)
 

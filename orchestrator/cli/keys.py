@@ -20,13 +20,14 @@ from orchestrator.cli.fleet import (
 )
 from orchestrator.cli.output import Output, Registrar
 from orchestrator.cli.secret_output import (
+    NotDelivered,
     check_out_file,
     emit,
     secret_destination,
     write_files,
 )
 from orchestrator.core.keys import parse_duration
-from orchestrator.errors import ExitCode, UsageError
+from orchestrator.errors import ExitCode, UsageError, WgfleetError
 from orchestrator.settings import Settings
 
 
@@ -91,6 +92,7 @@ def cmd_rotate_peer(args: argparse.Namespace, settings: Settings, output: Output
         rotated.client_configs,
         f"configuration {config.name}: new key {config.public_key}; the old key works for "
         f"{args.grace or settings.keys.grace} more, or until the client uses the new one",
+        config.name,
     )
     return _push_exit(output, rotated.push)
 
@@ -108,7 +110,12 @@ def cmd_rotate_psk(args: argparse.Namespace, settings: Settings, output: Output)
     text = "".join(f"# {name}\nPresharedKey = {key}\n" for name, key in keys.items())
     written = []
     if destination.path is not None:
-        write_files(destination, {"": text})
+        write_files(
+            destination,
+            {"": text},
+            made=f"new preshared keys are in force for {', '.join(keys)}",
+            reissue=f"wgfleet keys rotate psk {' '.join(keys)} --out FILE",
+        )
         written = [str(destination.path)]
 
     def summary(say: Any) -> None:
@@ -228,7 +235,13 @@ def cmd_reissue(args: argparse.Namespace, settings: Settings, output: Output) ->
             rotated = rotate_peer(fleet, name, grace_seconds=grace)
             for node, text in rotated.client_configs.items():
                 path = files[name].get(node, out_dir / f"{name}.{node}.conf")
-                write_private(path, text.encode("utf-8"))
+                try:
+                    write_private(path, text.encode("utf-8"))
+                except WgfleetError as exc:
+                    raise NotDelivered(
+                        f"configuration {name} has new keys, but {exc}: run "
+                        f"`wgfleet keys reissue {name} --out DIR` for new ones"
+                    ) from None
             failed += not rotated.push.ok
             results.append({"configuration": name, "nodes": list(rotated.client_configs)})
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from orchestrator.adapters.private_files import check_target, write_private
 from orchestrator.cli.output import Output
-from orchestrator.errors import UsageError
+from orchestrator.errors import ExitCode, UsageError, WgfleetError
 
 STDOUT = "-"
 
@@ -98,11 +98,24 @@ def secret_destination(out: str | None, output: Output, what: str) -> SecretDest
     return SecretDestination(None)
 
 
-def write_files(destination: SecretDestination, texts: Mapping[str, str]) -> list[Path]:
-    """Write each text to its file (0600, see private_files); return the files written."""
+class NotDelivered(WgfleetError):
+    """The change was made but its secrets could not be written (the file was checked first,
+    so only a race or a full disk gets here): exit 1, saying how to issue new ones."""
+
+    exit_code = ExitCode.FAILED
+
+
+def write_files(
+    destination: SecretDestination, texts: Mapping[str, str], *, made: str, reissue: str
+) -> list[Path]:
+    """Write each text to its file (0600, see private_files); return the files written.
+    ``made`` says what exists now, ``reissue`` the command that issues its secrets anew."""
     written = []
     for name, path in destination.files(texts).items():
-        write_private(path, texts[name].encode("utf-8"))
+        try:
+            write_private(path, texts[name].encode("utf-8"))
+        except WgfleetError as exc:
+            raise NotDelivered(f"{made}, but {exc}: run `{reissue}` for new keys") from None
         written.append(path)
     return written
 

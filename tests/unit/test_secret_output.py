@@ -265,3 +265,22 @@ def test_results_that_carry_keys_leave_them_out_of_their_repr(quill: Settings) -
     ):
         for secret in _private_keys(text) or [text]:
             assert secret not in repr(result)
+
+
+def test_a_file_that_fails_after_the_change_says_how_to_get_new_keys(
+    quill: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    from orchestrator.cli import secret_output
+    from orchestrator.errors import UsageError
+
+    def full_disk(path: Path, data: bytes, **_: object) -> None:
+        raise UsageError(f"{path}: No space left on device; nothing was written")
+
+    monkeypatch.setattr(secret_output, "write_private", full_disk)
+    assert main(_add(tmp_path / "quill.conf")) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"wgfleet: error: configuration quill-1 has new keys, but {tmp_path}/quill.conf: No "
+        "space left on device; nothing was written: run `wgfleet keys rotate peer quill-1 "
+        "--out FILE` for new keys\n"
+    )
