@@ -20,6 +20,7 @@ import json
 import re
 import secrets
 import subprocess
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +41,13 @@ class Run:
     config: Path
     outputs: list[tuple[str, str]] = field(default_factory=list)  # (command, stdout+stderr)
     asked: list[str] = field(default_factory=list)  # stdout asked for with `--out -`
+    seconds: list[tuple[float, str]] = field(default_factory=list)  # shown with `pytest -s`
 
     def __call__(
         self, *args: str | Path, code: int | tuple[int, ...] = 0, stdin: str | None = None
     ) -> str:
         argv = [str(a) for a in args]
+        started = time.monotonic()
         result = subprocess.run(
             [WGFLEET, "--config", str(self.config), *argv],
             input=stdin,
@@ -53,6 +56,7 @@ class Run:
             timeout=300,
             check=False,
         )
+        self.seconds.append((round(time.monotonic() - started, 2), " ".join(argv)))
         codes = (code,) if isinstance(code, int) else code
         assert result.returncode in codes, f"{argv}: {result.returncode}\n{result.stderr}"
         assert "Traceback" not in result.stderr, result.stderr
@@ -126,9 +130,7 @@ def test_canary_keys_and_password_stay_in_their_own_files(
     run("usage", "check")
     run("keys", "rotate", "psk", "canary-1", "--out", str(own["c1.psk"]))
     run("keys", "rotate", "peer", "canary-2", "--grace", "0s", "--out", str(own["c2b.conf"]))
-    run("--json", "keys", "status")
     public_key = json.loads(run("--json", "peers", "show", "canary-1"))["public_key"]
-    run("nodes", "list")
     run("accounts", "export", "canary")
     run("accounts", "export", "canary", "-o", str(tmp_path / "export.json"))
     run("export")
@@ -176,6 +178,7 @@ def test_canary_keys_and_password_stay_in_their_own_files(
         assert outputs_holding(run, password) == []
     finally:
         run("accounts", "delete", "canary", "--yes")
+        print(*sorted(run.seconds, reverse=True)[:10], sep="\n")  # where the time goes
     assert outputs_holding(run, password) == []
     for value in keys:
         assert outputs_holding(run, value) == []
