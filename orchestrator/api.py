@@ -20,6 +20,15 @@ derive from :class:`WgfleetError` and carry the exit code the CLI would use.
 
 Writers (``apply``, ``sync``, ``push``, ``deploy``, key rotations, account changes) should
 hold :func:`fleet_lock`; readers (``plan``, ``key_status``, the overviews) need not.
+
+Secrets. :func:`add_configuration` and :func:`rotate_peer` return ``client_configs`` (node ->
+wg-quick text holding the client's private key and preshared key), and :func:`rotate_psk`
+returns each new ``preshared_key``: exactly once, since wgfleet keeps no copy of a client's
+private key. Hand them to the user (a 0600 file, a terminal, the provider's backend over
+TLS) and never log them; the results' ``repr`` leaves them out, so an assertion or a log line
+printing a result shows no key. :func:`export_account` describes the password hash (held or
+not, its scheme), never its value. A store URL's password stays in the settings: errors name
+the server and database only (``core.redaction.redact_url`` shows a URL without it).
 """
 
 from __future__ import annotations

@@ -60,6 +60,13 @@ class StoreConflict(StoreError):
     the same transaction may simply run again."""
 
 
+class StoreUnreachable(StoreError):
+    """The store's server cannot be used (down, wrong password, no such database): a fault of
+    the machine's surroundings, named by server and database, never with the password."""
+
+    exit_code = ExitCode.ENVIRONMENT
+
+
 class NotFound(StoreError):
     """A name given by the user (account, configuration, plan, node) is not in the store."""
 

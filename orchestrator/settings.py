@@ -11,7 +11,6 @@ import ipaddress
 import os
 import re
 import shlex
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Any
 import yaml
 
 from orchestrator.core.keys import parse_duration
+from orchestrator.core.notify import webhook_problem
+from orchestrator.core.redaction import redact_url, webhook_origin
 from orchestrator.errors import ConfigError
 
 CONFIG_ENV = "WGFLEET_CONFIG"
@@ -108,7 +109,7 @@ class NotifySettings:
     that receives it as a JSON POST. Neither set: events are not queued at all."""
 
     command: tuple[str, ...] = ()
-    webhook: str | None = None
+    webhook: str | None = field(default=None, repr=False)  # its path may be a token
     timeout: float = 10.0
 
     @property
@@ -141,7 +142,8 @@ class Settings:
     source: str  # the file the settings came from, or "defaults"
     project_root: Path
     data_dir: Path
-    store_url: str
+    # May carry the PostgreSQL password: shown only through redact_url, never in a repr.
+    store_url: str = field(repr=False)
     inventory: Path
     ssh: SshSettings
     lab: LabSettings
@@ -157,7 +159,7 @@ class Settings:
             "source": self.source,
             "project_root": str(self.project_root),
             "data_dir": str(self.data_dir),
-            "store_url": self.store_url,
+            "store_url": redact_url(self.store_url),
             "inventory": str(self.inventory),
             "ssh": {
                 "deploy_key": str(self.ssh.deploy_key),
@@ -182,7 +184,7 @@ class Settings:
             "notify": {
                 "command": list(self.notify.command),
                 # A webhook URL may carry a token: only its scheme and host are shown.
-                "webhook": _url_origin(self.notify.webhook),
+                "webhook": webhook_origin(self.notify.webhook),
                 "timeout": self.notify.timeout,
             },
             "keys": {
@@ -219,13 +221,6 @@ _TOP_KEYS = {
 _NOTIFY_KEYS = {"command", "webhook", "timeout"}
 
 
-def _url_origin(url: str | None) -> str | None:
-    if not url:
-        return None
-    parsed = urllib.parse.urlsplit(url)
-    return f"{parsed.scheme}://{parsed.hostname or ''}/..."
-
-
 def _notify_settings(reader: _Reader, raw: object) -> NotifySettings:
     data = reader.mapping(raw, "notify", _NOTIFY_KEYS)
     command = data.get("command", [])
@@ -237,10 +232,10 @@ def _notify_settings(reader: _Reader, raw: object) -> NotifySettings:
         )
     webhook = data.get("webhook")
     if webhook is not None:
-        parsed = urllib.parse.urlsplit(str(webhook))
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        problem = webhook_problem(str(webhook))
+        if problem:
             raise ConfigError(
-                reader.source, "notify.webhook", _url_origin(str(webhook)), "an http(s) URL"
+                reader.source, "notify.webhook", webhook_origin(str(webhook)), problem
             )
     timeout = reader.number(data, "timeout", "notify.", 10.0)
     return NotifySettings(tuple(command), str(webhook) if webhook else None, timeout)

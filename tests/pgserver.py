@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 PG_ROOT = Path("/usr/lib/postgresql")
+PASSWORD_ROLE = "wgfleet_pw"
 _counter = itertools.count()
 
 
@@ -70,6 +71,13 @@ def throwaway_postgres(*, fsync: bool = False) -> Iterator[str]:
                 "UTF8",
             ]
         )
+        # One role must log in with its password (the rest of the server trusts the socket),
+        # so tests can give wgfleet a store URL that carries a password (password_database).
+        hba = data / "pg_hba.conf"
+        hba.write_text(
+            f"local all {PASSWORD_ROLE} scram-sha-256\n" + hba.read_text(encoding="utf-8"),
+            encoding="utf-8",
+        )
         options = f"-c listen_addresses='' -c unix_socket_directories={sockets} -c fsync={'on' if fsync else 'off'}"
         _as_postgres(
             [
@@ -92,6 +100,32 @@ def throwaway_postgres(*, fsync: bool = False) -> Iterator[str]:
             )
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def password_database(server: str, password: str) -> str:
+    """A fresh database owned by the role that must give its password, and a URL with the
+    password in it (as an operator's ``store_url`` would carry it)."""
+    import psycopg
+    from psycopg import sql
+
+    name = f"wgfleet_pw_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (PASSWORD_ROLE,))
+        statement = (
+            "ALTER ROLE {} LOGIN PASSWORD {}"
+            if exists.fetchone()
+            else ("CREATE ROLE {} LOGIN PASSWORD {}")
+        )
+        admin.execute(
+            sql.SQL(statement).format(sql.Identifier(PASSWORD_ROLE), sql.Literal(password))
+        )
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(name), sql.Identifier(PASSWORD_ROLE)
+            )
+        )
+    host = server.split("?host=", 1)[1]
+    return f"postgresql://{PASSWORD_ROLE}:{password}@/{name}?host={host}"
 
 
 def fresh_database(server: str) -> str:

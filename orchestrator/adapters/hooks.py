@@ -29,9 +29,20 @@ def run_command(argv: tuple[str, ...], event: dict[str, Any], timeout: float) ->
     return None
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A webhook that redirects is not followed: a redirect could lead the event (and the
+    checks on the URL's scheme) elsewhere. The 3xx answer is reported as not taken."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
+
+
 def post_webhook(url: str, event: dict[str, Any], timeout: float) -> str | None:
     """None when the webhook answered 2xx, else why not (never the URL: it may hold a token)."""
-    # The settings allow http(s) URLs only (settings._notify_settings).
+    # The settings allow https URLs, or http to a loopback address (core.notify.webhook_problem).
     request = urllib.request.Request(  # noqa: S310
         url,
         data=json.dumps(event).encode(),
@@ -39,7 +50,7 @@ def post_webhook(url: str, event: dict[str, Any], timeout: float) -> str | None:
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with _NO_REDIRECTS.open(request, timeout=timeout) as response:
             if 200 <= response.status < 300:
                 return None
             return f"notify webhook answered {response.status}"

@@ -8,12 +8,12 @@ the fast path: every node gets the full Ansible run and the file is written agai
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from orchestrator.adapters import ssh
+from orchestrator.adapters.private_files import write_private
 from orchestrator.core.converge import NodeRecord
 from orchestrator.errors import NodeError
 
@@ -61,8 +61,4 @@ def save_records(path: Path, records: Mapping[str, NodeRecord]) -> None:
         indent=1,
         sort_keys=True,
     )
-    temporary = path.with_name(path.name + ".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text + "\n")
-    temporary.replace(path)
+    write_private(path, (text + "\n").encode("utf-8"))

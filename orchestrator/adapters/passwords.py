@@ -39,3 +39,17 @@ def verify_password(password: str, stored: str) -> bool:
         dklen=32,
     )
     return hmac.compare_digest(candidate, base64.b64decode(digest))
+
+
+def describe_hash(stored: str) -> dict[str, object]:
+    """What may be said about a stored hash (an account export): whether one is held and its
+    scheme with its cost parameters, never the salt or the digest."""
+    scheme, *fields = stored.split("$")
+    if scheme == "scrypt" and len(fields) == 5:
+        n, r, p = fields[:3]
+        return {"held": True, "scheme": f"scrypt (N={n}, r={r}, p={p})"}
+    if not stored or stored.startswith("!"):
+        return {"held": False, "scheme": None}  # an account that cannot log in
+    # Another scheme's name, if it looks like one; anything else is not repeated.
+    named = fields and 0 < len(scheme) <= 20 and scheme.isascii() and scheme.isalnum()
+    return {"held": True, "scheme": scheme if named else "unknown"}

@@ -1,16 +1,16 @@
 """The controller's secret store: preshared keys the nodes need again after a rebuild.
 
 One 0600 file per secret in a 0700 directory under the data directory; the quota store only
-holds a reference (``psk:<name>``), so a copy of the database reveals no key.
+holds a reference (``psk:<name>``), so a copy of the database reveals no key. Files are
+written and read without following links (see private_files).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
-from orchestrator.adapters.keyfiles import write_private
+from orchestrator.adapters.private_files import private_dir, read_private, write_private
 from orchestrator.errors import StoreError
 
 REF_RE = re.compile(r"^psk:([a-z0-9][a-z0-9._-]{0,80})$")
@@ -28,13 +28,14 @@ class SecretStore:
 
     def put_psk(self, name: str, value: str) -> str:
         ref = f"psk:{name}"
-        write_private(self._path(ref), value.encode("ascii") + b"\n")
-        os.chmod(self.directory, 0o700)
+        path = self._path(ref)
+        private_dir(self.directory)
+        write_private(path, value.encode("ascii") + b"\n")
         return ref
 
     def get(self, ref: str) -> str:
         try:
-            return self._path(ref).read_text(encoding="ascii").strip()
+            return read_private(self._path(ref)).decode("ascii").strip()
         except FileNotFoundError:
             raise StoreError(f"secret {ref} is missing from {self.directory}") from None
 

@@ -12,6 +12,8 @@ from rich.table import Table
 from orchestrator import __version__
 from orchestrator.cli import diagnose, fleet, keys, lab, nodes, pipeline, privacy
 from orchestrator.cli.output import EXIT_CODES_HELP, Handler, Output, positive_int
+from orchestrator.cli.redacted import redacted_traceback, settings_secrets
+from orchestrator.core.redaction import redact_text, redact_url
 from orchestrator.errors import ExitCode, WgfleetError
 from orchestrator.settings import CONFIG_ENV, Settings, load_settings
 
@@ -64,8 +66,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, output: Output) -> in
             table.add_row(name, str(used), "unmetered" if allowance is None else str(allowance))
         output.out.print(table)
         output.out.print(
-            f"store: {settings.store_url}\nnext: `wgfleet peers list`, `wgfleet sync -v`, "
-            "`wgfleet audit`, `wgfleet lab down`"
+            f"store: {redact_url(settings.store_url)}\nnext: `wgfleet peers list`, "
+            "`wgfleet sync -v`, `wgfleet audit`, `wgfleet lab down`"
         )
 
     output.result(
@@ -166,12 +168,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     output = Output(args.json, args.quiet, args.verbose)
+    secrets: frozenset[str] = frozenset()  # of the settings: never on stderr, even in a bug
     try:
         settings = load_settings(args.config)
+        secrets = settings_secrets(settings)
         return int(args.handler(args, settings, output))
     except WgfleetError as exc:
-        sys.stderr.write(f"wgfleet: error: {exc}\n")
+        sys.stderr.write(f"wgfleet: error: {redact_text(str(exc), secrets)}\n")
         return int(exc.exit_code)
+    except Exception:
+        if not secrets:
+            raise
+        sys.stderr.write(redacted_traceback(secrets))
+        return int(ExitCode.FAILED)
     except KeyboardInterrupt:
         output.err.print("wgfleet: interrupted", markup=False)
         return int(ExitCode.INTERRUPTED)

@@ -6,7 +6,6 @@ import argparse
 import getpass
 import io
 import json
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +16,14 @@ from typing import Any
 from rich.table import Table
 
 from orchestrator.cli.output import Output, Registrar, fail_lines, positive_int
+from orchestrator.cli.secret_output import (
+    SecretDestination,
+    emit,
+    secret_destination,
+    write_files,
+)
 from orchestrator.core.models import Configuration, DisabledReason, Plan, ResetRule
+from orchestrator.core.redaction import redact_url
 from orchestrator.errors import ExitCode, UsageError
 from orchestrator.settings import Settings
 
@@ -82,7 +88,7 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings, output: Output)
     finally:
         store.close()
     output.result(
-        {"store": settings.store_url, "applied": applied, "version": version},
+        {"store": redact_url(settings.store_url), "applied": applied, "version": version},
         lambda: output.out.print(
             f"store at schema version {version}"
             + (f" (applied {', '.join(map(str, applied))})" if applied else " (already current)")
@@ -157,7 +163,7 @@ def cmd_accounts_export(args: argparse.Namespace, settings: Settings, output: Ou
         sys.stdout.write(text)
         return ExitCode.OK
     # The export holds the account's personal data: only its owner may read the file.
-    keyfiles.write_private(Path(args.output), text.encode())
+    keyfiles.write_private(Path(args.output), text.encode(), make_parent=True)
     sys.stderr.write(f"wgfleet: account {args.username} exported to {args.output} (mode 0600)\n")
     return ExitCode.OK
 
@@ -267,13 +273,6 @@ def _config_dict(c: Configuration) -> dict[str, Any]:
     }
 
 
-def _write_secret_file(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
-
-
 def _qr(text: str) -> str:
     import segno
 
@@ -282,28 +281,60 @@ def _qr(text: str) -> str:
     return buffer.getvalue()
 
 
-def deliver_client_configs(args: argparse.Namespace, configs: dict[str, str]) -> dict[str, Any]:
-    """Write the client configs to ``--out`` (0600; one file per node, a client connects to one
-    location at a time), or return them for --json; shown once either way."""
-    if not args.out:
-        return {"client_configs": configs}
-    for node, text in configs.items():
-        target = Path(args.out) if len(configs) == 1 else Path(f"{args.out}.{node}.conf")
-        _write_secret_file(target, text)
-    return {}
+def client_config_destination(args: argparse.Namespace, output: Output) -> SecretDestination:
+    """Where the client configuration may go (see cli/secret_output); exit 2 before any
+    change when it could go nowhere safe."""
+    return secret_destination(args.out, output, "the client configuration")
 
 
-def show_client_configs(args: argparse.Namespace, output: Output, configs: dict[str, str]) -> None:
-    if args.out:
-        output.out.print(
-            f"client configuration written to {args.out} (0600); it is not kept anywhere else"
+def emit_client_configs(
+    args: argparse.Namespace,
+    output: Output,
+    destination: SecretDestination,
+    data: dict[str, Any],
+    configs: dict[str, str],
+    headline: str,
+    name: str,
+) -> None:
+    """Deliver configuration ``name``'s client configs (node -> wg-quick text) once, where
+    ``destination`` says: files (one per node when several), stdout when asked (``--out -``),
+    or the terminal."""
+    written = []
+    if destination.to_file:
+        made = write_files(
+            destination,
+            configs,
+            made=f"configuration {name} has new keys",
+            reissue=f"wgfleet keys rotate peer {name} --out FILE",
         )
-        return
-    output.out.print("client configuration, shown once (wgfleet keeps no copy of its private key):")
-    for node, text in configs.items():
-        output.out.print(f"\n# {node}\n{text}", markup=False)
-        if args.qr:
-            output.out.print(_qr(text), markup=False)
+        written = [str(p) for p in made]
+
+    def summary(say: Any) -> None:
+        say(headline)
+        if written:
+            say(
+                f"client configuration written to {', '.join(written)} (0600); "
+                "it is not kept anywhere else"
+            )
+
+    def on_terminal() -> None:
+        output.out.print(
+            "client configuration, shown once (wgfleet keeps no copy of its private key):"
+        )
+        for node, text in configs.items():
+            output.out.print(f"\n# {node}\n{text}", markup=False)
+            if args.qr:
+                output.out.print(_qr(text), markup=False)
+
+    emit(
+        output,
+        destination,
+        {**data, **({"client_config_files": written} if written else {})},
+        {"client_configs": configs},
+        "".join(f"# {node}\n{text}" for node, text in configs.items()),
+        summary,
+        on_terminal,
+    )
 
 
 def cmd_peers_add(args: argparse.Namespace, settings: Settings, output: Output) -> int:
@@ -311,29 +342,28 @@ def cmd_peers_add(args: argparse.Namespace, settings: Settings, output: Output) 
 
     if bool(args.nodes) == args.all_nodes:
         raise UsageError("give exactly one of --nodes NODE[,NODE..] or --all-nodes")
+    destination = client_config_destination(args, output)
     with _fleet(settings) as fleet:
+        chosen = sorted(fleet.nodes()) if args.all_nodes else _names([args.nodes])
+        destination.check(chosen)
         created = peers.add_configuration(
             fleet,
             args.account,
-            nodes=None if args.all_nodes else _names([args.nodes]),
+            nodes=None if args.all_nodes else chosen,
             quota_bytes=args.quota,
             plan=args.plan,
             name=args.name,
         )
     config = created.configuration
-    data = {
-        **_config_dict(config),
-        "push": created.push.as_dict(),
-        **deliver_client_configs(args, created.client_configs),
-    }
-
-    def render() -> None:
-        output.out.print(
-            f"configuration {config.name} for {config.account} on {', '.join(config.nodes)}"
-        )
-        show_client_configs(args, output, created.client_configs)
-
-    output.result(data, render)
+    emit_client_configs(
+        args,
+        output,
+        destination,
+        {**_config_dict(config), "push": created.push.as_dict()},
+        created.client_configs,
+        f"configuration {config.name} for {config.account} on {', '.join(config.nodes)}",
+        config.name,
+    )
     return _push_exit(output, created.push)
 
 
@@ -576,7 +606,7 @@ def cmd_db_scrub(args: argparse.Namespace, settings: Settings, output: Output) -
     with _fleet(settings) as fleet:
         done = fleet.store.scrub()
     output.result(
-        {"store": settings.store_url, "scrubbed": done},
+        {"store": redact_url(settings.store_url), "scrubbed": done},
         lambda: output.out.print(
             "erased rows are gone from the store's files"
             if done
@@ -664,7 +694,10 @@ def register(commands: Any, add: Registrar) -> None:
         "--qr", action="store_true", help="also show each client config as a QR code"
     )
     peer_add.add_argument(
-        "--out", metavar="FILE", help="write the client config to FILE (0600) instead"
+        "--out",
+        metavar="FILE",
+        help="write the client config to FILE (0600; FILE.NODE.conf for several nodes); "
+        "'-' prints it on stdout (needed when stdout is not a terminal, and for --json)",
     )
     peer_list = add(peer_commands, "list", cmd_peers_list, "list configurations")
     peer_list.add_argument("--account")

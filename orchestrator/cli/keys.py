@@ -9,18 +9,25 @@ from typing import Any
 
 from rich.table import Table
 
+from orchestrator.adapters.private_files import private_dir, write_private
 from orchestrator.cli.fleet import (
     _confirm,
     _fleet,
     _names,
     _push_exit,
-    _write_secret_file,
-    deliver_client_configs,
-    show_client_configs,
+    client_config_destination,
+    emit_client_configs,
 )
 from orchestrator.cli.output import Output, Registrar
+from orchestrator.cli.secret_output import (
+    NotDelivered,
+    check_out_file,
+    emit,
+    secret_destination,
+    write_files,
+)
 from orchestrator.core.keys import parse_duration
-from orchestrator.errors import ExitCode, UsageError
+from orchestrator.errors import ExitCode, UsageError, WgfleetError
 from orchestrator.settings import Settings
 
 
@@ -66,26 +73,27 @@ def cmd_rotate_peer(args: argparse.Namespace, settings: Settings, output: Output
     from orchestrator.service.keys import rotate_peer
 
     grace = _grace(args, settings)
+    destination = client_config_destination(args, output)
     with _fleet(settings) as fleet:
+        destination.check(fleet.store.configuration(args.name).nodes)
         rotated = rotate_peer(fleet, args.name, grace_seconds=grace)
     config = rotated.configuration
-    data: dict[str, Any] = {
-        "configuration": config.name,
-        "public_key": config.public_key,
-        "previous_public_key": config.previous_public_key,
-        "grace_seconds": grace,
-        "push": rotated.push.as_dict(),
-    }
-    data.update(deliver_client_configs(args, rotated.client_configs))
-
-    def render() -> None:
-        output.out.print(
-            f"configuration {config.name}: new key {config.public_key}; the old key works for "
-            f"{args.grace or settings.keys.grace} more, or until the client uses the new one"
-        )
-        show_client_configs(args, output, rotated.client_configs)
-
-    output.result(data, render)
+    emit_client_configs(
+        args,
+        output,
+        destination,
+        {
+            "configuration": config.name,
+            "public_key": config.public_key,
+            "previous_public_key": config.previous_public_key,
+            "grace_seconds": grace,
+            "push": rotated.push.as_dict(),
+        },
+        rotated.client_configs,
+        f"configuration {config.name}: new key {config.public_key}; the old key works for "
+        f"{args.grace or settings.keys.grace} more, or until the client uses the new one",
+        config.name,
+    )
     return _push_exit(output, rotated.push)
 
 
@@ -93,27 +101,51 @@ def cmd_rotate_psk(args: argparse.Namespace, settings: Settings, output: Output)
     from orchestrator.service.keys import rotate_psk
 
     names = _names(args.names) if args.names else None
+    destination = secret_destination(args.out, output, "the new preshared keys")
+    destination.check()
     with _fleet(settings) as fleet:
         rotated, pushed = rotate_psk(fleet, names, node=args.node)
-    data = {
-        "rotated": [
-            {"configuration": r.configuration.name, "preshared_key": r.preshared_key}
-            for r in rotated
-        ],
-        "push": pushed.as_dict(),
-    }
-
-    def render() -> None:
-        output.out.print(
-            "new preshared keys, shown once: each client must replace its PresharedKey line "
-            "before it can connect again"
+    keys = {r.configuration.name: r.preshared_key for r in rotated}
+    # Lines a client pastes over its config's own PresharedKey line.
+    text = "".join(f"# {name}\nPresharedKey = {key}\n" for name, key in keys.items())
+    written = []
+    if destination.path is not None:
+        write_files(
+            destination,
+            {"": text},
+            made=f"new preshared keys are in force for {', '.join(keys)}",
+            reissue=f"wgfleet keys rotate psk {' '.join(keys)} --out FILE",
         )
+        written = [str(destination.path)]
+
+    def summary(say: Any) -> None:
+        say(
+            f"new preshared keys for {', '.join(keys)}: each client must replace its "
+            "PresharedKey line before it can connect again"
+        )
+        if written:
+            say(f"written to {written[0]} (0600); wgfleet keeps no copy for the clients")
+
+    def on_terminal() -> None:
+        output.out.print("shown once:")
         table = Table("configuration", "PresharedKey")
-        for r in rotated:
-            table.add_row(r.configuration.name, r.preshared_key)
+        for name, key in keys.items():
+            table.add_row(name, key)
         output.out.print(table)
 
-    output.result(data, render)
+    emit(
+        output,
+        destination,
+        {
+            "rotated": [{"configuration": name} for name in keys],
+            "push": pushed.as_dict(),
+            **({"preshared_key_file": written[0]} if written else {}),
+        },
+        {"rotated": [{"configuration": name, "preshared_key": key} for name, key in keys.items()]},
+        text,
+        summary,
+        on_terminal,
+    )
     return _push_exit(output, pushed)
 
 
@@ -180,7 +212,6 @@ def cmd_reissue(args: argparse.Namespace, settings: Settings, output: Output) ->
 
     grace = _grace(args, settings)
     out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     results: list[dict[str, Any]] = []
     failed = 0
     with _fleet(settings) as fleet:
@@ -191,10 +222,26 @@ def cmd_reissue(args: argparse.Namespace, settings: Settings, output: Output) ->
         )
         if not names:
             raise UsageError("name configurations or give --node")
+        # The directory and every file are checked before the first rotation: DIR is made
+        # 0700 if missing, refused if others may write into it (see adapters/private_files).
+        files = {
+            name: {n: out_dir / f"{name}.{n}.conf" for n in fleet.store.configuration(name).nodes}
+            for name in names
+        }
+        private_dir(out_dir, tighten=False)
+        for path in (p for per_node in files.values() for p in per_node.values()):
+            check_out_file(path)
         for name in names:
             rotated = rotate_peer(fleet, name, grace_seconds=grace)
             for node, text in rotated.client_configs.items():
-                _write_secret_file(out_dir / f"{name}.{node}.conf", text)
+                path = files[name].get(node, out_dir / f"{name}.{node}.conf")
+                try:
+                    write_private(path, text.encode("utf-8"))
+                except WgfleetError as exc:
+                    raise NotDelivered(
+                        f"configuration {name} has new keys, but {exc}: run "
+                        f"`wgfleet keys reissue {name} --out DIR` for new ones"
+                    ) from None
             failed += not rotated.push.ok
             results.append({"configuration": name, "nodes": list(rotated.client_configs)})
 
@@ -291,7 +338,12 @@ def register(commands: Any, add: Registrar) -> None:
     peer.add_argument("name", metavar="CONFIGURATION")
     peer.add_argument("--grace", metavar="DURATION", help="e.g. 30m, 12h, 7d (default: settings)")
     peer.add_argument("--qr", action="store_true", help="also show each config as a QR code")
-    peer.add_argument("--out", metavar="FILE", help="write the client config to FILE (0600)")
+    peer.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the client config to FILE (0600; FILE.NODE.conf for several nodes); "
+        "'-' prints it on stdout (needed when stdout is not a terminal, and for --json)",
+    )
     psk = add(
         rotate_commands,
         "psk",
@@ -300,6 +352,12 @@ def register(commands: Any, add: Registrar) -> None:
     )
     psk.add_argument("names", nargs="*", metavar="CONFIGURATION")
     psk.add_argument("--node", help="every configuration placed on this node")
+    psk.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the new PresharedKey lines to FILE (0600); '-' prints them on stdout "
+        "(needed when stdout is not a terminal, and for --json)",
+    )
     node = add(
         rotate_commands,
         "node",

@@ -18,7 +18,8 @@ exit codes:
   1    the operation failed on some node or step (each one named on stderr)
   2    bad arguments, settings or input file (nothing was changed)
   3    another wgfleet run holds the fleet lock
-  4    this machine lacks something the command needs (root, a tool, /dev/net/tun)
+  4    this machine lacks something the command needs (root, a tool, /dev/net/tun),
+       or cannot use the PostgreSQL store (down, wrong password, no such database)
   130  interrupted
 """
 

@@ -76,7 +76,11 @@ def cmd_plan(args: argparse.Namespace, settings: Settings, output: Output) -> in
         sys.stderr.write(f"wgfleet: error: {exc}\n")
         return ExitCode.FAILED
     if args.out:
-        _write_private(args.out, json.dumps(plan.as_dict(), indent=2, sort_keys=True) + "\n")
+        try:
+            _write_private(args.out, json.dumps(plan.as_dict(), indent=2, sort_keys=True) + "\n")
+        except WgfleetError as exc:  # exit 2 would read as "changes pending"
+            sys.stderr.write(f"wgfleet: error: {exc}\n")
+            return ExitCode.FAILED
     output.result(plan.as_dict(), lambda: sys.stdout.write(plan.render()))
     for problem in plan.problems:
         sys.stderr.write(f"wgfleet: error: {problem}\n")
@@ -215,7 +219,7 @@ def _write_private(path: str, text: str) -> None:
     """Plans and exports name keys and accounts: readable by their owner only."""
     from orchestrator.adapters.keyfiles import write_private
 
-    write_private(Path(path), text.encode("utf-8"))
+    write_private(Path(path), text.encode("utf-8"), make_parent=True)
 
 
 def _report_invalid(exc: Any, output: Output) -> None:

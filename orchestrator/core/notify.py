@@ -3,6 +3,8 @@ never carry an endpoint, an address or a time of user activity (a test holds tha
 
 from __future__ import annotations
 
+import ipaddress
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +16,35 @@ EVENTS = CONFIGURATION_EVENTS + NODE_EVENTS
 ALLOWED_KEYS = frozenset(
     {"event", "id", "configuration", "account", "contact", "plan", "percent", "node"}
 )
+
+
+# Plain http is allowed only to this machine: an event names accounts and configurations, and a
+# webhook URL usually carries its token, so neither may cross a network unencrypted.
+LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+def webhook_problem(url: str) -> str | None:
+    """Why ``url`` cannot be the operator's webhook, or None: an https URL with a host, or
+    http to a loopback address (127.0.0.0/8, ::1, localhost)."""
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        host = parsed.hostname
+    except ValueError:
+        return "not a URL"
+    if not host:
+        return "an https:// URL with a host"
+    if parsed.scheme == "https":
+        return None
+    if parsed.scheme != "http":
+        return "an https:// URL (http:// only to a loopback address)"
+    if host.lower() in LOOPBACK_NAMES:
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return "must be https:// (plain http:// only to 127.0.0.1, [::1] or localhost)"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.adapters import ssh
+from orchestrator.adapters.private_files import private_dir
 from orchestrator.adapters.secrets import SecretStore
 from orchestrator.adapters.store import SqlStore, open_store
 from orchestrator.core.models import Node
@@ -73,6 +74,9 @@ def open_fleet(
     connections: ssh.ConnectionPool | None = None,
 ) -> Iterator[Fleet]:
     """Open the store (bringing a fresh embedded one to the current schema) for one command."""
+    # Keys, preshared keys and the embedded store live here: 0700, this user's (see
+    # adapters/private_files: a looser one is tightened, another user's refused).
+    private_dir(settings.data_dir, follow=True)
     store = open_store(settings.store_url, source=settings.source)
     try:
         if upgrade and store.schema_version() == 0:

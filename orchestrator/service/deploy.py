@@ -129,9 +129,8 @@ def write_fleet_nodes(settings: Settings, node_vars: Mapping[str, Mapping[str, A
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     document = {"all": {"hosts": {name: dict(v) for name, v in sorted(node_vars.items()) if v}}}
     header = "# Written by `wgfleet apply -f`: node settings from the fleet file. Do not edit.\n"
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(header + yaml.safe_dump(document, sort_keys=True), encoding="utf-8")
-    temporary.replace(path)
+    text = header + yaml.safe_dump(document, sort_keys=True)
+    keyfiles.write_private(path, text.encode("utf-8"))
 
 
 def root_targets(settings: Settings, limit: str | None) -> list[ssh.Target]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -114,7 +114,9 @@ def key_status(
 @dataclass(frozen=True)
 class RotatedPeer:
     configuration: Configuration
-    client_configs: dict[str, str]  # node -> wg-quick text; shown once, never stored
+    # node -> wg-quick text with the client's private key: returned once, never stored,
+    # left out of the repr.
+    client_configs: dict[str, str] = field(repr=False)
     grace_ends: int  # unix seconds
     push: PushResult
 
@@ -184,7 +186,8 @@ def _unique_psk_ref(fleet: Fleet, name: str, value: str, current: Configuration)
 @dataclass(frozen=True)
 class RotatedPsk:
     configuration: Configuration
-    preshared_key: str  # shown once: the client's config needs this PresharedKey line
+    # Returned once (the client's config needs this PresharedKey line), left out of the repr.
+    preshared_key: str = field(repr=False)
 
 
 def rotate_psk(

@@ -161,7 +161,10 @@ def _write_inventory(settings: Settings, layout: LabLayout, state: LabState) -> 
             )
         )
     settings.ssh.known_hosts.parent.mkdir(parents=True, exist_ok=True)
-    settings.ssh.known_hosts.write_text(render_known_hosts(keys), encoding="ascii")
+    # Every connection trusts this file: written without following a link planted there.
+    keyfiles.write_private(
+        settings.ssh.known_hosts, render_known_hosts(keys).encode("ascii"), mode=0o644
+    )
     inventory = render_inventory(
         INVENTORY_GROUP,
         hosts,
@@ -170,8 +173,10 @@ def _write_inventory(settings: Settings, layout: LabLayout, state: LabState) -> 
         group_vars={"wgfleet_lab": True, "wireguard_implementation": "userspace"},
     )
     header = f"# Written by `wgfleet lab up` for lab {layout.lab!r}; regenerated on every run.\n"
-    inventory_file(settings).write_text(
-        header + yaml.safe_dump(inventory, sort_keys=False), encoding="utf-8"
+    keyfiles.write_private(
+        inventory_file(settings),
+        (header + yaml.safe_dump(inventory, sort_keys=False)).encode("utf-8"),
+        mode=0o644,
     )
 
 

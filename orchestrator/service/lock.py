@@ -9,14 +9,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from orchestrator.adapters.private_files import private_dir
 from orchestrator.core.shard import Shard
-from orchestrator.errors import FleetBusy
+from orchestrator.errors import FleetBusy, UsageError
 from orchestrator.settings import Settings
 
 
 @contextmanager
 def _flock(path: Path, mode: int, wait: bool, deadline: float | None) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:  # a link planted there (ELOOP) is never followed
+        raise UsageError(f"{path}: cannot open the fleet lock: {exc.strerror or exc}") from None
     try:
         while True:
             try:
@@ -47,7 +51,7 @@ def fleet_lock(
     alone: shards run side by side (node leases in the store keep them apart), while a run of
     the whole fleet still waits for all of them.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(settings.data_dir, follow=True)
     deadline = None if timeout is None else time.monotonic() + timeout
     fleet_path = settings.data_dir / "fleet.lock"
     if shard is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -31,7 +31,9 @@ AMOUNT_RE = re.compile(r"^\d{1,12}(\.\d{1,4})?$")
 @dataclass(frozen=True)
 class NewConfiguration:
     configuration: Configuration
-    client_configs: dict[str, str]  # node -> wg-quick text; shown once, never stored
+    # node -> wg-quick text with the client's private key: returned once, never stored,
+    # left out of the repr (an assertion or a log line printing the result shows no key).
+    client_configs: dict[str, str] = field(repr=False)
     push: PushResult
 
 
@@ -54,10 +56,13 @@ def export_account(fleet: Fleet, username: str) -> dict[str, Any]:
     """Everything the store holds about an account (a user's right of access), as JSON-ready
     data: the account row, its configurations with their placements, usage totals, top-ups and
     the last-seen counters of its keys. Preshared keys are referenced (``psk_ref``), never
-    included: they are secrets of the tunnel, kept outside the store."""
+    included: they are secrets of the tunnel, kept outside the store. The password hash is
+    described (held or not, its scheme), never given: a copy of it could be attacked offline."""
     records = fleet.store.account_records(username)
-    account = records.pop("accounts")
-    return {"account": account[0], **records}
+    (account,) = records.pop("accounts")
+    if "password_hash" in account:
+        account["password_hash"] = passwords.describe_hash(account["password_hash"] or "")
+    return {"account": account, **records}
 
 
 @dataclass(frozen=True)

@@ -210,6 +210,5 @@ def trust_node(settings: Settings, node: str, fingerprint: str) -> tuple[str | N
     old = next((key_fingerprint(k.key_base64) for k in pins if names & set(k.names)), None)
     kept = [k for k in pins if not names & set(k.names)]
     text = render_known_hosts([*kept, offered])
-    keyfiles.write_private(settings.ssh.known_hosts, text.encode("ascii"))
-    os.chmod(settings.ssh.known_hosts, 0o644)
+    keyfiles.write_private(settings.ssh.known_hosts, text.encode("ascii"), mode=0o644)
     return old, new

@@ -90,6 +90,19 @@ class WgfleetApp(App[None]):
         self.backend = Backend(settings, today=today)
         self.sub_title = settings.source  # never the store URL: it may carry a password
 
+    def _fatal_error(self) -> None:
+        """Textual prints a crash's traceback with every frame's local variables, and a local
+        may be a client's private key (a configuration being shown): wgfleet's shows none."""
+        from rich.segment import Segments
+        from rich.traceback import Traceback
+
+        self.bell()
+        traceback = Traceback(show_locals=False, width=None)
+        self._exit_renderables.append(
+            Segments(self.console.render(traceback, self.console.options))
+        )
+        self._close_messages_no_wait()
+
     def action_help(self) -> None:
         sections = [("Everywhere", list(self.BINDINGS))]
         sections += [(title, list(screen.BINDINGS)) for title, screen in SCREENS.values()]

@@ -83,7 +83,9 @@ def test_a_peer_key_rotates_under_a_running_transfer_and_usage_carries_on(
 
         pinger = start_pinger(client, str(node.tunnel_address))
         time.sleep(1)
-        rotated = wgfleet(lab, "--json", "keys", "rotate", "peer", "rita-1", "--grace", "45s")
+        rotated = wgfleet(
+            lab, "--json", "keys", "rotate", "peer", "rita-1", "--grace", "45s", "--out", "-"
+        )
         assert rotated.returncode == 0, rotated.stderr
         grace_end = time.monotonic() + 45
         time.sleep(2)
@@ -214,7 +216,7 @@ def test_a_preshared_key_rotation_needs_the_new_key_on_the_client(
     lab_service.tunnel_up(lab.settings, client.name, pia.client_configs["node3"])
     try:
         assert ping(client.netns, str(node.tunnel_address), count=3)
-        rotated = wgfleet(lab, "--json", "keys", "rotate", "psk", "--node", "node3")
+        rotated = wgfleet(lab, "--json", "keys", "rotate", "psk", "--node", "node3", "--out", "-")
         assert rotated.returncode == 0, rotated.stderr
         new = {
             r["configuration"]: r["preshared_key"] for r in json.loads(rotated.stdout)["rotated"]

@@ -108,8 +108,8 @@ def test_keys_status_on_an_empty_fleet(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["keys", "rotate", "psk"], "name configurations or give --node, not both"),
-        (["keys", "rotate", "peer", "nobody-1"], "no configuration 'nobody-1'"),
+        (["keys", "rotate", "psk", "--out", "-"], "name configurations or give --node, not both"),
+        (["keys", "rotate", "peer", "nobody-1", "--out", "-"], "no configuration 'nobody-1'"),
         (["keys", "rotate", "peer", "x", "--grace", "1w"], "--grace: '1w' is not a duration"),
         (["keys", "rotate", "node", "node9", "--overlap"], "no node(s) node9 in the store"),
         (["keys", "finish", "node9"], "no node(s) node9 in the store"),

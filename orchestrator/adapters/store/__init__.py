@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from orchestrator.adapters.store.sql import RowUsage, SqlStore, SyncLedger
+from orchestrator.core.redaction import redact_url
 from orchestrator.errors import ConfigError
 
 __all__ = ["RowUsage", "SqlStore", "SyncLedger", "open_store"]
@@ -17,5 +18,7 @@ def open_store(url: str, *, source: str = "settings") -> SqlStore:
     if url.startswith(("postgresql://", "postgres://")):
         from orchestrator.adapters.store.postgres import connect_postgres
 
-        return SqlStore(connect_postgres(url), url)
-    raise ConfigError(source, "store_url", url, "expected sqlite:///PATH or postgresql://...")
+        return SqlStore(connect_postgres(url, source=source), url)
+    raise ConfigError(
+        source, "store_url", redact_url(url), "expected sqlite:///PATH or postgresql://..."
+    )

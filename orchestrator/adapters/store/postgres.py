@@ -5,22 +5,55 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from orchestrator.errors import EnvironmentProblem, StoreConflict, StoreError
+from orchestrator.core.redaction import (
+    database_target,
+    redact_text,
+    redact_url,
+    url_problem,
+    url_secrets,
+)
+from orchestrator.errors import (
+    ConfigError,
+    EnvironmentProblem,
+    StoreConflict,
+    StoreError,
+    StoreUnreachable,
+)
+
+
+def _connection_problem(url: str, exc: Exception) -> str:
+    """libpq's reason in one line, with every form of the URL's password taken out (libpq
+    quotes the parts of a URL it cannot read, the password among them)."""
+    text = redact_text(str(exc), url_secrets(url))
+    first = " ".join(text.strip().splitlines()[:1]) or type(exc).__name__
+    # "connection failed: connection to server at ... failed: FATAL:  <reason>": the server
+    # is named by the caller already; keep the last reason.
+    reason = first.rsplit(" failed: ", 1)[-1].removeprefix("connection is bad: ")
+    return " ".join(reason.removeprefix("FATAL:").split())
 
 
 class PostgresConnection:
     dialect = "postgresql"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, source: str = "settings") -> None:
         try:
             import psycopg
         except ImportError:
             raise EnvironmentProblem("psycopg is not installed: run .ci/install") from None
         self._psycopg = psycopg
+        if problem := url_problem(url):
+            raise ConfigError(source, "store_url", redact_url(url), problem)
         try:
             self._db = psycopg.connect(url, autocommit=True)
+        except psycopg.ProgrammingError as exc:  # libpq cannot read the URL
+            raise ConfigError(
+                source, "store_url", redact_url(url), _connection_problem(url, exc)
+            ) from None
         except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to the PostgreSQL store: {exc}".strip()) from None
+            raise StoreUnreachable(
+                f"cannot use the PostgreSQL store ({database_target(url)}): "
+                f"{_connection_problem(url, exc)}"
+            ) from None
         self._tx: Any = None
 
     @staticmethod
@@ -76,5 +109,5 @@ class PostgresConnection:
         self._db.close()
 
 
-def connect_postgres(url: str) -> PostgresConnection:
-    return PostgresConnection(url)
+def connect_postgres(url: str, *, source: str = "settings") -> PostgresConnection:
+    return PostgresConnection(url, source=source)

@@ -35,6 +35,7 @@ from orchestrator.core.models import (
     TopUp,
     UsageTotal,
 )
+from orchestrator.core.redaction import redact_url
 from orchestrator.errors import NotFound, StoreError
 
 
@@ -237,7 +238,7 @@ class SqlStore:
         version = self.schema_version()
         if version != LATEST_VERSION:
             raise StoreError(
-                f"store {self.url} is at schema version {version}, this wgfleet needs "
+                f"store {redact_url(self.url)} is at schema version {version}, this wgfleet needs "
                 f"{LATEST_VERSION}: run `wgfleet db upgrade`"
             )
 
