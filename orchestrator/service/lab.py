@@ -193,7 +193,7 @@ def _system_state(settings: Settings, node: LabNode, wait: bool, deadline: float
             timeout=max(5.0, deadline - time.monotonic()),
         )
     except NodeError as exc:
-        return f"unreachable: {exc}"
+        return f"unreachable: {str(exc).removeprefix(f'{node.name}: ')}"
     return result.stdout.strip() or f"exit {result.status}"
 
 
