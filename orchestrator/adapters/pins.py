@@ -9,13 +9,20 @@ this module's class and nothing else: OpenSSH then gets a file written from it p
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
 from orchestrator.adapters import keyfiles
-from orchestrator.core.inventory import HostKey, PinIndex, PinnedKey, index_pins, replace_pins
+from orchestrator.core.inventory import (
+    HostKey,
+    PinIndex,
+    PinnedKey,
+    index_pins,
+    render_known_hosts,
+    replace_pins,
+)
 
 
 def _read(path: str) -> str:
@@ -66,6 +73,13 @@ class KnownHostsPins:
         keyfiles.write_private(self.path, updated.encode("ascii"))
         os.chmod(self.path, 0o644)  # public keys: OpenSSH and operators read it
         return removed
+
+    def replace_all(self, keys: Iterable[HostKey]) -> None:
+        """Trust exactly ``keys`` and nothing else (a fleet whose keys wgfleet made itself:
+        the lab)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        keyfiles.write_private(self.path, render_known_hosts(keys).encode("ascii"))
+        os.chmod(self.path, 0o644)
 
     @contextmanager
     def openssh_file(self) -> Iterator[Path]:

@@ -28,7 +28,6 @@ from orchestrator.core.inventory import (
     key_fingerprint,
     parse_public_key,
     render_inventory,
-    render_known_hosts,
 )
 from orchestrator.core.lab_layout import (
     LabClient,
@@ -42,6 +41,7 @@ from orchestrator.core.lab_layout import (
     plan_layout,
 )
 from orchestrator.errors import EnvironmentProblem, LabError, NodeError, UsageError
+from orchestrator.service.host_keys import pin_store
 from orchestrator.settings import Settings
 
 Progress = Callable[[str], None]
@@ -155,8 +155,8 @@ def _write_inventory(settings: Settings, layout: LabLayout, state: LabState) -> 
                 },
             )
         )
-    settings.ssh.known_hosts.parent.mkdir(parents=True, exist_ok=True)
-    settings.ssh.known_hosts.write_text(render_known_hosts(keys), encoding="ascii")
+    # The lab made every node's host key itself: its pins are exactly those keys.
+    pin_store(settings).replace_all(keys)
     inventory = render_inventory(
         INVENTORY_GROUP,
         hosts,
