@@ -279,8 +279,11 @@ def deploy(
         if on_update is not None:
             on_update(with_refused(recap, refused), event)
 
-    if refused and on_update is not None:
-        on_update(with_refused(PlayRecap(), refused), {"event": "wgfleet_host_keys_refused"})
+    if on_update is not None:
+        # Shown as Ansible shows a host it cannot reach, before the run starts.
+        shown = with_refused(PlayRecap(), refused)
+        for name in sorted(refused):
+            on_update(shown, {"event": "runner_on_unreachable", "event_data": {"host": name}})
     if nothing_to_run:
         run = ansible.PlaybookRun("site.yml", "successful", 0, PlayRecap(finished=True), check)
     else:

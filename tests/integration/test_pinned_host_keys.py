@@ -131,6 +131,7 @@ def test_a_replaced_host_key_is_refused_everywhere_until_the_operator_trusts_it(
     assert summary["hosts"][name]["status"] == "unreachable"
     assert summary["hosts"][name]["error"].startswith("host key changed: ")
     assert summary["hosts"][name]["ok"] == 0  # Ansible never ran a task there
+    refusal(wgfleet(lab, "deploy", "--limit", f"{name}*"), name, pinned, offered)  # a pattern
     refusal(wgfleet(lab, "audit", "--limit", name), name, pinned, offered)
     synced = wgfleet(lab, "--json", "sync")
     refusal(synced, name, pinned, offered)
