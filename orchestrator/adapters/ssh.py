@@ -164,12 +164,12 @@ def _unreachable(target: Target, exc: BaseException) -> NodeUnreachable:
 
 def _handshake(target: Target, pins: list[PinnedKey]) -> paramiko.PKey:
     """The host key the node offers, after a key exchange and before any authentication."""
-    transport = None
+    sock: socket.socket | None = None
+    transport: paramiko.Transport | None = None
     try:
         sock = socket.create_connection((target.address, target.port), timeout=target.timeout)
-        transport = _new_transport(
-            dataclasses.replace(target, kex="curve25519"), pins, sock
-        )  # nothing secret crosses this session: the cheap key exchange will do
+        # Nothing secret crosses this session: the cheap key exchange will do.
+        transport = _new_transport(dataclasses.replace(target, kex="curve25519"), pins, sock)
         transport.banner_timeout = target.timeout
         transport.start_client(timeout=target.timeout)
         return transport.get_remote_server_key()
@@ -178,6 +178,8 @@ def _handshake(target: Target, pins: list[PinnedKey]) -> paramiko.PKey:
     finally:
         if transport is not None:
             transport.close()
+        elif sock is not None:
+            sock.close()
 
 
 def check_host_key(target: Target) -> None:
