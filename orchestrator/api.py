@@ -56,6 +56,7 @@ from orchestrator.service.fleet_file import (
     plan,
     read_fleet_file,
 )
+from orchestrator.service.host_keys import trust_node
 from orchestrator.service.keys import key_status, rotate_peer, rotate_psk
 from orchestrator.service.lock import fleet_lock
 from orchestrator.service.node_keys import finish_node_rotation, rotate_node
@@ -74,7 +75,7 @@ from orchestrator.service.peers import (
     topup,
 )
 from orchestrator.service.push import pending_nodes, push
-from orchestrator.service.ssh_keys import rotate_ssh_key, trust_node
+from orchestrator.service.ssh_keys import rotate_ssh_key
 from orchestrator.service.sync import sync
 from orchestrator.service.usage import quota_statuses, usage_check
 from orchestrator.settings import Settings, load_settings, settings_from_mapping

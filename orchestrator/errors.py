@@ -105,6 +105,39 @@ class HostKeyError(NodeError):
     """The node's SSH host key is unknown or differs from the pinned one."""
 
 
+def _trust_hint(node: str, offered: str) -> str:
+    return (
+        f"check {offered} on the node's console, then pin it: "
+        f"wgfleet nodes trust {node} --fingerprint {offered}"
+    )
+
+
+class UnknownHostKey(HostKeyError):
+    """First contact: nothing is pinned for the node, so nothing it offers is trusted."""
+
+    def __init__(self, node: str, name: str, pins: str, offered: str) -> None:
+        self.offered = offered
+        super().__init__(
+            node,
+            f"no pinned host key for {name} in {pins}; it offers {offered}; refusing to "
+            f"connect (first contact: {_trust_hint(node, offered)})",
+        )
+
+
+class ChangedHostKey(HostKeyError):
+    """The node offers a key other than the one(s) pinned for it."""
+
+    def __init__(self, node: str, address: str, pins: str, pinned: list[str], offered: str):
+        self.pinned = pinned
+        self.offered = offered
+        super().__init__(
+            node,
+            f"host key changed: {pins} pins {', '.join(pinned)}, the node at {address} offered "
+            f"{offered}; refusing to connect (if the change is yours: "
+            f"{_trust_hint(node, offered)})",
+        )
+
+
 class AuthenticationFailed(NodeError):
     """The node refused the controller's key."""
 

@@ -1,29 +1,33 @@
-"""SSH to nodes with paramiko, trusting only host keys pinned in the fleet's known_hosts.
+"""SSH to nodes with paramiko, trusting only the fleet's pinned host keys (adapters/pins.py).
 
 There is no trust-on-first-use: an unknown or changed host key aborts the connection to that node
-with an error naming it. Keys are never learned or written back by this module.
+with an error naming it, the key it offered and the pinned one. Keys are never learned or
+written back by this module; `wgfleet nodes trust` pins a key on the operator's word.
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
+import functools
 import shlex
 import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 
 import paramiko
 
-from orchestrator.core.inventory import key_fingerprint
+from orchestrator.adapters.pins import KnownHostsPins
+from orchestrator.core.inventory import PinnedKey, key_fingerprint, known_host_name
 from orchestrator.errors import (
     AuthenticationFailed,
+    ChangedHostKey,
     HostKeyError,
     NodeUnreachable,
     RemoteCommandFailed,
+    UnknownHostKey,
 )
 
 
@@ -71,54 +75,129 @@ def fingerprint(key: paramiko.PKey) -> str:
 
 
 def _known_host_name(target: Target) -> str:
-    return target.address if target.port == 22 else f"[{target.address}]:{target.port}"
+    return known_host_name(target.address, target.port)
 
 
-@dataclass(frozen=True)
-class _Pins:
-    plain: dict[str, list[paramiko.PKey]]
-    hashed: list[paramiko.hostkeys.HostKeyEntry]  # `|1|salt|hash` names: checked one by one
+def pins_of(target: Target) -> list[PinnedKey]:
+    """What the fleet pins for ``target`` (empty: nothing, a first contact).
 
-    def lookup(self, name: str) -> list[paramiko.PKey]:
-        found = list(self.plain.get(name, []))
-        for entry in self.hashed:
-            if any(paramiko.HostKeys.hash_host(name, h) == h for h in entry.hostnames):
-                found.append(entry.key)
-        return found
-
-
-@lru_cache(maxsize=8)
-def _parse_known_hosts(path: str, _stamp: tuple[int, int]) -> _Pins:
-    """A known_hosts file parsed once per version (``_stamp``: mtime and size).
-
-    paramiko's own ``HostKeys.load`` checks every line against all the lines before it, which
-    cost ~70 ms per connection at 300 pinned nodes and grows with the square of the fleet; a
-    fleet-sized file is read here in one linear pass and shared by every connection.
+    A missing pin file is refused at once, before any packet is sent.
     """
-    pins = _Pins({}, [])
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            entry = paramiko.hostkeys.HostKeyEntry.from_line(line, number)
-            if entry is None or entry.key is None:
-                continue
-            if any(h.startswith("|1|") for h in entry.hostnames):
-                pins.hashed.append(entry)
-                continue
-            for host in entry.hostnames:
-                pins.plain.setdefault(host, []).append(entry.key)
-    return pins
+    try:
+        return KnownHostsPins(target.known_hosts).lookup(_known_host_name(target))
+    except FileNotFoundError:
+        raise HostKeyError(
+            target.name,
+            f"no pinned known_hosts file at {target.known_hosts}; refusing to connect (pin "
+            f"each node: wgfleet nodes trust {target.name} shows the key it offers)",
+        ) from None
 
 
-def pinned_keys(target: Target) -> list[paramiko.PKey]:
-    """The host keys the fleet's known_hosts pins for ``target`` (empty: none)."""
-    path = str(target.known_hosts)
-    stat = os.stat(path)  # FileNotFoundError is the caller's to report
-    return _parse_known_hosts(path, (stat.st_mtime_ns, stat.st_size)).lookup(
-        _known_host_name(target)
+def verify_host_key(target: Target, pins: list[PinnedKey], offered: paramiko.PKey) -> None:
+    """Accept ``offered`` only if it is one of ``pins``; else name the node and both keys."""
+    blob = offered.get_base64()
+    if any(pin.key_base64 == blob for pin in pins):
+        return
+    if not pins:
+        raise UnknownHostKey(
+            target.name, _known_host_name(target), str(target.known_hosts), fingerprint(offered)
+        )
+    raise ChangedHostKey(
+        target.name,
+        target.address,
+        str(target.known_hosts),
+        [pin.fingerprint for pin in pins],
+        fingerprint(offered),
     )
+
+
+class _PinnedOnly(paramiko.MissingHostKeyPolicy):
+    """paramiko asks this policy about every key (it is given none of its own): the key is
+    accepted only if pinned, and nothing is ever written back."""
+
+    def __init__(self, target: Target, pins: list[PinnedKey]) -> None:
+        self.target = target
+        self.pins = pins
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        verify_host_key(self.target, self.pins, key)
+
+
+def _prefer_pinned_types(transport: paramiko.Transport, pins: list[PinnedKey]) -> None:
+    """Ask the node for the key type that is pinned (as OpenSSH does), so a node that also
+    has other host keys is not mistaken for a changed one."""
+    wanted: list[str] = []
+    for pin in pins:
+        names = ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] if pin.key_type == "ssh-rsa" else []
+        wanted += [*names, pin.key_type]
+    options = transport.get_security_options()
+    offered = tuple(options.key_types)
+    first = tuple(dict.fromkeys(name for name in wanted if name in offered))
+    options.key_types = first + tuple(name for name in offered if name not in first)
+
+
+def _new_transport(
+    target: Target, pins: list[PinnedKey], sock: object, *args: object, **kwargs: object
+) -> paramiko.Transport:
+    if isinstance(sock, socket.socket):
+        # Small SSH packets otherwise wait on Nagle + delayed ACK: measured 50 ms per
+        # exec on a lab node, 16 ms with it off; a connection 183 -> 63 ms.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    made = paramiko.Transport(sock, *args, **kwargs)  # type: ignore[arg-type]
+    prefer_kex(made, target.kex)
+    _prefer_pinned_types(made, pins)
+    return made
+
+
+def _unreachable(target: Target, exc: BaseException) -> NodeUnreachable:
+    if isinstance(exc, TimeoutError):
+        return NodeUnreachable(
+            target.name, f"no answer from {target.address}:{target.port} in {target.timeout:.0f} s"
+        )
+    if isinstance(exc, paramiko.SSHException):
+        return NodeUnreachable(target.name, f"SSH failed: {exc}")
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+    return NodeUnreachable(target.name, f"cannot reach {target.address}:{target.port}: {detail}")
+
+
+def _handshake(target: Target, pins: list[PinnedKey]) -> paramiko.PKey:
+    """The host key the node offers, after a key exchange and before any authentication."""
+    sock: socket.socket | None = None
+    transport: paramiko.Transport | None = None
+    try:
+        sock = socket.create_connection((target.address, target.port), timeout=target.timeout)
+        # Nothing secret crosses this session: the cheap key exchange will do.
+        transport = _new_transport(dataclasses.replace(target, kex="curve25519"), pins, sock)
+        transport.banner_timeout = target.timeout
+        transport.start_client(timeout=target.timeout)
+        return transport.get_remote_server_key()
+    except (OSError, paramiko.SSHException) as exc:
+        raise _unreachable(target, exc) from None
+    finally:
+        if transport is not None:
+            transport.close()
+        elif sock is not None:
+            sock.close()
+
+
+def check_host_key(target: Target) -> None:
+    """Refuse ``target`` (HostKeyError naming the node and the keys) unless the key it offers
+    now is pinned; NodeUnreachable if it does not answer. No login is attempted."""
+    pins = pins_of(target)
+    verify_host_key(target, pins, _handshake(target, pins))
+
+
+def offered_host_key(target: Target) -> tuple[str, str]:
+    """(key type, base64) of the host key ``target`` offers, trusting nothing: for an operator
+    to compare with the node's console before pinning it."""
+    try:
+        pins = pins_of(target)
+    except HostKeyError:
+        pins = []
+    key = _handshake(target, pins)
+    return key.get_name(), key.get_base64()
 
 
 class NodeConnection:
@@ -142,26 +221,10 @@ class NodeConnection:
 
     def connect(self) -> None:
         target = self.target
+        pins = pins_of(target)
         client = paramiko.SSHClient()
-        try:
-            # Only this node's pinned keys go to paramiko, and nothing is ever written back.
-            for key in pinned_keys(target):
-                client.get_host_keys().add(_known_host_name(target), key.get_name(), key)
-        except FileNotFoundError:
-            raise HostKeyError(
-                target.name, f"no pinned known_hosts file at {target.known_hosts}"
-            ) from None
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-
-        def transport(sock: object, *args: object, **kwargs: object) -> paramiko.Transport:
-            if isinstance(sock, socket.socket):
-                # Small SSH packets otherwise wait on Nagle + delayed ACK: measured 50 ms per
-                # exec on a lab node, 16 ms with it off; a connection 183 -> 63 ms.
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            made = paramiko.Transport(sock, *args, **kwargs)  # type: ignore[arg-type]
-            prefer_kex(made, target.kex)
-            return made
-
+        # paramiko gets no host keys of its own: every key it sees goes to the pin check.
+        client.set_missing_host_key_policy(_PinnedOnly(target, pins))
         try:
             client.connect(
                 target.address,
@@ -173,40 +236,19 @@ class NodeConnection:
                 auth_timeout=target.timeout,
                 allow_agent=False,
                 look_for_keys=False,
-                transport_factory=transport,
+                transport_factory=functools.partial(_new_transport, target, pins),
             )
-        except paramiko.BadHostKeyException as exc:
+        except HostKeyError:
             client.close()
-            raise HostKeyError(
-                target.name,
-                f"host key changed: {target.known_hosts} pins {fingerprint(exc.expected_key)}, "
-                f"the node at {target.address} offered {fingerprint(exc.key)}; refusing to connect",
-            ) from None
+            raise
         except paramiko.AuthenticationException:
             client.close()
             raise AuthenticationFailed(
                 target.name, f"refused key {target.key_file} for user {target.user}"
             ) from None
-        except paramiko.SSHException as exc:
+        except (OSError, paramiko.SSHException) as exc:
             client.close()
-            if "known_hosts" in str(exc):
-                raise HostKeyError(
-                    target.name,
-                    f"no pinned host key for {_known_host_name(target)} in {target.known_hosts}; "
-                    "refusing to connect",
-                ) from None
-            raise NodeUnreachable(target.name, f"SSH failed: {exc}") from None
-        except TimeoutError:
-            client.close()
-            raise NodeUnreachable(
-                target.name,
-                f"no answer from {target.address}:{target.port} in {target.timeout:.0f} s",
-            ) from None
-        except OSError as exc:
-            client.close()
-            raise NodeUnreachable(
-                target.name, f"cannot reach {target.address}:{target.port}: {exc.strerror or exc}"
-            ) from None
+            raise _unreachable(target, exc) from None
         self._client = client
 
     def close(self) -> None:

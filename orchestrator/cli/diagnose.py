@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from orchestrator.cli.output import Output, Registrar
+from orchestrator.cli.output import Output, Registrar, fail_lines
 from orchestrator.core.keys import parse_duration
 from orchestrator.errors import ExitCode, UsageError
 from orchestrator.settings import Settings
@@ -57,7 +57,9 @@ def cmd_diagnose(args: argparse.Namespace, settings: Settings, output: Output) -
             output.out.print(table)
 
         output.result([s.as_dict() for s in states], render)
-        return ExitCode.OK
+        failed = [(s.node, s.error) for s in states if s.error]
+        fail_lines("diagnose status failed on", failed)
+        return ExitCode.FAILED if failed else ExitCode.OK
     if args.node is None:
         raise UsageError(f"diagnose {args.target} NODE: name the node")
     if args.target == "show":

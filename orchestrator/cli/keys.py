@@ -270,15 +270,12 @@ def cmd_rotate_ssh(args: argparse.Namespace, settings: Settings, output: Output)
 
 def cmd_nodes_trust(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     from orchestrator.core.inventory import key_fingerprint
+    from orchestrator.service.host_keys import offered_host_key, pinned_fingerprints, trust_node
     from orchestrator.service.lock import fleet_lock
-    from orchestrator.service.ssh_keys import offered_host_key, pinned_host_keys, trust_node
 
     offered = offered_host_key(settings, args.node)
     new = key_fingerprint(offered.key_base64)
-    names = set(offered.names)
-    pinned = [
-        key_fingerprint(k.key_base64) for k in pinned_host_keys(settings) if names & set(k.names)
-    ]
+    pinned = pinned_fingerprints(settings, args.node)
     if pinned == [new]:
         output.result(
             {"node": args.node, "fingerprint": new, "changed": False},

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from orchestrator.cli.output import Output, Registrar, positive_int
+from orchestrator.cli.output import Output, Registrar, fail_lines, positive_int
 from orchestrator.errors import ExitCode, UsageError
 from orchestrator.settings import Settings
 
@@ -68,6 +68,16 @@ def cmd_lab_status(args: argparse.Namespace, settings: Settings, output: Output)
     output.result(status.as_dict(), lambda: render_lab_status(output, status))
     if not status.up:
         return ExitCode.OK
+    # A node that runs but cannot be asked (down sshd, a host key that is not the pinned one)
+    # is named on stderr, like a failed node of any other command.
+    fail_lines(
+        "lab status:",
+        [
+            (n.name, n.system_state)
+            for n in status.nodes
+            if n.running and n.system_state not in ("running", "degraded")
+        ],
+    )
     return ExitCode.OK if status.healthy else ExitCode.FAILED
 
 

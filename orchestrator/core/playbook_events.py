@@ -160,3 +160,14 @@ def _apply_stats(recap: PlayRecap, data: Mapping[str, Any]) -> PlayRecap:
             current_task="",
         )
     return PlayRecap(hosts=hosts, finished=True)
+
+
+def with_refused(recap: PlayRecap, refused: Mapping[str, str]) -> PlayRecap:
+    """``recap`` plus hosts wgfleet kept Ansible away from (host -> why), reported as
+    unreachable like any host Ansible could not reach."""
+    if not refused:
+        return recap
+    hosts = dict(recap.hosts)
+    for name, reason in refused.items():
+        hosts[name] = HostProgress(name, unreachable=1, error=_one_line(reason, 600))
+    return replace(recap, hosts=hosts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import ipaddress
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,9 @@ from orchestrator.core.converge import (
 from orchestrator.core.inventory import inventory_hosts
 from orchestrator.core.models import Node
 from orchestrator.core.peers import valid_key
-from orchestrator.core.playbook_events import PlayRecap
+from orchestrator.core.playbook_events import PlayRecap, with_refused
 from orchestrator.errors import ConfigError, UsageError
+from orchestrator.service import host_keys
 from orchestrator.settings import Settings
 
 OnUpdate = Callable[[PlayRecap, Mapping[str, Any]], None]
@@ -145,22 +146,56 @@ def root_targets(settings: Settings, limit: str | None) -> list[ssh.Target]:
         unknown = ", ".join(sorted(wanted - set(hosts)))
         raise UsageError(f"--limit names host(s) not in {path}: {unknown}")
     return [
-        ssh.Target(
-            name=name,
-            address=str(variables.get("ansible_host", name)),
-            port=int(variables.get("ansible_port", 22)),
-            user="root",
-            key_file=settings.ssh.deploy_key,
-            known_hosts=settings.ssh.known_hosts,
-            timeout=settings.ssh.connect_timeout,
-        )
+        _root_target(settings, name, variables)
         for name, variables in sorted(hosts.items())
         if wanted is None or name in wanted
     ]
 
 
+def _root_target(settings: Settings, name: str, variables: Mapping[str, Any]) -> ssh.Target:
+    return ssh.Target(
+        name=name,
+        address=str(variables.get("ansible_host", name)),
+        port=int(variables.get("ansible_port", 22)),
+        user="root",
+        key_file=settings.ssh.deploy_key,
+        known_hosts=settings.ssh.known_hosts,
+        timeout=settings.ssh.connect_timeout,
+    )
+
+
 def ansible_work_dir(settings: Settings) -> Path:
     return settings.data_dir / "ansible"
+
+
+def run_fleet_playbook(
+    settings: Settings,
+    playbook: str,
+    *,
+    limit: str | None = None,
+    check: bool = False,
+    diff: bool = False,
+    extravars: Mapping[str, Any] | None = None,
+    on_update: OnUpdate | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> ansible.PlaybookRun:
+    """A playbook over the fleet's inventory, every connection pinned to the fleet's host keys
+    and made with the deploy key."""
+    with host_keys.pin_store(settings).openssh_file() as known_hosts:
+        return ansible.run_playbook(
+            project_root=settings.project_root,
+            work_dir=ansible_work_dir(settings),
+            inventory=inventory_sources(settings),
+            playbook=playbook,
+            known_hosts=known_hosts,
+            private_key=settings.ssh.deploy_key,
+            limit=limit,
+            check=check,
+            diff=diff,
+            extravars=extravars,
+            on_update=on_update,
+            cancelled=cancelled,
+        )
 
 
 def node_extravars(settings: Settings) -> dict[str, Any]:
@@ -204,12 +239,33 @@ def deploy(
     all_extravars = {**controller_vars, **dict(extravars or {})}
     inputs = DeployInputs.read(settings)
     hosts = _named_hosts(inputs.host_vars, limit)
+    # Every host the run would reach shows its host key first: one that is not pinned, or
+    # differs from its pin, never gets an Ansible connection (nor a state probe).
+    candidates = hosts if hosts is not None else _pattern_hosts(settings, str(limit))
+    refused = {
+        name: str(error).removeprefix(f"{name}: ")
+        for name, error in host_keys.refused_nodes(
+            _root_target(settings, name, inputs.host_vars[name])
+            for name in candidates
+            if name in inputs.host_vars
+        ).items()
+    }
+    if hosts is not None:
+        hosts = [name for name in hosts if name not in refused]
     verdicts: tuple[Verdict, ...] = ()
-    if hosts is not None and not full and settings.deploy.full_every_days > 0:
+    if hosts and not full and settings.deploy.full_every_days > 0:
         verdicts = tuple(verify_converged(settings, inputs, hosts, all_extravars, today))
     run_limit = limit
+    nothing_to_run = (
+        not hosts
+        if hosts is not None
+        else bool(candidates) and not (set(candidates) - set(refused))
+    )
     if verdicts:
         run_limit = ",".join(sorted(v.node for v in verdicts if not v.converged)) or None
+        nothing_to_run = run_limit is None
+    if refused and not nothing_to_run:
+        run_limit = ",".join([run_limit or "all", *(f"!{name}" for name in sorted(refused))])
     public_keys: dict[str, str] = {}
 
     def watch(recap: PlayRecap, event: Mapping[str, Any]) -> None:
@@ -220,16 +276,19 @@ def deploy(
             if isinstance(key, str) and valid_key(key):
                 public_keys[str(data.get("host"))] = key
         if on_update is not None:
-            on_update(recap, event)
+            on_update(with_refused(recap, refused), event)
 
-    if verdicts and run_limit is None:
+    if on_update is not None:
+        # Shown as Ansible shows a host it cannot reach, before the run starts.
+        shown = with_refused(PlayRecap(), refused)
+        for name in sorted(refused):
+            on_update(shown, {"event": "runner_on_unreachable", "event_data": {"host": name}})
+    if nothing_to_run:
         run = ansible.PlaybookRun("site.yml", "successful", 0, PlayRecap(finished=True), check)
     else:
-        run = ansible.run_playbook(
-            project_root=settings.project_root,
-            work_dir=ansible_work_dir(settings),
-            inventory=inventory_sources(settings),
-            playbook="site.yml",
+        run = run_fleet_playbook(
+            settings,
+            "site.yml",
             limit=run_limit,
             check=check,
             diff=diff,
@@ -245,8 +304,21 @@ def deploy(
         # registered that same port, which the next deploy passes: record with it.
         ports = {**controller_vars["wgfleet_listen_ports"], **registered_ports}
         recorded = {**controller_vars, "wgfleet_listen_ports": ports, **dict(extravars or {})}
+        # Refused hosts were not touched: their records stay for the next deploy to check.
         record_full_runs(settings, inputs, run.recap, recorded, today)
+    if refused:
+        status = "failed" if run.status == "successful" else run.status
+        run = replace(run, status=status, rc=run.rc or 1, recap=with_refused(run.recap, refused))
     return DeployResult(run, verdicts)
+
+
+def _pattern_hosts(settings: Settings, pattern: str) -> list[str]:
+    """The hosts an Ansible pattern ``--limit`` selects; a pattern Ansible cannot read selects
+    none here (Ansible's own run reports it)."""
+    try:
+        return ansible.hosts_matching(inventory_sources(settings), pattern)
+    except Exception:  # Ansible's errors are many; its own run names them
+        return []
 
 
 def _named_hosts(known: Mapping[str, Any], limit: str | None) -> list[str] | None:

@@ -27,6 +27,7 @@ class DiagnosticState:
     seconds_left: int | None = None
     timer: bool | None = None
     view: str | None = None
+    error: str | None = None  # why the node could not be asked (named, one line)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -90,7 +91,10 @@ def status(settings: Settings, nodes: list[str] | None = None) -> list[Diagnosti
         try:
             states.append(_state(target.name, _call(settings, target.name, ["status"]), names))
         except NodeError as exc:
-            states.append(DiagnosticState(target.name, False, view=f"unreachable: {exc}"))
+            reason = str(exc).removeprefix(f"{target.name}: ")
+            states.append(
+                DiagnosticState(target.name, False, view=f"unreachable: {reason}", error=reason)
+            )
     return states
 
 

@@ -28,7 +28,6 @@ from orchestrator.core.inventory import (
     key_fingerprint,
     parse_public_key,
     render_inventory,
-    render_known_hosts,
 )
 from orchestrator.core.lab_layout import (
     MACHINE_PREFIX,
@@ -43,6 +42,7 @@ from orchestrator.core.lab_layout import (
     plan_layout,
 )
 from orchestrator.errors import EnvironmentProblem, LabError, NodeError, UsageError
+from orchestrator.service.host_keys import pin_store
 from orchestrator.settings import Settings
 
 Progress = Callable[[str], None]
@@ -160,11 +160,8 @@ def _write_inventory(settings: Settings, layout: LabLayout, state: LabState) -> 
                 },
             )
         )
-    settings.ssh.known_hosts.parent.mkdir(parents=True, exist_ok=True)
-    # Every connection trusts this file: written without following a link planted there.
-    keyfiles.write_private(
-        settings.ssh.known_hosts, render_known_hosts(keys).encode("ascii"), mode=0o644
-    )
+    # The lab made every node's host key itself: its pins are exactly those keys.
+    pin_store(settings).replace_all(keys)
     inventory = render_inventory(
         INVENTORY_GROUP,
         hosts,
@@ -203,7 +200,7 @@ def _system_state(settings: Settings, node: LabNode, wait: bool, deadline: float
             timeout=max(5.0, deadline - time.monotonic()),
         )
     except NodeError as exc:
-        return f"unreachable: {exc}"
+        return f"unreachable: {str(exc).removeprefix(f'{node.name}: ')}"
     return result.stdout.strip() or f"exit {result.status}"
 
 

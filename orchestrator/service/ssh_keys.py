@@ -1,5 +1,5 @@
-"""The controller's SSH keys: rotate one without a moment where a node accepts neither key,
-and trust a node's changed host key only on the operator's explicit word.
+"""The controller's SSH keys: rotate one without a moment where a node accepts neither key.
+(Nodes' host keys, and trusting a changed one, are service/host_keys.py.)
 
 Rotation: make the new key beside the old (``KEY.next``), authorize both on every node, log in
 with the new key on every node, swap the files, authorize the new key alone, and check the old
@@ -15,24 +15,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import paramiko
-
-from orchestrator.adapters import ansible, keyfiles, ssh
-from orchestrator.core.inventory import (
-    HostKey,
-    key_fingerprint,
-    parse_known_hosts,
-    public_key_fingerprint,
-    render_known_hosts,
-)
+from orchestrator.adapters import keyfiles, ssh
+from orchestrator.core.inventory import public_key_fingerprint
 from orchestrator.errors import AuthenticationFailed, NodeError, UsageError, WgfleetError
 from orchestrator.service.context import Fleet
-from orchestrator.service.deploy import (
-    ansible_work_dir,
-    inventory_path,
-    node_extravars,
-    root_targets,
-)
+from orchestrator.service.deploy import node_extravars, root_targets, run_fleet_playbook
 from orchestrator.service.keys import SSH_PURPOSES, ssh_key_paths
 from orchestrator.settings import Settings
 
@@ -75,13 +62,7 @@ def _authorize(settings: Settings, purpose: str, extra: str | None, retire: str 
     if purpose == "deploy":
         extravars["wgfleet_root_keys_present"] = [extra] if extra else []
         extravars["wgfleet_root_keys_absent"] = [retire] if retire else []
-    run = ansible.run_playbook(
-        project_root=settings.project_root,
-        work_dir=ansible_work_dir(settings),
-        inventory=inventory_path(settings),
-        playbook="controller_keys.yml",
-        extravars=extravars,
-    )
+    run = run_fleet_playbook(settings, "controller_keys.yml", extravars=extravars)
     if run.status != "successful":
         failed = [f"{h}: {run.recap.host(h).error}" for h in run.recap.failed_hosts] or [
             f"the fleet ({run.status})"
@@ -170,45 +151,3 @@ def rotate_ssh_key(
         purpose, " ".join(new_public.split()[:2]), today or date.today()
     )
     return SshRotation(purpose, old_public, new_public, nodes, tuple(steps))
-
-
-# --- host keys ------------------------------------------------------------------------------
-
-
-def offered_host_key(settings: Settings, node: str) -> HostKey:
-    """The host key the node offers now, read without trusting or authenticating anything."""
-    targets = [t for t in root_targets(settings, None) if t.name == node]
-    if not targets:
-        raise UsageError(f"no node {node!r} in {inventory_path(settings)}")
-    target = targets[0]
-    transport = paramiko.Transport((target.address, target.port))
-    try:
-        transport.start_client(timeout=settings.ssh.connect_timeout)
-        key = transport.get_remote_server_key()
-    except (OSError, paramiko.SSHException) as exc:
-        raise NodeError(node, f"no host key offered: {exc}") from None
-    finally:
-        transport.close()
-    return HostKey((node, target.address), key.get_name(), key.get_base64())
-
-
-def pinned_host_keys(settings: Settings) -> list[HostKey]:
-    try:
-        return parse_known_hosts(settings.ssh.known_hosts.read_text(encoding="ascii"))
-    except FileNotFoundError:
-        return []
-
-
-def trust_node(settings: Settings, node: str, fingerprint: str) -> tuple[str | None, str]:
-    """Pin the key the node offers now, if its fingerprint is the one the operator confirmed."""
-    offered = offered_host_key(settings, node)
-    new = key_fingerprint(offered.key_base64)
-    if fingerprint != new:
-        raise UsageError(f"{node} offers {new}, not {fingerprint}: nothing changed")
-    pins = pinned_host_keys(settings)
-    names = set(offered.names)
-    old = next((key_fingerprint(k.key_base64) for k in pins if names & set(k.names)), None)
-    kept = [k for k in pins if not names & set(k.names)]
-    text = render_known_hosts([*kept, offered])
-    keyfiles.write_private(settings.ssh.known_hosts, text.encode("ascii"), mode=0o644)
-    return old, new
