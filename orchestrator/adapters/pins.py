@@ -70,16 +70,16 @@ class KnownHostsPins:
         except FileNotFoundError:
             text = ""
         updated, removed = replace_pins(text, names, key)
-        keyfiles.write_private(self.path, updated.encode("ascii"))
-        os.chmod(self.path, 0o644)  # public keys: OpenSSH and operators read it
+        # Public keys: OpenSSH and operators read it (0644); its directory is made 0700.
+        keyfiles.write_private(self.path, updated.encode("ascii"), mode=0o644, make_parent=True)
         return removed
 
     def replace_all(self, keys: Iterable[HostKey]) -> None:
         """Trust exactly ``keys`` and nothing else (a fleet whose keys wgfleet made itself:
         the lab)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        keyfiles.write_private(self.path, render_known_hosts(keys).encode("ascii"))
-        os.chmod(self.path, 0o644)
+        keyfiles.write_private(
+            self.path, render_known_hosts(keys).encode("ascii"), mode=0o644, make_parent=True
+        )
 
     @contextmanager
     def openssh_file(self) -> Iterator[Path]:
