@@ -53,11 +53,11 @@ def foreign_keys(keys: Sequence[str], owners: dict[str, int], trust: NodeTrust) 
     not removing from it. The usual answer holds none: one set check in C then."""
     overlap = bool(keys) and keys[0].startswith(OVERLAP_PREFIX)  # a section is one or other
     bare = [k.removeprefix(OVERLAP_PREFIX) for k in keys] if overlap else keys
-    entries = list(map(owners.get, bare))
     placed = trust.placed if isinstance(trust.placed, set | frozenset) else set(trust.placed)
     leaving = trust.leaving
-    if placed.issuperset(entries) and leaving.isdisjoint(bare):
+    if placed.issuperset(map(owners.get, bare)) and leaving.isdisjoint(bare):
         return []
+    entries = list(map(owners.get, bare))
     return [
         key
         for key, entry in zip(bare, entries, strict=True)
