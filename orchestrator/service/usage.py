@@ -233,21 +233,6 @@ def _seen_after(
     return merge_seen(kept, result.seen.without(unknown))
 
 
-def account_observation(
-    fleet: Fleet,
-    node: str,
-    epoch: str,
-    samples: Iterable[Sample],
-    today: date,
-    *,
-    removed: bool = False,
-    ledger: Ledger | None = None,
-) -> Accounted:
-    """Apply one node's counters in one transaction; ``removed``: those peers just left it."""
-    observation = Observation(node, epoch, list(samples), removed)
-    return account_observations(fleet, [observation], today, ledger=ledger)[0]
-
-
 FEW_CONFIGURATIONS = 20  # judged one query each; more: one query for the whole store
 
 
