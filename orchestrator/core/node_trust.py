@@ -93,14 +93,23 @@ def regression(
             bad = next(i for i in range(count) if rx[i] < last.rx[i] or tx[i] < last.tx[i])
             return _backwards(keys[bad], epoch)
         return None
-    index = dict(zip(keys, range(count), strict=True))
     l_epochs, l_rx, l_tx = last.epochs, last.rx, last.tx
+    if not complete:  # a few removed peers against a node's whole row: look each one up
+        where = dict(zip(last.keys, range(len(last.keys)), strict=True))
+        for now, key in enumerate(keys):
+            was = where.get(key)
+            if was is None or l_epochs[was] != epoch:
+                continue
+            if rx[now] < l_rx[was] or tx[now] < l_tx[was]:
+                return _backwards(key, epoch)
+        return None
+    index = dict(zip(keys, range(count), strict=True))
     for j, key in enumerate(last.keys):
         if l_epochs[j] != epoch or key.startswith(OVERLAP_PREFIX) != overlap:
             continue
         i = index.get(key)
         if i is None:
-            if complete and key.removeprefix(OVERLAP_PREFIX) not in excused:
+            if key.removeprefix(OVERLAP_PREFIX) not in excused:
                 return (
                     f"peer {short(key)} is missing from the answer within epoch {epoch}, and "
                     "the controller did not remove it (only a new epoch or a removal by the "
