@@ -34,13 +34,19 @@ class CounterReport:
     overlap_interface: str = ""
 
 
+# ASCII digits only: ``str.isdigit`` and ``int`` also take Arabic-Indic, fullwidth and other
+# Unicode digits, which no `wg` prints.
+_COUNT_RE = re.compile(r"0|[1-9][0-9]*")
+_MAX_DIGITS = len(str(MAX_COUNTER))
+
+
 def _counter(text: str, line: int, what: str) -> int:
-    if not text.isdigit() or (len(text) > 1 and text[0] == "0"):
+    if _COUNT_RE.fullmatch(text) is None:
         raise CounterParseError(line, f"{what} {text[:24]!r} is not a byte count")
-    value = int(text)
-    if value > MAX_COUNTER:
+    # Checked by length first: int() of a many-thousand-digit text is slow, or refused.
+    if len(text) > _MAX_DIGITS or int(text) > MAX_COUNTER:
         raise CounterParseError(line, f"{what} {text[:24]!r} is out of range")
-    return value
+    return int(text)
 
 
 # A section's peer lines, whole: each a key, then two byte counts without leading zeros and below

@@ -121,6 +121,16 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
             ("node", "peers", "counters"),
         ),
         RecordKind(
+            "pending_removals",
+            "per node, the public keys the controller is taking off it (a disabled, cut-off, "
+            "expired, removed or deleted configuration's, or a replaced key's); a deleted "
+            "account's keep no link to it",
+            "so no access outlives its revocation: a node that missed the removal gets it on "
+            "the next sync or push, and a key's last bytes still count",
+            "until the node confirmed the removal, normally the same command",
+            ("node", "public_key"),
+        ),
+        RecordKind(
             "node_daily_totals",
             "bytes per node per day (a location, never a user)"
             if profile.node_daily_totals

@@ -9,6 +9,7 @@ without changing anything when either is not so, and then the controller sends t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -70,6 +71,18 @@ def render_delta_request(
 
 class PushProtocolError(ValueError):
     pass
+
+
+# A byte count or a tally as a node prints it: ASCII digits (str.isdigit also takes other
+# scripts' digits), within 64-bit counters.
+_COUNT = re.compile(r"0|[1-9][0-9]{0,18}")
+MAX_COUNT = 2**63 - 1
+
+
+def _count(text: str, what: str) -> int:
+    if _COUNT.fullmatch(text) is None or int(text) > MAX_COUNT:
+        raise PushProtocolError(f"{what} {text[:24]!r} is not a count")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -143,14 +156,10 @@ def parse_answer(text: str) -> PushAnswer:
             overlap_interface = parts[1]
         elif kind in ("added", "changed") and len(parts) == 2 and valid_key(parts[1]):
             (added if kind == "added" else changed).append(parts[1])
-        elif (
-            kind == "removed"
-            and len(parts) == 4
-            and valid_key(parts[1])
-            and parts[2].isdigit()
-            and parts[3].isdigit()
-        ):
-            peer = RemovedPeer(parts[1], int(parts[2]), int(parts[3]))
+        elif kind == "removed" and len(parts) == 4 and valid_key(parts[1]):
+            what = f"line {number}: removed peer's"
+            rx, tx = _count(parts[2], f"{what} rx"), _count(parts[3], f"{what} tx")
+            peer = RemovedPeer(parts[1], rx, tx)
             (overlap_removed if overlap_interface else removed).append(peer)
         elif kind == "summary":
             summary = dict(part.split("=", 1) for part in parts[1:] if "=" in part)
@@ -166,9 +175,9 @@ def parse_answer(text: str) -> PushAnswer:
         added=tuple(added),
         changed=tuple(changed),
         removed=tuple(removed),
-        unchanged=int(summary.get("unchanged", "0")),
-        static=int(summary.get("static", "0")),
-        elapsed_ms=int(summary.get("elapsed_ms", "0")),
+        unchanged=_count(summary.get("unchanged", "0"), "summary unchanged"),
+        static=_count(summary.get("static", "0"), "summary static"),
+        elapsed_ms=_count(summary.get("elapsed_ms", "0"), "summary elapsed_ms"),
         summary=summary,
         overlap=OverlapRemovals(overlap_interface, overlap_epoch, tuple(overlap_removed))
         if overlap_interface

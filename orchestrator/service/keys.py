@@ -165,8 +165,10 @@ def _end_grace_now(fleet: Fleet, config: Configuration, now: int) -> Configurati
     fleet.store.end_grace(config.name, now)
     pushed = push(fleet, config.nodes, now=now)
     after = fleet.store.configuration(config.name)
-    if after.previous_public_key is not None:
-        failed = ", ".join(f"{n.node} ({n.error})" for n in pushed.failed) or "a node"
+    previous = config.previous_public_key
+    left = [n for n, keys in fleet.store.pending_removals(config.nodes).items() if previous in keys]
+    if after.previous_public_key is not None or left:
+        failed = ", ".join(f"{n.node} ({n.error})" for n in pushed.failed) or ", ".join(left)
         raise UsageError(
             f"{config.name}: its previous key is still on {failed}; rotate again once every "
             "node answers"

@@ -8,6 +8,7 @@ and at the end the next key and port become the node's own.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -20,7 +21,7 @@ from orchestrator.core.peers import valid_key
 from orchestrator.errors import NodeError, StoreError, UsageError
 from orchestrator.service.context import Fleet
 from orchestrator.service.deploy import node_host_vars
-from orchestrator.service.usage import account_observation
+from orchestrator.service.usage import Observation, account_observations
 
 NODE_KEY_SCRIPT = "/usr/local/sbin/wgfleet-node-key"
 
@@ -46,7 +47,7 @@ def parse_node_key_answer(node: str, text: str) -> NodeKeyAnswer:
         raise NodeKeyRefused(node, f"wgfleet-node-key answered {text[:120]!r}")
     port = None
     rest = lines[1:]
-    if rest and rest[0].startswith("port ") and rest[0][5:].isdigit():
+    if rest and rest[0].startswith("port ") and re.fullmatch(r"[1-9][0-9]{0,4}", rest[0][5:]):
         port = int(rest[0][5:])
         rest = rest[1:]
     if not rest:
@@ -115,7 +116,12 @@ def finish_node_rotation(
     fleet: Fleet, name: str, *, abort: bool = False, today: date | None = None
 ) -> Node:
     """End an overlap now: account the overlap's counters, then make the next key the node's
-    (or, with ``abort``, drop it and keep the current key)."""
+    (or, with ``abort``, drop it and keep the current key).
+
+    The node stops the overlap interface passing traffic before it reads its last counters,
+    so every byte that passed is in them. Only keys the store placed on the node (or is taking
+    off it) bill anyone; counters that went backwards within the overlap's epoch are not
+    believed: the rotation still finishes, nothing of them is billed, and the error says so."""
     store = fleet.store
     node = fleet.nodes([name])[name]
     if not node.rotating:
@@ -129,19 +135,24 @@ def finish_node_rotation(
         answer = _run(fleet, node, "public")
         if answer.public_key != (node.public_key if abort else node.next_public_key):
             raise
+    problem = ""
     with store.transaction():
-        if answer.samples and answer.epoch != "none":
-            account_observation(
-                fleet,
-                name,
-                answer.epoch,
-                [
-                    Sample(OVERLAP_PREFIX + s.public_key, s.rx_bytes, s.tx_bytes)
-                    for s in answer.samples
-                ],
-                today or date.today(),
-                removed=True,
-            )
+        placed = {
+            key
+            for c in store.configurations(node=name)
+            for key in (c.public_key, c.previous_public_key)
+            if key
+        }
+        placed |= store.pending_removals([name]).get(name, set())
+        samples = [
+            Sample(OVERLAP_PREFIX + s.public_key, s.rx_bytes, s.tx_bytes)
+            for s in answer.samples
+            if s.public_key in placed  # static peers and strangers bill nobody
+        ]
+        if samples and answer.epoch != "none":
+            observation = Observation(name, answer.epoch, samples, removed=True, overlap=True)
+            day = today or date.today()
+            problem = account_observations(fleet, [observation], day, vet=True)[0].problem
         store.forget_counters(name, OVERLAP_PREFIX)
         if abort:
             store.cancel_node_rotation(name)
@@ -151,6 +162,10 @@ def finish_node_rotation(
                 raise StoreError(
                     f"{name} now holds key {answer.public_key}, not the expected next key"
                 )
+    if problem:
+        raise NodeError(
+            name, f"the rotation ended, but the overlap's last counters were refused: {problem}"
+        )
     return store.node(name)
 
 

@@ -11,6 +11,14 @@ before it (its last successful push was that revision, and nothing else moved it
 no replaced key's grace has ended on it; the node checks the same revision on its side and
 that its live peers are the set it persisted, else it answers `resync`. In every other case,
 and after a resync, the node gets its complete set as above.
+
+No access outlives its revocation: every store change that takes a key off a node records the
+removal as pending (per node and key, `SqlStore.pending_removals`) in the same transaction.
+A full set leaves such keys out; a delta names each of them in a `remove` line. Only once the
+node applied the push is the removal confirmed (and the key's last-seen counters there
+forgotten), in one transaction with the removed peers' last counters; until then every sync
+and push that reaches the node sends it again. The removed peers' counters bill only keys the
+store was taking off that node: a node cannot charge another node's peer through them.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from orchestrator.errors import NodeError, StoreError
 from orchestrator.service.context import Fleet
 from orchestrator.service.lease import run_holder
 from orchestrator.service.retry import retry_conflicts
-from orchestrator.service.usage import account_observation
+from orchestrator.service.usage import Observation, account_observations
 
 PUSH_USER = "wgpush"
 T = TypeVar("T")
@@ -145,6 +153,18 @@ class NodeDelta:
     peers: PeerDelta
 
 
+@dataclass(frozen=True)
+class Sent:
+    """What a push asked of one node, to settle its answer against: ``pending``, the key
+    removals pending there when the request was made (confirmed once the node applied it);
+    ``kept``, the keys the request leaves on the node; ``removable``, the keys whose removal
+    from that node may bill their last counters (the store placed them there)."""
+
+    pending: frozenset[str] = frozenset()
+    kept: frozenset[str] = frozenset()
+    removable: frozenset[str] = frozenset()
+
+
 def _exchange(fleet: Fleet, node: Node, request: str) -> NodePush:
     try:
         result = fleet.run(push_target(fleet, node), "wgfleet-peers", stdin=request, timeout=120)
@@ -165,30 +185,39 @@ def _push_one(
     dry_run: bool,
     now: int,
     revision: int,
-) -> NodePush:
+    pending: frozenset[str],
+) -> tuple[NodePush, Sent]:
     peers = desired_peers(node.name, configurations, now)
+    kept = frozenset(p.public_key for p in peers)
+    placed = {k for c in configurations for k in (c.public_key, c.previous_public_key) if k}
+    sent = Sent(pending, kept, frozenset((placed | pending) - kept))
     try:
         preshared = {p.psk_ref: fleet.secrets.get(p.psk_ref) for p in peers if p.psk_ref}
     except StoreError as exc:
-        return NodePush(node.name, False, error=str(exc))
+        return NodePush(node.name, False, error=str(exc)), sent
     mode = "plan" if dry_run else "apply"
     pushed = _exchange(
         fleet, node, render_request(mode, node.interface, peers, preshared, revision)
     )
     if pushed.answer is not None and pushed.answer.resync:  # only ever the answer to a delta
-        return NodePush(node.name, False, error=f"push refused: resync ({pushed.answer.resync})")
-    return pushed
+        refused = f"push refused: resync ({pushed.answer.resync})"
+        return NodePush(node.name, False, error=refused), sent
+    return pushed, sent
 
 
-def _push_delta(fleet: Fleet, node: Node, delta: NodeDelta) -> NodePush:
+def _push_delta(
+    fleet: Fleet, node: Node, delta: NodeDelta, pending: frozenset[str]
+) -> tuple[NodePush, Sent]:
+    held = frozenset(p.public_key for p in delta.peers.hold)
+    sent = Sent(pending, held, frozenset(delta.peers.drop))
     try:
         preshared = {p.psk_ref: fleet.secrets.get(p.psk_ref) for p in delta.peers.hold if p.psk_ref}
     except StoreError as exc:
-        return NodePush(node.name, False, error=str(exc))
+        return NodePush(node.name, False, error=str(exc)), sent
     request = render_delta_request(
         "apply", node.interface, delta.base, delta.revision, delta.peers, preshared
     )
-    return _exchange(fleet, node, request)
+    return _exchange(fleet, node, request), sent
 
 
 def _deltas(
@@ -197,8 +226,10 @@ def _deltas(
     revisions: dict[str, tuple[int, int]],
     change: Change,
     now: int,
+    pending: dict[str, set[str]],
 ) -> dict[str, NodeDelta]:
-    """The nodes a delta of ``change`` brings exactly to their desired state."""
+    """The nodes a delta of ``change`` brings exactly to their desired state; each delta also
+    names every key removal pending on its node."""
     # A replaced key whose grace ended leaves its nodes with the next full push (and only
     # then does the store forget it): such nodes get the full set.
     ending = {n for c in fleet.store.rotations_ending(now) for n in c.nodes}
@@ -214,7 +245,9 @@ def _deltas(
             continue
         peers = peer_delta(name, change.before, change.after, now)
         if peers is not None:
-            deltas[name] = NodeDelta(base, revision, peers)
+            held = {p.public_key for p in peers.hold}
+            drop = tuple(sorted((set(peers.drop) | pending.get(name, set())) - held))
+            deltas[name] = NodeDelta(base, revision, PeerDelta(peers.hold, drop))
     return deltas
 
 
@@ -259,6 +292,8 @@ def push(
     one any more the store forgets it.
     """
     now = int(time.time()) if now is None else now
+    if not dry_run:
+        retire_ended_keys(fleet, now)
     known = fleet.nodes(nodes)
     wanted = shard.select(known) if shard is not None else sorted(known)
     to_lease = [n for n in wanted if n not in held]
@@ -284,18 +319,27 @@ def _push_leased(
     if not wanted:
         return PushResult(dry_run)
     revisions = store.node_revisions()
-    deltas = _deltas(fleet, wanted, revisions, change, now) if change and not dry_run else {}
+    # Read before the desired sets: a removal recorded after this is not confirmed by it.
+    removals = store.pending_removals(wanted)
+    pending = {name: frozenset(removals.get(name, ())) for name in wanted}
+    deltas = (
+        _deltas(fleet, wanted, revisions, change, now, removals) if change and not dry_run else {}
+    )
     placed = _placed(fleet, [n for n in wanted if n not in deltas])
+    sent: dict[str, Sent] = {}
 
     def full(name: str) -> NodePush:
-        return _push_one(fleet, known[name], placed[name], dry_run, now, revisions[name][0])
+        outcome, sent[name] = _push_one(
+            fleet, known[name], placed[name], dry_run, now, revisions[name][0], pending[name]
+        )
+        return outcome
 
     def one(name: str) -> NodePush:
         if cancelled is not None and cancelled():
             # Not contacted: the node keeps its pending revision and converges next run.
             outcome = NodePush(name, False, error="cancelled before this node; still pending")
         elif name in deltas:
-            outcome = _push_delta(fleet, known[name], deltas[name])
+            outcome, sent[name] = _push_delta(fleet, known[name], deltas[name], pending[name])
             if outcome.answer is not None and outcome.answer.resync:
                 return outcome  # nothing changed there: the full set follows
         else:
@@ -317,62 +361,82 @@ def _push_leased(
             placed.update(_placed(fleet, resync))
             redone = dict(zip(resync, pool.map(again, resync), strict=True))
             outcomes = tuple(redone.get(o.node, o) for o in outcomes)
-    if not dry_run:
-        day = today or date.today()
-        for outcome in outcomes:
-            answer = outcome.answer
-            if outcome.ok and answer is not None:
-                removals = partial(_account_removals, fleet, outcome.node, answer, day)
-                retry_conflicts(removals)
-            store.mark_pushed(outcome.node, revisions[outcome.node][0], outcome.ok)
-        retire_replaced_keys(fleet, now)
-    return PushResult(dry_run, outcomes)
+    if dry_run:
+        return PushResult(dry_run, outcomes)
+    day = today or date.today()
+    settled = []
+    scrub = False
+    for outcome in outcomes:
+        revision = revisions[outcome.node][0]
+        what = sent.get(outcome.node, Sent())
+        done = retry_conflicts(partial(_settle, fleet, outcome, what, revision, day))
+        settled.append(done[0])
+        scrub = scrub or done[1]
+    if scrub:
+        # A deleted account's keys left their last node: not even they stay in the files.
+        store.scrub()
+    return PushResult(dry_run, tuple(settled))
 
 
-def _account_removals(fleet: Fleet, node: str, answer: PushAnswer, today: date) -> None:
-    """The last counters of the peers a node just removed, so no byte before it is lost."""
-    if answer.removed:
-        account_observation(
-            fleet,
-            node,
-            answer.epoch,
-            [Sample(r.public_key, r.rx_bytes, r.tx_bytes) for r in answer.removed],
-            today,
-            removed=True,
-        )
-    if answer.overlap and answer.overlap.removed:
-        account_observation(
-            fleet,
-            node,
-            answer.overlap.epoch,
-            [
-                Sample(OVERLAP_PREFIX + r.public_key, r.rx_bytes, r.tx_bytes)
-                for r in answer.overlap.removed
-            ],
-            today,
-            removed=True,
-        )
-
-
-def end_of_grace(fleet: Fleet, now: int) -> set[str]:
-    """Nodes that must drop a replaced peer key because its grace ended (marked pending)."""
-    nodes = {n for c in fleet.store.rotations_ending(now) for n in c.nodes}
-    fleet.store.bump_nodes(nodes)
-    return nodes
-
-
-def retire_replaced_keys(fleet: Fleet, now: int) -> list[str]:
-    """Forget replaced keys past their grace once every node they were on has dropped them."""
+def _settle(
+    fleet: Fleet, outcome: NodePush, sent: Sent, revision: int, today: date
+) -> tuple[NodePush, bool]:
+    """One node's answer, in one transaction: the last counters of the peers it removed, the
+    removals it confirmed, its pushed revision. Return the outcome (failed if the removed
+    peers' counters cannot be believed) and whether a deleted account's key left it."""
     store = fleet.store
-    revisions = store.node_revisions()
-    retired = []
-    for config in store.rotations_ending(now):
-        if all(revisions[n][0] == revisions[n][1] for n in config.nodes if n in revisions):
-            before = store.end_peer_rotation(config.name)
-            if before.previous_psk_ref:
-                fleet.secrets.delete(before.previous_psk_ref)
-            retired.append(config.name)
-    return retired
+    node, answer = outcome.node, outcome.answer
+    with store.transaction():
+        if not outcome.ok or answer is None:
+            store.mark_pushed(node, revision, False)
+            return outcome, False
+        problem = _account_removals(fleet, node, answer, sent, today)
+        if problem:
+            store.mark_pushed(node, revision, False)
+            error = f"push applied, but the removed peers' counters were refused: {problem}"
+            return NodePush(node, False, answer, error), False
+        unlinked = store.confirm_removals(node, sent.pending, sent.pending - sent.kept)
+        store.mark_pushed(node, revision, True)
+    return outcome, unlinked
+
+
+def _account_removals(fleet: Fleet, node: str, answer: PushAnswer, sent: Sent, today: date) -> str:
+    """The last counters of the peers a node just removed, so no byte before it is lost; only
+    keys the store was taking off that node bill anyone (another node's peer, a static peer
+    or a key the store never placed there bills nobody). Return why they were refused, or ''.
+    """
+    observations = []
+    main = [
+        Sample(r.public_key, r.rx_bytes, r.tx_bytes)
+        for r in answer.removed
+        if r.public_key in sent.removable
+    ]
+    if main:
+        observations.append(Observation(node, answer.epoch, main, removed=True))
+    if answer.overlap and answer.overlap.removed:
+        overlap = [
+            Sample(OVERLAP_PREFIX + r.public_key, r.rx_bytes, r.tx_bytes)
+            for r in answer.overlap.removed
+            if r.public_key in sent.removable
+        ]
+        if overlap:
+            epoch = answer.overlap.epoch
+            observations.append(Observation(node, epoch, overlap, removed=True, overlap=True))
+    if not observations:
+        return ""
+    results = account_observations(fleet, observations, today, vet=True)
+    return next((r.problem for r in results if r.problem), "")
+
+
+def retire_ended_keys(fleet: Fleet, now: int) -> set[str]:
+    """Replaced peer keys whose grace ended leave their configurations; their removal is
+    pending on every node they were on (the store still bills their last bytes). Return those
+    nodes, which need a push."""
+    ending = retry_conflicts(lambda: fleet.store.retire_ended_keys(now))
+    for config in ending:
+        if config.previous_psk_ref:
+            fleet.secrets.delete(config.previous_psk_ref)
+    return {n for c in ending for n in c.nodes}
 
 
 def pending_nodes(fleet: Fleet) -> list[str]:

@@ -2,8 +2,11 @@
 
 Collecting runs in parallel over pinned SSH as the collector account, whose forced command
 prints only the epoch token and `wg show IFACE transfer`. Each node's answer is parsed strictly
-and applied in its own transaction, so a crash anywhere loses or doubles nothing. Then quota
-decisions are made and pushed in the same run.
+and believed only as far as the store placed peers on that node (`core.node_trust`): a node
+whose answer fails is named as failed and moves nobody's usage, while the others' answers are
+applied in one transaction, so a crash anywhere loses or doubles nothing. Then quota decisions
+are made and pushed in the same run, and every key removal still pending on a node that
+answered goes out with it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,13 @@ from orchestrator.service.context import Fleet
 from orchestrator.service.lease import run_holder
 from orchestrator.service.node_keys import finish_due_rotations
 from orchestrator.service.privacy import apply_retention
-from orchestrator.service.push import Change, PushResult, end_of_grace, push, record_change
+from orchestrator.service.push import (
+    Change,
+    PushResult,
+    push,
+    record_change,
+    retire_ended_keys,
+)
 from orchestrator.service.retry import retry_conflicts
 from orchestrator.service.usage import Observation, account_observations, quota_statuses
 
@@ -47,6 +56,8 @@ class NodeSync:
     peers: int = 0
     bytes_added: int = 0
     error: str = ""
+    # It answered (its answer may still have been refused): a push can reach it.
+    answered: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,8 @@ class SyncResult:
     # Nodes another run (another shard, another controller) was syncing: theirs, not failed.
     skipped: tuple[str, ...] = ()
     expired: tuple[str, ...] = ()  # newly past their plan's validity
+    # node -> key removals it has not confirmed yet (it did not answer, or refused the push)
+    removals_pending: dict[str, int] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[NodeSync]:
@@ -86,6 +99,7 @@ class SyncResult:
             "re_enabled": list(self.re_enabled),
             "newly_expired": list(self.expired),
             "warned": list(self.warned),
+            "removals_pending": dict(sorted(self.removals_pending.items())),
             "notes": list(self.notes),
         }
 
@@ -112,8 +126,9 @@ def fetch_counters(fleet: Fleet, node: Node) -> CounterReport:
 def account_reports(
     fleet: Fleet, reports: dict[str, CounterReport | NodeError], today: date
 ) -> tuple[list[NodeSync], set[int]]:
-    """Every answer of a run accounted in one transaction: a crash anywhere applies nothing,
-    and the next run, reading the same absolute counters, counts every byte exactly once."""
+    """Every answer of a run vetted and accounted in one transaction: a crash anywhere applies
+    nothing, and the next run, reading the same absolute counters, counts every byte exactly
+    once. A node whose answer the store cannot believe is failed, named, and applies nothing."""
     observations = []
     for name, report in reports.items():
         if isinstance(report, NodeError):
@@ -124,12 +139,15 @@ def account_reports(
             columns = SampleColumns.of(overlap.samples)
             keys = [OVERLAP_PREFIX + key for key in columns.keys]
             samples = SampleColumns(keys, columns.rx, columns.tx)
-            observations.append(Observation(name, overlap.epoch, samples))
+            observations.append(Observation(name, overlap.epoch, samples, overlap=True))
     answered = [o.node for o in observations]
     with fleet.store.transaction():
+        results = account_observations(fleet, observations, today, synced=answered, vet=True)
+        refused = {o.node: r.problem for o, r in zip(observations, results, strict=True)}
+        refused = {name: problem for name, problem in refused.items() if problem}
         failed = [name for name, report in reports.items() if isinstance(report, NodeError)]
-        notify.queue(fleet, "node_unreachable", fleet.store.mark_sync_failed(failed))
-        results = account_observations(fleet, observations, today, synced=answered)
+        newly = fleet.store.mark_sync_failed([*failed, *refused])
+        notify.queue(fleet, "node_unreachable", newly)
     added: dict[str, int] = {}
     updated: set[int] = set()  # the configurations billed, as ledger entries
     for observation, result in zip(observations, results, strict=True):
@@ -139,8 +157,12 @@ def account_reports(
     for name, report in reports.items():
         if isinstance(report, NodeError):
             outcomes.append(NodeSync(name, False, error=str(report).removeprefix(f"{name}: ")))
+        elif name in refused:
+            error = f"counters refused, {refused[name]}"
+            outcomes.append(NodeSync(name, False, error=error, answered=True))
         else:
-            outcomes.append(NodeSync(name, True, len(report.samples), added.get(name, 0)))
+            outcome = NodeSync(name, True, len(report.samples), added.get(name, 0), answered=True)
+            outcomes.append(outcome)
     return outcomes, updated
 
 
@@ -296,11 +318,14 @@ def _sync_leased(
     changed_nodes = {n for config in before for n in config.nodes}
     retry_conflicts(lambda: _warn_once(fleet, decision.warn, statuses, warn_ratio))
     now = int(time.time())
-    changed_nodes |= end_of_grace(fleet, now)
+    changed_nodes |= retire_ended_keys(fleet, now)
     finished = finish_due_rotations(fleet, {o.node for o in outcomes if o.ok}, now)
-    # Nodes that missed an earlier push (they were down) converge now that they answer again.
-    reachable = {o.node for o in outcomes if o.ok}
+    # Nodes that missed an earlier push (they were down) converge now that they answer, and
+    # every key removal still pending on one goes out. A node whose counters were refused
+    # answered too: its full set takes off any key the store did not place there.
+    reachable = {o.node for o in outcomes if o.answered}
     pending = {n for n, (desired, done) in store.node_revisions().items() if desired != done}
+    pending |= set(store.pending_removals(reachable))
     changed_nodes |= pending & reachable
     # A shard pushes its own nodes only: the others are pending and their shard pushes them.
     # Nodes another run holds are pushed by that run, which sees them pending.
@@ -313,6 +338,7 @@ def _sync_leased(
         else None
     )
     delivery = notify.deliver_pending(fleet, today)
+    left = {n: len(keys) for n, keys in store.pending_removals(wanted).items()}
     return SyncResult(
         tuple(outcomes),
         len(updated),
@@ -327,4 +353,5 @@ def _sync_leased(
         ),
         skipped=skipped,
         expired=decision.expire,
+        removals_pending=left,
     )

@@ -1,4 +1,10 @@
-"""Turn counter observations into usage, and check the running totals against the ledger."""
+"""Turn counter observations into usage, and check the running totals against the ledger.
+
+Counters from a node are believed only as far as the store placed peers there
+(`core.node_trust`): a sync's or a push's observations are vetted node by node in the same
+transaction as their accounting, and a node whose answer fails is named and applies nothing,
+while the others' land.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from typing import NamedTuple
 from orchestrator.adapters.store import RowUsage, SyncLedger
 from orchestrator.core.accounting import (
     ColumnAccounting,
+    PeerCounters,
     Sample,
     SampleColumns,
     UsageColumns,
@@ -17,6 +24,13 @@ from orchestrator.core.accounting import (
     merge_seen,
 )
 from orchestrator.core.models import Configuration, Plan, TopUp, UsageTotal
+from orchestrator.core.node_trust import (
+    MAX_TOTAL,
+    NodeTrust,
+    foreign_keys,
+    foreign_problem,
+    regression,
+)
 from orchestrator.core.quota import QuotaStatus, period_start, quota_status
 from orchestrator.service.context import Fleet
 
@@ -46,10 +60,12 @@ def load_ledger(fleet: Fleet) -> Ledger:
 
 class Accounted(NamedTuple):
     """What one observation added: bytes, and to which configurations (as ledger entries, with
-    the ledger's names to read them by)."""
+    the ledger's names to read them by). ``problem``: why its node's answer was refused
+    (nothing of it was applied)."""
 
     result: ColumnAccounting[int]
     names: list[str]  # ledger entry -> configuration
+    problem: str = ""
 
     @property
     def bytes_added(self) -> int:
@@ -67,12 +83,58 @@ class Accounted(NamedTuple):
 
 
 class Observation(NamedTuple):
-    """One node's counters as fetched; ``removed``: those peers just left the node."""
+    """One node's counters as fetched; ``removed``: those peers just left the node (a push's
+    answer), else the whole list of one interface (a sync); ``overlap``: the interface serving
+    the node's next key during a rotation (keys prefixed with OVERLAP_PREFIX)."""
 
     node: str
     epoch: str
     samples: Sequence[Sample]
     removed: bool = False
+    overlap: bool = False
+
+
+def node_trust(fleet: Fleet, ledger: Ledger, nodes: Collection[str]) -> dict[str, NodeTrust]:
+    """What the store placed on each of ``nodes``, read in the caller's transaction."""
+    store = fleet.store
+    placements = store.placements_of(nodes)
+    pending = store.pending_removals(nodes)
+    entry_of = dict(zip(ledger.read.ids, range(len(ledger.read.ids)), strict=True))
+    trust = {}
+    for node in nodes:
+        # Not in the ledger: a configuration added since it was read.
+        placed = frozenset(e for e in map(entry_of.get, placements.get(node, ())) if e is not None)
+        trust[node] = NodeTrust(placed, frozenset(pending.get(node, ())), ledger.read.leaving)
+    return trust
+
+
+def _vet(
+    observation: Observation,
+    columns: SampleColumns,
+    last: PeerCounters | None,
+    trust: NodeTrust,
+    owners: dict[str, int],
+) -> str:
+    """Why a node's observation cannot be believed ('' when it can): a sync's list holds only
+    keys placed on the node; no key goes backwards or (in a whole list) missing within an
+    epoch. A push's removed peers were already limited to keys the store removed there."""
+    if not observation.removed:
+        foreign = foreign_keys(columns.keys, owners, trust)
+        if foreign:
+            return foreign_problem(foreign, owners)
+    return (
+        regression(
+            observation.epoch,
+            columns.keys,
+            columns.rx,
+            columns.tx,
+            last,
+            overlap=observation.overlap,
+            complete=not observation.removed,
+            excused=trust.pending,
+        )
+        or ""
+    )
 
 
 def account_observations(
@@ -82,61 +144,93 @@ def account_observations(
     *,
     ledger: Ledger | None = None,
     synced: Collection[str] = (),
+    vet: bool = False,
 ) -> list[Accounted]:
     """Apply observations in one transaction: one read of the last-seen counters, accounting
-    on columns, one set-based write. ``synced``: nodes to mark as having answered a sync."""
+    on columns, one set-based write. ``synced``: nodes to mark as having answered a sync.
+
+    ``vet``: each node's observations are first checked against what the store placed there
+    (`core.node_trust`) and against the store's 64-bit totals; a node that fails applies
+    nothing, its results carry the ``problem``, and it is not marked as synced. Nodes are
+    taken in name order, so which one would overflow the totals is decided the same way on
+    every run."""
     store = fleet.store
     observations = list(observations)
+    results: list[Accounted | None] = [None] * len(observations)
+    by_node: dict[str, list[int]] = {}
+    for index, observation in enumerate(observations):
+        by_node.setdefault(observation.node, []).append(index)
     with store.transaction():
         ledger = ledger or load_ledger(fleet)
-        seen = store.peer_counters_of({o.node for o in observations})
+        owners = ledger.read.owners
+        seen = store.peer_counters_of(set(by_node))
+        trust = node_trust(fleet, ledger, set(by_node)) if vet else {}
+        room = MAX_TOTAL - store.used_total() if vet else 0
+        refused: set[str] = set()
         entries: list[int] = []
         rxs: list[int] = []
         txs: list[int] = []
-        results = []
-        for node, epoch, samples, removed in observations:
-            columns = SampleColumns.of(samples)
+        for node in sorted(by_node) if vet else by_node:
             last = seen.get(node)
-            result = account_columns(
-                epoch, columns.keys, columns.rx, columns.tx, last, ledger.read.owners
-            )
-            entries += result.billed.owners
-            rxs += result.billed.rx
-            txs += result.billed.tx
-            # A peer taken off a node restarts from zero if it is ever added back: having no
-            # last-seen counters counts exactly that, and keeps nothing about it. Peers no
-            # configuration owns (a deleted account's, on a node that was down) bill nobody:
-            # their counters are not kept either.
-            if removed or not result.unknown_keys:
-                seen[node] = merge_seen(last, result.seen, removed=removed)
-            else:
-                unknown = result.unknown_keys
-                kept = last.without(unknown) if last is not None else None
-                seen[node] = merge_seen(kept, result.seen.without(unknown))
-            results.append(Accounted(result, ledger.read.names))
+            staged = []
+            problem = ""
+            for index in by_node[node]:
+                observation = observations[index]
+                columns = SampleColumns.of(observation.samples)
+                if vet:
+                    problem = _vet(observation, columns, last, trust[node], owners)
+                    if problem:
+                        break
+                result = account_columns(
+                    observation.epoch, columns.keys, columns.rx, columns.tx, last, owners
+                )
+                last = _seen_after(last, result, removed=observation.removed)
+                staged.append((index, result))
+            added = sum(result.bytes_added for _, result in staged)
+            if vet and not problem and added > room:
+                problem = (
+                    f"counters out of range: {added} bytes more would take the store's "
+                    "totals past 2^63-1"
+                )
+            if problem:
+                refused.add(node)
+                empty = account_columns("", [], [], [], None, owners)
+                for index in by_node[node]:
+                    results[index] = Accounted(empty, ledger.read.names, problem)
+                continue
+            room -= added
+            if last is not None:
+                seen[node] = last
+            for index, result in staged:
+                entries += result.billed.owners
+                rxs += result.billed.rx
+                txs += result.billed.tx
+                results[index] = Accounted(result, ledger.read.names)
+        seen = {node: counters for node, counters in seen.items() if node not in refused}
         if len(set(entries)) < len(entries):  # a configuration on several nodes or two keys
             totals = UsageColumns(entries, rxs, txs).totals()
             pairs = list(totals.values())
             entries, rxs, txs = list(totals), [p[0] for p in pairs], [p[1] for p in pairs]
         ids = list(map(ledger.read.ids.__getitem__, entries))
         usage = RowUsage(ids, ledger.periods(entries, today), rxs, txs)
-        store.apply_accounting(usage, seen, synced)
-    return results
+        store.apply_accounting(usage, seen, [n for n in synced if n not in refused])
+    return [result for result in results if result is not None]
 
 
-def account_observation(
-    fleet: Fleet,
-    node: str,
-    epoch: str,
-    samples: Iterable[Sample],
-    today: date,
-    *,
-    removed: bool = False,
-    ledger: Ledger | None = None,
-) -> Accounted:
-    """Apply one node's counters in one transaction; ``removed``: those peers just left it."""
-    observation = Observation(node, epoch, list(samples), removed)
-    return account_observations(fleet, [observation], today, ledger=ledger)[0]
+def _seen_after(
+    last: PeerCounters | None, result: ColumnAccounting[int], *, removed: bool
+) -> PeerCounters:
+    """A node's last-seen counters after one observation.
+
+    A peer taken off a node restarts from zero if it is ever added back: having no last-seen
+    counters counts exactly that, and keeps nothing about it. Peers no configuration owns (a
+    deleted account's, on a node that has not dropped it yet) bill nobody: their counters are
+    not kept either."""
+    if removed or not result.unknown_keys:
+        return merge_seen(last, result.seen, removed=removed)
+    unknown = result.unknown_keys
+    kept = last.without(unknown) if last is not None else None
+    return merge_seen(kept, result.seen.without(unknown))
 
 
 FEW_CONFIGURATIONS = 20  # judged one query each; more: one query for the whole store

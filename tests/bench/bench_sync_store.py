@@ -67,6 +67,17 @@ def populate(store: SqlStore, nodes: int, peers: int) -> list[list[str]]:
         store.db.executemany(
             "INSERT INTO configurations (name, account_id, public_key) VALUES (?, ?, ?)", rows
         )
+        # Each on its node: a sync believes a node's counters only for peers placed there.
+        ids = dict(store.db.execute("SELECT name, id FROM configurations"))
+        store.db.executemany(
+            "INSERT INTO configuration_nodes (configuration_id, node, tunnel_address) "
+            "VALUES (?, ?, ?)",
+            [
+                (ids[f"c{i}-{j}"], f"n{i}", f"198.19.{j // 250}.{j % 250 + 1}")
+                for i in range(nodes)
+                for j in range(peers)
+            ],
+        )
     return node_keys
 
 

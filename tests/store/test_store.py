@@ -323,12 +323,20 @@ def test_a_peer_rotation_keeps_identity_and_maps_both_keys_until_retired(store: 
     store.apply_accounting(
         NO_USAGE, {"node1": {"PUBa1=": LastSeen("e", 0, 0), "PUBa2=": LastSeen("e", 1, 1)}}
     )
-    before = store.end_peer_rotation("alice-1")
+    assert store.retire_ended_keys(4999) == []
+    revisions = store.node_revisions()
+    [before] = store.retire_ended_keys(5000)
     assert before.previous_psk_ref == "psk/alice-1"
     assert store.configuration("alice-1").previous_public_key is None
-    assert "PUBa1=" not in key_owners(store)
-    assert set(store.last_seen("node1")) == {"PUBa2="}
     assert store.rotations_ending(10**12) == []
+    assert all(store.node_revisions()[n][0] > revisions[n][0] for n in ("node1", "node2"))
+    # The replaced key leaves each node it was on, still billing alice-1 until it has.
+    assert store.pending_removals() == {"node1": {"PUBa1="}, "node2": {"PUBa1="}}
+    assert key_owners(store)["PUBa1="] == "alice-1"
+    assert not store.confirm_removals("node1", {"PUBa1="}, {"PUBa1="})
+    assert set(store.last_seen("node1")) == {"PUBa2="}
+    assert store.confirm_removals("node2", {"PUBa1="}, {"PUBa1="}) is False
+    assert store.pending_removals() == {} and "PUBa1=" not in key_owners(store)
 
 
 def test_node_rotation_state_and_controller_keys(store: SqlStore) -> None:
@@ -447,6 +455,9 @@ def test_an_erased_account_leaves_no_trace_in_the_store_s_files(store: SqlStore)
         {"node1": {"PUBzorrowhiskKEY=": LastSeen("e", 5, 5), "PUBb1=": LastSeen("e", 1, 1)}},
     )
     store.delete_account("zorrowhisk")
+    # Its key stays, unlinked, until node1 confirms the removal (the push that follows).
+    assert store.pending_removals() == {"node1": {"PUBzorrowhiskKEY="}}
+    assert store.confirm_removals("node1", {"PUBzorrowhiskKEY="}, {"PUBzorrowhiskKEY="})
     assert store.scrub()
     assert set(store.last_seen("node1")) == {"PUBb1="}
     path = Path(store.url.removeprefix("sqlite:///"))
@@ -556,7 +567,7 @@ def test_v11_reads_counters_written_before_it_and_forgets_keys_in_them(store_url
             "|| 'PUBb1=' || chr(9) || 'e' || chr(9) || '1' || chr(9) || '2'), "
             "('node2', 'PUBa1=' || chr(9) || 'e' || chr(9) || '5' || chr(9) || '5')"
         )
-        assert store.upgrade() == [11]
+        assert store.upgrade() == [11, 12]
         assert store.last_seen("node1") == {
             "PUBa1=": LastSeen("e", 10, 20),
             "PUBb1=": LastSeen("e", 1, 2),

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchestrator.core.accounting import Sample
 from orchestrator.core.collector import CounterParseError, CounterReport, parse_counters
@@ -35,6 +37,17 @@ def test_a_good_answer() -> None:
         (f"epoch e\n{A}\t1\t2.5\n", "line 2: tx '2.5' is not a byte count"),
         (f"epoch e\n{A}\t01\t2\n", "line 2: rx '01' is not a byte count"),
         (f"epoch e\n{A}\t{2**64}\t2\n", "line 2: rx '18446744073709551616' is out of range"),
+        # Digits other than ASCII, which str.isdigit and int() would take as numbers.
+        (f"epoch e\n{A}\t\u0661\u0662\u0663\t2\n", "line 2: rx '\u0661\u0662\u0663' is not a"),
+        (f"epoch e\n{A}\t1\t\uff12\n", "line 2: tx '\uff12' is not a byte count"),
+        (f"epoch e\n{A}\t\u09e7\t2\n", "line 2: rx '\u09e7' is not a byte count"),
+        (f"epoch e\n{A}\t\U0001d7ff\t2\n", "line 2: rx '\U0001d7ff' is not a byte count"),
+        (f"epoch e\n{A}\t+5\t2\n", "line 2: rx '+5' is not a byte count"),
+        (f"epoch e\n{A}\t1_000\t2\n", "line 2: rx '1_000' is not a byte count"),
+        (f"epoch e\n{A}\t 5\t2\n", "line 2: rx ' 5' is not a byte count"),
+        # Far past any counter: refused by its length, before int() would choke on it.
+        (f"epoch e\n{A}\t{'9' * 5000}\t2\n", "line 2: rx '999999999999999999999999' is out"),
+        (f"epoch e\n{A}\t{2**63}\t2\n", "line 2: rx '9223372036854775808' is out of range"),
         (f"epoch e\n{A}\t1\t2\n{A}\t3\t4\n", "line 3: the same peer twice"),
         (f"epoch e\n{A}\t1\t2\n\n", "line 3: expected 3 tab-separated fields, got 1"),
     ],
@@ -89,3 +102,21 @@ def test_the_whole_section_match_and_the_line_walk_agree() -> None:
     # ...and refused with the line named when it is not
     with pytest.raises(CounterParseError, match="line 2: rx '9223372036854775808' is out of range"):
         parse_counters(f"epoch e1\n{key}\t9223372036854775808\t1\n")
+
+
+TOKENS = ["epoch e\n", "interface wg0n\n", A, B, "\t", "\n", "0", "7", "\u0663", "\uff11"]
+TOKENS += ["99999999999999999999", "9223372036854775807", "-", " ", "x"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS) | st.characters(), max_size=40).map("".join))
+def test_any_answer_is_a_report_or_a_named_refusal(text: str) -> None:
+    """Whatever a node prints, the parser gives a report or a CounterParseError (a failed
+    node), never another exception that would take the whole sync down."""
+    try:
+        report = parse_counters(text)
+    except CounterParseError:
+        return
+    for section in (report, report.overlap):
+        if section is not None:
+            assert all(0 <= s.rx_bytes < 2**63 and 0 <= s.tx_bytes < 2**63 for s in section.samples)

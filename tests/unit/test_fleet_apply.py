@@ -146,10 +146,13 @@ def test_changes_removals_and_a_key_swap_keep_usage_with_the_configuration(
     run("apply", "-f", str(path), "--yes")
     with open_fleet(settings) as fleet:
         after = fleet.store.configuration("site-berlin")
-        # Same configuration, same address on the node it kept; the replaced key is held
-        # with an ended grace so the push that drops it still counts its last bytes.
-        assert after.public_key == NEW and after.previous_public_key == SITE
-        assert after.previous_key_expires == 0
+        # Same configuration, same address on the node it kept; the replaced key's grace
+        # ended at once: its removal is pending on its nodes (this push reached neither) and
+        # its last bytes still bill the configuration.
+        assert after.public_key == NEW and after.previous_public_key is None
+        assert fleet.store.pending_removals() == {"node1": {NEW, SITE}, "node2": {SITE, OPS}}
+        ledger = fleet.store.sync_ledger()
+        assert ledger.names[ledger.owners[SITE]] == "site-berlin"
         assert after.addresses == {"node2": berlin.addresses["node2"]}
         access = fleet.store.configuration("ops-access")
         assert not access.enabled and access.disabled_reason == DisabledReason.OPERATOR

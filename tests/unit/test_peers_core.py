@@ -115,6 +115,14 @@ def test_push_request_carries_the_whole_set_and_answers_parse_strictly() -> None
         ("error line 3: bad preshared key\n", "line 3: bad preshared key"),
         ("epoch x\nsummary interface=up\nendpoint 1.2.3.4:5\nok\n", "line 3 not understood"),
         ("epoch x\nok\n", "lacks an epoch or a summary"),
+        # A node's numbers are ASCII digits within 64 bits: a bad one fails that node's push,
+        # never the whole run with another exception.
+        (f"epoch x\nremoved {k2} \u0661\u0662 2\nsummary a=1\nok\n", "line 2: removed peer's rx"),
+        (f"epoch x\nremoved {k2} 1 \uff12\nsummary a=1\nok\n", "line 2: removed peer's tx"),
+        (f"epoch x\nremoved {k2} {2**63} 2\nsummary a=1\nok\n", "rx '9223372036854775808'"),
+        (f"epoch x\nremoved {k2} {'9' * 5000} 2\nsummary a=1\nok\n", "is not a count"),
+        ("epoch x\nsummary interface=up unchanged=many\nok\n", "summary unchanged 'many'"),
+        ("epoch x\nsummary interface=up elapsed_ms=-1\nok\n", "summary elapsed_ms '-1'"),
     ]:
         with pytest.raises(PushProtocolError, match=message):
             parse_answer(bad)

@@ -676,9 +676,11 @@ def test_sudoers_file_is_valid(tmp_path: Path) -> None:
 
 
 def counters_script(tmp_path: Path, wg_body: str) -> tuple[Path, Path, Path]:
-    """The rendered counters script with a fake wg; returns (script, epoch file, wg argv log)."""
+    """The rendered counters script with a fake wg; returns (script, epoch file, wg argv log).
+    Its wg-quick directory is ``tmp_path / "wireguard"`` (empty: no static peers)."""
     epoch_dir = tmp_path / "run"
     epoch_dir.mkdir()
+    (tmp_path / "wireguard").mkdir()
     argv_log = tmp_path / "argv"
     wg = fake_bin(tmp_path, "wg", f'echo "$*" >> {argv_log}\n{wg_body}')
     text = render(
@@ -686,6 +688,7 @@ def counters_script(tmp_path: Path, wg_body: str) -> tuple[Path, Path, Path]:
         "usr/local/sbin/wgfleet-counters.j2",
         counters_epoch_dir=str(epoch_dir),
         counters_wg_binary=str(wg),
+        counters_wireguard_dir=str(tmp_path / "wireguard"),
     )
     script = write_executable(tmp_path / "wgfleet-counters", text)
     return script, epoch_dir / "wg0.epoch", argv_log
@@ -738,6 +741,32 @@ def test_counters_script_retries_when_the_interface_restarts_meanwhile(tmp_path:
     result = subprocess.run([str(script)], capture_output=True, text=True, check=True)
     assert result.stdout == f"epoch new-token\n{TRANSFER}"
     assert len(argv_log.read_text().splitlines()) == 2
+
+
+def test_counters_script_leaves_out_the_static_peers_of_the_wg_quick_file(tmp_path: Path) -> None:
+    """The deploy's static peers are no peers the controller placed: the node does not report
+    them (the controller refuses an answer with a key it did not place there)."""
+    peer_c = "C" * 43 + "="
+    script, epoch, _log = counters_script(
+        tmp_path,
+        f"if [ \"$2\" = wg0n ]; then printf '{PEER_B}\\t1\\t1\\n{peer_c}\\t2\\t2\\n'; "
+        f"else printf '{TRANSFER}{peer_c}\\t3\\t3\\n'; fi\n",
+    )
+    epoch.write_text("tok-1\n")
+    (tmp_path / "run" / "wg0n.epoch").write_text("tok-2\n")
+    (tmp_path / "wireguard" / "wg0.conf").write_text(
+        "[Interface]\nAddress = 198.19.1.1/24\nPostUp = wg set %i peer X preshared-key /f\n\n"
+        f"[Peer]\nPublicKey = {PEER_B}\nAllowedIPs = 198.19.1.9/32\n\n"
+        f"[Peer]\n  publickey={peer_c}  \r\nAllowedIPs = 198.19.1.10/32\n"
+    )
+    overlap = tmp_path / "sys" / "wg0n"
+    text = script.read_text().replace("/sys/class/net/", f"{tmp_path}/sys/")
+    script.write_text(text)
+    result = subprocess.run([str(script)], capture_output=True, text=True, check=True)
+    assert result.stdout == f"epoch tok-1\n{PEER_A}\t660\t604\n"
+    overlap.mkdir(parents=True)
+    result = subprocess.run([str(script)], capture_output=True, text=True, check=True)
+    assert result.stdout == f"epoch tok-1\n{PEER_A}\t660\t604\ninterface wg0n\nepoch tok-2\n"
 
 
 def test_counters_script_asks_wg_for_transfer_only() -> None:

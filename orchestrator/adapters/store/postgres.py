@@ -87,7 +87,7 @@ class PostgresConnection:
         """VACUUM the tables that hold account data, so dead rows are reclaimed now."""
         tables = ("accounts", "configurations", "configuration_nodes", "usage_totals", "topups")
         try:
-            for table in (*tables, "node_counters"):
+            for table in (*tables, "node_counters", "pending_removals"):
                 self._db.execute(f"VACUUM {table}")
         except self._psycopg.Error as exc:
             raise self._error(exc) from None

@@ -256,6 +256,23 @@ MIGRATIONS: tuple[Migration, ...] = (
             "{postgresql_only} CLUSTER node_counters USING node_counters_pkey",
         ),
     ),
+    Migration(
+        12,
+        "keys whose removal from a node is pending until that node confirmed it, so no access "
+        "outlives its revocation; the configuration a key's last bytes bill (none for a "
+        "deleted account's)",
+        (
+            """
+            CREATE TABLE pending_removals (
+                node TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE,
+                public_key TEXT NOT NULL,
+                configuration_id BIGINT REFERENCES configurations(id) ON DELETE SET NULL,
+                PRIMARY KEY (node, public_key)
+            )
+            """,
+            "CREATE INDEX pending_removals_configuration ON pending_removals (configuration_id)",
+        ),
+    ),
 )
 
 _DIALECT_WORDS = {

@@ -88,6 +88,7 @@ ACCOUNT_TABLES = {
     "configuration_nodes": "configuration_id",
     "usage_totals": "configuration_id",
     "topups": "configuration_id",
+    "pending_removals": "configuration_id",
 }
 NOT_ACCOUNT_DATA = {
     "nodes": "the fleet's nodes",
@@ -113,10 +114,13 @@ class SyncLedger:
     """What a sync reads once, as columns with one entry per configuration, and who owns each
     key as an entry number (no dictionary per configuration to build)."""
 
-    owners: dict[str, int]  # public key (current, or replaced and in grace) -> entry
+    owners: dict[str, int]  # public key (current, replaced and in grace, leaving) -> entry
     names: list[str]  # entry -> configuration
     ids: list[int]  # entry -> its row id
     plan_of: list[str | None]  # entry -> plan name
+    # Keys a configuration owns only while their removal is pending on some nodes (a replaced
+    # key whose grace ended): believed on those nodes only, not wherever it is placed.
+    leaving: frozenset[str] = frozenset()
 
 
 class RowUsage(NamedTuple):
@@ -653,6 +657,8 @@ class SqlStore:
         with self.transaction():
             self.account(username)
             removed = self.configurations(account=username)
+            # Unlinked from the account when its rows go (no username is kept with them).
+            self._pend_removals(self._placed_keys(removed))
             self.bump_nodes(n for c in removed for n in c.nodes)
             self._add_used(
                 -self._used_by(
@@ -899,6 +905,10 @@ class SqlStore:
                 "UPDATE configurations SET enabled = ?, disabled_reason = ? WHERE name = ?",
                 [(enabled, reason.value if reason else None, c.name) for c in changed],
             )
+            if enabled:
+                self._cancel_removals((n, c.public_key) for c in changed for n in c.nodes)
+            else:
+                self._pend_removals(self._placed_keys(changed))
             self.bump_nodes(n for c in changed for n in c.nodes)
         return changed
 
@@ -922,6 +932,15 @@ class SqlStore:
                 (plan, quota_bytes, name),
             )
             gone = [n for n in current.addresses if n not in addresses]
+            self._pend_removals(
+                (node, key, name) for node, key, _ in self._placed_keys([current]) if node in gone
+            )
+            self._cancel_removals(
+                (node, key)
+                for node in addresses
+                if node not in current.addresses
+                for key in self._keys_of([current])
+            )
             for node in gone:
                 self.db.execute(
                     "DELETE FROM configuration_nodes WHERE configuration_id = ? AND node = ?",
@@ -938,6 +957,7 @@ class SqlStore:
         with self.transaction():
             for name in names:
                 current = self.configuration(name)
+                self._pend_removals(self._placed_keys([current]))
                 self._add_used(-self._used_by("c.name = ?", (name,)))
                 self._forget_keys(self._keys_of([current]))
                 self._drop_notifications_about([name])
@@ -1007,20 +1027,27 @@ class SqlStore:
         )
         return self._configs_from_rows(rows)
 
-    def end_peer_rotation(self, name: str) -> Configuration:
-        """Forget the previous key once every node dropped it; return the configuration as
-        it was (its ``previous_psk_ref`` is for the caller to delete)."""
+    def retire_ended_keys(self, now: int) -> list[Configuration]:
+        """Every replaced key whose grace is over (``now``, unix seconds) leaves its
+        configuration: its removal from each node it was placed on is pending from here on,
+        still billing the configuration for its last bytes, and its nodes need a push. Return
+        the configurations as they were (their ``previous_psk_ref`` is for the caller to
+        delete: no node is given that key again)."""
         with self.transaction():
-            current = self.configuration(name)
-            if current.previous_public_key is None:
-                return current
-            self._forget_keys([current.previous_public_key])
-            self.db.execute(
+            ending = self.rotations_ending(now)
+            self._pend_removals(
+                (node, c.previous_public_key, c.name)
+                for c in ending
+                if c.previous_public_key is not None
+                for node in c.nodes
+            )
+            self.db.executemany(
                 "UPDATE configurations SET previous_public_key = NULL, previous_psk_ref = NULL, "
                 "previous_key_expires = NULL WHERE name = ?",
-                (name,),
+                [(c.name,) for c in ending],
             )
-            return current
+            self.bump_nodes(n for c in ending for n in c.nodes)
+        return ending
 
     def taken_addresses(self, node: str) -> set[ipaddress.IPv4Address]:
         return {
@@ -1037,6 +1064,112 @@ class SqlStore:
                 "SELECT name FROM configurations WHERE name LIKE ?", (f"{prefix}%",)
             )
         }
+
+    # --- pending removals: no access outlives its revocation ---------------------------------
+    #
+    # Every change that takes a key off a node (disable, cut-off, expiry, removal, deletion, a
+    # replaced key's grace ending, a node dropped from a configuration) records the pair in the
+    # same transaction; a push that the node applied confirms it. Until then the key is known
+    # to be on the node: a sync believes its counters there (billing its configuration, if it
+    # still has one) and pushes the node again.
+
+    @staticmethod
+    def _placed_keys(
+        configurations: Iterable[Configuration],
+    ) -> list[tuple[str, str, str]]:
+        """(node, key, configuration) for each key of ``configurations`` on each of its
+        nodes."""
+        return [
+            (node, key, c.name)
+            for c in configurations
+            for key in (c.public_key, c.previous_public_key)
+            if key is not None
+            for node in c.nodes
+        ]
+
+    def _pend_removals(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        """(node, key, configuration name) pairs whose removal is now pending; a deleted
+        configuration's rows lose the link when its row goes."""
+        self.db.executemany(
+            "INSERT INTO pending_removals (node, public_key, configuration_id) "
+            "VALUES (?, ?, (SELECT id FROM configurations WHERE name = ?)) "
+            "ON CONFLICT (node, public_key) DO UPDATE SET "
+            "configuration_id = excluded.configuration_id",
+            sorted(set(rows)),  # one lock order for concurrent writers
+        )
+
+    def _cancel_removals(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """(node, key) pairs a change placed back on their node before the removal went out."""
+        self.db.executemany(
+            "DELETE FROM pending_removals WHERE node = ? AND public_key = ?", sorted(set(pairs))
+        )
+
+    def pending_removals(self, nodes: Collection[str] | None = None) -> dict[str, set[str]]:
+        """node -> keys whose removal from it is pending (every node that has any, or those
+        of ``nodes``)."""
+        rows = self._rows("SELECT node, public_key FROM pending_removals ORDER BY node")
+        found: dict[str, set[str]] = {}
+        wanted = None if nodes is None else set(nodes)
+        for node, key in rows:
+            if wanted is None or node in wanted:
+                found.setdefault(node, set()).add(key)
+        return found
+
+    def confirm_removals(self, node: str, keys: Collection[str], gone: Collection[str]) -> bool:
+        """``node`` applied a push made after ``keys``' removals were recorded: they are done.
+        ``gone``: the keys it holds no more (the others were placed back), whose last-seen
+        counters there are forgotten, so a key ever placed there again starts from zero.
+        Return whether a deleted account's key was among them (the caller scrubs the files)."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return False
+        with self.transaction():
+            unlinked = not set(wanted).isdisjoint(
+                r[0]
+                for r in self._rows(
+                    "SELECT public_key FROM pending_removals "
+                    "WHERE node = ? AND configuration_id IS NULL",
+                    (node,),
+                )
+            )
+            self.db.executemany(
+                "DELETE FROM pending_removals WHERE node = ? AND public_key = ?",
+                [(node, key) for key in wanted],
+            )
+            drop = set(gone)
+            seen = self.peer_counters_of([node]).get(node) if drop else None
+            if seen is not None:
+                stale = [k for k in seen.keys if k.removeprefix(OVERLAP_PREFIX) in drop]
+                if stale:
+                    self._write_last_seen({node: seen.without(stale)})
+        return unlinked
+
+    def placements_of(self, nodes: Collection[str]) -> dict[str, list[int]]:
+        """node -> row ids of the configurations placed on it (one text per node: a sync of
+        1,000 nodes reads 1,000 rows, not 100,000)."""
+        wanted = set(nodes)
+        if not wanted:
+            return {}
+        if self.db.dialect == "sqlite":
+            sql = "SELECT node, group_concat(configuration_id, ',') FROM configuration_nodes"
+        else:
+            sql = "SELECT node, string_agg(configuration_id::text, ',') FROM configuration_nodes"
+        if len(wanted) == 1:
+            rows = self._rows(sql + " WHERE node = ? GROUP BY node", [*wanted])
+        elif self.db.dialect == "postgresql":
+            rows = self._rows(sql + " WHERE node = ANY(?) GROUP BY node", [sorted(wanted)])
+        else:
+            rows = self._rows(sql + " GROUP BY node")
+        return {
+            node: list(map(int, str(text).split(",")))
+            for node, text in rows
+            if node in wanted and text
+        }
+
+    def used_total(self) -> int:
+        """The used-bytes running total of the whole store."""
+        row = self._one("SELECT bytes FROM store_totals WHERE name = 'used_bytes'")
+        return int(row[0]) if row else 0
 
     # --- top-ups and usage -------------------------------------------------------------------
 
@@ -1318,12 +1451,29 @@ class SqlStore:
         if any(previous):
             owners.update((key, i) for i, key in enumerate(previous) if key)
         plan_names = {p: p[1:] if p else None for p in set(plans)}
+        ids = list(map(int, fields[0::5]))
+        leaving = self._own_pending_keys(owners, ids)
         return SyncLedger(
-            owners,
-            fields[1::5],
-            list(map(int, fields[0::5])),
-            list(map(plan_names.__getitem__, plans)),
+            owners, fields[1::5], ids, list(map(plan_names.__getitem__, plans)), leaving
         )
+
+    def _own_pending_keys(self, owners: dict[str, int], ids: list[int]) -> frozenset[str]:
+        """Keys on their way off nodes still bill their configuration (a replaced key whose
+        grace ended, a disabled one): their last bytes count. Return those the configuration
+        owns only that way."""
+        rows = self._rows(
+            "SELECT DISTINCT public_key, configuration_id FROM pending_removals "
+            "WHERE configuration_id IS NOT NULL"
+        )
+        leaving = set()
+        if rows:
+            entry_of = dict(zip(ids, range(len(ids)), strict=True))
+            for key, config_id in rows:
+                entry = entry_of.get(int(config_id))
+                if entry is not None and key not in owners:
+                    owners[key] = entry
+                    leaving.add(key)
+        return frozenset(leaving)
 
     def _sync_ledger_by_rows(self) -> SyncLedger:
         rows = self._rows(
@@ -1331,9 +1481,9 @@ class SqlStore:
         )
         owners = {r[3]: i for i, r in enumerate(rows)}
         owners.update((r[4], i) for i, r in enumerate(rows) if r[4] is not None)
-        return SyncLedger(
-            owners, [r[1] for r in rows], [int(r[0]) for r in rows], [r[2] for r in rows]
-        )
+        ids = [int(r[0]) for r in rows]
+        leaving = self._own_pending_keys(owners, ids)
+        return SyncLedger(owners, [r[1] for r in rows], ids, [r[2] for r in rows], leaving)
 
     def apply_accounting(
         self,
