@@ -15,7 +15,7 @@ import yaml
 
 from orchestrator.cli.output import Output, Registrar, fail_lines
 from orchestrator.core.fleetplan import render_plan
-from orchestrator.errors import ConfigError, ExitCode, UsageError, WgfleetError
+from orchestrator.errors import ExitCode, UsageError, WgfleetError
 from orchestrator.settings import Settings
 
 
@@ -28,15 +28,11 @@ def cmd_schema(args: argparse.Namespace, settings: Settings, output: Output) -> 
 
 def cmd_validate(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     """Every error of the file at once, one line each: FILE:LINE: FIELD: VALUE: problem."""
-    from orchestrator.core.fleetfile import FleetFileInvalid, parse_fleet_file
+    from orchestrator.core.fleetfile import FleetFileInvalid
+    from orchestrator.service.fleet_file import read_fleet_file
 
     try:
-        with open(args.file, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise ConfigError(args.file, "(file)", args.file, exc.strerror or str(exc)) from None
-    try:
-        fleet = parse_fleet_file(text, args.file)
+        fleet, _digest = read_fleet_file(args.file)
     except FleetFileInvalid as exc:
         _report_invalid(exc, output)
         return ExitCode.USAGE
