@@ -63,7 +63,10 @@ def config(nodes: str, extra: str = "") -> str:
             'version: 1\nplans:\n  b: {quota: "\\u0661\\u0662GiB"}\n',
             "f.yml:3: plans.b.quota: '\u0661\u0662GiB': a size such as",
         ),
-        ('version: 1\nplans:\n  b: {quota: "１GiB"}\n', "f.yml:3: plans.b.quota: '１GiB'"),
+        (
+            'version: 1\nplans:\n  b: {quota: "\uff11GiB"}\n',
+            "f.yml:3: plans.b.quota: '\uff11GiB'",
+        ),
         (
             'version: 1\nplans:\n  b: {quota: 1, price: "\\u0664.99"}\n',
             "f.yml:3: plans.b.price: '\u0664.99': a decimal amount",
@@ -95,7 +98,7 @@ def test_hostile_fleet_files_name_file_line_field_and_value(text: str, expected:
 def test_sizes_stay_inside_64_bits() -> None:
     assert parse_size("8388607TiB") == 8388607 * 2**40
     assert parse_size(MAX_BYTES) == MAX_BYTES
-    for bad in ("8388608TiB", MAX_BYTES + 1, "١GiB", "1\u2003GiB", "1GiB\n"):
+    for bad in ("8388608TiB", MAX_BYTES + 1, "\u0661GiB", "1\u2003GiB", "1GiB\n"):
         with pytest.raises(ValueError):
             parse_size(bad)
 
