@@ -485,7 +485,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     if not chosen:
         return settings_from_mapping(None, "defaults", Path.cwd())
     file = Path(chosen).expanduser()
-    text = read_text(file, SETTINGS_MAX_BYTES, "settings file")
+    text = read_text(file, SETTINGS_MAX_BYTES, "a settings file")
     try:
         root = yaml_input.compose(text)
         raw = yaml_input.construct(root)

@@ -20,7 +20,7 @@ STDIN = "-"
 
 def read_bytes(path: str | os.PathLike[str], limit: int, what: str) -> bytes:
     """The file's bytes; ConfigError (exit 2) if it cannot be read or holds more than
-    ``limit`` bytes. ``what`` names the kind of file in the message ("fleet file")."""
+    ``limit`` bytes. ``what`` names the kind of file in the message ("a fleet file")."""
     name = str(path)
     if name == STDIN:
         return _read_bounded(sys.stdin.buffer, name, limit, what)
@@ -55,5 +55,5 @@ def _read_bounded(handle: BinaryIO, name: str, limit: int, what: str) -> bytes:
 
 def _too_large(name: str, size: str, limit: int, what: str) -> ConfigError:
     return ConfigError(
-        name, "(file)", size, f"larger than {describe(limit)}, the bound for a {what}; not read"
+        name, "(file)", size, f"larger than {describe(limit)}, the bound for {what}; not read"
     )

@@ -122,7 +122,7 @@ def read_fleet_file(path: str | Path) -> tuple[FleetFile, str]:
     """The parsed file and the digest of its bytes. A file over FLEET_FILE_MAX_BYTES is
     refused by its size before it is read (ConfigError); an invalid one raises
     FleetFileRejected listing every error. Both exit 2."""
-    data = read_bytes(path, FLEET_FILE_MAX_BYTES, "fleet file")
+    data = read_bytes(path, FLEET_FILE_MAX_BYTES, "a fleet file")
     try:
         text = decode_text(data)
         return parse_fleet_file(text, str(path)), hashlib.sha256(data).hexdigest()
@@ -215,7 +215,7 @@ def _plan(fleet: Fleet, file: FleetFile, digest: str, today: date | None) -> Fle
 def load_saved_plan(path: str | Path) -> dict[str, Any]:
     """A `plan --out` file, refused by its size (SAVED_PLAN_MAX_BYTES) before it is read and
     whole when it is not one (exit 2)."""
-    data = read_bytes(path, SAVED_PLAN_MAX_BYTES, "saved plan")
+    data = read_bytes(path, SAVED_PLAN_MAX_BYTES, "a saved plan")
     try:
         saved = json.loads(decode_text(data))
     except TextInputError as exc:
