@@ -63,8 +63,10 @@ def cmd_plan(args: argparse.Namespace, settings: Settings, output: Output) -> in
     from orchestrator.service.context import open_fleet
 
     try:
+        # The file first: an invalid one creates no store.
+        file, digest = fleet_file.read_fleet_file(args.file)
         with open_fleet(settings) as fleet:
-            plan = fleet_file.plan(fleet, args.file)
+            plan = fleet_file.plan_read(fleet, file, digest)
     except FleetFileInvalid as exc:
         _report_invalid(exc, output)
         return ExitCode.FAILED
@@ -97,6 +99,7 @@ def cmd_apply_file(args: argparse.Namespace, settings: Settings, output: Output)
     if not path:
         raise UsageError("apply: give the fleet file with -f FILE (or a saved --plan-file)")
     try:
+        fleet_file.read_fleet_file(path)  # refused before the lock (and the store) exist
         with fleet_lock(settings, wait=True, timeout=300):
             if saved is None and not args.yes:
                 # Approve what you see: the plan shown is the plan applied, or apply refuses.

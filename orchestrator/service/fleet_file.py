@@ -201,6 +201,12 @@ def plan(fleet: Fleet, path: str | Path, today: date | None = None) -> FleetPlan
     return _plan(fleet, file, digest, today)
 
 
+def plan_read(fleet: Fleet, file: FleetFile, digest: str, today: date | None = None) -> FleetPlan:
+    """The plan of a file already read with `read_fleet_file` (a caller that checks the file
+    before it opens the store)."""
+    return _plan(fleet, file, digest, today)
+
+
 def _plan(fleet: Fleet, file: FleetFile, digest: str, today: date | None) -> FleetPlan:
     state = fleet_state(fleet, file, today)
     changes = plan_changes(file, state)
@@ -562,5 +568,6 @@ __all__ = [
     "export",
     "load_saved_plan",
     "plan",
+    "plan_read",
     "read_fleet_file",
 ]
