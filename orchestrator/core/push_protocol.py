@@ -9,6 +9,7 @@ without changing anything when either is not so, and then the controller sends t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -147,8 +148,8 @@ def parse_answer(text: str) -> PushAnswer:
             kind == "removed"
             and len(parts) == 4
             and valid_key(parts[1])
-            and parts[2].isdigit()
-            and parts[3].isdigit()
+            and _count(parts[2]) is not None
+            and _count(parts[3]) is not None
         ):
             peer = RemovedPeer(parts[1], int(parts[2]), int(parts[3]))
             (overlap_removed if overlap_interface else removed).append(peer)
@@ -166,11 +167,30 @@ def parse_answer(text: str) -> PushAnswer:
         added=tuple(added),
         changed=tuple(changed),
         removed=tuple(removed),
-        unchanged=int(summary.get("unchanged", "0")),
-        static=int(summary.get("static", "0")),
-        elapsed_ms=int(summary.get("elapsed_ms", "0")),
+        unchanged=_summary_count(summary, "unchanged"),
+        static=_summary_count(summary, "static"),
+        elapsed_ms=_summary_count(summary, "elapsed_ms"),
         summary=summary,
         overlap=OverlapRemovals(overlap_interface, overlap_epoch, tuple(overlap_removed))
         if overlap_interface
         else None,
     )
+
+
+# A byte count or a number of the summary: ASCII digits (str.isdigit would take '²', which
+# int() refuses) and at most a signed 64-bit integer, what the store keeps.
+_COUNT_RE = re.compile(r"0|[1-9][0-9]{0,18}")
+_MAX_COUNT = 2**63 - 1
+
+
+def _count(text: str) -> int | None:
+    if _COUNT_RE.fullmatch(text) is None or int(text) > _MAX_COUNT:
+        return None
+    return int(text)
+
+
+def _summary_count(summary: dict[str, str], name: str) -> int:
+    value = _count(summary.get(name, "0"))
+    if value is None:
+        raise PushProtocolError(f"summary {name}={summary[name][:24]!r} is not a count")
+    return value

@@ -138,7 +138,7 @@ def _csv_records(lines: list[str], skip: set[int]) -> list[tuple[int, Record | B
 def _header_problem(header: list[str]) -> str | None:
     parts = []
     if unknown := [h for h in header if h not in FIELDS]:
-        parts.append(f"unknown {', '.join(unknown)}")
+        parts.append(f"unknown {', '.join(quote(h, 40) for h in unknown[:5])}")
     if repeated := sorted({h for h in header if header.count(h) > 1}):
         parts.append(f"repeated {', '.join(repeated)}")
     if missing := [f for f in REQUIRED if f not in header]:

@@ -24,6 +24,7 @@ import yaml
 from yaml.resolver import Resolver
 
 from orchestrator.core.input_limits import YAML_MAX_DEPTH, YAML_MAX_NODES
+from orchestrator.core.quoting import sanitize
 
 try:  # libyaml when present (about 10x faster); the events, nodes and marks are the same
     from yaml import cyaml
@@ -115,6 +116,19 @@ else:  # pragma: no cover
             Resolver.__init__(self)
 
 
+def _not_yaml(exc: yaml.YAMLError) -> str:
+    """PyYAML's reason on one line (its str() spans several, with a caret drawing)."""
+    reason = getattr(exc, "problem", None) or getattr(exc, "reason", None)
+    if isinstance(exc, yaml.reader.ReaderError):
+        reason = (
+            f"character U+{exc.character:04X} is not allowed"
+            if isinstance(exc.character, int)
+            else reason
+        )
+    text = " ".join(str(reason or exc).split())
+    return "not YAML: " + sanitize(text, 200)
+
+
 def _error_line(exc: yaml.YAMLError) -> int:
     return _line(getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None))
 
@@ -147,8 +161,7 @@ def _check_events(text: str, aliases: bool, max_nodes: int, max_depth: int) -> N
             if count > max_nodes:
                 raise YamlInputError(_line(event.start_mark), f"more than {max_nodes} values")
     except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise YamlInputError(_error_line(exc), f"not YAML: {problem}") from None
+        raise YamlInputError(_error_line(exc), _not_yaml(exc)) from None
     finally:
         loader.dispose()
 
@@ -216,8 +229,7 @@ def compose(
     try:
         root: yaml.Node | None = loader.get_single_node()
     except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise YamlInputError(_error_line(exc), f"not YAML: {problem}") from None
+        raise YamlInputError(_error_line(exc), _not_yaml(exc)) from None
     finally:
         loader.dispose()
     if root is not None and aliases:
@@ -233,8 +245,7 @@ def construct(node: yaml.Node | None) -> Any:
     try:
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise YamlInputError(_error_line(exc), f"not YAML: {problem}") from None
+        raise YamlInputError(_error_line(exc), _not_yaml(exc)) from None
     finally:
         loader.dispose()
 

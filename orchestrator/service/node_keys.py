@@ -8,6 +8,7 @@ and at the end the next key and port become the node's own.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -46,7 +47,10 @@ def parse_node_key_answer(node: str, text: str) -> NodeKeyAnswer:
         raise NodeKeyRefused(node, f"wgfleet-node-key answered {text[:120]!r}")
     port = None
     rest = lines[1:]
-    if rest and rest[0].startswith("port ") and rest[0][5:].isdigit():
+    if rest and rest[0].startswith("port "):
+        # ASCII digits, a real port: str.isdigit() would take '²', which int() refuses.
+        if re.fullmatch(r"[1-9][0-9]{0,4}", rest[0][5:]) is None or int(rest[0][5:]) > 65535:
+            raise NodeKeyRefused(node, f"wgfleet-node-key answered port {rest[0][5:40]!r}")
         port = int(rest[0][5:])
         rest = rest[1:]
     if not rest:

@@ -66,7 +66,7 @@ def test_json_lines_and_csv_parse_alike() -> None:
             "configuration,price\na,1\n",
             [
                 "line 1: header: 'configuration,price': a CSV header names configuration, amount, "
-                "invoice and bytes and/or plan, each once: unknown price; missing amount, invoice; "
+                "invoice and bytes and/or plan, each once: unknown 'price'; missing amount, invoice; "
                 "missing bytes or plan"
             ],
         ),
