@@ -214,7 +214,9 @@ def cmd_plans_set(args: argparse.Namespace, settings: Settings, output: Output) 
         try:
             valid_until = date.fromisoformat(args.valid_until)
         except ValueError:
-            raise UsageError(f"--valid-until {args.valid_until!r}: a date as YYYY-MM-DD") from None
+            raise UsageError(
+                f"--valid-until {quote(args.valid_until)}: a date as YYYY-MM-DD"
+            ) from None
     plan = Plan(
         args.name,
         args.quota,

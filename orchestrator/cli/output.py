@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 
 from orchestrator.core.input_limits import MAX_BYTES
-from orchestrator.core.quoting import quote
+from orchestrator.core.quoting import quote, sanitize
 from orchestrator.settings import Settings
 
 EXIT_CODES_HELP = """\
@@ -64,4 +64,5 @@ def positive_int(text: str) -> int:
 def fail_lines(prefix: str, failures: list[tuple[str, str]]) -> None:
     """One stderr line per failed node: `wgfleet: PREFIX NODE: REASON`."""
     for node, reason in failures:
-        sys.stderr.write(f"wgfleet: {prefix} {node}: {reason}\n")
+        # A reason may carry a node's own words (a push refusal): one escaped line.
+        sys.stderr.write(f"wgfleet: {prefix} {sanitize(node, 200)}: {sanitize(reason)}\n")

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.core.quoting import quote
+
 SSH_PORT = 22
 
 
@@ -28,7 +30,7 @@ def parse_public_key(text: str) -> tuple[str, str]:
     """``"ssh-ed25519 AAAA... comment"`` -> ``("ssh-ed25519", "AAAA...")``."""
     parts = text.split()
     if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-")):
-        raise ValueError(f"not an OpenSSH public key: {text[:40]!r}")
+        raise ValueError(f"not an OpenSSH public key: {quote(text, 40)}")
     return parts[0], parts[1]
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from orchestrator.core.peers import DesiredPeer, PeerDelta, valid_key
+from orchestrator.core.quoting import quote, sanitize
 
 HEADER = "wgfleet-peers 1"
 
@@ -120,10 +121,12 @@ def parse_answer(text: str) -> PushAnswer:
     lines = text.splitlines()
     if not lines or lines[-1] != "ok":
         errors = [line.removeprefix("error ") for line in lines if line.startswith("error ")]
-        raise PushProtocolError(errors[0] if errors else f"no 'ok' in answer: {text[-200:]!r}")
+        raise PushProtocolError(
+            sanitize(errors[0], 300) if errors else f"no 'ok' in answer: {quote(text[-200:])}"
+        )
     if lines[0].startswith("resync "):
         if len(lines) != 2 or not lines[0].removeprefix("resync ").strip():
-            raise PushProtocolError(f"a resync answer is one reason and 'ok': {text[:200]!r}")
+            raise PushProtocolError(f"a resync answer is one reason and 'ok': {quote(text[:200])}")
         return PushAnswer(epoch="", interface_up=False, resync=lines[0].removeprefix("resync "))
     epoch = ""
     added: list[str] = []
@@ -156,7 +159,7 @@ def parse_answer(text: str) -> PushAnswer:
         elif kind == "summary":
             summary = dict(part.split("=", 1) for part in parts[1:] if "=" in part)
         else:
-            raise PushProtocolError(f"line {number} not understood: {line[:80]!r}")
+            raise PushProtocolError(f"line {number} not understood: {quote(line, 80)}")
     if not epoch or not summary:
         raise PushProtocolError("answer lacks an epoch or a summary")
     if overlap_interface and not overlap_epoch:
@@ -192,5 +195,5 @@ def _count(text: str) -> int | None:
 def _summary_count(summary: dict[str, str], name: str) -> int:
     value = _count(summary.get(name, "0"))
     if value is None:
-        raise PushProtocolError(f"summary {name}={summary[name][:24]!r} is not a count")
+        raise PushProtocolError(f"summary {name}={quote(summary[name], 24)} is not a count")
     return value

@@ -58,3 +58,44 @@ def test_config_errors_quote_the_value_and_name_the_line() -> None:
 def test_a_nodes_stderr_line_is_escaped_in_the_error() -> None:
     error = RemoteCommandFailed("n1", "wgfleet-peers", 1, "ok\nerror \x1b[2Jforged\u202e")
     assert str(error) == "n1: `wgfleet-peers` exited 1: error \\x1b[2Jforged\\u202e"
+
+
+def test_a_nodes_refusal_reaches_the_operator_as_one_escaped_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from orchestrator.cli.output import fail_lines
+    from orchestrator.core.push_protocol import PushProtocolError, parse_answer
+
+    with pytest.raises(PushProtocolError) as raised:
+        parse_answer("error refused\x1b]0;owned\x07\u202e\nerror second\n")
+    assert str(raised.value) == "refused\\x1b]0;owned\\x07\\u202e"
+    fail_lines("push failed on", [("n1", "a\nwgfleet: forged line\x1b[2J")])
+    assert (
+        capsys.readouterr().err == "wgfleet: push failed on n1: a\\nwgfleet: forged line\\x1b[2J\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "shown"),
+    [
+        ("duration", "7\u202ed", "'7\\u202ed' is not a duration"),
+        ("shard", "1/\x1b4", "shard '1/\\x1b4': expected I/N"),
+        ("wgquick", "[Interface]\nPrivate\u2066Key = x\n", "unknown key 'Private\\u2066Key'"),
+        ("public key", "rsa\x00 " + "A" * 100, "not an OpenSSH public key: 'rsa\\x00 AAAA"),
+    ],
+)
+def test_parsers_quote_what_they_refuse(parse: str, text: str, shown: str) -> None:
+    from orchestrator.core.inventory import parse_public_key
+    from orchestrator.core.keys import parse_duration
+    from orchestrator.core.shard import parse_shard
+    from orchestrator.core.wgquick import parse_wg_quick
+
+    parsers = {
+        "duration": parse_duration,
+        "shard": parse_shard,
+        "wgquick": parse_wg_quick,
+        "public key": parse_public_key,
+    }
+    with pytest.raises(ValueError) as raised:
+        parsers[parse](text)
+    assert shown in str(raised.value)
