@@ -22,6 +22,7 @@ exit codes:
   3    another wgfleet run holds the fleet lock
   4    this machine lacks something the command needs (root, a tool, /dev/net/tun)
   130  interrupted
+  141  the output pipe closed early (e.g. `| head`); nothing more was printed
 """
 
 Handler = Callable[[argparse.Namespace, Settings, "Output"], int]
