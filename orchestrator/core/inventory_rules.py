@@ -24,9 +24,11 @@ PSK_FILE_RE = re.compile(PSK_FILE_PATTERN)
 # What the role's assert allows (Linux: at most 15 bytes with the overlap twin's "n"), but
 # never starting with '-', which a node command would read as an option.
 INTERFACE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_=+.-]{0,13}$")
+# A DNS name (underscores allowed: /etc/hosts names carry them), never starting with '-',
+# which OpenSSH would read as an option.
 HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+    r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+    r"(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$"
 )
 PEER_FIELDS = frozenset({"public_key", "allowed_ips", "preshared_key_file"})
 MAX_STATIC_PEERS = 10_000
