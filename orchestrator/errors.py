@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from orchestrator.core.quoting import quote, sanitize
+
 
 class ExitCode(IntEnum):
     """Stable, documented process exit codes shared by every command."""
@@ -18,6 +20,7 @@ class ExitCode(IntEnum):
     BUSY = 3  # another run holds the fleet lock
     ENVIRONMENT = 4  # the machine lacks something: root, a tool, a kernel feature
     INTERRUPTED = 130  # stopped by Ctrl-C / SIGINT
+    PIPE_CLOSED = 141  # the reader of stdout went away (`| head`): 128 + SIGPIPE, as a shell says
 
 
 class WgfleetError(Exception):
@@ -27,16 +30,26 @@ class WgfleetError(Exception):
 
 
 class ConfigError(WgfleetError):
-    """A settings or input file is wrong: names the file, the field and the value."""
+    """A settings or input file is wrong: names the file (and the line when known), the
+    field and the value, quoted safely (control and bidi characters escaped, long values cut).
+    """
 
     exit_code = ExitCode.USAGE
 
-    def __init__(self, source: str, field: str, value: object, problem: str) -> None:
+    def __init__(
+        self, source: str, field: str, value: object, problem: str, *, line: int | None = None
+    ) -> None:
         self.source = source
         self.field = field
         self.value = value
         self.problem = problem
-        super().__init__(f"{source}: {field}: {value!r}: {problem}")
+        self.line = line
+        where = sanitize(source, 300) + (f":{line}" if line is not None else "")
+        super().__init__(f"{where}: {sanitize(field, 200)}: {quote(value)}: {problem}")
+
+    def at_line(self, line: int | None) -> ConfigError:
+        """The same error naming ``line`` (a loader that knows where the field was written)."""
+        return ConfigError(self.source, self.field, self.value, self.problem, line=line)
 
 
 class UsageError(WgfleetError):
@@ -149,5 +162,7 @@ class RemoteCommandFailed(NodeError):
         self.command = command
         self.status = status
         self.stderr = stderr
+        # The node's own words, which a tampered node chooses: one line, escaped, cut.
         first = stderr.strip().splitlines()[-1] if stderr.strip() else "no output on stderr"
+        first = sanitize(first, 300)
         super().__init__(node, f"`{command}` exited {status}: {first}")

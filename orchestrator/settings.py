@@ -16,8 +16,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from orchestrator.adapters.input_files import read_text
+from orchestrator.core import yaml_input
+from orchestrator.core.input_limits import SETTINGS_MAX_BYTES
 from orchestrator.core.keys import parse_duration
 from orchestrator.core.notify import webhook_problem
 from orchestrator.core.redaction import redact_url, webhook_origin
@@ -470,23 +471,27 @@ def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
 
 
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
-    """Settings from ``path``, else from ``$WGFLEET_CONFIG``, else the defaults."""
+    """Settings from ``path``, else from ``$WGFLEET_CONFIG``, else the defaults.
+
+    The file is refused by its size before it is read (``SETTINGS_MAX_BYTES``), then read as
+    strict YAML (no key twice, no aliases, no tab indentation); every error names the line.
+    """
     chosen = path if path is not None else os.environ.get(CONFIG_ENV)
     if not chosen:
         return settings_from_mapping(None, "defaults", Path.cwd())
     file = Path(chosen).expanduser()
+    text = read_text(file, SETTINGS_MAX_BYTES, "a settings file")
     try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(file), "(file)", str(file), exc.strerror or str(exc)) from None
+        root = yaml_input.compose(text)
+        raw = yaml_input.construct(root)
+    except yaml_input.YamlInputError as exc:
+        raise ConfigError(str(file), "(file)", exc.value, exc.problem, line=exc.line) from None
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "(file)"
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise ConfigError(str(file), where, "", f"not valid YAML: {problem}") from None
-    return settings_from_mapping(raw, str(file), file.resolve().parent)
+        return settings_from_mapping(raw, str(file), file.resolve().parent)
+    except ConfigError as exc:
+        if exc.line is not None or exc.source != str(file):
+            raise
+        raise exc.at_line(yaml_input.field_lines(root).get(exc.field)) from None
 
 
 # Policies a fleet file applies to the store; they override the settings file so that every

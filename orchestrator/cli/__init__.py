@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.table import Table
@@ -13,6 +15,7 @@ from orchestrator import __version__
 from orchestrator.cli import diagnose, fleet, keys, lab, nodes, pipeline, privacy
 from orchestrator.cli.output import EXIT_CODES_HELP, Handler, Output, positive_int
 from orchestrator.cli.redacted import redacted_traceback, settings_secrets
+from orchestrator.core.quoting import sanitize
 from orchestrator.core.redaction import redact_text, redact_url
 from orchestrator.errors import ExitCode, WgfleetError
 from orchestrator.settings import CONFIG_ENV, Settings, load_settings
@@ -132,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
             parents=[common],
             **kwargs,
         )
-        sub.set_defaults(handler=handler)
+        # "keys rotate ssh": what the preflight table below is keyed by.
+        sub.set_defaults(handler=handler, command_path=sub.prog.split(" ", 1)[-1])
         return sub
 
     demo = add(
@@ -164,6 +168,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+Check = Callable[[Settings, argparse.Namespace], None]
+
+
+def _needs_inventory(settings: Settings, args: argparse.Namespace) -> None:
+    from orchestrator.service import preflight
+
+    preflight.inventory(settings)
+
+
+def _needs_ssh_key(settings: Settings, args: argparse.Namespace) -> None:
+    from orchestrator.service import preflight
+
+    preflight.inventory(settings)
+    preflight.controller_key(settings, args.purpose)
+
+
+# What a command reads before it may create anything (the store, the lock, keys); the settings'
+# paths are checked for every command but these two, which touch none of them.
+PREFLIGHT: dict[str, tuple[Check, ...]] = {
+    "deploy": (_needs_inventory,),
+    "audit": (_needs_inventory,),
+    "diagnose": (_needs_inventory,),
+    "nodes trust": (_needs_inventory,),
+    "keys rotate ssh": (_needs_ssh_key,),
+}
+NO_PATHS = ("schema", "config show")
+
+
+def _preflight(settings: Settings, args: argparse.Namespace) -> None:
+    from orchestrator.service import preflight
+
+    path = getattr(args, "command_path", "")
+    if path in NO_PATHS:
+        return
+    preflight.check_settings(settings)
+    for check in PREFLIGHT.get(path, ()):
+        check(settings, args)
+
+
+def _error_line(text: str) -> str:
+    """One line, whatever a message holds (its values are quoted where they are made; this
+    is the last guard for text that was not)."""
+    return f"wgfleet: error: {sanitize(text)}\n"
+
+
+def _closed_pipe() -> int:
+    """stdout's reader went away (`wgfleet --json peers list | head -1`): stop quietly.
+
+    Python would print a BrokenPipeError traceback, and another one when it flushes stdout at
+    exit; pointing stdout at /dev/null avoids the second. The exit code is a shell's for a
+    process ended by SIGPIPE (128 + 13), so `set -o pipefail` still sees the output was cut.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return int(ExitCode.PIPE_CLOSED)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -172,9 +235,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         secrets = settings_secrets(settings)
-        return int(args.handler(args, settings, output))
+        _preflight(settings, args)
+        code = int(args.handler(args, settings, output))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        return _closed_pipe()
     except WgfleetError as exc:
-        sys.stderr.write(f"wgfleet: error: {redact_text(str(exc), secrets)}\n")
+        with contextlib.suppress(BrokenPipeError):
+            sys.stderr.write(_error_line(redact_text(str(exc), secrets)))
         return int(exc.exit_code)
     except Exception:
         if not secrets:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from orchestrator.cli.output import Output, Registrar, fail_lines
 from orchestrator.core.keys import parse_duration
+from orchestrator.core.quoting import quote
 from orchestrator.errors import ExitCode, UsageError
 from orchestrator.settings import Settings
 
@@ -21,13 +22,13 @@ def cmd_diagnose(args: argparse.Namespace, settings: Settings, output: Output) -
     if args.target not in ACTIONS:
         node = args.target
         if args.node is not None:
-            raise UsageError(f"diagnose {node}: one node, then --for (got {args.node!r} too)")
+            raise UsageError(f"diagnose {node}: one node, then --for (got {quote(args.node)} too)")
         if args.duration is None:
             raise UsageError(f"diagnose {node}: give --for, e.g. --for 30m")
         try:
             seconds = parse_duration(args.duration)
         except ValueError as exc:
-            raise UsageError(f"--for {args.duration!r}: {exc}") from None
+            raise UsageError(f"--for {quote(args.duration)}: {exc}") from None
         state = diagnostics.start(settings, node, seconds, args.peer)
         output.result(
             state.as_dict(),

@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.table import Table
 
+from orchestrator.adapters.input_files import read_text
 from orchestrator.cli.output import Output, Registrar, fail_lines, positive_int
 from orchestrator.cli.secret_output import (
     SecretDestination,
@@ -22,6 +23,7 @@ from orchestrator.cli.secret_output import (
     secret_destination,
     write_files,
 )
+from orchestrator.core.input_limits import TOPUP_BATCH_MAX_BYTES
 from orchestrator.core.models import Configuration, DisabledReason, Plan, ResetRule
 from orchestrator.core.redaction import redact_url
 from orchestrator.errors import ExitCode, UsageError
@@ -203,6 +205,14 @@ def cmd_accounts_delete(args: argparse.Namespace, settings: Settings, output: Ou
 
 
 def cmd_plans_set(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.core.peers import NAME_RE
+    from orchestrator.core.quoting import quote
+    from orchestrator.core.topup_batch import AMOUNT_RE
+
+    if not NAME_RE.fullmatch(args.name):
+        raise UsageError(f"plan {quote(args.name)}: use lowercase letters, digits, '.', '_' or '-'")
+    if args.price is not None and not AMOUNT_RE.fullmatch(args.price):
+        raise UsageError(f"--price {quote(args.price)}: a decimal amount such as 4.99")
     if not 1 <= args.anchor_day <= 28:
         raise UsageError(f"--anchor-day {args.anchor_day}: must be 1..28")
     valid_until = None
@@ -210,7 +220,9 @@ def cmd_plans_set(args: argparse.Namespace, settings: Settings, output: Output) 
         try:
             valid_until = date.fromisoformat(args.valid_until)
         except ValueError:
-            raise UsageError(f"--valid-until {args.valid_until!r}: a date as YYYY-MM-DD") from None
+            raise UsageError(
+                f"--valid-until {quote(args.valid_until)}: a date as YYYY-MM-DD"
+            ) from None
     plan = Plan(
         args.name,
         args.quota,
@@ -491,10 +503,7 @@ def _topup_batch(args: argparse.Namespace, settings: Settings, output: Output) -
 
     if args.configuration or args.invoice or args.amount or args.bytes or args.plan:
         raise UsageError("--from takes everything from the file: give no other top-up options")
-    try:
-        text = sys.stdin.read() if args.batch == "-" else Path(args.batch).read_text("utf-8")
-    except OSError as exc:
-        raise UsageError(f"{args.batch}: {exc.strerror or exc}") from None
+    text = read_text(args.batch, TOPUP_BATCH_MAX_BYTES, "a top-up batch")
     with _fleet(settings) as fleet:
         outcomes = topup_batch(fleet, text, args.batch)
 
@@ -886,7 +895,9 @@ def cmd_usage_check(args: argparse.Namespace, settings: Settings, output: Output
     for m in mismatches:
         sys.stderr.write(
             f"wgfleet: usage mismatch for {m.subject}: {m.kind} bytes kept {m.stored}, "
-            f"recomputed from top-ups and usage {m.recomputed}\n"
+            f"recomputed from top-ups and usage {m.recomputed}"
+            + (f" ({m.note})" if m.note else "")
+            + "\n"
         )
     return ExitCode.FAILED if mismatches else ExitCode.OK
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -140,19 +139,10 @@ def cmd_lab_exec(args: argparse.Namespace, settings: Settings, output: Output) -
 
 
 def cmd_lab_tunnel_up(args: argparse.Namespace, settings: Settings, output: Output) -> int:
-    from orchestrator.core.wgquick import WgQuickError
-    from orchestrator.errors import ConfigError
     from orchestrator.service import lab
 
-    path = Path(args.config_file)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), "(file)", str(path), exc.strerror or str(exc)) from None
-    try:
-        pid = lab.tunnel_up(settings, args.client, text)
-    except WgQuickError as exc:
-        raise ConfigError(str(path), f"line {exc.line}", "", str(exc)) from None
+    text = lab.read_client_config(args.config_file)
+    pid = lab.tunnel_up(settings, args.client, text)
     output.result(
         {"client": args.client, "tunnel_pid": pid},
         lambda: output.out.print(f"{args.client}: tunnel up (wireguard-go pid {pid})"),

@@ -10,6 +10,8 @@ from typing import Any
 
 from rich.console import Console
 
+from orchestrator.core.input_limits import MAX_BYTES
+from orchestrator.core.quoting import quote, sanitize
 from orchestrator.settings import Settings
 
 EXIT_CODES_HELP = """\
@@ -21,6 +23,7 @@ exit codes:
   4    this machine lacks something the command needs (root, a tool, /dev/net/tun),
        or cannot use the PostgreSQL store (down, wrong password, no such database)
   130  interrupted
+  141  the output pipe closed early (e.g. `| head`); nothing more was printed
 """
 
 Handler = Callable[[argparse.Namespace, Settings, "Output"], int]
@@ -51,16 +54,17 @@ Registrar = Callable[..., argparse.ArgumentParser]
 
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative")
-    return value
+    """A whole number 0..2^63-1 written in ASCII digits (int() alone would take "١٢",
+    "1_000" or " 12 ", and numbers no store column holds)."""
+    if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
+        raise argparse.ArgumentTypeError(f"{quote(text)} is negative")
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > MAX_BYTES:
+        raise argparse.ArgumentTypeError(f"{quote(text)} is not a whole number 0..{MAX_BYTES}")
+    return int(text)
 
 
 def fail_lines(prefix: str, failures: list[tuple[str, str]]) -> None:
     """One stderr line per failed node: `wgfleet: PREFIX NODE: REASON`."""
     for node, reason in failures:
-        sys.stderr.write(f"wgfleet: {prefix} {node}: {reason}\n")
+        # A reason may carry a node's own words (a push refusal): one escaped line.
+        sys.stderr.write(f"wgfleet: {prefix} {sanitize(node, 200)}: {sanitize(reason)}\n")

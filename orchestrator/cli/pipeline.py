@@ -15,7 +15,7 @@ import yaml
 
 from orchestrator.cli.output import Output, Registrar, fail_lines
 from orchestrator.core.fleetplan import render_plan
-from orchestrator.errors import ConfigError, ExitCode, UsageError, WgfleetError
+from orchestrator.errors import ExitCode, UsageError, WgfleetError
 from orchestrator.settings import Settings
 
 
@@ -28,15 +28,11 @@ def cmd_schema(args: argparse.Namespace, settings: Settings, output: Output) -> 
 
 def cmd_validate(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     """Every error of the file at once, one line each: FILE:LINE: FIELD: VALUE: problem."""
-    from orchestrator.core.fleetfile import FleetFileInvalid, parse_fleet_file
+    from orchestrator.core.fleetfile import FleetFileInvalid
+    from orchestrator.service.fleet_file import read_fleet_file
 
     try:
-        with open(args.file, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise ConfigError(args.file, "(file)", args.file, exc.strerror or str(exc)) from None
-    try:
-        fleet = parse_fleet_file(text, args.file)
+        fleet, _digest = read_fleet_file(args.file)
     except FleetFileInvalid as exc:
         _report_invalid(exc, output)
         return ExitCode.USAGE
@@ -67,8 +63,10 @@ def cmd_plan(args: argparse.Namespace, settings: Settings, output: Output) -> in
     from orchestrator.service.context import open_fleet
 
     try:
+        # The file first: an invalid one creates no store.
+        file, digest = fleet_file.read_fleet_file(args.file)
         with open_fleet(settings) as fleet:
-            plan = fleet_file.plan(fleet, args.file)
+            plan = fleet_file.plan_read(fleet, file, digest)
     except FleetFileInvalid as exc:
         _report_invalid(exc, output)
         return ExitCode.FAILED
@@ -105,6 +103,7 @@ def cmd_apply_file(args: argparse.Namespace, settings: Settings, output: Output)
     if not path:
         raise UsageError("apply: give the fleet file with -f FILE (or a saved --plan-file)")
     try:
+        fleet_file.read_fleet_file(path)  # refused before the lock (and the store) exist
         with fleet_lock(settings, wait=True, timeout=300):
             if saved is None and not args.yes:
                 # Approve what you see: the plan shown is the plan applied, or apply refuses.

@@ -3,6 +3,8 @@
 Parsing is strict and complete: every error names the file, the line, the field and the value,
 and all of them are reported at once, before anything is touched. The same rules produce the
 file's JSON Schema (`wgfleet schema`), so editors and CI can check a file without wgfleet.
+The YAML itself is read by core/yaml_input: no key twice, no anchors or aliases (a reviewed
+file means what its lines say), no tab indentation, bounded nesting.
 """
 
 from __future__ import annotations
@@ -16,11 +18,16 @@ from typing import Any
 
 import yaml
 
+from orchestrator.core import yaml_input
+from orchestrator.core.input_limits import MAX_BYTES
 from orchestrator.core.keys import parse_duration
+from orchestrator.core.node_names import NODE_NAME_PATTERN, node_name_problem
 from orchestrator.core.peers import NAME_RE, USERNAME_RE, valid_key
+from orchestrator.core.quoting import quote, sanitize
 
 VERSION = 1
-SIZE_RE = re.compile(r"^(\d{1,15})\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$")
+# ASCII digits only: \d would take Arabic-Indic or fullwidth digits, which int() reads too.
+SIZE_RE = re.compile(r"^([0-9]{1,15}) *(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$")
 SIZE_UNITS = {
     None: 1,
     "B": 1,
@@ -33,10 +40,11 @@ SIZE_UNITS = {
     "GB": 10**9,
     "TB": 10**12,
 }
-PRICE_RE = re.compile(r"^\d{1,12}(\.\d{1,4})?$")
-NODE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-DURATION_PATTERN = r"^(0|\d{1,6}[smhd])$"
-SIZE_PATTERN = r"^\d{1,15}\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$"
+PRICE_RE = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,4})?$")
+DURATION_PATTERN = r"^(0|[0-9]{1,6}[smhd])$"
+SIZE_PATTERN = r"^[0-9]{1,15} *(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$"
+# Free text a file may carry (a device id, a contact, a path): a bound, not a format.
+TEXT_MAX = 255
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,8 @@ class FleetFileError:
     problem: str
 
     def __str__(self) -> str:
-        return f"{self.source}:{self.line}: {self.field}: {self.value!r}: {self.problem}"
+        where = f"{sanitize(self.source, 300)}:{self.line}: {sanitize(self.field, 200)}"
+        return f"{where}: {quote(self.value)}: {self.problem}"
 
 
 class FleetFileInvalid(ValueError):
@@ -117,16 +126,22 @@ class FleetFile:
 
 
 def parse_size(value: object) -> int:
+    """Bytes, from a number or a text such as ``10GiB``; at most MAX_BYTES (a signed 64-bit
+    integer, what the store keeps)."""
     if isinstance(value, bool):
         raise ValueError("a size such as 10GiB or a number of bytes")
     if isinstance(value, int):
-        if value < 0:
+        size = value
+        if size < 0:
             raise ValueError("must not be negative")
-        return value
-    match = SIZE_RE.match(str(value).strip())
-    if not match:
-        raise ValueError("a size such as 10GiB, 500MB or a number of bytes")
-    return int(match.group(1)) * SIZE_UNITS[match.group(2)]
+    else:
+        match = SIZE_RE.fullmatch(str(value).strip(" "))
+        if not match:
+            raise ValueError("a size such as 10GiB, 500MB or a number of bytes")
+        size = int(match.group(1)) * SIZE_UNITS[match.group(2)]
+    if size > MAX_BYTES:
+        raise ValueError(f"at most {MAX_BYTES} bytes (8 EiB)")
+    return size
 
 
 def format_size(size: int) -> int | str:
@@ -139,9 +154,20 @@ def format_size(size: int) -> int | str:
 
 # --- the rules, written once: the parser and the JSON Schema both read them --------------------
 
-_STR = {"type": "string"}
+_STR = {"type": "string", "maxLength": TEXT_MAX}
+_PATH = {"type": "string", "maxLength": 4096, "description": "Ansible inventory path"}
 _NAME = {"type": "string", "pattern": NAME_RE.pattern}
-_SIZE = {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": SIZE_PATTERN}]}
+_NODE = {
+    "type": "string",
+    "pattern": NODE_NAME_PATTERN,
+    "not": {"enum": ["all", "ungrouped", "localhost"]},
+}
+_SIZE = {
+    "oneOf": [
+        {"type": "integer", "minimum": 0, "maximum": MAX_BYTES},
+        {"type": "string", "pattern": SIZE_PATTERN},
+    ]
+}
 _DURATION = {"type": "string", "pattern": DURATION_PATTERN}
 _DAYS = {"type": "integer", "minimum": 1}
 
@@ -163,7 +189,7 @@ ACCOUNT_FIELDS: dict[str, dict[str, Any]] = {"device_id": _STR, "contact": _STR}
 CONFIGURATION_FIELDS: dict[str, dict[str, Any]] = {
     "name": _NAME,
     "account": {"type": "string", "pattern": USERNAME_RE.pattern},
-    "nodes": {"type": "array", "items": _NAME, "minItems": 1, "uniqueItems": True},
+    "nodes": {"type": "array", "items": _NODE, "minItems": 1, "uniqueItems": True},
     "public_key": {"type": "string", "pattern": "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"},
     "plan": _NAME,
     "quota": {"oneOf": [_SIZE, {"const": "unmetered"}]},
@@ -207,10 +233,10 @@ def json_schema() -> dict[str, Any]:
             schema["required"] = required
         return {**schema, **extra}
 
-    def named(item: dict[str, Any]) -> dict[str, Any]:
+    def named(item: dict[str, Any], names: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
             "type": "object",
-            "propertyNames": {"pattern": NAME_RE.pattern},
+            "propertyNames": names or {"pattern": NAME_RE.pattern},
             "additionalProperties": item,
         }
 
@@ -221,8 +247,8 @@ def json_schema() -> dict[str, Any]:
         **obj(
             {
                 "version": {"const": VERSION},
-                "inventory": {"type": "string", "description": "Ansible inventory path"},
-                "nodes": named(obj(NODE_FIELDS)),
+                "inventory": _PATH,
+                "nodes": named(obj(NODE_FIELDS), _NODE),
                 "plans": named(obj(PLAN_FIELDS, REQUIRED["plan"])),
                 "accounts": named(obj(ACCOUNT_FIELDS, REQUIRED["account"])),
                 "configurations": {
@@ -294,8 +320,8 @@ def _plain(node: yaml.Node) -> Any:
     if node is None:
         return None
     try:
-        value = yaml.safe_load(yaml.serialize(node))
-    except (yaml.YAMLError, ValueError):
+        value = yaml_input.construct(node)
+    except ValueError:
         return node.value if isinstance(node, yaml.ScalarNode) else None
     if isinstance(value, date):
         return value.isoformat()
@@ -322,7 +348,10 @@ def _check(value: Any, rule: dict[str, Any]) -> str | None:
     if kind == "string":
         if not isinstance(value, str) or not value:
             return "expected a non-empty string"
-        if "pattern" in rule and not re.match(rule["pattern"], value):
+        if "maxLength" in rule and len(value) > rule["maxLength"]:
+            return f"at most {rule['maxLength']} characters"
+        # fullmatch: a pattern's `$` alone would let a trailing newline through.
+        if "pattern" in rule and not re.fullmatch(rule["pattern"], value):
             return _PATTERN_HINTS.get(rule["pattern"], f"does not match {rule['pattern']}")
         if rule.get("format") == "ipv4":
             try:
@@ -354,13 +383,10 @@ def parse_fleet_file(text: str, source: str) -> FleetFile:
     """The fleet file in ``text``; raises FleetFileInvalid listing every error at once."""
     reader = _Reader(source)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = str(getattr(exc, "problem", None) or exc)
+        root = yaml_input.compose(text, aliases=False)
+    except yaml_input.YamlInputError as exc:
         raise FleetFileInvalid(
-            [FleetFileError(source, line, "(file)", "", f"not YAML: {problem}")]
+            [FleetFileError(source, exc.line, "(file)", exc.value, exc.problem)]
         ) from None
     if root is None:
         raise FleetFileInvalid([FleetFileError(source, 1, "version", None, "missing")])
@@ -372,7 +398,7 @@ def parse_fleet_file(text: str, source: str) -> FleetFile:
         reader.scalar(top["version"][1], "version", {"const": VERSION})
     inventory = None
     if "inventory" in top:
-        inventory = reader.scalar(top["inventory"][1], "inventory", _STR)
+        inventory = reader.scalar(top["inventory"][1], "inventory", _PATH)
     nodes = _nodes(reader, top.get("nodes"))
     plans = _plans(reader, top.get("plans"))
     accounts = _accounts(reader, top.get("accounts"))
@@ -396,9 +422,13 @@ def _named(
     }[section]
     found = []
     for name, (key_node, value_node) in reader.mapping(entry[1], section, None).items():
-        pattern = USERNAME_RE if section == "accounts" else NAME_RE
-        if not pattern.match(name):
-            reader.error(key_node, f"{section}.{name}", name, _PATTERN_HINTS[NAME_RE.pattern])
+        if section == "nodes":
+            problem = node_name_problem(name)
+        else:
+            pattern = USERNAME_RE if section == "accounts" else NAME_RE
+            problem = None if pattern.fullmatch(name) else _PATTERN_HINTS[NAME_RE.pattern]
+        if problem is not None:
+            reader.error(key_node, f"{section}.{name}", name, problem)
             continue
         found.append((name, key_node, reader.mapping(value_node, f"{section}.{name}", fields)))
     return found
@@ -444,6 +474,11 @@ def _plans(reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None) -> tuple[
         got = _fields(reader, values, f"plans.{name}", PLAN_FIELDS)
         if got.get("quota") is None:
             continue
+        try:
+            quota = parse_size(got["quota"])
+        except ValueError as exc:
+            reader.error(values["quota"][1], f"plans.{name}.quota", got["quota"], str(exc))
+            continue
         if got.get("valid_until") is not None:
             try:
                 date.fromisoformat(got["valid_until"])
@@ -458,7 +493,7 @@ def _plans(reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None) -> tuple[
         specs.append(
             PlanSpec(
                 name,
-                parse_size(got["quota"]),
+                quota,
                 got.get("reset") or "never",
                 got.get("anchor_day") or 1,
                 got.get("price"),
@@ -497,7 +532,7 @@ def _configurations(
         where = f"configurations[{index}]"
         values = reader.mapping(item, where, CONFIGURATION_FIELDS)
         named = _plain(values["name"][1]) if "name" in values else None
-        if isinstance(named, str) and NAME_RE.match(named):
+        if isinstance(named, str) and NAME_RE.fullmatch(named):
             where = f"configurations.{named}"
         missing = [f for f in REQUIRED["configuration"] if f not in values]
         for name in missing:
@@ -509,12 +544,19 @@ def _configurations(
             plain = _plain(nodes_node)
             if not isinstance(plain, list) or not plain:
                 reader.error(nodes_node, f"{where}.nodes", plain, "a list of node names")
-            elif len(set(map(str, plain))) != len(plain):
+            elif any(node_name_problem(n) for n in plain):
+                bad = next(n for n in plain if node_name_problem(n))
+                reader.error(nodes_node, f"{where}.nodes", bad, str(node_name_problem(bad)))
+            elif len(set(plain)) != len(plain):
                 reader.error(nodes_node, f"{where}.nodes", plain, "a node is listed twice")
             else:
                 nodes = [str(n) for n in plain]
         quota = got.get("quota")
-        quota_bytes = None if quota in (None, "unmetered") else parse_size(quota)
+        try:
+            quota_bytes = None if quota in (None, "unmetered") else parse_size(quota)
+        except ValueError as exc:
+            reader.error(values["quota"][1], f"{where}.quota", quota, str(exc))
+            continue
         if got.get("public_key") and not valid_key(got["public_key"]):
             continue
         if missing or None in (got.get("name"), got.get("account"), got.get("public_key")):

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.core.quoting import quote
+
 SSH_PORT = 22
 
 
@@ -30,7 +32,7 @@ def parse_public_key(text: str) -> tuple[str, str]:
     """``"ssh-ed25519 AAAA... comment"`` -> ``("ssh-ed25519", "AAAA...")``."""
     parts = text.split()
     if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-")):
-        raise ValueError(f"not an OpenSSH public key: {text[:40]!r}")
+        raise ValueError(f"not an OpenSSH public key: {quote(text, 40)}")
     return parts[0], parts[1]
 
 
@@ -292,17 +294,36 @@ def render_inventory(
     }
 
 
+class InventoryShapeError(ValueError):
+    """A part of the inventory is not the mapping Ansible's YAML inventory needs there."""
+
+    def __init__(self, where: str, value: object) -> None:
+        self.where = where
+        self.value = value
+        super().__init__(f"{where}: expected a mapping")
+
+
+def _mapping(value: object, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InventoryShapeError(where, value)
+    return value
+
+
 def inventory_hosts(inventory: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every host of an inventory in the shape above, with its group vars merged under its own."""
+    """Every host of an inventory in the shape above, with its group vars merged under its own.
+    Raises InventoryShapeError naming the first part that is not a mapping."""
     found: dict[str, dict[str, Any]] = {}
 
-    def walk(group: Mapping[str, Any], inherited: Mapping[str, Any]) -> None:
-        merged = {**inherited, **dict(group.get("vars") or {})}
-        for name, variables in (group.get("hosts") or {}).items():
-            found[str(name)] = {**merged, **dict(variables or {})}
-        for child in (group.get("children") or {}).values():
-            walk(child or {}, merged)
+    def walk(group: Mapping[str, Any], inherited: Mapping[str, Any], where: str) -> None:
+        merged = {**inherited, **_mapping(group.get("vars"), f"{where}.vars")}
+        for name, variables in _mapping(group.get("hosts"), f"{where}.hosts").items():
+            found[str(name)] = {**merged, **_mapping(variables, f"{where}.hosts.{name}")}
+        for child_name, child in _mapping(group.get("children"), f"{where}.children").items():
+            child_where = f"{where}.children.{child_name}"
+            walk(_mapping(child, child_where), merged, child_where)
 
-    for top in inventory.values():
-        walk(top or {}, {})
+    for name, top in _mapping(inventory, "(top level)").items():
+        walk(_mapping(top, str(name)), {}, str(name))
     return found

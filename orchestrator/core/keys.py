@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from orchestrator.core.audit import Check
 from orchestrator.core.models import Node
+from orchestrator.core.quoting import quote
 
 _DURATION_RE = re.compile(r"^(\d{1,6})([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -25,7 +26,7 @@ def parse_duration(text: str) -> int:
         return 0
     match = _DURATION_RE.match(text.strip())
     if not match:
-        raise ValueError(f"{text!r} is not a duration such as 30s, 15m, 12h or 7d")
+        raise ValueError(f"{quote(text)} is not a duration such as 30s, 15m, 12h or 7d")
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from orchestrator.core.peers import DesiredPeer, PeerDelta, valid_key
+from orchestrator.core.quoting import quote, sanitize
 
 HEADER = "wgfleet-peers 1"
 
@@ -81,7 +82,7 @@ MAX_COUNT = 2**63 - 1
 
 def _count(text: str, what: str) -> int:
     if _COUNT.fullmatch(text) is None or int(text) > MAX_COUNT:
-        raise PushProtocolError(f"{what} {text[:24]!r} is not a count")
+        raise PushProtocolError(f"{what} {quote(text, 24)} is not a count")
     return int(text)
 
 
@@ -132,10 +133,12 @@ def parse_answer(text: str) -> PushAnswer:
     lines = text.splitlines()
     if not lines or lines[-1] != "ok":
         errors = [line.removeprefix("error ") for line in lines if line.startswith("error ")]
-        raise PushProtocolError(errors[0] if errors else f"no 'ok' in answer: {text[-200:]!r}")
+        raise PushProtocolError(
+            sanitize(errors[0], 300) if errors else f"no 'ok' in answer: {quote(text[-200:])}"
+        )
     if lines[0].startswith("resync "):
         if len(lines) != 2 or not lines[0].removeprefix("resync ").strip():
-            raise PushProtocolError(f"a resync answer is one reason and 'ok': {text[:200]!r}")
+            raise PushProtocolError(f"a resync answer is one reason and 'ok': {quote(text[:200])}")
         return PushAnswer(epoch="", interface_up=False, resync=lines[0].removeprefix("resync "))
     epoch = ""
     added: list[str] = []
@@ -164,7 +167,7 @@ def parse_answer(text: str) -> PushAnswer:
         elif kind == "summary":
             summary = dict(part.split("=", 1) for part in parts[1:] if "=" in part)
         else:
-            raise PushProtocolError(f"line {number} not understood: {line[:80]!r}")
+            raise PushProtocolError(f"line {number} not understood: {quote(line, 80)}")
     if not epoch or not summary:
         raise PushProtocolError("answer lacks an epoch or a summary")
     if overlap_interface and not overlap_epoch:

@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from orchestrator.core.quoting import quote
+
 SHARD_RE = re.compile(r"^([1-9][0-9]*)/([1-9][0-9]*)$")
 
 
@@ -34,8 +36,8 @@ def parse_shard(text: str) -> Shard:
     """``I/N`` with 1 <= I <= N; raises ValueError with a message naming the value."""
     match = SHARD_RE.match(text.strip())
     if not match:
-        raise ValueError(f"shard {text!r}: expected I/N, for example 1/4")
+        raise ValueError(f"shard {quote(text)}: expected I/N, for example 1/4")
     index, count = int(match[1]), int(match[2])
     if index > count:
-        raise ValueError(f"shard {text!r}: I must be between 1 and N")
+        raise ValueError(f"shard {quote(text)}: I must be between 1 and N")
     return Shard(index, count)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from orchestrator.core.quoting import quote
+
 # Keys wg-quick consumes itself; `wg setconf` rejects them (this is `wg-quick strip`).
 WG_QUICK_ONLY = {
     "address",
@@ -102,11 +104,11 @@ def parse_wg_quick(text: str) -> WgQuickConfig:
             raise WgQuickError(number, "a setting before any section")
         key, sep, value = line.partition("=")
         if not sep:
-            raise WgQuickError(number, f"expected 'Key = value', got {line!r}")
+            raise WgQuickError(number, f"expected 'Key = value', got {quote(line)}")
         key, value = key.strip(), value.strip()
         allowed = INTERFACE_KEYS if current.name == "Interface" else PEER_KEYS
         if key.lower() not in allowed:
-            raise WgQuickError(number, f"unknown key {key!r} in [{current.name}]")
+            raise WgQuickError(number, f"unknown key {quote(key)} in [{current.name}]")
         if key.lower() == "saveconfig" and value.lower() == "true":
             raise WgQuickError(number, "SaveConfig would write live peer state to disk")
         current.values.append((key, value, number))

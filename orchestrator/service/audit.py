@@ -76,10 +76,13 @@ def parse_probe_output(text: str) -> dict[str, Probe]:
     lines: list[str] = []
     for line in text.splitlines():
         if line.startswith(f"{PROBE_MARK}-status ") and name is not None:
-            probes[name] = Probe(int(line.split()[-1]), "\n".join(lines))
+            # The node's words: a status that is not a small number is a failed probe (-1).
+            status = line.removeprefix(f"{PROBE_MARK}-status ").strip()
+            code = int(status) if status.isascii() and status.isdigit() and len(status) < 4 else -1
+            probes[name] = Probe(code, "\n".join(lines))
             name, lines = None, []
         elif line.startswith(f"{PROBE_MARK} "):
-            name, lines = line.split(maxsplit=1)[1], []
+            name, lines = line.removeprefix(f"{PROBE_MARK} ").strip(), []
         elif name is not None:
             lines.append(line)
     return probes

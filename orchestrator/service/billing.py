@@ -3,14 +3,25 @@ transaction, idempotent per invoice (a re-run grants nothing again and says so p
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from orchestrator.core.models import TopUp
-from orchestrator.core.topup_batch import BadLine, TopUpLine, parse_batch
+from orchestrator.core.quoting import sanitize
+from orchestrator.core.topup_batch import (
+    BadLine,
+    TopUpLine,
+    granted_total_problem,
+    parse_batch,
+    recorded_differences,
+)
 from orchestrator.errors import UsageError
 from orchestrator.service.context import Fleet
+
+# How many bad lines the one-line error shows (all are in ``BatchRejected.bad``).
+SHOWN_BAD_LINES = 20
 
 
 @dataclass(frozen=True)
@@ -26,11 +37,16 @@ class LineOutcome:
 
 
 class BatchRejected(UsageError):
+    """The batch is refused whole (exit 2): ``bad`` lists every bad line; the message, one
+    line, names the file and the first ones as FILE:LINE: FIELD: VALUE: problem."""
+
     def __init__(self, source: str, bad: list[BadLine]) -> None:
         self.bad = bad
+        where = sanitize(source, 300)
+        shown = [f"{where}:{str(b).removeprefix('line ')}" for b in bad[:SHOWN_BAD_LINES]]
+        more = f"; and {len(bad) - SHOWN_BAD_LINES} more" if len(bad) > SHOWN_BAD_LINES else ""
         super().__init__(
-            f"{source}: {len(bad)} bad line(s), nothing applied: "
-            + "; ".join(str(b) for b in bad[:20])
+            f"{where}: {len(bad)} bad line(s), nothing applied: " + "; ".join(shown) + more
         )
 
 
@@ -42,29 +58,37 @@ def topup_batch(
     plans = {p.name: p for p in store.plans()}
     with store.transaction():
         known = {c.name for c in store.configurations()}
+        granted_now = store.running_totals().granted
+        adding: dict[str, int] = defaultdict(int)
         checked: list[tuple[TopUpLine, int]] = []
         for line in lines:
             if line.configuration not in known:
-                bad.append(BadLine(line.line, f"no configuration {line.configuration!r}"))
+                bad.append(
+                    BadLine(line.line, "no such configuration", "configuration", line.configuration)
+                )
                 continue
             if line.plan is not None and line.plan not in plans:
-                bad.append(BadLine(line.line, f"no plan {line.plan!r}"))
+                bad.append(BadLine(line.line, "no such plan", "plan", line.plan))
                 continue
             granted = plans[line.plan].quota_bytes if line.plan else line.bytes_granted
             assert granted is not None
             earlier = store.topup(line.invoice)
-            if earlier is not None and (earlier.configuration, earlier.bytes_granted) != (
-                line.configuration,
-                granted,
-            ):
-                bad.append(
-                    BadLine(
-                        line.line,
-                        f"invoice {line.invoice!r} was recorded before for "
-                        f"{earlier.configuration} with {earlier.bytes_granted} bytes",
-                    )
-                )
-                continue
+            if earlier is not None:
+                differs = recorded_differences(earlier, line.configuration, line.amount, granted)
+                if differs:
+                    recorded = "was recorded before with " + ", ".join(differs)
+                    bad.append(BadLine(line.line, recorded, "invoice", line.invoice))
+                    continue
+            else:
+                current = granted_now.get(line.configuration, 0) + adding[line.configuration]
+                overflow = granted_total_problem(current, granted)
+                if overflow is not None:
+                    if line.plan:
+                        bad.append(BadLine(line.line, overflow, "plan", line.plan))
+                    else:
+                        bad.append(BadLine(line.line, overflow, "bytes", granted))
+                    continue
+                adding[line.configuration] += granted
             checked.append((line, granted))
         if bad:
             raise BatchRejected(source, sorted(bad, key=lambda b: b.line))

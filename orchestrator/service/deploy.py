@@ -13,6 +13,8 @@ from typing import Any
 import yaml
 
 from orchestrator.adapters import ansible, keyfiles, node_state, ssh
+from orchestrator.adapters.input_files import read_text
+from orchestrator.core import yaml_input
 from orchestrator.core.converge import (
     NodeRecord,
     Verdict,
@@ -21,7 +23,9 @@ from orchestrator.core.converge import (
     state_fingerprint,
     verdict,
 )
-from orchestrator.core.inventory import inventory_hosts
+from orchestrator.core.input_limits import INVENTORY_MAX_BYTES
+from orchestrator.core.inventory import InventoryShapeError, inventory_hosts
+from orchestrator.core.inventory_rules import host_problems, static_peers_problems
 from orchestrator.core.models import Node
 from orchestrator.core.peers import valid_key
 from orchestrator.core.playbook_events import PlayRecap, with_refused
@@ -107,10 +111,49 @@ def inventory_sources(settings: Settings) -> list[Path]:
 
 
 def _read_hosts(path: Path) -> dict[str, dict[str, Any]]:
+    """The inventory's hosts, read within its bound (INVENTORY_MAX_BYTES) as strict YAML
+    (aliases allowed, their expansion bounded), every host's name and the variables wgfleet
+    relies on checked (core/inventory_rules); the first problem is a ConfigError naming its
+    line."""
+    text = read_text(path, INVENTORY_MAX_BYTES, "an inventory")
     try:
-        return inventory_hosts(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(str(path), "(file)", str(path), f"cannot read inventory: {exc}") from None
+        root = yaml_input.compose(text, aliases=True)
+        hosts = inventory_hosts(yaml_input.construct(root) or {})
+    except yaml_input.YamlInputError as exc:
+        raise ConfigError(str(path), "(file)", exc.value, exc.problem, line=exc.line) from None
+    except InventoryShapeError as exc:
+        line = yaml_input.field_lines(root).get(exc.where)
+        raise ConfigError(
+            str(path), exc.where, exc.value, "expected a mapping", line=line
+        ) from None
+    problems = [p for name, variables in hosts.items() for p in host_problems(name, variables)]
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        line = _host_line(yaml_input.field_lines(root), first.host, first.variable)
+        raise ConfigError(str(path), first.field, first.value, first.problem + more, line=line)
+    return hosts
+
+
+def _host_line(lines: Mapping[str, int], host: str, variable: str) -> int | None:
+    """Where ``host`` (or its ``variable``, maybe inherited from a group) is written."""
+    wanted = [f"hosts.{host}.{variable}", f"vars.{variable}"] if variable else []
+    for suffix in [*wanted, f"hosts.{host}"]:
+        for name, line in lines.items():
+            if name == suffix or name.endswith("." + suffix):
+                return line
+    return None
+
+
+def check_static_peers(extravars: Mapping[str, Any] | None) -> None:
+    """The deploy's ``wgfleet_static_peers`` (node -> peers written into its wg-quick file),
+    refused whole before anything runs when a field could reach the node's shell line."""
+    if not extravars or "wgfleet_static_peers" not in extravars:
+        return
+    problems = static_peers_problems(extravars["wgfleet_static_peers"])
+    if problems:
+        first = problems[0]
+        raise ConfigError("extra vars", first.field, first.value, first.problem)
 
 
 def node_host_vars(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -235,9 +278,13 @@ def deploy(
     that is an Ansible pattern rather than a list of host names.
     """
     today = today or date.today()
+    # Everything a deploy reads from outside is checked before it creates anything (the
+    # controller's keys, the store): the inventory, the fleet file's node settings, the
+    # static peers.
+    check_static_peers(extravars)
+    inputs = DeployInputs.read(settings)
     controller_vars = node_extravars(settings)
     all_extravars = {**controller_vars, **dict(extravars or {})}
-    inputs = DeployInputs.read(settings)
     hosts = _named_hosts(inputs.host_vars, limit)
     # Every host the run would reach shows its host key first: one that is not pinned, or
     # differs from its pin, never gets an Ansible connection (nor a state probe).

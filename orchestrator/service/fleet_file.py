@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -20,8 +21,10 @@ from typing import Any
 
 import yaml
 
+from orchestrator.adapters.input_files import read_bytes
 from orchestrator.core.fleetfile import (
     FleetFile,
+    FleetFileError,
     FleetFileInvalid,
     format_size,
     parse_fleet_file,
@@ -35,10 +38,12 @@ from orchestrator.core.fleetplan import (
     plan_problems,
     render_plan,
 )
+from orchestrator.core.input_limits import FLEET_FILE_MAX_BYTES, SAVED_PLAN_MAX_BYTES
 from orchestrator.core.keys import KeyAge
 from orchestrator.core.models import Account, Configuration, DisabledReason, Plan, ResetRule
 from orchestrator.core.peers import PoolExhausted, allocate_address
-from orchestrator.errors import ConfigError, StoreError, WgfleetError
+from orchestrator.core.text_input import TextInputError, decode_text
+from orchestrator.errors import ConfigError, StoreError, UsageError, WgfleetError
 from orchestrator.service import deploy as deploy_service
 from orchestrator.service.context import Fleet, open_fleet
 from orchestrator.service.keys import key_status
@@ -51,6 +56,17 @@ PLAN_FORMAT = "wgfleet-plan/1"
 
 class PlanRefused(WgfleetError):
     """The plan cannot be applied as it stands (the store would refuse it, or it is stale)."""
+
+
+class FleetFileRejected(UsageError, FleetFileInvalid):
+    """The fleet file is invalid (exit 2): ``errors`` lists every error, one line each; the
+    message holds the first ones on one line. Still a FleetFileInvalid for older callers."""
+
+    def __init__(self, errors: list[FleetFileError]) -> None:
+        self.errors = errors
+        shown = "; ".join(str(e) for e in errors[:5])
+        more = f"; and {len(errors) - 5} more error(s)" if len(errors) > 5 else ""
+        Exception.__init__(self, shown + more)
 
 
 @dataclass(frozen=True)
@@ -103,16 +119,18 @@ class ApplyResult:
 
 
 def read_fleet_file(path: str | Path) -> tuple[FleetFile, str]:
-    """The parsed file and the digest of its bytes; FleetFileInvalid lists every error."""
+    """The parsed file and the digest of its bytes. A file over FLEET_FILE_MAX_BYTES is
+    refused by its size before it is read (ConfigError); an invalid one raises
+    FleetFileRejected listing every error. Both exit 2."""
+    data = read_bytes(path, FLEET_FILE_MAX_BYTES, "a fleet file")
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(str(path), "(file)", str(path), exc.strerror or str(exc)) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(str(path), "(file)", str(path), "not UTF-8 text") from None
-    return parse_fleet_file(text, str(path)), hashlib.sha256(data).hexdigest()
+        text = decode_text(data)
+        return parse_fleet_file(text, str(path)), hashlib.sha256(data).hexdigest()
+    except TextInputError as exc:
+        error = FleetFileError(str(path), exc.line, "(file)", exc.value, exc.problem)
+        raise FleetFileRejected([error]) from None
+    except FleetFileInvalid as exc:
+        raise FleetFileRejected(exc.errors) from None
 
 
 def fleet_state(fleet: Fleet, file: FleetFile, today: date | None = None) -> FleetState:
@@ -183,6 +201,12 @@ def plan(fleet: Fleet, path: str | Path, today: date | None = None) -> FleetPlan
     return _plan(fleet, file, digest, today)
 
 
+def plan_read(fleet: Fleet, file: FleetFile, digest: str, today: date | None = None) -> FleetPlan:
+    """The plan of a file already read with `read_fleet_file` (a caller that checks the file
+    before it opens the store)."""
+    return _plan(fleet, file, digest, today)
+
+
 def _plan(fleet: Fleet, file: FleetFile, digest: str, today: date | None) -> FleetPlan:
     state = fleet_state(fleet, file, today)
     changes = plan_changes(file, state)
@@ -195,12 +219,16 @@ def _plan(fleet: Fleet, file: FleetFile, digest: str, today: date | None) -> Fle
 
 
 def load_saved_plan(path: str | Path) -> dict[str, Any]:
+    """A `plan --out` file, refused by its size (SAVED_PLAN_MAX_BYTES) before it is read and
+    whole when it is not one (exit 2)."""
+    data = read_bytes(path, SAVED_PLAN_MAX_BYTES, "a saved plan")
     try:
-        saved = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(str(path), "(file)", str(path), exc.strerror or str(exc)) from None
-    except ValueError as exc:
-        raise ConfigError(str(path), "(file)", str(path), f"not a saved plan: {exc}") from None
+        saved = json.loads(decode_text(data))
+    except TextInputError as exc:
+        raise ConfigError(str(path), "(file)", exc.value, exc.problem, line=exc.line) from None
+    except (ValueError, RecursionError) as exc:
+        # json's own errors, a number past 4,300 digits, nesting past the interpreter's stack
+        raise ConfigError(str(path), "(file)", "", f"not a saved plan: {exc}") from None
     if not isinstance(saved, dict) or saved.get("format") != PLAN_FORMAT:
         raise ConfigError(
             str(path),
@@ -208,7 +236,21 @@ def load_saved_plan(path: str | Path) -> dict[str, Any]:
             saved.get("format") if isinstance(saved, dict) else None,
             f"expected {PLAN_FORMAT} (write it with `plan --out`)",
         )
+    for name, pattern in _SAVED_PLAN_FIELDS.items():
+        value = saved.get(name)
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise ConfigError(
+                str(path), name, value, "not what `plan --out` writes: run `wgfleet plan` again"
+            )
     return saved
+
+
+# What apply reads of a saved plan (the rest it recomputes and compares).
+_SAVED_PLAN_FIELDS = {
+    "file": re.compile(r"[^\x00-\x1f\x7f]{1,4096}"),
+    "file_sha256": re.compile(r"[0-9a-f]{64}"),
+    "fingerprint": re.compile(r"[0-9A-Za-z:._-]{1,200}"),
+}
 
 
 def apply(
@@ -519,11 +561,13 @@ def export(fleet: Fleet) -> str:
 __all__ = [
     "ApplyResult",
     "FleetFileInvalid",
+    "FleetFileRejected",
     "FleetPlan",
     "PlanRefused",
     "apply",
     "export",
     "load_saved_plan",
     "plan",
+    "plan_read",
     "read_fleet_file",
 ]

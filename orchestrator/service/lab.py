@@ -18,10 +18,12 @@ from typing import Any
 import yaml
 
 from orchestrator.adapters import keyfiles, ssh
+from orchestrator.adapters.input_files import read_text
 from orchestrator.adapters.lab import clients as lab_clients
 from orchestrator.adapters.lab import machines, network, rootfs
 from orchestrator.adapters.lab.state import LabState, NodeRecord, lab_lock
 from orchestrator.adapters.proc import require_root, require_tools
+from orchestrator.core.input_limits import WG_QUICK_MAX_BYTES
 from orchestrator.core.inventory import (
     HostKey,
     InventoryHost,
@@ -41,7 +43,8 @@ from orchestrator.core.lab_layout import (
     node_capacity,
     plan_layout,
 )
-from orchestrator.errors import EnvironmentProblem, LabError, NodeError, UsageError
+from orchestrator.core.wgquick import WgQuickError, parse_wg_quick
+from orchestrator.errors import ConfigError, EnvironmentProblem, LabError, NodeError, UsageError
 from orchestrator.service.host_keys import pin_store
 from orchestrator.settings import Settings
 
@@ -493,6 +496,18 @@ def node_start(settings: Settings, name: str, progress: Progress = _quiet) -> No
         problems = _wait_ready(settings, [node], progress)
     if problems:
         raise LabError("node did not boot: " + "; ".join(problems))
+
+
+def read_client_config(path: str | os.PathLike[str]) -> str:
+    """A user's wg-quick file, read within WG_QUICK_MAX_BYTES and parsed strictly: its text,
+    or a ConfigError (exit 2) naming the file and the line."""
+    text = read_text(path, WG_QUICK_MAX_BYTES, "a wg-quick file")
+    try:
+        parse_wg_quick(text)
+    except WgQuickError as exc:
+        message = str(exc).removeprefix(f"line {exc.line}: ")
+        raise ConfigError(str(path), "(file)", "", message, line=exc.line) from None
+    return text
 
 
 def tunnel_up(settings: Settings, client_name: str, config_text: str) -> int:

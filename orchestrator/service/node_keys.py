@@ -18,6 +18,7 @@ from orchestrator.core.accounting import OVERLAP_PREFIX, Sample
 from orchestrator.core.collector import CounterParseError, parse_counters
 from orchestrator.core.models import Node
 from orchestrator.core.peers import valid_key
+from orchestrator.core.quoting import quote
 from orchestrator.errors import NodeError, StoreError, UsageError
 from orchestrator.service.context import Fleet
 from orchestrator.service.deploy import node_host_vars
@@ -44,10 +45,13 @@ def parse_node_key_answer(node: str, text: str) -> NodeKeyAnswer:
     if errors:
         raise NodeKeyRefused(node, f"wgfleet-node-key: {errors[0]}")
     if not lines or not lines[0].startswith("public ") or not valid_key(lines[0][7:]):
-        raise NodeKeyRefused(node, f"wgfleet-node-key answered {text[:120]!r}")
+        raise NodeKeyRefused(node, f"wgfleet-node-key answered {quote(text, 120)}")
     port = None
     rest = lines[1:]
-    if rest and rest[0].startswith("port ") and re.fullmatch(r"[1-9][0-9]{0,4}", rest[0][5:]):
+    if rest and rest[0].startswith("port "):
+        # ASCII digits, a real port: str.isdigit() would take '²', which int() refuses.
+        if re.fullmatch(r"[1-9][0-9]{0,4}", rest[0][5:]) is None or int(rest[0][5:]) > 65535:
+            raise NodeKeyRefused(node, f"wgfleet-node-key answered port {quote(rest[0][5:], 40)}")
         port = int(rest[0][5:])
         rest = rest[1:]
     if not rest:

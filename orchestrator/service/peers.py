@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
 from orchestrator.adapters import passwords, wgkeys
+from orchestrator.core.input_limits import MAX_BYTES
 from orchestrator.core.models import Account, Configuration, DisabledReason, TopUp
 from orchestrator.core.peers import (
     NAME_RE,
@@ -19,13 +19,17 @@ from orchestrator.core.peers import (
     render_client_config,
 )
 from orchestrator.core.quota import validity_after
+from orchestrator.core.quoting import quote
+from orchestrator.core.topup_batch import (
+    AMOUNT_RE,
+    INVOICE_RE,
+    granted_total_problem,
+    recorded_differences,
+)
 from orchestrator.errors import StoreError, UsageError
 from orchestrator.service.context import Fleet
 from orchestrator.service.privacy import check_contact
 from orchestrator.service.push import Change, PushResult, moved_by_one, push, record_change
-
-INVOICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
-AMOUNT_RE = re.compile(r"^\d{1,12}(\.\d{1,4})?$")
 
 
 @dataclass(frozen=True)
@@ -40,12 +44,16 @@ class NewConfiguration:
 def add_account(
     fleet: Fleet, username: str, password: str, device_id: str, contact: str | None = None
 ) -> Account:
-    if not USERNAME_RE.match(username):
-        raise UsageError(f"username {username!r}: use lowercase letters, digits, '.', '_' or '-'")
+    if not USERNAME_RE.fullmatch(username):
+        raise UsageError(
+            f"username {quote(username)}: use lowercase letters, digits, '.', '_' or '-'"
+        )
     if len(password) < 8:
         raise UsageError("password: at least 8 characters")
     if not device_id.strip():
         raise UsageError("device id: must not be empty")
+    if len(device_id) > 255 or not device_id.isprintable():
+        raise UsageError(f"device id {quote(device_id)}: at most 255 printable characters")
     check_contact(fleet.settings, contact, "--contact")
     account = Account(username, passwords.hash_password(password), device_id.strip(), contact)
     fleet.store.add_account(account)
@@ -111,8 +119,10 @@ def add_configuration(
     plan_row = store.plan(plan) if plan is not None else None
     store.account(account)
     config_name = name or next_name(account, store.configuration_names(f"{account}-"))
-    if not NAME_RE.match(config_name):
-        raise UsageError(f"name {config_name!r}: use lowercase letters, digits, '.', '_' or '-'")
+    if not NAME_RE.fullmatch(config_name):
+        raise UsageError(
+            f"name {quote(config_name)}: use lowercase letters, digits, '.', '_' or '-'"
+        )
     keys = wgkeys.new_keypair()
     preshared = wgkeys.new_preshared_key()
     with store.transaction():
@@ -197,6 +207,10 @@ def _forget(
     return removed, push(fleet, {n for c in removed for n in c.nodes}, change=change)
 
 
+class TopUpConflict(UsageError):
+    """An invoice already recorded with other fields (exit 2): nothing was granted."""
+
+
 def topup(
     fleet: Fleet,
     configuration: str,
@@ -207,22 +221,37 @@ def topup(
     plan: str | None = None,
     today: date | None = None,
 ) -> tuple[TopUp, bool]:
-    """Grant quota once per invoice: the same invoice again grants nothing and says so."""
-    if not INVOICE_RE.match(invoice):
-        raise UsageError(f"--invoice {invoice!r}: letters, digits and . _ / - only")
-    if not AMOUNT_RE.match(amount):
-        raise UsageError(f"--amount {amount!r}: a decimal number such as 4.99")
+    """Grant quota once per invoice: the same purchase again grants nothing and says so; the
+    same invoice with another configuration, amount or byte count is a TopUpConflict."""
+    if not INVOICE_RE.fullmatch(invoice):
+        raise UsageError(f"--invoice {quote(invoice)}: letters, digits and . _ / - only")
+    if not AMOUNT_RE.fullmatch(amount):
+        raise UsageError(f"--amount {quote(amount)}: a decimal number such as 4.99")
     if (bytes_granted is None) == (plan is None):
         raise UsageError("give exactly one of --bytes or --plan")
+    if bytes_granted is not None and not 0 <= bytes_granted <= MAX_BYTES:
+        raise UsageError(f"--bytes {quote(bytes_granted)}: 0 to {MAX_BYTES}")
     store = fleet.store
     bought = store.plan(plan) if plan is not None else None
     granted = bought.quota_bytes if bought is not None else bytes_granted
     assert granted is not None
-    if granted < 0:
-        raise UsageError(f"--bytes {granted}: must not be negative")
     day = today or date.today()
     with store.transaction():
         current = store.configuration(configuration)
+        earlier = store.topup(invoice)
+        if earlier is not None:
+            differs = recorded_differences(earlier, configuration, amount, granted)
+            if differs:
+                raise TopUpConflict(
+                    f"invoice {invoice} was recorded before with {', '.join(differs)}; "
+                    "nothing granted"
+                )
+            return earlier, False
+        holding = store.running_totals().granted.get(configuration, 0)
+        problem = granted_total_problem(holding, granted)
+        if problem is not None:
+            given = f"--plan {plan}" if plan else f"--bytes {granted}"
+            raise UsageError(f"{given}: {problem}; nothing granted")
         recorded, new = store.add_topup(TopUp(invoice, configuration, amount, granted, day))
         if new and bought is not None:
             # Buying a plan again renews it: its validity runs on from the current one.

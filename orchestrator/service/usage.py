@@ -23,6 +23,7 @@ from orchestrator.core.accounting import (
     account_columns,
     merge_seen,
 )
+from orchestrator.core.input_limits import MAX_BYTES
 from orchestrator.core.models import Configuration, Plan, TopUp, UsageTotal
 from orchestrator.core.node_trust import (
     MAX_TOTAL,
@@ -275,6 +276,7 @@ class TotalsMismatch:
     kind: str  # "granted" or "used"
     stored: int
     recomputed: int
+    note: str = ""  # e.g. a total past the store's 64 bits even where both sides agree
 
 
 def usage_check(fleet: Fleet) -> list[TotalsMismatch]:
@@ -288,4 +290,17 @@ def usage_check(fleet: Fleet) -> list[TotalsMismatch]:
     ]
     if stored.used != recomputed.used:
         mismatches.append(TotalsMismatch("store", "used", stored.used, recomputed.used))
+    # Equal but past 2^63-1: SQLite kept the sum as a floating-point number (inexact past
+    # 2^53), PostgreSQL would refuse the next change; either way the totals cannot be trusted.
+    past = f"past {MAX_BYTES}, more than the store's 64-bit totals hold"
+    mismatched = {(m.subject, m.kind) for m in mismatches}
+    mismatches += [
+        TotalsMismatch(name, "granted", stored.granted[name], total, past)
+        for name, total in sorted(recomputed.granted.items())
+        if name in stored.granted
+        and max(total, stored.granted[name]) > MAX_BYTES
+        and (name, "granted") not in mismatched
+    ]
+    if max(stored.used, recomputed.used) > MAX_BYTES and ("store", "used") not in mismatched:
+        mismatches.append(TotalsMismatch("store", "used", stored.used, recomputed.used, past))
     return mismatches

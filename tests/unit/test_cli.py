@@ -66,7 +66,7 @@ def test_bad_settings_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"wgfleet: error: {config}: lab.subnet: '192.0.2.0/24': must lie inside 198.18.0.0/16 "
+        f"wgfleet: error: {config}:2: lab.subnet: '192.0.2.0/24': must lie inside 198.18.0.0/16 "
         "(198.19/16 is for tunnels)"
     ]
 

@@ -74,7 +74,10 @@ BROKEN = [
     ("version: 1\nnodes: [a]\n", ["fleet.yml:2: nodes: ['a']: expected a mapping"]),
     (
         "version: 1\nnodes:\n  Node1: {}\n",
-        ["fleet.yml:3: nodes.Node1: 'Node1': use lowercase letters, digits, '.', '_' or '-'"],
+        [
+            "fleet.yml:3: nodes.Node1: 'Node1': a node name is 1-63 lowercase letters, digits, "
+            "'.', '_' or '-', starting with a letter or digit, and not all, ungrouped or localhost"
+        ],
     ),
     (
         "version: 1\nnodes:\n  n1: {port: 70000}\n",
@@ -147,7 +150,7 @@ BROKEN = [
     ),
     (
         "version: 1\nnodes: {a: {port: 0}\n",
-        ["fleet.yml:3: (file): '': not YAML: expected ',' or '}', but got '<stream end>'"],
+        ["fleet.yml:3: (file): '': not YAML: did not find expected ',' or '}'"],
     ),
 ]
 

@@ -46,40 +46,48 @@ def test_file_from_environment_with_relative_paths(
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("stor_url: x\n", "stor_url: 'x': unknown setting"),
-        ("ssh:\n  deploy_key: 7\n", "ssh.deploy_key: 7: expected a path"),
-        ("ssh:\n  connect_timeout: -1\n", "ssh.connect_timeout: -1: expected a positive number"),
+        ("stor_url: x\n", ":1: stor_url: 'x': unknown setting"),
+        ("ssh:\n  deploy_key: 7\n", ":2: ssh.deploy_key: 7: expected a path"),
+        (
+            "ssh:\n  connect_timeout: -1\n",
+            ":2: ssh.connect_timeout: -1: expected a positive number",
+        ),
         (
             "lab:\n  subnet: 10.0.0.0/24\n",
-            "lab.subnet: '10.0.0.0/24': must lie inside 198.18.0.0/16",
+            ":2: lab.subnet: '10.0.0.0/24': must lie inside 198.18.0.0/16",
         ),
         (
             "lab:\n  subnet: 198.19.0.0/24\n",
-            "lab.subnet: '198.19.0.0/24': must lie inside 198.18.0.0/16",
+            ":2: lab.subnet: '198.19.0.0/24': must lie inside 198.18.0.0/16",
         ),
-        ("lab:\n  subnet: 198.18.0.0/28\n", "lab.subnet: '198.18.0.0/28': must be a /24 or larger"),
-        ("lab:\n  name: My-Lab\n", "lab.name: 'My-Lab': must be 1-6 lowercase"),
-        ("lab: [1, 2]\n", "lab: [1, 2]: expected a mapping"),
-        ("- a list\n", "(top level): ['a list']: expected a mapping"),
-        ("a: [unclosed\n", "line 2: '': not valid YAML"),
+        (
+            "lab:\n  subnet: 198.18.0.0/28\n",
+            ":2: lab.subnet: '198.18.0.0/28': must be a /24 or larger",
+        ),
+        ("lab:\n  name: My-Lab\n", ":2: lab.name: 'My-Lab': must be 1-6 lowercase"),
+        ("lab: [1, 2]\n", ":1: lab: [1, 2]: expected a mapping"),
+        ("- a list\n", ": (top level): ['a list']: expected a mapping"),
+        ("a: [unclosed\n", ":2: (file): '': not YAML"),
         (
             "usage:\n  retention_days: 7\n",
-            "usage.retention_days: 7: a whole number of days, at least 31",
+            ":2: usage.retention_days: 7: a whole number of days, at least 31",
         ),
-        ("usage:\n  warn_percent: 150\n", "usage.warn_percent: 150: 1..100"),
+        ("usage:\n  warn_percent: 150\n", ":2: usage.warn_percent: 150: 1..100"),
         (
             "deploy:\n  full_every_days: -1\n",
-            "deploy.full_every_days: -1: a whole number of days, 0 for always",
+            ":2: deploy.full_every_days: -1: a whole number of days, 0 for always",
         ),
-        ("deploy:\n  every: 1\n", "deploy.every: 1: unknown setting"),
+        ("deploy:\n  every: 1\n", ":2: deploy.every: 1: unknown setting"),
     ],
 )
-def test_bad_settings_name_file_field_and_value(tmp_path: Path, text: str, message: str) -> None:
+def test_bad_settings_name_file_line_field_and_value(
+    tmp_path: Path, text: str, message: str
+) -> None:
     config = tmp_path / "bad.yml"
     config.write_text(text)
     with pytest.raises(ConfigError) as caught:
         load_settings(config)
-    assert str(caught.value).startswith(f"{config}: {message}")
+    assert str(caught.value).startswith(f"{config}{message}")
     assert "\n" not in str(caught.value)
     assert caught.value.exit_code == ExitCode.USAGE
 

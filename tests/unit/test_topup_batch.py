@@ -43,29 +43,31 @@ def test_json_lines_and_csv_parse_alike() -> None:
         ),
         (
             '{"configuration": "a", "amount": 4.99, "invoice": "I", "bytes": 1}\n',
-            ['line 1: amount 4.99: a decimal string such as "4.99"'],
+            ['line 1: amount: 4.99: a decimal string such as "4.99"'],
         ),
         (
             '{"configuration": "a", "amount": "1", "invoice": "I I", "bytes": 1}\n',
-            ["line 1: invoice 'I I': letters, digits and . _ / - only"],
+            ["line 1: invoice: 'I I': letters, digits and . _ / - only"],
         ),
         (
             '{"configuration": "a", "amount": "1", "invoice": "I", "bytes": -5}\n',
-            ["line 1: bytes -5: a whole number of bytes"],
+            ["line 1: bytes: -5: a whole number of bytes"],
         ),
         (
             '{"configuration": "a", "amount": "1", "invoice": "I", "bytes": 1, "card": "4111"}\n',
-            ["line 1: unknown field(s) card"],
+            ["line 1: card: '4111': unknown field"],
         ),
         (
             '{"configuration": "a", "amount": "1", "invoice": "I", "bytes": 1}\n'
             '{"configuration": "b", "amount": "1", "invoice": "I", "bytes": 2}\n',
-            ["line 2: invoice 'I' repeats line 1"],
+            ["line 2: invoice: 'I': repeats line 1"],
         ),
         (
             "configuration,price\na,1\n",
             [
-                "line 1: CSV header must name configuration, amount, invoice, bytes, plan; got configuration, price"
+                "line 1: header: 'configuration,price': a CSV header names configuration, amount, "
+                "invoice and bytes and/or plan, each once: unknown 'price'; missing amount, invoice; "
+                "missing bytes or plan"
             ],
         ),
         (
@@ -137,5 +139,6 @@ def test_a_batch_with_one_bad_line_applies_nothing(
     assert main(["topup", "--from", str(batch)]) == 2
     err = capsys.readouterr().err
     assert "2 bad line(s), nothing applied" in err
-    assert "line 3: no configuration 'nobody-1'" in err and "line 4: no plan 'gold'" in err
+    assert f"{batch}:3: configuration: 'nobody-1': no such configuration" in err
+    assert f"{batch}:4: plan: 'gold': no such plan" in err
     assert granted("ann-1") == 0

@@ -1609,16 +1609,22 @@ class SqlStore:
         )
 
     def recomputed_totals(self) -> RunningTotals:
-        """The same totals recomputed from the top-up and usage rows."""
-        granted = {
-            r[0]: int(r[1])
-            for r in self._rows(
-                "SELECT c.name, COALESCE(SUM(t.bytes_granted), 0) FROM configurations c "
-                "LEFT JOIN topups t ON t.configuration_id = c.id GROUP BY c.name"
-            )
-        }
-        row = self._one("SELECT COALESCE(SUM(rx_bytes + tx_bytes), 0) FROM usage_totals")
-        return RunningTotals(granted, int(row[0]) if row else 0)
+        """The same totals recomputed from the top-up and usage rows.
+
+        Summed here, not in SQL: a check must still work on a store whose totals outgrew 64
+        bits (SQLite's SUM raises "integer overflow", PostgreSQL's bigint addition "out of
+        range"), so that it can report them."""
+        granted = {r[0]: 0 for r in self._rows("SELECT name FROM configurations")}
+        for name, value in self._rows(
+            "SELECT c.name, t.bytes_granted FROM topups t "
+            "JOIN configurations c ON c.id = t.configuration_id"
+        ):
+            granted[name] += int(value)
+        used = sum(
+            int(rx) + int(tx)
+            for rx, tx in self._rows("SELECT rx_bytes, tx_bytes FROM usage_totals")
+        )
+        return RunningTotals(granted, used)
 
     def erase_usage_before(self, cutoff: date, keep: date) -> int:
         """Erase usage periods that started before ``cutoff`` (never the ``keep`` sentinel
