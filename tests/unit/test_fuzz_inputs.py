@@ -537,12 +537,6 @@ STRUCTURED_COUNTERS = st.tuples(
 ).map(lambda parts: parts[0] + "".join(parts[1]) + parts[2] + "".join(parts[3]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/collector.py takes any Unicode digit (str.isdigit), and int('\u00b2') raises a "
-    "bare ValueError past the sync's CounterParseError handler: the node-answers work of issue "
-    "20 (point 6) makes digits ASCII; drop this mark with it",
-)
 @FUZZ
 @given(st.one_of(STRUCTURED_COUNTERS, hostile(COUNTERS)))
 def test_counter_answers(text: str) -> None:
@@ -566,8 +560,6 @@ def test_node_key_answers(text: str) -> None:
         assert answer.port is None or 0 < answer.port < 65536
     except NodeKeyRefused as exc:
         one_line(str(exc))
-    except CounterParseError:
-        pytest.xfail("the counters part: see test_counter_answers")
 
 
 PROBE = "@@wgfleet-probe journald\nStorage=volatile\n@@wgfleet-probe-status 0\n"
