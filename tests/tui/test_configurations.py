@@ -119,16 +119,21 @@ async def test_top_up_changes_the_store_as_topup(twins: tuple[Settings, Settings
         dialog.query_one("#bytes", Input).value = str(5 * GIB)
         await pilot.click("#ok")
         await settle(pilot)
-        # The same invoice again grants nothing, and says so.
-        await pilot.press("t")
-        await pilot.pause()
-        dialog = app.screen
-        assert isinstance(dialog, TopUpDialog)
-        dialog.query_one("#invoice", Input).value = "INV-9"
-        dialog.query_one("#amount", Input).value = "4.99"
-        dialog.query_one("#plan", Select).value = "basic"
-        await pilot.click("#ok")
-        await settle(pilot)
+        # The same purchase again grants nothing, and says so; the same invoice with other
+        # fields is a conflict that grants nothing either.
+        for repeated in ("bytes", "plan"):
+            await pilot.press("t")
+            await pilot.pause()
+            dialog = app.screen
+            assert isinstance(dialog, TopUpDialog)
+            dialog.query_one("#invoice", Input).value = "INV-9"
+            dialog.query_one("#amount", Input).value = "4.99"
+            if repeated == "bytes":
+                dialog.query_one("#bytes", Input).value = str(5 * GIB)
+            else:
+                dialog.query_one("#plan", Select).value = "basic"
+            await pilot.click("#ok")
+            await settle(pilot)
     assert (
         run_cli(
             cli, "topup", "bob-1", "--bytes", str(5 * GIB), "--amount", "4.99", "--invoice", "INV-9"
@@ -138,6 +143,7 @@ async def test_top_up_changes_the_store_as_topup(twins: tuple[Settings, Settings
     assert dump(tui) == dump(cli)
     assert notes.having(f"granted {5 * GIB} bytes to bob-1")
     assert notes.having("already recorded", "warning")
+    assert notes.having("invoice INV-9 was recorded before with", "error")
     with open_fleet(tui) as fleet:
         assert fleet.store.topup("INV-9") is not None
         assert fleet.store.topup("INV-9").purchased_on == date.today()  # type: ignore[union-attr]
