@@ -3,10 +3,19 @@
 The lab fixture builds its own lab (name "t", subnet 198.18.32.0/20, state under a temporary
 directory), so it never touches an operator's default lab, and always tears it down, also when
 tests fail.
+
+`.ci/test` runs the suite in two pytest-xdist workers (`-n 2 --dist loadgroup`). Each worker
+has a lab of its own (worker 1: name "u", subnet 198.18.16.0/20), and every test module goes to
+one of two fixed groups (`LAB_GROUPS`): the first holds the modules that run Ansible (CPU-bound
+on the controller) and every test that needs no lab, the second the modules that mostly wait on
+real traffic, handshakes and graces. The two overlap instead of running one after the other.
+Within a group tests keep their file order, so a module that needs a bare lab (test_lab.py)
+still runs before the first deploy of its worker's lab.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 from collections.abc import Iterator
@@ -19,6 +28,20 @@ from orchestrator.settings import Settings, settings_from_mapping
 
 LAB_NODES = 3
 LAB_CLIENTS = 2
+
+# Worker index -> (lab name, subnet) when the suite runs in xdist workers; see the docstring.
+WORKER_LABS = (("t", "198.18.32.0/20"), ("u", "198.18.16.0/20"))
+# Modules of the second group (traffic, waits); every other test is in the first.
+TRAFFIC_MODULES = frozenset(
+    {
+        "tests/integration/test_push_delta.py",
+        "tests/integration/test_push_sync.py",
+        "tests/integration/test_rotation.py",
+        "tests/integration/test_shards.py",
+        "tests/integration/test_users_rights.py",
+        "tests/tui/test_lab_operations.py",
+    }
+)
 
 
 def lab_settings(base: Path, name: str, subnet: str) -> Settings:
@@ -74,12 +97,43 @@ def postgres_server() -> Iterator[str]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     reason = lab_unavailable()
-    if reason is None:
+    if reason is not None:
+        skip = pytest.mark.skip(reason=reason)
+        for item in items:
+            if "lab" in item.keywords:
+                item.add_marker(skip)
+    if getattr(config.option, "dist", "no") == "no":
         return
-    skip = pytest.mark.skip(reason=reason)
+
+    # The first group runs its lab tests before the tests that need no lab: a lab booted by a
+    # process that already ran the TUI's tests once failed to boot its nodes.
+    def group(item: pytest.Item) -> str:
+        return "traffic" if item.nodeid.split("::")[0] in TRAFFIC_MODULES else "ansible"
+
+    items.sort(key=lambda item: group(item) == "ansible" and "lab" not in item.keywords)
     for item in items:
-        if "lab" in item.keywords:
-            item.add_marker(skip)
+        item.add_marker(pytest.mark.xdist_group(group(item)))
+
+
+def worker_lab() -> tuple[str, str]:
+    """This process's lab name and subnet: $WGFLEET_TEST_LAB_NAME/_SUBNET (a second test run
+    beside this one, e.g. a benchmark's), else the defaults; a second xdist worker gets a name
+    and a /20 of its own."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw")) if worker.removeprefix("gw").isdigit() else 0
+    default_name, default_subnet = WORKER_LABS[min(index, len(WORKER_LABS) - 1)]
+    name = os.environ.get("WGFLEET_TEST_LAB_NAME")
+    subnet = os.environ.get("WGFLEET_TEST_LAB_SUBNET")
+    if name is None or subnet is None:
+        return default_name, default_subnet
+    if index == 0:
+        return name, subnet
+    network = ipaddress.ip_network(subnet)
+    return f"{name[:5]}{index}", str(
+        ipaddress.ip_network(
+            (int(network.network_address) + index * network.num_addresses, network.prefixlen)
+        )
+    )
 
 
 @pytest.fixture(scope="session")
@@ -87,9 +141,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     from orchestrator.service import lab as lab_service
 
     base = tmp_path_factory.mktemp("lab")
-    # Another name and /20 let a second test run share the machine (e.g. a benchmark's lab).
-    name = os.environ.get("WGFLEET_TEST_LAB_NAME", "t")
-    subnet = os.environ.get("WGFLEET_TEST_LAB_SUBNET", "198.18.32.0/20")
+    name, subnet = worker_lab()
     settings = lab_settings(base, name, subnet)
     # The same settings as a file, for tests that drive the `wgfleet` command itself.
     (base / "settings.yml").write_text(

@@ -113,6 +113,8 @@ def test_counters_with_an_overlap_section() -> None:
         (f"epoch e1\ninterface wg0n\n{OLD}\t1\t2\n", "expected 'epoch TOKEN'"),
         ("epoch e1\ninterface a\nepoch e2\ninterface b\nepoch e3\n", "more than one overlap"),
     ],
+    # Fixed ids: OLD is a fresh key per process, and the suite's workers must collect alike.
+    ids=["no-epoch", "peer-before-epoch", "two-overlaps"],
 )
 def test_bad_overlap_sections_reject_the_whole_answer(text: str, error: str) -> None:
     with pytest.raises(CounterParseError, match=error):
