@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchestrator.adapters.wgkeys import new_keypair, new_preshared_key
 from orchestrator.core.push_protocol import parse_answer
@@ -291,7 +293,7 @@ def test_reading_stops_at_a_line_over_the_bound(tmp_path: Path) -> None:
     )
     many = ",".join(["198.19.1.2/32"] * 20000)  # 280 kB, one line
     result = run(config, f"{HEAD}peer {key()} {many} -\nend\n")
-    assert result.stdout == "error a line exceeds 512 bytes\n"
+    assert result.stdout == "error line 4: longer than 512 bytes\n"
 
 
 def test_reading_stops_at_the_byte_bound(script: tuple[Path, Path]) -> None:
@@ -924,3 +926,59 @@ def test_the_config_the_role_renders_is_one_the_script_accepts(tmp_path: Path) -
     path.chmod(0o644)
     checked = run(path, "", "--check-config", str(path))
     assert (checked.returncode, checked.stdout) == (0, "")
+
+
+# --- the address check against ipaddress -----------------------------------------------------
+
+
+def load_module() -> Any:
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.SourceFileLoader("wgfleet_peers", str(SCRIPT))
+    spec = importlib.util.spec_from_loader("wgfleet_peers", loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+PEERS_MODULE = load_module()
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    network=st.tuples(st.integers(0, (1 << 32) - 1), st.integers(8, 30)),
+    own_offset=st.integers(1, 1 << 22),
+    where=st.sampled_from(["anywhere", "near the start", "near the end"]),
+    offset=st.integers(0, (1 << 32) - 1),
+)
+def test_the_fast_address_check_agrees_with_ipaddress(
+    network: tuple[int, int], own_offset: int, where: str, offset: int
+) -> None:
+    """Whatever the tunnel network's size (the /24 blocks of /12 to /24 by text, anything else
+    by number), an address is accepted exactly when ipaddress says it is a host of the network
+    other than the node's own."""
+    import ipaddress
+
+    value, prefix = network
+    net = ipaddress.IPv4Network((value, prefix), strict=False)
+    own = net[1 + own_offset % (net.num_addresses - 2)]
+    candidate = {
+        "anywhere": offset,
+        "near the start": int(net.network_address) + offset % 600 - 300,
+        "near the end": int(net.broadcast_address) + offset % 600 - 300,
+    }[where] % (1 << 32)
+    text = f"{ipaddress.IPv4Address(candidate)}/32"
+    tunnel = PEERS_MODULE.Tunnel([(int(net.network_address), prefix)], [int(own)], [], [])
+    expected = ipaddress.IPv4Address(candidate) in net and candidate not in (
+        int(net.network_address),
+        int(net.broadcast_address),
+        int(own),
+    )
+    try:
+        tunnel.addresses(text)
+        accepted = True
+    except ValueError:
+        accepted = False
+    assert accepted == expected, (str(net), str(own), text)
