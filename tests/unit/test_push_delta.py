@@ -279,3 +279,18 @@ def test_a_resync_answered_to_a_full_set_is_a_failure(
     monkeypatch.setattr(fleet, "run", confused)
     pushed = push_service.push(fleet, ["node1"])
     assert pushed.failed[0].error == "push refused: resync (node holds revision none, not 3)"
+
+
+def test_a_node_refusing_a_push_is_named_with_its_one_line(
+    fleet: Fleet, nodes: ScriptNodes
+) -> None:
+    """A node whose push config does not manage the interface the store names (a deploy that
+    has not run since the interface changed): the push fails on that node only, with the
+    node's own line, and nothing is written there."""
+    config = nodes.base / "node2" / "peers.json"
+    config.write_text(config.read_text().replace('"wgd2"', '"wgx2"'))
+    made = peers_service.add_configuration(fleet, "alice", nodes=["node1", "node2"], name="a-1")
+    assert [(n.node, n.error) for n in made.push.failed] == [
+        ("node2", "push refused: line 3: interface 'wgd2' is not managed here (managed: wgx2)")
+    ]
+    assert nodes.peers_file("node1").exists() and not nodes.peers_file("node2").exists()
