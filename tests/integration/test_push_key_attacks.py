@@ -3,10 +3,11 @@
 The real push key (`settings.ssh.push_key`, account `wgpush`, forced to `sudo -n
 wgfleet-peers`) sends hand-made requests to a deployed lab node over SSH. Each one must be
 answered with one `error ...` line (or `resync`, for a delta on another revision) and leave the
-node byte-identical: its live peers (`wg show wg0 allowed-ips`, `preshared-keys`), the persisted
-set and handover files, `ip route`, `ip -6 route` and `ip addr`, snapshotted as root over the
-deploy key. The snapshot is compared as hashes per section, so no preshared key ever reaches a
-test report. A legitimate push works afterwards.
+node byte-identical: its live peers (`wg show wg0 allowed-ips`, `preshared-keys`; their lines
+in any order, since `wg show` sorts peers by their latest handshake), the persisted set and
+handover files, `ip route`, `ip -6 route` and `ip addr`, snapshotted as root over the deploy
+key. The snapshot is compared as hashes per section, so no preshared key ever reaches a test
+report. A legitimate push works afterwards.
 
 SSH-level abuses of the key (PTY, forwarding, agent, other commands) are tested elsewhere.
 """
@@ -61,11 +62,16 @@ class Node:
         return self.root.run(command).stdout
 
     def snapshot(self) -> dict[str, str]:
-        """Each section's SHA-256: compared, never shown."""
+        """Each section's SHA-256: compared, never shown. `wg show` lists peers by their
+        latest handshake, so its lines are compared as a set (a client's rekey reorders them)."""
         text = self.sh(SNAPSHOT)
-        sections = text.split("=== ")[1:]
-        assert [s.split("\n", 1)[0] for s in sections] == list(SECTIONS)
-        return {s.split("\n", 1)[0]: hashlib.sha256(s.encode()).hexdigest()[:16] for s in sections}
+        sections = dict(s.split("\n", 1) for s in text.split("=== ")[1:])
+        assert list(sections) == list(SECTIONS)
+        for name in ("allowed-ips", "preshared-keys"):
+            sections[name] = "\n".join(sorted(sections[name].splitlines()))
+        return {
+            name: hashlib.sha256(body.encode()).hexdigest()[:16] for name, body in sections.items()
+        }
 
     def send(self, request: str) -> ssh.CommandResult:
         return self.push.run("wgfleet-peers", stdin=request, check=False, timeout=120)
