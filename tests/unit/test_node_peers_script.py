@@ -828,7 +828,7 @@ def test_a_delta_failing_half_way_is_undone_too(tmp_path: Path) -> None:
     assert parse_answer(node.run(delta_request(8, 9, {}, keys[:3])).stdout).delta
 
 
-def test_a_delta_whose_live_values_differ_from_the_persisted_set_asks_for_the_full_set(
+def test_a_delta_whose_live_peers_differ_from_the_persisted_set_asks_for_the_full_set(
     tmp_path: Path,
 ) -> None:
     node = FakeNode(tmp_path)
@@ -836,7 +836,7 @@ def test_a_delta_whose_live_values_differ_from_the_persisted_set_asks_for_the_fu
     settled = some_peers(3)
     assert node.run(full_request(settled, 8)).returncode == 0
     state = node.state()
-    state["ifaces"]["wgt9"]["peers"][next(iter(settled))]["allowed"] = ["198.19.1.99/32"]
+    state["ifaces"]["wgt9"]["peers"][key()] = fake_peer("198.19.1.99/32")  # added by hand
     node.save(state)
     result = node.run(delta_request(8, 9, {}, list(settled)[1:2]))
     assert result.stdout == "resync live peers differ from the persisted set\nok\n"
