@@ -173,8 +173,10 @@ def _exchange(fleet: Fleet, node: Node, request: str) -> NodePush:
     try:
         answer = parse_answer(result.stdout)
     except PushProtocolError as exc:
-        detail = result.stderr.strip().splitlines()[-1:] or [str(exc)]
-        return NodePush(node.name, False, error=f"push refused: {exc} ({detail[0]})")
+        # The node's one `error` line says why; stderr's last line only when there is one.
+        detail = result.stderr.strip().splitlines()[-1:]
+        shown = f"push refused: {exc} ({detail[0]})" if detail else f"push refused: {exc}"
+        return NodePush(node.name, False, error=shown)
     return NodePush(node.name, True, answer)
 
 

@@ -6,7 +6,8 @@ A real lab (as tests/conftest.py makes it: `lab_up` with 1 node and 1 client, he
 node deployed with the `deploy` the tests use. The store gets 10,000 configurations on that
 node, each with a preshared key as `peers add` makes them: 9,996 by bulk SQL (real X25519
 public keys, tunnel addresses from 198.19.128.0/18, since a lab node's own /24 pool is too
-small) and 4 made with `add_configuration` that the lab client really uses, one after the other
+small; the deploy adds that network to the node's `peers_tunnel_networks_ipv4`, or its push
+would refuse them) and 4 made with `add_configuration` that the lab client really uses, one after the other
 (pings through each), so their counters on the node are not zero; the last one keeps its tunnel
 up. One of the four is among the disabled: its last counters must come back in the push answer.
 
@@ -162,7 +163,11 @@ def real_lab(peers: int, disable: int) -> Iterator[Bench]:
             lab_service.lab_up(settings, 1, 1)
             log(f"lab up in {time.perf_counter() - started:.0f} s; deploying {NODE}")
             started = time.perf_counter()
-            deployed = deploy_service.deploy(settings)
+            # The node's push takes addresses of the bulk pool as well as of its own /24 (a
+            # real node of this size would have a larger tunnel network).
+            node = layout.node(NODE)
+            pools = {"peers_tunnel_networks_ipv4": [str(node.tunnel_network), str(BULK_POOL)]}
+            deployed = deploy_service.deploy(settings, extravars=pools)
             assert deployed.ok, deployed.as_dict()
             log(f"deployed in {time.perf_counter() - started:.0f} s")
             yield Bench(settings, layout.node(NODE), layout.client(CLIENT).netns, peers, disable)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from orchestrator.adapters import ssh
@@ -56,3 +58,24 @@ def wgfleet(lab: Lab, *args: str, stdin: str | None = None) -> subprocess.Comple
 def account(fleet: Fleet, name: str) -> None:
     if name not in {a.username for a in fleet.store.accounts()}:
         peers_service.add_account(fleet, name, "correct horse battery", f"dev-{name}")
+
+
+PEERS_CONFIG = "/etc/wgfleet/peers.json"
+
+
+@contextmanager
+def push_network_widened(lab: Lab, layout, node_index: int, network: str) -> Iterator[None]:
+    """The node's push accepts addresses of ``network`` too (its /24 pool holds 253 peers),
+    as a deploy with a wider `peers_tunnel_networks_ipv4` would; the deployed config file is
+    put back byte for byte (content, mode, owner, times) afterwards."""
+    widen = (
+        "import json; p = '/etc/wgfleet/peers.json'; c = json.load(open(p)); "
+        f"c['tunnel_networks']['ipv4'].append('{network}'); open(p, 'w').write(json.dumps(c))"
+    )
+    root(lab, layout, node_index, f"cp -p {PEERS_CONFIG} /run/peers.json.orig")
+    try:
+        root(lab, layout, node_index, ["python3", "-c", widen])
+        yield
+    finally:
+        root(lab, layout, node_index, f"cp -p /run/peers.json.orig {PEERS_CONFIG}")
+        root(lab, layout, node_index, "rm -f /run/peers.json.orig")

@@ -22,7 +22,16 @@ from orchestrator.service import push as push_service
 from orchestrator.service import sync as sync_service
 from orchestrator.service.context import Fleet
 from tests.conftest import LAB_NODES, Lab
-from tests.integration.fleet_lab import WGFLEET, account, ping, ping_within, root, transfer, wgfleet
+from tests.integration.fleet_lab import (
+    WGFLEET,
+    account,
+    ping,
+    ping_within,
+    push_network_widened,
+    root,
+    transfer,
+    wgfleet,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -188,8 +197,10 @@ def test_a_thousand_peers_on_one_node(lab: Lab, layout, fleet: Fleet) -> None:
     from orchestrator.core.models import Configuration
 
     account(fleet, "bulk")
-    # More peers than a lab node's /24 pool holds: addresses from a spare /21 of 198.19/16.
-    spare = list(ipaddress.IPv4Network("198.19.200.0/21").hosts())[:1000]
+    # More peers than a lab node's /24 pool holds: addresses from a spare /21 of 198.19/16,
+    # which the node's push accepts for this test only.
+    spare_network = "198.19.200.0/21"
+    spare = list(ipaddress.IPv4Network(spare_network).hosts())[:1000]
     names = [f"bulk-{i}" for i in range(1000)]
     with fleet.store.transaction():
         for name, address in zip(names, spare, strict=True):
@@ -198,6 +209,11 @@ def test_a_thousand_peers_on_one_node(lab: Lab, layout, fleet: Fleet) -> None:
                     name, "bulk", wgkeys.new_keypair().public_key, None, {"node3": address}
                 )
             )
+    with push_network_widened(lab, layout, 2, spare_network):
+        push_a_thousand_peers(lab, layout, fleet, names)
+
+
+def push_a_thousand_peers(lab: Lab, layout, fleet: Fleet, names: list[str]) -> None:
     try:
         loaded = push_service.push(fleet, ["node3"])
         assert loaded.ok and len(loaded.nodes[0].answer.added) == 1000

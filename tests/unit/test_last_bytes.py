@@ -19,9 +19,9 @@ import jinja2
 
 from orchestrator.adapters.wgkeys import new_keypair
 from orchestrator.core.push_protocol import parse_answer
+from tests.unit.peers_node import INTERFACE, FakeNode
 
 ROLES = Path(__file__).parents[2] / "roles"
-PEERS = ROLES / "peers_access/templates/usr/local/sbin/wgfleet-peers.j2"
 NODE_KEY = ROLES / "wireguard_node/templates/wgfleet-node-key.j2"
 
 FAKE_TOOLS = r'''
@@ -133,62 +133,41 @@ def peer(nets: str, rx: int = 0) -> dict[str, object]:
     return {"nets": nets, "psk": None, "rx": rx, "tx": rx // 10}
 
 
-def peers_script(tmp_path: Path) -> Path:
-    text = jinja2.Template(PEERS.read_text(), undefined=jinja2.StrictUndefined).render(
-        ansible_managed="test",
-        peers_wireguard_dir=str(tmp_path / "wireguard"),
-        peers_epoch_dir=str(tmp_path / "run"),
-        peers_max_peers=100,
-    )
-    (tmp_path / "wireguard").mkdir()
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "lo.epoch").write_text("tok\n")
-    path = tmp_path / "wgfleet-peers"
-    path.write_text(text)
-    return path
-
-
 def test_a_removed_peer_s_counters_are_read_once_nothing_passes_it(tmp_path: Path) -> None:
     """A full push and a delta each remove a peer that carries traffic to the last moment:
-    the counters reported are the ones it had when it went. (The interface is `lo`, which
-    every machine has, so the script takes its live path; `wg` is the fake.)"""
+    the counters reported are the ones it had when it went (the program runs against the
+    fake node of tests/unit/peers_node.py, where traffic flows between any two calls)."""
     stay, leave, later = (new_keypair().public_key for _ in range(3))
-    env = fake_tools(
-        tmp_path,
+    node = FakeNode(tmp_path)
+    node.up(
+        INTERFACE,
         {
-            "lo": {
-                "up": True,
-                "peers": {
-                    stay: peer("198.19.1.2/32", 5000),
-                    leave: peer("198.19.1.3/32", 7000),
-                    later: peer("198.19.1.4/32", 9000),
-                },
-            }
+            stay: fake_peer("198.19.1.2/32", 5000),
+            leave: fake_peer("198.19.1.3/32", 7000),
+            later: fake_peer("198.19.1.4/32", 9000),
         },
     )
-    script = peers_script(tmp_path)
-    full = (
-        "wgfleet-peers 1\nmode apply\ninterface lo\nrevision 4\n"
-        f"peer {stay} 198.19.1.2/32 -\npeer {later} 198.19.1.4/32 -\nend\n"
-    )
-    done = subprocess.run(
-        [sys.executable, str(script)], input=full, capture_output=True, text=True, env=env
-    )
+    node.busy()
+    head = f"wgfleet-peers 1\nmode apply\ninterface {INTERFACE}\n"
+    full = f"{head}revision 4\npeer {stay} 198.19.1.2/32 -\npeer {later} 198.19.1.4/32 -\nend\n"
+    done = node.run(full)
     answer = parse_answer(done.stdout)
     [removed] = answer.removed
     assert removed.public_key == leave
-    assert (removed.rx_bytes, removed.tx_bytes) == finals(tmp_path)[("lo", leave)]
+    assert (removed.rx_bytes, removed.tx_bytes) == node.finals()[f"{INTERFACE} {leave}"]
     assert removed.rx_bytes > 7000  # it did carry traffic while the push ran
 
-    delta = f"wgfleet-peers 1\nmode apply\ninterface lo\nbase 4\nrevision 5\nremove {later}\nend\n"
-    done = subprocess.run(
-        [sys.executable, str(script)], input=delta, capture_output=True, text=True, env=env
-    )
+    delta = f"{head}base 4\nrevision 5\nremove {later}\nend\n"
+    done = node.run(delta)
     answer = parse_answer(done.stdout)
     assert answer.delta, done.stdout
     [removed] = answer.removed
-    assert (removed.rx_bytes, removed.tx_bytes) == finals(tmp_path)[("lo", later)]
+    assert (removed.rx_bytes, removed.tx_bytes) == node.finals()[f"{INTERFACE} {later}"]
     assert removed.rx_bytes > 9000
+
+
+def fake_peer(nets: str, rx: int) -> dict[str, object]:
+    return {"allowed": [nets], "psk": None, "rx": rx, "tx": rx // 10}
 
 
 def test_a_finished_overlap_s_counters_are_read_once_it_passes_nothing(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""Delta pushes against nodes that run the real `wgfleet-peers` (rendered from its template,
-run here with its interface down) behind a fake SSH run: a change is sent as a delta only to
+"""Delta pushes against nodes that run the real `wgfleet-peers` (the role's plain program with
+a test config, run here with its interface down) behind a fake SSH run: a change is sent as a delta only to
 a node known to hold the revision just before it, and any doubt sends the full set, so a node
 that missed a change converges."""
 
@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import jinja2
 import pytest
 
 from orchestrator.adapters import ssh
@@ -24,33 +23,30 @@ from orchestrator.service import peers as peers_service
 from orchestrator.service import push as push_service
 from orchestrator.service.context import Fleet, open_fleet
 from orchestrator.settings import Settings
+from tests.unit.peers_node import SCRIPT, clean_environment, peers_config, write_config
 
-TEMPLATE = (
-    Path(__file__).parents[2] / "roles/peers_access/templates/usr/local/sbin/wgfleet-peers.j2"
-)
 # Interface names no machine running the tests has: the script takes its `interface down` path.
 INTERFACES = {"node1": "wgd1", "node2": "wgd2"}
 OPERATOR = DisabledReason.OPERATOR
 
 
 class ScriptNodes:
-    """Each node a rendered wgfleet-peers with its own /etc/wireguard; ``down`` nodes refuse."""
+    """Each node a wgfleet-peers with its own config and /etc/wireguard; ``down`` nodes refuse."""
 
     def __init__(self, base: Path) -> None:
         self.base = base
         self.down: set[str] = set()
         self.requests: list[tuple[str, str]] = []  # (node, request) in the order received
-        template = jinja2.Template(TEMPLATE.read_text(), undefined=jinja2.StrictUndefined)
-        for node in INTERFACES:
+        for index, node in enumerate(INTERFACES, start=1):  # node1: 198.19.1.0/24 (conftest)
             (base / node / "wireguard").mkdir(parents=True)
-            (base / node / "wgfleet-peers").write_text(
-                template.render(
-                    ansible_managed="test",
-                    peers_wireguard_dir=str(base / node / "wireguard"),
-                    peers_epoch_dir=str(base / node / "run"),
-                    peers_max_peers=1000,
-                )
+            config = peers_config(
+                base / node,
+                interfaces=[INTERFACES[node]],
+                tunnel_networks={"ipv4": [f"198.19.{index}.0/24"], "ipv6": []},
+                tunnel_addresses={"ipv4": [f"198.19.{index}.1"], "ipv6": []},
+                max_peers=1000,
             )
+            write_config(base / node / "peers.json", config)
 
     def run(
         self,
@@ -65,8 +61,9 @@ class ScriptNodes:
             raise NodeUnreachable(target.name, "connection refused")
         self.requests.append((target.name, stdin))
         done = subprocess.run(
-            [sys.executable, str(self.base / target.name / "wgfleet-peers")],
+            [sys.executable, str(SCRIPT)],
             input=stdin,
+            env=clean_environment(WGFLEET_PEERS_CONFIG=str(self.base / target.name / "peers.json")),
             capture_output=True,
             text=True,
             check=False,
@@ -282,3 +279,18 @@ def test_a_resync_answered_to_a_full_set_is_a_failure(
     monkeypatch.setattr(fleet, "run", confused)
     pushed = push_service.push(fleet, ["node1"])
     assert pushed.failed[0].error == "push refused: resync (node holds revision none, not 3)"
+
+
+def test_a_node_refusing_a_push_is_named_with_its_one_line(
+    fleet: Fleet, nodes: ScriptNodes
+) -> None:
+    """A node whose push config does not manage the interface the store names (a deploy that
+    has not run since the interface changed): the push fails on that node only, with the
+    node's own line, and nothing is written there."""
+    config = nodes.base / "node2" / "peers.json"
+    config.write_text(config.read_text().replace('"wgd2"', '"wgx2"'))
+    made = peers_service.add_configuration(fleet, "alice", nodes=["node1", "node2"], name="a-1")
+    assert [(n.node, n.error) for n in made.push.failed] == [
+        ("node2", "push refused: line 3: interface 'wgd2' is not managed here (managed: wgx2)")
+    ]
+    assert nodes.peers_file("node1").exists() and not nodes.peers_file("node2").exists()

@@ -58,6 +58,8 @@ RESOLVED = {
     "counters_epoch_dir": "/run/wgfleet",
     "peers_epoch_dir": "/run/wgfleet",
     "peers_wireguard_interface": "wg0",
+    "peers_tunnel_networks_ipv4": ["198.19.1.0/24"],
+    "peers_tunnel_addresses_ipv4": ["198.19.1.1"],
     "wireguard_alternate_port": 51821,
     "wireguard_listen_port": 51820,
     "wireguard_overlap_interface": "wg0n",
