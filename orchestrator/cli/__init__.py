@@ -202,6 +202,8 @@ def _preflight(settings: Settings, args: argparse.Namespace) -> None:
     path = getattr(args, "command_path", "")
     if path in NO_PATHS:
         return
+    if path == "demo" or path.startswith("lab "):
+        preflight.lab_machine()
     preflight.check_settings(settings)
     for check in PREFLIGHT.get(path, ()):
         check(settings, args)

@@ -53,6 +53,15 @@ def _check_paths(settings: Settings) -> None:
         raise ConfigError(source, "inventory", str(settings.inventory), "not a file or directory")
 
 
+def lab_machine() -> None:
+    """The lab drives namespaces, mounts and nspawn as root: said first, before the settings'
+    paths (a non-root user's default data directory may not be makeable either, and the
+    missing root is what there is to fix)."""
+    from orchestrator.adapters.proc import require_root
+
+    require_root("the lab")
+
+
 def inventory(settings: Settings) -> None:
     """The inventory exists and every host in it is valid (see service/deploy._read_hosts)."""
     from orchestrator.service.deploy import node_host_vars

@@ -167,7 +167,7 @@ def test_a_replaced_host_key_is_refused_everywhere_until_the_operator_trusts_it(
     assert json.loads(ok(wgfleet(lab, "--json", "sync")).stdout)["nodes_failed"] == {}
     ok(wgfleet(lab, "apply"))
     ok(wgfleet(lab, "peers", "enable", CONFIGURATION))
-    ok(wgfleet(lab, "keys", "rotate", "psk", CONFIGURATION))
+    ok(wgfleet(lab, "keys", "rotate", "psk", CONFIGURATION, "--out", "-"))
     ok(wgfleet(lab, "diagnose", "status", name))
     ok(wgfleet(lab, "lab", "status"))
     ok(wgfleet(lab, "audit", "--limit", name))

@@ -243,6 +243,7 @@ def test_the_role_asserts_the_same_rules_on_the_node(tmp_path: Path) -> None:
         check=False,
         env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
     )
+    assert "PLAY RECAP" in result.stdout, result.stdout + result.stderr
     recap = result.stdout.split("PLAY RECAP", 1)[1]
     failed = {
         line.split()[0]
