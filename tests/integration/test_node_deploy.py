@@ -110,7 +110,7 @@ def test_a_converged_deploy_verifies_the_nodes_instead_of_running_ansible(
 ) -> None:
     names = [n.name for n in fleet["layout"].nodes]
     converged = deploy(lab, fleet)
-    assert converged.verified == names
+    assert converged.verified == names, converged.as_dict()
     assert converged.as_dict()["hosts"] == {name: {"status": "verified"} for name in names}
     # One node's variables change: only that node gets the full run.
     moved = {**fleet["peers"], names[0]: []}
