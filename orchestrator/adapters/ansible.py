@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.adapters.proc import pid_alive
 from orchestrator.core.inventory import pinned_connection_vars
 from orchestrator.core.playbook_events import PlayRecap, apply_event
 from orchestrator.errors import ConfigError, EnvironmentProblem
@@ -62,16 +63,6 @@ def _executable(name: str) -> str:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _sweep(work_dir: Path) -> None:
     """Remove what runs that ended without cleaning up (killed) or older versions left."""
     for name in LEGACY_ENTRIES:
@@ -82,7 +73,7 @@ def _sweep(work_dir: Path) -> None:
             path.unlink(missing_ok=True)
     for path in work_dir.glob(f"{RUN_PREFIX}*"):
         pid = path.name[len(RUN_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
 
 

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from orchestrator.errors import EnvironmentProblem, LabError
 
@@ -53,3 +54,25 @@ def run(
         last = detail[-1] if detail else "no output"
         raise LabError(f"`{' '.join(argv)}` exited {result.returncode}: {last}")
     return result
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie child of ours counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours counts as gone; reap it.
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    state = Path(f"/proc/{pid}/stat")
+    try:
+        return state.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.adapters.keyfiles import new_host_key
-from orchestrator.adapters.proc import run
+from orchestrator.adapters.proc import pid_alive, run
 from orchestrator.core.lab_layout import LabNode
 from orchestrator.errors import LabError
 
@@ -191,27 +191,6 @@ def start_machine(node: LabNode, paths: NodePaths) -> int:
             start_new_session=True,
         )
     return process.pid
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours counts as gone; reap it.
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-        if waited == pid:
-            return False
-    except ChildProcessError:
-        pass
-    state = Path(f"/proc/{pid}/stat")
-    try:
-        return state.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
