@@ -241,6 +241,8 @@ def test_the_role_asserts_the_same_rules_on_the_node(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         check=False,
+        # Ansible refuses a non-blocking stdin, which a pytest-xdist worker's is.
+        stdin=subprocess.DEVNULL,
         env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
     )
     assert "PLAY RECAP" in result.stdout, result.stdout + result.stderr
