@@ -97,6 +97,9 @@ def postgres_server() -> Iterator[str]:
         yield url
 
 
+# First: xdist's own hook turns each test's xdist_group mark into its scheduling group, so
+# the marks must be on the items before it runs (without them every test went its own way).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     reason = lab_unavailable()
     if reason is not None:
@@ -104,7 +107,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if "lab" in item.keywords:
                 item.add_marker(skip)
-    if getattr(config.option, "dist", "no") == "no":
+    # In a worker xdist sets dist to "no" (the worker itself distributes nothing) and says
+    # loadgroup instead; the controller has the option as given.
+    if (
+        not getattr(config.option, "loadgroup", False)
+        and getattr(config.option, "dist", "no") != "loadgroup"
+    ):
         return
 
     # The first group runs its lab tests before the tests that need no lab: a lab booted by a
