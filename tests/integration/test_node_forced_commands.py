@@ -254,8 +254,17 @@ def test_openssh_forwards_and_a_terminal_are_refused(
     assert "PTY allocation request failed" in terminal.stderr, terminal
     # A Unix socket forward to one any local user may connect to: sshd must not even try.
     local = tmp_path / "bus.sock"
+    # ServerAliveInterval wakes the client every second: OpenSSH 9.2's client loop checks for a
+    # SIGTERM only between polls, so one landing just before an idle poll (-N, nothing else to
+    # do) would otherwise leave it waiting forever (seen once in CI).
     forward = subprocess.Popen(
-        openssh(lab, node, purpose, "-v", "-N", "-L", f"{local}:/run/dbus/system_bus_socket"),
+        openssh(
+            lab,
+            node,
+            purpose,
+            *("-v", "-N", "-o", "ServerAliveInterval=1"),
+            *("-L", f"{local}:/run/dbus/system_bus_socket"),
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
