@@ -1,6 +1,8 @@
 """The lab's wiring on the host: one bridge, one network namespace and veth pair per machine.
 
-No namespace gets a default route: lab machines reach the lab subnet and nothing else.
+No namespace gets a default route: lab machines reach the lab subnet (and its IPv6 /64) and
+nothing else. IPv6 addresses are added with ``nodad``: duplicate address detection would hold
+each one "tentative" for a second or more, and the lab's addresses are unique by construction.
 """
 
 from __future__ import annotations
@@ -17,12 +19,29 @@ def link_exists(name: str) -> bool:
     return Path("/sys/class/net", name).exists()
 
 
-def ensure_bridge(name: str, address: ipaddress.IPv4Address, prefixlen: int) -> None:
+def _add_address6(
+    ip: list[str], device: str, address: ipaddress.IPv6Address | None, prefixlen: int
+) -> None:
+    if address is None:
+        return
+    current = run([*ip, "-o", "-6", "addr", "show", "dev", device]).stdout
+    if f" {address}/{prefixlen} " not in current:
+        run([*ip, "-6", "addr", "add", f"{address}/{prefixlen}", "dev", device, "nodad"])
+
+
+def ensure_bridge(
+    name: str,
+    address: ipaddress.IPv4Address,
+    prefixlen: int,
+    address6: ipaddress.IPv6Address | None = None,
+    prefixlen6: int = 64,
+) -> None:
     if not link_exists(name):
         run(["ip", "link", "add", name, "type", "bridge"])
     current = run(["ip", "-o", "-4", "addr", "show", "dev", name]).stdout
     if f"{address}/{prefixlen}" not in current:
         run(["ip", "addr", "add", f"{address}/{prefixlen}", "dev", name])
+    _add_address6(["ip"], name, address6, prefixlen6)
     run(["ip", "link", "set", name, "up"])
 
 
@@ -53,8 +72,11 @@ def attach_netns(
     bridge: str,
     address: ipaddress.IPv4Address,
     prefixlen: int,
+    address6: ipaddress.IPv6Address | None = None,
+    prefixlen6: int = 64,
 ) -> None:
-    """Create ``netns`` with ``eth0`` on ``bridge`` at ``address``; idempotent."""
+    """Create ``netns`` with ``eth0`` on ``bridge`` at ``address`` (and ``address6``);
+    idempotent."""
     if not netns_exists(netns):
         run(["ip", "netns", "add", netns])
     if not link_exists(host_link):
@@ -65,6 +87,7 @@ def attach_netns(
     current = run(["ip", "-n", netns, "-o", "-4", "addr", "show", "dev", "eth0"]).stdout
     if f"{address}/{prefixlen}" not in current:
         run(["ip", "-n", netns, "addr", "add", f"{address}/{prefixlen}", "dev", "eth0"])
+    _add_address6(["ip", "-n", netns], "eth0", address6, prefixlen6)
     run(["ip", "-n", netns, "link", "set", "lo", "up"])
     run(["ip", "-n", netns, "link", "set", "eth0", "up"])
 
