@@ -5,8 +5,9 @@ Everything the lab creates on the host (namespaces, links, machine names) is a p
 in a crash.
 
 The IPv6 underlay mirrors the IPv4 one: the lab's /64 inside 2001:2::/48 is a function of its
-IPv4 subnet alone (see :func:`underlay6_network`), and every lab machine's IPv6 address has the
-same offset in that /64 as its IPv4 address has in the subnet (198.18.144.10 -> ...::a).
+IPv4 subnet alone (see :func:`underlay6_network`), and every lab node's and client's IPv6
+address has the same offset in that /64 as its IPv4 address has in the subnet
+(198.18.144.10 -> ...::a); the lab internet's sits in the upper half (see :func:`lab_internet`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ UNDERLAY_NETWORK = ipaddress.IPv4Network("198.18.0.0/16")  # every lab subnet li
 UNDERLAY6_NETWORK = ipaddress.IPv6Network("2001:2::/48")  # the benchmarking range (RFC 5180)
 # The lab "internet" host sits below the nodes (offsets 2..9 of the subnet are otherwise free).
 INET_OFFSET = 2
+# Clients reach the lab internet only through a default route (see LabLayout.client_routes4):
+# their on-link routes leave out the subnet's first /29 (network, host bridge, lab internet)
+# and the upper half of the /64, where the lab internet's IPv6 address lives.
+CLIENT_EXCLUDED_PREFIXLEN = 29
+INET6_INTERFACE_ID = (1 << 63) + INET_OFFSET
+CLIENT_DEFAULT_METRIC = 1000
 ECHO_PORT = 7  # the lab internet's echo service (TCP and UDP): answers with the source address
 DNS_PORT = 53
 LAB_ZONE = "lab.test."  # the lab internet's authoritative zone (RFC 6761 reserves .test)
@@ -85,6 +92,14 @@ class LabLayout:
     underlay6_network: ipaddress.IPv6Network
     bridge_address6: ipaddress.IPv6Address
     internet: LabInternet
+    # A client's on-link routes: every lab address but the lab internet's (and the host's).
+    # Its only way to the lab internet is a default route via it (on-link, metric
+    # CLIENT_DEFAULT_METRIC), the way a customer reaches the internet through a gateway, so
+    # wg-quick's AllowedIPs 0.0.0.0/0, ::/0 send it into the tunnel exactly as on a real
+    # network (a subnet route would keep it outside, like a LAN). The lab internet forwards
+    # nothing, so the default route leads nowhere else.
+    client_routes4: tuple[ipaddress.IPv4Network, ...]
+    client_routes6: tuple[ipaddress.IPv6Network, ...]
 
     def node(self, name: str) -> LabNode:
         for node in self.nodes:
@@ -146,12 +161,24 @@ def lab_internet_link(lab: str) -> str:
 
 
 def lab_internet(lab: str, subnet: ipaddress.IPv4Network) -> LabInternet:
+    """The lab internet: IPv4 at offset 2 of the subnet, IPv6 at ``8000::2`` of the /64 (its
+    upper half, off-link for clients: see LabLayout.client_routes6)."""
     return LabInternet(
         netns=f"{netns_prefix(lab)}inet",
         veth_host=lab_internet_link(lab),
         underlay=subnet[INET_OFFSET],
-        underlay6=underlay6_address(subnet, subnet[INET_OFFSET]),
+        underlay6=underlay6_network(subnet)[INET6_INTERFACE_ID],
     )
+
+
+def client_routes4(subnet: ipaddress.IPv4Network) -> tuple[ipaddress.IPv4Network, ...]:
+    excluded = ipaddress.IPv4Network((subnet.network_address, CLIENT_EXCLUDED_PREFIXLEN))
+    return tuple(sorted(subnet.address_exclude(excluded)))
+
+
+def client_routes6(subnet: ipaddress.IPv4Network) -> tuple[ipaddress.IPv6Network, ...]:
+    network = underlay6_network(subnet)
+    return (ipaddress.IPv6Network((network.network_address, network.prefixlen + 1)),)
 
 
 def client_capacity(subnet: ipaddress.IPv4Network) -> int:
@@ -210,6 +237,8 @@ def plan_layout(lab: str, subnet: ipaddress.IPv4Network, nodes: int, clients: in
         underlay6_network=underlay6_network(subnet),
         bridge_address6=underlay6_address(subnet, subnet[1]),
         internet=lab_internet(lab, subnet),
+        client_routes4=client_routes4(subnet),
+        client_routes6=client_routes6(subnet),
     )
 
 

@@ -33,6 +33,7 @@ from orchestrator.core.inventory import (
     render_inventory,
 )
 from orchestrator.core.lab_layout import (
+    CLIENT_DEFAULT_METRIC,
     MACHINE_PREFIX,
     LabClient,
     LabLayout,
@@ -338,6 +339,7 @@ def lab_up(settings: Settings, nodes: int, clients: int, progress: Progress = _q
                 client.underlay,
                 subnet.prefixlen,
                 client.underlay6,
+                routes=_client_routes(layout),
             )
         _start_internet(settings, state, layout)
         progress(f"booting {len(pending)} node(s)")
@@ -349,6 +351,14 @@ def lab_up(settings: Settings, nodes: int, clients: int, progress: Progress = _q
     if problems:
         raise LabError("nodes did not boot: " + "; ".join(problems))
     return lab_status(settings)
+
+
+def _client_routes(layout: LabLayout) -> network.ClientRoutes:
+    return network.ClientRoutes(
+        onlink=(*layout.client_routes4, *layout.client_routes6),
+        gateways=layout.internet.addresses,
+        metric=CLIENT_DEFAULT_METRIC,
+    )
 
 
 def _internet_dir(settings: Settings) -> Path:

@@ -21,7 +21,7 @@ def test_nsd_listens_only_on_the_lab_internet_and_keeps_every_file_in_the_lab(
     tmp_path: Path,
 ) -> None:
     conf = render_nsd_conf(INTERNET, tmp_path)
-    assert re.findall(r"ip-address: (\S+)", conf) == ["198.18.144.2", "2001:2:0:19::2"]
+    assert re.findall(r"ip-address: (\S+)", conf) == ["198.18.144.2", "2001:2:0:19:8000::2"]
     paths = re.findall(r'(?:dir|file|pidfile|zonesdir|database): "([^"]*)"', conf)
     # Absolute paths inside the lab's directory; the zone file's bare name is relative to it.
     inside = [p == "" or Path(p).is_relative_to(tmp_path) or "/" not in p for p in paths]
@@ -35,7 +35,7 @@ def test_every_name_of_the_zone_answers_with_the_lab_internet() -> None:
     zone = render_zone(INTERNET)
     for label in ("@", "ns", "echo", "*"):
         assert f"{label}\tIN\tA\t198.18.144.2\n" in zone
-        assert f"{label}\tIN\tAAAA\t2001:2:0:19::2\n" in zone
+        assert f"{label}\tIN\tAAAA\t2001:2:0:19:8000::2\n" in zone
 
 
 @pytest.mark.skipif(shutil.which("nsd-checkconf") is None, reason="nsd is not installed")

@@ -100,9 +100,8 @@ def test_every_ipv6_underlay_address_mirrors_its_ipv4_one() -> None:
         [(layout.bridge_address, layout.bridge_address6)]
         + [(n.underlay, n.underlay6) for n in layout.nodes]
         + [(c.underlay, c.underlay6) for c in layout.clients]
-        + [(layout.internet.underlay, layout.internet.underlay6)]
     )
-    v6 = [address6 for _v4, address6 in pairs]
+    v6 = [address6 for _v4, address6 in pairs] + [layout.internet.underlay6]
     assert len(set(v6)) == len(v6)
     for address, address6 in pairs:
         assert address6 in layout.underlay6_network
@@ -112,6 +111,23 @@ def test_every_ipv6_underlay_address_mirrors_its_ipv4_one() -> None:
     assert str(
         plan_layout("li", ipaddress.IPv4Network("198.18.144.0/20"), 1, 0).nodes[0].underlay6
     ) == ("2001:2:0:19::a")
+
+
+def test_clients_reach_every_lab_address_on_link_but_the_lab_internet() -> None:
+    """So that only a default route leads a client to the lab internet (as a gateway leads a
+    customer to the internet) and wg-quick's 0.0.0.0/0, ::/0 take that traffic into the
+    tunnel, while node endpoints stay on-link."""
+    layout = plan_layout("lab", SUBNET, node_capacity(SUBNET), client_capacity(SUBNET))
+
+    def on_link(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return any(address in route for route in layout.client_routes4 + layout.client_routes6)
+
+    machines = [*layout.nodes, *layout.clients]
+    assert all(on_link(m.underlay) and on_link(m.underlay6) for m in machines)
+    assert not on_link(layout.internet.underlay) and not on_link(layout.internet.underlay6)
+    assert all(route.subnet_of(SUBNET) for route in layout.client_routes4)
+    assert all(route.subnet_of(layout.underlay6_network) for route in layout.client_routes6)
+    assert str(layout.internet.underlay6) == "2001:2:0:10:8000::2"
 
 
 def test_the_lab_internet_has_addresses_and_names_of_its_own() -> None:
