@@ -96,6 +96,8 @@ class LabStatus:
     nodes: tuple[NodeStatus, ...] = ()
     clients: tuple[ClientStatus, ...] = ()
     messages: tuple[str, ...] = field(default=())
+    # The lab internet: namespace, addresses, zone and which of its services run.
+    internet: dict[str, Any] = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
@@ -114,6 +116,7 @@ class LabStatus:
             "known_hosts": self.known_hosts,
             "nodes": [n.__dict__ for n in self.nodes],
             "clients": [c.__dict__ for c in self.clients],
+            "internet": self.internet,
             "messages": list(self.messages),
         }
 
@@ -430,8 +433,23 @@ def lab_status(settings: Settings, probe: bool = True) -> LabStatus:
         )
         for c in layout.clients
     )
+    internet = layout.internet
     return LabStatus(
-        settings.lab.name, True, state.subnet, layout.bridge, inventory, known_hosts, nodes, clients
+        settings.lab.name,
+        True,
+        state.subnet,
+        layout.bridge,
+        inventory,
+        known_hosts,
+        nodes,
+        clients,
+        internet={
+            "namespace": internet.netns,
+            "addresses": [str(address) for address in internet.addresses],
+            "zone": internet.zone,
+            "echo_port": internet.echo_port,
+            "running": lab_internet.running(state.internet, _internet_dir(settings)),
+        },
     )
 
 

@@ -110,6 +110,7 @@ def test_only_clients_have_a_default_route_and_it_ends_at_the_lab_internet(
     # Its services are the processes the lab recorded, and nsd listens on its addresses only.
     state = LabState.load(lab.settings.lab.state_dir)
     assert state is not None and set(state.internet) == {"echo", "nsd"}
+    assert lab_service.lab_status(lab.settings, probe=False).internet["running"] is True
     assert set(state.internet.values()) <= set(network.netns_pids(internet.netns))
     listening = subprocess.run(
         ["ip", "netns", "exec", internet.netns, "ss", "-Hlnu", "sport", "= :53"],

@@ -38,6 +38,8 @@ NETNS_DIR = Path("/run/netns")
 USERSPACE_ENV = {"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}
 RESOLV_CONF_ENV = "WGFLEET_LAB_RESOLV_CONF"
 SRC_VALID_MARK = "net.ipv4.conf.all.src_valid_mark"
+# Set when a lab made /etc/netns (Debian has none): the last tunnel down removes it again.
+ETC_NETNS_MARKER = Path("/run/wgfleet-lab-made-etc-netns")
 STOP_TIMEOUT = 5.0
 
 RESOLVCONF_STANDIN = f"""#!/bin/sh
@@ -142,7 +144,11 @@ def up(client: LabClient, config_text: str, directory: Path) -> int | None:
     bin_dir.mkdir(mode=0o700, exist_ok=True)
     write_private(bin_dir / "resolvconf", RESOLVCONF_STANDIN.encode("ascii"), mode=0o700)
     # Present before wg-quick runs: without it `ip netns exec` would show the host's file.
-    write_private(resolv_conf(client), b"", mode=0o644, make_parent=True)
+    if not NETNS_ETC.exists():
+        NETNS_ETC.mkdir(mode=0o755)
+        ETC_NETNS_MARKER.write_text("wgfleet lab\n", encoding="ascii")
+    resolv_conf(client).parent.mkdir(mode=0o755, exist_ok=True)
+    write_private(resolv_conf(client), b"", mode=0o644)
     write_private(_mark_file(directory), _sysctl(client, SRC_VALID_MARK).encode("ascii"))
     try:
         run(_in_netns(client, "wg-quick", "up", str(config)), env=_env(client, directory))
@@ -210,6 +216,14 @@ def leftovers(client: LabClient, directory: Path) -> list[str]:
 
 def down(client: LabClient, directory: Path) -> list[str]:
     """`wg-quick down`, then remove what it left; returns what had to be removed by hand."""
+    # Every `up` leaves one of these until its `down` ends: without any, there is nothing to
+    # do (and `lab down` skips a dozen commands per client).
+    if not (
+        directory.exists()
+        or (UAPI_DIR / f"{client.wg_quick_interface}.sock").exists()
+        or resolv_conf(client).exists()
+    ):
+        return []
     config = config_path(client, directory)
     netns_up = _netns_inode(client.netns) is not None
     if config.exists() and netns_up:
@@ -238,8 +252,17 @@ def down(client: LabClient, directory: Path) -> list[str]:
                 run(_in_netns(client, "sysctl", "-q", "-w", f"{SRC_VALID_MARK}={before}"))
     (UAPI_DIR / f"{client.wg_quick_interface}.sock").unlink(missing_ok=True)
     shutil.rmtree(NETNS_ETC / client.netns, ignore_errors=True)
+    _release_etc_netns()
     shutil.rmtree(directory, ignore_errors=True)
     return by_hand
+
+
+def _release_etc_netns() -> None:
+    """Remove /etc/netns once empty if a lab made it (rmdir refuses a directory in use)."""
+    if ETC_NETNS_MARKER.exists():
+        with contextlib.suppress(OSError):
+            NETNS_ETC.rmdir()
+            ETC_NETNS_MARKER.unlink(missing_ok=True)
 
 
 def sweep(lab: str) -> list[str]:
@@ -251,6 +274,7 @@ def sweep(lab: str) -> list[str]:
             if entry.name.startswith(netns_prefix(lab)):
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(f"directory {entry}")
+    _release_etc_netns()
     socket_name = re.compile(rf"^{re.escape(name_prefix(lab))}q\d+\.sock$")
     if UAPI_DIR.is_dir():
         for entry in UAPI_DIR.iterdir():
