@@ -319,7 +319,7 @@ def lab_up(settings: Settings, nodes: int, clients: int, progress: Progress = _q
         if (
             not pending
             and all(network.netns_exists(c.netns) for c in layout.clients)
-            and lab_internet.running(state.internet, _internet_dir(settings))
+            and lab_internet.running(state.internet, _internet_dir(settings), layout.internet)
         ):
             status = lab_status(settings)
             return dataclasses.replace(status, messages=("lab is already up; nothing to do",))
@@ -448,7 +448,9 @@ def lab_status(settings: Settings, probe: bool = True) -> LabStatus:
             "addresses": [str(address) for address in internet.addresses],
             "zone": internet.zone,
             "echo_port": internet.echo_port,
-            "running": lab_internet.running(state.internet, _internet_dir(settings)),
+            "running": lab_internet.running(
+                state.internet, _internet_dir(settings), layout.internet
+            ),
         },
     )
 
@@ -470,7 +472,7 @@ def lab_down(settings: Settings, progress: Progress = _quiet) -> list[str]:
             lab_clients.tunnel_down(client, _tunnel_pid_file(settings, client))
             wgquick_client.down(client, _wg_quick_dir(settings, client))
         if state is not None:
-            removed += lab_internet.stop(state.internet, _internet_dir(settings))
+            removed += lab_internet.stop(state.internet, _internet_dir(settings), layout.internet)
         running = machines.find_machines(machine_prefix(lab))
         if running:
             progress(f"stopping {len(running)} node(s)")

@@ -20,6 +20,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from orchestrator.adapters.lab import network, wgquick_client
 from orchestrator.adapters.lab.state import LabState
@@ -28,7 +29,7 @@ from orchestrator.service import lab as lab_service
 from orchestrator.service import peers as peers_service
 from orchestrator.service.context import Fleet
 from tests.conftest import Lab
-from tests.integration.fleet_lab import account
+from tests.integration.fleet_lab import account, ping
 from tests.integration.lab_inet import capture, dig, dns_queries, echo_source, sent_by
 
 pytestmark = pytest.mark.lab
@@ -80,6 +81,23 @@ def test_the_lab_internet_sees_a_direct_client_with_its_own_addresses(lab: Lab, 
         ("udp", inet4, 53),
         ("udp", inet6, 53),
     }
+
+
+def test_nodes_are_dual_stack_and_reach_the_lab_internet_on_link(lab: Lab, layout) -> None:
+    internet = layout.internet
+    hosts = yaml.safe_load(lab_service.inventory_file(lab.settings).read_text())
+    inventory = hosts["all"]["children"]["nodes"]["hosts"]
+    for node in layout.nodes:
+        assert inventory[node.name]["wgfleet_underlay_address6"] == str(node.underlay6)
+        assert f" {node.underlay6}/64 " in _ip("-n", node.netns, "-o", "-6", "addr", "show")
+    node = layout.nodes[-1]
+    for address in internet.addresses:
+        assert echo_source(node.netns, address, "udp") == str(
+            node.underlay if address.version == 4 else node.underlay6
+        )
+        assert dig(node.netns, "ns.lab.test", "A", address) == [str(internet.underlay)]
+    # Clients and nodes reach each other over IPv6 on-link, like over IPv4.
+    assert ping(layout.clients[0].netns, str(node.underlay6))
 
 
 def test_only_clients_have_a_default_route_and_it_ends_at_the_lab_internet(

@@ -1,8 +1,9 @@
 """The lab internet's echo service: answers each request with the source address it saw.
 
-``serve PORT ADDRESS..`` listens on TCP and UDP on each address (the lab internet namespace's
+``serve NAME PORT ADDRESS..`` listens on TCP and UDP on each address (the lab internet namespace's
 IPv4 and IPv6 ones) and answers every UDP datagram, and every TCP connection once, with the
-peer's address and a newline; it prints ``ready`` once every socket is bound. ``ask tcp|udp
+peer's address and a newline; it prints ``ready`` once every socket is bound. NAME (the lab
+internet's namespace) only labels the process, so it is told apart from another lab's. ``ask tcp|udp
 ADDRESS PORT`` is the other end, run inside a lab namespace with ``ip netns exec``: it prints
 the answer, so a test learns from which address its request arrived (a client's own underlay
 address when it goes direct, a node's when a tunnel NATs it).
@@ -90,8 +91,8 @@ def ask(protocol: str, address: str, port: int) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) >= 3 and argv[0] == "serve":
-        serve(int(argv[1]), argv[2:])
+    if len(argv) >= 4 and argv[0] == "serve":
+        serve(int(argv[2]), argv[3:])
         return 0
     if len(argv) == 4 and argv[0] == "ask" and argv[1] in ("tcp", "udp"):
         try:
@@ -100,7 +101,7 @@ def main(argv: list[str]) -> int:
             print(f"echo {argv[1]} {argv[2]} {argv[3]}: {exc}", file=sys.stderr)
             return 1
         return 0
-    print("usage: echo serve PORT ADDRESS.. | echo ask tcp|udp ADDRESS PORT", file=sys.stderr)
+    print("usage: echo serve NAME PORT ADDRESS.. | echo ask tcp|udp ADDRESS PORT", file=sys.stderr)
     return 2
 
 

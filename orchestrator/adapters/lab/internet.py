@@ -51,13 +51,14 @@ def _is_ours(pid: int, marker: str) -> bool:
     return pid_alive(pid) and marker.encode() in _cmdline(pid)
 
 
-def _marker(service: str, directory: Path) -> str:
-    return str(directory / "nsd.conf") if service == NSD else "orchestrator.adapters.lab.echo"
+def _marker(service: str, directory: Path, internet: LabInternet) -> str:
+    """An argument only this lab's instance of the service has."""
+    return str(directory / "nsd.conf") if service == NSD else internet.netns
 
 
-def running(pids: dict[str, int], directory: Path) -> bool:
+def running(pids: dict[str, int], directory: Path, internet: LabInternet) -> bool:
     return all(
-        service in pids and _is_ours(pids[service], _marker(service, directory))
+        service in pids and _is_ours(pids[service], _marker(service, directory, internet))
         for service in (ECHO, NSD)
     )
 
@@ -71,6 +72,7 @@ def _start_echo(internet: LabInternet) -> int:
             "-m",
             "orchestrator.adapters.lab.echo",
             "serve",
+            internet.netns,
             str(internet.echo_port),
             *addresses,
         ),
@@ -132,7 +134,9 @@ def wait_ready(internet: LabInternet, directory: Path, pids: dict[str, int]) -> 
     deadline = time.monotonic() + START_TIMEOUT
     pending: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = list(internet.addresses)
     pid = pids[NSD]
-    while pending and time.monotonic() < deadline and _is_ours(pid, _marker(NSD, directory)):
+    while (
+        pending and time.monotonic() < deadline and _is_ours(pid, _marker(NSD, directory, internet))
+    ):
         if _dns_probe(pending[0], internet.zone):
             pending.pop(0)
         else:
@@ -162,9 +166,9 @@ def start(
     )
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     started = dict(pids)
-    if not (ECHO in pids and _is_ours(pids[ECHO], _marker(ECHO, directory))):
+    if not (ECHO in pids and _is_ours(pids[ECHO], _marker(ECHO, directory, internet))):
         started[ECHO] = _start_echo(internet)
-    if not (NSD in pids and _is_ours(pids[NSD], _marker(NSD, directory))):
+    if not (NSD in pids and _is_ours(pids[NSD], _marker(NSD, directory, internet))):
         started[NSD] = _launch_nsd(internet, directory)
     return started
 
@@ -180,12 +184,12 @@ def _stop_pid(pid: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def stop(pids: dict[str, int], directory: Path) -> list[str]:
+def stop(pids: dict[str, int], directory: Path, internet: LabInternet) -> list[str]:
     """Stop the services we recorded (SIGTERM, then SIGKILL); the namespace sweep of `lab down`
     catches anything else left in the namespace."""
     stopped = []
     for service, pid in pids.items():
-        if _is_ours(pid, _marker(service, directory)):
+        if _is_ours(pid, _marker(service, directory, internet)):
             _stop_pid(pid)
             stopped.append(f"process {pid} ({service})")
     return stopped
