@@ -606,12 +606,34 @@ def _wg_quick_dir(settings: Settings, client: LabClient) -> Path:
 
 def wg_quick_up(settings: Settings, client_name: str, config_text: str) -> int | None:
     """Bring a lab client's tunnel up with the real `wg-quick up` from a configuration exactly
-    as handed out (DNS lines included); return the PID of the wireguard-go it started."""
+    as handed out (DNS lines included); return the PID of the wireguard-go it started.
+    A file with hook commands is refused before anything starts (see _refuse_wg_quick_hooks)."""
+    _refuse_wg_quick_hooks(config_text)
     _check_environment()
     require_tools("wg-quick", "nft")
     _state, layout = _existing(settings)
     client = _find_client(layout, client_name)
     return wgquick_client.up(client, config_text, _wg_quick_dir(settings, client))
+
+
+# wg-quick runs these as root shell commands on this machine (PreUp..PostDown) or writes live
+# state, endpoints included, back to the file (SaveConfig): no handed-out file has them.
+WG_QUICK_HOOKS = ("preup", "postup", "predown", "postdown", "saveconfig")
+
+
+def _refuse_wg_quick_hooks(config_text: str) -> None:
+    try:
+        config = parse_wg_quick(config_text)
+    except WgQuickError as exc:
+        raise UsageError(f"wg-quick configuration: {exc}; nothing was started") from None
+    hooks = sorted(
+        {name for name, _value, _line in config.interface.values if name.lower() in WG_QUICK_HOOKS}
+    )
+    if hooks:
+        raise UsageError(
+            f"wg-quick configuration: {', '.join(hooks)}: the lab runs no hook commands "
+            "(wg-quick would run them as root on this machine); nothing was started"
+        )
 
 
 def wg_quick_down(settings: Settings, client_name: str) -> list[str]:

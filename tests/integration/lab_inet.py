@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from orchestrator.adapters.lab.capture import capturing
+from orchestrator.core.lab_layout import plan_layout
 from orchestrator.core.packets import Packet
 from tests.conftest import Lab
 
@@ -56,7 +57,10 @@ def dig(netns: str, name: str, qtype: str = "A", server: Address | None = None) 
 def capture(lab: Lab, netns: str, interface: str = "eth0") -> Iterator[list[Packet]]:
     """tcpdump on ``netns``'s ``interface`` for the block; the list fills when it ends."""
     output = lab.settings.lab.state_dir / "captures" / f"{netns}.{interface}.txt"
-    with capturing(netns, output, interface) as packets:
+    bridge = plan_layout(lab.settings.lab.name, lab.settings.lab.subnet, 0, 0).bridge
+    with capturing(
+        netns, output, interface, bridge=bridge if interface == "eth0" else None
+    ) as packets:
         yield packets
 
 
