@@ -34,6 +34,7 @@ WORKER_LABS = (("t", "198.18.32.0/20"), ("u", "198.18.16.0/20"))
 # Modules of the second group (traffic, waits); every other test is in the first.
 TRAFFIC_MODULES = frozenset(
     {
+        "tests/integration/test_lab_inet.py",
         "tests/integration/test_node_trust.py",
         "tests/integration/test_push_delta.py",
         "tests/integration/test_push_sync.py",

@@ -20,7 +20,8 @@ import yaml
 from orchestrator.adapters import keyfiles, ssh
 from orchestrator.adapters.input_files import read_text
 from orchestrator.adapters.lab import clients as lab_clients
-from orchestrator.adapters.lab import machines, network, rootfs
+from orchestrator.adapters.lab import internet as lab_internet
+from orchestrator.adapters.lab import machines, network, rootfs, wgquick_client
 from orchestrator.adapters.lab.state import LabState, NodeRecord, lab_lock
 from orchestrator.adapters.proc import require_root, require_tools
 from orchestrator.core.input_limits import WG_QUICK_MAX_BYTES
@@ -32,11 +33,13 @@ from orchestrator.core.inventory import (
     render_inventory,
 )
 from orchestrator.core.lab_layout import (
+    CLIENT_DEFAULT_METRIC,
     MACHINE_PREFIX,
     LabClient,
     LabLayout,
     LabNode,
     client_capacity,
+    lab_internet_link,
     machine_prefix,
     name_prefix,
     netns_prefix,
@@ -93,6 +96,8 @@ class LabStatus:
     nodes: tuple[NodeStatus, ...] = ()
     clients: tuple[ClientStatus, ...] = ()
     messages: tuple[str, ...] = field(default=())
+    # The lab internet: namespace, addresses, zone and which of its services run.
+    internet: dict[str, Any] = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
@@ -111,6 +116,7 @@ class LabStatus:
             "known_hosts": self.known_hosts,
             "nodes": [n.__dict__ for n in self.nodes],
             "clients": [c.__dict__ for c in self.clients],
+            "internet": self.internet,
             "messages": list(self.messages),
         }
 
@@ -160,6 +166,7 @@ def _write_inventory(settings: Settings, layout: LabLayout, state: LabState) -> 
                 variables={
                     "wgfleet_tunnel_network": str(node.tunnel_network),
                     "wgfleet_tunnel_address": str(node.tunnel_address),
+                    "wgfleet_underlay_address6": str(node.underlay6),
                 },
             )
         )
@@ -215,6 +222,7 @@ def _start_node(settings: Settings, state: LabState, node: LabNode, public_key: 
         _layout(settings, state).bridge,
         node.underlay,
         settings.lab.subnet.prefixlen,
+        node.underlay6,
     )
     machines.mount_overlay(Path(state.rootfs), paths)
     host_key = machines.prepare_identity(paths, node, public_key)
@@ -308,7 +316,11 @@ def lab_up(settings: Settings, nodes: int, clients: int, progress: Progress = _q
             state.save(state_dir)
         layout = _layout(settings, state)
         pending = [node for node in layout.nodes if _running_pid(state, node) is None]
-        if not pending and all(network.netns_exists(c.netns) for c in layout.clients):
+        if (
+            not pending
+            and all(network.netns_exists(c.netns) for c in layout.clients)
+            and lab_internet.running(state.internet, _internet_dir(settings), layout.internet)
+        ):
             status = lab_status(settings)
             return dataclasses.replace(status, messages=("lab is already up; nothing to do",))
 
@@ -319,19 +331,57 @@ def lab_up(settings: Settings, nodes: int, clients: int, progress: Progress = _q
         _raise_inotify_limit(nodes)
         state.save(state_dir)
         network.note_netns_dir_state()
-        network.ensure_bridge(layout.bridge, layout.bridge_address, subnet.prefixlen)
+        network.ensure_bridge(
+            layout.bridge, layout.bridge_address, subnet.prefixlen, layout.bridge_address6
+        )
         for client in layout.clients:
             network.attach_netns(
-                client.netns, client.veth_host, layout.bridge, client.underlay, subnet.prefixlen
+                client.netns,
+                client.veth_host,
+                layout.bridge,
+                client.underlay,
+                subnet.prefixlen,
+                client.underlay6,
+                routes=_client_routes(layout),
             )
+        _start_internet(settings, state, layout)
         progress(f"booting {len(pending)} node(s)")
         for node in pending:
             _start_node(settings, state, node, public_key)
         _write_inventory(settings, layout, state)
         problems = _wait_ready(settings, pending, progress)
+        lab_internet.wait_ready(layout.internet, _internet_dir(settings), state.internet)
     if problems:
         raise LabError("nodes did not boot: " + "; ".join(problems))
     return lab_status(settings)
+
+
+def _client_routes(layout: LabLayout) -> network.ClientRoutes:
+    return network.ClientRoutes(
+        onlink=(*layout.client_routes4, *layout.client_routes6),
+        gateways=layout.internet.addresses,
+        metric=CLIENT_DEFAULT_METRIC,
+    )
+
+
+def _internet_dir(settings: Settings) -> Path:
+    """The lab internet's files (nsd's config, zone, pid file and log): the lab's own."""
+    return settings.lab.state_dir / "inet"
+
+
+def _start_internet(settings: Settings, state: LabState, layout: LabLayout) -> None:
+    # Recorded before and after: a crash while starting leaves the PIDs it got, and the
+    # namespace sweep of `lab down` catches the rest by name.
+    try:
+        state.internet = lab_internet.start(
+            layout.internet,
+            layout.bridge,
+            settings.lab.subnet.prefixlen,
+            _internet_dir(settings),
+            state.internet,
+        )
+    finally:
+        state.save(settings.lab.state_dir)
 
 
 def build_rootfs(settings: Settings, progress: Progress = _quiet) -> Path:
@@ -383,8 +433,25 @@ def lab_status(settings: Settings, probe: bool = True) -> LabStatus:
         )
         for c in layout.clients
     )
+    internet = layout.internet
     return LabStatus(
-        settings.lab.name, True, state.subnet, layout.bridge, inventory, known_hosts, nodes, clients
+        settings.lab.name,
+        True,
+        state.subnet,
+        layout.bridge,
+        inventory,
+        known_hosts,
+        nodes,
+        clients,
+        internet={
+            "namespace": internet.netns,
+            "addresses": [str(address) for address in internet.addresses],
+            "zone": internet.zone,
+            "echo_port": internet.echo_port,
+            "running": lab_internet.running(
+                state.internet, _internet_dir(settings), layout.internet
+            ),
+        },
     )
 
 
@@ -403,6 +470,9 @@ def lab_down(settings: Settings, progress: Progress = _quiet) -> list[str]:
         layout = _layout(settings, state) if state else plan_layout(lab, settings.lab.subnet, 0, 0)
         for client in layout.clients:
             lab_clients.tunnel_down(client, _tunnel_pid_file(settings, client))
+            wgquick_client.down(client, _wg_quick_dir(settings, client))
+        if state is not None:
+            removed += lab_internet.stop(state.internet, _internet_dir(settings), layout.internet)
         running = machines.find_machines(machine_prefix(lab))
         if running:
             progress(f"stopping {len(running)} node(s)")
@@ -425,6 +495,9 @@ def lab_down(settings: Settings, progress: Progress = _quiet) -> list[str]:
             network.delete_netns(namespace, host_link)
             removed.append(f"namespace {namespace}")
         network.delete_link(layout.bridge)
+        # By name, also after a crash that lost the state: what wg-quick tunnels left on the
+        # host once their namespaces are gone (resolv.conf stand-ins, UAPI sockets).
+        removed += wgquick_client.sweep(lab)
         network.release_netns_dir()
         _restore_inotify_limit(state)
         if nodes_dir.is_dir():
@@ -440,6 +513,8 @@ def _host_link_for(lab: str, suffix: str) -> str:
         return f"{name_prefix(lab)}n{suffix[4:]}"
     if suffix.startswith("client"):
         return f"{name_prefix(lab)}c{suffix[6:]}"
+    if suffix == "inet":
+        return lab_internet_link(lab)
     return ""
 
 
@@ -523,6 +598,51 @@ def tunnel_down(settings: Settings, client_name: str) -> None:
     _state, layout = _existing(settings)
     client = _find_client(layout, client_name)
     lab_clients.tunnel_down(client, _tunnel_pid_file(settings, client))
+
+
+def _wg_quick_dir(settings: Settings, client: LabClient) -> Path:
+    return settings.lab.state_dir / "clients" / f"{client.name}.wg-quick"
+
+
+def wg_quick_up(settings: Settings, client_name: str, config_text: str) -> int | None:
+    """Bring a lab client's tunnel up with the real `wg-quick up` from a configuration exactly
+    as handed out (DNS lines included); return the PID of the wireguard-go it started.
+    A file with hook commands is refused before anything starts (see _refuse_wg_quick_hooks)."""
+    _refuse_wg_quick_hooks(config_text)
+    _check_environment()
+    require_tools("wg-quick", "nft")
+    _state, layout = _existing(settings)
+    client = _find_client(layout, client_name)
+    return wgquick_client.up(client, config_text, _wg_quick_dir(settings, client))
+
+
+# wg-quick runs these as root shell commands on this machine (PreUp..PostDown) or writes live
+# state, endpoints included, back to the file (SaveConfig): no handed-out file has them.
+WG_QUICK_HOOKS = ("preup", "postup", "predown", "postdown", "saveconfig")
+
+
+def _refuse_wg_quick_hooks(config_text: str) -> None:
+    try:
+        config = parse_wg_quick(config_text)
+    except WgQuickError as exc:
+        raise UsageError(f"wg-quick configuration: {exc}; nothing was started") from None
+    hooks = sorted(
+        {name for name, _value, _line in config.interface.values if name.lower() in WG_QUICK_HOOKS}
+    )
+    if hooks:
+        raise UsageError(
+            f"wg-quick configuration: {', '.join(hooks)}: the lab runs no hook commands "
+            "(wg-quick would run them as root on this machine); nothing was started"
+        )
+
+
+def wg_quick_down(settings: Settings, client_name: str) -> list[str]:
+    """`wg-quick down`, then whatever it left (process, interface, nftables table, rules,
+    resolv.conf stand-in); safe to repeat. Returns what had to be removed by hand."""
+    require_root("the lab")
+    _state, layout = _existing(settings)
+    client = _find_client(layout, client_name)
+    return wgquick_client.down(client, _wg_quick_dir(settings, client))
 
 
 def node_exec(settings: Settings, name: str, argv: list[str]) -> ssh.CommandResult:

@@ -67,7 +67,7 @@ def test_lab_down_removes_everything_it_made(small_lab: Settings) -> None:
     }
     lab_service.lab_up(small_lab, 2, 1)
     made = footprint(small_lab)
-    assert len(made["namespaces"]) == 3
+    assert len(made["namespaces"]) == 4  # 2 nodes, 1 client, the lab internet
     assert len(made["mounts"]) == 2
     assert len(made["processes"]) >= 2
 

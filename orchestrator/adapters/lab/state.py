@@ -28,6 +28,8 @@ class LabState:
     rootfs: str = ""
     inotify_instances_before: int | None = None
     machines: dict[str, NodeRecord] = field(default_factory=dict)
+    # The lab internet's services (echo, nsd) by name: the PIDs `lab down` stops.
+    internet: dict[str, int] = field(default_factory=dict)
 
     def save(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
