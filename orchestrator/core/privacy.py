@@ -80,6 +80,7 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
                 "granted_bytes",
                 "valid_until",
                 "warned_period",
+                "split_tunnel",
             ),
         ),
         RecordKind(
@@ -177,7 +178,23 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
                 "next_listen_port",
                 "next_key_expires",
                 "next_key_created_on",
+                "client_host",
             ),
+        ),
+        RecordKind(
+            "tunnel_prefixes",
+            "the fleet's IPv6 tunnel prefix (a unique local /48)",
+            "every controller gives nodes and configurations the same IPv6 addresses",
+            "always (one row)",
+            ("family", "prefix"),
+        ),
+        RecordKind(
+            "node_networks6",
+            "each node's IPv6 tunnel /64 (a configuration's IPv6 address is derived from its "
+            "IPv4 address there, never stored)",
+            "to configure the node and its peers' IPv6 addresses",
+            "while the node exists",
+            ("node", "network"),
         ),
         RecordKind(
             "plans",
