@@ -112,6 +112,8 @@ class Policies:
     usage: dict[str, Any] = field(default_factory=dict)
     sync_interval: str | None = None
     privacy: dict[str, Any] = field(default_factory=dict)
+    # The DNS servers every client config names (None: the nodes' own resolvers).
+    dns_servers: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +262,17 @@ def json_schema() -> dict[str, Any]:
                         "keys": obj(KEY_POLICY_FIELDS),
                         "usage": obj(USAGE_POLICY_FIELDS),
                         "privacy": obj(PRIVACY_POLICY_FIELDS),
+                        "dns": obj(
+                            {
+                                "servers": {
+                                    "type": "array",
+                                    "items": {"type": "string"},
+                                    "maxItems": 8,
+                                    "description": "IP addresses client configs name as DNS "
+                                    "(default: each node's tunnel addresses, its resolver)",
+                                }
+                            }
+                        ),
                         "sync_interval": _DURATION,
                     }
                 ),
@@ -578,8 +591,9 @@ def _configurations(
 def _policies(reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None) -> Policies:
     if entry is None:
         return Policies()
-    sections = {"keys": 1, "usage": 1, "privacy": 1, "sync_interval": 1}
+    sections = {"keys": 1, "usage": 1, "privacy": 1, "sync_interval": 1, "dns": 1}
     values = reader.mapping(entry[1], "policies", sections)
+    dns_servers = _dns_servers(reader, values.get("dns"))
     keys = _fields(
         reader,
         reader.mapping(values.get("keys", (None, None))[1], "policies.keys", KEY_POLICY_FIELDS),
@@ -610,7 +624,32 @@ def _policies(reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None) -> Pol
         {k: v for k, v in usage.items() if v is not None},
         interval,
         {k: v for k, v in privacy.items() if v is not None},
+        dns_servers,
     )
+
+
+def _dns_servers(
+    reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None
+) -> tuple[str, ...] | None:
+    """``policies.dns.servers``: at most 8 IP addresses, each in its canonical form."""
+    if entry is None:
+        return None
+    values = reader.mapping(entry[1], "policies.dns", {"servers": 1})
+    if "servers" not in values:
+        return None
+    node = values["servers"][1]
+    plain = _plain(node)
+    if not isinstance(plain, list) or len(plain) > 8:
+        reader.error(node, "policies.dns.servers", plain, "a list of at most 8 IP addresses")
+        return None
+    servers = []
+    for server in plain:
+        try:
+            servers.append(str(ipaddress.ip_address(str(server))))
+        except ValueError:
+            reader.error(node, "policies.dns.servers", server, "not an IP address")
+            return None
+    return tuple(servers)
 
 
 def _cross_check(

@@ -132,6 +132,8 @@ def policy_values(policies: Policies) -> dict[str, Any]:
     values.update({f"privacy.{k}": v for k, v in policies.privacy.items()})
     if policies.sync_interval is not None:
         values["usage.sync_interval"] = policies.sync_interval
+    if policies.dns_servers is not None:
+        values["dns.servers"] = list(policies.dns_servers)
     return values
 
 

@@ -246,3 +246,19 @@ def test_bad_network_settings_name_the_field(
         load(raw, tmp_path)
     assert caught.value.field == field
     assert problem in str(caught.value)
+
+
+# --- fleet file ------------------------------------------------------------------------------
+
+
+def test_a_fleet_file_sets_the_client_dns_servers_as_a_policy(tmp_path: Path) -> None:
+    from orchestrator.core.fleetfile import parse_fleet_file
+    from orchestrator.core.fleetplan import policy_values
+    from orchestrator.settings import with_policies
+
+    text = 'version: 1\npolicies:\n  dns: {servers: ["198.18.0.53", "2001:0002::53"]}\n'
+    parsed = parse_fleet_file(text, "fleet.yml")
+    values = policy_values(parsed.policies)
+    assert values == {"dns.servers": ["198.18.0.53", "2001:2::53"]}
+    settings = with_policies(load({}, tmp_path), values)
+    assert settings.network.dns_servers == ("198.18.0.53", "2001:2::53")
