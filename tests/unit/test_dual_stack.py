@@ -262,3 +262,43 @@ def test_a_fleet_file_sets_the_client_dns_servers_as_a_policy(tmp_path: Path) ->
     assert values == {"dns.servers": ["198.18.0.53", "2001:2::53"]}
     settings = with_policies(load({}, tmp_path), values)
     assert settings.network.dns_servers == ("198.18.0.53", "2001:2::53")
+
+
+# --- inventory: IPv6 underlay, client endpoint, egress ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variables", "problems"),
+    [
+        ({"wgfleet_underlay_address6": "2001:2::11", "wgfleet_client_endpoint": "ipv6"}, []),
+        ({"wgfleet_client_endpoint": "ipv4", "wireguard_ipv6_egress": "routed"}, []),
+        (
+            {"wgfleet_client_endpoint": "ipv6"},
+            [("n1.wgfleet_client_endpoint", "ipv4, or ipv6 with wgfleet_underlay_address6 set")],
+        ),
+        (
+            {"wgfleet_underlay_address6": "198.18.0.11"},
+            [("n1.wgfleet_underlay_address6", "an IPv6 address")],
+        ),
+        (
+            {"wireguard_ipv6_egress": "nat64"},
+            [("n1.wireguard_ipv6_egress", "nat66, routed or off")],
+        ),
+    ],
+)
+def test_inventory_rules_for_the_ipv6_side(
+    variables: dict[str, object], problems: list[tuple[str, str]]
+) -> None:
+    from orchestrator.core.inventory_rules import host_problems
+
+    assert [(p.field, p.problem) for p in host_problems("n1", variables)] == problems
+
+
+def test_the_endpoint_a_node_hands_out() -> None:
+    from orchestrator.service.deploy import endpoint_host
+
+    assert endpoint_host("n1", {"ansible_host": "198.18.0.11"}, "hosts.yml") is None
+    chosen = {"wgfleet_client_endpoint": "ipv6", "wgfleet_underlay_address6": "2001:0002::11"}
+    assert endpoint_host("n1", chosen, "hosts.yml") == "2001:2::11"
+    with pytest.raises(ConfigError, match=r"n1\.wgfleet_client_endpoint"):
+        endpoint_host("n1", {"wgfleet_client_endpoint": "both"}, "hosts.yml")
