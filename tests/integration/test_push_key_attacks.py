@@ -121,6 +121,10 @@ def abuses(node: Node) -> list[tuple[str, str, str]]:
         return f"{head}peer {k} {address} -\nend\n"
 
     outside = f"address '{{}}' is outside the node's IPv4 tunnel networks ({net})"
+    # Short forms, so the node's error line shows them whole (it cuts values at 48 characters).
+    second6, third6 = ("fd00:198:19:1::5", "fd00:198:19:1::6")
+    if node.network6 is not None:
+        second6, third6 = str(node.network6[5]), str(node.network6[6])
     not_host = "address '{}' is not a single host address (/32)"
     return [
         # Interfaces other than the managed one.
@@ -193,10 +197,9 @@ def abuses(node: Node) -> list[tuple[str, str, str]]:
         ),
         (
             "a second IPv6 address",
-            one(
-                f"{net[5]}/32,{node.network6[5] if node.network6 else ''}/128,"
-                f"{node.network6[6] if node.network6 else ''}/128"
-            ),
+            one(f"{second6}/128,{third6}/128"),
+            f"line 4: more than one IPv6 address ('{second6}/128,{third6}/128')",
+        ),
             "line 4: more than one IPv6 address "
             f"('{net[5]}/32,{node.network6[5] if node.network6 else ''}/128,"
             f"{node.network6[6] if node.network6 else ''}/128')",
