@@ -200,10 +200,6 @@ def abuses(node: Node) -> list[tuple[str, str, str]]:
             one(f"{second6}/128,{third6}/128"),
             f"line 4: more than one IPv6 address ('{second6}/128,{third6}/128')",
         ),
-            "line 4: more than one IPv6 address "
-            f"('{net[5]}/32,{node.network6[5] if node.network6 else ''}/128,"
-            f"{node.network6[6] if node.network6 else ''}/128')",
-        ),
         (
             "a host route hidden behind a good one",
             one(f"{net[5]}/32,0.0.0.0/0"),
