@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from orchestrator.core import yaml_input
+from orchestrator.core.addressing import prefix_problem
 from orchestrator.core.input_limits import MAX_BYTES
 from orchestrator.core.keys import parse_duration
 from orchestrator.core.node_names import NODE_NAME_PATTERN, node_name_problem
@@ -125,6 +126,8 @@ class FleetFile:
     accounts: tuple[AccountSpec, ...] = ()
     configurations: tuple[ConfigurationSpec, ...] = ()
     policies: Policies = field(default_factory=Policies)
+    # The fleet's IPv6 tunnel prefix (a ULA /48); None: the store's stays.
+    ipv6_prefix: str | None = None
 
 
 def parse_size(value: object) -> int:
@@ -257,6 +260,15 @@ def json_schema() -> dict[str, Any]:
                     "type": "array",
                     "items": obj(CONFIGURATION_FIELDS, REQUIRED["configuration"]),
                 },
+                "ipv6": obj(
+                    {
+                        "prefix": {
+                            "type": "string",
+                            "description": "the fleet's IPv6 tunnel prefix, a ULA /48 such as "
+                            "fd12:3456:789a::/48; fixed once a node has its /64",
+                        }
+                    }
+                ),
                 "policies": obj(
                     {
                         "keys": obj(KEY_POLICY_FIELDS),
@@ -404,7 +416,7 @@ def parse_fleet_file(text: str, source: str) -> FleetFile:
     if root is None:
         raise FleetFileInvalid([FleetFileError(source, 1, "version", None, "missing")])
     top_fields = {"version", "inventory", "nodes", "plans", "accounts", "configurations"}
-    top = reader.mapping(root, "", {*top_fields, "policies"})
+    top = reader.mapping(root, "", {*top_fields, "policies", "ipv6"})
     if "version" not in top:
         reader.error(root, "version", None, f"missing (write version: {VERSION})")
     else:
@@ -417,10 +429,29 @@ def parse_fleet_file(text: str, source: str) -> FleetFile:
     accounts = _accounts(reader, top.get("accounts"))
     configurations = _configurations(reader, top.get("configurations"))
     policies = _policies(reader, top.get("policies"))
+    ipv6_prefix = _ipv6_prefix(reader, top.get("ipv6"))
     _cross_check(reader, top, plans, accounts, configurations, nodes, inventory)
     if reader.errors:
         raise FleetFileInvalid(sorted(reader.errors, key=lambda e: (e.line, e.field)))
-    return FleetFile(source, inventory, nodes, plans, accounts, configurations, policies)
+    return FleetFile(
+        source, inventory, nodes, plans, accounts, configurations, policies, ipv6_prefix
+    )
+
+
+def _ipv6_prefix(reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None) -> str | None:
+    """``ipv6.prefix``: the fleet's IPv6 tunnel prefix, a ULA /48, in canonical form."""
+    if entry is None:
+        return None
+    values = reader.mapping(entry[1], "ipv6", {"prefix": 1})
+    if "prefix" not in values:
+        return None
+    node = values["prefix"][1]
+    value = _plain(node)
+    problem = prefix_problem(value)
+    if problem is not None:
+        reader.error(node, "ipv6.prefix", value, problem)
+        return None
+    return str(ipaddress.IPv6Network(str(value)))
 
 
 def _named(

@@ -154,6 +154,8 @@ def fleet_state(fleet: Fleet, file: FleetFile, today: date | None = None) -> Fle
         all_configurations=tuple(everything),
         node_vars=_host_vars(fleet.settings),
         policies={k: json.loads(v) for k, v in store.policies().items()},
+        ipv6_prefix=str(store.ipv6_prefix()),
+        nodes_with_network6=store.count_networks6(),
     )
 
 
@@ -360,6 +362,9 @@ def _apply_store_changes(fleet: Fleet, file: FleetFile, changes: list[Change], t
     for change in changes:
         by_kind.setdefault(change.kind, []).append(change)
 
+    for change in by_kind.get("ipv6", []):
+        store.set_ipv6_prefix(ipaddress.IPv6Network(change.after["prefix"]))
+
     if by_kind.get("policy"):
         wanted = {c.subject: c.after["value"] for c in by_kind["policy"] if c.action != "remove"}
         kept = {
@@ -543,6 +548,7 @@ def export(fleet: Fleet) -> str:
             policies.setdefault(section, {})[key] = json.loads(value)
     document: dict[str, Any] = {"version": 1}
     for key, section_value in (
+        ("ipv6", {"prefix": str(store.ipv6_prefix())}),
         ("nodes", nodes),
         ("plans", plans),
         ("policies", policies),

@@ -302,3 +302,25 @@ def test_the_endpoint_a_node_hands_out() -> None:
     assert endpoint_host("n1", chosen, "hosts.yml") == "2001:2::11"
     with pytest.raises(ConfigError, match=r"n1\.wgfleet_client_endpoint"):
         endpoint_host("n1", {"wgfleet_client_endpoint": "both"}, "hosts.yml")
+
+
+def test_a_fleet_file_sets_the_ipv6_prefix_until_nodes_have_their_slash_64() -> None:
+    from orchestrator.core.fleetfile import FleetFileInvalid, parse_fleet_file
+    from orchestrator.core.fleetplan import FleetState, plan_changes, plan_problems
+
+    parsed = parse_fleet_file("version: 1\nipv6: {prefix: 'fd12:3456:789a::/48'}\n", "f.yml")
+    assert parsed.ipv6_prefix == "fd12:3456:789a::/48"
+    fresh = FleetState((), (), (), (), ipv6_prefix="fd00:198:19::/48")
+    changes = plan_changes(parsed, fresh)
+    assert [(c.kind, c.action, c.after) for c in changes] == [
+        ("ipv6", "change", {"prefix": "fd12:3456:789a::/48"})
+    ]
+    assert plan_problems(parsed, fresh, changes) == []
+    used = FleetState((), (), (), (), ipv6_prefix="fd00:198:19::/48", nodes_with_network6=3)
+    (problem,) = plan_problems(parsed, used, plan_changes(parsed, used))
+    assert problem.startswith("ipv6.prefix: fd12:3456:789a::/48 would move the IPv6 addresses")
+    same = parse_fleet_file("version: 1\nipv6: {prefix: 'fd00:198:19::/48'}\n", "f.yml")
+    assert plan_changes(same, used) == []
+    with pytest.raises(FleetFileInvalid) as raised:
+        parse_fleet_file("version: 1\nipv6: {prefix: '2001:db8::/48'}\n", "f.yml")
+    assert str(raised.value.errors[0]).startswith("f.yml:2: ipv6.prefix: '2001:db8::/48': not a")

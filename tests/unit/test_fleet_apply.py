@@ -316,3 +316,33 @@ def test_the_python_api_runs_a_plan(settings: Settings, tmp_path: Path) -> None:
         plan = api.plan(fleet, path)
     assert len(plan.pending) == 9 and not plan.problems
     assert plan.as_dict()["format"] == fleet_file.PLAN_FORMAT
+
+
+def test_a_fleet_file_sets_the_ipv6_prefix_and_the_clients_dns(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path,
+        "version: 1\nipv6: {prefix: 'fd12:3456:789a::/48'}\n"
+        "policies:\n  dns: {servers: ['198.18.0.53', '2001:2::53']}\n",
+    )
+    assert run("plan", "-f", str(path)) == 2
+    shown = capsys.readouterr().out
+    assert "~ ipv6 prefix (change)" in shown and "+ policy dns.servers (add)" in shown
+    run("apply", "-f", str(path), "--yes")
+    with open_fleet(settings) as fleet:
+        assert str(fleet.store.ipv6_prefix()) == "fd12:3456:789a::/48"
+        assert fleet.settings.network.dns_servers == ("198.18.0.53", "2001:2::53")
+        # Once a node has its /64 (its first deploy), the prefix is fixed.
+        fleet.store.node_networks6(["node1"])
+    capsys.readouterr()
+    assert run("plan", "-f", str(path)) == 0
+    moved = write(tmp_path, "version: 1\nipv6: {prefix: 'fd99::/48'}\n", "moved.yml")
+    assert run("plan", "-f", str(moved)) == 1
+    refused = capsys.readouterr()
+    assert "ipv6.prefix: fd99::/48 would move the IPv6 addresses of 1 node(s)" in (
+        refused.out + refused.err
+    )
+    exported = tmp_path / "exported.yml"
+    assert run("export", "-o", str(exported)) == 0
+    assert "prefix: fd12:3456:789a::/48" in exported.read_text()

@@ -324,10 +324,10 @@ class SqlStore:
         with self.transaction():
             if prefix == self.ipv6_prefix():
                 return
-            row = self._one("SELECT COUNT(*) FROM node_networks6")
-            if row and int(row[0]):
+            count = self.count_networks6()
+            if count:
                 raise StoreError(
-                    f"ipv6 prefix {prefix}: {int(row[0])} node(s) already have a /64 in "
+                    f"ipv6 prefix {prefix}: {count} node(s) already have a /64 in "
                     f"{self.ipv6_prefix()}; the prefix cannot change under them"
                 )
             self.db.execute(
@@ -357,6 +357,10 @@ class SqlStore:
                 )
                 known[name] = network
             return {name: known[name] for name in wanted}
+
+    def count_networks6(self) -> int:
+        row = self._one("SELECT COUNT(*) FROM node_networks6")
+        return int(row[0]) if row else 0
 
     def set_endpoint_hosts(self, hosts: Mapping[str, str | None]) -> None:
         """The host each node's client Endpoint names (None: its address)."""
