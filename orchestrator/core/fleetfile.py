@@ -74,6 +74,11 @@ class NodeSpec:
     tunnel_network: str | None = None
     port: int | None = None
     implementation: str | None = None
+    # Dual-stack: where clients' IPv6 goes (wireguard_ipv6_egress) and which underlay address
+    # client Endpoints name (wgfleet_client_endpoint; ipv6 needs the inventory's
+    # wgfleet_underlay_address6).
+    ipv6_egress: str | None = None
+    client_endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +186,8 @@ NODE_FIELDS: dict[str, dict[str, Any]] = {
     "tunnel_network": {"type": "string", "description": "IPv4 network, e.g. 198.19.1.0/24"},
     "port": {"type": "integer", "minimum": 1, "maximum": 65535},
     "implementation": {"enum": ["kernel", "userspace"]},
+    "ipv6_egress": {"enum": ["nat66", "routed", "off"]},
+    "client_endpoint": {"enum": ["ipv4", "ipv6"]},
 }
 PLAN_FIELDS: dict[str, dict[str, Any]] = {
     "quota": _SIZE,
@@ -504,7 +511,15 @@ def _nodes(reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None) -> tuple[
                     values["tunnel_network"][1], f"nodes.{name}.tunnel_network", network, str(exc)
                 )
         specs.append(
-            NodeSpec(name, got.get("address"), network, got.get("port"), got.get("implementation"))
+            NodeSpec(
+                name,
+                got.get("address"),
+                network,
+                got.get("port"),
+                got.get("implementation"),
+                got.get("ipv6_egress"),
+                got.get("client_endpoint"),
+            )
         )
     return tuple(specs)
 

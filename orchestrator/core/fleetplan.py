@@ -125,6 +125,8 @@ def node_settings(variables: Mapping[str, Any]) -> dict[str, Any]:
         "port": int(variables.get("wireguard_port", 51820)),
         "tunnel_network": str(variables.get("wgfleet_tunnel_network")),
         "implementation": str(variables.get("wireguard_implementation", "kernel")),
+        "ipv6_egress": str(variables.get("wireguard_ipv6_egress", "nat66")),
+        "client_endpoint": str(variables.get("wgfleet_client_endpoint", "ipv4")),
     }
 
 
@@ -152,6 +154,8 @@ def plan_changes(fleet: FleetFile, state: FleetState) -> list[Change]:
                 "port": spec.port,
                 "tunnel_network": spec.tunnel_network,
                 "implementation": spec.implementation,
+                "ipv6_egress": spec.ipv6_egress,
+                "client_endpoint": spec.client_endpoint,
             }.items()
             if v is not None
         }

@@ -324,6 +324,8 @@ def _deploy_nodes(
                 ("wireguard_port", spec.port),
                 ("wgfleet_tunnel_network", spec.tunnel_network),
                 ("wireguard_implementation", spec.implementation),
+                ("wireguard_ipv6_egress", spec.ipv6_egress),
+                ("wgfleet_client_endpoint", spec.client_endpoint),
             )
             if value is not None
         }
@@ -503,6 +505,8 @@ def export(fleet: Fleet) -> str:
             "tunnel_network": str(node.tunnel_network),
             "port": base if node.listen_port in (base, base + 1) else node.listen_port,
             "implementation": current["implementation"],
+            "ipv6_egress": current["ipv6_egress"],
+            "client_endpoint": current["client_endpoint"],
         }
     plans = {
         p.name: {

@@ -324,3 +324,23 @@ def test_a_fleet_file_sets_the_ipv6_prefix_until_nodes_have_their_slash_64() -> 
     with pytest.raises(FleetFileInvalid) as raised:
         parse_fleet_file("version: 1\nipv6: {prefix: '2001:db8::/48'}\n", "f.yml")
     assert str(raised.value.errors[0]).startswith("f.yml:2: ipv6.prefix: '2001:db8::/48': not a")
+
+
+def test_a_fleet_file_sets_a_node_s_ipv6_egress_and_client_endpoint() -> None:
+    from orchestrator.core.fleetfile import FleetFileInvalid, parse_fleet_file
+    from orchestrator.core.fleetplan import FleetState, plan_changes
+
+    text = "version: 1\nnodes:\n  node1: {ipv6_egress: routed, client_endpoint: ipv6}\n"
+    parsed = parse_fleet_file(text, "f.yml")
+    variables = {"ansible_host": "198.18.0.11", "wgfleet_tunnel_network": str(V4)}
+    state = FleetState((node(),), (), (), (), node_vars={"node1": variables})
+    (change,) = plan_changes(parsed, state)
+    assert (change.kind, change.action, change.subject) == ("node", "change", "node1")
+    assert change.before == {"ipv6_egress": "nat66", "client_endpoint": "ipv4"}
+    assert change.after == {"ipv6_egress": "routed", "client_endpoint": "ipv6"}
+    applied = {**variables, "wireguard_ipv6_egress": "routed", "wgfleet_client_endpoint": "ipv6"}
+    assert (
+        plan_changes(parsed, FleetState((node(),), (), (), (), node_vars={"node1": applied})) == []
+    )
+    with pytest.raises(FleetFileInvalid):
+        parse_fleet_file("version: 1\nnodes:\n  node1: {ipv6_egress: leak}\n", "f.yml")
