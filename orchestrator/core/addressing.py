@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 # RFC 4193 unique local addresses with the L bit set: fd00::/8, a 40-bit random Global ID.
 ULA_LOCAL = ipaddress.IPv6Network("fd00::/8")
+# What a fleet may set instead: unique local (fc00::/7), or the provider's own global unicast
+# /48 (2000::/3), which egress `routed` needs to reach the internet without NAT.
+ALLOWED_PREFIXES = (ipaddress.IPv6Network("fc00::/7"), ipaddress.IPv6Network("2000::/3"))
 FLEET_PREFIX_LENGTH = 48
 NODE_PREFIX_LENGTH = 64
 # The lab's tunnel prefix (../shared/LAB.md: lab tunnels only in fd00:198:19::/48).
@@ -44,8 +47,8 @@ def prefix_problem(text: object) -> str | None:
         return "not an IPv6 network"
     if network.prefixlen != FLEET_PREFIX_LENGTH:
         return f"a /{FLEET_PREFIX_LENGTH} is needed (one /64 per node inside it)"
-    if not network.subnet_of(ULA_LOCAL):
-        return "not a unique local (fd00::/8) prefix"
+    if not any(network.subnet_of(allowed) for allowed in ALLOWED_PREFIXES):
+        return "neither unique local (fc00::/7) nor global unicast (2000::/3)"
     return None
 
 

@@ -65,8 +65,10 @@ def test_a_random_prefix_is_an_rfc4193_slash_48() -> None:
     [
         ("fd00:198:19::/48", None),
         ("fd00:198:19::/56", "a /48 is needed"),
-        ("2001:db8::/48", "not a unique local"),
-        ("fc00:1::/48", "not a unique local"),
+        ("2001:db8::/48", None),  # the provider's own prefix (egress routed)
+        ("fc00:1::/48", None),
+        ("fe80::/48", "neither unique local"),
+        ("ff02::/48", "neither unique local"),
         ("198.19.0.0/16", "not an IPv6 network"),
         ("fd00:198:19::1/48", "host bits set"),
         ("nonsense", "does not appear to be"),
@@ -232,7 +234,7 @@ def test_settings_ipv6_prefix_and_dns_servers(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("raw", "field", "problem"),
     [
-        ({"ipv6": {"prefix": "2001:db8::/48"}}, "ipv6.prefix", "not a unique local"),
+        ({"ipv6": {"prefix": "fe80::/48"}}, "ipv6.prefix", "neither unique local"),
         ({"ipv6": {"prefix": "fd00::/64"}}, "ipv6.prefix", "a /48 is needed"),
         ({"ipv6": {"other": 1}}, "ipv6.other", "unknown setting"),
         ({"dns": {"servers": ["resolver.example"]}}, "dns.servers", "not an IP address"),
@@ -322,8 +324,8 @@ def test_a_fleet_file_sets_the_ipv6_prefix_until_nodes_have_their_slash_64() -> 
     same = parse_fleet_file("version: 1\nipv6: {prefix: 'fd00:198:19::/48'}\n", "f.yml")
     assert plan_changes(same, used) == []
     with pytest.raises(FleetFileInvalid) as raised:
-        parse_fleet_file("version: 1\nipv6: {prefix: '2001:db8::/48'}\n", "f.yml")
-    assert str(raised.value.errors[0]).startswith("f.yml:2: ipv6.prefix: '2001:db8::/48': not a")
+        parse_fleet_file("version: 1\nipv6: {prefix: 'fe80::/48'}\n", "f.yml")
+    assert str(raised.value.errors[0]).startswith("f.yml:2: ipv6.prefix: 'fe80::/48': neither")
 
 
 def test_a_fleet_file_sets_a_node_s_ipv6_egress_and_client_endpoint() -> None:
