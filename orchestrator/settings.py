@@ -143,8 +143,9 @@ class KeySettings:
 class NetworkSettings:
     """The tunnels' IPv6 prefix and the DNS servers client configs name."""
 
-    # The fleet's IPv6 tunnel prefix (a /48: unique local, or the provider's own) for a store created or upgraded with these
-    # settings; None: a random RFC 4193 prefix. The store keeps the prefix it started with.
+    # The fleet's IPv6 tunnel prefix (a /48: unique local, or the provider's own) for a store
+    # created or upgraded with these settings; None: a random RFC 4193 prefix. The store keeps
+    # the prefix it started with.
     ipv6_prefix: ipaddress.IPv6Network | None = None
     # DNS servers every client config names; empty: the node's own tunnel addresses (its
     # resolver), IPv4 and IPv6.

@@ -131,7 +131,8 @@ class FleetFile:
     accounts: tuple[AccountSpec, ...] = ()
     configurations: tuple[ConfigurationSpec, ...] = ()
     policies: Policies = field(default_factory=Policies)
-    # The fleet's IPv6 tunnel prefix (a /48: unique local, or the provider's own); None: the store's stays.
+    # The fleet's IPv6 tunnel prefix (a /48: unique local, or the provider's own); None: the
+    # store's stays.
     ipv6_prefix: str | None = None
 
 
@@ -271,7 +272,8 @@ def json_schema() -> dict[str, Any]:
                     {
                         "prefix": {
                             "type": "string",
-                            "description": "the fleet's IPv6 tunnel prefix, a unique local (or the provider's own) /48 such as "
+                            "description": "the fleet's IPv6 tunnel /48 (unique local or the "
+                            "provider's own), e.g. "
                             "fd12:3456:789a::/48; fixed once a node has its /64",
                         }
                     }
@@ -446,7 +448,7 @@ def parse_fleet_file(text: str, source: str) -> FleetFile:
 
 
 def _ipv6_prefix(reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None) -> str | None:
-    """``ipv6.prefix``: the fleet's IPv6 tunnel prefix, a unique local or global unicast /48, canonical."""
+    """``ipv6.prefix``: the fleet's IPv6 tunnel /48 (unique local or global unicast), canonical."""
     if entry is None:
         return None
     values = reader.mapping(entry[1], "ipv6", {"prefix": 1})
