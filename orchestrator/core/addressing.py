@@ -82,12 +82,15 @@ class TunnelNetworks:
     ipv6: ipaddress.IPv6Network | None = None
 
     def address6(self, address: ipaddress.IPv4Address) -> ipaddress.IPv6Address | None:
-        """The IPv6 address at ``address``'s host offset (None: the node has no /64)."""
+        """The IPv6 address at ``address``'s host offset. None when the node has no /64, or
+        for an address outside the node's IPv4 pool (a node whose push an operator widened to
+        a larger network, see peers_tunnel_networks_ipv4): such a peer stays IPv4-only rather
+        than take an address that is not its own."""
         if self.ipv6 is None:
             return None
         offset = int(address) - int(self.ipv4.network_address)
         if not 0 <= offset < self.ipv4.num_addresses:
-            raise ValueError(f"{address} is outside the node's tunnel network {self.ipv4}")
+            return None
         return ipaddress.IPv6Address(int(self.ipv6.network_address) + offset)
 
     def host6(self, address: ipaddress.IPv4Address) -> ipaddress.IPv6Network | None:

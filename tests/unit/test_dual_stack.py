@@ -102,8 +102,11 @@ def test_the_ipv6_address_keeps_the_ipv4_host_offset(offset: int) -> None:
 
 
 def test_an_address_outside_the_pool_has_no_ipv6_twin() -> None:
-    with pytest.raises(ValueError, match="outside"):
-        TunnelNetworks(V4, V6).address6(ipaddress.IPv4Address("198.19.2.5"))
+    # A node whose push was widened to a larger IPv4 network: such peers stay IPv4-only.
+    assert TunnelNetworks(V4, V6).address6(ipaddress.IPv4Address("198.19.2.5")) is None
+    outside = configuration("198.19.200.7")
+    (peer,) = desired_peers("node1", [outside], tunnels=TunnelNetworks(V4, V6))
+    assert peer.allowed_ips == "198.19.200.7/32"
     assert TunnelNetworks(V4, V6).own6 == ipaddress.IPv6Address("fd00:198:19:1::1")
 
 
