@@ -18,6 +18,7 @@ from typing import Any
 
 from orchestrator.adapters.input_files import read_text
 from orchestrator.core import yaml_input
+from orchestrator.core.addressing import LAB_PREFIX, prefix_problem
 from orchestrator.core.input_limits import SETTINGS_MAX_BYTES
 from orchestrator.core.keys import parse_duration
 from orchestrator.core.notify import webhook_problem
@@ -139,6 +140,19 @@ class KeySettings:
 
 
 @dataclass(frozen=True)
+class NetworkSettings:
+    """The tunnels' IPv6 prefix and the DNS servers client configs name."""
+
+    # The fleet's IPv6 tunnel prefix (a /48: unique local, or the provider's own) for a store
+    # created or upgraded with these settings; None: a random RFC 4193 prefix. The store keeps
+    # the prefix it started with.
+    ipv6_prefix: ipaddress.IPv6Network | None = None
+    # DNS servers every client config names; empty: the node's own tunnel addresses (its
+    # resolver), IPv4 and IPv6.
+    dns_servers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     source: str  # the file the settings came from, or "defaults"
     project_root: Path
@@ -153,6 +167,7 @@ class Settings:
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     deploy: DeploySettings = field(default_factory=DeploySettings)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready view for `wgfleet config show`: paths only, never key material."""
@@ -196,6 +211,10 @@ class Settings:
                 "grace": self.keys.grace,
             },
             "deploy": {"full_every_days": self.deploy.full_every_days},
+            "ipv6": {
+                "prefix": str(self.network.ipv6_prefix) if self.network.ipv6_prefix else "random"
+            },
+            "dns": {"servers": list(self.network.dns_servers)},
             "lab": {
                 "name": self.lab.name,
                 "subnet": str(self.lab.subnet),
@@ -218,6 +237,8 @@ _TOP_KEYS = {
     "privacy",
     "notify",
     "deploy",
+    "ipv6",
+    "dns",
 }
 _NOTIFY_KEYS = {"command", "webhook", "timeout"}
 
@@ -328,6 +349,40 @@ def _lab_subnet(reader: _Reader, data: dict[str, Any]) -> ipaddress.IPv4Network:
     if subnet.prefixlen > 24:
         raise ConfigError(reader.source, "lab.subnet", raw, "must be a /24 or larger")
     return subnet
+
+
+def _network_settings(
+    reader: _Reader, ipv6_raw: object, dns_raw: object, lab_inventory: bool
+) -> NetworkSettings:
+    ipv6 = reader.mapping(ipv6_raw, "ipv6", {"prefix"})
+    # The defaults describe the lab fleet (../shared/LAB.md: lab tunnels only in
+    # fd00:198:19::/48); any other inventory gets a random prefix unless one is set.
+    prefix = LAB_PREFIX if lab_inventory else None
+    if "prefix" in ipv6:
+        problem = prefix_problem(ipv6["prefix"])
+        if problem is not None:
+            raise ConfigError(reader.source, "ipv6.prefix", ipv6["prefix"], problem)
+        prefix = ipaddress.IPv6Network(str(ipv6["prefix"]))
+    dns = reader.mapping(dns_raw, "dns", {"servers"})
+    servers = dns.get("servers", [])
+    problem = dns_servers_problem(servers)
+    if problem is not None:
+        raise ConfigError(reader.source, "dns.servers", servers, problem)
+    return NetworkSettings(prefix, tuple(str(ipaddress.ip_address(s)) for s in servers))
+
+
+def dns_servers_problem(servers: object) -> str | None:
+    """Why ``servers`` cannot be the DNS servers of client configs (None: it can)."""
+    if not isinstance(servers, list) or len(servers) > 8:
+        return "a list of at most 8 IP addresses"
+    for server in servers:
+        try:
+            ipaddress.ip_address(str(server))
+        except ValueError:
+            return f"{str(server)[:64]!r} is not an IP address"
+        if not isinstance(server, str):
+            return f"{server!r}: write each address as a string"
+    return None
 
 
 def _key_settings(reader: _Reader, raw: object) -> KeySettings:
@@ -449,6 +504,9 @@ def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
             source, "deploy.full_every_days", full_every, "a whole number of days, 0 for always"
         )
     return Settings(
+        network=_network_settings(
+            reader, top.get("ipv6"), top.get("dns"), inventory == root / "inventory" / "lab"
+        ),
         notify=notify,
         deploy=DeploySettings(full_every),
         privacy=PrivacySettings(
@@ -510,15 +568,19 @@ POLICY_NAMES = (
     "privacy.topup_retention_days",
     "privacy.deleted_ledger_retention_days",
     "privacy.allow_contact",
+    "dns.servers",
 )
 
 
 def policy_values(settings: Settings) -> dict[str, Any]:
     """The policies in force, by their dotted names."""
     sections = {"keys": settings.keys, "usage": settings.usage, "privacy": settings.privacy}
-    values = {}
+    values: dict[str, Any] = {}
     for name in POLICY_NAMES:
         section, key = name.split(".")
+        if section == "dns":
+            values[name] = list(settings.network.dns_servers)
+            continue
         values[name] = getattr(sections[section], key)
     return values
 
@@ -528,8 +590,12 @@ def with_policies(settings: Settings, policies: Mapping[str, Any]) -> Settings:
     keys = {k.split(".", 1)[1]: v for k, v in policies.items() if k.startswith("keys.")}
     usage = {k.split(".", 1)[1]: v for k, v in policies.items() if k.startswith("usage.")}
     privacy = {k.split(".", 1)[1]: v for k, v in policies.items() if k.startswith("privacy.")}
+    network = settings.network
+    if isinstance(policies.get("dns.servers"), list):
+        network = replace(network, dns_servers=tuple(str(s) for s in policies["dns.servers"]))
     return replace(
         settings,
+        network=network,
         privacy=replace(
             settings.privacy,
             **{k: v for k, v in privacy.items() if hasattr(PrivacySettings, k)},

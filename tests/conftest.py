@@ -34,6 +34,7 @@ WORKER_LABS = (("t", "198.18.32.0/20"), ("u", "198.18.16.0/20"))
 # Modules of the second group (traffic, waits); every other test is in the first.
 TRAFFIC_MODULES = frozenset(
     {
+        "tests/integration/test_dual_stack.py",
         "tests/integration/test_lab_inet.py",
         "tests/integration/test_node_trust.py",
         "tests/integration/test_push_delta.py",
@@ -53,6 +54,8 @@ def lab_settings(base: Path, name: str, subnet: str) -> Settings:
             "data_dir": str(base / "data"),
             "inventory": str(base / "inventory"),
             "lab": {"name": name, "subnet": subnet},
+            # ../shared/LAB.md: lab tunnels only in fd00:198:19::/48.
+            "ipv6": {"prefix": "fd00:198:19::/48"},
         },
         "test settings",
         base,
@@ -157,7 +160,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     # The same settings as a file, for tests that drive the `wgfleet` command itself.
     (base / "settings.yml").write_text(
         f"data_dir: {base / 'data'}\ninventory: {base / 'inventory'}\n"
-        f"lab:\n  name: {name}\n  subnet: {subnet}\n"
+        f"lab:\n  name: {name}\n  subnet: {subnet}\nipv6:\n  prefix: fd00:198:19::/48\n"
     )
     try:
         lab_service.lab_up(settings, LAB_NODES, LAB_CLIENTS)

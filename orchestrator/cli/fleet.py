@@ -85,7 +85,7 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings, output: Output)
 
     store = open_store(settings.store_url, source=settings.source)
     try:
-        applied = store.upgrade()
+        applied = store.upgrade(ipv6_prefix=settings.network.ipv6_prefix)
         version = store.schema_version()
     finally:
         store.close()
@@ -282,6 +282,7 @@ def _config_dict(c: Configuration) -> dict[str, Any]:
         "disabled_reason": c.disabled_reason.value if c.disabled_reason else None,
         "key_created_on": c.key_created_on,
         "valid_until": c.valid_until,
+        "split_tunnel": c.split_tunnel,
     }
 
 
@@ -365,6 +366,7 @@ def cmd_peers_add(args: argparse.Namespace, settings: Settings, output: Output) 
             quota_bytes=args.quota,
             plan=args.plan,
             name=args.name,
+            split_tunnel=args.split_tunnel,
         )
     config = created.configuration
     emit_client_configs(
@@ -402,12 +404,16 @@ def cmd_peers_list(args: argparse.Namespace, settings: Settings, output: Output)
 
 
 def cmd_peers_show(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service import peers
+
     with _fleet(settings, write=False) as fleet:
         config = fleet.store.configuration(args.name)
         topups = fleet.store.topups(args.name)
         usage = fleet.store.usage(args.name)
+        lines = peers.client_lines(fleet, config)
     data = {
         **_config_dict(config),
+        "client_lines": lines,
         "topups": [t.__dict__ for t in topups],
         "usage": [
             {"period_start": u.period_start, "rx_bytes": u.rx_bytes, "tx_bytes": u.tx_bytes}
@@ -422,6 +428,14 @@ def cmd_peers_show(args: argparse.Namespace, settings: Settings, output: Output)
         table.add_row("top-ups", f"{len(topups)}, {_gib(sum(t.bytes_granted for t in topups))}")
         table.add_row("used", _gib(sum(u.total for u in usage)))
         output.out.print(table)
+        # What a client config made before IPv6 and DNS must carry now (no key needed).
+        for node, node_lines in lines.items():
+            output.out.print(
+                f"# client config lines on {node} ([Interface]: Address, DNS; [Peer]: AllowedIPs)",
+                markup=False,
+            )
+            for line in node_lines:
+                output.out.print(line, markup=False)
 
     output.result(data, render)
     return ExitCode.OK
@@ -699,6 +713,12 @@ def register(commands: Any, add: Registrar) -> None:
     quota.add_argument("--quota", type=positive_int, metavar="BYTES")
     quota.add_argument("--plan")
     peer_add.add_argument("--name", help="configuration name (default ACCOUNT-N)")
+    peer_add.add_argument(
+        "--split-tunnel",
+        metavar="NET[,NET..]",
+        help="route only these networks through the tunnel (default: everything, IPv4 and "
+        "IPv6, so nothing leaks beside it); kept through key rotations",
+    )
     peer_add.add_argument(
         "--qr", action="store_true", help="also show each client config as a QR code"
     )

@@ -29,6 +29,9 @@ def cmd_privacy_report(args: argparse.Namespace, settings: Settings, output: Out
         output.out.print(table)
         output.out.print("Never kept: " + "; ".join(report["never_kept"]) + ".")
         output.out.print(f"Contact numbers: {report['contact_numbers']}.")
+        output.out.print("Every client configuration carries:")
+        for fact in report["client_configs"]:
+            output.out.print(f"- {fact}")
         output.out.print(f"Nodes' journal: {report['nodes']['journal']}.")
         audits = report["nodes"]["audit"]
         if audits:

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from orchestrator.core import yaml_input
+from orchestrator.core.addressing import prefix_problem
 from orchestrator.core.input_limits import MAX_BYTES
 from orchestrator.core.keys import parse_duration
 from orchestrator.core.node_names import NODE_NAME_PATTERN, node_name_problem
@@ -73,6 +74,11 @@ class NodeSpec:
     tunnel_network: str | None = None
     port: int | None = None
     implementation: str | None = None
+    # Dual-stack: where clients' IPv6 goes (wireguard_ipv6_egress) and which underlay address
+    # client Endpoints name (wgfleet_client_endpoint; ipv6 needs the inventory's
+    # wgfleet_underlay_address6).
+    ipv6_egress: str | None = None
+    client_endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,8 @@ class Policies:
     usage: dict[str, Any] = field(default_factory=dict)
     sync_interval: str | None = None
     privacy: dict[str, Any] = field(default_factory=dict)
+    # The DNS servers every client config names (None: the nodes' own resolvers).
+    dns_servers: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,9 @@ class FleetFile:
     accounts: tuple[AccountSpec, ...] = ()
     configurations: tuple[ConfigurationSpec, ...] = ()
     policies: Policies = field(default_factory=Policies)
+    # The fleet's IPv6 tunnel prefix (a /48: unique local, or the provider's own); None: the
+    # store's stays.
+    ipv6_prefix: str | None = None
 
 
 def parse_size(value: object) -> int:
@@ -176,6 +187,8 @@ NODE_FIELDS: dict[str, dict[str, Any]] = {
     "tunnel_network": {"type": "string", "description": "IPv4 network, e.g. 198.19.1.0/24"},
     "port": {"type": "integer", "minimum": 1, "maximum": 65535},
     "implementation": {"enum": ["kernel", "userspace"]},
+    "ipv6_egress": {"enum": ["nat66", "routed", "off"]},
+    "client_endpoint": {"enum": ["ipv4", "ipv6"]},
 }
 PLAN_FIELDS: dict[str, dict[str, Any]] = {
     "quota": _SIZE,
@@ -255,11 +268,32 @@ def json_schema() -> dict[str, Any]:
                     "type": "array",
                     "items": obj(CONFIGURATION_FIELDS, REQUIRED["configuration"]),
                 },
+                "ipv6": obj(
+                    {
+                        "prefix": {
+                            "type": "string",
+                            "description": "the fleet's IPv6 tunnel /48 (unique local or the "
+                            "provider's own), e.g. "
+                            "fd12:3456:789a::/48; fixed once a node has its /64",
+                        }
+                    }
+                ),
                 "policies": obj(
                     {
                         "keys": obj(KEY_POLICY_FIELDS),
                         "usage": obj(USAGE_POLICY_FIELDS),
                         "privacy": obj(PRIVACY_POLICY_FIELDS),
+                        "dns": obj(
+                            {
+                                "servers": {
+                                    "type": "array",
+                                    "items": {"type": "string"},
+                                    "maxItems": 8,
+                                    "description": "IP addresses client configs name as DNS "
+                                    "(default: each node's tunnel addresses, its resolver)",
+                                }
+                            }
+                        ),
                         "sync_interval": _DURATION,
                     }
                 ),
@@ -391,7 +425,7 @@ def parse_fleet_file(text: str, source: str) -> FleetFile:
     if root is None:
         raise FleetFileInvalid([FleetFileError(source, 1, "version", None, "missing")])
     top_fields = {"version", "inventory", "nodes", "plans", "accounts", "configurations"}
-    top = reader.mapping(root, "", {*top_fields, "policies"})
+    top = reader.mapping(root, "", {*top_fields, "policies", "ipv6"})
     if "version" not in top:
         reader.error(root, "version", None, f"missing (write version: {VERSION})")
     else:
@@ -404,10 +438,29 @@ def parse_fleet_file(text: str, source: str) -> FleetFile:
     accounts = _accounts(reader, top.get("accounts"))
     configurations = _configurations(reader, top.get("configurations"))
     policies = _policies(reader, top.get("policies"))
+    ipv6_prefix = _ipv6_prefix(reader, top.get("ipv6"))
     _cross_check(reader, top, plans, accounts, configurations, nodes, inventory)
     if reader.errors:
         raise FleetFileInvalid(sorted(reader.errors, key=lambda e: (e.line, e.field)))
-    return FleetFile(source, inventory, nodes, plans, accounts, configurations, policies)
+    return FleetFile(
+        source, inventory, nodes, plans, accounts, configurations, policies, ipv6_prefix
+    )
+
+
+def _ipv6_prefix(reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None) -> str | None:
+    """``ipv6.prefix``: the fleet's IPv6 tunnel /48 (unique local or global unicast), canonical."""
+    if entry is None:
+        return None
+    values = reader.mapping(entry[1], "ipv6", {"prefix": 1})
+    if "prefix" not in values:
+        return None
+    node = values["prefix"][1]
+    value = _plain(node)
+    problem = prefix_problem(value)
+    if problem is not None:
+        reader.error(node, "ipv6.prefix", value, problem)
+        return None
+    return str(ipaddress.IPv6Network(str(value)))
 
 
 def _named(
@@ -460,7 +513,15 @@ def _nodes(reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None) -> tuple[
                     values["tunnel_network"][1], f"nodes.{name}.tunnel_network", network, str(exc)
                 )
         specs.append(
-            NodeSpec(name, got.get("address"), network, got.get("port"), got.get("implementation"))
+            NodeSpec(
+                name,
+                got.get("address"),
+                network,
+                got.get("port"),
+                got.get("implementation"),
+                got.get("ipv6_egress"),
+                got.get("client_endpoint"),
+            )
         )
     return tuple(specs)
 
@@ -578,8 +639,9 @@ def _configurations(
 def _policies(reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None) -> Policies:
     if entry is None:
         return Policies()
-    sections = {"keys": 1, "usage": 1, "privacy": 1, "sync_interval": 1}
+    sections = {"keys": 1, "usage": 1, "privacy": 1, "sync_interval": 1, "dns": 1}
     values = reader.mapping(entry[1], "policies", sections)
+    dns_servers = _dns_servers(reader, values.get("dns"))
     keys = _fields(
         reader,
         reader.mapping(values.get("keys", (None, None))[1], "policies.keys", KEY_POLICY_FIELDS),
@@ -610,7 +672,32 @@ def _policies(reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None) -> Pol
         {k: v for k, v in usage.items() if v is not None},
         interval,
         {k: v for k, v in privacy.items() if v is not None},
+        dns_servers,
     )
+
+
+def _dns_servers(
+    reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None
+) -> tuple[str, ...] | None:
+    """``policies.dns.servers``: at most 8 IP addresses, each in its canonical form."""
+    if entry is None:
+        return None
+    values = reader.mapping(entry[1], "policies.dns", {"servers": 1})
+    if "servers" not in values:
+        return None
+    node = values["servers"][1]
+    plain = _plain(node)
+    if not isinstance(plain, list) or len(plain) > 8:
+        reader.error(node, "policies.dns.servers", plain, "a list of at most 8 IP addresses")
+        return None
+    servers = []
+    for server in plain:
+        try:
+            servers.append(str(ipaddress.ip_address(str(server))))
+        except ValueError:
+            reader.error(node, "policies.dns.servers", server, "not an IP address")
+            return None
+    return tuple(servers)
 
 
 def _cross_check(

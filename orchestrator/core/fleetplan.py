@@ -57,6 +57,8 @@ class FleetState:
     all_configurations: tuple[Configuration, ...] = ()  # every one, to see who uses a plan
     node_vars: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # inventory hosts
     policies: Mapping[str, Any] = field(default_factory=dict)  # applied from a fleet file
+    ipv6_prefix: str | None = None  # the store's IPv6 tunnel prefix
+    nodes_with_network6: int = 0  # nodes (or inventory hosts) that already have their /64
 
     def fingerprint(self) -> str:
         """Changes when anything a plan was computed from changes (for --plan-file)."""
@@ -67,6 +69,7 @@ class FleetState:
             ),
             "node_settings": {k: node_settings(v) for k, v in self.node_vars.items()},
             "policies": dict(self.policies),
+            "ipv6_prefix": self.ipv6_prefix,
             "plans": {p.name: _plan_fields(p) for p in self.plans},
             "accounts": {a.username: _account_fields(a) for a in self.accounts},
             "configurations": {c.name: _config_fields(c) for c in self.configurations},
@@ -122,6 +125,8 @@ def node_settings(variables: Mapping[str, Any]) -> dict[str, Any]:
         "port": int(variables.get("wireguard_port", 51820)),
         "tunnel_network": str(variables.get("wgfleet_tunnel_network")),
         "implementation": str(variables.get("wireguard_implementation", "kernel")),
+        "ipv6_egress": str(variables.get("wireguard_ipv6_egress", "nat66")),
+        "client_endpoint": str(variables.get("wgfleet_client_endpoint", "ipv4")),
     }
 
 
@@ -132,6 +137,8 @@ def policy_values(policies: Policies) -> dict[str, Any]:
     values.update({f"privacy.{k}": v for k, v in policies.privacy.items()})
     if policies.sync_interval is not None:
         values["usage.sync_interval"] = policies.sync_interval
+    if policies.dns_servers is not None:
+        values["dns.servers"] = list(policies.dns_servers)
     return values
 
 
@@ -147,6 +154,8 @@ def plan_changes(fleet: FleetFile, state: FleetState) -> list[Change]:
                 "port": spec.port,
                 "tunnel_network": spec.tunnel_network,
                 "implementation": spec.implementation,
+                "ipv6_egress": spec.ipv6_egress,
+                "client_endpoint": spec.client_endpoint,
             }.items()
             if v is not None
         }
@@ -164,6 +173,17 @@ def plan_changes(fleet: FleetFile, state: FleetState) -> list[Change]:
         before, after = _diff(current, wanted)
         if after:
             changes.append(Change("node", "change", name, before, after))
+
+    if fleet.ipv6_prefix is not None and fleet.ipv6_prefix != state.ipv6_prefix:
+        changes.append(
+            Change(
+                "ipv6",
+                "change",
+                "prefix",
+                {"prefix": state.ipv6_prefix},
+                {"prefix": fleet.ipv6_prefix},
+            )
+        )
 
     wanted_policies = policy_values(fleet.policies)
     for name in sorted(set(wanted_policies) | set(state.policies)):
@@ -264,6 +284,13 @@ def plan_problems(fleet: FleetFile, state: FleetState, changes: Iterable[Change]
                 f"plans.{name}: missing from the file but used by {', '.join(users[name])}"
             )
     problems += _node_problems(fleet, state)
+    moved6 = fleet.ipv6_prefix is not None and fleet.ipv6_prefix != state.ipv6_prefix
+    if moved6 and state.nodes_with_network6:
+        problems.append(
+            f"ipv6.prefix: {fleet.ipv6_prefix} would move the IPv6 addresses of "
+            f"{state.nodes_with_network6} node(s) with a /64 in {state.ipv6_prefix}; the prefix "
+            "is fixed once nodes have their /64"
+        )
     known_nodes = set(state.node_vars) | {n.name for n in state.nodes}
     for spec in fleet.configurations:
         unknown = [n for n in spec.nodes if n not in known_nodes]

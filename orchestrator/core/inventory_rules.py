@@ -53,6 +53,14 @@ def _port(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
 
 
+def _ipv6_address(value: object) -> bool:
+    try:
+        ipaddress.IPv6Address(str(value))
+    except ValueError:
+        return False
+    return isinstance(value, str)
+
+
 def host_problems(name: str, variables: Mapping[str, object]) -> list[Problem]:
     """Every problem of one inventory host: its name and the variables wgfleet relies on."""
     problems: list[Problem] = []
@@ -72,6 +80,18 @@ def host_problems(name: str, variables: Mapping[str, object]) -> list[Problem]:
     check("wgfleet_tunnel_network", _ipv4_network(network), "an IPv4 network such as 198.19.1.0/24")
     address = variables.get("wgfleet_tunnel_address")
     check("wgfleet_tunnel_address", _ipv4_address(address), "an IPv4 address")
+    # Dual-stack: the node's IPv6 underlay address, which address client Endpoints name, and
+    # where clients' IPv6 goes.
+    underlay6 = variables.get("wgfleet_underlay_address6")
+    check("wgfleet_underlay_address6", _ipv6_address(underlay6), "an IPv6 address")
+    endpoint = variables.get("wgfleet_client_endpoint")
+    check(
+        "wgfleet_client_endpoint",
+        endpoint == "ipv4" or (endpoint == "ipv6" and _ipv6_address(underlay6)),
+        "ipv4, or ipv6 with wgfleet_underlay_address6 set",
+    )
+    egress = variables.get("wireguard_ipv6_egress")
+    check("wireguard_ipv6_egress", egress in ("nat66", "routed", "off"), "nat66, routed or off")
     interface = variables.get("wireguard_interface")
     check(
         "wireguard_interface",

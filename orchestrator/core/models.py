@@ -39,6 +39,10 @@ class Node:
     next_listen_port: int | None = None
     next_key_expires: int | None = None
     next_key_created_on: date | None = None
+    # The node's IPv6 tunnel /64 inside the fleet's prefix (None until the store gave it one),
+    # and the host clients' Endpoint names when it is not ``address`` (an IPv6 underlay).
+    tunnel_network6: ipaddress.IPv6Network | None = None
+    endpoint_host: str | None = None
 
     @property
     def rotating(self) -> bool:
@@ -56,6 +60,18 @@ class Node:
     @property
     def node_tunnel_address(self) -> ipaddress.IPv4Address:
         return self.tunnel_network[1]
+
+    @property
+    def node_tunnel_address6(self) -> ipaddress.IPv6Address | None:
+        return None if self.tunnel_network6 is None else self.tunnel_network6[1]
+
+    @property
+    def endpoint(self) -> str:
+        """``host:port`` of the Endpoint line of new client configs (IPv6 in brackets)."""
+        host = self.endpoint_host or self.address
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{host}:{self.issued_port}"
 
 
 @dataclass(frozen=True)
@@ -100,6 +116,9 @@ class Configuration:
     previous_psk_ref: str | None = None
     previous_key_expires: int | None = None
     valid_until: date | None = None  # the last day it may be used; None: no expiry
+    # The networks its client routes through the tunnel, when the operator chose a split
+    # tunnel for it (canonical, comma-separated); None: everything (0.0.0.0/0, ::/0).
+    split_tunnel: str | None = None
 
     @property
     def nodes(self) -> tuple[str, ...]:

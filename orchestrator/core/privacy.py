@@ -9,7 +9,7 @@ it, so the published inventory cannot silently fall behind the code.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -61,7 +61,8 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
             "configurations",
             "a VPN configuration: name, public keys, preshared-key reference, plan, quota, "
             "enabled/disabled and why, key creation dates, granted bytes, last valid day, the "
-            "billing period a quota warning was sent for",
+            "billing period a quota warning was sent for, the networks of a split tunnel the "
+            "operator chose",
             "to place the peer on nodes and enforce the quota bought",
             "until the configuration or its account is deleted",
             (
@@ -80,6 +81,7 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
                 "granted_bytes",
                 "valid_until",
                 "warned_period",
+                "split_tunnel",
             ),
         ),
         RecordKind(
@@ -156,8 +158,8 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
         ),
         RecordKind(
             "nodes",
-            "the provider's VPN nodes: name, address, tunnel network, port, keys, push and "
-            "sync state, last audit verdict",
+            "the provider's VPN nodes: name, address (and the one clients connect to), tunnel "
+            "network, port, keys, push and sync state, last audit verdict",
             "to deploy, push and audit",
             "while the node exists",
             (
@@ -177,7 +179,23 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
                 "next_listen_port",
                 "next_key_expires",
                 "next_key_created_on",
+                "client_host",
             ),
+        ),
+        RecordKind(
+            "tunnel_prefixes",
+            "the fleet's IPv6 tunnel prefix (a unique local /48)",
+            "every controller gives nodes and configurations the same IPv6 addresses",
+            "always (one row)",
+            ("family", "prefix"),
+        ),
+        RecordKind(
+            "node_networks6",
+            "each node's IPv6 tunnel /64 (a configuration's IPv6 address is derived from its "
+            "IPv4 address there, never stored)",
+            "to configure the node and its peers' IPv6 addresses",
+            "while the node exists",
+            ("node", "network"),
         ),
         RecordKind(
             "plans",
@@ -254,11 +272,31 @@ def undeclared(columns: Mapping[str, Iterable[str]], kinds: Mapping[str, RecordK
 _INTERNAL_IDS = {"id", "account_id", "configuration_id"}
 
 
+def client_config_facts(dns_servers: Sequence[str] = ()) -> list[str]:
+    """What every client configuration wgfleet hands out carries (issue 21: leak nothing)."""
+    dns = (
+        f"DNS: the fleet's chosen servers ({', '.join(dns_servers)}), reached through the tunnel"
+        if dns_servers
+        else "DNS: the node's own tunnel addresses (IPv4 and IPv6), so queries go through the "
+        "tunnel to the node, never to the user's network"
+    )
+    return [
+        "Address: one IPv4 /32 and one IPv6 /128 inside the node's tunnel networks (the IPv6 "
+        "address follows from the IPv4 one; it is not stored)",
+        "AllowedIPs: 0.0.0.0/0 and ::/0, so IPv6 never leaves beside the tunnel (a node "
+        "without IPv6 egress drops it); a split tunnel only where the operator chose one for "
+        "that configuration",
+        dns,
+        "the private key is made on the controller, shown once and kept nowhere",
+    ]
+
+
 def build_report(
     columns: Mapping[str, Iterable[str]],
     profile: Retention,
     nodes: NodeFacts,
     store: str,
+    dns_servers: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The data inventory a provider can publish, as JSON-ready data."""
     kinds = record_kinds(profile)
@@ -287,6 +325,7 @@ def build_report(
         ],
         "never_kept": list(NEVER_KEPT),
         "contact_numbers": "allowed" if profile.allow_contact else "not kept",
+        "client_configs": client_config_facts(dns_servers),
         "nodes": {
             "journal": nodes.journal,
             "audit": {

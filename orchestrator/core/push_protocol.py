@@ -21,7 +21,7 @@ HEADER = "wgfleet-peers 1"
 
 def _peer_line(peer: DesiredPeer, preshared: dict[str, str]) -> str:
     psk = preshared[peer.psk_ref] if peer.psk_ref else "-"
-    return f"peer {peer.public_key} {peer.allowed_ip} {psk}"
+    return f"peer {peer.public_key} {peer.allowed_ips} {psk}"
 
 
 def render_request(

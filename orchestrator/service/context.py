@@ -80,7 +80,7 @@ def open_fleet(
     store = open_store(settings.store_url, source=settings.source)
     try:
         if upgrade and store.schema_version() == 0:
-            store.upgrade()
+            store.upgrade(ipv6_prefix=settings.network.ipv6_prefix)
         store.require_current()
         # Policies applied from a fleet file win over the settings file: every controller
         # sharing this store then enforces the same key ages, grace and usage rules.

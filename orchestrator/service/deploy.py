@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -15,6 +15,7 @@ import yaml
 from orchestrator.adapters import ansible, keyfiles, node_state, ssh
 from orchestrator.adapters.input_files import read_text
 from orchestrator.core import yaml_input
+from orchestrator.core.addressing import TunnelNetworks
 from orchestrator.core.converge import (
     NodeRecord,
     Verdict,
@@ -260,6 +261,45 @@ def listen_ports(settings: Settings) -> dict[str, int]:
         return {n.name: n.listen_port for n in fleet.store.nodes()}
 
 
+def tunnel_ipv6(settings: Settings, hosts: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Each host's IPv6 tunnel side for the roles (site.yml's ``wgfleet_tunnel_ipv6``): its
+    /64 from the store, given on its first deploy and kept for the node's life, and its ::1."""
+    from orchestrator.service.context import open_fleet
+
+    with open_fleet(settings) as fleet:
+        networks = fleet.store.node_networks6(hosts)
+    return {
+        name: {"network": str(network), "address": str(TunnelNetworks(_NO_V4, network).own6)}
+        for name, network in networks.items()
+    }
+
+
+_NO_V4 = ipaddress.IPv4Network("0.0.0.0/32")  # TunnelNetworks needs one; own6 ignores it
+
+ENDPOINT_CHOICES = ("ipv4", "ipv6")
+
+
+def endpoint_host(name: str, variables: Mapping[str, Any], source: str) -> str | None:
+    """The host a node's client Endpoints name: its IPv4 (``ansible_host``, None) unless
+    ``wgfleet_client_endpoint: ipv6`` picks its IPv6 underlay (``wgfleet_underlay_address6``)."""
+    chosen = variables.get("wgfleet_client_endpoint", "ipv4")
+    if chosen not in ENDPOINT_CHOICES:
+        raise ConfigError(source, f"{name}.wgfleet_client_endpoint", chosen, "one of ipv4, ipv6")
+    if chosen == "ipv4":
+        return None
+    address6 = variables.get("wgfleet_underlay_address6")
+    try:
+        parsed = ipaddress.IPv6Address(str(address6))
+    except ValueError:
+        raise ConfigError(
+            source,
+            f"{name}.wgfleet_underlay_address6",
+            address6,
+            "an IPv6 address is needed for wgfleet_client_endpoint: ipv6",
+        ) from None
+    return str(parsed)
+
+
 def deploy(
     settings: Settings,
     *,
@@ -284,6 +324,7 @@ def deploy(
     check_static_peers(extravars)
     inputs = DeployInputs.read(settings)
     controller_vars = node_extravars(settings)
+    controller_vars["wgfleet_tunnel_ipv6"] = tunnel_ipv6(settings, sorted(inputs.host_vars))
     all_extravars = {**controller_vars, **dict(extravars or {})}
     hosts = _named_hosts(inputs.host_vars, limit)
     # Every host the run would reach shows its host key first: one that is not pinned, or
@@ -514,6 +555,7 @@ def register_nodes(
 
     hosts = node_host_vars(settings) if host_vars is None else host_vars
     ports: dict[str, int] = {}
+    endpoints: dict[str, str | None] = {}
     with open_fleet(settings) as fleet, fleet.store.transaction():
         known = {n.name: n for n in fleet.store.nodes()}
         for name, key in public_keys.items():
@@ -524,6 +566,7 @@ def register_nodes(
                     str(inventory_path(settings)), f"{name}.wgfleet_tunnel_network", None, "missing"
                 )
             previous = known.get(name)
+            endpoints[name] = endpoint_host(name, variables, str(inventory_path(settings)))
             created = previous.key_created_on if previous and previous.public_key == key else None
             ports[name] = (
                 previous.listen_port if previous else int(variables.get("wireguard_port", 51820))
@@ -539,4 +582,5 @@ def register_nodes(
                     key_created_on=created or today or date.today(),
                 )
             )
+        fleet.store.set_endpoint_hosts(endpoints)
     return ports

@@ -154,6 +154,8 @@ def fleet_state(fleet: Fleet, file: FleetFile, today: date | None = None) -> Fle
         all_configurations=tuple(everything),
         node_vars=_host_vars(fleet.settings),
         policies={k: json.loads(v) for k, v in store.policies().items()},
+        ipv6_prefix=str(store.ipv6_prefix()),
+        nodes_with_network6=store.count_networks6(),
     )
 
 
@@ -322,6 +324,8 @@ def _deploy_nodes(
                 ("wireguard_port", spec.port),
                 ("wgfleet_tunnel_network", spec.tunnel_network),
                 ("wireguard_implementation", spec.implementation),
+                ("wireguard_ipv6_egress", spec.ipv6_egress),
+                ("wgfleet_client_endpoint", spec.client_endpoint),
             )
             if value is not None
         }
@@ -359,6 +363,9 @@ def _apply_store_changes(fleet: Fleet, file: FleetFile, changes: list[Change], t
     by_kind: dict[str, list[Change]] = {}
     for change in changes:
         by_kind.setdefault(change.kind, []).append(change)
+
+    for change in by_kind.get("ipv6", []):
+        store.set_ipv6_prefix(ipaddress.IPv6Network(change.after["prefix"]))
 
     if by_kind.get("policy"):
         wanted = {c.subject: c.after["value"] for c in by_kind["policy"] if c.action != "remove"}
@@ -498,6 +505,8 @@ def export(fleet: Fleet) -> str:
             "tunnel_network": str(node.tunnel_network),
             "port": base if node.listen_port in (base, base + 1) else node.listen_port,
             "implementation": current["implementation"],
+            "ipv6_egress": current["ipv6_egress"],
+            "client_endpoint": current["client_endpoint"],
         }
     plans = {
         p.name: {
@@ -543,6 +552,7 @@ def export(fleet: Fleet) -> str:
             policies.setdefault(section, {})[key] = json.loads(value)
     document: dict[str, Any] = {"version": 1}
     for key, section_value in (
+        ("ipv6", {"prefix": str(store.ipv6_prefix())}),
         ("nodes", nodes),
         ("plans", plans),
         ("policies", policies),

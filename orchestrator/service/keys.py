@@ -151,6 +151,8 @@ def rotate_peer(
             address=rotated.addresses[n],
             node=nodes[n],
             preshared_key=preshared,
+            dns_servers=fleet.settings.network.dns_servers,
+            split_tunnel=rotated.split_tunnel,
         )
         for n in rotated.nodes
     }

@@ -15,8 +15,11 @@ from orchestrator.core.peers import (
     USERNAME_RE,
     PoolExhausted,
     allocate_address,
+    canonical_split_tunnel,
     next_name,
     render_client_config,
+    routing_lines,
+    split_tunnel_problem,
 )
 from orchestrator.core.quota import validity_after
 from orchestrator.core.quoting import quote
@@ -99,8 +102,17 @@ def add_configuration(
     plan: str | None = None,
     name: str | None = None,
     today: date | None = None,
+    split_tunnel: str | None = None,
 ) -> NewConfiguration:
-    """New keys made here, the public half stored, the client's config returned once."""
+    """New keys made here, the public half stored, the client's config returned once.
+
+    ``split_tunnel``: networks (comma-separated) the client routes through the tunnel instead
+    of everything; an explicit choice per configuration, kept through rotations."""
+    if split_tunnel is not None:
+        problem = split_tunnel_problem(split_tunnel)
+        if problem is not None:
+            raise UsageError(f"--split-tunnel {quote(split_tunnel)}: {problem}")
+        split_tunnel = canonical_split_tunnel(split_tunnel)
     store = fleet.store
     all_nodes = {n.name: n for n in store.nodes()}
     chosen = sorted(all_nodes) if nodes is None else sorted(set(nodes))
@@ -147,6 +159,7 @@ def add_configuration(
             psk_created_on=today or date.today(),
             # Activation starts a plan's validity.
             valid_until=validity_after(plan_row, None, today or date.today()) if plan_row else None,
+            split_tunnel=split_tunnel,
         )
         try:
             store.add_configuration(config)
@@ -160,12 +173,21 @@ def add_configuration(
             address=addresses[n],
             node=all_nodes[n],
             preshared_key=preshared,
+            dns_servers=fleet.settings.network.dns_servers,
+            split_tunnel=split_tunnel,
         )
         for n in chosen
     }
     added = store.configuration(config_name)
     pushed = push(fleet, chosen, change=Change((), (added,), moved))
     return NewConfiguration(added, client_configs, pushed)
+
+
+def client_lines(fleet: Fleet, config: Configuration) -> dict[str, list[str]]:
+    """Per node, the Address, DNS and AllowedIPs lines of the configuration's client config
+    (`peers show`): a client config made before IPv6 and DNS needs exactly these."""
+    nodes = {n.name: n for n in fleet.store.nodes()}
+    return routing_lines(config, nodes, fleet.settings.network.dns_servers)
 
 
 def set_enabled(

@@ -98,4 +98,5 @@ def privacy_report(fleet: Fleet) -> dict[str, Any]:
         retention(fleet.settings),
         NodeFacts(journal_facts(fleet.settings), fleet.store.node_audits()),
         fleet.store.db.dialect,
+        fleet.settings.network.dns_servers,
     )

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 from orchestrator.adapters import ssh
 from orchestrator.adapters.store import SqlStore
 from orchestrator.core.accounting import OVERLAP_PREFIX, Sample
+from orchestrator.core.addressing import TunnelNetworks
 from orchestrator.core.models import Configuration, Node
 from orchestrator.core.peers import PeerDelta, desired_peers, peer_delta
 from orchestrator.core.push_protocol import (
@@ -189,7 +190,7 @@ def _push_one(
     revision: int,
     pending: frozenset[str],
 ) -> tuple[NodePush, Sent]:
-    peers = desired_peers(node.name, configurations, now)
+    peers = desired_peers(node.name, configurations, now, tunnel_networks(node))
     kept = frozenset(p.public_key for p in peers)
     placed = {k for c in configurations for k in (c.public_key, c.previous_public_key) if k}
     sent = Sent(pending, kept, frozenset((placed | pending) - kept))
@@ -222,9 +223,13 @@ def _push_delta(
     return _exchange(fleet, node, request), sent
 
 
+def tunnel_networks(node: Node) -> TunnelNetworks:
+    return TunnelNetworks(node.tunnel_network, node.tunnel_network6)
+
+
 def _deltas(
     fleet: Fleet,
-    wanted: list[str],
+    wanted: dict[str, Node],
     revisions: dict[str, tuple[int, int]],
     change: Change,
     now: int,
@@ -245,7 +250,7 @@ def _deltas(
         # moved it since: else it is behind (down, failed) or another change came after.
         if revisions.get(name) != (revision, base):
             continue
-        peers = peer_delta(name, change.before, change.after, now)
+        peers = peer_delta(name, change.before, change.after, now, tunnel_networks(wanted[name]))
         if peers is not None:
             held = {p.public_key for p in peers.hold}
             drop = tuple(sorted((set(peers.drop) | pending.get(name, set())) - held))
@@ -325,7 +330,7 @@ def _push_leased(
     removals = store.pending_removals(wanted)
     pending = {name: frozenset(removals.get(name, ())) for name in wanted}
     deltas = (
-        _deltas(fleet, wanted, revisions, change, now, removals) if change and not dry_run else {}
+        _deltas(fleet, known, revisions, change, now, removals) if change and not dry_run else {}
     )
     placed = _placed(fleet, [n for n in wanted if n not in deltas])
     sent: dict[str, Sent] = {}

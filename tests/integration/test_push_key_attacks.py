@@ -52,6 +52,8 @@ class Node:
 
     def __init__(self, lab: Lab, layout) -> None:
         self.layout_node = layout.nodes[NODE_INDEX]
+        with open_fleet(lab.settings) as fleet:
+            self.network6 = fleet.store.node(self.layout_node.name).tunnel_network6
         target = lab_service.node_target(lab.settings, self.layout_node)
         self.root = ssh.NodeConnection(target)
         self.push = ssh.NodeConnection(
@@ -119,6 +121,10 @@ def abuses(node: Node) -> list[tuple[str, str, str]]:
         return f"{head}peer {k} {address} -\nend\n"
 
     outside = f"address '{{}}' is outside the node's IPv4 tunnel networks ({net})"
+    # Short forms, so the node's error line shows them whole (it cuts values at 48 characters).
+    second6, third6 = ("fd00:198:19:1::5", "fd00:198:19:1::6")
+    if node.network6 is not None:
+        second6, third6 = str(node.network6[5]), str(node.network6[6])
     not_host = "address '{}' is not a single host address (/32)"
     return [
         # Interfaces other than the managed one.
@@ -177,10 +183,22 @@ def abuses(node: Node) -> list[tuple[str, str, str]]:
             f"line 4: address '{net[-1]}/32' is the tunnel network's broadcast address",
         ),
         (
-            "an IPv6 host with no IPv6 tunnel net",
+            # The fleet prefix's subnet 0 is never a node's /64.
+            "an IPv6 host outside the node's /64",
             one("fd00:198:19::2/128"),
             "line 4: address 'fd00:198:19::2/128' is outside the node's IPv6 tunnel networks "
-            "(none)",
+            f"({node.network6})",
+        ),
+        (
+            "the node's own IPv6 tunnel address",
+            one(f"{node.network6[1] if node.network6 else ''}/128"),
+            f"line 4: address '{node.network6[1] if node.network6 else ''}/128' is this node's "
+            "own tunnel address",
+        ),
+        (
+            "a second IPv6 address",
+            one(f"{second6}/128,{third6}/128"),
+            f"line 4: more than one IPv6 address ('{second6}/128,{third6}/128')",
         ),
         (
             "a host route hidden behind a good one",

@@ -567,7 +567,7 @@ def test_v11_reads_counters_written_before_it_and_forgets_keys_in_them(store_url
             "|| 'PUBb1=' || chr(9) || 'e' || chr(9) || '1' || chr(9) || '2'), "
             "('node2', 'PUBa1=' || chr(9) || 'e' || chr(9) || '5' || chr(9) || '5')"
         )
-        assert store.upgrade() == [11, 12]
+        assert store.upgrade() == [11, 12, 13]
         assert store.last_seen("node1") == {
             "PUBa1=": LastSeen("e", 10, 20),
             "PUBb1=": LastSeen("e", 1, 2),
@@ -684,3 +684,77 @@ def test_two_runs_landing_the_same_new_usage_row_at_once_add_up(store_url: str) 
         assert usage_check(fleet) == []
     finally:
         first.close()
+
+
+def test_v13_gives_a_store_from_before_it_ipv6_for_every_configuration(store_url: str) -> None:
+    """A store made before dual-stack (schema 12) upgrades: the fleet gets its prefix (the
+    settings' here), every node a /64 in name order, every configuration its /128 derived
+    from its IPv4 address, and every node a full push that carries them."""
+    from orchestrator.core.addressing import TunnelNetworks
+    from orchestrator.core.peers import desired_peers
+
+    store = open_store(store_url)
+    try:
+        store.upgrade(up_to=12)
+        seed(store)
+        before = store.node_revisions()
+        prefix = ipaddress.IPv6Network("fd00:198:19::/48")
+        assert store.upgrade(ipv6_prefix=prefix) == [13]
+        assert store.ipv6_prefix() == prefix
+        nodes = {n.name: n for n in store.nodes()}
+        assert {n: str(v.tunnel_network6) for n, v in nodes.items()} == {
+            "node1": "fd00:198:19:1::/64",
+            "node2": "fd00:198:19:2::/64",
+        }
+        found = {}
+        for config in store.configurations():
+            for name in config.nodes:
+                node = nodes[name]
+                tunnels = TunnelNetworks(node.tunnel_network, node.tunnel_network6)
+                (peer,) = desired_peers(name, [config], tunnels=tunnels)
+                found[(config.name, name)] = peer.allowed_ips
+        assert found == {
+            ("alice-1", "node1"): "198.19.1.2/32,fd00:198:19:1::2/128",
+            ("alice-1", "node2"): "198.19.2.2/32,fd00:198:19:2::2/128",
+            ("bob-1", "node1"): "198.19.1.3/32,fd00:198:19:1::3/128",
+        }
+        # The nodes' revisions moved: their next push is a full one, never a delta.
+        after = store.node_revisions()
+        assert all(after[n][0] == before[n][0] + 1 for n in before), (before, after)
+        # A node added later takes the first free /64 and keeps it.
+        assert str(store.node_networks6(["node3"])["node3"]) == "fd00:198:19:3::/64"
+        assert store.node_networks6(["node3", "node1"]) == {
+            "node1": nodes["node1"].tunnel_network6,
+            "node3": ipaddress.IPv6Network("fd00:198:19:3::/64"),
+        }
+        # The prefix cannot move under nodes that have a /64.
+        with pytest.raises(StoreError, match="cannot change"):
+            store.set_ipv6_prefix(ipaddress.IPv6Network("fd12:3456:789a::/48"))
+    finally:
+        store.close()
+
+
+def test_a_new_store_draws_a_random_ula_prefix(store_url: str) -> None:
+    from orchestrator.core.addressing import prefix_problem
+
+    store = open_store(store_url)
+    try:
+        store.upgrade()
+        prefix = store.ipv6_prefix()
+        assert prefix_problem(str(prefix)) is None
+        # Settable while no node has a /64.
+        store.set_ipv6_prefix(ipaddress.IPv6Network("fd12:3456:789a::/48"))
+        assert str(store.ipv6_prefix()) == "fd12:3456:789a::/48"
+    finally:
+        store.close()
+
+
+def test_a_split_tunnel_is_kept_with_the_configuration(store: SqlStore) -> None:
+    seed(store)
+    store.add_configuration(
+        Configuration(
+            "bob-2", "bob", "PUBb2=", None, {"node1": A("198.19.1.9")}, split_tunnel="10.0.0.0/8"
+        )
+    )
+    assert store.configuration("bob-2").split_tunnel == "10.0.0.0/8"
+    assert store.configuration("bob-1").split_tunnel is None

@@ -316,3 +316,73 @@ def test_the_python_api_runs_a_plan(settings: Settings, tmp_path: Path) -> None:
         plan = api.plan(fleet, path)
     assert len(plan.pending) == 9 and not plan.problems
     assert plan.as_dict()["format"] == fleet_file.PLAN_FORMAT
+
+
+def test_a_fleet_file_sets_the_ipv6_prefix_and_the_clients_dns(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path,
+        "version: 1\nipv6: {prefix: 'fd12:3456:789a::/48'}\n"
+        "policies:\n  dns: {servers: ['198.18.0.53', '2001:2::53']}\n",
+    )
+    assert run("plan", "-f", str(path)) == 2
+    shown = capsys.readouterr().out
+    assert "~ ipv6 prefix (change)" in shown and "+ policy dns.servers (add)" in shown
+    run("apply", "-f", str(path), "--yes")
+    with open_fleet(settings) as fleet:
+        assert str(fleet.store.ipv6_prefix()) == "fd12:3456:789a::/48"
+        assert fleet.settings.network.dns_servers == ("198.18.0.53", "2001:2::53")
+        # Once a node has its /64 (its first deploy), the prefix is fixed.
+        fleet.store.node_networks6(["node1"])
+    capsys.readouterr()
+    assert run("plan", "-f", str(path)) == 0
+    moved = write(tmp_path, "version: 1\nipv6: {prefix: 'fd99::/48'}\n", "moved.yml")
+    assert run("plan", "-f", str(moved)) == 1
+    refused = capsys.readouterr()
+    assert "ipv6.prefix: fd99::/48 would move the IPv6 addresses of 1 node(s)" in (
+        refused.out + refused.err
+    )
+    exported = tmp_path / "exported.yml"
+    assert run("export", "-o", str(exported)) == 0
+    assert "prefix: fd12:3456:789a::/48" in exported.read_text()
+
+
+def test_peers_add_split_tunnel_and_peers_show_lines(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with open_fleet(settings) as fleet:
+        from orchestrator.service import peers
+
+        peers.add_account(fleet, "dora", "correct horse", "dora-phone")
+        fleet.store.node_networks6(["node1"])  # as node1's deploy would
+        network6 = fleet.store.node("node1").tunnel_network6
+    assert network6 is not None
+    bad = ["peers", "add", "dora", "--nodes", "node1", "--split-tunnel", "10.0.0.1/8"]
+    assert run(*bad, "--out", str(tmp_path / "x.conf")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--split-tunnel '10.0.0.1/8': 10.0.0.1/8 has host bits" in err
+    with open_fleet(settings) as fleet:
+        assert fleet.store.configurations(account="dora") == []  # nothing half-made
+    out = tmp_path / "dora.conf"
+    good = ["peers", "add", "dora", "--nodes", "node1", "--split-tunnel", "fd12::/48,10.0.0.0/8"]
+    run(*good, "--out", str(out))  # exit 1: node1 cannot be reached for the push
+    text = out.read_text()
+    assert f"Address = 198.19.1.2/32, {network6[2]}/128\n" in text
+    assert f"DNS = 198.19.1.1, {network6[1]}\n" in text
+    assert "AllowedIPs = 10.0.0.0/8, fd12::/48\n" in text
+    capsys.readouterr()
+    assert run("--json", "peers", "show", "dora-1") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["split_tunnel"] == "10.0.0.0/8,fd12::/48"
+    assert shown["client_lines"] == {
+        "node1": [
+            f"Address = 198.19.1.2/32, {network6[2]}/128",
+            f"DNS = 198.19.1.1, {network6[1]}",
+            "AllowedIPs = 10.0.0.0/8, fd12::/48",
+        ]
+    }
+    assert run("peers", "show", "dora-1") == 0
+    plain = capsys.readouterr().out
+    assert "# client config lines on node1" in plain
+    assert "AllowedIPs = 10.0.0.0/8, fd12::/48" in plain

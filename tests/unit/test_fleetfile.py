@@ -67,7 +67,7 @@ BROKEN = [
     (
         "version: 1\nnodse: {}\n",
         [
-            "fleet.yml:2: nodse: 'nodse': unknown field (known: accounts, configurations, inventory, nodes, plans, policies, version)"
+            "fleet.yml:2: nodse: 'nodse': unknown field (known: accounts, configurations, inventory, ipv6, nodes, plans, policies, version)"
         ],
     ),
     ("version: 1\nversion: 1\n", ["fleet.yml:2: version: 'version': given twice"]),
@@ -195,6 +195,7 @@ def test_the_schema_is_json_and_describes_every_section() -> None:
         "accounts",
         "configurations",
         "policies",
+        "ipv6",
     }
     item = schema["properties"]["configurations"]["items"]
     assert item["required"] == ["name", "account", "nodes", "public_key"]

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import jinja2
+import pytest
 
 from orchestrator.adapters.wgkeys import new_keypair
 from orchestrator.core.push_protocol import parse_answer
@@ -205,3 +206,37 @@ def test_a_finished_overlap_s_counters_are_read_once_it_passes_nothing(tmp_path:
     assert lines[3].startswith(key) and reported == finals(tmp_path)[("wg0n", key)]
     assert reported[0] > 4000  # it carried traffic until it stopped
     assert not (sys_dir / "wg0n").exists() and "wg0n.conf" not in os.listdir(wg_dir)
+
+
+@pytest.mark.parametrize(
+    ("address", "own"),
+    [
+        ("198.19.1.1/24", "198.19.1.1/32"),
+        ("198.19.1.1/24, fd00:198:19:1::1/64", "198.19.1.1/32, fd00:198:19:1::1/128"),
+    ],
+)
+def test_the_overlap_interface_takes_the_node_s_own_addresses_of_both_families(
+    tmp_path: Path, address: str, own: str
+) -> None:
+    """wg0n (a node key rotation's overlap) carries the node's tunnel addresses as host
+    addresses, IPv6 too once the node has its /64, and no subnet route."""
+    import importlib.util
+
+    text = jinja2.Template(NODE_KEY.read_text(), undefined=jinja2.StrictUndefined).render(
+        ansible_managed="test", wireguard_epoch_dir="/run/x", wireguard_epoch_script="/bin/true"
+    )
+    wg_dir = tmp_path / "wireguard"
+    wg_dir.mkdir()
+    (wg_dir / "wg0.conf").write_text(
+        f"[Interface]\nAddress = {address}\nListenPort = 51820\n"
+        "PostUp = wg set %i private-key /etc/wireguard/%i.key\n"
+    )
+    script = tmp_path / "node_key.py"
+    script.write_text(text.replace('WG_DIR = "/etc/wireguard"', f'WG_DIR = "{wg_dir}"'))
+    spec = importlib.util.spec_from_file_location("node_key", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    conf = module.overlap_conf("wg0", 51821)
+    assert f"Address = {own}\n" in conf
+    assert "Table = off" in conf

@@ -928,6 +928,61 @@ def test_the_config_the_role_renders_is_one_the_script_accepts(tmp_path: Path) -
     assert (checked.returncode, checked.stdout) == (0, "")
 
 
+def test_a_dual_stack_node_accepts_the_controller_s_request(tmp_path: Path) -> None:
+    """The role's peers.json on a node with a /64, and a request the controller renders from
+    the store (each peer's /32 and its derived /128): accepted and persisted as sent."""
+    import ipaddress
+
+    from orchestrator.core.addressing import TunnelNetworks
+    from orchestrator.core.models import Configuration
+    from orchestrator.core.peers import desired_peers
+    from orchestrator.core.push_protocol import render_request
+    from tests.unit.test_templates import IPV6, render
+
+    rendered = json.loads(render("peers_access", "etc/wgfleet/peers.json.j2", **IPV6))
+    assert rendered["tunnel_networks"]["ipv6"] == ["fd00:198:19:1::/64"]
+    assert rendered["tunnel_addresses"]["ipv6"] == ["fd00:198:19:1::1"]
+    (tmp_path / "wireguard").mkdir()
+    config = write_config(
+        tmp_path / "peers.json",
+        peers_config(
+            tmp_path,
+            tunnel_networks=rendered["tunnel_networks"],
+            tunnel_addresses=rendered["tunnel_addresses"],
+        ),
+    )
+    k1, k2 = key(), key()
+    configurations = [
+        Configuration("a-1", "a", k1, None, {"node1": ipaddress.IPv4Address("198.19.1.2")}),
+        Configuration("a-2", "a", k2, None, {"node1": ipaddress.IPv4Address("198.19.1.77")}),
+    ]
+    tunnels = TunnelNetworks(
+        ipaddress.IPv4Network("198.19.1.0/24"), ipaddress.IPv6Network("fd00:198:19:1::/64")
+    )
+    peers = desired_peers("node1", configurations, tunnels=tunnels)
+    request = render_request("apply", "wgt9", peers, {})
+    assert f"peer {k1} 198.19.1.2/32,fd00:198:19:1::2/128 -" in request
+    assert f"peer {k2} 198.19.1.77/32,fd00:198:19:1::4d/128 -" in request
+    result = run(config, request)
+    assert result.returncode == 0, result.stdout
+    text = (tmp_path / "wireguard" / "wgt9.peers").read_text()
+    assert "AllowedIPs = 198.19.1.2/32,fd00:198:19:1::2/128" in text
+    assert "AllowedIPs = 198.19.1.77/32,fd00:198:19:1::4d/128" in text
+    # The same peers on a node without a /64 (not deployed since the upgrade) are refused
+    # whole, naming why: nothing half-applied.
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "wireguard").mkdir()
+    old = write_config(tmp_path / "old" / "peers.json", peers_config(tmp_path / "old"))
+    refused = run(old, request)
+    # Line 4 is the first peer line; peers go in public-key order, so either one.
+    assert refused.stdout in {
+        f"error line 4: address 'fd00:198:19:1::{host}/128' is outside the node's IPv6 tunnel "
+        "networks (none)\n"
+        for host in ("2", "4d")
+    }, refused.stdout
+    assert list((tmp_path / "old" / "wireguard").iterdir()) == []
+
+
 # --- the address check against ipaddress -----------------------------------------------------
 
 

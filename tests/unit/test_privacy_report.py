@@ -115,3 +115,15 @@ def test_changing_the_profile_changes_the_stored_data_and_the_report(settings: S
         assert after["undeclared"] == []
         with pytest.raises(UsageError, match="keeps no contact numbers"):
             peers.add_account(fleet, "bea", "long enough", "dev-b", contact="+15550999")
+
+
+def test_the_report_says_what_a_client_config_carries() -> None:
+    columns = {table: list(kind.columns) for table, kind in record_kinds(KEEP_ALL).items()}
+    facts = build_report(columns, KEEP_ALL, NodeFacts("volatile", {}), "sqlite")["client_configs"]
+    assert any("0.0.0.0/0 and ::/0" in fact for fact in facts)
+    assert any("IPv6 /128" in fact for fact in facts)
+    assert any("node's own tunnel addresses" in fact for fact in facts)
+    chosen = build_report(columns, KEEP_ALL, NodeFacts("volatile", {}), "sqlite", ["198.18.0.53"])[
+        "client_configs"
+    ]
+    assert any("fleet's chosen servers (198.18.0.53)" in fact for fact in chosen)

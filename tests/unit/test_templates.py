@@ -63,6 +63,22 @@ RESOLVED = {
     "wireguard_alternate_port": 51821,
     "wireguard_listen_port": 51820,
     "wireguard_overlap_interface": "wg0n",
+    # No IPv6 tunnel side unless a test gives one (`with_ipv6`).
+    "wireguard_ipv6": False,
+    "wireguard_sysctl_applied": {"net.ipv4.ip_forward": 1},
+    "peers_tunnel_networks_ipv6": [],
+    "peers_tunnel_addresses_ipv6": [],
+}
+
+# What the defaults resolve to on a node with an IPv6 tunnel side (site.yml sets the two
+# wgfleet_ vars from the store).
+IPV6 = {
+    "wgfleet_tunnel_network6": "fd00:198:19:1::/64",
+    "wgfleet_tunnel_address6": "fd00:198:19:1::1",
+    "wireguard_ipv6": True,
+    "wireguard_sysctl_applied": {"net.ipv4.ip_forward": 1, "net.ipv6.conf.all.forwarding": 1},
+    "peers_tunnel_networks_ipv6": ["fd00:198:19:1::/64"],
+    "peers_tunnel_addresses_ipv6": ["fd00:198:19:1::1"],
 }
 
 
@@ -109,7 +125,15 @@ def environment(role: str) -> jinja2.Environment:
     )
     env.tests["match"] = lambda value, pattern: re.match(pattern, str(value)) is not None
     env.tests["search"] = lambda value, pattern: re.search(pattern, str(value)) is not None
+    env.filters["bool"] = ansible_bool
     return env
+
+
+def ansible_bool(value: object) -> bool:
+    """Ansible's ``bool`` filter: a boolean, or the words it reads as one."""
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("yes", "on", "1", "true", "y", "t")
 
 
 def render(role: str, template: str, **overrides: Any) -> str:
@@ -249,6 +273,11 @@ def test_wg_conf_without_peers_and_dynamic_peers() -> None:
     assert "addconf" not in text
 
 
+def test_wg_conf_carries_the_ipv6_tunnel_address() -> None:
+    parsed = sections(render("wireguard_node", "wg.conf.j2", **IPV6))
+    assert ("Address", "198.19.1.1/24, fd00:198:19:1::1/64") in parsed[0][1]
+
+
 def test_userspace_dropin() -> None:
     text = render("wireguard_node", "userspace.conf.j2")
     assert text.splitlines()[2:] == [
@@ -271,6 +300,33 @@ def test_reload_dropin_replaces_exec_reload() -> None:
 def test_forwarding_sysctl_file() -> None:
     text = render("wireguard_node", "90-wgfleet-forwarding.conf.j2")
     assert key_values(text) == {"net.ipv4.ip_forward": "1"}
+
+
+def test_forwarding_sysctl_file_with_ipv6() -> None:
+    text = render("wireguard_node", "90-wgfleet-forwarding.conf.j2", **IPV6)
+    assert key_values(text) == {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"}
+
+
+def test_ipv6_sysctls_follow_the_egress_mode() -> None:
+    """The defaults' expression: IPv6 forwarding only with a /64 and egress not off."""
+    expression = role_defaults()["wireguard_sysctl_applied"]
+    env = jinja2.Environment()
+    env.filters["combine"] = lambda a, b: {**a, **b}
+    env.filters["bool"] = ansible_bool
+    for ipv6, egress, forwards in (
+        (True, "nat66", True),
+        (True, "routed", True),
+        (True, "off", False),
+        (False, "nat66", False),
+    ):
+        values = {
+            "wireguard_sysctl": {"net.ipv4.ip_forward": 1},
+            "wireguard_sysctl_ipv6": {"net.ipv6.conf.all.forwarding": 1},
+            "wireguard_ipv6": ipv6,
+            "wireguard_ipv6_egress": egress,
+        }
+        rendered = env.from_string(expression).render(values)
+        assert ("net.ipv6.conf.all.forwarding" in rendered) is forwards, (ipv6, egress)
 
 
 def nft_statements(text: str) -> str:
@@ -313,13 +369,56 @@ def test_nftables_options() -> None:
     assert "tcp dport 2222 accept" in rules
 
 
+V6_FORWARD = (
+    'iifname { "wg0", "wg0n" } ip6 saddr fd00:198:19:1::/64 oifname != { "wg0", "wg0n" } accept'
+)
+V6_MASQUERADE = 'ip6 saddr fd00:198:19:1::/64 oifname != { "wg0", "wg0n" } masquerade'
+
+
+def test_nftables_without_ipv6_side_forwards_no_ipv6() -> None:
+    rules = nft_statements(render("wireguard_node", "nftables.conf.j2"))
+    assert "ip6 saddr" not in rules
+    assert "wgfleet_nat6" not in rules
+
+
+@pytest.mark.parametrize(
+    ("egress", "forwards", "masquerades"),
+    [("nat66", True, True), ("routed", True, False), ("off", False, False)],
+)
+def test_nftables_ipv6_per_egress_mode(egress: str, forwards: bool, masquerades: bool) -> None:
+    text = render("wireguard_node", "nftables.conf.j2", **IPV6, wireguard_ipv6_egress=egress)
+    rules = nft_statements(text)
+    assert re.search(r"\b(log|nflog)\b", text) is None
+    # IPv4 is as before in every mode.
+    assert 'ip saddr 198.19.1.0/24 oifname != { "wg0", "wg0n" } masquerade' in rules
+    assert (V6_FORWARD in rules) is forwards
+    assert (V6_MASQUERADE in rules) is masquerades
+    assert ("table ip6 wgfleet_nat6" in rules) is masquerades
+    # off: no rule accepts IPv6 from the tunnel, so the forward policy (drop) takes it.
+    if egress == "off":
+        assert "ip6 saddr fd00:198:19:1::/64" not in rules
+
+
+def test_nftables_trusted_networks_per_family() -> None:
+    rules = nft_statements(
+        render(
+            "wireguard_node",
+            "nftables.conf.j2",
+            wireguard_nft_trusted_networks=["198.18.0.0/15", "2001:2::/48"],
+        )
+    )
+    assert "ip saddr 198.18.0.0/15 accept" in rules
+    assert "ip6 saddr 2001:2::/48 accept" in rules
+
+
 @pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("unshare"),
     reason="needs root, nft and unshare (checked in a private network namespace)",
 )
-def test_nftables_file_is_valid_nft(tmp_path: Path) -> None:
+@pytest.mark.parametrize("variables", [{}, IPV6, {**IPV6, "wireguard_ipv6_egress": "routed"}])
+def test_nftables_file_is_valid_nft(tmp_path: Path, variables: dict[str, Any]) -> None:
     path = tmp_path / "nftables.conf"
-    path.write_text(render("wireguard_node", "nftables.conf.j2"))
+    path.write_text(render("wireguard_node", "nftables.conf.j2", **variables))
     result = subprocess.run(
         ["unshare", "--net", "nft", "-c", "-f", str(path)],
         capture_output=True,

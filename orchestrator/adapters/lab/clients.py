@@ -66,8 +66,26 @@ def tunnel_up(client: LabClient, config_text: str, pid_file: Path) -> int:
             input_text=config.stripped(),
         )
         for address in config.addresses:
-            run(["ip", "-n", client.netns, "addr", "add", str(address), "dev", client.wg_interface])
+            # IPv6 (the config's /128) without duplicate address detection: a tentative
+            # address cannot be a source for its first second or so, and on a point-to-point
+            # tunnel there is nobody to collide with.
+            nodad = ["nodad"] if address.version == 6 else []
+            run(
+                [
+                    "ip",
+                    "-n",
+                    client.netns,
+                    "addr",
+                    "add",
+                    str(address),
+                    "dev",
+                    client.wg_interface,
+                    *nodad,
+                ]
+            )
         run(["ip", "-n", client.netns, "link", "set", client.wg_interface, "up"])
+        # Every AllowedIPs network of either family through the tunnel (0.0.0.0/0 and ::/0
+        # for a config as handed out): IPv6 takes the tunnel too, never the client's underlay.
         for network in config.allowed_ips():
             run(
                 [

@@ -273,7 +273,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX pending_removals_configuration ON pending_removals (configuration_id)",
         ),
     ),
+    Migration(
+        13,
+        "dual-stack tunnels: the fleet's IPv6 tunnel prefix (a ULA /48), one /64 per node kept "
+        "for the node's life (a configuration's /128 is derived from its IPv4 address), the "
+        "host client Endpoints name per node, and a configuration's explicit split tunnel",
+        (
+            "CREATE TABLE tunnel_prefixes (family TEXT PRIMARY KEY, prefix TEXT NOT NULL)",
+            # No reference to nodes: a deploy gives an inventory host its /64 before the run
+            # that registers the node.
+            "CREATE TABLE node_networks6 (node TEXT PRIMARY KEY, network TEXT NOT NULL UNIQUE)",
+            "ALTER TABLE nodes ADD COLUMN client_host TEXT",
+            "ALTER TABLE configurations ADD COLUMN split_tunnel TEXT",
+            # Every node's peers gain their /128 with its next full push (after the deploy
+            # that gives the node its /64): a delta from the old revision must not be sent.
+            "UPDATE nodes SET revision = revision + 1",
+        ),
+    ),
 )
+
+# Migrations with a step in Python after their statements (see SqlStore.upgrade): 13 draws
+# the fleet's random IPv6 prefix (or takes the settings') and gives every node its /64.
+IPV6_MIGRATION = 13
 
 _DIALECT_WORDS = {
     "sqlite": {

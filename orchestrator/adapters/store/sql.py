@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, NamedTuple, Protocol
 
-from orchestrator.adapters.store.schema import LATEST_VERSION, MIGRATIONS, statements_for
+from orchestrator.adapters.store.schema import (
+    IPV6_MIGRATION,
+    LATEST_VERSION,
+    MIGRATIONS,
+    statements_for,
+)
 from orchestrator.core.accounting import (
     OVERLAP_PREFIX,
     LastSeen,
@@ -25,6 +30,7 @@ from orchestrator.core.accounting import (
     decode_counters,
     encode_counters,
 )
+from orchestrator.core.addressing import PrefixExhausted, allocate_node_network, random_ula_prefix
 from orchestrator.core.models import (
     Account,
     Configuration,
@@ -101,6 +107,8 @@ NOT_ACCOUNT_DATA = {
     "schema_migrations": "the store's schema version",
     "node_counters": "exported per key with the account (last-seen counters)",
     "notifications": "events in transit to the operator's hook, deleted once delivered",
+    "tunnel_prefixes": "the fleet's IPv6 tunnel prefix",
+    "node_networks6": "each node's IPv6 tunnel /64",
 }
 _INTERNAL_COLUMNS = {"id", "account_id", "configuration_id"}
 
@@ -214,9 +222,12 @@ class SqlStore:
         row = self._one("SELECT MAX(version) FROM schema_migrations")
         return int(row[0]) if row and row[0] is not None else 0
 
-    def upgrade(self, up_to: int | None = None) -> list[int]:
+    def upgrade(
+        self, up_to: int | None = None, ipv6_prefix: ipaddress.IPv6Network | None = None
+    ) -> list[int]:
         """Apply every migration newer than the store (up to ``up_to``, for tests of a
-        migration's data step); return the versions applied."""
+        migration's data step); return the versions applied. ``ipv6_prefix``: the fleet's
+        IPv6 tunnel prefix when this upgrade creates it (None: a random RFC 4193 /48)."""
         with self.transaction():
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -231,6 +242,8 @@ class SqlStore:
                     continue
                 for statement in statements_for(migration, self.db.dialect):
                     self.db.execute(statement)
+                if migration.version == IPV6_MIGRATION:
+                    self._first_ipv6_prefix(ipv6_prefix)
                 self.db.execute(
                     "INSERT INTO schema_migrations (version, description) VALUES (?, ?)",
                     (migration.version, migration.description),
@@ -289,6 +302,74 @@ class SqlStore:
                 ),
             )
 
+    def _first_ipv6_prefix(self, chosen: ipaddress.IPv6Network | None) -> None:
+        """The fleet's IPv6 prefix, drawn once (RFC 4193: 40 random bits) unless chosen, and
+        a /64 for every node already in the store (by name), so every configuration has its
+        IPv6 address from the migration on."""
+        prefix = chosen or random_ula_prefix(os.urandom(5))
+        self.db.execute(
+            "INSERT INTO tunnel_prefixes (family, prefix) VALUES ('ipv6', ?)", (str(prefix),)
+        )
+        names = [str(r[0]) for r in self._rows("SELECT name FROM nodes ORDER BY name")]
+        self.node_networks6(names)
+
+    def ipv6_prefix(self) -> ipaddress.IPv6Network:
+        row = self._one("SELECT prefix FROM tunnel_prefixes WHERE family = 'ipv6'")
+        if row is None:
+            raise StoreError("the store has no IPv6 tunnel prefix: run `wgfleet db upgrade`")
+        return ipaddress.IPv6Network(str(row[0]))
+
+    def set_ipv6_prefix(self, prefix: ipaddress.IPv6Network) -> None:
+        """Change the fleet's prefix: only while no node has a /64 (it would strand them)."""
+        with self.transaction():
+            if prefix == self.ipv6_prefix():
+                return
+            count = self.count_networks6()
+            if count:
+                raise StoreError(
+                    f"ipv6 prefix {prefix}: {count} node(s) already have a /64 in "
+                    f"{self.ipv6_prefix()}; the prefix cannot change under them"
+                )
+            self.db.execute(
+                "UPDATE tunnel_prefixes SET prefix = ? WHERE family = 'ipv6'", (str(prefix),)
+            )
+
+    def node_networks6(self, names: Iterable[str]) -> dict[str, ipaddress.IPv6Network]:
+        """Each named node's IPv6 tunnel /64, giving the first free one of the fleet's prefix
+        to a node that has none yet (kept for the node's life)."""
+        with self.transaction():
+            known = {
+                str(r[0]): ipaddress.IPv6Network(str(r[1]))
+                for r in self._rows("SELECT node, network FROM node_networks6")
+            }
+            wanted = sorted(set(names))
+            prefix = self.ipv6_prefix() if any(n not in known for n in wanted) else None
+            for name in wanted:
+                if name in known or prefix is None:
+                    continue
+                try:
+                    network = allocate_node_network(prefix, known.values())
+                except PrefixExhausted as exc:
+                    raise StoreError(str(exc)) from None
+                self.db.execute(
+                    "INSERT INTO node_networks6 (node, network) VALUES (?, ?)",
+                    (name, str(network)),
+                )
+                known[name] = network
+            return {name: known[name] for name in wanted}
+
+    def count_networks6(self) -> int:
+        row = self._one("SELECT COUNT(*) FROM node_networks6")
+        return int(row[0]) if row else 0
+
+    def set_endpoint_hosts(self, hosts: Mapping[str, str | None]) -> None:
+        """The host each node's client Endpoint names (None: its address)."""
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE nodes SET client_host = ? WHERE name = ?",
+                [(host, name) for name, host in sorted(hosts.items())],
+            )
+
     def _node(self, row: tuple[Any, ...]) -> Node:
         return Node(
             name=row[0],
@@ -302,11 +383,15 @@ class SqlStore:
             next_listen_port=None if row[8] is None else int(row[8]),
             next_key_expires=None if row[9] is None else int(row[9]),
             next_key_created_on=_date(row[10]),
+            tunnel_network6=None if row[11] is None else ipaddress.IPv6Network(str(row[11])),
+            endpoint_host=row[12],
         )
 
     _NODE_COLUMNS = (
         "name, address, tunnel_network, listen_port, interface, public_key, key_created_on, "
-        "next_public_key, next_listen_port, next_key_expires, next_key_created_on"
+        "next_public_key, next_listen_port, next_key_expires, next_key_created_on, "
+        "(SELECT network FROM node_networks6 WHERE node_networks6.node = nodes.name), "
+        "client_host"
     )
 
     def set_node_key(self, name: str, public_key: str, created_on: date) -> None:
@@ -717,7 +802,8 @@ class SqlStore:
     _CONFIG_SELECT = (
         "SELECT c.id, c.name, a.username, c.public_key, c.psk_ref, c.plan, c.quota_bytes, "
         "c.enabled, c.disabled_reason, c.key_created_on, c.psk_created_on, "
-        "c.previous_public_key, c.previous_psk_ref, c.previous_key_expires, c.valid_until "
+        "c.previous_public_key, c.previous_psk_ref, c.previous_key_expires, c.valid_until, "
+        "c.split_tunnel "
         "FROM configurations c "
         "JOIN accounts a ON a.id = c.account_id"
     )
@@ -730,23 +816,25 @@ class SqlStore:
             if self._one("SELECT 1 FROM configurations WHERE name = ?", (config.name,)):
                 raise StoreError(f"configuration {config.name!r} already exists")
             self._refuse_known_key(config.public_key)
+            values = {
+                "name": config.name,
+                "account_id": account[0],
+                "public_key": config.public_key,
+                "psk_ref": config.psk_ref,
+                "plan": config.plan,
+                "quota_bytes": config.quota_bytes,
+                "enabled": config.enabled,
+                "disabled_reason": config.disabled_reason.value if config.disabled_reason else None,
+                "key_created_on": config.key_created_on,
+                "psk_created_on": config.psk_created_on,
+                "valid_until": config.valid_until,
+            }
+            if config.split_tunnel is not None:  # (tests seed stores from before schema 13)
+                values["split_tunnel"] = config.split_tunnel
             self.db.execute(
-                "INSERT INTO configurations (name, account_id, public_key, psk_ref, plan, "
-                "quota_bytes, enabled, disabled_reason, key_created_on, psk_created_on, "
-                "valid_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    config.name,
-                    account[0],
-                    config.public_key,
-                    config.psk_ref,
-                    config.plan,
-                    config.quota_bytes,
-                    config.enabled,
-                    config.disabled_reason.value if config.disabled_reason else None,
-                    config.key_created_on,
-                    config.psk_created_on,
-                    config.valid_until,
-                ),
+                f"INSERT INTO configurations ({', '.join(values)}) "
+                f"VALUES ({', '.join('?' for _ in values)})",
+                list(values.values()),
             )
             row = self._one("SELECT id FROM configurations WHERE name = ?", (config.name,))
             assert row is not None
@@ -809,6 +897,7 @@ class SqlStore:
                 previous_psk_ref=r[12],
                 previous_key_expires=None if r[13] is None else int(r[13]),
                 valid_until=_date(r[14]),
+                split_tunnel=r[15],
                 addresses=dict(sorted(addresses.get(int(r[0]), {}).items())),
             )
             for r in rows
