@@ -86,17 +86,13 @@ def tunnel_up(client: LabClient, config_text: str, pid_file: Path) -> int:
         run(["ip", "-n", client.netns, "link", "set", client.wg_interface, "up"])
         # Every AllowedIPs network of either family through the tunnel (0.0.0.0/0 and ::/0
         # for a config as handed out): IPv6 takes the tunnel too, never the client's underlay.
+        # Metric 1, not the default: the client's own default route to the lab internet has
+        # metric 1000, and IPv6 gives a route without a metric 1024, which would lose to it.
         for network in config.allowed_ips():
             run(
                 [
-                    "ip",
-                    "-n",
-                    client.netns,
-                    "route",
-                    "replace",
-                    str(network),
-                    "dev",
-                    client.wg_interface,
+                    *("ip", "-n", client.netns, "route", "replace", str(network)),
+                    *("dev", client.wg_interface, "metric", "1"),
                 ]
             )
     except LabError:
