@@ -18,6 +18,7 @@ from typing import Any
 
 from orchestrator.adapters.input_files import read_text
 from orchestrator.core import yaml_input
+from orchestrator.core.dns_upstream import forwarders_problem
 from orchestrator.core.input_limits import SETTINGS_MAX_BYTES
 from orchestrator.core.keys import parse_duration
 from orchestrator.core.notify import webhook_problem
@@ -128,6 +129,14 @@ class DeploySettings:
 
 
 @dataclass(frozen=True)
+class DnsSettings:
+    """The node resolver's upstream (role resolver): recursion when no forwarders are set."""
+
+    forwarders: tuple[str, ...] = ()  # ADDRESS, ADDRESS@PORT or ADDRESS@PORT#TLS-NAME
+    forward_tls: bool = False  # DNS over TLS to the forwarders
+
+
+@dataclass(frozen=True)
 class KeySettings:
     """How old each kind of key may grow, and how long a replaced key keeps working."""
 
@@ -153,6 +162,7 @@ class Settings:
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     deploy: DeploySettings = field(default_factory=DeploySettings)
+    dns: DnsSettings = field(default_factory=DnsSettings)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready view for `wgfleet config show`: paths only, never key material."""
@@ -196,6 +206,7 @@ class Settings:
                 "grace": self.keys.grace,
             },
             "deploy": {"full_every_days": self.deploy.full_every_days},
+            "dns": {"forwarders": list(self.dns.forwarders), "forward_tls": self.dns.forward_tls},
             "lab": {
                 "name": self.lab.name,
                 "subnet": str(self.lab.subnet),
@@ -218,6 +229,7 @@ _TOP_KEYS = {
     "privacy",
     "notify",
     "deploy",
+    "dns",
 }
 _NOTIFY_KEYS = {"command", "webhook", "timeout"}
 
@@ -240,6 +252,20 @@ def _notify_settings(reader: _Reader, raw: object) -> NotifySettings:
             )
     timeout = reader.number(data, "timeout", "notify.", 10.0)
     return NotifySettings(tuple(command), str(webhook) if webhook else None, timeout)
+
+
+def _dns_settings(reader: _Reader, raw: object) -> DnsSettings:
+    data = reader.mapping(raw, "dns", {"forwarders", "forward_tls"})
+    forwarders = data.get("forwarders", [])
+    problem = forwarders_problem(forwarders)
+    if problem:
+        raise ConfigError(reader.source, "dns.forwarders", forwarders, problem)
+    forward_tls = data.get("forward_tls", False)
+    if not isinstance(forward_tls, bool):
+        raise ConfigError(reader.source, "dns.forward_tls", forward_tls, "true or false")
+    if forward_tls and not forwarders:
+        raise ConfigError(reader.source, "dns.forward_tls", forward_tls, "needs dns.forwarders")
+    return DnsSettings(tuple(forwarders), forward_tls)
 
 
 _PRIVACY_KEYS = {
@@ -451,6 +477,7 @@ def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
     return Settings(
         notify=notify,
         deploy=DeploySettings(full_every),
+        dns=_dns_settings(reader, top.get("dns")),
         privacy=PrivacySettings(
             daily,
             int(kept),
