@@ -30,6 +30,7 @@ def cmd_privacy_report(args: argparse.Namespace, settings: Settings, output: Out
         output.out.print("Never kept: " + "; ".join(report["never_kept"]) + ".")
         output.out.print(f"Contact numbers: {report['contact_numbers']}.")
         output.out.print(f"Nodes' journal: {report['nodes']['journal']}.")
+        output.out.print(f"Nodes' resolver: {report['nodes']['resolver']}.")
         audits = report["nodes"]["audit"]
         if audits:
             output.out.print(
