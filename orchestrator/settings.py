@@ -555,8 +555,13 @@ def with_policies(settings: Settings, policies: Mapping[str, Any]) -> Settings:
     keys = {k.split(".", 1)[1]: v for k, v in policies.items() if k.startswith("keys.")}
     usage = {k.split(".", 1)[1]: v for k, v in policies.items() if k.startswith("usage.")}
     privacy = {k.split(".", 1)[1]: v for k, v in policies.items() if k.startswith("privacy.")}
+    dns = {k.split(".", 1)[1]: v for k, v in policies.items() if k.startswith("dns.")}
     return replace(
         settings,
+        # A fleet file's dns section replaces the settings' dns.* whole (its forwarders and TLS).
+        dns=DnsSettings(tuple(dns.get("forwarders", ())), bool(dns.get("forward_tls", False)))
+        if dns
+        else settings.dns,
         privacy=replace(
             settings.privacy,
             **{k: v for k, v in privacy.items() if hasattr(PrivacySettings, k)},

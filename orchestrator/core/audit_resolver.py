@@ -156,7 +156,8 @@ def resolver_findings(outputs: Mapping[str, str]) -> list[Finding]:
 
 
 # Run on the node (python3, standard library only): one DNS query for argv[2] to the resolver
-# at argv[1], as a VPN client's would arrive; prints the answer's response code or "timeout".
+# at argv[1] (waiting argv[3] seconds, default 5), as a VPN client's would arrive; prints the
+# answer's response code, or the error's name (TimeoutError, OSError...) when there is none.
 # The answer does not matter (a lab node cannot reach the root servers: SERVFAIL): the name
 # went through unbound, and the audit then looks for it on the node's disk.
 DNS_QUERY_SCRIPT = """\
@@ -166,9 +167,9 @@ question = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\
 packet = os.urandom(2) + struct.pack(">HHHHH", 0x0100, 1, 0, 0, 0) + question + b"\\0\\1\\0\\1"
 family = socket.AF_INET6 if ":" in server else socket.AF_INET
 with socket.socket(family, socket.SOCK_DGRAM) as sock:
-    sock.settimeout(5)
-    sock.sendto(packet, (server, 53))
+    sock.settimeout(float(sys.argv[3]) if len(sys.argv) > 3 else 5)
     try:
+        sock.sendto(packet, (server, 53))
         print(sock.recv(4096)[3] & 15)
     except OSError as error:
         print(type(error).__name__)

@@ -132,6 +132,7 @@ def policy_values(policies: Policies) -> dict[str, Any]:
     values.update({f"privacy.{k}": v for k, v in policies.privacy.items()})
     if policies.sync_interval is not None:
         values["usage.sync_interval"] = policies.sync_interval
+    values.update({f"dns.{k}": v for k, v in policies.dns.items()})
     return values
 
 

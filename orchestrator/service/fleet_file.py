@@ -305,6 +305,12 @@ def apply(
             # Erased accounts leave the store's files too (nothing else has them open in a
             # pipeline run; if something does, `wgfleet db scrub` finishes it).
             fleet.store.scrub()
+    if any(c.kind == "policy" and c.subject.startswith("dns.") for c in pending):
+        # The resolver's upstream is a deploy variable of every node: the store holds the new
+        # one now, so a deploy gives it to them (a failed node gets it on the next deploy,
+        # whose inputs still differ from its last full run).
+        say("deploying every node: the resolver's upstream changed")
+        deployed = deploy_service.deploy(settings, on_update=on_deploy_update)
     return ApplyResult(fleet_plan, deployed, pushed, tuple(pending))
 
 
@@ -535,10 +541,13 @@ def export(fleet: Fleet) -> str:
             entry["enabled"] = False
         configurations.append(entry)
     policies: dict[str, Any] = {}
+    dns: dict[str, Any] = {}
     for name, value in sorted(store.policies().items()):
         section, key = name.split(".", 1)
         if name == "usage.sync_interval":
             policies["sync_interval"] = json.loads(value)
+        elif section == "dns":  # a top-level section of the file
+            dns[key] = json.loads(value)
         else:
             policies.setdefault(section, {})[key] = json.loads(value)
     document: dict[str, Any] = {"version": 1}
@@ -546,6 +555,7 @@ def export(fleet: Fleet) -> str:
         ("nodes", nodes),
         ("plans", plans),
         ("policies", policies),
+        ("dns", dns),
         ("accounts", accounts),
         ("configurations", configurations),
     ):

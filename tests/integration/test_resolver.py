@@ -31,7 +31,8 @@ def query(netns: str | None, server: str, name: str) -> str:
     """One DNS query from a lab namespace (None: the host): the response code or the error."""
     prefix = ["ip", "netns", "exec", netns] if netns else []
     result = subprocess.run(
-        [*prefix, "python3", "-c", DNS_QUERY_SCRIPT, server, name],
+        # 2 s: an answer in the lab takes milliseconds; silence is what we wait out.
+        [*prefix, "python3", "-c", DNS_QUERY_SCRIPT, server, name, "2"],
         capture_output=True,
         text=True,
         timeout=30,
