@@ -155,11 +155,10 @@ def resolver_findings(outputs: Mapping[str, str]) -> list[Finding]:
     return findings
 
 
-# Run on the node (python3, standard library only): one DNS query for argv[2] to the resolver
-# at argv[1] (waiting argv[3] seconds, default 5), as a VPN client's would arrive; prints the
-# answer's response code, or the error's name (TimeoutError, OSError...) when there is none.
-# The answer does not matter (a lab node cannot reach the root servers: SERVFAIL): the name
-# went through unbound, and the audit then looks for it on the node's disk.
+# One DNS query for argv[2] to the resolver at argv[1] (waiting argv[3] seconds, default 5),
+# python3 standard library only; prints the answer's response code, or the error's name
+# (TimeoutError, OSError...) when there is none. The lab tests resolve canary names with it
+# from a client through the tunnel, then `audit --needle NAME` looks for them on the node.
 DNS_QUERY_SCRIPT = """\
 import os, socket, struct, sys
 server, name = sys.argv[1], sys.argv[2]
@@ -174,14 +173,3 @@ with socket.socket(family, socket.SOCK_DGRAM) as sock:
     except OSError as error:
         print(type(error).__name__)
 """
-
-
-def dns_canary_command(label: str, zone: str = "example.com") -> str:
-    """Resolve ``label.zone`` through the node's resolver on each of its tunnel addresses (the
-    audit searches the disk for ``label``: it is in a log line and in a wire-format dump)."""
-    script = DNS_QUERY_SCRIPT.replace("'", "'\"'\"'")
-    return (
-        "for i in $(wg show interfaces 2>/dev/null); do "
-        "for a in $(ip -o addr show dev $i | awk '{print $4}' | cut -d/ -f1); do "
-        f"python3 -c '{script}' \"$a\" {label}.{zone}; done; done; true"
-    )

@@ -27,7 +27,6 @@ from orchestrator.core.audit import (
     persistent_grep_command,
 )
 from orchestrator.core.audit_access import ControllerKeys, ExpectedKeys
-from orchestrator.core.audit_resolver import dns_canary_command
 from orchestrator.core.keys import live_public_keys, node_key_checks
 from orchestrator.core.models import Node
 from orchestrator.errors import NodeError, UsageError
@@ -146,8 +145,6 @@ def audit_node(
         "journal": f"wgfleet-canary-journal-{secrets.token_hex(8)}",
         "syslog": f"wgfleet-canary-syslog-{secrets.token_hex(8)}",
         "ssh_login": f"wgfleetcanary{secrets.token_hex(6)}",
-        # A name resolved through the node's resolver, as a client's query would be.
-        "dns": f"wgfleet-canary-dns-{secrets.token_hex(8)}",
     }
     extra = {f"text {needle}": needle for needle in needles}
     try:
@@ -157,7 +154,6 @@ def audit_node(
             )
             connection.run(["logger", "-t", "wgfleet-audit", canaries["syslog"]], check=False)
             _failed_login(target, canaries["ssh_login"])
-            connection.run(["sh", "-c", dns_canary_command(canaries["dns"])], check=False)
             # Make journald write out whatever it would keep, so persistence cannot hide.
             connection.run(["sh", "-c", "journalctl --flush >/dev/null 2>&1; sync"], check=False)
             probes = parse_probe_output(

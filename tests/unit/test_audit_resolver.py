@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.core.audit import PROBES, Probe, evaluate
-from orchestrator.core.audit_resolver import dns_canary_command, resolver_findings
+from orchestrator.core.audit_resolver import resolver_findings
 
 QUIET = {
     "verbosity": "0",
@@ -109,9 +109,3 @@ def test_the_audit_runs_the_resolver_probes_and_checks() -> None:
     assert {"resolver_active", "resolver_settings", "resolver_sockets"} <= set(PROBES)
     checks = evaluate("node1", {k: Probe(0, v) for k, v in outputs().items()})
     assert {c.check for c in checks} >= {"resolver.no_query_log", "resolver.tunnel_only"}
-
-
-def test_the_dns_canary_command_names_the_label() -> None:
-    command = dns_canary_command("wgfleet-canary-dns-00ff")
-    assert "wgfleet-canary-dns-00ff.example.com" in command
-    assert "wg show interfaces" in command
