@@ -76,7 +76,6 @@ RESOLVED = {
     "resolver_allowed_networks_ipv6": [],
     "resolver_forwarders": [],
     "resolver_forward_tls": False,
-    "resolver_wireguard_interface": "wg0",
 }
 
 
@@ -932,13 +931,10 @@ def test_unbound_conf_dual_stack_and_tls_forwarders() -> None:
     assert "server.tls-cert-bundle" not in plain
 
 
-def test_unbound_defaults_copy_no_trust_anchor_and_order_after_the_tunnel() -> None:
+def test_unbound_defaults_copy_no_trust_anchor() -> None:
     defaults = key_values(render("resolver", "unbound.j2"))
     assert defaults["ROOT_TRUST_ANCHOR_UPDATE"] == "false"
     assert defaults["RESOLVCONF"] == "false"
-    dropin = render("resolver", "wgfleet-order.conf.j2")
-    assert "After=wg-quick@wg0.service" in dropin.splitlines()
-    assert "Requires" not in dropin  # ordering only: unbound starts even if the tunnel fails
 
 
 @pytest.mark.skipif(not shutil.which("unbound-checkconf"), reason="needs unbound-checkconf")
