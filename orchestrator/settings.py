@@ -19,6 +19,7 @@ from typing import Any
 from orchestrator.adapters.input_files import read_text
 from orchestrator.core import yaml_input
 from orchestrator.core.addressing import LAB_PREFIX, prefix_problem
+from orchestrator.core.dns_upstream import forwarders_problem
 from orchestrator.core.input_limits import SETTINGS_MAX_BYTES
 from orchestrator.core.keys import parse_duration
 from orchestrator.core.notify import webhook_problem
@@ -129,6 +130,14 @@ class DeploySettings:
 
 
 @dataclass(frozen=True)
+class DnsSettings:
+    """The node resolver's upstream (role resolver): recursion when no forwarders are set."""
+
+    forwarders: tuple[str, ...] = ()  # ADDRESS, ADDRESS@PORT or ADDRESS@PORT#TLS-NAME
+    forward_tls: bool = False  # DNS over TLS to the forwarders
+
+
+@dataclass(frozen=True)
 class KeySettings:
     """How old each kind of key may grow, and how long a replaced key keeps working."""
 
@@ -168,6 +177,7 @@ class Settings:
     notify: NotifySettings = field(default_factory=NotifySettings)
     deploy: DeploySettings = field(default_factory=DeploySettings)
     network: NetworkSettings = field(default_factory=NetworkSettings)
+    dns: DnsSettings = field(default_factory=DnsSettings)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready view for `wgfleet config show`: paths only, never key material."""
@@ -214,7 +224,11 @@ class Settings:
             "ipv6": {
                 "prefix": str(self.network.ipv6_prefix) if self.network.ipv6_prefix else "random"
             },
-            "dns": {"servers": list(self.network.dns_servers)},
+            "dns": {
+                "servers": list(self.network.dns_servers),
+                "forwarders": list(self.dns.forwarders),
+                "forward_tls": self.dns.forward_tls,
+            },
             "lab": {
                 "name": self.lab.name,
                 "subnet": str(self.lab.subnet),
@@ -263,6 +277,20 @@ def _notify_settings(reader: _Reader, raw: object) -> NotifySettings:
     return NotifySettings(tuple(command), str(webhook) if webhook else None, timeout)
 
 
+def _dns_settings(reader: _Reader, raw: object) -> DnsSettings:
+    data = reader.mapping(raw, "dns", _DNS_KEYS)
+    forwarders = data.get("forwarders", [])
+    problem = forwarders_problem(forwarders)
+    if problem:
+        raise ConfigError(reader.source, "dns.forwarders", forwarders, problem)
+    forward_tls = data.get("forward_tls", False)
+    if not isinstance(forward_tls, bool):
+        raise ConfigError(reader.source, "dns.forward_tls", forward_tls, "true or false")
+    if forward_tls and not forwarders:
+        raise ConfigError(reader.source, "dns.forward_tls", forward_tls, "needs dns.forwarders")
+    return DnsSettings(tuple(forwarders), forward_tls)
+
+
 _PRIVACY_KEYS = {
     "node_daily_totals",
     "node_daily_retention_days",
@@ -270,6 +298,8 @@ _PRIVACY_KEYS = {
     "deleted_ledger_retention_days",
     "allow_contact",
 }
+# One `dns` section: the clients' servers (NetworkSettings) and the nodes' upstream (DnsSettings).
+_DNS_KEYS = {"servers", "forwarders", "forward_tls"}
 _KEY_AGE_FIELDS = ("node_max_age_days", "peer_max_age_days", "psk_max_age_days", "ssh_max_age_days")
 _USAGE_KEYS = {"retention_days", "warn_percent", "sync_interval"}
 _SSH_KEYS = {
@@ -363,7 +393,7 @@ def _network_settings(
         if problem is not None:
             raise ConfigError(reader.source, "ipv6.prefix", ipv6["prefix"], problem)
         prefix = ipaddress.IPv6Network(str(ipv6["prefix"]))
-    dns = reader.mapping(dns_raw, "dns", {"servers"})
+    dns = reader.mapping(dns_raw, "dns", _DNS_KEYS)
     servers = dns.get("servers", [])
     problem = dns_servers_problem(servers)
     if problem is not None:
@@ -509,6 +539,7 @@ def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
         ),
         notify=notify,
         deploy=DeploySettings(full_every),
+        dns=_dns_settings(reader, top.get("dns")),
         privacy=PrivacySettings(
             daily,
             int(kept),
@@ -593,9 +624,21 @@ def with_policies(settings: Settings, policies: Mapping[str, Any]) -> Settings:
     network = settings.network
     if isinstance(policies.get("dns.servers"), list):
         network = replace(network, dns_servers=tuple(str(s) for s in policies["dns.servers"]))
+    # A fleet file's dns upstream replaces the settings' whole (its forwarders and TLS); its
+    # dns.servers (the clients' DNS) is the network's, above.
+    upstream = {
+        k.split(".", 1)[1]: v
+        for k, v in policies.items()
+        if k in ("dns.forwarders", "dns.forward_tls")
+    }
     return replace(
         settings,
         network=network,
+        dns=DnsSettings(
+            tuple(upstream.get("forwarders", ())), bool(upstream.get("forward_tls", False))
+        )
+        if upstream
+        else settings.dns,
         privacy=replace(
             settings.privacy,
             **{k: v for k, v in privacy.items() if hasattr(PrivacySettings, k)},

@@ -39,6 +39,7 @@ TRAFFIC_MODULES = frozenset(
         "tests/integration/test_node_trust.py",
         "tests/integration/test_push_delta.py",
         "tests/integration/test_push_sync.py",
+        "tests/integration/test_resolver.py",
         "tests/integration/test_rotation.py",
         "tests/integration/test_secret_canary.py",
         "tests/integration/test_shards.py",

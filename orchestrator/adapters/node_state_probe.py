@@ -30,7 +30,8 @@ ROOT = os.environ.get("WGFLEET_PROBE_ROOT", "/")
 
 # Directory trees whose content a deploy decides. /etc is read whole: a foreign drop-in
 # (journald, sshd, sudoers, apt) is exactly the drift the roles remove.
-TREES = ("etc", "usr/local", "var/log")
+# /var/lib/unbound: the resolver must write nothing there (no auto-trust-anchor copy).
+TREES = ("etc", "usr/local", "var/log", "var/lib/unbound")
 # Files a push rewrites between deploys (the live peer set and pending key handovers).
 PUSH_STATE_SUFFIXES = (".peers", ".handover")
 PUSH_STATE_DIR = "etc/wireguard"

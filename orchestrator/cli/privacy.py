@@ -33,6 +33,7 @@ def cmd_privacy_report(args: argparse.Namespace, settings: Settings, output: Out
         for fact in report["client_configs"]:
             output.out.print(f"- {fact}")
         output.out.print(f"Nodes' journal: {report['nodes']['journal']}.")
+        output.out.print(f"Nodes' resolver: {report['nodes']['resolver']}.")
         audits = report["nodes"]["audit"]
         if audits:
             output.out.print(

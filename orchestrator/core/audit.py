@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.core.audit_access import ACCESS_PROBES, ControllerKeys, access_checks
+from orchestrator.core.audit_resolver import RESOLVER_PROBES, resolver_findings
 
 HISTORY_FILES = ".bash_history .python_history .sh_history .zsh_history .lesshst .viminfo .mysql_history .psql_history"
 LOGGING_PACKAGES = (
@@ -62,6 +63,8 @@ PROBES: dict[str, str] = {
     "diagnostics": f"{DIAGNOSTICS_SCRIPT} status 2>/dev/null || echo '{{\"active\": false}}'",
     # Who can log in as root, wgcollect and wgpush, and what each login can do (audit_access).
     **ACCESS_PROBES,
+    # The resolver's effective settings, its sockets and the tunnel addresses (audit_resolver).
+    **RESOLVER_PROBES,
 }
 
 
@@ -375,6 +378,11 @@ class _Judge:
         logs = _lines(self.probes.get("var_log"))
         self.add("var_log.no_files", not logs, "non-empty: " + (", ".join(logs[:10]) or "none"))
 
+    def resolver(self) -> None:
+        outputs = {name: probe.stdout for name, probe in self.probes.items()}
+        for finding in resolver_findings(outputs):
+            self.add(finding.check, finding.passed, finding.evidence)
+
     def access(self, keys: ControllerKeys | None) -> None:
         outputs = {name: probe.stdout for name, probe in self.probes.items()}
         for finding in access_checks(outputs, keys):
@@ -406,6 +414,7 @@ def evaluate(
     judge.firewall()
     judge.sshd()
     judge.login_records()
+    judge.resolver()
     judge.access(controller_keys)
     judge.diagnostics()
     return judge.checks

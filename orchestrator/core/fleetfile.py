@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -20,6 +20,7 @@ import yaml
 
 from orchestrator.core import yaml_input
 from orchestrator.core.addressing import prefix_problem
+from orchestrator.core.dns_upstream import MAX_FORWARDERS, forwarders_problem
 from orchestrator.core.input_limits import MAX_BYTES
 from orchestrator.core.keys import parse_duration
 from orchestrator.core.node_names import NODE_NAME_PATTERN, node_name_problem
@@ -120,6 +121,9 @@ class Policies:
     privacy: dict[str, Any] = field(default_factory=dict)
     # The DNS servers every client config names (None: the nodes' own resolvers).
     dns_servers: tuple[str, ...] | None = None
+    # The fleet file's top-level dns section (the nodes' resolver upstream): forwarders,
+    # forward_tls. Kept with the policies (store names dns.forwarders, dns.forward_tls).
+    dns: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -226,6 +230,17 @@ PRIVACY_POLICY_FIELDS: dict[str, dict[str, Any]] = {
     "deleted_ledger_retention_days": {"type": "integer", "minimum": 0},
     "allow_contact": {"type": "boolean"},
 }
+# The nodes' resolver upstream (role resolver); settings dns.* give the same.
+DNS_FIELDS: dict[str, dict[str, Any]] = {
+    "forwarders": {
+        "type": "array",
+        "items": {"type": "string", "maxLength": 300},
+        "maxItems": MAX_FORWARDERS,
+        "description": "ADDRESS, ADDRESS@PORT or ADDRESS@PORT#TLS-NAME; empty: recursion",
+    },
+    "forward_tls": {"type": "boolean"},
+}
+
 REQUIRED = {
     "plan": ["quota"],
     "account": ["device_id"],
@@ -278,6 +293,7 @@ def json_schema() -> dict[str, Any]:
                         }
                     }
                 ),
+                "dns": obj(DNS_FIELDS),
                 "policies": obj(
                     {
                         "keys": obj(KEY_POLICY_FIELDS),
@@ -425,7 +441,7 @@ def parse_fleet_file(text: str, source: str) -> FleetFile:
     if root is None:
         raise FleetFileInvalid([FleetFileError(source, 1, "version", None, "missing")])
     top_fields = {"version", "inventory", "nodes", "plans", "accounts", "configurations"}
-    top = reader.mapping(root, "", {*top_fields, "policies", "ipv6"})
+    top = reader.mapping(root, "", {*top_fields, "policies", "ipv6", "dns"})
     if "version" not in top:
         reader.error(root, "version", None, f"missing (write version: {VERSION})")
     else:
@@ -437,7 +453,7 @@ def parse_fleet_file(text: str, source: str) -> FleetFile:
     plans = _plans(reader, top.get("plans"))
     accounts = _accounts(reader, top.get("accounts"))
     configurations = _configurations(reader, top.get("configurations"))
-    policies = _policies(reader, top.get("policies"))
+    policies = replace(_policies(reader, top.get("policies")), dns=_dns(reader, top.get("dns")))
     ipv6_prefix = _ipv6_prefix(reader, top.get("ipv6"))
     _cross_check(reader, top, plans, accounts, configurations, nodes, inventory)
     if reader.errors:
@@ -698,6 +714,24 @@ def _dns_servers(
             reader.error(node, "policies.dns.servers", server, "not an IP address")
             return None
     return tuple(servers)
+
+
+def _dns(reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None) -> dict[str, Any]:
+    if entry is None:
+        return {}
+    values = reader.mapping(entry[1], "dns", DNS_FIELDS)
+    found = {k: v for k, v in _fields(reader, values, "dns", DNS_FIELDS).items() if v is not None}
+    if "forwarders" in values:
+        node = values["forwarders"][1]
+        forwarders = _plain(node)
+        problem = forwarders_problem(forwarders)
+        if problem:
+            reader.error(node, "dns.forwarders", forwarders, problem)
+        else:
+            found["forwarders"] = forwarders
+    if found.get("forward_tls") and not found.get("forwarders"):
+        reader.error(entry[1], "dns.forward_tls", True, "needs dns.forwarders")
+    return found
 
 
 def _cross_check(

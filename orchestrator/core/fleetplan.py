@@ -139,6 +139,7 @@ def policy_values(policies: Policies) -> dict[str, Any]:
         values["usage.sync_interval"] = policies.sync_interval
     if policies.dns_servers is not None:
         values["dns.servers"] = list(policies.dns_servers)
+    values.update({f"dns.{k}": v for k, v in policies.dns.items()})
     return values
 
 

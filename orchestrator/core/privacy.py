@@ -253,6 +253,8 @@ class NodeFacts:
 
     journal: str  # e.g. "volatile (memory only), at most 8M, entries older than 1h dropped"
     audited: Mapping[str, bool | None]  # node -> last audit verdict (None: never audited)
+    # The node resolver (role resolver), in words: where it answers, what it logs and keeps.
+    resolver: str = "none"
 
 
 def undeclared(columns: Mapping[str, Iterable[str]], kinds: Mapping[str, RecordKind]) -> list[str]:
@@ -304,6 +306,8 @@ def build_report(
     notes = [
         "Root logins over SSH (the controller's deploy, audit and diagnostics) leave lines in "
         "each node's journal, which lives in memory only and is dropped after its retention.",
+        "Each node's resolver holds the names recently asked and their answers in its "
+        "memory cache, without the asking client's address; a restart or power-off drops it.",
         "Backups of the store keep what the store held when they were taken: expire them on "
         "the same schedule.",
     ]
@@ -328,6 +332,7 @@ def build_report(
         "client_configs": client_config_facts(dns_servers),
         "nodes": {
             "journal": nodes.journal,
+            "resolver": nodes.resolver,
             "audit": {
                 name: ("passed" if ok else "failed" if ok is False else "never audited")
                 for name, ok in sorted(nodes.audited.items())

@@ -24,6 +24,7 @@ from orchestrator.core.converge import (
     state_fingerprint,
     verdict,
 )
+from orchestrator.core.dns_upstream import resolver_extravars
 from orchestrator.core.input_limits import INVENTORY_MAX_BYTES
 from orchestrator.core.inventory import InventoryShapeError, inventory_hosts
 from orchestrator.core.inventory_rules import host_problems, static_peers_problems
@@ -250,7 +251,17 @@ def node_extravars(settings: Settings) -> dict[str, Any]:
         "wgfleet_collector_public_key_file": str(settings.ssh.collector_key) + ".pub",
         "wgfleet_push_public_key_file": str(settings.ssh.push_key) + ".pub",
         "wgfleet_listen_ports": listen_ports(settings),
+        # The node resolver's upstream (settings dns.*; a fleet file's dns section overrides).
+        **resolver_extravars(*resolver_upstream(settings)),
     }
+
+
+def resolver_upstream(settings: Settings) -> tuple[tuple[str, ...], bool]:
+    """The nodes' resolver forwarders and TLS: settings dns.*, or an applied fleet file's."""
+    from orchestrator.service.context import open_fleet
+
+    with open_fleet(settings) as fleet:
+        return fleet.settings.dns.forwarders, fleet.settings.dns.forward_tls
 
 
 def listen_ports(settings: Settings) -> dict[str, int]:

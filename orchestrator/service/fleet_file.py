@@ -307,6 +307,14 @@ def apply(
             # Erased accounts leave the store's files too (nothing else has them open in a
             # pipeline run; if something does, `wgfleet db scrub` finishes it).
             fleet.store.scrub()
+    # dns.servers is the clients' (their configs), not the nodes': it needs no deploy.
+    upstream = ("dns.forwarders", "dns.forward_tls")
+    if any(c.kind == "policy" and c.subject in upstream for c in pending):
+        # The resolver's upstream is a deploy variable of every node: the store holds the new
+        # one now, so a deploy gives it to them (a failed node gets it on the next deploy,
+        # whose inputs still differ from its last full run).
+        say("deploying every node: the resolver's upstream changed")
+        deployed = deploy_service.deploy(settings, on_update=on_deploy_update)
     return ApplyResult(fleet_plan, deployed, pushed, tuple(pending))
 
 
@@ -544,10 +552,15 @@ def export(fleet: Fleet) -> str:
             entry["enabled"] = False
         configurations.append(entry)
     policies: dict[str, Any] = {}
+    dns: dict[str, Any] = {}
     for name, value in sorted(store.policies().items()):
         section, key = name.split(".", 1)
         if name == "usage.sync_interval":
             policies["sync_interval"] = json.loads(value)
+        elif name == "dns.servers":  # the clients' DNS: policies.dns.servers
+            policies.setdefault("dns", {})["servers"] = json.loads(value)
+        elif section == "dns":  # the nodes' resolver upstream: the file's top-level dns
+            dns[key] = json.loads(value)
         else:
             policies.setdefault(section, {})[key] = json.loads(value)
     document: dict[str, Any] = {"version": 1}
@@ -556,6 +569,7 @@ def export(fleet: Fleet) -> str:
         ("nodes", nodes),
         ("plans", plans),
         ("policies", policies),
+        ("dns", dns),
         ("accounts", accounts),
         ("configurations", configurations),
     ):

@@ -91,12 +91,54 @@ def journal_facts(settings: Settings) -> str:
     )
 
 
+# The resolver role's settings that make its no-log promise, as its template writes them.
+RESOLVER_PROMISES = (
+    "verbosity: 0",
+    'logfile: ""',
+    "use-syslog: no",
+    "log-queries: no",
+    "log-replies: no",
+    "statistics-interval: 0",
+    "extended-statistics: no",
+    "control-enable: no",
+    "interface-automatic: no",
+)
+
+
+def resolver_facts(settings: Settings) -> str:
+    """The node resolver the resolver role deploys, in words, checked against its template."""
+    template = settings.project_root / "roles" / "resolver" / "templates" / "unbound.conf.j2"
+    try:
+        text = template.read_text(encoding="utf-8")
+    except OSError:
+        return f"unknown ({template} unreadable)"
+    missing = [p for p in RESOLVER_PROMISES if p not in text]
+    if missing:
+        return f"unknown ({template} lacks {', '.join(missing)})"
+    upstream = (
+        "forwards to "
+        + ", ".join(settings.dns.forwarders)
+        + (" over TLS" if settings.dns.forward_tls else " (plain DNS)")
+        if settings.dns.forwarders
+        else "recursive from the root servers"
+    )
+    return (
+        "unbound on the tunnel addresses only (tunnel clients only); no query, reply or "
+        "servfail log, no logfile, no syslog, verbosity 0, no statistics, no remote control; "
+        f"cache in memory only; DNSSEC validated, QNAME minimised; {upstream}"
+    )
+
+
 def privacy_report(fleet: Fleet) -> dict[str, Any]:
     """What the store and the nodes keep, from the live schema, settings and audits."""
     return build_report(
         fleet.store.columns(),
         retention(fleet.settings),
-        NodeFacts(journal_facts(fleet.settings), fleet.store.node_audits()),
+        NodeFacts(
+            journal_facts(fleet.settings),
+            fleet.store.node_audits(),
+            resolver_facts(fleet.settings),
+        ),
         fleet.store.db.dialect,
         fleet.settings.network.dns_servers,
     )

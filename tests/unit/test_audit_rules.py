@@ -18,6 +18,7 @@ from orchestrator.core.audit import (
 )
 from orchestrator.service.audit import _probe_script, parse_probe_output
 from tests.unit.access_samples import COMPLIANT_ACCESS, KEYS
+from tests.unit.test_audit_resolver import outputs as resolver_outputs
 
 COMPLIANT = {
     "virt": "systemd-nspawn",
@@ -42,6 +43,7 @@ COMPLIANT = {
     "wireguard_public_keys": "wg0 " + "A" * 43 + "=\n",
     "diagnostics": '{"active": false}\n',
     **COMPLIANT_ACCESS,
+    **resolver_outputs(),
 }
 
 

@@ -386,3 +386,33 @@ def test_peers_add_split_tunnel_and_peers_show_lines(
     plain = capsys.readouterr().out
     assert "# client config lines on node1" in plain
     assert "AllowedIPs = 10.0.0.0/8, fd12::/48" in plain
+
+
+def test_an_applied_dns_section_is_the_fleets_resolver_upstream_and_exports_back(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from orchestrator.service.deploy import resolver_upstream
+
+    assert resolver_upstream(settings) == ((), False)
+    # What apply stores for `dns: {forwarders: [...], forward_tls: true}` (the apply itself
+    # then deploys every node, which the unreachable nodes here cannot take).
+    with open_fleet(settings) as fleet:
+        fleet.store.replace_policies(
+            {
+                "dns.forwarders": json.dumps(["198.18.0.53@853#dns.example.net"]),
+                "dns.forward_tls": "true",
+            }
+        )
+    assert resolver_upstream(settings) == (("198.18.0.53@853#dns.example.net",), True)
+    exported = tmp_path / "exported.yml"
+    assert run("export", "-o", str(exported)) == 0
+    assert "dns:\n  forward_tls: true\n  forwarders:\n  - 198.18.0.53@853#dns.example.net\n" in (
+        exported.read_text()
+    )
+    capsys.readouterr()
+    assert run("plan", "-f", str(exported)) == 0, capsys.readouterr()
+    # The same file without the section: the plan removes both (recursion again).
+    without = exported.read_text().replace(
+        "dns:\n  forward_tls: true\n  forwarders:\n  - 198.18.0.53@853#dns.example.net\n", ""
+    )
+    assert run("plan", "-f", str(write(tmp_path, without, "without.yml"))) == 2

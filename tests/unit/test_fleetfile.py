@@ -67,7 +67,7 @@ BROKEN = [
     (
         "version: 1\nnodse: {}\n",
         [
-            "fleet.yml:2: nodse: 'nodse': unknown field (known: accounts, configurations, inventory, ipv6, nodes, plans, policies, version)"
+            "fleet.yml:2: nodse: 'nodse': unknown field (known: accounts, configurations, dns, inventory, ipv6, nodes, plans, policies, version)"
         ],
     ),
     ("version: 1\nversion: 1\n", ["fleet.yml:2: version: 'version': given twice"]),
@@ -196,6 +196,7 @@ def test_the_schema_is_json_and_describes_every_section() -> None:
         "configurations",
         "policies",
         "ipv6",
+        "dns",
     }
     item = schema["properties"]["configurations"]["items"]
     assert item["required"] == ["name", "account", "nodes", "public_key"]
@@ -219,3 +220,38 @@ def test_validate_names_every_error_and_exits_2(tmp_path, capsys) -> None:
     assert json.loads(capsys.readouterr().out)["configurations"] == 2
     assert main(["schema"]) == 0
     assert json.loads(capsys.readouterr().out)["title"] == "wgfleet fleet file"
+
+
+def test_the_dns_section_sets_the_resolver_upstream() -> None:
+    from orchestrator.core.fleetplan import policy_values
+
+    text = (
+        'version: 1\ndns:\n  forwarders: ["198.18.0.53@853#dns.example.net"]\n  forward_tls: true\n'
+    )
+    fleet = parse_fleet_file(text, "fleet.yml")
+    assert fleet.policies.dns == {
+        "forwarders": ["198.18.0.53@853#dns.example.net"],
+        "forward_tls": True,
+    }
+    assert policy_values(fleet.policies) == {
+        "dns.forwarders": ["198.18.0.53@853#dns.example.net"],
+        "dns.forward_tls": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("dns", "error"),
+    [
+        (
+            "{forwarders: [dns.example.net]}",
+            "fleet.yml:2: dns.forwarders: ['dns.example.net']: 'dns.example.net': an IP address, "
+            "ADDRESS@PORT or ADDRESS@PORT#TLS-NAME",
+        ),
+        ("{forward_tls: true}", "fleet.yml:2: dns.forward_tls: True: needs dns.forwarders"),
+        ("{forward_tls: maybe}", "fleet.yml:2: dns.forward_tls: 'maybe': expected true or false"),
+    ],
+)
+def test_a_bad_dns_section_names_line_field_and_value(dns: str, error: str) -> None:
+    with pytest.raises(FleetFileInvalid) as raised:
+        parse_fleet_file(f"version: 1\ndns: {dns}\n", "fleet.yml")
+    assert [str(e) for e in raised.value.errors] == [error]

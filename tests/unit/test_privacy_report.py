@@ -127,3 +127,23 @@ def test_the_report_says_what_a_client_config_carries() -> None:
         "client_configs"
     ]
     assert any("fleet's chosen servers (198.18.0.53)" in fact for fact in chosen)
+
+
+def test_the_report_states_the_nodes_resolver_and_its_absent_logs(settings: Settings) -> None:
+    from dataclasses import replace
+
+    from orchestrator.settings import DnsSettings
+
+    with open_fleet(settings) as fleet:
+        resolver = privacy_report(fleet)["nodes"]["resolver"]
+    assert resolver.startswith("unbound on the tunnel addresses only")
+    for words in ("no query, reply or servfail log", "no logfile", "no statistics", "in memory"):
+        assert words in resolver
+    assert resolver.endswith("recursive from the root servers")
+    forwarding = replace(settings, dns=DnsSettings(("198.18.0.53@853#dns.example.net",), True))
+    with open_fleet(forwarding) as fleet:
+        report = privacy_report(fleet)
+    assert report["nodes"]["resolver"].endswith(
+        "forwards to 198.18.0.53@853#dns.example.net over TLS"
+    )
+    assert any("memory cache" in note for note in report["notes"])

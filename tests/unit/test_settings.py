@@ -125,3 +125,47 @@ def test_deploy_fast_path_period(tmp_path: Path) -> None:
     config.write_text("deploy:\n  full_every_days: 0\n")
     assert load_settings(config).deploy.full_every_days == 0
     assert load_settings(config).describe()["deploy"] == {"full_every_days": 0}
+
+
+def test_dns_forwarders_settings(tmp_path: Path) -> None:
+    from orchestrator.core.dns_upstream import resolver_extravars
+    from orchestrator.settings import settings_from_mapping
+
+    default = settings_from_mapping({}, "s.yml", tmp_path)
+    assert default.dns.forwarders == () and default.dns.forward_tls is False
+    built = settings_from_mapping(
+        {"dns": {"forwarders": ["198.18.0.53@853#dns.example.net"], "forward_tls": True}},
+        "s.yml",
+        tmp_path,
+    )
+    assert built.describe()["dns"] == {
+        "servers": [],
+        "forwarders": ["198.18.0.53@853#dns.example.net"],
+        "forward_tls": True,
+    }
+    assert resolver_extravars(built.dns.forwarders, built.dns.forward_tls) == {
+        "wgfleet_dns_forwarders": ["198.18.0.53@853#dns.example.net"],
+        "wgfleet_dns_forward_tls": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("dns", "field"),
+    [
+        ({"forwarders": ["dns.example.net"]}, "dns.forwarders"),
+        ({"forwarders": ["198.18.0.53@99999"]}, "dns.forwarders"),
+        ({"forwarders": ["198.18.0.53#bad name"]}, "dns.forwarders"),
+        ({"forwarders": ["198.18.0.53", "198.18.0.53"]}, "dns.forwarders"),
+        ({"forwarders": "198.18.0.53"}, "dns.forwarders"),
+        ({"forwarders": ["198.18.0.53\nlog-queries: yes"]}, "dns.forwarders"),
+        ({"forward_tls": True}, "dns.forward_tls"),
+        ({"forward_tls": "yes", "forwarders": ["198.18.0.53"]}, "dns.forward_tls"),
+    ],
+)
+def test_bad_dns_settings_name_the_field(tmp_path: Path, dns: dict, field: str) -> None:
+    from orchestrator.settings import settings_from_mapping
+
+    with pytest.raises(ConfigError) as raised:
+        settings_from_mapping({"dns": dns}, "s.yml", tmp_path)
+    assert field in str(raised.value) and "s.yml" in str(raised.value)
+    assert raised.value.exit_code == ExitCode.USAGE

@@ -22,7 +22,14 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ROOT / "roles"
-OUR_ROLES = ("wireguard_node", "nolog", "ssh_hardening", "counters_access", "peers_access")
+OUR_ROLES = (
+    "wireguard_node",
+    "nolog",
+    "ssh_hardening",
+    "counters_access",
+    "peers_access",
+    "resolver",
+)
 
 NODE_KEY = "ulWxkr14EKFw01lk4zyczpBfbcU2CM64DYmjsiI/yA8="
 PEER_A = "x21CkFo1pEax5ixfvV6c0roMvHkrrgKxaC+71Ei7GBU="
@@ -68,6 +75,12 @@ RESOLVED = {
     "wireguard_sysctl_applied": {"net.ipv4.ip_forward": 1},
     "peers_tunnel_networks_ipv6": [],
     "peers_tunnel_addresses_ipv6": [],
+    "resolver_listen_addresses_ipv4": ["198.19.1.1"],
+    "resolver_listen_addresses_ipv6": [],
+    "resolver_allowed_networks_ipv4": ["198.19.1.0/24"],
+    "resolver_allowed_networks_ipv6": [],
+    "resolver_forwarders": [],
+    "resolver_forward_tls": False,
 }
 
 # What the defaults resolve to on a node with an IPv6 tunnel side (site.yml sets the two
@@ -79,6 +92,8 @@ IPV6 = {
     "wireguard_sysctl_applied": {"net.ipv4.ip_forward": 1, "net.ipv6.conf.all.forwarding": 1},
     "peers_tunnel_networks_ipv6": ["fd00:198:19:1::/64"],
     "peers_tunnel_addresses_ipv6": ["fd00:198:19:1::1"],
+    "resolver_listen_addresses_ipv6": ["fd00:198:19:1::1"],
+    "resolver_allowed_networks_ipv6": ["fd00:198:19:1::/64"],
 }
 
 
@@ -394,9 +409,11 @@ def test_nftables_ipv6_per_egress_mode(egress: str, forwards: bool, masquerades:
     assert (V6_FORWARD in rules) is forwards
     assert (V6_MASQUERADE in rules) is masquerades
     assert ("table ip6 wgfleet_nat6" in rules) is masquerades
-    # off: no rule accepts IPv6 from the tunnel, so the forward policy (drop) takes it.
+    # off: no rule forwards IPv6 from the tunnel, so the forward policy (drop) takes it; the
+    # only IPv6 from the tunnel still accepted is DNS to the node's own resolver (input).
     if egress == "off":
-        assert "ip6 saddr fd00:198:19:1::/64" not in rules
+        from_tunnel6 = [r for r in rules if "ip6 saddr fd00:198:19:1::/64" in r]
+        assert all("oifname" not in r and "th dport 53 accept" in r for r in from_tunnel6)
 
 
 def test_nftables_trusted_networks_per_family() -> None:
@@ -918,3 +935,116 @@ def test_push_sudoers_allows_the_entry_point_without_arguments_only() -> None:
         "Defaults:wgpush !syslog, !pam_session, !lecture",
         'wgpush ALL=(root) NOPASSWD: /usr/local/sbin/wgfleet-peers ""',
     ]
+
+
+def test_nftables_accepts_dns_from_the_tunnel_only() -> None:
+    rules = nft_statements(render("wireguard_node", "nftables.conf.j2"))
+    dns = [line.strip() for line in rules.splitlines() if "dport 53" in line]
+    assert dns == [
+        'iifname { "wg0", "wg0n" } ip saddr 198.19.1.0/24 meta l4proto { tcp, udp } '
+        "th dport 53 accept"
+    ]
+    six = nft_statements(
+        render("wireguard_node", "nftables.conf.j2", wgfleet_tunnel_network6="fd00:198:19:1::/64")
+    )
+    assert (
+        'iifname { "wg0", "wg0n" } ip6 saddr fd00:198:19:1::/64 meta l4proto { tcp, udp } '
+        "th dport 53 accept" in six
+    )
+    off = nft_statements(
+        render("wireguard_node", "nftables.conf.j2", wireguard_nft_accept_dns=False)
+    )
+    assert "dport 53" not in off
+
+
+# --- resolver ---------------------------------------------------------------------------------
+
+
+def unbound_settings(text: str) -> dict[str, list[str]]:
+    """section.key -> values, in order (unbound repeats keys such as interface)."""
+    found: dict[str, list[str]] = {}
+    section = ""
+    for raw in text.splitlines():
+        line = re.sub(r"(^|\s)#.*", "", raw).rstrip()  # a forwarder's #TLS-NAME is not a comment
+        if not line.strip():
+            continue
+        key, _, value = line.strip().partition(":")
+        if not raw[0].isspace():
+            section = key
+            continue
+        found.setdefault(f"{section}.{key}", []).append(value.strip())
+    return found
+
+
+def test_unbound_conf_logs_nothing_keeps_nothing_and_serves_the_tunnel_only() -> None:
+    conf = unbound_settings(render("resolver", "unbound.conf.j2"))
+    for key, value in {
+        "verbosity": "0",
+        "logfile": '""',
+        "use-syslog": "no",
+        "log-queries": "no",
+        "log-replies": "no",
+        "log-servfail": "no",
+        "log-local-actions": "no",
+        "statistics-interval": "0",
+        "extended-statistics": "no",
+        "qname-minimisation": "yes",
+        "module-config": '"validator iterator"',
+        "trust-anchor-file": '"/usr/share/dns/root.key"',
+        "ip-freebind": "yes",
+        "interface-automatic": "no",
+    }.items():
+        assert conf[f"server.{key}"] == [value], key
+    assert conf["server.interface"] == ["198.19.1.1"]
+    assert conf["server.access-control"] == [
+        "0.0.0.0/0 refuse",
+        "::0/0 refuse",
+        "198.19.1.0/24 allow",
+    ]
+    assert conf["remote-control.control-enable"] == ["no"]
+    # Nothing that writes to disk or pulls in other files.
+    for key in conf:
+        for word in ("include", "auto-trust-anchor", "cachedb", "dump", "forward", "log"):
+            assert word not in key or conf[key] in (["no"], ["0"], ['""']), key
+
+
+def test_unbound_conf_dual_stack_and_tls_forwarders() -> None:
+    text = render(
+        "resolver",
+        "unbound.conf.j2",
+        resolver_listen_addresses_ipv6=["fd00:198:19:1::1"],
+        resolver_allowed_networks_ipv6=["fd00:198:19:1::/64"],
+        resolver_forwarders=["198.18.0.53@853#dns.example.net", "2001:2::53@853#dns.example.net"],
+        resolver_forward_tls=True,
+    )
+    conf = unbound_settings(text)
+    assert conf["server.interface"] == ["198.19.1.1", "fd00:198:19:1::1"]
+    assert conf["server.access-control"][-1] == "fd00:198:19:1::/64 allow"
+    assert conf["server.tls-cert-bundle"] == ['"/etc/ssl/certs/ca-certificates.crt"']
+    assert conf["forward-zone.name"] == ['"."']
+    assert conf["forward-zone.forward-tls-upstream"] == ["yes"]
+    assert conf["forward-zone.forward-addr"] == [
+        "198.18.0.53@853#dns.example.net",
+        "2001:2::53@853#dns.example.net",
+    ]
+    plain = unbound_settings(
+        render("resolver", "unbound.conf.j2", resolver_forwarders=["198.18.0.53"])
+    )
+    assert plain["forward-zone.forward-tls-upstream"] == ["no"]
+    assert "server.tls-cert-bundle" not in plain
+
+
+def test_unbound_defaults_copy_no_trust_anchor() -> None:
+    defaults = key_values(render("resolver", "unbound.j2"))
+    assert defaults["ROOT_TRUST_ANCHOR_UPDATE"] == "false"
+    assert defaults["RESOLVCONF"] == "false"
+
+
+@pytest.mark.skipif(not shutil.which("unbound-checkconf"), reason="needs unbound-checkconf")
+def test_unbound_accepts_the_conf(tmp_path: Path) -> None:
+    path = tmp_path / "unbound.conf"
+    path.write_text(render("resolver", "unbound.conf.j2").replace('username: "unbound"', ""))
+    result = subprocess.run(
+        ["unbound-checkconf", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr

@@ -31,6 +31,9 @@ NODE_PACKAGES = (
     "iproute2",
     "iputils-ping",
     "procps",
+    # The resolver role's no-log resolver and the root zone's trust anchor it validates with.
+    "unbound",
+    "dns-root-data",
 )
 READY_MARKER = ".wgfleet-rootfs-ready"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
