@@ -16,6 +16,7 @@ still runs before the first deploy of its worker's lab.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.core.lab_layout import plan_layout
 from orchestrator.settings import Settings, settings_from_mapping
 
 LAB_NODES = 3
@@ -36,6 +38,7 @@ TRAFFIC_MODULES = frozenset(
     {
         "tests/integration/test_dual_stack.py",
         "tests/integration/test_lab_inet.py",
+        "tests/integration/test_leak.py",
         "tests/integration/test_node_trust.py",
         "tests/integration/test_push_delta.py",
         "tests/integration/test_push_sync.py",
@@ -49,6 +52,13 @@ TRAFFIC_MODULES = frozenset(
 )
 
 
+def lab_forwarders(name: str, subnet: str) -> list[str]:
+    """The lab internet's authoritative server as the nodes' resolver upstream: lab nodes
+    reach nothing else, and the leak test sees their queries arrive there."""
+    internet = plan_layout(name, ipaddress.IPv4Network(subnet), 0, 0).internet
+    return [str(address) for address in internet.addresses]
+
+
 def lab_settings(base: Path, name: str, subnet: str) -> Settings:
     return settings_from_mapping(
         {
@@ -57,6 +67,7 @@ def lab_settings(base: Path, name: str, subnet: str) -> Settings:
             "lab": {"name": name, "subnet": subnet},
             # ../shared/LAB.md: lab tunnels only in fd00:198:19::/48.
             "ipv6": {"prefix": "fd00:198:19::/48"},
+            "dns": {"forwarders": lab_forwarders(name, subnet)},
         },
         "test settings",
         base,
@@ -162,6 +173,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     (base / "settings.yml").write_text(
         f"data_dir: {base / 'data'}\ninventory: {base / 'inventory'}\n"
         f"lab:\n  name: {name}\n  subnet: {subnet}\nipv6:\n  prefix: fd00:198:19::/48\n"
+        f"dns:\n  forwarders: {json.dumps(lab_forwarders(name, subnet))}\n"
     )
     try:
         lab_service.lab_up(settings, LAB_NODES, LAB_CLIENTS)

@@ -4,7 +4,8 @@ hands it out and brings it up with the real `wg-quick`. Then
 - its IPv4 and IPv6 requests to the lab internet arrive from the node's underlay addresses
   (the node's NAT and NAT66), never from the client's own;
 - its DNS queries go to the node's resolver (the config's `DNS =` line) and reach the lab's
-  authoritative server from the node, never from the client;
+  authoritative server (the lab's `dns.forwarders`, tests/conftest.py) from the node, never
+  from the client;
 - a capture on the client's underlay link shows nothing but WireGuard UDP to the endpoint.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from orchestrator.service import peers as peers_service
 from orchestrator.service.context import Fleet
 from tests.conftest import Lab
 from tests.integration.fleet_lab import account, root, wgfleet
-from tests.integration.lab_inet import capture, dig, dns_queries, echo_source, sent_by
+from tests.integration.lab_inet import capture, dns_queries, echo_source, sent_by
 
 pytestmark = pytest.mark.lab
 
@@ -65,7 +67,17 @@ def test_a_configuration_as_handed_out_leaks_nothing(
                 for protocol in ("tcp", "udp")
             }
             # Through the namespace's resolv.conf, which wg-quick filled from `DNS =`.
-            answers = {qtype: dig(client.netns, canary, qtype) for qtype in ("A", "AAAA")}
+            for qtype in ("A", "AAAA"):
+                # Its answer (SERVFAIL, below) and its exit status are not the point.
+                subprocess.run(
+                    [
+                        *("ip", "netns", "exec", client.netns, "dig", "+tries=1", "+time=5"),
+                        *(canary, qtype),
+                    ],
+                    capture_output=True,
+                    timeout=60,
+                    check=False,
+                )
     finally:
         lab_service.wg_quick_down(lab.settings, client.name)
         peers_service.remove_configurations(fleet, ["leak-1"])
@@ -82,7 +94,8 @@ def test_a_configuration_as_handed_out_leaks_nothing(
     asked = [q for q in dns_queries(at_internet) if q[2].rstrip(".").lower() == canary]
     assert asked, dns_queries(at_internet)
     assert {source for source, _type, _name in asked} <= node_addresses, asked
-    assert answers == {"A": [str(internet.underlay)], "AAAA": [str(internet.underlay6)]}
+    # No answer is asserted: the node's resolver validates DNSSEC and the lab zone is unsigned
+    # (SERVFAIL); that the query reached the zone's server from the node is the point here.
     # Nothing of the client's own reached the lab internet.
     assert sent_by(at_internet, *client_addresses) == []
     # On the client's link: WireGuard to the endpoint, and nothing else at all.
