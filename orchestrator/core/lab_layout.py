@@ -28,7 +28,9 @@ INET6_INTERFACE_ID = (1 << 63) + INET_OFFSET
 CLIENT_DEFAULT_METRIC = 1000
 ECHO_PORT = 7  # the lab internet's echo service (TCP and UDP): answers with the source address
 DNS_PORT = 53
-LAB_ZONE = "lab.test."  # the lab internet's authoritative zone (RFC 6761 reserves .test)
+# The lab internet's authoritative zone. RFC 2606 reserves example.; not .test (RFC 6761):
+# unbound answers .test, .invalid and .onion itself, so a node's resolver would never forward them.
+LAB_ZONE = "lab.example."
 MAX_NODES = 250  # one /24 tunnel pool per node inside 198.19.0.0/16
 MAX_CLIENTS = 1000
 FIRST_NODE_OFFSET = 10

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 _LINE = re.compile(r"^(?P<time>\d+\.\d+) (?P<rest>.*)$")
 _IP = re.compile(r"^(?P<family>IP6?) (?P<src>\S+) > (?P<dst>\S+): (?P<info>.*)$")
-# "12345+ [1au] A? name.lab.test. (51)" (UDP) or "..., length 55 12345+ A? name. (53)" (TCP).
+# "12345+ [1au] A? name.lab.example. (51)" (UDP) or "..., length 55 12345+ A? name. (53)" (TCP).
 _DNS_QUESTION = re.compile(
     r"(?:^|length \d+:? )\d+\+?%? (?:\[\w+\] )?(?P<qtype>[A-Z0-9]+)\? (?P<name>\S+) "
 )
@@ -50,7 +50,7 @@ class Packet:
 
     @property
     def dns_question(self) -> tuple[str, str] | None:
-        """``(type, name)`` of a DNS query (not of an answer), e.g. ``("AAAA", "x.lab.test.")``."""
+        """``(type, name)`` of a DNS query (not of an answer), e.g. ``("AAAA", "x.lab.example.")``."""
         if self.dport != 53:
             return None
         match = _DNS_QUESTION.search(self.info)

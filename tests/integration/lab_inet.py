@@ -3,7 +3,7 @@ lab namespace, capture what crosses a link, and read who asked which name.
 
     with capture(lab, client.netns) as on_client, capture(lab, internet.netns) as query_log:
         echo_source(client.netns, internet.underlay, "udp")
-        dig(client.netns, "x.lab.test", "AAAA")            # through the namespace's resolv.conf
+        dig(client.netns, "x.lab.example", "AAAA")            # through the namespace's resolv.conf
     leaving = [p for p in on_client if p.src in client_addresses and not p.is_link_control]
     dns_queries(query_log)                                 # [(source, type, name), ...]
 """

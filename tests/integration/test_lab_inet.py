@@ -43,7 +43,7 @@ def _ip(*argv: str) -> str:
 
 def test_the_lab_internet_sees_a_direct_client_with_its_own_addresses(lab: Lab, layout) -> None:
     client, internet = layout.clients[0], layout.internet
-    name = f"direct-{secrets.token_hex(4)}.lab.test"
+    name = f"direct-{secrets.token_hex(4)}.lab.example"
     with capture(lab, client.netns) as on_link, capture(lab, internet.netns) as query_log:
         answers = {
             (str(address), protocol): echo_source(client.netns, address, protocol)
@@ -95,7 +95,7 @@ def test_nodes_are_dual_stack_and_reach_the_lab_internet_on_link(lab: Lab, layou
         assert echo_source(node.netns, address, "udp") == str(
             node.underlay if address.version == 4 else node.underlay6
         )
-        assert dig(node.netns, "ns.lab.test", "A", address) == [str(internet.underlay)]
+        assert dig(node.netns, "ns.lab.example", "A", address) == [str(internet.underlay)]
     # Clients and nodes reach each other over IPv6 on-link, like over IPv4.
     assert ping(layout.clients[0].netns, str(node.underlay6))
 

@@ -59,6 +59,14 @@ def tunnel(lab: Lab, layout, deployed: None) -> Iterator[tuple[object, object]]:
             peers_service.remove_configurations(fleet, ["dns-1"])
 
 
+def tunnel_address6(lab: Lab, node) -> str:
+    """The node's IPv6 tunnel address: ::1 of the /64 the store gave it."""
+    with open_fleet(lab.settings) as fleet:
+        network6 = fleet.store.node(node.name).tunnel_network6
+    assert network6 is not None
+    return str(network6[1])
+
+
 def test_the_resolver_answers_a_client_through_the_tunnel(tunnel) -> None:
     node, client = tunnel
     name = f"wgfleet-test-{secrets.token_hex(4)}.example.com"
@@ -79,7 +87,7 @@ def test_the_resolver_is_unreachable_from_the_underlay(lab: Lab, layout, tunnel)
     # And unbound itself binds the tunnel address only, whatever the firewall does.
     sockets = root(lab, layout, 1, "ss -Hlnup; ss -Hlntp").splitlines()
     listening = {line.split()[3] for line in sockets if '"unbound"' in line}
-    assert listening == {f"{node.tunnel_address}:53"}, sockets
+    assert listening == {f"{node.tunnel_address}:53", f"[{tunnel_address6(lab, node)}]:53"}, sockets
 
 
 def test_the_dns_canary_passes_on_a_fresh_node_and_fails_once_queries_are_logged(
@@ -96,9 +104,10 @@ def test_the_dns_canary_passes_on_a_fresh_node_and_fails_once_queries_are_logged
     assert [(c.check, c.evidence) for c in clean.failed] == []
     for name in (f"canary.text {label}", "resolver.no_query_log"):
         assert checks[name].passed, name
+    v4, v6 = node.tunnel_address, tunnel_address6(lab, node)
     assert (
         checks["resolver.tunnel_only"].evidence
-        == f"listens on udp {node.tunnel_address}:53, tcp {node.tunnel_address}:53"
+        == f"listens on udp {v4}:53, udp {v6}:53, tcp {v4}:53, tcp {v6}:53"
     )
 
     # Query logging turned on by hand, into a file: the audit fails the node on both counts.
