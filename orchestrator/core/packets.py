@@ -50,7 +50,7 @@ class Packet:
 
     @property
     def dns_question(self) -> tuple[str, str] | None:
-        """``(type, name)`` of a DNS query (not of an answer), e.g. ``("AAAA", "x.lab.example.")``."""
+        """``(type, name)`` of a DNS query (not an answer), e.g. ``("AAAA", "x.lab.example.")``."""
         if self.dport != 53:
             return None
         match = _DNS_QUESTION.search(self.info)
