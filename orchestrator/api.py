@@ -8,18 +8,21 @@ derive from :class:`WgfleetError` and carry the exit code the CLI would use.
     from orchestrator import api
 
     settings = api.load_settings("/etc/wgfleet/settings.yml")
-    with api.fleet_lock(settings, wait=True):       # the lock cron and the TUI respect
-        with api.open_fleet(settings) as fleet:
-            plan = api.plan(fleet, "fleet.yml")      # FleetPlan: .pending, .problems, .render()
+    # One session: the store, and the fleet lock cron and the TUI respect (write=True).
+    with api.open_fleet(settings, write=True) as fleet:
+        plan = api.plan(fleet, "fleet.yml")          # FleetPlan: .pending, .problems, .render()
         if plan.pending and not plan.problems:
-            result = api.apply(settings, "fleet.yml", saved=plan.as_dict())
+            result = api.apply(fleet, "fleet.yml", saved=plan.as_dict())
             assert result.ok, result.as_dict()
-        with api.open_fleet(settings) as fleet:
-            synced = api.sync(fleet)                 # SyncResult: .ok, .failed, .as_dict()
-            api.topup(fleet, "alice-1", invoice="INV-1", amount="4.99", plan="basic")
+        synced = api.sync(fleet)                     # SyncResult: .ok, .failed, .as_dict()
+        api.topup(fleet, "alice-1", invoice="INV-1", amount="4.99", plan="basic")
+    with api.open_fleet(settings) as fleet:          # readers need no lock
+        rows = api.accounts(fleet)
 
-Writers (``apply``, ``sync``, ``push``, ``deploy``, key rotations, account changes) should
-hold :func:`fleet_lock`; readers (``plan``, ``key_status``, the overviews) need not.
+Writers (``apply``, ``sync``, ``push``, ``deploy``, ``audit``, key rotations, account and plan
+changes) need a session opened with ``write=True``: called in a read session they raise
+``ReadOnlySession`` before touching anything. Readers (``plan``, ``key_status``, the
+overviews and listings) run in either. ``fleet.trail`` lists what the session did.
 
 Secrets. :func:`add_configuration` and :func:`rotate_peer` return ``client_configs`` (node ->
 wg-quick text holding the client's private key and preshared key), and :func:`rotate_psk`
@@ -45,7 +48,15 @@ from orchestrator.errors import (
 )
 from orchestrator.service.audit import audit
 from orchestrator.service.billing import topup_batch
-from orchestrator.service.context import Fleet, open_fleet
+from orchestrator.service.catalog import (
+    accounts,
+    configuration_detail,
+    configurations,
+    nodes,
+    plans,
+    set_plan,
+)
+from orchestrator.service.context import Fleet, ReadOnlySession, open_fleet
 from orchestrator.service.deploy import deploy
 from orchestrator.service.fleet_file import (
     ApplyResult,
@@ -58,7 +69,6 @@ from orchestrator.service.fleet_file import (
 )
 from orchestrator.service.host_keys import trust_node
 from orchestrator.service.keys import key_status, rotate_peer, rotate_psk
-from orchestrator.service.lock import fleet_lock
 from orchestrator.service.node_keys import finish_node_rotation, rotate_node
 from orchestrator.service.overview import (
     accounts_overview,
@@ -90,28 +100,33 @@ __all__ = [
     "NodeError",
     "NotFound",
     "PlanRefused",
+    "ReadOnlySession",
     "Settings",
     "StoreError",
     "UsageError",
     "WgfleetError",
+    "accounts",
     "accounts_overview",
     "add_account",
     "add_configuration",
     "apply",
     "audit",
+    "configuration_detail",
     "configuration_overview",
+    "configurations",
     "delete_account",
     "deploy",
     "export",
     "export_account",
     "finish_node_rotation",
-    "fleet_lock",
     "fleet_overview",
     "key_status",
     "load_settings",
+    "nodes",
     "open_fleet",
     "pending_nodes",
     "plan",
+    "plans",
     "push",
     "quota_statuses",
     "read_fleet_file",
@@ -121,6 +136,7 @@ __all__ = [
     "rotate_psk",
     "rotate_ssh_key",
     "set_enabled",
+    "set_plan",
     "settings_from_mapping",
     "sync",
     "topup",

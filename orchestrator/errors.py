@@ -98,6 +98,15 @@ class FleetBusy(WgfleetError):
     exit_code = ExitCode.BUSY
 
 
+class CapacityExhausted(WgfleetError):
+    """A pool ran out (tunnel addresses, IPv6 networks): nothing was written; the fleet needs
+    a larger network or fewer configurations."""
+
+
+class ProtocolViolation(WgfleetError):
+    """A node answered outside the node protocol: its answer was not used."""
+
+
 class LabError(WgfleetError):
     """Building, starting or stopping the lab fleet failed."""
 

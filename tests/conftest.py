@@ -22,6 +22,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -180,3 +181,21 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield Lab(settings, base)
     finally:
         lab_service.lab_down(settings)
+
+
+def deploy_fleet(settings: Settings, **options: Any) -> Any:
+    """A deploy in a writing session of its own (what `wgfleet deploy` runs)."""
+    from orchestrator.service import deploy as deploy_service
+    from orchestrator.service.context import open_fleet
+
+    with open_fleet(settings, write=True, operation="deploy") as fleet:
+        return deploy_service.deploy(fleet, **options)
+
+
+def audit_fleet(settings: Settings, **options: Any) -> Any:
+    """An audit in a writing session of its own (what `wgfleet audit` runs)."""
+    from orchestrator.service import audit as audit_service
+    from orchestrator.service.context import open_fleet
+
+    with open_fleet(settings, write=True, operation="audit") as fleet:
+        return audit_service.audit(fleet, **options)

@@ -12,7 +12,21 @@ from typing import Any
 from rich.table import Table
 
 from orchestrator import __version__
-from orchestrator.cli import diagnose, fleet, keys, lab, nodes, pipeline, privacy
+from orchestrator.cli import (
+    accounts,
+    billing,
+    db,
+    diagnose,
+    keys,
+    lab,
+    nodes,
+    peers,
+    pipeline,
+    plans,
+    privacy,
+    push,
+    sync,
+)
 from orchestrator.cli.output import EXIT_CODES_HELP, Handler, Output, positive_int
 from orchestrator.cli.redacted import redacted_traceback, settings_secrets
 from orchestrator.core.quoting import sanitize
@@ -159,7 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     add(config_commands, "show", cmd_config_show, "show the effective settings (paths, never keys)")
     add(commands, "tui", cmd_tui, "the operator's terminal UI (same actions as these commands)")
     nodes.register(commands, add)
-    fleet.register(commands, add)
+    for group in (db, accounts, plans, peers, billing, push):
+        group.register(commands, add)
+    sync.register_sync(commands, add)
+    nodes.register_node_group(commands, add)
     keys.register(commands, add)
     pipeline.register(commands, add)
     lab.register(commands, add)

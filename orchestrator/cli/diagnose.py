@@ -18,6 +18,7 @@ ACTIONS = ("status", "show", "stop")
 
 def cmd_diagnose(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     from orchestrator.service import diagnostics
+    from orchestrator.service.context import open_fleet
 
     if args.target not in ACTIONS:
         node = args.target
@@ -29,7 +30,8 @@ def cmd_diagnose(args: argparse.Namespace, settings: Settings, output: Output) -
             seconds = parse_duration(args.duration)
         except ValueError as exc:
             raise UsageError(f"--for {quote(args.duration)}: {exc}") from None
-        state = diagnostics.start(settings, node, seconds, args.peer)
+        with open_fleet(settings, operation="diagnose") as fleet:
+            state = diagnostics.start(fleet, node, seconds, args.peer)
         output.result(
             state.as_dict(),
             lambda: output.out.print(
@@ -42,7 +44,8 @@ def cmd_diagnose(args: argparse.Namespace, settings: Settings, output: Output) -
     if args.duration is not None or args.peer is not None:
         raise UsageError(f"diagnose {args.target}: --for and --peer only start a diagnostic")
     if args.target == "status":
-        states = diagnostics.status(settings, [args.node] if args.node else None)
+        with open_fleet(settings, operation="diagnose status") as fleet:
+            states = diagnostics.status(fleet, [args.node] if args.node else None)
 
         def render() -> None:
             table = Table("node", "active", "interface", "peer", "ends in", "expiry timer")
@@ -64,7 +67,8 @@ def cmd_diagnose(args: argparse.Namespace, settings: Settings, output: Output) -
     if args.node is None:
         raise UsageError(f"diagnose {args.target} NODE: name the node")
     if args.target == "show":
-        state = diagnostics.show(settings, args.node)
+        with open_fleet(settings, operation="diagnose show") as fleet:
+            state = diagnostics.show(fleet, args.node)
         output.result(
             state.as_dict(),
             lambda: output.out.print(
@@ -73,7 +77,8 @@ def cmd_diagnose(args: argparse.Namespace, settings: Settings, output: Output) -
             ),
         )
         return ExitCode.OK
-    stopped = diagnostics.stop(settings, args.node)
+    with open_fleet(settings, operation="diagnose stop") as fleet:
+        stopped = diagnostics.stop(fleet, args.node)
     output.result(
         {"node": args.node, "stopped": stopped},
         lambda: output.out.print(

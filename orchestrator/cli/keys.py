@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from orchestrator.adapters.private_files import private_dir, write_private
-from orchestrator.cli.fleet import (
-    _confirm,
-    _fleet,
-    _names,
-    _push_exit,
-    client_config_destination,
-    emit_client_configs,
-)
+from orchestrator.cli.client_configs import client_config_destination, emit_client_configs
+from orchestrator.cli.common import confirm, node_names, push_exit, session
 from orchestrator.cli.output import Output, Registrar
 from orchestrator.cli.secret_output import (
     NotDelivered,
@@ -28,6 +20,8 @@ from orchestrator.cli.secret_output import (
 )
 from orchestrator.core.keys import parse_duration
 from orchestrator.errors import ExitCode, UsageError, WgfleetError
+from orchestrator.service import catalog
+from orchestrator.service.user_files import private_output_dir, write_private_text
 from orchestrator.settings import Settings
 
 
@@ -42,7 +36,7 @@ def _grace(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_keys_status(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     from orchestrator.service.keys import key_status
 
-    with _fleet(settings, write=False) as fleet:
+    with session(settings, args, output) as fleet:
         ages = key_status(fleet)
     if args.overdue:
         ages = [a for a in ages if a.overdue]
@@ -74,8 +68,8 @@ def cmd_rotate_peer(args: argparse.Namespace, settings: Settings, output: Output
 
     grace = _grace(args, settings)
     destination = client_config_destination(args, output)
-    with _fleet(settings) as fleet:
-        destination.check(fleet.store.configuration(args.name).nodes)
+    with session(settings, args, output, write=True) as fleet:
+        destination.check(catalog.configuration_nodes(fleet, args.name))
         rotated = rotate_peer(fleet, args.name, grace_seconds=grace)
     config = rotated.configuration
     emit_client_configs(
@@ -94,16 +88,16 @@ def cmd_rotate_peer(args: argparse.Namespace, settings: Settings, output: Output
         f"{args.grace or settings.keys.grace} more, or until the client uses the new one",
         config.name,
     )
-    return _push_exit(output, rotated.push)
+    return push_exit(output, rotated.push)
 
 
 def cmd_rotate_psk(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     from orchestrator.service.keys import rotate_psk
 
-    names = _names(args.names) if args.names else None
+    names = node_names(args.names) if args.names else None
     destination = secret_destination(args.out, output, "the new preshared keys")
     destination.check()
-    with _fleet(settings) as fleet:
+    with session(settings, args, output, write=True) as fleet:
         rotated, pushed = rotate_psk(fleet, names, node=args.node)
     keys = {r.configuration.name: r.preshared_key for r in rotated}
     # Lines a client pastes over its config's own PresharedKey line.
@@ -146,7 +140,7 @@ def cmd_rotate_psk(args: argparse.Namespace, settings: Settings, output: Output)
         summary,
         on_terminal,
     )
-    return _push_exit(output, pushed)
+    return push_exit(output, pushed)
 
 
 def cmd_rotate_node(args: argparse.Namespace, settings: Settings, output: Output) -> int:
@@ -154,12 +148,12 @@ def cmd_rotate_node(args: argparse.Namespace, settings: Settings, output: Output
 
     grace = _grace(args, settings) if args.overlap else 0
     if not args.overlap:
-        _confirm(
+        confirm(
             args,
             f"rotate {args.node}'s key now? every client of {args.node} is cut off until it "
             "gets a new config (use --overlap to avoid that)",
         )
-    with _fleet(settings) as fleet:
+    with session(settings, args, output, write=True) as fleet:
         rotated = rotate_node(fleet, args.node, overlap=args.overlap, grace_seconds=grace)
     node = rotated.node
     data = {
@@ -193,7 +187,7 @@ def cmd_rotate_node(args: argparse.Namespace, settings: Settings, output: Output
 def cmd_finish_node(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     from orchestrator.service.node_keys import finish_node_rotation
 
-    with _fleet(settings) as fleet:
+    with session(settings, args, output, write=True) as fleet:
         node = finish_node_rotation(fleet, args.node, abort=args.abort)
     data = {"node": node.name, "public_key": node.public_key, "listen_port": node.listen_port}
     output.result(
@@ -214,21 +208,23 @@ def cmd_reissue(args: argparse.Namespace, settings: Settings, output: Output) ->
     out_dir = Path(args.out)
     results: list[dict[str, Any]] = []
     failed = 0
-    with _fleet(settings) as fleet:
+    with session(settings, args, output, write=True) as fleet:
         names = (
-            [c.name for c in fleet.store.configurations(node=args.node)]
+            [c.name for c in catalog.configurations(fleet, node=args.node)]
             if args.node
-            else _names(args.names)
+            else node_names(args.names)
         )
         if not names:
             raise UsageError("name configurations or give --node")
         # The directory and every file are checked before the first rotation: DIR is made
         # 0700 if missing, refused if others may write into it (see adapters/private_files).
         files = {
-            name: {n: out_dir / f"{name}.{n}.conf" for n in fleet.store.configuration(name).nodes}
+            name: {
+                n: out_dir / f"{name}.{n}.conf" for n in catalog.configuration_nodes(fleet, name)
+            }
             for name in names
         }
-        private_dir(out_dir, tighten=False)
+        private_output_dir(out_dir)
         for path in (p for per_node in files.values() for p in per_node.values()):
             check_out_file(path)
         for name in names:
@@ -236,7 +232,7 @@ def cmd_reissue(args: argparse.Namespace, settings: Settings, output: Output) ->
             for node, text in rotated.client_configs.items():
                 path = files[name].get(node, out_dir / f"{name}.{node}.conf")
                 try:
-                    write_private(path, text.encode("utf-8"))
+                    write_private_text(path, text)
                 except WgfleetError as exc:
                     raise NotDelivered(
                         f"configuration {name} has new keys, but {exc}: run "
@@ -258,7 +254,7 @@ def cmd_reissue(args: argparse.Namespace, settings: Settings, output: Output) ->
 def cmd_rotate_ssh(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     from orchestrator.service.ssh_keys import rotate_ssh_key
 
-    with _fleet(settings) as fleet:
+    with session(settings, args, output, write=True) as fleet:
         rotation = rotate_ssh_key(fleet, args.purpose, progress=output.progress)
     summary = (
         f"{rotation.purpose} key rotated on {len(rotation.nodes)} node(s): "
@@ -266,55 +262,6 @@ def cmd_rotate_ssh(args: argparse.Namespace, settings: Settings, output: Output)
     )
     output.result(rotation.as_dict(), lambda: output.out.print(summary, markup=False))
     return ExitCode.OK
-
-
-def cmd_nodes_trust(args: argparse.Namespace, settings: Settings, output: Output) -> int:
-    from orchestrator.core.inventory import key_fingerprint
-    from orchestrator.service.host_keys import offered_host_key, pinned_fingerprints, trust_node
-    from orchestrator.service.lock import fleet_lock
-
-    offered = offered_host_key(settings, args.node)
-    new = key_fingerprint(offered.key_base64)
-    pinned = pinned_fingerprints(settings, args.node)
-    if pinned == [new]:
-        output.result(
-            {"node": args.node, "fingerprint": new, "changed": False},
-            lambda: output.out.print(f"{args.node} offers the pinned key {new}; nothing to do"),
-        )
-        return ExitCode.OK
-    expected = args.fingerprint
-    if expected is None:
-        if args.yes or not sys.stdin.isatty():
-            raise UsageError(
-                f"{args.node} offers {new} (pinned: {', '.join(pinned) or 'none'}); confirm by "
-                f"running again with --fingerprint {new} after checking it on the node's console"
-            )
-        output.err.print(
-            f"{args.node} offers {new}; pinned: {', '.join(pinned) or 'none'}", markup=False
-        )
-        _confirm(args, f"trust {new} for {args.node}?")
-        expected = new
-    with fleet_lock(settings, wait=True, timeout=300):
-        old, new = trust_node(settings, args.node, expected)
-    output.result(
-        {"node": args.node, "fingerprint": new, "previous": old, "changed": True},
-        lambda: output.out.print(f"{args.node}: now pinned to {new} (was {old or 'unpinned'})"),
-    )
-    return ExitCode.OK
-
-
-def register_trust(node_commands: Any, add: Registrar) -> None:
-    trust = add(
-        node_commands,
-        "trust",
-        cmd_nodes_trust,
-        "pin a node's changed SSH host key after you checked its fingerprint",
-    )
-    trust.add_argument("node")
-    trust.add_argument(
-        "--fingerprint", metavar="SHA256:...", help="the fingerprint you verified on the node"
-    )
-    trust.add_argument("--yes", action="store_true", help="never ask (needs --fingerprint)")
 
 
 def register(commands: Any, add: Registrar) -> None:

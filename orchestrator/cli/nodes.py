@@ -9,8 +9,9 @@ from typing import Any
 
 from rich.table import Table
 
+from orchestrator.cli.common import confirm, session
 from orchestrator.cli.output import Output, Registrar
-from orchestrator.errors import ExitCode
+from orchestrator.errors import ExitCode, UsageError
 from orchestrator.settings import Settings
 
 
@@ -56,20 +57,22 @@ def _run_with_live_view(output: Output, title: str, work: Callable[[Any], Any]) 
 
 def cmd_deploy(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     from orchestrator.service import deploy
+    from orchestrator.service.context import open_fleet
 
     mode = " (check mode)" if args.check else ""
-    result = _run_with_live_view(
-        output,
-        f"deploy{mode}",
-        lambda on_update: deploy.deploy(
-            settings,
-            limit=args.limit,
-            check=args.check,
-            diff=args.check,
-            on_update=on_update,
-            full=args.full,
-        ),
-    )
+    with open_fleet(settings, write=True, operation="deploy") as fleet:
+        result = _run_with_live_view(
+            output,
+            f"deploy{mode}",
+            lambda on_update: deploy.deploy(
+                fleet,
+                limit=args.limit,
+                check=args.check,
+                diff=args.check,
+                on_update=on_update,
+                full=args.full,
+            ),
+        )
 
     def render() -> None:
         output.out.print(recap_table(result.run.recap, f"deploy{mode}", result.verified))
@@ -94,10 +97,12 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, output: Output) -> 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     from orchestrator.service import audit
+    from orchestrator.service.context import open_fleet
 
-    result = audit.audit(
-        settings, limit=args.limit, needles=args.needle or (), progress=output.progress
-    )
+    with open_fleet(settings, write=True, operation="audit") as fleet:
+        result = audit.audit(
+            fleet, limit=args.limit, needles=args.needle or (), progress=output.progress
+        )
 
     def render() -> None:
         table = Table("node", "check", "result", "evidence", title="audit")
@@ -136,3 +141,85 @@ def register(commands: Any, add: Registrar) -> None:
         metavar="TEXT",
         help="also fail if TEXT is on a node's disk (e.g. a client's address); repeatable",
     )
+
+
+def cmd_nodes_trust(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.core.inventory import key_fingerprint
+    from orchestrator.service.context import open_fleet
+    from orchestrator.service.host_keys import offered_host_key, pinned_fingerprints, trust_node
+
+    with open_fleet(settings, operation="nodes trust") as fleet:
+        offered = offered_host_key(fleet, args.node)
+        pinned = pinned_fingerprints(fleet, args.node)
+    new = key_fingerprint(offered.key_base64)
+    if pinned == [new]:
+        output.result(
+            {"node": args.node, "fingerprint": new, "changed": False},
+            lambda: output.out.print(f"{args.node} offers the pinned key {new}; nothing to do"),
+        )
+        return ExitCode.OK
+    expected = args.fingerprint
+    if expected is None:
+        if args.yes or not sys.stdin.isatty():
+            raise UsageError(
+                f"{args.node} offers {new} (pinned: {', '.join(pinned) or 'none'}); confirm by "
+                f"running again with --fingerprint {new} after checking it on the node's console"
+            )
+        output.err.print(
+            f"{args.node} offers {new}; pinned: {', '.join(pinned) or 'none'}", markup=False
+        )
+        confirm(args, f"trust {new} for {args.node}?")
+        expected = new
+    with open_fleet(settings, write=True, operation="nodes trust") as fleet:
+        old, new = trust_node(fleet, args.node, expected)
+    output.result(
+        {"node": args.node, "fingerprint": new, "previous": old, "changed": True},
+        lambda: output.out.print(f"{args.node}: now pinned to {new} (was {old or 'unpinned'})"),
+    )
+    return ExitCode.OK
+
+
+def register_trust(node_commands: Any, add: Registrar) -> None:
+    trust = add(
+        node_commands,
+        "trust",
+        cmd_nodes_trust,
+        "pin a node's changed SSH host key after you checked its fingerprint",
+    )
+    trust.add_argument("node")
+    trust.add_argument(
+        "--fingerprint", metavar="SHA256:...", help="the fingerprint you verified on the node"
+    )
+    trust.add_argument("--yes", action="store_true", help="never ask (needs --fingerprint)")
+
+
+def cmd_nodes_list(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service import catalog
+
+    with session(settings, args, output) as fleet:
+        listed = catalog.nodes(fleet)
+
+    def render() -> None:
+        table = Table(
+            "node", "address", "tunnel pool", "configurations", "pending push", "key since"
+        )
+        for n in listed:
+            table.add_row(
+                n.name,
+                n.address,
+                n.tunnel_network,
+                str(n.configurations),
+                "yes" if n.pending else "no",
+                str(n.key_created_on or "-"),
+            )
+        output.out.print(table)
+
+    output.result([n.as_dict() for n in listed], render)
+    return ExitCode.OK
+
+
+def register_node_group(commands: Any, add: Registrar) -> None:
+    nodes = commands.add_parser("nodes", help="the nodes the store knows")
+    node_commands = nodes.add_subparsers(dest="nodes_command", metavar="ACTION", required=True)
+    add(node_commands, "list", cmd_nodes_list, "nodes with pending pushes and key age")
+    register_trust(node_commands, add)

@@ -40,8 +40,15 @@ class Output:
         self.err = Console(stderr=True, highlight=False)
 
     def progress(self, message: str) -> None:
-        if not self.quiet and not self.json_mode:
-            self.err.print(f"[dim]{message}[/dim]")
+        """What is happening now (a node done, a step started): stderr, with -v only, so a
+        successful run without -v keeps stderr empty for cron and pipelines."""
+        if self.verbose and not self.quiet:
+            self.err.print(f"[dim]{message}[/dim]", markup=True, highlight=False)
+
+    def detail(self, message: str) -> None:
+        """A step the command took (the session's trail): stderr, with -v only."""
+        if self.verbose and not self.quiet:
+            self.err.print(message, markup=False, highlight=False)
 
     def result(self, data: Any, render: Callable[[], object]) -> None:
         if self.json_mode:

@@ -94,7 +94,6 @@ def cmd_apply_file(args: argparse.Namespace, settings: Settings, output: Output)
     from orchestrator.core.fleetfile import FleetFileInvalid
     from orchestrator.service import fleet_file
     from orchestrator.service.context import open_fleet
-    from orchestrator.service.lock import fleet_lock
 
     if args.dry_run:
         raise UsageError("apply -f --dry-run: run `wgfleet plan -f FILE` to see the changes")
@@ -104,11 +103,10 @@ def cmd_apply_file(args: argparse.Namespace, settings: Settings, output: Output)
         raise UsageError("apply: give the fleet file with -f FILE (or a saved --plan-file)")
     try:
         fleet_file.read_fleet_file(path)  # refused before the lock (and the store) exist
-        with fleet_lock(settings, wait=True, timeout=300):
+        with open_fleet(settings, write=True, operation="apply") as fleet:
             if saved is None and not args.yes:
                 # Approve what you see: the plan shown is the plan applied, or apply refuses.
-                with open_fleet(settings) as fleet:
-                    shown = fleet_file.plan(fleet, path)
+                shown = fleet_file.plan(fleet, path)
                 if not shown.pending and not shown.problems:
                     output.result(
                         {"ok": True, "applied": []}, lambda: output.out.print("no changes")
@@ -124,7 +122,7 @@ def cmd_apply_file(args: argparse.Namespace, settings: Settings, output: Output)
                     raise UsageError("not confirmed; nothing changed")
                 saved = shown.as_dict()
             result = fleet_file.apply(
-                settings,
+                fleet,
                 path,
                 saved=saved,
                 progress=output.progress,
@@ -216,9 +214,9 @@ def _wgfleet_command(settings: Settings) -> str:
 
 def _write_private(path: str, text: str) -> None:
     """Plans and exports name keys and accounts: readable by their owner only."""
-    from orchestrator.adapters.keyfiles import write_private
+    from orchestrator.service.user_files import write_private_text
 
-    write_private(Path(path), text.encode("utf-8"), make_parent=True)
+    write_private_text(Path(path), text, make_parent=True)
 
 
 def _report_invalid(exc: Any, output: Output) -> None:

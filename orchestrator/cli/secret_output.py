@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.adapters.private_files import check_target, write_private
 from orchestrator.cli.output import Output
 from orchestrator.errors import ExitCode, UsageError, WgfleetError
+from orchestrator.service.user_files import check_private_target, write_private_text
 
 STDOUT = "-"
 
@@ -76,7 +76,7 @@ def check_out_file(path: Path) -> None:
             f"{path}: other users may replace files in {directory} "
             f"(mode {stat.S_IMODE(found.st_mode):04o}); choose a private directory"
         )
-    check_target(path)
+    check_private_target(path)
 
 
 def secret_destination(out: str | None, output: Output, what: str) -> SecretDestination:
@@ -113,7 +113,7 @@ def write_files(
     written = []
     for name, path in destination.files(texts).items():
         try:
-            write_private(path, texts[name].encode("utf-8"))
+            write_private_text(path, texts[name])
         except WgfleetError as exc:
             raise NotDelivered(f"{made}, but {exc}: run `{reissue}` for new keys") from None
         written.append(path)

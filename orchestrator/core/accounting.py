@@ -19,6 +19,8 @@ from itertools import compress
 from operator import methodcaller, or_, sub
 from typing import Any, Generic, NamedTuple, TypeVar, cast, overload
 
+from orchestrator.core.errors import NodeAnswerInvalid
+
 # While a node key rotation overlaps, the same peers also live on a second interface with
 # counters of their own; their last-seen rows are kept apart under this prefix.
 OVERLAP_PREFIX = "next:"
@@ -48,7 +50,7 @@ class SampleColumns(Sequence[Sample]):
 
     def __init__(self, keys: list[str], rx: list[int], tx: list[int]) -> None:
         if not len(keys) == len(rx) == len(tx):
-            raise ValueError("sample columns of different lengths")
+            raise NodeAnswerInvalid("sample columns of different lengths")
         self.keys, self.rx, self.tx = keys, rx, tx
 
     @classmethod
@@ -91,7 +93,7 @@ class SampleColumns(Sequence[Sample]):
 
 def counter_delta(last: LastSeen | None, epoch: str, rx: int, tx: int) -> tuple[int, int]:
     if rx < 0 or tx < 0:
-        raise ValueError(f"negative counter rx={rx} tx={tx}")
+        raise NodeAnswerInvalid(f"negative counter rx={rx} tx={tx}")
     if last is None or last.epoch != epoch or rx < last.rx_bytes or tx < last.tx_bytes:
         return rx, tx
     return rx - last.rx_bytes, tx - last.tx_bytes
@@ -161,7 +163,7 @@ class PeerCounters:
         saved: bool = False,
     ) -> None:
         if not len(keys) == len(epochs) == len(rx) == len(tx):
-            raise ValueError("last-seen columns of different lengths")
+            raise NodeAnswerInvalid("last-seen columns of different lengths")
         self.keys, self.epochs, self.rx, self.tx, self.stored = keys, epochs, rx, tx, stored
         self.saved = saved and stored is not None
 
@@ -222,18 +224,18 @@ def decode_counters(peers: str | None, counters: str) -> PeerCounters:
         return PeerCounters.of(decode_last_seen(counters))
     if not peers:
         if counters:
-            raise ValueError("last-seen counters without peers")
+            raise NodeAnswerInvalid("last-seen counters without peers")
         return PeerCounters([], [], [], [])
     keys = peers.split("\n")
     lines = counters.split("\n")
     if len(lines) != 3:
-        raise ValueError("last-seen counters: expected epochs, rx and tx lines")
+        raise NodeAnswerInvalid("last-seen counters: expected epochs, rx and tx lines")
     epochs = lines[0].split("\t")
     if len(epochs) == 1:
         epochs *= len(keys)
     rx, tx = list(map(int, lines[1].split("\t"))), list(map(int, lines[2].split("\t")))
     if not len(keys) == len(epochs) == len(rx) == len(tx):
-        raise ValueError("last-seen counters: the columns do not match the peers")
+        raise NodeAnswerInvalid("last-seen counters: the columns do not match the peers")
     return PeerCounters(keys, epochs, rx, tx, peers, saved=True)
 
 
@@ -288,10 +290,10 @@ def account_columns(
     last-seen counters (any peers, any order)."""
     count = len(keys)
     if not count == len(rx) == len(tx):
-        raise ValueError("sample columns of different lengths")
+        raise NodeAnswerInvalid("sample columns of different lengths")
     if count and (min(rx) < 0 or min(tx) < 0):
         bad = next(i for i in range(count) if rx[i] < 0 or tx[i] < 0)
-        raise ValueError(f"negative counter rx={rx[bad]} tx={tx[bad]}")
+        raise NodeAnswerInvalid(f"negative counter rx={rx[bad]} tx={tx[bad]}")
     if last is not None and last.keys == keys and last.epochs.count(epoch) == count:
         # The same peers in the same order, in the same epoch: deltas in C.
         add_rx, add_tx = list(map(sub, rx, last.rx)), list(map(sub, tx, last.tx))
@@ -379,6 +381,6 @@ def decode_last_seen(text: str) -> dict[str, LastSeen]:
         return {}
     fields = text.replace("\n", "\t").split("\t")
     if len(fields) % 4:
-        raise ValueError("last-seen counters: each line needs a key, an epoch, rx and tx")
+        raise NodeAnswerInvalid("last-seen counters: each line needs a key, an epoch, rx and tx")
     rxs, txs = map(int, fields[2::4]), map(int, fields[3::4])
     return dict(zip(fields[0::4], map(LastSeen, fields[1::4], rxs, txs), strict=True))

@@ -14,6 +14,8 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from orchestrator.core.errors import Exhausted, InvalidInput
+
 # RFC 4193 unique local addresses with the L bit set: fd00::/8, a 40-bit random Global ID.
 ULA_LOCAL = ipaddress.IPv6Network("fd00::/8")
 # What a fleet may set instead: unique local (fc00::/7), or the provider's own global unicast
@@ -25,14 +27,14 @@ NODE_PREFIX_LENGTH = 64
 LAB_PREFIX = ipaddress.IPv6Network("fd00:198:19::/48")
 
 
-class PrefixExhausted(ValueError):
+class PrefixExhausted(Exhausted):
     pass
 
 
 def random_ula_prefix(global_id: bytes) -> ipaddress.IPv6Network:
     """The /48 RFC 4193 makes of a 40-bit random Global ID (the caller draws the 5 bytes)."""
     if len(global_id) != 5:
-        raise ValueError("an RFC 4193 Global ID is 40 bits (5 bytes)")
+        raise InvalidInput("an RFC 4193 Global ID is 40 bits (5 bytes)")
     value = (0xFD << 120) | (int.from_bytes(global_id, "big") << 80)
     return ipaddress.IPv6Network((value, FLEET_PREFIX_LENGTH))
 
@@ -55,7 +57,7 @@ def prefix_problem(text: object) -> str | None:
 def parse_prefix(text: object) -> ipaddress.IPv6Network:
     problem = prefix_problem(text)
     if problem is not None:
-        raise ValueError(problem)
+        raise InvalidInput(problem)
     return ipaddress.IPv6Network(str(text))
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orchestrator.core.accounting import Sample, SampleColumns
+from orchestrator.core.errors import NodeAnswerInvalid
 from orchestrator.core.peers import valid_key
 
 EPOCH_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -20,7 +21,7 @@ IFACE_RE = re.compile(r"^[A-Za-z0-9_=+.-]{1,15}$")
 MAX_COUNTER = 2**63 - 1
 
 
-class CounterParseError(ValueError):
+class CounterParseError(NodeAnswerInvalid):
     def __init__(self, line: int, message: str) -> None:
         self.line = line
         super().__init__(f"line {line}: {message}")

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from orchestrator.core.errors import NodeAnswerInvalid
+
 # Per-node maps passed to every node as one extra var: only the node's own entry is its input.
 PER_NODE_EXTRAVARS = ("wgfleet_listen_ports", "wgfleet_static_peers")
 
@@ -86,10 +88,10 @@ def state_fingerprint(probe_output: str) -> dict[str, str]:
     for line in probe_output.splitlines():
         section, _, fact = line.partition("\t")
         if not fact:
-            raise ValueError(f"probe line without a section: {line[:80]!r}")
+            raise NodeAnswerInvalid(f"probe line without a section: {line[:80]!r}")
         lines.setdefault(section, []).append(fact)
     if not lines:
-        raise ValueError("the probe printed nothing")
+        raise NodeAnswerInvalid("the probe printed nothing")
     return {
         section: hashlib.sha256("\n".join(facts).encode()).hexdigest()[:32]
         for section, facts in lines.items()

@@ -21,30 +21,17 @@ import yaml
 from orchestrator.core import yaml_input
 from orchestrator.core.addressing import prefix_problem
 from orchestrator.core.dns_upstream import MAX_FORWARDERS, forwarders_problem
+from orchestrator.core.errors import InvalidInput
 from orchestrator.core.input_limits import MAX_BYTES
 from orchestrator.core.keys import parse_duration
 from orchestrator.core.node_names import NODE_NAME_PATTERN, node_name_problem
 from orchestrator.core.peers import NAME_RE, USERNAME_RE, valid_key
 from orchestrator.core.quoting import quote, sanitize
+from orchestrator.core.units import SIZE_PATTERN, parse_size
 
 VERSION = 1
-# ASCII digits only: \d would take Arabic-Indic or fullwidth digits, which int() reads too.
-SIZE_RE = re.compile(r"^([0-9]{1,15}) *(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$")
-SIZE_UNITS = {
-    None: 1,
-    "B": 1,
-    "KiB": 2**10,
-    "MiB": 2**20,
-    "GiB": 2**30,
-    "TiB": 2**40,
-    "KB": 10**3,
-    "MB": 10**6,
-    "GB": 10**9,
-    "TB": 10**12,
-}
 PRICE_RE = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,4})?$")
 DURATION_PATTERN = r"^(0|[0-9]{1,6}[smhd])$"
-SIZE_PATTERN = r"^[0-9]{1,15} *(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$"
 # Free text a file may carry (a device id, a contact, a path): a bound, not a format.
 TEXT_MAX = 255
 
@@ -62,7 +49,7 @@ class FleetFileError:
         return f"{where}: {quote(self.value)}: {self.problem}"
 
 
-class FleetFileInvalid(ValueError):
+class FleetFileInvalid(InvalidInput):
     def __init__(self, errors: list[FleetFileError]) -> None:
         self.errors = errors
         super().__init__("\n".join(str(e) for e in errors))
@@ -138,33 +125,6 @@ class FleetFile:
     # The fleet's IPv6 tunnel prefix (a /48: unique local, or the provider's own); None: the
     # store's stays.
     ipv6_prefix: str | None = None
-
-
-def parse_size(value: object) -> int:
-    """Bytes, from a number or a text such as ``10GiB``; at most MAX_BYTES (a signed 64-bit
-    integer, what the store keeps)."""
-    if isinstance(value, bool):
-        raise ValueError("a size such as 10GiB or a number of bytes")
-    if isinstance(value, int):
-        size = value
-        if size < 0:
-            raise ValueError("must not be negative")
-    else:
-        match = SIZE_RE.fullmatch(str(value).strip(" "))
-        if not match:
-            raise ValueError("a size such as 10GiB, 500MB or a number of bytes")
-        size = int(match.group(1)) * SIZE_UNITS[match.group(2)]
-    if size > MAX_BYTES:
-        raise ValueError(f"at most {MAX_BYTES} bytes (8 EiB)")
-    return size
-
-
-def format_size(size: int) -> int | str:
-    """The shortest exact way to write ``size`` in a fleet file (parse_size reads it back)."""
-    for unit in ("TiB", "GiB", "MiB", "KiB"):
-        if size and size % SIZE_UNITS[unit] == 0:
-            return f"{size // SIZE_UNITS[unit]}{unit}"
-    return size
 
 
 # --- the rules, written once: the parser and the JSON Schema both read them --------------------

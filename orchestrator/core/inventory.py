@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.core.errors import InvalidInput
 from orchestrator.core.quoting import quote
 
 SSH_PORT = 22
@@ -32,7 +33,7 @@ def parse_public_key(text: str) -> tuple[str, str]:
     """``"ssh-ed25519 AAAA... comment"`` -> ``("ssh-ed25519", "AAAA...")``."""
     parts = text.split()
     if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-")):
-        raise ValueError(f"not an OpenSSH public key: {quote(text, 40)}")
+        raise InvalidInput(f"not an OpenSSH public key: {quote(text, 40)}")
     return parts[0], parts[1]
 
 
@@ -193,7 +194,7 @@ def _openssh_value(option: str, value: str) -> str:
     """``value`` as OpenSSH reads it back: ``%`` escaped (paths expand tokens), and refused
     if a quote, backslash or control character could end or bend the quoted value."""
     if any(ch in value for ch in '"\\') or any(ord(ch) < 32 for ch in value):
-        raise ValueError(f"{option}: {value!r} holds a quote, backslash or control character")
+        raise InvalidInput(f"{option}: {value!r} holds a quote, backslash or control character")
     return value.replace("%", "%%")
 
 
@@ -294,7 +295,7 @@ def render_inventory(
     }
 
 
-class InventoryShapeError(ValueError):
+class InventoryShapeError(InvalidInput):
     """A part of the inventory is not the mapping Ansible's YAML inventory needs there."""
 
     def __init__(self, where: str, value: object) -> None:

@@ -13,6 +13,7 @@ from datetime import date
 from enum import StrEnum
 
 from orchestrator.core.audit import Check
+from orchestrator.core.errors import InvalidInput
 from orchestrator.core.models import Node
 from orchestrator.core.quoting import quote
 
@@ -26,7 +27,7 @@ def parse_duration(text: str) -> int:
         return 0
     match = _DURATION_RE.match(text.strip())
     if not match:
-        raise ValueError(f"{quote(text)} is not a duration such as 30s, 15m, 12h or 7d")
+        raise InvalidInput(f"{quote(text)} is not a duration such as 30s, 15m, 12h or 7d")
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from orchestrator.core.errors import InvalidInput
+
 TUNNEL_NETWORK = ipaddress.IPv4Network("198.19.0.0/16")
 UNDERLAY_NETWORK = ipaddress.IPv4Network("198.18.0.0/16")  # every lab subnet lies inside it
 UNDERLAY6_NETWORK = ipaddress.IPv6Network("2001:2::/48")  # the benchmarking range (RFC 5180)
@@ -140,7 +142,7 @@ def underlay6_network(subnet: ipaddress.IPv4Network) -> ipaddress.IPv6Network:
     numbers, and N < 512 for the /16../24 a lab may use: 198.18.144.0/20 -> 2001:2:0:19::/64
     (16 + 9 = 25 = 0x19), 198.18.32.0/20 -> 2001:2:0:12::/64."""
     if not subnet.subnet_of(UNDERLAY_NETWORK):
-        raise ValueError(f"lab subnet {subnet} is not inside {UNDERLAY_NETWORK}")
+        raise InvalidInput(f"lab subnet {subnet} is not inside {UNDERLAY_NETWORK}")
     depth = subnet.prefixlen - UNDERLAY_NETWORK.prefixlen
     position = (int(subnet.network_address) - int(UNDERLAY_NETWORK.network_address)) >> (
         32 - subnet.prefixlen
@@ -154,7 +156,7 @@ def underlay6_address(
 ) -> ipaddress.IPv6Address:
     """An IPv4 lab address's IPv6 twin: the same offset in the lab's /64 as in its subnet."""
     if address not in subnet:
-        raise ValueError(f"{address} is not in the lab subnet {subnet}")
+        raise InvalidInput(f"{address} is not in the lab subnet {subnet}")
     return underlay6_network(subnet)[int(address) - int(subnet.network_address)]
 
 
@@ -194,7 +196,7 @@ def node_capacity(subnet: ipaddress.IPv4Network) -> int:
 
 def lab_node(lab: str, subnet: ipaddress.IPv4Network, index: int) -> LabNode:
     if not 1 <= index <= node_capacity(subnet):
-        raise ValueError(f"node index {index} outside 1..{node_capacity(subnet)} for {subnet}")
+        raise InvalidInput(f"node index {index} outside 1..{node_capacity(subnet)} for {subnet}")
     tunnel = ipaddress.IPv4Network(f"198.19.{index}.0/24")
     underlay = subnet[FIRST_NODE_OFFSET + index - 1]
     return LabNode(
@@ -212,7 +214,9 @@ def lab_node(lab: str, subnet: ipaddress.IPv4Network, index: int) -> LabNode:
 
 def lab_client(lab: str, subnet: ipaddress.IPv4Network, index: int) -> LabClient:
     if not 1 <= index <= client_capacity(subnet):
-        raise ValueError(f"client index {index} outside 1..{client_capacity(subnet)} for {subnet}")
+        raise InvalidInput(
+            f"client index {index} outside 1..{client_capacity(subnet)} for {subnet}"
+        )
     underlay = subnet[subnet.num_addresses // FIRST_CLIENT_OFFSET_FRACTION + index]
     return LabClient(
         index=index,
@@ -228,7 +232,7 @@ def lab_client(lab: str, subnet: ipaddress.IPv4Network, index: int) -> LabClient
 
 def plan_layout(lab: str, subnet: ipaddress.IPv4Network, nodes: int, clients: int) -> LabLayout:
     if nodes < 0 or clients < 0:
-        raise ValueError("node and client counts cannot be negative")
+        raise InvalidInput("node and client counts cannot be negative")
     return LabLayout(
         lab=lab,
         subnet=subnet,

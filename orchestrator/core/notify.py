@@ -8,6 +8,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.core.errors import CoreError
+
 CONFIGURATION_EVENTS = ("warning", "over_quota", "expired", "re_enabled")
 NODE_EVENTS = ("node_unreachable", "audit_failed")
 EVENTS = CONFIGURATION_EVENTS + NODE_EVENTS
@@ -67,13 +69,13 @@ def payload(
 ) -> dict[str, Any]:
     """The JSON an event carries; ``facts`` is None for node events (``subject`` is a node)."""
     if kind not in EVENTS:
-        raise ValueError(f"unknown event {kind!r}")
+        raise CoreError(f"unknown event {kind!r}")
     data: dict[str, Any] = {"event": kind, "id": event_id}
     if kind in NODE_EVENTS:
         data["node"] = subject
     else:
         if facts is None:
-            raise ValueError(f"{kind} needs its configuration")
+            raise CoreError(f"{kind} needs its configuration")
         data.update(configuration=facts.name, account=facts.account, plan=facts.plan)
         if facts.percent is not None:
             data["percent"] = facts.percent
@@ -81,5 +83,5 @@ def payload(
             data["contact"] = facts.contact
     unexpected = set(data) - ALLOWED_KEYS
     if unexpected:
-        raise ValueError(f"event keys outside the allow-list: {sorted(unexpected)}")
+        raise CoreError(f"event keys outside the allow-list: {sorted(unexpected)}")
     return data

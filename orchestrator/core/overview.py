@@ -15,16 +15,7 @@ from typing import Any
 
 from orchestrator.core.models import Account, Configuration, DisabledReason, Node, TopUp
 from orchestrator.core.quota import QuotaStatus
-
-
-def human_bytes(n: int | None) -> str:
-    """Bytes for people, as the CLI prints them: exact below 1 KiB, two decimals above."""
-    if n is None:
-        return "-"
-    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(n) >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{n} B"
+from orchestrator.core.units import human_bytes
 
 
 def quota_bar(used: int, allowance: int | None, width: int = 10) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from orchestrator.core.addressing import TunnelNetworks
+from orchestrator.core.errors import Exhausted, NotReady
 from orchestrator.core.models import Configuration, Node
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -33,7 +34,7 @@ def next_name(account: str, taken: Iterable[str]) -> str:
     return f"{account}-{n}"
 
 
-class PoolExhausted(ValueError):
+class PoolExhausted(Exhausted):
     pass
 
 
@@ -204,7 +205,7 @@ def render_client_config(
     configuration's explicit choice, see `split_tunnel_problem`) routes only those networks.
     """
     if node.issued_key is None:
-        raise ValueError(f"node {node.name} has no public key yet: deploy it first")
+        raise NotReady(f"node {node.name} has no public key yet: deploy it first")
     address_line, dns_line, allowed_line = _routing_lines(address, node, dns_servers, split_tunnel)
     lines = ["[Interface]", f"PrivateKey = {private_key}", address_line, dns_line]
     lines += ["", "[Peer]", f"PublicKey = {node.issued_key}"]

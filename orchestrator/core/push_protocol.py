@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from orchestrator.core.errors import CoreError, NodeAnswerInvalid
 from orchestrator.core.peers import DesiredPeer, PeerDelta, valid_key
 from orchestrator.core.quoting import quote, sanitize
 
@@ -34,7 +35,7 @@ def render_request(
     """``preshared`` maps psk references to keys; the request is the node's whole peer set.
     ``revision``: the store's revision of that set, which the node keeps for later deltas."""
     if mode not in ("plan", "apply"):
-        raise ValueError(f"mode {mode!r}")
+        raise CoreError(f"mode {mode!r}")
     lines = [HEADER, f"mode {mode}", f"interface {interface}"]
     if revision is not None:
         lines.append(f"revision {revision}")
@@ -59,9 +60,9 @@ def render_delta_request(
     """Only the peers one change touched, for a node holding revision ``base``; it leaves the
     node at ``revision``. ``preshared`` needs the keys of ``delta.hold`` only."""
     if mode not in ("plan", "apply"):
-        raise ValueError(f"mode {mode!r}")
+        raise CoreError(f"mode {mode!r}")
     if any(peer.takes_over_from for peer in delta.hold):
-        raise ValueError("a handover needs the whole peer set")
+        raise CoreError("a handover needs the whole peer set")
     lines = [HEADER, f"mode {mode}", f"interface {interface}", f"base {base}"]
     lines.append(f"revision {revision}")
     lines += [_peer_line(peer, preshared) for peer in delta.hold]
@@ -70,7 +71,7 @@ def render_delta_request(
     return "\n".join(lines) + "\n"
 
 
-class PushProtocolError(ValueError):
+class PushProtocolError(NodeAnswerInvalid):
     pass
 
 

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from orchestrator.core.errors import InvalidInput
 from orchestrator.core.quoting import quote
 
 SHARD_RE = re.compile(r"^([1-9][0-9]*)/([1-9][0-9]*)$")
@@ -36,8 +37,8 @@ def parse_shard(text: str) -> Shard:
     """``I/N`` with 1 <= I <= N; raises ValueError with a message naming the value."""
     match = SHARD_RE.match(text.strip())
     if not match:
-        raise ValueError(f"shard {quote(text)}: expected I/N, for example 1/4")
+        raise InvalidInput(f"shard {quote(text)}: expected I/N, for example 1/4")
     index, count = int(match[1]), int(match[2])
     if index > count:
-        raise ValueError(f"shard {quote(text)}: I must be between 1 and N")
+        raise InvalidInput(f"shard {quote(text)}: I must be between 1 and N")
     return Shard(index, count)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import re
 
+from orchestrator.core.errors import InvalidInput
+
 BOM = "\ufeff"
 # Tab, newline and carriage return are text; every other C0 control, DEL, the C1 controls and
 # a byte order mark past the start are not, in any format read here.
 _NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff]")
 
 
-class TextInputError(ValueError):
+class TextInputError(InvalidInput):
     """Not text: ``line`` is where (1-based), ``value`` the bytes or character refused."""
 
     def __init__(self, line: int, value: bytes | str, problem: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from orchestrator.core.errors import InvalidInput
 from orchestrator.core.quoting import quote
 
 # Keys wg-quick consumes itself; `wg setconf` rejects them (this is `wg-quick strip`).
@@ -23,7 +24,7 @@ INTERFACE_KEYS = WG_QUICK_ONLY | {"privatekey", "listenport", "fwmark"}
 PEER_KEYS = {"publickey", "presharedkey", "allowedips", "endpoint", "persistentkeepalive"}
 
 
-class WgQuickError(ValueError):
+class WgQuickError(InvalidInput):
     def __init__(self, line: int, message: str) -> None:
         self.line = line
         super().__init__(f"line {line}: {message}")

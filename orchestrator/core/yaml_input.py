@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from yaml.resolver import Resolver
 
+from orchestrator.core.errors import InvalidInput
 from orchestrator.core.input_limits import YAML_MAX_DEPTH, YAML_MAX_NODES
 from orchestrator.core.quoting import sanitize
 
@@ -37,7 +38,7 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _MAX_INT_BITS = 128
 
 
-class YamlInputError(ValueError):
+class YamlInputError(InvalidInput):
     """The document cannot be read; ``line`` is where (1-based), ``value`` what was refused
     there when one thing was (a key, an alias), else ""."""
 

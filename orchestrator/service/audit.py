@@ -30,6 +30,7 @@ from orchestrator.core.audit_access import ControllerKeys, ExpectedKeys
 from orchestrator.core.keys import live_public_keys, node_key_checks
 from orchestrator.core.models import Node
 from orchestrator.errors import NodeError, UsageError
+from orchestrator.service.context import Fleet, writes
 from orchestrator.service.deploy import inventory_path, root_targets
 from orchestrator.settings import Settings
 
@@ -177,24 +178,27 @@ def audit_node(
     ]
 
 
+@writes
 def audit(
-    settings: Settings,
+    fleet: Fleet,
     *,
     limit: str | None = None,
     needles: Iterable[str] = (),
     progress: Progress = lambda _m: None,
     cancelled: Callable[[], bool] | None = None,
 ) -> AuditResult:
-    """Audit every node; ``cancelled`` skips the nodes not started yet (they get no verdict)."""
+    """Audit every node; ``cancelled`` skips the nodes not started yet (they get no verdict).
+
+    Writes each node's verdict (and queues an alert for a failed one): a writing session.
+    """
+    settings = fleet.settings
+    fleet.record(f"audit {limit or 'all nodes'}")
     targets = root_targets(settings, limit)
     if not targets:
         raise UsageError(f"no nodes in {inventory_path(settings)}")
     needles = tuple(needles)
-    from orchestrator.service.context import open_fleet
-
-    with open_fleet(settings) as fleet:
-        stored = {n.name: n for n in fleet.store.nodes()}
-        max_age = fleet.settings.keys.node_max_age_days  # a fleet file's policy, if applied
+    stored = {n.name: n for n in fleet.store.nodes()}
+    max_age = fleet.settings.keys.node_max_age_days  # a fleet file's policy, if applied
     keys = KeyAudit(stored, max_age, date.today())
     access = controller_keys(settings)
 
@@ -210,20 +214,17 @@ def audit(
     with ThreadPoolExecutor(max_workers=min(16, len(targets))) as pool:
         results = list(pool.map(one, targets))
     result = AuditResult(tuple(check for checks in results for check in checks))
-    _record_verdicts(settings, result)
+    _record_verdicts(fleet, result)
     return result
 
 
-def _record_verdicts(settings: Settings, result: AuditResult) -> None:
+def _record_verdicts(fleet: Fleet, result: AuditResult) -> None:
     """Keep each node's pass or fail (no evidence, no time) for the fleet view."""
-    from orchestrator.service.context import open_fleet
-
     verdicts: dict[str, bool] = {}
     for check in result.checks:
         verdicts[check.node] = verdicts.get(check.node, True) and check.passed
     from orchestrator.service import notify
 
-    with open_fleet(settings) as fleet:
-        with fleet.store.transaction():
-            notify.queue(fleet, "audit_failed", fleet.store.mark_audited(verdicts))
-        notify.deliver_pending(fleet)
+    with fleet.store.transaction():
+        notify.queue(fleet, "audit_failed", fleet.store.mark_audited(verdicts))
+    notify.deliver_pending(fleet)

@@ -18,7 +18,7 @@ from orchestrator.core.topup_batch import (
     recorded_differences,
 )
 from orchestrator.errors import UsageError
-from orchestrator.service.context import Fleet
+from orchestrator.service.context import Fleet, writes
 
 # How many bad lines the one-line error shows (all are in ``BatchRejected.bad``).
 SHOWN_BAD_LINES = 20
@@ -50,6 +50,7 @@ class BatchRejected(UsageError):
         )
 
 
+@writes
 def topup_batch(
     fleet: Fleet, text: str, source: str, today: date | None = None
 ) -> list[LineOutcome]:

@@ -1,30 +1,72 @@
-"""What every use case works with: the settings, the quota store and the secret store."""
+"""The unit of work: one session on the fleet for one use case, whoever calls it.
+
+Every caller (a CLI command, a TUI action, the Python API, a server) reaches the fleet through
+:func:`open_fleet`, and every service function takes the :class:`Fleet` it yields. A session
+holds the settings (with the policies a fleet file stored laid over them), ONE store
+connection, the fleet lock when it writes, and the record of what ran. Nothing else in the
+code opens the store or takes the lock (tests/unit/test_unit_of_work.py checks it).
+
+Errors the pure core raises about the data it was given (``core.errors.CoreError``) are
+translated here, once, into the ``WgfleetError`` a caller can print and exit with.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from orchestrator.adapters import ssh
 from orchestrator.adapters.private_files import private_dir
 from orchestrator.adapters.secrets import SecretStore
 from orchestrator.adapters.store import SqlStore, open_store
+from orchestrator.core.errors import CoreError
 from orchestrator.core.models import Node
+from orchestrator.core.shard import Shard
 from orchestrator.errors import NotFound
+from orchestrator.service.errors import translated
+from orchestrator.service.lock import fleet_lock
 from orchestrator.settings import Settings, with_policies
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# How long a writer queues behind another run by default (cron, the TUI, a pipeline).
+WRITE_WAIT_SECONDS = 300.0
 
 
 @dataclass
 class Fleet:
+    """One session on the fleet: what a use case reads, writes and reaches nodes with."""
+
     settings: Settings
     store: SqlStore
     secrets: SecretStore
     # Kept-open sessions of a long-running controller (`sync --every`, the TUI); None: every
     # command opens a session and closes it after (a cron run keeps nothing between runs).
     connections: ssh.ConnectionPool | None = None
+    # True when this session holds the fleet lock: only then may a use case change the fleet.
+    writes: bool = False
+    # The shard this session's lock covers (None: the whole fleet).
+    shard: Shard | None = None
+    # The use case this session was opened for ("peers add", "sync", ...), and what it did.
+    operation: str = ""
+    trail: list[str] = field(default_factory=list)
+    # The settings as the caller gave them, before the store's policies were laid over them.
+    given_settings: Settings | None = None
+
+    def reload_policies(self) -> None:
+        """Lay the store's policies over the given settings again (after a use case stored
+        new ones: the rest of the session enforces what was just applied)."""
+        self.settings = with_stored_policies(self.given_settings or self.settings, self.store)
+
+    def record(self, what: str) -> None:
+        """Note a step this session took (`-v` prints the trail; nothing here is secret)."""
+        self.trail.append(what)
 
     def nodes(self, names: Iterable[str] | None = None) -> dict[str, Node]:
         """The named nodes (all when None), by name; a name the store lacks is an error."""
@@ -66,30 +108,88 @@ class Fleet:
             return connection.run(argv, check=False, timeout=timeout, stdin=stdin)
 
 
+class ReadOnlySession(RuntimeError):
+    """A use case that changes the fleet ran in a session opened without ``write=True``: a
+    bug in its caller (the lock that keeps cron, the TUI and pipelines apart was not held)."""
+
+
+def writes(func: Callable[Concatenate[Fleet, P], T]) -> Callable[Concatenate[Fleet, P], T]:
+    """Mark a use case that changes the fleet: it refuses a session that does not hold the lock."""
+
+    @functools.wraps(func)
+    def guarded(fleet: Fleet, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        if not fleet.writes:
+            raise ReadOnlySession(
+                f"{func.__module__}.{func.__qualname__} changes the fleet: "
+                "open the session with open_fleet(settings, write=True)"
+            )
+        return func(fleet, *args, **kwargs)
+
+    return guarded
+
+
+def with_stored_policies(settings: Settings, store: SqlStore) -> Settings:
+    """Policies applied from a fleet file win over the settings file: every controller sharing
+    this store then enforces the same key ages, grace and usage rules."""
+    stored = {name: json.loads(value) for name, value in store.policies().items()}
+    return with_policies(settings, stored)
+
+
 @contextmanager
 def open_fleet(
     settings: Settings,
     *,
-    upgrade: bool = True,
+    write: bool = False,
+    wait: bool = True,
+    timeout: float | None = WRITE_WAIT_SECONDS,
+    shard: Shard | None = None,
     connections: ssh.ConnectionPool | None = None,
+    operation: str = "",
+    upgrade: bool = True,
 ) -> Iterator[Fleet]:
-    """Open the store (bringing a fresh embedded one to the current schema) for one command."""
-    # Keys, preshared keys and the embedded store live here: 0700, this user's (see
-    # adapters/private_files: a looser one is tightened, another user's refused).
-    private_dir(settings.data_dir, follow=True)
-    store = open_store(settings.store_url, source=settings.source)
-    try:
-        if upgrade and store.schema_version() == 0:
-            store.upgrade(ipv6_prefix=settings.network.ipv6_prefix)
-        store.require_current()
-        # Policies applied from a fleet file win over the settings file: every controller
-        # sharing this store then enforces the same key ages, grace and usage rules.
-        stored = {name: json.loads(value) for name, value in store.policies().items()}
-        yield Fleet(
-            with_policies(settings, stored),
-            store,
-            SecretStore(settings.data_dir / "secrets"),
-            connections,
-        )
-    finally:
-        store.close()
+    """Open a session on the fleet for one use case.
+
+    ``write``: take the fleet lock first (queueing up to ``timeout`` seconds when ``wait``,
+    else failing at once with FleetBusy, exit 3); a sharded run holds its shard's lock. The
+    store is then opened once (a fresh embedded one brought to the current schema) and closed
+    when the block ends, whatever happens.
+    """
+    with ExitStack() as stack:
+        if write:
+            stack.enter_context(fleet_lock(settings, wait=wait, timeout=timeout, shard=shard))
+        # Keys, preshared keys and the embedded store live here: 0700, this user's (see
+        # adapters/private_files: a looser one is tightened, another user's refused).
+        private_dir(settings.data_dir, follow=True)
+        store = open_store(settings.store_url, source=settings.source)
+        stack.callback(store.close)
+        with translated():
+            if upgrade and store.schema_version() == 0:
+                store.upgrade(ipv6_prefix=settings.network.ipv6_prefix)
+            store.require_current()
+            yield Fleet(
+                with_stored_policies(settings, store),
+                store,
+                SecretStore(settings.data_dir / "secrets"),
+                connections,
+                writes=write,
+                shard=shard,
+                operation=operation,
+                given_settings=settings,
+            )
+
+
+def upgrade_store(settings: Settings) -> tuple[list[int], int]:
+    """Apply the store's pending schema migrations under the fleet lock (`db upgrade`): the
+    one session that opens a store not yet at the current schema. Returns (applied, version)."""
+    with fleet_lock(settings, wait=True, timeout=WRITE_WAIT_SECONDS):
+        private_dir(settings.data_dir, follow=True)
+        store = open_store(settings.store_url, source=settings.source)
+        try:
+            with translated():
+                applied = store.upgrade(ipv6_prefix=settings.network.ipv6_prefix)
+                return applied, store.schema_version()
+        finally:
+            store.close()
+
+
+__all__ = ["CoreError", "Fleet", "ReadOnlySession", "open_fleet", "upgrade_store", "writes"]

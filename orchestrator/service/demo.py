@@ -21,7 +21,6 @@ from orchestrator.service import lab as lab_service
 from orchestrator.service import peers as peers_service
 from orchestrator.service import sync as sync_service
 from orchestrator.service.context import open_fleet
-from orchestrator.service.lock import fleet_lock
 from orchestrator.service.usage import quota_statuses
 from orchestrator.settings import Settings
 
@@ -46,37 +45,32 @@ def run_demo(
 ) -> DemoResult:
     lab_service.lab_up(settings, nodes, clients, progress)
     progress("deploying hardened no-log WireGuard nodes (Ansible)")
-    with fleet_lock(settings, wait=True):
-        deployed = deploy_service.deploy(settings)
+    with open_fleet(settings, write=True, timeout=None, operation="demo") as fleet:
+        deployed = deploy_service.deploy(fleet)
         if not deployed.ok:
             raise LabError(f"deploy failed on {', '.join(deployed.failed_hosts)}")
         layout = plan_layout(settings.lab.name, settings.lab.subnet, nodes, clients)
-        with open_fleet(settings) as fleet:
-            fleet.store.upsert_plan(DEMO_PLAN)
-            if DEMO_ACCOUNT not in {a.username for a in fleet.store.accounts()}:
-                peers_service.add_account(
-                    fleet, DEMO_ACCOUNT, secrets.token_urlsafe(16), "lab-demo"
-                )
-            for client in layout.clients:
-                node = layout.nodes[(client.index - 1) % len(layout.nodes)]
-                name = f"{DEMO_ACCOUNT}-{client.name}"
-                # The private key of an earlier run is gone by design: issue a fresh config.
-                if name in fleet.store.configuration_names(name):
-                    peers_service.remove_configurations(fleet, [name])
-                created = peers_service.add_configuration(
-                    fleet, DEMO_ACCOUNT, nodes=[node.name], plan=DEMO_PLAN.name, name=name
-                )
-                lab_service.tunnel_up(settings, client.name, created.client_configs[node.name])
-                progress(f"{client.name}: tunnel to {node.name} up; sending traffic")
-                ping_from(
-                    client.netns, str(node.tunnel_address), count=20, interval=0.05, size=1200
-                )
-            progress("syncing counters into the store")
-            synced = sync_service.sync(fleet)
-            statuses = quota_statuses(fleet, date.today())
-            usage = {
-                name: (status.used, status.allowance)
-                for name, status in statuses.items()
-                if name.startswith(f"{DEMO_ACCOUNT}-")
-            }
+        fleet.store.upsert_plan(DEMO_PLAN)
+        if DEMO_ACCOUNT not in {a.username for a in fleet.store.accounts()}:
+            peers_service.add_account(fleet, DEMO_ACCOUNT, secrets.token_urlsafe(16), "lab-demo")
+        for client in layout.clients:
+            node = layout.nodes[(client.index - 1) % len(layout.nodes)]
+            name = f"{DEMO_ACCOUNT}-{client.name}"
+            # The private key of an earlier run is gone by design: issue a fresh config.
+            if name in fleet.store.configuration_names(name):
+                peers_service.remove_configurations(fleet, [name])
+            created = peers_service.add_configuration(
+                fleet, DEMO_ACCOUNT, nodes=[node.name], plan=DEMO_PLAN.name, name=name
+            )
+            lab_service.tunnel_up(settings, client.name, created.client_configs[node.name])
+            progress(f"{client.name}: tunnel to {node.name} up; sending traffic")
+            ping_from(client.netns, str(node.tunnel_address), count=20, interval=0.05, size=1200)
+        progress("syncing counters into the store")
+        synced = sync_service.sync(fleet)
+        statuses = quota_statuses(fleet, date.today())
+        usage = {
+            name: (status.used, status.allowance)
+            for name, status in statuses.items()
+            if name.startswith(f"{DEMO_ACCOUNT}-")
+        }
     return DemoResult(lab_service.lab_status(settings), deployed, synced, usage)

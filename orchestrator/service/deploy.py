@@ -33,6 +33,7 @@ from orchestrator.core.peers import valid_key
 from orchestrator.core.playbook_events import PlayRecap, with_refused
 from orchestrator.errors import ConfigError, UsageError
 from orchestrator.service import host_keys
+from orchestrator.service.context import Fleet, writes
 from orchestrator.settings import Settings
 
 OnUpdate = Callable[[PlayRecap, Mapping[str, Any]], None]
@@ -243,42 +244,34 @@ def run_fleet_playbook(
         )
 
 
-def node_extravars(settings: Settings) -> dict[str, Any]:
+def node_extravars(fleet: Fleet) -> dict[str, Any]:
     """What the roles need from the controller: public halves only, never a private key."""
+    settings = fleet.settings
     keyfiles.ensure_ssh_keypair(settings.ssh.collector_key, "wgfleet-collector")
     keyfiles.ensure_ssh_keypair(settings.ssh.push_key, "wgfleet-push")
     return {
         "wgfleet_collector_public_key_file": str(settings.ssh.collector_key) + ".pub",
         "wgfleet_push_public_key_file": str(settings.ssh.push_key) + ".pub",
-        "wgfleet_listen_ports": listen_ports(settings),
+        "wgfleet_listen_ports": listen_ports(fleet),
         # The node resolver's upstream (settings dns.*; a fleet file's dns section overrides).
-        **resolver_extravars(*resolver_upstream(settings)),
+        **resolver_extravars(*resolver_upstream(fleet)),
     }
 
 
-def resolver_upstream(settings: Settings) -> tuple[tuple[str, ...], bool]:
+def resolver_upstream(fleet: Fleet) -> tuple[tuple[str, ...], bool]:
     """The nodes' resolver forwarders and TLS: settings dns.*, or an applied fleet file's."""
-    from orchestrator.service.context import open_fleet
-
-    with open_fleet(settings) as fleet:
-        return fleet.settings.dns.forwarders, fleet.settings.dns.forward_tls
+    return fleet.settings.dns.forwarders, fleet.settings.dns.forward_tls
 
 
-def listen_ports(settings: Settings) -> dict[str, int]:
+def listen_ports(fleet: Fleet) -> dict[str, int]:
     """The port each registered node listens on now (a node key rotation may have moved it)."""
-    from orchestrator.service.context import open_fleet
-
-    with open_fleet(settings) as fleet:
-        return {n.name: n.listen_port for n in fleet.store.nodes()}
+    return {n.name: n.listen_port for n in fleet.store.nodes()}
 
 
-def tunnel_ipv6(settings: Settings, hosts: Iterable[str]) -> dict[str, dict[str, str]]:
+def tunnel_ipv6(fleet: Fleet, hosts: Iterable[str]) -> dict[str, dict[str, str]]:
     """Each host's IPv6 tunnel side for the roles (site.yml's ``wgfleet_tunnel_ipv6``): its
     /64 from the store, given on its first deploy and kept for the node's life, and its ::1."""
-    from orchestrator.service.context import open_fleet
-
-    with open_fleet(settings) as fleet:
-        networks = fleet.store.node_networks6(hosts)
+    networks = fleet.store.node_networks6(hosts)
     return {
         name: {"network": str(network), "address": str(TunnelNetworks(_NO_V4, network).own6)}
         for name, network in networks.items()
@@ -311,8 +304,9 @@ def endpoint_host(name: str, variables: Mapping[str, Any], source: str) -> str |
     return str(parsed)
 
 
+@writes
 def deploy(
-    settings: Settings,
+    fleet: Fleet,
     *,
     limit: str | None = None,
     check: bool = False,
@@ -328,14 +322,16 @@ def deploy(
     ``full`` (or ``deploy.full_every_days: 0``) runs Ansible on every node; so does a ``limit``
     that is an Ansible pattern rather than a list of host names.
     """
+    settings = fleet.settings
+    fleet.record(f"deploy {limit or 'all nodes'}" + (" (check)" if check else ""))
     today = today or date.today()
     # Everything a deploy reads from outside is checked before it creates anything (the
     # controller's keys, the store): the inventory, the fleet file's node settings, the
     # static peers.
     check_static_peers(extravars)
     inputs = DeployInputs.read(settings)
-    controller_vars = node_extravars(settings)
-    controller_vars["wgfleet_tunnel_ipv6"] = tunnel_ipv6(settings, sorted(inputs.host_vars))
+    controller_vars = node_extravars(fleet)
+    controller_vars["wgfleet_tunnel_ipv6"] = tunnel_ipv6(fleet, sorted(inputs.host_vars))
     all_extravars = {**controller_vars, **dict(extravars or {})}
     hosts = _named_hosts(inputs.host_vars, limit)
     # Every host the run would reach shows its host key first: one that is not pinned, or
@@ -353,7 +349,7 @@ def deploy(
         hosts = [name for name in hosts if name not in refused]
     verdicts: tuple[Verdict, ...] = ()
     if hosts and not full and settings.deploy.full_every_days > 0:
-        verdicts = tuple(verify_converged(settings, inputs, hosts, all_extravars, today))
+        verdicts = tuple(verify_converged(fleet, inputs, hosts, all_extravars, today))
     run_limit = limit
     nothing_to_run = (
         not hosts
@@ -397,14 +393,14 @@ def deploy(
         )
     registered_ports: dict[str, int] = {}
     if not check and public_keys:
-        registered_ports = register_nodes(settings, public_keys, host_vars=inputs.host_vars)
+        registered_ports = register_nodes(fleet, public_keys, host_vars=inputs.host_vars)
     if not check and run.status in ("successful", "failed"):
         # A first deploy ran with no listen port in the store (the roles' default) and has just
         # registered that same port, which the next deploy passes: record with it.
         ports = {**controller_vars["wgfleet_listen_ports"], **registered_ports}
         recorded = {**controller_vars, "wgfleet_listen_ports": ports, **dict(extravars or {})}
         # Refused hosts were not touched: their records stay for the next deploy to check.
-        record_full_runs(settings, inputs, run.recap, recorded, today)
+        record_full_runs(fleet, inputs, run.recap, recorded, today)
     if refused:
         status = "failed" if run.status == "successful" else run.status
         run = replace(run, status=status, rc=run.rc or 1, recap=with_refused(run.recap, refused))
@@ -464,28 +460,26 @@ class DeployInputs:
         return files
 
 
-def _registered_keys(settings: Settings) -> dict[str, str]:
-    from orchestrator.service.context import open_fleet
-
-    with open_fleet(settings) as fleet:
-        return {n.name: n.public_key for n in fleet.store.nodes() if n.public_key}
+def _registered_keys(fleet: Fleet) -> dict[str, str]:
+    return {n.name: n.public_key for n in fleet.store.nodes() if n.public_key}
 
 
 def verify_converged(
-    settings: Settings,
+    fleet: Fleet,
     inputs: DeployInputs,
     hosts: list[str],
     extravars: Mapping[str, Any],
     today: date,
 ) -> list[Verdict]:
     """Each host's verdict: does its last full run's record still match, inputs and state?"""
+    settings = fleet.settings
     records = node_state.load_records(records_path(settings))
     host_vars = inputs.host_vars
     files = inputs.files_with(extravars)
     recorded = [name for name in hosts if name in records]
     targets = [t for t in root_targets(settings, ",".join(recorded)) if recorded]
     states = node_state.read_states(targets)
-    keys = _registered_keys(settings)
+    keys = _registered_keys(fleet)
     verdicts = []
     for name in hosts:
         answer = states.get(name)
@@ -513,7 +507,7 @@ def verify_converged(
 
 
 def record_full_runs(
-    settings: Settings,
+    fleet: Fleet,
     inputs: DeployInputs,
     recap: PlayRecap,
     extravars: Mapping[str, Any],
@@ -524,6 +518,7 @@ def record_full_runs(
     A host that failed, or whose state cannot be read now, loses its record: its next deploy
     is a full run.
     """
+    settings = fleet.settings
     path = records_path(settings)
     records = node_state.load_records(path)
     done = [n for n, h in recap.hosts.items() if h.status in ("ok", "changed")]
@@ -553,8 +548,9 @@ def record_full_runs(
     node_state.save_records(path, records)
 
 
+@writes
 def register_nodes(
-    settings: Settings,
+    fleet: Fleet,
     public_keys: Mapping[str, str],
     today: date | None = None,
     *,
@@ -562,12 +558,11 @@ def register_nodes(
 ) -> dict[str, int]:
     """Record deployed nodes and the public keys they reported in the store; return the listen
     port each now has there."""
-    from orchestrator.service.context import open_fleet
-
+    settings = fleet.settings
     hosts = node_host_vars(settings) if host_vars is None else host_vars
     ports: dict[str, int] = {}
     endpoints: dict[str, str | None] = {}
-    with open_fleet(settings) as fleet, fleet.store.transaction():
+    with fleet.store.transaction():
         known = {n.name: n for n in fleet.store.nodes()}
         for name, key in public_keys.items():
             variables = hosts.get(name, {})

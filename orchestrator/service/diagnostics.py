@@ -11,7 +11,7 @@ from typing import Any
 from orchestrator.adapters import ssh
 from orchestrator.core.audit import DIAGNOSTICS_SCRIPT
 from orchestrator.errors import NodeError, UsageError
-from orchestrator.service.context import open_fleet
+from orchestrator.service.context import Fleet
 from orchestrator.service.deploy import root_targets
 from orchestrator.settings import Settings
 
@@ -62,29 +62,29 @@ def _state(node: str, answer: dict[str, Any], names: dict[str, str]) -> Diagnost
     )
 
 
-def start(settings: Settings, node: str, seconds: int, peer: str | None = None) -> DiagnosticState:
+def start(fleet: Fleet, node: str, seconds: int, peer: str | None = None) -> DiagnosticState:
     """Turn diagnostics on for ``seconds`` on ``node`` only, for one configuration or all."""
     if not 1 <= seconds <= MAX_SECONDS:
         raise UsageError(f"--for: 1 second to {MAX_SECONDS // 3600} hours")
-    with open_fleet(settings) as fleet:
-        stored = fleet.store.node(node)
-        key = None
-        if peer is not None:
-            config = fleet.store.configuration(peer)
-            if node not in config.nodes:
-                raise UsageError(f"--peer {peer}: not placed on {node}")
-            key = config.public_key
+    stored = fleet.store.node(node)
+    key = None
+    if peer is not None:
+        config = fleet.store.configuration(peer)
+        if node not in config.nodes:
+            raise UsageError(f"--peer {peer}: not placed on {node}")
+        key = config.public_key
     argv = ["start", str(seconds), stored.interface, *([key] if key else [])]
-    return _state(node, _call(settings, node, argv), {key: peer} if key and peer else {})
+    fleet.record(f"diagnostics on {node} for {seconds} s")
+    return _state(node, _call(fleet.settings, node, argv), {key: peer} if key and peer else {})
 
 
-def _names(settings: Settings) -> dict[str, str]:
-    with open_fleet(settings) as fleet:
-        return {c.public_key: c.name for c in fleet.store.configurations(placements=False)}
+def _names(fleet: Fleet) -> dict[str, str]:
+    return {c.public_key: c.name for c in fleet.store.configurations(placements=False)}
 
 
-def status(settings: Settings, nodes: list[str] | None = None) -> list[DiagnosticState]:
-    names = _names(settings)
+def status(fleet: Fleet, nodes: list[str] | None = None) -> list[DiagnosticState]:
+    settings = fleet.settings
+    names = _names(fleet)
     targets = root_targets(settings, ",".join(nodes) if nodes else None)
     states = []
     for target in targets:
@@ -98,10 +98,11 @@ def status(settings: Settings, nodes: list[str] | None = None) -> list[Diagnosti
     return states
 
 
-def show(settings: Settings, node: str) -> DiagnosticState:
-    return _state(node, _call(settings, node, ["show"]), _names(settings))
+def show(fleet: Fleet, node: str) -> DiagnosticState:
+    return _state(node, _call(fleet.settings, node, ["show"]), _names(fleet))
 
 
-def stop(settings: Settings, node: str) -> bool:
+def stop(fleet: Fleet, node: str) -> bool:
     """End the node's diagnostic now; False when none was active."""
-    return bool(_call(settings, node, ["stop"]).get("stopped"))
+    fleet.record(f"diagnostics off on {node}")
+    return bool(_call(fleet.settings, node, ["stop"]).get("stopped"))

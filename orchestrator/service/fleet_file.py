@@ -26,7 +26,6 @@ from orchestrator.core.fleetfile import (
     FleetFile,
     FleetFileError,
     FleetFileInvalid,
-    format_size,
     parse_fleet_file,
 )
 from orchestrator.core.fleetplan import (
@@ -43,9 +42,10 @@ from orchestrator.core.keys import KeyAge
 from orchestrator.core.models import Account, Configuration, DisabledReason, Plan, ResetRule
 from orchestrator.core.peers import PoolExhausted, allocate_address
 from orchestrator.core.text_input import TextInputError, decode_text
+from orchestrator.core.units import format_size
 from orchestrator.errors import ConfigError, StoreError, UsageError, WgfleetError
 from orchestrator.service import deploy as deploy_service
-from orchestrator.service.context import Fleet, open_fleet
+from orchestrator.service.context import Fleet, writes
 from orchestrator.service.keys import key_status
 from orchestrator.service.peers import drop_secrets
 from orchestrator.service.push import PushResult, pending_nodes, push
@@ -255,8 +255,9 @@ _SAVED_PLAN_FIELDS = {
 }
 
 
+@writes
 def apply(
-    settings: Settings,
+    fleet: Fleet,
     path: str | Path,
     *,
     saved: Mapping[str, Any] | None = None,
@@ -266,14 +267,14 @@ def apply(
 ) -> ApplyResult:
     """Apply the file's plan; with ``saved`` (a `plan --out` file) only if nothing moved since.
 
-    The caller holds the fleet lock. Nodes deploy first (a configuration may name a node this
+    Nodes deploy first (a configuration may name a node this
     plan brings up), then every store change lands in one transaction, then a push carries the
     changed peers to the nodes; a node that misses the push stays pending for the next run.
     """
     say = progress or (lambda _text: None)
+    fleet.record(f"apply {path}")
     file, digest = read_fleet_file(path)
-    with open_fleet(settings) as fleet:
-        fleet_plan = _plan(fleet, file, digest, today)
+    fleet_plan = _plan(fleet, file, digest, today)
     if fleet_plan.problems:
         raise PlanRefused("; ".join(fleet_plan.problems))
     if saved is not None:
@@ -293,20 +294,21 @@ def apply(
     node_changes = [c for c in pending if c.kind == "node"]
     if node_changes:
         say(f"deploying {', '.join(c.subject for c in node_changes)}")
-        deployed = _deploy_nodes(settings, file, node_changes, on_deploy_update)
+        deployed = _deploy_nodes(fleet, file, node_changes, on_deploy_update)
         if not deployed.ok:
             return ApplyResult(fleet_plan, deploy=deployed)
 
-    with open_fleet(settings) as fleet:
-        with fleet.store.transaction():
-            _apply_store_changes(fleet, file, pending, today or date.today())
-        nodes = pending_nodes(fleet)
-        say(f"pushing to {len(nodes)} node(s)" if nodes else "no node needs a push")
-        pushed = push(fleet, nodes) if nodes else None
-        if any(c.kind == "account" and c.action == "remove" for c in pending):
-            # Erased accounts leave the store's files too (nothing else has them open in a
-            # pipeline run; if something does, `wgfleet db scrub` finishes it).
-            fleet.store.scrub()
+    with fleet.store.transaction():
+        _apply_store_changes(fleet, file, pending, today or date.today())
+    # The policies just stored (key ages, dns...) rule the rest of this session too.
+    fleet.reload_policies()
+    nodes = pending_nodes(fleet)
+    say(f"pushing to {len(nodes)} node(s)" if nodes else "no node needs a push")
+    pushed = push(fleet, nodes) if nodes else None
+    if any(c.kind == "account" and c.action == "remove" for c in pending):
+        # Erased accounts leave the store's files too (nothing else has them open in a
+        # pipeline run; if something does, `wgfleet db scrub` finishes it).
+        fleet.store.scrub()
     # dns.servers is the clients' (their configs), not the nodes': it needs no deploy.
     upstream = ("dns.forwarders", "dns.forward_tls")
     if any(c.kind == "policy" and c.subject in upstream for c in pending):
@@ -314,17 +316,18 @@ def apply(
         # one now, so a deploy gives it to them (a failed node gets it on the next deploy,
         # whose inputs still differ from its last full run).
         say("deploying every node: the resolver's upstream changed")
-        deployed = deploy_service.deploy(settings, on_update=on_deploy_update)
+        deployed = deploy_service.deploy(fleet, on_update=on_deploy_update)
     return ApplyResult(fleet_plan, deployed, pushed, tuple(pending))
 
 
 def _deploy_nodes(
-    settings: Settings,
+    fleet: Fleet,
     file: FleetFile,
     changes: list[Change],
     on_update: deploy_service.OnUpdate | None,
 ) -> deploy_service.DeployResult:
     """Lay the file's node settings over the inventory and deploy the nodes that changed."""
+    settings = fleet.settings
     overlay = {
         spec.name: {
             key: value
@@ -340,13 +343,12 @@ def _deploy_nodes(
         for spec in file.nodes
     }
     ports = {c.subject: int(c.after["port"]) for c in changes if "port" in c.after}
-    with open_fleet(settings) as fleet:
-        listen_ports = {n.name: n.listen_port for n in fleet.store.nodes()}
+    listen_ports = {n.name: n.listen_port for n in fleet.store.nodes()}
     previous = deploy_service.fleet_nodes_path(settings)
     kept = previous.read_text(encoding="utf-8") if previous.exists() else None
     deploy_service.write_fleet_nodes(settings, overlay)
     result = deploy_service.deploy(
-        settings,
+        fleet,
         limit=",".join(sorted(c.subject for c in changes)),
         on_update=on_update,
         extravars={"wgfleet_listen_ports": {**listen_ports, **ports}},
@@ -359,10 +361,9 @@ def _deploy_nodes(
         else:
             previous.write_text(kept, encoding="utf-8")
         return result
-    with open_fleet(settings) as fleet:
-        for name, port in ports.items():
-            if name in listen_ports:
-                fleet.store.set_listen_port(name, port)
+    for name, port in ports.items():
+        if name in listen_ports:
+            fleet.store.set_listen_port(name, port)
     return result
 
 

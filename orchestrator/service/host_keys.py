@@ -15,6 +15,7 @@ from orchestrator.adapters import ssh
 from orchestrator.adapters.pins import KnownHostsPins
 from orchestrator.core.inventory import HostKey, key_fingerprint, known_host_name
 from orchestrator.errors import NodeError, UsageError
+from orchestrator.service.context import Fleet, writes
 from orchestrator.settings import Settings
 
 
@@ -31,27 +32,30 @@ def _target(settings: Settings, node: str) -> ssh.Target:
     return targets[0]
 
 
-def offered_host_key(settings: Settings, node: str) -> HostKey:
+def offered_host_key(fleet: Fleet, node: str) -> HostKey:
     """The host key the node offers now, read without trusting or authenticating anything."""
-    target = _target(settings, node)
+    target = _target(fleet.settings, node)
     key_type, key_base64 = ssh.offered_host_key(target)
     return HostKey((node, known_host_name(target.address, target.port)), key_type, key_base64)
 
 
-def pinned_fingerprints(settings: Settings, node: str) -> list[str]:
+def pinned_fingerprints(fleet: Fleet, node: str) -> list[str]:
     """The fingerprints pinned for the node now (empty: none, or no pin file yet)."""
-    target = _target(settings, node)
+    target = _target(fleet.settings, node)
     try:
-        pins = pin_store(settings).lookup(known_host_name(target.address, target.port))
+        pins = pin_store(fleet.settings).lookup(known_host_name(target.address, target.port))
     except FileNotFoundError:
         return []
     return [pin.fingerprint for pin in pins]
 
 
-def trust_node(settings: Settings, node: str, fingerprint: str) -> tuple[str | None, str]:
+@writes
+def trust_node(fleet: Fleet, node: str, fingerprint: str) -> tuple[str | None, str]:
     """Pin the key the node offers now, if its fingerprint is the one the operator confirmed;
     every earlier pin of the node's names goes. Returns (the replaced fingerprint, the new)."""
-    offered = offered_host_key(settings, node)
+    settings = fleet.settings
+    fleet.record(f"trust {node}'s host key {fingerprint}")
+    offered = offered_host_key(fleet, node)
     new = key_fingerprint(offered.key_base64)
     if fingerprint != new:
         raise UsageError(f"{node} offers {new}, not {fingerprint}: nothing changed")

@@ -18,7 +18,7 @@ from orchestrator.core.keys import KeyAge, KeyKind, KeyPolicy, KeyRecord, key_ag
 from orchestrator.core.models import Configuration
 from orchestrator.core.peers import render_client_config
 from orchestrator.errors import UsageError
-from orchestrator.service.context import Fleet
+from orchestrator.service.context import Fleet, writes
 from orchestrator.service.push import PushResult, push
 from orchestrator.settings import KeySettings
 
@@ -121,6 +121,7 @@ class RotatedPeer:
     push: PushResult
 
 
+@writes
 def rotate_peer(
     fleet: Fleet,
     name: str,
@@ -194,6 +195,7 @@ class RotatedPsk:
     preshared_key: str = field(repr=False)
 
 
+@writes
 def rotate_psk(
     fleet: Fleet,
     names: Iterable[str] | None = None,

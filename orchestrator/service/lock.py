@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,13 +55,41 @@ def fleet_lock(
     private_dir(settings.data_dir, follow=True)
     deadline = None if timeout is None else time.monotonic() + timeout
     fleet_path = settings.data_dir / "fleet.lock"
+    held = _held_here(fleet_path)
+    if held is not None and (shard is None or held):
+        # This thread holds the lock already (a session inside a session, as in the demo or a
+        # pipeline step): taking it again would wait on itself.
+        yield
+        return
     if shard is None:
-        with _flock(fleet_path, fcntl.LOCK_EX, wait, deadline):
+        with _flock(fleet_path, fcntl.LOCK_EX, wait, deadline), _holding(fleet_path, True):
             yield
         return
     shard_path = settings.data_dir / f"fleet-shard-{shard.index}-of-{shard.count}.lock"
     with (
         _flock(shard_path, fcntl.LOCK_EX, wait, deadline),
         _flock(fleet_path, fcntl.LOCK_SH, wait, deadline),
+        _holding(fleet_path, False),
     ):
         yield
+
+
+# The locks this process's threads hold: path -> (thread, whole fleet?). flock() conflicts
+# between two open() calls of one process too, so other threads (the TUI's workers) still
+# queue; only the holding thread passes again.
+_HELD: dict[tuple[Path, int], bool] = {}
+
+
+def _held_here(path: Path) -> bool | None:
+    """True: this thread holds the whole fleet's lock; False: a shard's; None: neither."""
+    return _HELD.get((path, threading.get_ident()))
+
+
+@contextmanager
+def _holding(path: Path, whole: bool) -> Iterator[None]:
+    key = (path, threading.get_ident())
+    _HELD[key] = whole
+    try:
+        yield
+    finally:
+        del _HELD[key]

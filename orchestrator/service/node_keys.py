@@ -20,7 +20,7 @@ from orchestrator.core.models import Node
 from orchestrator.core.peers import valid_key
 from orchestrator.core.quoting import quote
 from orchestrator.errors import NodeError, StoreError, UsageError
-from orchestrator.service.context import Fleet
+from orchestrator.service.context import Fleet, writes
 from orchestrator.service.deploy import node_host_vars
 from orchestrator.service.usage import Observation, account_observations
 
@@ -84,6 +84,7 @@ class RotatedNode:
     grace_ends: int | None = None
 
 
+@writes
 def rotate_node(
     fleet: Fleet,
     name: str,
@@ -116,6 +117,7 @@ def rotate_node(
     return RotatedNode(store.node(name), True, reissue, now + grace_seconds)
 
 
+@writes
 def finish_node_rotation(
     fleet: Fleet, name: str, *, abort: bool = False, today: date | None = None
 ) -> Node:
@@ -173,6 +175,7 @@ def finish_node_rotation(
     return store.node(name)
 
 
+@writes
 def finish_due_rotations(fleet: Fleet, reachable: set[str], now: int) -> list[str]:
     """Finish every overlap whose grace ended on a node that answers; return their names."""
     done = []

@@ -30,7 +30,7 @@ from orchestrator.core.topup_batch import (
     recorded_differences,
 )
 from orchestrator.errors import StoreError, UsageError
-from orchestrator.service.context import Fleet
+from orchestrator.service.context import Fleet, writes
 from orchestrator.service.privacy import check_contact
 from orchestrator.service.push import Change, PushResult, moved_by_one, push, record_change
 
@@ -44,6 +44,7 @@ class NewConfiguration:
     push: PushResult
 
 
+@writes
 def add_account(
     fleet: Fleet, username: str, password: str, device_id: str, contact: str | None = None
 ) -> Account:
@@ -85,6 +86,7 @@ class AccountDeletion:
     scrubbed: bool
 
 
+@writes
 def delete_account(fleet: Fleet, username: str) -> AccountDeletion:
     """Erase the account, its configurations, usage and counters; remove its peers from every
     node; then scrub the store's files so the erased rows cannot be read back from them."""
@@ -93,6 +95,7 @@ def delete_account(fleet: Fleet, username: str) -> AccountDeletion:
     return AccountDeletion(removed, pushed, fleet.store.scrub())
 
 
+@writes
 def add_configuration(
     fleet: Fleet,
     account: str,
@@ -190,6 +193,7 @@ def client_lines(fleet: Fleet, config: Configuration) -> dict[str, list[str]]:
     return routing_lines(config, nodes, fleet.settings.network.dns_servers)
 
 
+@writes
 def set_enabled(
     fleet: Fleet, names: Iterable[str], enabled: bool, reason: DisabledReason | None = None
 ) -> tuple[list[Configuration], PushResult]:
@@ -204,6 +208,7 @@ def set_enabled(
     return changed, push(fleet, {n for c in changed for n in c.nodes}, change=change)
 
 
+@writes
 def remove_configurations(
     fleet: Fleet, names: Iterable[str]
 ) -> tuple[list[Configuration], PushResult]:
@@ -233,6 +238,7 @@ class TopUpConflict(UsageError):
     """An invoice already recorded with other fields (exit 2): nothing was granted."""
 
 
+@writes
 def topup(
     fleet: Fleet,
     configuration: str,

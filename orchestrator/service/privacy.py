@@ -11,7 +11,7 @@ import yaml
 from orchestrator.core.privacy import NodeFacts, Retention, build_report, topups_past_retention
 from orchestrator.core.quota import NEVER_RESETS
 from orchestrator.errors import UsageError
-from orchestrator.service.context import Fleet
+from orchestrator.service.context import Fleet, writes
 from orchestrator.settings import Settings
 
 
@@ -43,6 +43,7 @@ class Erased:
         }
 
 
+@writes
 def apply_retention(fleet: Fleet, today: date) -> Erased:
     """Erase every record the profile no longer permits (each sync runs it): closed billing
     periods past retention, top-ups past theirs, contact numbers when the profile keeps none.

@@ -46,7 +46,7 @@ from orchestrator.core.push_protocol import (
 )
 from orchestrator.core.shard import Shard
 from orchestrator.errors import NodeError, StoreError
-from orchestrator.service.context import Fleet
+from orchestrator.service.context import Fleet, writes
 from orchestrator.service.lease import run_holder
 from orchestrator.service.retry import retry_conflicts
 from orchestrator.service.usage import Observation, account_observations
@@ -272,6 +272,7 @@ def _placed(fleet: Fleet, names: list[str]) -> dict[str, list[Configuration]]:
     return placed
 
 
+@writes
 def push(
     fleet: Fleet,
     nodes: Iterable[str] | None = None,
@@ -435,6 +436,7 @@ def _account_removals(fleet: Fleet, node: str, answer: PushAnswer, sent: Sent, t
     return next((r.problem for r in results if r.problem), "")
 
 
+@writes
 def retire_ended_keys(fleet: Fleet, now: int) -> set[str]:
     """Replaced peer keys whose grace ended leave their configurations; their removal is
     pending on every node they were on (the store still bills their last bytes). Return those

@@ -18,7 +18,7 @@ from typing import Any
 from orchestrator.adapters import keyfiles, ssh
 from orchestrator.core.inventory import public_key_fingerprint
 from orchestrator.errors import AuthenticationFailed, NodeError, UsageError, WgfleetError
-from orchestrator.service.context import Fleet
+from orchestrator.service.context import Fleet, writes
 from orchestrator.service.deploy import node_extravars, root_targets, run_fleet_playbook
 from orchestrator.service.keys import SSH_PURPOSES, ssh_key_paths
 from orchestrator.settings import Settings
@@ -53,8 +53,9 @@ def _pub(path: Path) -> Path:
     return path.with_name(path.name + ".pub")
 
 
-def _authorize(settings: Settings, purpose: str, extra: str | None, retire: str | None) -> None:
-    extravars: dict[str, Any] = dict(node_extravars(settings))
+def _authorize(fleet: Fleet, purpose: str, extra: str | None, retire: str | None) -> None:
+    settings = fleet.settings
+    extravars: dict[str, Any] = dict(node_extravars(fleet))
     if purpose == "collector" and extra:
         extravars["counters_collector_extra_public_keys"] = [extra]
     if purpose == "push" and extra:
@@ -83,6 +84,7 @@ def _login(settings: Settings, purpose: str, key_file: Path) -> dict[str, NodeEr
     return errors
 
 
+@writes
 def rotate_ssh_key(
     fleet: Fleet,
     purpose: str,
@@ -112,7 +114,7 @@ def rotate_ssh_key(
     ]
     progress(steps[-1])
     try:
-        _authorize(settings, purpose, new_public, None)
+        _authorize(fleet, purpose, new_public, None)
         steps.append(f"both keys authorized on {len(nodes)} node(s)")
         progress(steps[-1])
         refused = _login(settings, purpose, next_path)
@@ -124,7 +126,7 @@ def rotate_ssh_key(
         steps.append("login with the new key verified on every node")
         progress(steps[-1])
     except WgfleetError:
-        _authorize(settings, purpose, None, None if purpose != "deploy" else new_public)
+        _authorize(fleet, purpose, None, None if purpose != "deploy" else new_public)
         for stale in (next_path, _pub(next_path)):
             stale.unlink(missing_ok=True)
         raise
@@ -133,7 +135,7 @@ def rotate_ssh_key(
     os.replace(_pub(path), _pub(old_path))
     os.replace(next_path, path)
     os.replace(_pub(next_path), _pub(path))
-    _authorize(settings, purpose, None, old_public if purpose == "deploy" else None)
+    _authorize(fleet, purpose, None, old_public if purpose == "deploy" else None)
     steps.append("old key removed from every node")
     progress(steps[-1])
     old_refused = [

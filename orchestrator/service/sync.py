@@ -28,7 +28,7 @@ from orchestrator.core.quota import QuotaStatus, enforce
 from orchestrator.core.shard import Shard
 from orchestrator.errors import Cancelled, NodeError
 from orchestrator.service import notify
-from orchestrator.service.context import Fleet
+from orchestrator.service.context import Fleet, writes
 from orchestrator.service.lease import run_holder
 from orchestrator.service.node_keys import finish_due_rotations
 from orchestrator.service.privacy import apply_retention
@@ -208,6 +208,7 @@ def keep_node_daily_totals(fleet: Fleet, outcomes: Iterable[NodeSync], today: da
     fleet.store.erase_node_daily(today - timedelta(days=privacy.node_daily_retention_days))
 
 
+@writes
 def sync(
     fleet: Fleet,
     *,

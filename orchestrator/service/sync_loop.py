@@ -17,7 +17,6 @@ from orchestrator.adapters import ssh
 from orchestrator.core.shard import Shard
 from orchestrator.errors import Cancelled, FleetBusy, NodeError, StoreError
 from orchestrator.service.context import open_fleet
-from orchestrator.service.lock import fleet_lock
 from orchestrator.service.sync import SyncResult, sync
 from orchestrator.settings import Settings
 
@@ -70,10 +69,14 @@ def sync_every(
             started = time.monotonic()
             result, error = None, ""
             try:
-                with (
-                    fleet_lock(settings, wait=True, timeout=interval, shard=shard),
-                    open_fleet(settings, connections=pool) as fleet,
-                ):
+                with open_fleet(
+                    settings,
+                    write=True,
+                    timeout=interval,
+                    shard=shard,
+                    connections=pool,
+                    operation="sync",
+                ) as fleet:
                     percent = warn_percent or fleet.settings.usage.warn_percent
                     result = sync(
                         fleet,

@@ -1,8 +1,9 @@
 """How the TUI reaches the fleet: the settings, a store per call, the fleet lock for writers.
 
-The same edges as the CLI's `_fleet`: every call opens the store in the thread that uses it
-(SQLite connections stay in their thread) and closes it after. Writers take the fleet lock
-without waiting, so an operator hears at once that cron or a pipeline is busy.
+The same unit of work as every caller (service.context.open_fleet): every call opens the
+store in the thread that uses it (SQLite connections stay in their thread) and closes it
+after. Writers take the fleet lock without waiting, so an operator hears at once that cron
+or a pipeline is busy.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from datetime import date
 from typing import TypeVar
 
 from orchestrator.service.context import Fleet, open_fleet
-from orchestrator.service.lock import fleet_lock
 from orchestrator.settings import Settings
 
 T = TypeVar("T")
@@ -28,10 +28,10 @@ class Backend:
         return self._today or date.today()
 
     def read(self, call: Callable[[Fleet], T]) -> T:
-        with open_fleet(self.settings) as fleet:
+        with open_fleet(self.settings, operation="tui") as fleet:
             return call(fleet)
 
     def write(self, call: Callable[[Fleet], T]) -> T:
         """``call`` under the fleet lock; raises FleetBusy at once if another run holds it."""
-        with fleet_lock(self.settings), open_fleet(self.settings) as fleet:
+        with open_fleet(self.settings, write=True, wait=False, operation="tui") as fleet:
             return call(fleet)

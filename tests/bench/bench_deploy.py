@@ -35,7 +35,7 @@ from orchestrator.service import deploy as deploy_service
 from orchestrator.service import lab as lab_service
 from tests.bench.bench_fleet import measure, print_table
 from tests.bench.report import run_main
-from tests.conftest import lab_settings
+from tests.conftest import deploy_fleet, lab_settings
 
 LAB_NAME = "bdp"  # not the test suite's lab nor the other benchmarks'
 LAB_SUBNET = "198.18.80.0/24"
@@ -50,20 +50,20 @@ def bench(nodes: int, skip_full: bool) -> dict[str, Any]:
             results = []
 
             def first() -> dict[str, Any]:
-                result = deploy_service.deploy(settings)
+                result = deploy_fleet(settings)
                 changed = sorted(h.host for h in result.run.recap.hosts.values() if h.changed)
                 if not result.ok or changed != names:
                     raise SystemExit(f"first deploy: {json.dumps(result.as_dict())[:2000]}")
                 return {"changes": result.run.recap.changed_total}
 
             def converged() -> dict[str, Any]:
-                result = deploy_service.deploy(settings)
+                result = deploy_fleet(settings)
                 if not result.ok or result.verified != names or result.run.recap.hosts:
                     raise SystemExit(f"converged deploy: {json.dumps(result.as_dict())[:2000]}")
                 return {"verified": len(result.verified)}
 
             def full() -> dict[str, Any]:
-                result = deploy_service.deploy(settings, full=True)
+                result = deploy_fleet(settings, full=True)
                 if not result.ok or result.run.recap.changed_total:
                     raise SystemExit(
                         f"full converged deploy: {json.dumps(result.as_dict())[:2000]}"

@@ -74,7 +74,7 @@ def case_sync(settings: Settings) -> dict[str, Any]:
     from orchestrator.service.context import open_fleet
     from orchestrator.service.sync import sync
 
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         result = sync(fleet)
     assert result.ok, result.as_dict()["nodes_failed"]
     return {"nodes": len(result.nodes), "bytes_added": result.bytes_added}
@@ -117,7 +117,7 @@ def case_disable(settings: Settings) -> dict[str, Any]:
     from orchestrator.service import peers
     from orchestrator.service.context import open_fleet
 
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         _changed, pushed = peers.set_enabled(fleet, [WIDE], False, DisabledReason.OPERATOR)
     assert pushed.ok and len(pushed.nodes) == 100, pushed.as_dict()
     return {"nodes": len(pushed.nodes)}

@@ -81,16 +81,14 @@ from orchestrator.adapters.lab.clients import ping_from
 from orchestrator.core.lab_layout import LabNode, plan_layout
 from orchestrator.core.models import DisabledReason
 from orchestrator.core.peers import desired_peers
-from orchestrator.service import deploy as deploy_service
 from orchestrator.service import lab as lab_service
 from orchestrator.service import peers as peers_service
 from orchestrator.service import push as push_service
 from orchestrator.service.context import Fleet, open_fleet
-from orchestrator.service.lock import fleet_lock
 from orchestrator.settings import Settings
 from tests.bench.bench_fleet import print_table as print_results
 from tests.bench.report import run_main
-from tests.conftest import lab_settings
+from tests.conftest import deploy_fleet, lab_settings
 
 LAB_NAME = "bnp"  # not the test suite's "t" nor test_lab_lifecycle's "c"
 LAB_SUBNET = "198.18.64.0/24"
@@ -167,7 +165,7 @@ def real_lab(peers: int, disable: int) -> Iterator[Bench]:
             # real node of this size would have a larger tunnel network).
             node = layout.node(NODE)
             pools = {"peers_tunnel_networks_ipv4": [str(node.tunnel_network), str(BULK_POOL)]}
-            deployed = deploy_service.deploy(settings, extravars=pools)
+            deployed = deploy_fleet(settings, extravars=pools)
             assert deployed.ok, deployed.as_dict()
             log(f"deployed in {time.perf_counter() - started:.0f} s")
             yield Bench(settings, layout.node(NODE), layout.client(CLIENT).netns, peers, disable)
@@ -213,7 +211,7 @@ def prepare(bench: Bench) -> None:
     settings = bench.settings
     real = [f"used-kept-{i}" for i in range(1, USED_KEPT + 1)] + ["used-gone", "client"]
     bulk_count = bench.peers - len(real)
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         peers_service.add_account(fleet, ACCOUNT, "a bench password", "bench-device")
         # Real ones first, through the service, used by the client one after the other.
         for name in real:
@@ -371,7 +369,7 @@ def case_disable(bench: Bench, full: bool = False) -> tuple[dict[str, Any], dict
     set (what every disable sent before deltas, and what a node that is behind still gets)."""
     phases = Phases()
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    with fleet_lock(bench.settings, wait=True, timeout=300), open_fleet(bench.settings) as fleet:
+    with open_fleet(bench.settings, write=True) as fleet:
         opened = time.perf_counter()
         with instrumented(fleet, phases):
             if full:
@@ -437,7 +435,7 @@ def case_syncconf(bench: Bench, config_text: str) -> dict[str, Any]:
 def restore(bench: Bench, fleet_state_changed: bool) -> None:
     """The 1,000 back on the node (not measured): enable and push them, or only push when the
     store still holds them enabled (after the reference, which changed the node alone)."""
-    with open_fleet(bench.settings) as fleet:
+    with open_fleet(bench.settings, write=True) as fleet:
         if fleet_state_changed:
             changed, pushed = peers_service.set_enabled(fleet, bench.disabled, True)
             assert len(changed) == bench.disable

@@ -155,7 +155,9 @@ def run(kind: str, nodes: int, peers: int) -> list[dict[str, Any]]:
     with backend(kind) as url, tempfile.TemporaryDirectory() as secrets_dir:
         store = open_store(url)
         node_keys = populate(store, nodes, peers)
-        fleet = Fleet(settings=None, store=store, secrets=SecretStore(Path(secrets_dir)))  # type: ignore[arg-type]
+        fleet = Fleet(
+            settings=None, store=store, secrets=SecretStore(Path(secrets_dir)), writes=True
+        )  # type: ignore[arg-type]
         first, second = answers(node_keys, "e1", 1000), answers(node_keys, "e1", 1500)
         third = answers(node_keys, "e1", 2000)
         parse_only = measure(lambda: [parse_counters(t) for t in first])

@@ -16,10 +16,9 @@ import pytest
 from orchestrator.adapters import ssh
 from orchestrator.adapters.lab.clients import ping_from
 from orchestrator.core.lab_layout import LabClient, LabNode, client_tunnel_address, plan_layout
-from orchestrator.service import audit as audit_service
 from orchestrator.service import deploy as deploy_service
 from orchestrator.service import lab as lab_service
-from tests.conftest import LAB_CLIENTS, LAB_NODES, Lab
+from tests.conftest import LAB_CLIENTS, LAB_NODES, Lab, audit_fleet, deploy_fleet
 
 pytestmark = pytest.mark.lab
 
@@ -57,9 +56,7 @@ def fleet(lab: Lab):
 
 def deploy(lab: Lab, fleet: dict, **kwargs: object) -> deploy_service.DeployResult:
     # Per-host peers travel as one extravar keyed by host; the playbook picks its own.
-    return deploy_service.deploy(
-        lab.settings, extravars={"wgfleet_static_peers": fleet["peers"]}, **kwargs
-    )
+    return deploy_fleet(lab.settings, extravars={"wgfleet_static_peers": fleet["peers"]}, **kwargs)
 
 
 def tunnel_through(lab: Lab, node: LabNode, client: LabClient, private: str) -> None:
@@ -114,7 +111,7 @@ def test_a_converged_deploy_verifies_the_nodes_instead_of_running_ansible(
     assert converged.as_dict()["hosts"] == {name: {"status": "verified"} for name in names}
     # One node's variables change: only that node gets the full run.
     moved = {**fleet["peers"], names[0]: []}
-    changed = deploy_service.deploy(lab.settings, extravars={"wgfleet_static_peers": moved})
+    changed = deploy_fleet(lab.settings, extravars={"wgfleet_static_peers": moved})
     assert changed.ok
     assert changed.verified == names[1:]
     assert sorted(changed.run.recap.hosts) == names[:1]
@@ -143,7 +140,7 @@ def test_node_private_key_never_leaves_the_node(lab: Lab, fleet: dict) -> None:
 def test_audit_passes_on_deployed_nodes_after_a_client_handshake(lab: Lab, fleet: dict) -> None:
     node = fleet["layout"].nodes[0]
     tunnel_through(lab, node, fleet["client"], fleet["private"])
-    result = audit_service.audit(lab.settings, needles=[str(fleet["client"].underlay)])
+    result = audit_fleet(lab.settings, needles=[str(fleet["client"].underlay)])
     failures = [(c.node, c.check, c.evidence) for c in result.failed]
     assert failures == []
     checks = {(c.node, c.check) for c in result.checks}
@@ -164,9 +161,7 @@ def test_canaries_stay_off_disk_after_a_reboot_and_the_tunnel_comes_back(
     lab_service.node_stop(lab.settings, node.name)
     lab_service.node_start(lab.settings, node.name)
     tunnel_through(lab, node, fleet["client"], fleet["private"])
-    result = audit_service.audit(
-        lab.settings, limit=node.name, needles=[str(fleet["client"].underlay)]
-    )
+    result = audit_fleet(lab.settings, limit=node.name, needles=[str(fleet["client"].underlay)])
     assert [(c.check, c.evidence) for c in result.failed] == []
 
 
@@ -181,7 +176,7 @@ def test_drift_is_caught_by_audit_and_repaired_by_deploy(lab: Lab, fleet: dict) 
             "printf '[Journal]\\nStorage=persistent\\n' > /etc/systemd/journald.conf.d/zz-drift.conf",
         ],
     )
-    broken = audit_service.audit(lab.settings)
+    broken = audit_fleet(lab.settings)
     assert [(c.node, c.check) for c in broken.failed] == [(node.name, "journald.storage")]
     assert broken.failed[0].evidence == "Storage=persistent"
     repaired = deploy(lab, fleet)
@@ -192,7 +187,7 @@ def test_drift_is_caught_by_audit_and_repaired_by_deploy(lab: Lab, fleet: dict) 
     assert repaired.as_dict()["full_run_reasons"] == {node.name: "drift in /etc/systemd"}, (
         repaired.as_dict()
     )
-    assert audit_service.audit(lab.settings).ok
+    assert audit_fleet(lab.settings).ok
     assert deploy(lab, fleet).verified == sorted([*others, node.name])
 
 

@@ -92,7 +92,7 @@ def replaceable_node(lab: Lab, layout, deployed: None) -> Iterator[dict[str, Any
     with ssh.NodeConnection(target) as connection:
         private = connection.run(["cat", HOST_KEY]).stdout
         public = connection.run(["cat", HOST_KEY + ".pub"]).stdout
-    with open_fleet(lab.settings) as fleet:
+    with open_fleet(lab.settings, write=True) as fleet:
         account(fleet, ACCOUNT)
         peers_service.add_configuration(
             fleet, ACCOUNT, nodes=[layout.nodes[0].name, node.name], name=CONFIGURATION
@@ -108,7 +108,7 @@ def replaceable_node(lab: Lab, layout, deployed: None) -> Iterator[dict[str, Any
         if ssh.offered_host_key(target)[1] != parse_public_key(public)[1]:
             install_host_key(lab, node, private, public)
         lab.known_hosts.write_bytes(pins_before)
-        with open_fleet(lab.settings) as fleet:
+        with open_fleet(lab.settings, write=True) as fleet:
             deleted = peers_service.delete_account(fleet, ACCOUNT)
         assert deleted.push.ok, deleted.push.as_dict()
 

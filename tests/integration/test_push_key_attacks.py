@@ -81,7 +81,9 @@ class Node:
 
 @pytest.fixture(scope="module")
 def node(lab: Lab, layout, deployed: None) -> Iterator[Node]:
-    with open_fleet(lab.settings) as fleet:  # the node holds a revision: deltas can be tried
+    with open_fleet(
+        lab.settings, write=True
+    ) as fleet:  # the node holds a revision: deltas can be tried
         assert push_service.push(fleet, ["node1"]).ok
     opened = Node(lab, layout)
     with opened.root, opened.push:

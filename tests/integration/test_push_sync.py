@@ -286,7 +286,7 @@ def test_sync_counts_real_traffic_exactly_across_restarts_and_a_crash(
             def die(*args, **kwargs):
                 os.kill(os.getpid(), signal.SIGKILL)
             sync.account_observations = die
-            with open_fleet(load_settings({str(lab.config_file)!r})) as fleet:
+            with open_fleet(load_settings({str(lab.config_file)!r}), write=True) as fleet:
                 sync.sync(fleet, nodes=["node3"])
         """)
         killed = subprocess.run(

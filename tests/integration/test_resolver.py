@@ -14,11 +14,10 @@ from collections.abc import Iterator
 import pytest
 
 from orchestrator.core.audit_resolver import DNS_QUERY_SCRIPT
-from orchestrator.service import audit as audit_service
 from orchestrator.service import lab as lab_service
 from orchestrator.service import peers as peers_service
 from orchestrator.service.context import open_fleet
-from tests.conftest import Lab
+from tests.conftest import Lab, audit_fleet
 from tests.integration.fleet_lab import account, ping_within, root
 
 pytestmark = pytest.mark.lab
@@ -45,7 +44,7 @@ def query(netns: str | None, server: str, name: str) -> str:
 def tunnel(lab: Lab, layout, deployed: None) -> Iterator[tuple[object, object]]:
     """client2 with a tunnel to node2 (a pushed configuration), removed afterwards."""
     node, client = layout.nodes[1], layout.clients[1]
-    with open_fleet(lab.settings) as fleet:
+    with open_fleet(lab.settings, write=True) as fleet:
         account(fleet, "dnsuser")
         added = peers_service.add_configuration(fleet, "dnsuser", nodes=[node.name], name="dns-1")
     assert added.push.ok
@@ -55,7 +54,7 @@ def tunnel(lab: Lab, layout, deployed: None) -> Iterator[tuple[object, object]]:
         yield node, client
     finally:
         lab_service.tunnel_down(lab.settings, client.name)
-        with open_fleet(lab.settings) as fleet:
+        with open_fleet(lab.settings, write=True) as fleet:
             peers_service.remove_configurations(fleet, ["dns-1"])
 
 
@@ -99,7 +98,7 @@ def test_the_dns_canary_passes_on_a_fresh_node_and_fails_once_queries_are_logged
         NOERROR,
         SERVFAIL,
     )
-    clean = audit_service.audit(lab.settings, limit=node.name, needles=[label])
+    clean = audit_fleet(lab.settings, limit=node.name, needles=[label])
     checks = {c.check: c for c in clean.checks}
     assert [(c.check, c.evidence) for c in clean.failed] == []
     for name in (f"canary.text {label}", "resolver.no_query_log"):
@@ -127,7 +126,7 @@ def test_the_dns_canary_passes_on_a_fresh_node_and_fails_once_queries_are_logged
             NOERROR,
             SERVFAIL,
         )
-        broken = audit_service.audit(lab.settings, limit=node.name, needles=[logged])
+        broken = audit_fleet(lab.settings, limit=node.name, needles=[logged])
         failed = {c.check: c.evidence for c in broken.failed}
         assert (
             "resolver.no_query_log" in failed
@@ -146,4 +145,4 @@ def test_the_dns_canary_passes_on_a_fresh_node_and_fails_once_queries_are_logged
             f"cp -p /run/unbound.conf.orig {UNBOUND_CONF} && rm -f /run/unbound.conf.orig"
             " /var/log/unbound.log && systemctl restart unbound",
         )
-    assert audit_service.audit(lab.settings, limit=node.name).ok
+    assert audit_fleet(lab.settings, limit=node.name).ok

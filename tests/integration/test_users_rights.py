@@ -75,7 +75,7 @@ def test_expiry_renewal_notifications_export_and_erasure(
     lab_service.tunnel_up(lab.settings, client.name, added.client_configs["node2"])
     try:
         assert ping(client.netns, str(node.tunnel_address))
-        with open_fleet(hook_settings(lab, log)) as hooked:
+        with open_fleet(hook_settings(lab, log), write=True) as hooked:
             first = sync_service.sync(hooked, today=today)
             assert name in first.expired, first.as_dict()
             assert not ping(client.netns, str(node.tunnel_address))  # cut off on the node

@@ -34,7 +34,7 @@ def fleet(store: SqlStore, tmp_path: Path) -> Iterator[Fleet]:
         Configuration("carol-1", "carol", CAROL, None, {"node2": A("198.19.2.3")})
     )
     settings = settings_from_mapping({"data_dir": str(tmp_path / "data")}, "test", tmp_path)
-    yield Fleet(settings=settings, store=store, secrets=None)  # type: ignore[arg-type]
+    yield Fleet(settings=settings, store=store, secrets=None, writes=True)  # type: ignore[arg-type]
 
 
 def report(epoch: str, *samples: tuple[str, int, int], overlap: CounterReport | None = None):

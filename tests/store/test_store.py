@@ -412,7 +412,7 @@ def test_usage_check_finds_a_total_changed_behind_the_store_s_back(store: SqlSto
 
     seed(store)
     store.add_usage("alice-1", date(2026, 11, 5), 100, 0)
-    fleet = Fleet(settings=None, store=store, secrets=None)  # type: ignore[arg-type]
+    fleet = Fleet(settings=None, store=store, secrets=None, writes=True)  # type: ignore[arg-type]
     assert usage_check(fleet) == []
     store.db.execute("UPDATE usage_totals SET rx_bytes = rx_bytes + 1")
     store.db.execute(
@@ -476,7 +476,7 @@ def test_counters_of_peers_no_configuration_owns_are_not_kept(store: SqlStore) -
     from orchestrator.service.usage import Observation, account_observations
 
     seed(store)
-    fleet = Fleet(settings=None, store=store, secrets=None)  # type: ignore[arg-type]
+    fleet = Fleet(settings=None, store=store, secrets=None, writes=True)  # type: ignore[arg-type]
     samples = [Sample("PUBa1=", 10, 10), Sample("PUBstranger=", 7, 7)]
     account_observations(fleet, [Observation("node1", "e", samples)], date(2026, 11, 23))
     assert set(store.last_seen("node1")) == {"PUBa1="}
@@ -580,7 +580,7 @@ def test_v11_reads_counters_written_before_it_and_forgets_keys_in_them(store_url
                 )
             )
             assert options == {"usage_totals": "fillfactor=50", "node_counters": "fillfactor=50"}
-        fleet = Fleet(settings=None, store=store, secrets=None)  # type: ignore[arg-type]
+        fleet = Fleet(settings=None, store=store, secrets=None, writes=True)  # type: ignore[arg-type]
         samples = [Sample("PUBa1=", 15, 20), Sample("PUBb1=", 1, 2)]
         account_observations(fleet, [Observation("node1", "e", samples)], date(2026, 11, 23))
         assert sum(u.total for u in store.usage("alice-1")) == 5  # only what moved since
@@ -619,7 +619,7 @@ def test_a_run_sums_a_configuration_over_nodes_and_keys_and_keeps_totals(store: 
 
     seed(store)
     store.begin_peer_rotation("alice-1", "PUBa2=", None, date(2026, 11, 23), 5000)
-    fleet = Fleet(settings=None, store=store, secrets=None)  # type: ignore[arg-type]
+    fleet = Fleet(settings=None, store=store, secrets=None, writes=True)  # type: ignore[arg-type]
     day = date(2026, 11, 23)
     first = [
         Observation("node1", "e", [Sample("PUBa1=", 10, 1), Sample("PUBb1=", 3, 3)]),
@@ -660,7 +660,7 @@ def test_two_runs_landing_the_same_new_usage_row_at_once_add_up(store_url: str) 
 
         def other_run() -> None:
             second = open_store(store_url)  # a connection of its own, as another controller
-            fleet = Fleet(settings=None, store=second, secrets=None)  # type: ignore[arg-type]
+            fleet = Fleet(settings=None, store=second, secrets=None, writes=True)  # type: ignore[arg-type]
             try:
                 account_observations(
                     fleet, [Observation("node2", "e", [Sample("PUBa1=", 7, 1)])], day
@@ -670,7 +670,7 @@ def test_two_runs_landing_the_same_new_usage_row_at_once_add_up(store_url: str) 
             finally:
                 second.close()
 
-        fleet = Fleet(settings=None, store=first, secrets=None)  # type: ignore[arg-type]
+        fleet = Fleet(settings=None, store=first, secrets=None, writes=True)  # type: ignore[arg-type]
         runner = threading.Thread(target=other_run)
         with first.transaction():
             account_observations(fleet, [Observation("node1", "e", [Sample("PUBa1=", 10, 2)])], day)

@@ -22,7 +22,7 @@ HALF = 2**62 + 2**61  # two of these are past 2^63 - 1
 
 
 def fleet_of(store: SqlStore) -> Fleet:
-    return Fleet(settings=None, store=store, secrets=None)  # type: ignore[arg-type]
+    return Fleet(settings=None, store=store, secrets=None, writes=True)  # type: ignore[arg-type]
 
 
 def test_a_top_up_past_64_bits_is_refused_and_grants_nothing(store: SqlStore) -> None:

@@ -78,7 +78,7 @@ def make_settings(base: Path) -> Settings:
 
 def dump(settings: Settings) -> dict[str, Any]:
     """Everything the store holds that an action may change."""
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         store = fleet.store
         return {
             "accounts": [(a.username, a.device_id, a.contact) for a in store.accounts()],
@@ -106,7 +106,7 @@ def dump(settings: Settings) -> dict[str, Any]:
 def seed(settings: Settings, extra: int = 0) -> None:
     """Three nodes, a plan, three accounts with five configurations; ``extra`` more accounts
     with one configuration each (for the 5,000-row tests)."""
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         store = fleet.store
         with store.transaction():
             for i in range(3):

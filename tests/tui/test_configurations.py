@@ -81,7 +81,7 @@ async def test_disable_changes_the_store_as_peers_disable(twins: tuple[Settings,
         assert app.is_running
     assert run_cli(cli, "peers", "disable", "alice-1") == 1  # the push fails on both
     assert dump(tui) == dump(cli)
-    with open_fleet(tui) as fleet:
+    with open_fleet(tui, write=True) as fleet:
         config = fleet.store.configuration("alice-1")
     assert (config.enabled, config.disabled_reason) == (False, DisabledReason.OPERATOR)
     assert notes.having("disabled: alice-1")
@@ -99,7 +99,7 @@ async def test_enable_changes_the_store_as_peers_enable(twins: tuple[Settings, S
         await settle(pilot)
     assert run_cli(cli, "peers", "enable", "bob-2") == 1
     assert dump(tui) == dump(cli)
-    with open_fleet(tui) as fleet:
+    with open_fleet(tui, write=True) as fleet:
         assert fleet.store.configuration("bob-2").enabled
     pushed_failure(notes, "node2")
 
@@ -144,7 +144,7 @@ async def test_top_up_changes_the_store_as_topup(twins: tuple[Settings, Settings
     assert notes.having(f"granted {5 * GIB} bytes to bob-1")
     assert notes.having("already recorded", "warning")
     assert notes.having("invoice INV-9 was recorded before with", "error")
-    with open_fleet(tui) as fleet:
+    with open_fleet(tui, write=True) as fleet:
         assert fleet.store.topup("INV-9") is not None
         assert fleet.store.topup("INV-9").purchased_on == date.today()  # type: ignore[union-attr]
 
@@ -215,7 +215,7 @@ async def test_add_shows_the_client_config_and_qr_once(settings: Settings):
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, ConfigurationsScreen)
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         config = fleet.store.configuration("carol-2")
     assert (config.account, config.nodes, config.quota_bytes) == ("carol", ("node1",), 3 * GIB)
     assert config.key_created_on == TODAY
@@ -282,7 +282,7 @@ async def test_sorting_by_usage_puts_the_fullest_first(settings: Settings):
 async def test_rotate_keys_keeps_the_configuration_and_shows_its_new_config_once(
     settings: Settings,
 ):
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         before = fleet.store.configuration("carol-1")
         usage = fleet.store.usage("carol-1")
     app = WgfleetApp(settings, today=TODAY)
@@ -296,7 +296,7 @@ async def test_rotate_keys_keeps_the_configuration_and_shows_its_new_config_once
         await settle(pilot)
         assert isinstance(app.screen, ClientConfigDialog)
         assert set(app.screen.client_configs) == {"node1", "node2", "node3"}
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         after = fleet.store.configuration("carol-1")
         assert fleet.store.usage("carol-1") == usage
     assert after.previous_public_key == before.public_key != after.public_key

@@ -45,7 +45,7 @@ async def test_keys_are_listed_overdue_first(settings: Settings):
 
 
 async def test_rotating_a_peer_keeps_its_identity_and_shows_the_config_once(settings: Settings):
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         before = fleet.store.configuration("bob-1")
     app = WgfleetApp(settings, today=TODAY)
     notes = record_notifications(app)
@@ -66,7 +66,7 @@ async def test_rotating_a_peer_keeps_its_identity_and_shows_the_config_once(sett
         dialog = app.screen
         assert isinstance(dialog, ClientConfigDialog)
         shown = dialog.client_configs["node1"]
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         after = fleet.store.configuration("bob-1")
     assert after.previous_public_key == before.public_key != after.public_key
     assert (after.addresses, after.quota_bytes, after.account) == (

@@ -31,7 +31,7 @@ async def run_to_the_end(pilot: Any, screen: OperationsScreen, key: str, limit: 
 
 
 async def test_deploy_and_sync_from_the_operations_screen(lab: Lab) -> None:
-    with open_fleet(lab.settings) as fleet:
+    with open_fleet(lab.settings, write=True) as fleet:
         before = fleet_overview(fleet, fleet_today()).totals.bytes_this_period
     app = WgfleetApp(lab.settings)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -46,7 +46,7 @@ async def test_deploy_and_sync_from_the_operations_screen(lab: Lab) -> None:
         await pilot.press("1")
         await pilot.pause()
         shown = str(app.screen.query_one("#totals").render())
-    with open_fleet(lab.settings) as fleet:
+    with open_fleet(lab.settings, write=True) as fleet:
         overview = fleet_overview(fleet, fleet_today())
     assert len(overview.nodes) == LAB_NODES
     assert all(n.reachable and n.last_sync_ok for n in overview.nodes), overview.nodes

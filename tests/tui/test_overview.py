@@ -11,12 +11,12 @@ from orchestrator.core.overview import (
     ConfigurationRow,
     NodeRow,
     filter_rows,
-    human_bytes,
     node_rows,
     percent,
     quota_bar,
     sort_rows,
 )
+from orchestrator.core.units import human_bytes
 from orchestrator.service.context import open_fleet
 from orchestrator.service.overview import accounts_overview, configuration_overview
 from orchestrator.settings import Settings
@@ -102,7 +102,7 @@ def test_node_rows_count_peers_and_judge_reachability() -> None:
 
 
 def test_service_overview_reads_the_store(settings: Settings) -> None:
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         rows = {r.name: r for r in configuration_overview(fleet, TODAY)}
         accounts = {a.username: a for a in accounts_overview(fleet, TODAY)}
     assert (rows["alice-1"].used, rows["alice-1"].allowance) == (4 * GIB, 10 * GIB)

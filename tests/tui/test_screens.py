@@ -22,7 +22,7 @@ def cells(table: DataTable[object]) -> list[list[str]]:
 
 
 async def test_fleet_shows_one_row_per_node_and_the_totals(settings: Settings):
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         fleet.store.mark_pushed("node1", fleet.store.node_revisions()["node1"][0], True)
         fleet.store.mark_sync_failed(["node2"])
         fleet.store.mark_audited({"node1": True, "node2": False})
@@ -124,7 +124,7 @@ async def test_sync_from_operations_names_each_failed_node(settings: Settings):
         assert len(screen.query_one(RichLog).lines) >= 3
         assert notes.having("sync: 4 failure(s)", "error")
         assert app.is_running
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         assert fleet.store.node_health() == {
             "node1": (None, False),
             "node2": (None, False),

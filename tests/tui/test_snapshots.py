@@ -46,7 +46,7 @@ def test_fleet_with_daily_totals(
 
     from orchestrator.service.context import open_fleet
 
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         fleet.store.replace_policies({"privacy.node_daily_totals": "true"})
         for back in range(14):
             day = TODAY - timedelta(days=back)

@@ -40,7 +40,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
         str(config),
         tmp_path,
     )
-    with open_fleet(built) as fleet:
+    with open_fleet(built) as fleet:  # a read session: no lock file before a test plants one
         for index in (1, 2):
             fleet.store.upsert_node(
                 Node(

@@ -18,7 +18,7 @@ from orchestrator.settings import Settings
 
 
 def configured(settings: Settings) -> None:
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         fleet.store.add_account(Account("ops", "!", "noc"))
         fleet.store.add_configuration(
             Configuration(
@@ -39,7 +39,7 @@ def test_a_cancelled_sync_writes_nothing(settings: Settings) -> None:
         asked.append(1)
         return True
 
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         revisions = fleet.store.node_revisions()
         with pytest.raises(Cancelled) as stopped:
             sync_service.sync(fleet, cancelled=cancelled)
@@ -52,7 +52,7 @@ def test_a_cancelled_sync_writes_nothing(settings: Settings) -> None:
 
 def test_a_cancelled_push_leaves_the_nodes_it_did_not_reach_pending(settings: Settings) -> None:
     configured(settings)
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         result = push_service.push(fleet, cancelled=lambda: True)
         assert [(n.node, n.error) for n in result.nodes] == [
             ("node1", "cancelled before this node; still pending"),
@@ -63,8 +63,9 @@ def test_a_cancelled_push_leaves_the_nodes_it_did_not_reach_pending(settings: Se
 
 def test_a_cancelled_audit_gives_no_verdict(settings: Settings) -> None:
     said: list[str] = []
-    result = audit_service.audit(settings, progress=said.append, cancelled=lambda: True)
+    with open_fleet(settings, write=True) as fleet:
+        result = audit_service.audit(fleet, progress=said.append, cancelled=lambda: True)
     assert result.checks == ()
     assert sorted(said) == ["node1: skipped, cancelled", "node2: skipped, cancelled"]
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         assert fleet.store.node_audits() == {"node1": None, "node2": None}

@@ -92,7 +92,7 @@ def test_an_expired_configuration_is_cut_off_and_a_renewal_lets_it_back(settings
     from orchestrator.service.sync import sync
 
     start = TODAY - timedelta(days=40)
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         fleet.store.upsert_plan(MONTH)
         fleet.store.add_account(Account("eve", "scrypt$e", "dev-e"))
         new = peers.add_configuration(fleet, "eve", nodes=["node1"], plan="month", today=start)

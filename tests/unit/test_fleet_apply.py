@@ -73,7 +73,7 @@ def test_plan_exits_2_apply_makes_exactly_that_plan_exits_0(
     # The nodes cannot be reached: the store takes the change, the nodes stay pending.
     assert run("apply", "-f", str(path), "--yes") == 1
     assert "push failed on node1" in capsys.readouterr().err
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         site = fleet.store.configuration("site-berlin")
         assert site.nodes == ("node1", "node2") and site.plan == "site"
         assert site.psk_ref is None  # a static configuration brings its key, no PSK
@@ -96,7 +96,7 @@ def test_export_then_plan_shows_no_changes_and_leaves_customers_out(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run("apply", "-f", str(write(tmp_path, FILE)), "--yes")
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         from orchestrator.service import peers
 
         peers.add_account(fleet, "carol", "correct horse", "carol-phone", "+15550100")
@@ -121,7 +121,7 @@ def test_changes_removals_and_a_key_swap_keep_usage_with_the_configuration(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run("apply", "-f", str(write(tmp_path, FILE)), "--yes")
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         berlin = fleet.store.configuration("site-berlin")
     changed = (
         FILE.replace(f'public_key: "{SITE}", plan: site', f'public_key: "{NEW}", plan: site')
@@ -144,7 +144,7 @@ def test_changes_removals_and_a_key_swap_keep_usage_with_the_configuration(
         ("configuration", "change", "ops-access"),
     ]
     run("apply", "-f", str(path), "--yes")
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         after = fleet.store.configuration("site-berlin")
         # Same configuration, same address on the node it kept; the replaced key's grace
         # ended at once: its removal is pending on its nodes (this push reached neither) and
@@ -167,7 +167,7 @@ def test_changes_removals_and_a_key_swap_keep_usage_with_the_configuration(
     assert "- account ops (remove)" in shown and "- configuration ops-access (remove)" in shown
     assert "- policy keys.grace (remove)" in shown
     run("apply", "-f", str(tmp_path / "empty.yml"), "--yes")
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         assert fleet.store.accounts() == []
         assert fleet.settings.keys.grace == "7d"  # back to the settings file's
 
@@ -179,14 +179,14 @@ def test_a_saved_plan_applies_only_while_nothing_moved(
     saved = tmp_path / "plan.json"
     assert run("plan", "-f", str(path), "--out", str(saved)) == 2
     assert oct(saved.stat().st_mode & 0o777) == "0o600"
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         from orchestrator.core.models import Plan
 
         fleet.store.upsert_plan(Plan("sneaked-in", 1))
     capsys.readouterr()
     assert run("apply", "--plan-file", str(saved)) == 1
     assert "the fleet changed since the plan was saved" in capsys.readouterr().err
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         assert fleet.store.accounts() == []  # nothing applied
 
     assert run("plan", "-f", str(path), "--out", str(saved)) == 2
@@ -246,7 +246,7 @@ def test_plan_problems_are_errors_exit_1_and_apply_touches_nothing(
     assert run("plan", "-f", str(path)) == 1
     assert f"wgfleet: error: {problem}" in capsys.readouterr().err
     assert run("apply", "-f", str(path), "--yes") == 1
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         assert fleet.store.accounts() == [] and fleet.store.policies() == {}
 
 
@@ -330,7 +330,7 @@ def test_a_fleet_file_sets_the_ipv6_prefix_and_the_clients_dns(
     shown = capsys.readouterr().out
     assert "~ ipv6 prefix (change)" in shown and "+ policy dns.servers (add)" in shown
     run("apply", "-f", str(path), "--yes")
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         assert str(fleet.store.ipv6_prefix()) == "fd12:3456:789a::/48"
         assert fleet.settings.network.dns_servers == ("198.18.0.53", "2001:2::53")
         # Once a node has its /64 (its first deploy), the prefix is fixed.
@@ -351,7 +351,7 @@ def test_a_fleet_file_sets_the_ipv6_prefix_and_the_clients_dns(
 def test_peers_add_split_tunnel_and_peers_show_lines(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         from orchestrator.service import peers
 
         peers.add_account(fleet, "dora", "correct horse", "dora-phone")
@@ -362,7 +362,7 @@ def test_peers_add_split_tunnel_and_peers_show_lines(
     assert run(*bad, "--out", str(tmp_path / "x.conf")) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--split-tunnel '10.0.0.1/8': 10.0.0.1/8 has host bits" in err
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         assert fleet.store.configurations(account="dora") == []  # nothing half-made
     out = tmp_path / "dora.conf"
     good = ["peers", "add", "dora", "--nodes", "node1", "--split-tunnel", "fd12::/48,10.0.0.0/8"]
@@ -393,17 +393,19 @@ def test_an_applied_dns_section_is_the_fleets_resolver_upstream_and_exports_back
 ) -> None:
     from orchestrator.service.deploy import resolver_upstream
 
-    assert resolver_upstream(settings) == ((), False)
+    with open_fleet(settings) as fleet:
+        assert resolver_upstream(fleet) == ((), False)
     # What apply stores for `dns: {forwarders: [...], forward_tls: true}` (the apply itself
     # then deploys every node, which the unreachable nodes here cannot take).
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         fleet.store.replace_policies(
             {
                 "dns.forwarders": json.dumps(["198.18.0.53@853#dns.example.net"]),
                 "dns.forward_tls": "true",
             }
         )
-    assert resolver_upstream(settings) == (("198.18.0.53@853#dns.example.net",), True)
+    with open_fleet(settings) as fleet:
+        assert resolver_upstream(fleet) == (("198.18.0.53@853#dns.example.net",), True)
     exported = tmp_path / "exported.yml"
     assert run("export", "-o", str(exported)) == 0
     assert "dns:\n  forward_tls: true\n  forwarders:\n  - 198.18.0.53@853#dns.example.net\n" in (

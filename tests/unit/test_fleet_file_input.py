@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.core.fleetfile import FleetFileInvalid, parse_fleet_file, parse_size
+from orchestrator.core.fleetfile import FleetFileInvalid, parse_fleet_file
 from orchestrator.core.input_limits import FLEET_FILE_MAX_BYTES, MAX_BYTES
+from orchestrator.core.units import parse_size
 from orchestrator.errors import ConfigError, ExitCode, WgfleetError
 from orchestrator.service import fleet_file
 from orchestrator.service.context import open_fleet

@@ -12,8 +12,8 @@ from orchestrator.core.fleetfile import (
     FleetFileInvalid,
     json_schema,
     parse_fleet_file,
-    parse_size,
 )
+from orchestrator.core.units import parse_size
 
 KEY = "x" * 42 + "A="
 OTHER = "y" * 42 + "A="

@@ -27,7 +27,7 @@ from orchestrator.cli.output import positive_int
 from orchestrator.core import yaml_input
 from orchestrator.core.collector import CounterParseError, parse_counters
 from orchestrator.core.converge import reported_public_keys, state_fingerprint
-from orchestrator.core.fleetfile import FleetFile, FleetFileInvalid, parse_fleet_file, parse_size
+from orchestrator.core.fleetfile import FleetFile, FleetFileInvalid, parse_fleet_file
 from orchestrator.core.input_limits import MAX_BYTES
 from orchestrator.core.inventory import key_fingerprint, parse_known_hosts, parse_public_key
 from orchestrator.core.keys import parse_duration
@@ -37,6 +37,7 @@ from orchestrator.core.quoting import quote, sanitize
 from orchestrator.core.shard import parse_shard
 from orchestrator.core.text_input import TextInputError, decode_text
 from orchestrator.core.topup_batch import parse_batch
+from orchestrator.core.units import parse_size
 from orchestrator.core.wgquick import WgQuickError, parse_wg_quick
 from orchestrator.errors import ExitCode, WgfleetError
 from orchestrator.service import deploy as deploy_service
@@ -392,7 +393,7 @@ def test_topup_batch_parser(text: str) -> None:
 def billing_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     base = tmp_path_factory.mktemp("billing")
     built: Settings = settings_from_mapping({"data_dir": str(base / "data")}, "s.yml", base)
-    with open_fleet(built) as fleet:
+    with open_fleet(built, write=True) as fleet:
         store = fleet.store
         store.upsert_node(
             Node("node1", "198.18.0.10", __import__("ipaddress").ip_network("198.19.1.0/24"))

@@ -141,12 +141,15 @@ def test_a_deploy_refuses_hostile_static_peers_before_creating_anything(tmp_path
     peers = {
         "n1": [{"public_key": KEY, "allowed_ips": "198.19.1.2/32", "preshared_key_file": "$(id)"}]
     }
-    with pytest.raises(ConfigError) as raised:
-        deploy_service.deploy(settings, extravars={"wgfleet_static_peers": peers})
+    from orchestrator.service.context import open_fleet
+
+    with pytest.raises(ConfigError) as raised, open_fleet(settings, write=True) as fleet:
+        deploy_service.deploy(fleet, extravars={"wgfleet_static_peers": peers})
     assert str(raised.value).startswith(
         "extra vars: wgfleet_static_peers.n1[0].preshared_key_file: '$(id)': an absolute path"
     )
-    assert not data.exists()  # no SSH key, no store
+    # Only the session's own files exist: no SSH key made, no Ansible run started.
+    assert sorted(p.name for p in data.iterdir()) == ["fleet.lock", "wgfleet.db"]
 
 
 def test_the_deploy_command_refuses_a_hostile_inventory_in_one_line(tmp_path: Path) -> None:

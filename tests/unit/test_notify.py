@@ -66,7 +66,7 @@ def test_each_occurrence_is_delivered_once_and_a_refused_one_waits(
 ) -> None:
     log, fail = tmp_path / "events.jsonl", tmp_path / "fail"
     settings = hooked(settings, log, fail)
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         fleet.store.add_account(Account("ann", "scrypt$a", "dev-a", contact="+15550123"))
         name = peers.add_configuration(
             fleet, "ann", nodes=["node1"], quota_bytes=100
@@ -111,7 +111,7 @@ def test_each_occurrence_is_delivered_once_and_a_refused_one_waits(
 
 
 def test_without_a_hook_nothing_is_queued(settings: Settings) -> None:
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         sync(fleet, today=TODAY)
         assert fleet.store.pending_notifications() == []
 
@@ -142,7 +142,7 @@ def test_a_webhook_gets_each_event_as_a_json_post_and_a_refusal_keeps_it(
     try:
         url = f"http://127.0.0.1:{server.server_port}/hook/s3cret"
         hooked = dataclasses.replace(settings, notify=NotifySettings(webhook=url, timeout=5))
-        with open_fleet(hooked) as fleet:
+        with open_fleet(hooked, write=True) as fleet:
             from orchestrator.service import notify
 
             with fleet.store.transaction():

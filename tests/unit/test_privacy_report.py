@@ -63,7 +63,7 @@ def test_a_table_or_column_the_profile_does_not_describe_is_reported() -> None:
 
 
 def test_changing_the_profile_changes_the_stored_data_and_the_report(settings: Settings) -> None:
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         store = fleet.store
         store.upsert_plan(MONTHLY)
         store.add_account(Account("ann", "scrypt$a", "dev-a", contact="+15550123"))
@@ -101,7 +101,7 @@ def test_changing_the_profile_changes_the_stored_data_and_the_report(settings: S
                 "privacy.deleted_ledger_retention_days": "200",
             }
         )
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         erased = apply_retention(fleet, TODAY)
         assert erased.as_dict() == {"usage_periods": 0, "topups": 2, "contacts": 1}
         assert [t.invoice for t in fleet.store.topups()] == ["NOW"]
@@ -134,14 +134,14 @@ def test_the_report_states_the_nodes_resolver_and_its_absent_logs(settings: Sett
 
     from orchestrator.settings import DnsSettings
 
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         resolver = privacy_report(fleet)["nodes"]["resolver"]
     assert resolver.startswith("unbound on the tunnel addresses only")
     for words in ("no query, reply or servfail log", "no logfile", "no statistics", "in memory"):
         assert words in resolver
     assert resolver.endswith("recursive from the root servers")
     forwarding = replace(settings, dns=DnsSettings(("198.18.0.53@853#dns.example.net",), True))
-    with open_fleet(forwarding) as fleet:
+    with open_fleet(forwarding, write=True) as fleet:
         report = privacy_report(fleet)
     assert report["nodes"]["resolver"].endswith(
         "forwards to 198.18.0.53@853#dns.example.net over TLS"

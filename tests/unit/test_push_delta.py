@@ -103,7 +103,7 @@ class ScriptNodes:
 
 @pytest.fixture
 def nodes(settings: Settings, tmp_path: Path) -> ScriptNodes:
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         for node in fleet.store.nodes():
             fleet.store.upsert_node(replace(node, interface=INTERFACES[node.name]))
     return ScriptNodes(tmp_path / "nodes")
@@ -111,7 +111,7 @@ def nodes(settings: Settings, tmp_path: Path) -> ScriptNodes:
 
 @pytest.fixture
 def fleet(settings: Settings, nodes: ScriptNodes, monkeypatch: pytest.MonkeyPatch) -> Fleet:
-    with open_fleet(settings) as opened:
+    with open_fleet(settings, write=True) as opened:
         monkeypatch.setattr(opened, "run", nodes.run)
         peers_service.add_account(opened, "alice", "a password", "device")
         yield opened

@@ -20,7 +20,7 @@ TODAY = date(2026, 11, 23)
 def test_a_few_configurations_are_judged_on_their_own_rows(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         fleet.store.add_account(Account("ann", "scrypt$a", "dev-a"))
         names = [
             peers.add_configuration(

@@ -22,7 +22,7 @@ def quill(settings: Settings) -> Settings:
     from orchestrator.core.models import Account
     from orchestrator.service.context import open_fleet
 
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         fleet.store.add_account(Account("quill", "scrypt$q", "dev-q"))
     return settings
 
@@ -31,7 +31,7 @@ def _state(settings: Settings) -> list[tuple[str, str, str | None]]:
     """Every configuration's key and preshared-key reference, and the secret files kept."""
     from orchestrator.service.context import open_fleet
 
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         configs = [(c.name, c.public_key, c.psk_ref) for c in fleet.store.configurations()]
     secrets = settings.data_dir / "secrets"
     files = sorted(p.name for p in secrets.iterdir()) if secrets.exists() else []
@@ -234,7 +234,7 @@ def test_an_account_export_says_a_hash_is_held_never_its_value(
     from orchestrator.service.context import open_fleet
 
     stored = hash_password("correct horse battery")
-    with open_fleet(settings) as fleet:
+    with open_fleet(settings, write=True) as fleet:
         fleet.store.add_account(Account("rhea", stored, "dev-r"))
         fleet.store.add_account(Account("noc", "!", "noc-router"))
     assert main(["accounts", "export", "rhea"]) == 0
@@ -254,7 +254,7 @@ def test_results_that_carry_keys_leave_them_out_of_their_repr(quill: Settings) -
     from orchestrator.service import keys, peers
     from orchestrator.service.context import open_fleet
 
-    with open_fleet(quill) as fleet:
+    with open_fleet(quill, write=True) as fleet:
         created = peers.add_configuration(fleet, "quill", nodes=["node1"])
         rotated = keys.rotate_peer(fleet, created.configuration.name, grace_seconds=0)
         (psk,), _push = keys.rotate_psk(fleet, [created.configuration.name])
@@ -273,10 +273,10 @@ def test_a_file_that_fails_after_the_change_says_how_to_get_new_keys(
     from orchestrator.cli import secret_output
     from orchestrator.errors import UsageError
 
-    def full_disk(path: Path, data: bytes, **_: object) -> None:
+    def full_disk(path: Path, text: str, **_: object) -> None:
         raise UsageError(f"{path}: No space left on device; nothing was written")
 
-    monkeypatch.setattr(secret_output, "write_private", full_disk)
+    monkeypatch.setattr(secret_output, "write_private_text", full_disk)
     assert main(_add(tmp_path / "quill.conf")) == 1
     err = capsys.readouterr().err
     assert err == (

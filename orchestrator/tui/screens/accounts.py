@@ -11,7 +11,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
-from orchestrator.core.overview import AccountRow, filter_rows, human_bytes
+from orchestrator.core.overview import AccountRow, filter_rows
+from orchestrator.core.units import human_bytes
 from orchestrator.service import peers
 from orchestrator.service.overview import accounts_overview
 from orchestrator.tui.screens.base import WgfleetScreen

@@ -19,7 +19,7 @@ from orchestrator.core.overview import (
     filter_rows,
     sort_rows,
 )
-from orchestrator.service import peers
+from orchestrator.service import catalog, peers
 from orchestrator.service.context import Fleet
 from orchestrator.service.overview import configuration_overview
 from orchestrator.service.peers import NewConfiguration
@@ -126,8 +126,8 @@ class ConfigurationsScreen(WgfleetScreen):
         def load(fleet: Fleet) -> ConfigurationsData:
             return ConfigurationsData(
                 configuration_overview(fleet, today),
-                [p.name for p in fleet.store.plans()],
-                [n.name for n in fleet.store.nodes()],
+                [p.name for p in catalog.plans(fleet)],
+                catalog.node_names(fleet),
             )
 
         self.call_service("load configurations", load, self.loaded, write=False, group="load")

@@ -10,7 +10,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Label, Sparkline, Static
 
-from orchestrator.core.overview import CHART_DAYS, FleetOverview, NodeRow, human_bytes
+from orchestrator.core.overview import CHART_DAYS, FleetOverview, NodeRow
+from orchestrator.core.units import human_bytes
 from orchestrator.service.overview import fleet_overview
 from orchestrator.tui.screens.base import WgfleetScreen
 

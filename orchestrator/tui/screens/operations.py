@@ -19,15 +19,14 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Label, RichLog, Static
 from textual.worker import Worker
 
-from orchestrator.core.overview import human_bytes
 from orchestrator.core.playbook_events import HOST_EVENTS, PlayRecap
+from orchestrator.core.units import human_bytes
 from orchestrator.service import audit as audit_service
 from orchestrator.service import deploy as deploy_service
 from orchestrator.service import push as push_service
 from orchestrator.service import sync as sync_service
 from orchestrator.service.audit import AuditResult
 from orchestrator.service.deploy import DeployResult
-from orchestrator.service.lock import fleet_lock
 from orchestrator.service.push import NodePush, PushResult
 from orchestrator.service.sync import NodeSync, SyncResult
 from orchestrator.tui.screens.base import WgfleetScreen, guarded
@@ -195,7 +194,6 @@ class OperationsScreen(WgfleetScreen):
 
     def _run(self, kind: str) -> None:
         backend = self.backend
-        settings = backend.settings
         app = self.app
         node = self._node_from_thread
         work: dict[str, Callable[[], Summary]] = {
@@ -231,10 +229,12 @@ class OperationsScreen(WgfleetScreen):
                 )
             ),
             "audit": lambda: audit_summary(
-                audit_service.audit(
-                    settings,
-                    progress=self._audit_progress,
-                    cancelled=self.cancel_requested.is_set,
+                self.backend.write(
+                    lambda fleet: audit_service.audit(
+                        fleet,
+                        progress=self._audit_progress,
+                        cancelled=self.cancel_requested.is_set,
+                    )
                 )
             ),
             "deploy": lambda: self._deploy(),
@@ -247,11 +247,11 @@ class OperationsScreen(WgfleetScreen):
         app.call_from_thread(self.finished, summary)
 
     def _deploy(self) -> Summary:
-        settings = self.backend.settings
-        with fleet_lock(settings):
-            result = deploy_service.deploy(
-                settings, on_update=self._deploy_update, cancelled=self.cancel_requested.is_set
+        result = self.backend.write(
+            lambda fleet: deploy_service.deploy(
+                fleet, on_update=self._deploy_update, cancelled=self.cancel_requested.is_set
             )
+        )
         return deploy_summary(result)
 
     def _announce_nodes(self) -> None:

@@ -1,0 +1,54 @@
+"""`wgfleet db upgrade|scrub`: the quota store's schema and files."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from orchestrator.cli.common import session
+from orchestrator.cli.output import Output, Registrar
+from orchestrator.core.redaction import redact_url
+from orchestrator.errors import ExitCode
+from orchestrator.settings import Settings
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service.context import upgrade_store
+
+    applied, version = upgrade_store(settings)
+    output.result(
+        {"store": redact_url(settings.store_url), "applied": applied, "version": version},
+        lambda: output.out.print(
+            f"store at schema version {version}"
+            + (f" (applied {', '.join(map(str, applied))})" if applied else " (already current)")
+        ),
+    )
+    return ExitCode.OK
+
+
+def cmd_db_scrub(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service import catalog
+
+    with session(settings, args, output, write=True) as fleet:
+        done = catalog.scrub_store(fleet)
+    output.result(
+        {"store": redact_url(settings.store_url), "scrubbed": done},
+        lambda: output.out.print(
+            "erased rows are gone from the store's files"
+            if done
+            else "another process holds an old snapshot of the store: try again once it ends"
+        ),
+    )
+    return ExitCode.OK if done else ExitCode.FAILED
+
+
+def register(commands: Any, add: Registrar) -> None:
+    db = commands.add_parser("db", help="the quota store's schema and files")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    add(db_commands, "upgrade", cmd_db_upgrade, "apply pending schema migrations to the store")
+    add(
+        db_commands,
+        "scrub",
+        cmd_db_scrub,
+        "make erased rows unrecoverable from the store's files (WAL checkpoint or VACUUM)",
+    )

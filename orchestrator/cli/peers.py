@@ -1,0 +1,214 @@
+"""`wgfleet peers add|list|show|enable|disable|remove`: configurations (WireGuard peers)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.table import Table
+
+from orchestrator.cli.client_configs import (
+    client_config_destination,
+    config_dict,
+    emit_client_configs,
+)
+from orchestrator.cli.common import confirm, node_names, push_exit, session
+from orchestrator.cli.output import Output, Registrar, positive_int
+from orchestrator.core.models import Configuration, DisabledReason
+from orchestrator.core.units import human_bytes
+from orchestrator.errors import ExitCode, UsageError
+from orchestrator.settings import Settings
+
+
+def cmd_peers_add(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service import peers
+
+    if bool(args.nodes) == args.all_nodes:
+        raise UsageError("give exactly one of --nodes NODE[,NODE..] or --all-nodes")
+    destination = client_config_destination(args, output)
+    with session(settings, args, output, write=True) as fleet:
+        chosen = sorted(fleet.nodes()) if args.all_nodes else node_names([args.nodes])
+        destination.check(chosen)
+        created = peers.add_configuration(
+            fleet,
+            args.account,
+            nodes=None if args.all_nodes else chosen,
+            quota_bytes=args.quota,
+            plan=args.plan,
+            name=args.name,
+            split_tunnel=args.split_tunnel,
+        )
+    config = created.configuration
+    emit_client_configs(
+        args,
+        output,
+        destination,
+        {**config_dict(config), "push": created.push.as_dict()},
+        created.client_configs,
+        f"configuration {config.name} for {config.account} on {', '.join(config.nodes)}",
+        config.name,
+    )
+    return push_exit(output, created.push)
+
+
+def cmd_peers_list(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    enabled = None if args.state == "all" else args.state == "enabled"
+    from orchestrator.service import catalog
+
+    with session(settings, args, output) as fleet:
+        configs = catalog.configurations(
+            fleet, account=args.account, node=args.node, enabled=enabled
+        )
+
+    def render() -> None:
+        table = Table("configuration", "account", "nodes", "quota", "status")
+        for c in configs:
+            status = (
+                "enabled"
+                if c.enabled
+                else f"disabled: {c.disabled_reason.value if c.disabled_reason else '?'}"
+            )
+            table.add_row(
+                c.name, c.account, ",".join(c.nodes), c.plan or human_bytes(c.quota_bytes), status
+            )
+        output.out.print(table)
+
+    output.result([config_dict(c) for c in configs], render)
+    return ExitCode.OK
+
+
+def cmd_peers_show(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service import catalog, peers
+
+    with session(settings, args, output) as fleet:
+        detail = catalog.configuration_detail(fleet, args.name)
+        lines = peers.client_lines(fleet, detail.configuration)
+    config, topups, usage = detail.configuration, detail.topups, detail.usage
+    data = {
+        **config_dict(config),
+        "client_lines": lines,
+        "topups": [t.__dict__ for t in topups],
+        "usage": [
+            {"period_start": u.period_start, "rx_bytes": u.rx_bytes, "tx_bytes": u.tx_bytes}
+            for u in usage
+        ],
+    }
+
+    def render() -> None:
+        table = Table("field", "value", title=config.name)
+        for key, value in config_dict(config).items():
+            table.add_row(key, str(value))
+        table.add_row(
+            "top-ups", f"{len(topups)}, {human_bytes(sum(t.bytes_granted for t in topups))}"
+        )
+        table.add_row("used", human_bytes(sum(u.total for u in usage)))
+        output.out.print(table)
+        # What a client config made before IPv6 and DNS must carry now (no key needed).
+        for node, node_lines in lines.items():
+            output.out.print(
+                f"# client config lines on {node} ([Interface]: Address, DNS; [Peer]: AllowedIPs)",
+                markup=False,
+            )
+            for line in node_lines:
+                output.out.print(line, markup=False)
+
+    output.result(data, render)
+    return ExitCode.OK
+
+
+def _changed(
+    output: Output, verb: str, changed: list[Configuration], push: Any, requested: list[str]
+) -> int:
+    output.result(
+        {"requested": requested, "changed": [c.name for c in changed], "push": push.as_dict()},
+        lambda: output.out.print(
+            f"{verb}: {', '.join(c.name for c in changed) or 'nothing to change'}"
+        ),
+    )
+    return push_exit(output, push)
+
+
+def cmd_peers_enable(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service import peers
+
+    names = node_names(args.names)
+    with session(settings, args, output, write=True) as fleet:
+        changed, push = peers.set_enabled(fleet, names, True)
+    return _changed(output, "enabled", changed, push, names)
+
+
+def cmd_peers_disable(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service import peers
+
+    names = node_names(args.names)
+    with session(settings, args, output, write=True) as fleet:
+        changed, push = peers.set_enabled(fleet, names, False, DisabledReason(args.reason))
+    return _changed(output, "disabled", changed, push, names)
+
+
+def cmd_peers_remove(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.service import peers
+
+    names = node_names(args.names)
+    confirm(args, f"remove {', '.join(names)} and their usage from the store and every node")
+    with session(settings, args, output, write=True) as fleet:
+        removed, push = peers.remove_configurations(fleet, names)
+    return _changed(output, "removed", removed, push, names)
+
+
+def register(commands: Any, add: Registrar) -> None:
+    peers = commands.add_parser("peers", help="configurations (WireGuard peers)")
+    peer_commands = peers.add_subparsers(dest="peers_command", metavar="ACTION", required=True)
+    peer_add = add(
+        peer_commands,
+        "add",
+        cmd_peers_add,
+        "new configuration: keys, addresses, client config shown once",
+    )
+    peer_add.add_argument("account")
+    peer_add.add_argument("--nodes", metavar="NODE[,NODE..]")
+    peer_add.add_argument("--all-nodes", action="store_true")
+    quota = peer_add.add_mutually_exclusive_group()
+    quota.add_argument("--quota", type=positive_int, metavar="BYTES")
+    quota.add_argument("--plan")
+    peer_add.add_argument("--name", help="configuration name (default ACCOUNT-N)")
+    peer_add.add_argument(
+        "--split-tunnel",
+        metavar="NET[,NET..]",
+        help="route only these networks through the tunnel (default: everything, IPv4 and "
+        "IPv6, so nothing leaks beside it); kept through key rotations",
+    )
+    peer_add.add_argument(
+        "--qr", action="store_true", help="also show each client config as a QR code"
+    )
+    peer_add.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the client config to FILE (0600; FILE.NODE.conf for several nodes); "
+        "'-' prints it on stdout (needed when stdout is not a terminal, and for --json)",
+    )
+    peer_list = add(peer_commands, "list", cmd_peers_list, "list configurations")
+    peer_list.add_argument("--account")
+    peer_list.add_argument("--node")
+    peer_list.add_argument("--state", choices=["all", "enabled", "disabled"], default="all")
+    peer_show = add(
+        peer_commands, "show", cmd_peers_show, "one configuration with its top-ups and usage"
+    )
+    peer_show.add_argument("name")
+    enable = add(
+        peer_commands, "enable", cmd_peers_enable, "enable configurations on every node they are on"
+    )
+    enable.add_argument("names", nargs="+", metavar="NAME")
+    disable = add(
+        peer_commands, "disable", cmd_peers_disable, "disable configurations on every node"
+    )
+    disable.add_argument("names", nargs="+", metavar="NAME")
+    disable.add_argument("--reason", choices=[r.value for r in DisabledReason], default="operator")
+    remove = add(
+        peer_commands,
+        "remove",
+        cmd_peers_remove,
+        "remove configurations from the store and every node",
+    )
+    remove.add_argument("names", nargs="+", metavar="NAME")
+    remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
