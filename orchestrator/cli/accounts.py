@@ -71,7 +71,12 @@ def cmd_accounts_export(args: argparse.Namespace, settings: Settings, output: Ou
         return ExitCode.OK
     # The export holds the account's personal data: only its owner may read the file.
     write_private_text(Path(args.output), text, make_parent=True)
-    sys.stderr.write(f"wgfleet: account {args.username} exported to {args.output} (mode 0600)\n")
+    output.result(
+        {"username": args.username, "file": args.output},
+        lambda: output.out.print(
+            f"account {args.username} exported to {args.output} (mode 0600)", markup=False
+        ),
+    )
     return ExitCode.OK
 
 

@@ -70,6 +70,17 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def byte_amount(text: str) -> int:
+    """A byte amount as fleet files write it: ``10GiB``, ``500MB`` or a number of bytes (the
+    same units everywhere, core.units)."""
+    from orchestrator.core.units import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{quote(text)}: {exc}") from None
+
+
 def fail_lines(prefix: str, failures: list[tuple[str, str]]) -> None:
     """One stderr line per failed node: `wgfleet: PREFIX NODE: REASON`."""
     for node, reason in failures:

@@ -13,7 +13,7 @@ from orchestrator.cli.client_configs import (
     emit_client_configs,
 )
 from orchestrator.cli.common import confirm, node_names, push_exit, session
-from orchestrator.cli.output import Output, Registrar, positive_int
+from orchestrator.cli.output import Output, Registrar, byte_amount
 from orchestrator.core.models import Configuration, DisabledReason
 from orchestrator.core.units import human_bytes
 from orchestrator.errors import ExitCode, UsageError
@@ -78,6 +78,7 @@ def cmd_peers_list(args: argparse.Namespace, settings: Settings, output: Output)
 
 
 def cmd_peers_show(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.core.quota import shown_period_start
     from orchestrator.service import catalog, peers
 
     with session(settings, args, output) as fleet:
@@ -89,7 +90,11 @@ def cmd_peers_show(args: argparse.Namespace, settings: Settings, output: Output)
         "client_lines": lines,
         "topups": [t.__dict__ for t in topups],
         "usage": [
-            {"period_start": u.period_start, "rx_bytes": u.rx_bytes, "tx_bytes": u.tx_bytes}
+            {
+                "period_start": shown_period_start(u.period_start),
+                "rx_bytes": u.rx_bytes,
+                "tx_bytes": u.tx_bytes,
+            }
             for u in usage
         ],
     }
@@ -169,7 +174,9 @@ def register(commands: Any, add: Registrar) -> None:
     peer_add.add_argument("--nodes", metavar="NODE[,NODE..]")
     peer_add.add_argument("--all-nodes", action="store_true")
     quota = peer_add.add_mutually_exclusive_group()
-    quota.add_argument("--quota", type=positive_int, metavar="BYTES")
+    quota.add_argument(
+        "--quota", type=byte_amount, metavar="SIZE", help="e.g. 10GiB, 500MB or a number of bytes"
+    )
     quota.add_argument("--plan")
     peer_add.add_argument("--name", help="configuration name (default ACCOUNT-N)")
     peer_add.add_argument(

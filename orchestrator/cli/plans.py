@@ -9,7 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from orchestrator.cli.common import session
-from orchestrator.cli.output import Output, Registrar, positive_int
+from orchestrator.cli.output import Output, Registrar, byte_amount, positive_int
 from orchestrator.core.models import Plan, ResetRule
 from orchestrator.core.units import human_bytes
 from orchestrator.errors import ExitCode, UsageError
@@ -88,7 +88,13 @@ def register(commands: Any, add: Registrar) -> None:
     plan_commands = plans.add_subparsers(dest="plans_command", metavar="ACTION", required=True)
     plan_set = add(plan_commands, "set", cmd_plans_set, "create or change a plan")
     plan_set.add_argument("name")
-    plan_set.add_argument("--quota", type=positive_int, required=True, metavar="BYTES")
+    plan_set.add_argument(
+        "--quota",
+        type=byte_amount,
+        required=True,
+        metavar="SIZE",
+        help="e.g. 10GiB, 500MB or a number of bytes",
+    )
     plan_set.add_argument("--reset", choices=[r.value for r in ResetRule], default="never")
     plan_set.add_argument(
         "--anchor-day", type=positive_int, default=1, help="monthly reset day (1-28)"

@@ -139,9 +139,9 @@ def emit(
         output.result({**data, **(secret_data if destination.asked_for_stdout else {})}, str)
         return
     if destination.asked_for_stdout:
-        # stdout holds the secret text alone (a pipeline saves it as is); the rest is stderr.
-        if not output.quiet:
-            summary(lambda line: output.err.print(line, markup=False))
+        # stdout holds the secret text alone (a pipeline saves it as is); what was done goes
+        # to stderr with -v only (a successful run keeps stderr empty).
+        summary(output.detail)
         sys.stdout.write(secret_text)
         sys.stdout.flush()
         return

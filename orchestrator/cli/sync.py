@@ -27,6 +27,10 @@ def _render_sync(output: Output, data: dict[str, Any]) -> None:
     for key in ("newly_over_quota", "newly_expired", "re_enabled", "warned"):
         if data[key]:
             output.out.print(f"{key.replace('_', ' ')}: {', '.join(data[key])}")
+    for node, count in data["removals_pending"].items():
+        output.out.print(f"{node}: {count} key removal(s) not confirmed yet", markup=False)
+    # The notes (a node key rotation finished, a notification kept) are in the session's
+    # trail, which -v prints on stderr with everything else the run did.
 
 
 def cmd_sync(args: argparse.Namespace, settings: Settings, output: Output) -> int:
@@ -128,6 +132,7 @@ def cmd_usage_check(args: argparse.Namespace, settings: Settings, output: Output
 
 
 def cmd_usage_list(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    from orchestrator.core.quota import shown_period_start
     from orchestrator.service.usage import quota_statuses
 
     with session(settings, args, output) as fleet:
@@ -135,7 +140,7 @@ def cmd_usage_list(args: argparse.Namespace, settings: Settings, output: Output)
     rows: list[dict[str, Any]] = [
         {
             "configuration": s.configuration,
-            "period_start": s.period_start,
+            "period_start": shown_period_start(s.period_start),
             "allowance": s.allowance,
             "used": s.used,
             "remaining": s.remaining,
@@ -149,7 +154,7 @@ def cmd_usage_list(args: argparse.Namespace, settings: Settings, output: Output)
         for r in rows:
             table.add_row(
                 r["configuration"],
-                str(r["period_start"]),
+                str(r["period_start"] or "never resets"),
                 human_bytes(r["used"]),
                 human_bytes(r["allowance"]) if r["allowance"] is not None else "unmetered",
                 human_bytes(r["remaining"]),

@@ -25,6 +25,12 @@ from orchestrator.core.models import (
 NEVER_RESETS = date(1970, 1, 1)  # the single billing period of a quota that never resets
 
 
+def shown_period_start(start: date) -> date | None:
+    """A period's start as people and JSON see it: None for a quota that never resets (its one
+    period has no start; the store's marker date is not a date anything happened on)."""
+    return None if start == NEVER_RESETS else start
+
+
 def period_start(plan: Plan | None, today: date) -> date:
     if plan is None or plan.reset == ResetRule.NEVER:
         return NEVER_RESETS

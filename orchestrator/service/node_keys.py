@@ -168,6 +168,13 @@ def finish_node_rotation(
                 raise StoreError(
                     f"{name} now holds key {answer.public_key}, not the expected next key"
                 )
+    fleet.record(
+        f"{name}: node key rotation aborted, the current key stays"
+        if abort
+        else f"{name}: node key rotation finished: the next key is its own, and clients still "
+        "on a configuration with its old key are cut off (`wgfleet keys reissue --node "
+        f"{name}` gives them new ones)"
+    )
     if problem:
         raise NodeError(
             name, f"the rotation ended, but the overlap's last counters were refused: {problem}"

@@ -61,6 +61,7 @@ def add_account(
     check_contact(fleet.settings, contact, "--contact")
     account = Account(username, passwords.hash_password(password), device_id.strip(), contact)
     fleet.store.add_account(account)
+    fleet.record(f"account {username} added")
     return account
 
 
@@ -92,6 +93,7 @@ def delete_account(fleet: Fleet, username: str) -> AccountDeletion:
     node; then scrub the store's files so the erased rows cannot be read back from them."""
     removed, moved = record_change(fleet.store, lambda: fleet.store.delete_account(username))
     removed, pushed = _forget(fleet, removed, moved)
+    fleet.record(f"account {username} erased with {len(removed)} configuration(s)")
     return AccountDeletion(removed, pushed, fleet.store.scrub())
 
 
@@ -183,6 +185,7 @@ def add_configuration(
     }
     added = store.configuration(config_name)
     pushed = push(fleet, chosen, change=Change((), (added,), moved))
+    fleet.record(f"configuration {added.name} added on {', '.join(added.nodes)}")
     return NewConfiguration(added, client_configs, pushed)
 
 
@@ -205,6 +208,9 @@ def set_enabled(
     changed, moved = record_change(store, lambda: store.set_enabled(names, enabled, reason))
     after = tuple(replace(c, enabled=enabled, disabled_reason=reason) for c in changed)
     change = Change(tuple(changed), after, moved)
+    fleet.record(
+        f"{'enabled' if enabled else 'disabled'}: {', '.join(c.name for c in changed) or 'nothing'}"
+    )
     return changed, push(fleet, {n for c in changed for n in c.nodes}, change=change)
 
 
@@ -231,6 +237,7 @@ def _forget(
     (``moved``: the revisions the removal moved, see `record_change`)."""
     drop_secrets(fleet, removed)
     change = Change(tuple(removed), (), moved)
+    fleet.record(f"removed: {', '.join(c.name for c in removed) or 'nothing'}")
     return removed, push(fleet, {n for c in removed for n in c.nodes}, change=change)
 
 

@@ -309,6 +309,11 @@ def push(
         mine = {n: known[n] for n in wanted if n in claimed or n in held}
         result = _push_leased(fleet, mine, dry_run, progress, today, now, cancelled, change)
     skipped = tuple(n for n in wanted if n not in mine)
+    for node in result.nodes:
+        verb = "would push" if dry_run else "pushed"
+        fleet.record(f"{node.node}: {verb}" + ("" if node.ok else f": FAILED {node.error}"))
+    if skipped:
+        fleet.record(f"pushed by another run, left to it: {', '.join(skipped)}")
     return PushResult(result.dry_run, result.nodes, skipped)
 
 
@@ -445,6 +450,10 @@ def retire_ended_keys(fleet: Fleet, now: int) -> set[str]:
     for config in ending:
         if config.previous_psk_ref:
             fleet.secrets.delete(config.previous_psk_ref)
+        fleet.record(
+            f"{config.name}: the grace of its replaced key ended: a client still on the old "
+            "configuration is cut off"
+        )
     return {n for c in ending for n in c.nodes}
 
 

@@ -339,6 +339,8 @@ def _sync_leased(
         else None
     )
     delivery = notify.deliver_pending(fleet, today)
+    for problem in delivery.problems:
+        fleet.record(f"notification not delivered, kept for the next run: {problem}")
     left = {n: len(keys) for n, keys in store.pending_removals(wanted).items()}
     return SyncResult(
         tuple(outcomes),

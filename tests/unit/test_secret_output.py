@@ -86,7 +86,7 @@ def test_secrets_for_a_pipe_or_json_must_be_asked_for_else_nothing_changes(
 def test_out_dash_prints_exactly_the_client_config_and_json_carries_it_only_then(
     quill: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["peers", "add", "quill", "--nodes", "node1", "--out", "-"]) in (0, 1)
+    assert main(["-v", "peers", "add", "quill", "--nodes", "node1", "--out", "-"]) in (0, 1)
     captured = capsys.readouterr()
     parsed = parse_wg_quick(captured.out)  # stdout is the config alone, ready to be saved
     assert parsed.interface.get("privatekey") in captured.out
@@ -152,7 +152,7 @@ def test_new_preshared_keys_go_to_a_file_or_where_asked(
     (rotated,) = json.loads(capsys.readouterr().out)["rotated"]
     assert rotated["configuration"] == "quill-1" and len(rotated["preshared_key"]) == 44
 
-    assert main(["keys", "rotate", "psk", "quill-1", "--out", "-"]) in (0, 1)
+    assert main(["-v", "keys", "rotate", "psk", "quill-1", "--out", "-"]) in (0, 1)
     captured = capsys.readouterr()
     assert captured.out.startswith("# quill-1\nPresharedKey = ")
     assert "each client must replace its PresharedKey line" in captured.err
