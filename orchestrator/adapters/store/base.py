@@ -1,0 +1,87 @@
+"""What every concern of the store shares: the connection, one transaction at a time, reading
+rows, and the one conversion every concern needs (a DATE column as read back).
+
+Queries are written once with ``?`` placeholders; the PostgreSQL connection turns them into
+``%s``. Every method that writes runs inside :meth:`StoreBase.transaction` (its own when the
+caller holds none), so a command either lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from typing import Any, Protocol, Self
+
+
+class Connection(Protocol):
+    dialect: str
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+    def scrub(self) -> bool: ...
+    def begin(self) -> None: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def stored_date(value: Any) -> date | None:
+    """A DATE column as the engine returns it (SQLite: ISO text, PostgreSQL: a date)."""
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+class StoreBase:
+    """The connection and transaction every concern's mixin works through."""
+
+    def __init__(self, connection: Connection, url: str) -> None:
+        self.db = connection
+        self.url = url
+        self._depth = 0
+        # Nodes whose revision the open transaction has moved: once is enough (see bump_nodes).
+        self._bumped: set[str] = set()
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Self]:
+        """All writes inside land together or not at all; nested calls join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self.db.begin()
+        self._depth = 1
+        self._bumped = set()
+        try:
+            yield self
+        except BaseException:
+            self._depth = 0
+            self.db.rollback()
+            raise
+        self._depth = 0
+        self.db.commit()
+
+    def scrub(self) -> bool:
+        """Make erased rows unrecoverable from the store's files: True when done.
+
+        SQLite overwrites deleted content (secure_delete), but in WAL mode the page images
+        that still held it stay in the main file until a checkpoint and in the -wal file until
+        it is truncated. A reader holding an old snapshot (the TUI, `sync --every`) blocks
+        that: False then, and `wgfleet db scrub` finishes it later. PostgreSQL keeps dead rows
+        until VACUUM; its own WAL and backups are the server operator's to expire.
+        """
+        return self.db.scrub()
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.db.execute(sql, params)
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        rows = self.db.execute(sql, params)
+        return rows[0] if rows else None
