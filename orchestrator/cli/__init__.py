@@ -26,6 +26,7 @@ from orchestrator.cli import (
     privacy,
     push,
     sync,
+    trail,
 )
 from orchestrator.cli.output import EXIT_CODES_HELP, Handler, Output, positive_int
 from orchestrator.cli.redacted import redacted_traceback, settings_secrets
@@ -173,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(config_commands, "show", cmd_config_show, "show the effective settings (paths, never keys)")
     add(commands, "tui", cmd_tui, "the operator's terminal UI (same actions as these commands)")
     nodes.register(commands, add)
-    for group in (db, accounts, plans, peers, billing, push):
+    for group in (db, accounts, plans, peers, billing, push, trail):
         group.register(commands, add)
     sync.register_sync(commands, add)
     nodes.register_node_group(commands, add)

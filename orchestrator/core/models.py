@@ -125,6 +125,24 @@ class Configuration:
         return tuple(sorted(self.addresses))
 
 
+# Operations kept in the store's trail: a sync every minute fills a week; older ones go.
+OPERATIONS_KEPT = 10_000
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One writing session of a controller: what ran, where, when (unix seconds), how it ended
+    ("ok", or the error's kind and exit code), and how many steps it took. An operator's run,
+    never a user's activity: it names no account, configuration or key."""
+
+    operation: str
+    controller: str
+    started_at: int
+    finished_at: int
+    outcome: str
+    steps: int
+
+
 @dataclass(frozen=True)
 class TopUp:
     invoice: str

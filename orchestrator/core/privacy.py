@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from orchestrator.core.models import Plan, ResetRule, TopUp
+from orchestrator.core.models import OPERATIONS_KEPT, Plan, ResetRule, TopUp
 from orchestrator.core.quota import period_start
 
 
@@ -224,6 +224,13 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
             "key rotation",
             "until rotated",
             ("purpose", "public_key", "created_on"),
+        ),
+        RecordKind(
+            "operations",
+            "which use case each writing run of a controller ran, when, and how it ended",
+            "the operator's audit trail of their own runs; it names no user",
+            f"the newest {OPERATIONS_KEPT:,} runs",
+            ("operation", "controller", "started_at", "finished_at", "outcome", "steps"),
         ),
         RecordKind(
             "schema_migrations",

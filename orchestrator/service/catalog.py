@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from orchestrator.core.models import Account, Configuration, Plan, TopUp, UsageTotal
+from orchestrator.core.models import (
+    Account,
+    Configuration,
+    Operation,
+    Plan,
+    TopUp,
+    UsageTotal,
+)
 from orchestrator.service.context import Fleet, writes
 
 
@@ -115,6 +122,11 @@ def nodes(fleet: Fleet) -> list[NodeListing]:
         )
         for n in known
     ]
+
+
+def operations(fleet: Fleet, limit: int = 50) -> list[Operation]:
+    """The newest writing sessions of every controller sharing this store, newest first."""
+    return fleet.store.operations(limit)
 
 
 def granted_configurations(fleet: Fleet) -> int:

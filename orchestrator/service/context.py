@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import functools
 import json
+import platform
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
@@ -25,9 +27,9 @@ from orchestrator.adapters.private_files import private_dir
 from orchestrator.adapters.secrets import SecretStore
 from orchestrator.adapters.store import SqlStore, open_store
 from orchestrator.core.errors import CoreError
-from orchestrator.core.models import Node
+from orchestrator.core.models import Node, Operation
 from orchestrator.core.shard import Shard
-from orchestrator.errors import NotFound
+from orchestrator.errors import NotFound, StoreError, WgfleetError
 from orchestrator.service.errors import translated
 from orchestrator.service.lock import fleet_lock
 from orchestrator.settings import Settings, with_policies
@@ -162,11 +164,12 @@ def open_fleet(
         private_dir(settings.data_dir, follow=True)
         store = open_store(settings.store_url, source=settings.source)
         stack.callback(store.close)
+        started = int(time.time())
         with translated():
             if upgrade and store.schema_version() == 0:
                 store.upgrade(ipv6_prefix=settings.network.ipv6_prefix)
             store.require_current()
-            yield Fleet(
+            fleet = Fleet(
                 with_stored_policies(settings, store),
                 store,
                 SecretStore(settings.data_dir / "secrets"),
@@ -176,6 +179,42 @@ def open_fleet(
                 operation=operation,
                 given_settings=settings,
             )
+        outcome = "ok"
+        try:
+            with translated():
+                yield fleet
+        except BaseException as error:
+            outcome = outcome_of(error)
+            raise
+        finally:
+            if write:
+                _record_operation(fleet, started, outcome)
+
+
+def outcome_of(error: BaseException) -> str:
+    """How a session ended, for the trail: the error's kind and exit code, never its message
+    (a message may name an account or a configuration)."""
+    if isinstance(error, WgfleetError):
+        return f"{type(error).__name__} (exit {int(error.exit_code)})"
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted"
+    return f"bug: {type(error).__name__}"
+
+
+def _record_operation(fleet: Fleet, started: int, outcome: str) -> None:
+    """Keep the writing session in the store's operations trail. A store that cannot take it
+    (it is the store that failed) does not hide the session's own error."""
+    with suppress(StoreError):
+        fleet.store.record_operation(
+            Operation(
+                fleet.operation or "python api",
+                platform.node() or "controller",
+                started,
+                int(time.time()),
+                outcome,
+                len(fleet.trail),
+            )
+        )
 
 
 def upgrade_store(settings: Settings) -> tuple[list[int], int]:

@@ -41,6 +41,7 @@ STORE_NAMES = {
     "networks": ["count_networks6", "ipv6_prefix", "node_networks6", "set_ipv6_prefix"],
     "leases": ["LEASE_SECONDS", "lease_nodes"],
     "policies": ["policies", "replace_policies"],
+    "operations": ["operations", "record_operation"],
     "accounts": [
         "account",
         "account_records",

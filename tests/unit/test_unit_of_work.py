@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 import re
 import threading
 from pathlib import Path
@@ -167,3 +168,25 @@ def test_writers_are_marked() -> None:
         catalog.set_plan,
     ):
         assert inspect.unwrap(function) is not function, function.__qualname__
+
+
+def test_each_writing_session_leaves_one_row_in_the_trail_and_readers_none(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from orchestrator.cli import main
+    from orchestrator.errors import UsageError
+
+    assert main(["plans", "set", "p", "--quota", "1GiB"]) == 0
+    assert main(["plans", "list"]) == 0  # a reader: no row
+    with pytest.raises(UsageError), open_fleet(settings, write=True, operation="peers remove"):
+        raise UsageError("no configuration x")
+    capsys.readouterr()
+    assert main(["--json", "trail"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["operation"], r["outcome"], r["steps"]) for r in rows] == [
+        ("peers remove", "UsageError (exit 2)", 0),
+        ("plans set", "ok", 1),
+    ]
+    assert all(r["finished_at"] >= r["started_at"] > 0 and r["controller"] for r in rows)
+    # Only what ran, where and when: no argument, no name of a plan, account or configuration.
+    assert '"p"' not in json.dumps(rows)

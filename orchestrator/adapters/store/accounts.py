@@ -37,6 +37,7 @@ NOT_ACCOUNT_DATA = {
     "notifications": "events in transit to the operator's hook, deleted once delivered",
     "tunnel_prefixes": "the fleet's IPv6 tunnel prefix",
     "node_networks6": "each node's IPv6 tunnel /64",
+    "operations": "the controllers' writing runs, naming no account",
 }
 _INTERNAL_COLUMNS = {"id", "account_id", "configuration_id"}
 

@@ -290,6 +290,25 @@ MIGRATIONS: tuple[Migration, ...] = (
             "UPDATE nodes SET revision = revision + 1",
         ),
     ),
+    Migration(
+        14,
+        "the operations trail: one row per writing session (which use case, which controller, "
+        "its start and end in unix seconds, how it ended, how many steps it took); nothing in "
+        "it names an account, a configuration or a key",
+        (
+            f"""
+            CREATE TABLE operations (
+                id {_ID},
+                operation TEXT NOT NULL,
+                controller TEXT NOT NULL,
+                started_at BIGINT NOT NULL,
+                finished_at BIGINT NOT NULL,
+                outcome TEXT NOT NULL,
+                steps INTEGER NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 # Migrations with a step in Python after their statements (see SqlStore.upgrade): 13 draws

@@ -20,6 +20,7 @@ of ``base.py``:
 | ``usage.py`` | usage and running totals, daily totals per node |
 | ``ledger.py`` | what a sync reads once and lands together |
 | ``billing.py`` | plans, top-ups, notifications |
+| ``operations.py`` | the trail of writing sessions (what ran, where, when, how it ended) |
 
 A concern's mixin derives from the concerns whose methods it calls, so its class line says
 what it depends on (and mypy checks every call).
@@ -31,6 +32,7 @@ from orchestrator.adapters.store.accounts import ACCOUNT_TABLES, NOT_ACCOUNT_DAT
 from orchestrator.adapters.store.base import Connection
 from orchestrator.adapters.store.leases import LeasesStore
 from orchestrator.adapters.store.ledger import LedgerStore, RowUsage, SyncLedger
+from orchestrator.adapters.store.operations import OperationsStore
 from orchestrator.adapters.store.peer_keys import PeerKeysStore
 from orchestrator.adapters.store.policies import PoliciesStore
 from orchestrator.adapters.store.usage import RunningTotals
@@ -46,5 +48,7 @@ __all__ = [
 ]
 
 
-class SqlStore(AccountsStore, PeerKeysStore, LedgerStore, LeasesStore, PoliciesStore):
+class SqlStore(
+    AccountsStore, PeerKeysStore, LedgerStore, LeasesStore, PoliciesStore, OperationsStore
+):
     """The fleet's desired state and its only usage data."""
