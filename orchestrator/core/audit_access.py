@@ -1,7 +1,7 @@
 """Judge who can log in to a node and what each login can do, from read-only probe output.
 
-Three accounts are reachable over SSH, each with one controller key (README "How a node is
-reached"): ``root`` (the deploy key), ``wgcollect`` (the collector key, forced to run the
+Three accounts are reachable over SSH, each with one controller key (docs/OPERATIONS.md "How a
+node is reached"): ``root`` (the deploy key), ``wgcollect`` (the collector key, forced to run the
 counters script) and ``wgpush`` (the push key, forced to run the peers entry point). For each,
 :data:`ACCESS_PROBES` prints what sshd and sudo will actually honour (the key files sshd reads
 for that user per ``sshd -T``, their lines, the per-user sshd settings, sudo's own resolution of

@@ -1,4 +1,4 @@
-"""The documented bounds on what wgfleet reads from outside (README, "Input bounds").
+"""The documented bounds on what wgfleet reads from outside (docs/COMMANDS.md, "Bad input").
 
 A file over its bound is refused by its size before a byte of it is parsed; within it, every
 parser below stays linear and quick. The bounds are far above any real file: a fleet file of

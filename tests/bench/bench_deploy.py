@@ -18,7 +18,7 @@ own CPU is not counted, but they share the same cores).
 Run as root after `bash .ci/install` (about 12 minutes for 20 nodes, most of it Ansible):
     .venv/bin/python -m tests.bench.bench_deploy [--nodes 20] [--skip-full] [--json]
 
-Measured on this machine (2 cores): see the README's Performance section.
+Measured on this machine (2 cores): see docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
