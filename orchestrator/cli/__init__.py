@@ -72,7 +72,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, output: Output) -> in
     """The main job on the embedded default: a deployed lab fleet with real usage in the store."""
     from orchestrator.service.demo import run_demo
 
-    result = run_demo(settings, args.nodes, args.clients, output.progress)
+    # The demo runs for minutes: its steps are its story, told on stdout as they happen (stderr
+    # stays for errors, as for every command).
+    def narrate(step: str) -> None:
+        if not output.json_mode and not output.quiet:
+            output.out.print(f"[dim]{step}[/dim]")
+
+    result = run_demo(settings, args.nodes, args.clients, narrate)
 
     def render() -> None:
         lab.render_lab_status(output, result.lab)
