@@ -145,5 +145,8 @@ def test_a_single_top_up_with_another_amount_is_a_conflict_through_the_command(
     arabic = wgfleet(
         "topup", "ann-1", "--bytes", "\u0661\u0662", "--amount", "1", "--invoice", "T-2"
     )
-    assert arabic.returncode == 2 and b"a size such as 10GiB, 500MB or a number of bytes" in arabic.stderr
+    assert (
+        arabic.returncode == 2
+        and b"a size such as 10GiB, 500MB or a number of bytes" in arabic.stderr
+    )
     assert granted("ann-1") == 1000
