@@ -6,12 +6,14 @@ also when tests fail. Every other lab name, subnet or address a test uses is der
 same worker space (tests/worker_space.py), so runs beside each other never collide.
 
 `.ci/test` runs the suite in two pytest-xdist workers (`-n 2 --dist loadgroup`). Each worker
-has a lab of its own (worker 1: name "u" in 198.18.16.0/20), and every test module goes to
-one of two fixed groups (`TRAFFIC_MODULES` or not): the first holds the modules that run Ansible (CPU-bound
-on the controller) and every test that needs no lab, the second the modules that mostly wait on
-real traffic, handshakes and graces. The two overlap instead of running one after the other.
-Within a group tests keep their file order, so a module that needs a bare lab (test_lab.py)
-still runs before the first deploy of its worker's lab.
+has a lab of its own (worker 1: name "u" in 198.18.16.0/20). Every test that needs a lab goes to
+one of two fixed groups: "traffic" (the modules of `TRAFFIC_MODULES`, which mostly wait on real
+traffic, handshakes and graces) or "ansible" (the other lab tests, which run Ansible, CPU-bound
+on the controller); the two overlap instead of running one after the other. Tests that need no
+lab belong to no group: xdist hands each to whichever worker is free, i.e. the one whose group
+ends first. Within a group tests keep their file order, so a module that needs a bare lab
+(test_lab.py) still runs before the first deploy of its worker's lab. docs/TESTING.md has the
+layout and the figures.
 """
 
 from __future__ import annotations
@@ -132,14 +134,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ):
         return
 
-    # The first group runs its lab tests before the tests that need no lab: a lab booted by a
-    # process that already ran the TUI's tests once failed to boot its nodes.
-    def group(item: pytest.Item) -> str:
-        return "traffic" if item.nodeid.split("::")[0] in TRAFFIC_MODULES else "ansible"
+    # A module of the second group goes there whole; any other test that needs a lab goes to
+    # the first. A test without a lab gets no group: xdist hands such tests one by one to the
+    # worker that runs out of group work first, so they fill the shorter group's tail.
+    def group(item: pytest.Item) -> str | None:
+        if item.nodeid.split("::")[0] in TRAFFIC_MODULES:
+            return "traffic"
+        if "lab" in item.keywords or "lab" in getattr(item, "fixturenames", ()):
+            return "ansible"
+        return None
 
-    items.sort(key=lambda item: group(item) == "ansible" and "lab" not in item.keywords)
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(item)))
+        name = group(item)
+        if name is not None:
+            item.add_marker(pytest.mark.xdist_group(name))
 
 
 @pytest.fixture(scope="session")
