@@ -1,16 +1,19 @@
 """Shared fixtures. Unit tests need nothing; tests marked `lab` share one real lab fleet.
 
-The lab fixture builds its own lab (name "t", subnet 198.18.32.0/20, state under a temporary
-directory), so it never touches an operator's default lab, and always tears it down, also when
-tests fail.
+The lab fixture builds its own lab (name "t" on the lower half of 198.18.32.0/20, state under a
+temporary directory), so it never touches an operator's default lab, and always tears it down,
+also when tests fail. Every other lab name, subnet or address a test uses is derived from the
+same worker space (tests/worker_space.py), so runs beside each other never collide.
 
 `.ci/test` runs the suite in two pytest-xdist workers (`-n 2 --dist loadgroup`). Each worker
-has a lab of its own (worker 1: name "u", subnet 198.18.16.0/20), and every test module goes to
-one of two fixed groups (`LAB_GROUPS`): the first holds the modules that run Ansible (CPU-bound
-on the controller) and every test that needs no lab, the second the modules that mostly wait on
-real traffic, handshakes and graces. The two overlap instead of running one after the other.
-Within a group tests keep their file order, so a module that needs a bare lab (test_lab.py)
-still runs before the first deploy of its worker's lab.
+has a lab of its own (worker 1: name "u" in 198.18.16.0/20). Every test that needs a lab goes to
+one of two fixed groups: "traffic" (the modules of `TRAFFIC_MODULES`, which mostly wait on real
+traffic, handshakes and graces) or "ansible" (the other lab tests, which run Ansible, CPU-bound
+on the controller); the two overlap instead of running one after the other. Tests that need no
+lab belong to no group: xdist hands each to whichever worker is free, i.e. the one whose group
+ends first. Within a group tests keep their file order, so a module that needs a bare lab
+(test_lab.py) still runs before the first deploy of its worker's lab. docs/TESTING.md has the
+layout and the figures.
 """
 
 from __future__ import annotations
@@ -28,12 +31,11 @@ import pytest
 
 from orchestrator.core.lab_layout import plan_layout
 from orchestrator.settings import Settings, settings_from_mapping
+from tests.worker_space import session_lab
 
 LAB_NODES = 3
 LAB_CLIENTS = 2
 
-# Worker index -> (lab name, subnet) when the suite runs in xdist workers; see the docstring.
-WORKER_LABS = (("t", "198.18.32.0/20"), ("u", "198.18.16.0/20"))
 # Modules of the second group (traffic, waits); every other test is in the first.
 TRAFFIC_MODULES = frozenset(
     {
@@ -132,35 +134,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ):
         return
 
-    # The first group runs its lab tests before the tests that need no lab: a lab booted by a
-    # process that already ran the TUI's tests once failed to boot its nodes.
-    def group(item: pytest.Item) -> str:
-        return "traffic" if item.nodeid.split("::")[0] in TRAFFIC_MODULES else "ansible"
+    # A module of the second group goes there whole; any other test that needs a lab goes to
+    # the first. A test without a lab gets no group: xdist hands such tests one by one to the
+    # worker that runs out of group work first, so they fill the shorter group's tail.
+    def group(item: pytest.Item) -> str | None:
+        if item.nodeid.split("::")[0] in TRAFFIC_MODULES:
+            return "traffic"
+        if "lab" in item.keywords or "lab" in getattr(item, "fixturenames", ()):
+            return "ansible"
+        return None
 
-    items.sort(key=lambda item: group(item) == "ansible" and "lab" not in item.keywords)
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(item)))
-
-
-def worker_lab() -> tuple[str, str]:
-    """This process's lab name and subnet: $WGFLEET_TEST_LAB_NAME/_SUBNET (a second test run
-    beside this one, e.g. a benchmark's), else the defaults; a second xdist worker gets a name
-    and a /20 of its own."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    index = int(worker.removeprefix("gw")) if worker.removeprefix("gw").isdigit() else 0
-    default_name, default_subnet = WORKER_LABS[min(index, len(WORKER_LABS) - 1)]
-    name = os.environ.get("WGFLEET_TEST_LAB_NAME")
-    subnet = os.environ.get("WGFLEET_TEST_LAB_SUBNET")
-    if name is None or subnet is None:
-        return default_name, default_subnet
-    if index == 0:
-        return name, subnet
-    network = ipaddress.ip_network(subnet)
-    return f"{name[:5]}{index}", str(
-        ipaddress.ip_network(
-            (int(network.network_address) + index * network.num_addresses, network.prefixlen)
-        )
-    )
+        name = group(item)
+        if name is not None:
+            item.add_marker(pytest.mark.xdist_group(name))
 
 
 @pytest.fixture(scope="session")
@@ -168,7 +155,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     from orchestrator.service import lab as lab_service
 
     base = tmp_path_factory.mktemp("lab")
-    name, subnet = worker_lab()
+    name, subnet = session_lab()
     settings = lab_settings(base, name, subnet)
     # The same settings as a file, for tests that drive the `wgfleet` command itself.
     (base / "settings.yml").write_text(

@@ -1,8 +1,9 @@
 """Synthetic nodes for benchmarks and scale tests: one real sshd answering for many addresses.
 
-A network namespace of our own holds up to 1,000 node addresses (198.18.100.0/22, on its
-loopback, routed from the host through one veth pair) and one OpenSSH server, run from the
-cached lab rootfs in a chroot inside a private mount namespace. Every SSH session is a real
+A network namespace of our own holds up to 1,000 node addresses (the worker's synthetic node
+network, tests/worker_space.py; on its loopback, routed from the host through one veth pair)
+and one OpenSSH server, run from the cached lab rootfs in a chroot inside a private mount
+namespace. Every SSH session is a real
 key exchange, authentication and exec; only the node's answer is synthetic: a forced command
 prints the counters file written for the address the client dialled (`wgfleet-counters`),
 answers a push like a node with nothing to change (`wgfleet-peers`), or runs any other command
@@ -14,7 +15,6 @@ process in it by PID, unmounts, and deletes the namespace and route, also after 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import signal
 import socket
@@ -26,9 +26,8 @@ from orchestrator.adapters.keyfiles import ensure_ssh_keypair, new_host_key, wri
 from orchestrator.adapters.lab import network
 from orchestrator.adapters.proc import run
 from orchestrator.errors import LabError
+from tests.worker_space import synthetic_space
 
-NODE_NETWORK = ipaddress.IPv4Network("198.18.100.0/22")
-LINK_NETWORK = ipaddress.IPv4Network("198.18.96.0/30")
 USERS = ("wgcollect", "wgpush")
 FIRST_UID = 64100
 
@@ -93,15 +92,19 @@ def cached_rootfs() -> Path:
 class SyntheticNodes:
     """``count`` node addresses answered by one sshd; use as a context manager."""
 
-    def __init__(self, workdir: Path, rootfs: Path, count: int, *, name: str = "wgbench") -> None:
-        if not 1 <= count <= NODE_NETWORK.num_addresses - 2:
-            raise ValueError(f"count {count}: between 1 and {NODE_NETWORK.num_addresses - 2}")
+    def __init__(self, workdir: Path, rootfs: Path, count: int) -> None:
+        # Namespace and networks of this process's worker (tests/worker_space.py): a test
+        # (test_shards) and a benchmark (test_bench_suite) in two xdist workers, or two test
+        # runs, build theirs at the same time.
+        self.netns, self.node_network, self.link_network = synthetic_space()
+        if not 1 <= count <= self.node_network.num_addresses - 2:
+            limit = self.node_network.num_addresses - 2
+            raise ValueError(f"count {count}: between 1 and {limit}")
         self.workdir = workdir
         self.rootfs = rootfs
         self.count = count
-        self.netns = name
-        self.host_link = f"{name}-h"
-        self.addresses = [str(NODE_NETWORK.network_address + 1 + i) for i in range(count)]
+        self.host_link = f"{self.netns}-h"
+        self.addresses = [str(self.node_network.network_address + 1 + i) for i in range(count)]
         self.merged = workdir / "merged"
         self.known_hosts = workdir / "known_hosts"
         self.keys = {user: workdir / f"{user}_key" for user in USERS}
@@ -193,7 +196,7 @@ class SyntheticNodes:
 
     def _make_network(self) -> None:
         network.note_netns_dir_state()
-        host, inside = (str(a) for a in list(LINK_NETWORK.hosts())[:2])
+        host, inside = (str(a) for a in list(self.link_network.hosts())[:2])
         run(["ip", "netns", "add", self.netns])
         run(
             [
@@ -201,15 +204,15 @@ class SyntheticNodes:
                 "peer", "name", "eth0", "netns", self.netns,
             ]
         )  # fmt: skip
-        run(["ip", "addr", "add", f"{host}/{LINK_NETWORK.prefixlen}", "dev", self.host_link])
+        run(["ip", "addr", "add", f"{host}/{self.link_network.prefixlen}", "dev", self.host_link])
         run(["ip", "link", "set", self.host_link, "up"])
-        run(["ip", "-n", self.netns, "addr", "add", f"{inside}/{LINK_NETWORK.prefixlen}",
+        run(["ip", "-n", self.netns, "addr", "add", f"{inside}/{self.link_network.prefixlen}",
              "dev", "eth0"])  # fmt: skip
         run(["ip", "-n", self.netns, "link", "set", "lo", "up"])
         run(["ip", "-n", self.netns, "link", "set", "eth0", "up"])
         batch = "".join(f"addr add {a}/32 dev lo\n" for a in self.addresses)
         run(["ip", "-n", self.netns, "-batch", "-"], input_text=batch)
-        run(["ip", "route", "add", str(NODE_NETWORK), "via", inside])
+        run(["ip", "route", "add", str(self.node_network), "via", inside])
 
     def _start_sshd(self) -> None:
         with open(self.sshd_log, "wb") as log:
@@ -252,7 +255,7 @@ class SyntheticNodes:
         if self._sshd is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._sshd.wait(timeout=5)
-        run(["ip", "route", "del", str(NODE_NETWORK)], check=False)
+        run(["ip", "route", "del", str(self.node_network)], check=False)
         network.delete_netns(self.netns, self.host_link)
         network.release_netns_dir()
         if self.merged.is_mount():

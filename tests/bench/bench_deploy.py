@@ -1,7 +1,7 @@
 """Benchmark: a converged `deploy` of real lab nodes against their first deploy.
 
-A real lab (lab "bdp" on 198.18.80.0/24, state under a temporary directory, `lab_down`
-afterwards whatever happens) of 20 systemd-nspawn Debian nodes, deployed three times with the
+A real lab (the one tests/worker_space.py derives for it, state under a temporary directory,
+`lab_down` afterwards whatever happens) of 20 systemd-nspawn Debian nodes, deployed three times with the
 same `deploy` the CLI runs:
 
 | case | what runs | reference | target |
@@ -36,9 +36,9 @@ from orchestrator.service import lab as lab_service
 from tests.bench.bench_fleet import measure, print_table
 from tests.bench.report import run_main
 from tests.conftest import deploy_fleet, lab_settings
+from tests.worker_space import derived_lab
 
-LAB_NAME = "bdp"  # not the test suite's lab nor the other benchmarks'
-LAB_SUBNET = "198.18.80.0/24"
+LAB_NAME, LAB_SUBNET = derived_lab("bench-deploy")  # tests/worker_space.py
 
 
 def bench(nodes: int, skip_full: bool) -> dict[str, Any]:

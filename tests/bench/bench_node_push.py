@@ -1,8 +1,8 @@
 """Benchmark: disable 1,000 configurations on one real node with 10,000 peers, against one
 `wg syncconf` of the same final state.
 
-A real lab (as tests/conftest.py makes it: `lab_up` with 1 node and 1 client, here lab "bnp" on
-198.18.64.0/24, state under a temporary directory, `lab_down` afterwards whatever happens), the
+A real lab (as tests/conftest.py makes it: `lab_up` with 1 node and 1 client, here the lab
+tests/worker_space.py derives for it, state under a temporary directory, `lab_down` afterwards whatever happens), the
 node deployed with the `deploy` the tests use. The store gets 10,000 configurations on that
 node, each with a preshared key as `peers add` makes them: 9,996 by bulk SQL (real X25519
 public keys, tunnel addresses from 198.19.128.0/18, since a lab node's own /24 pool is too
@@ -89,9 +89,9 @@ from orchestrator.settings import Settings
 from tests.bench.bench_fleet import print_table as print_results
 from tests.bench.report import run_main
 from tests.conftest import deploy_fleet, lab_settings
+from tests.worker_space import derived_lab
 
-LAB_NAME = "bnp"  # not the test suite's "t" nor test_lab_lifecycle's "c"
-LAB_SUBNET = "198.18.64.0/24"
+LAB_NAME, LAB_SUBNET = derived_lab("bench-push")  # tests/worker_space.py
 BULK_POOL = ipaddress.IPv4Network("198.19.128.0/18")  # clear of lab nodes' 198.19.N.0/24 pools
 NODE = "node1"
 CLIENT = "client1"

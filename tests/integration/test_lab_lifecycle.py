@@ -14,6 +14,7 @@ from orchestrator.core.lab_layout import machine_prefix, name_prefix, netns_pref
 from orchestrator.service import lab as lab_service
 from orchestrator.settings import Settings
 from tests.conftest import lab_settings
+from tests.worker_space import derived_lab
 
 pytestmark = pytest.mark.lab
 
@@ -50,7 +51,7 @@ def everything(settings: Settings) -> dict[str, set[str]]:
 
 @pytest.fixture
 def small_lab(tmp_path: Path):
-    settings = lab_settings(tmp_path, "c", "198.18.48.0/20")
+    settings = lab_settings(tmp_path, *derived_lab("lifecycle"))
     try:
         yield settings
     finally:
@@ -79,12 +80,16 @@ def test_lab_down_removes_everything_it_made(small_lab: Settings) -> None:
         "processes": set(),
     }
     after = everything(small_lab)
-    # Other labs (an operator's) may come and go meanwhile; nothing of ours may be new.
+    # Other labs (an operator's, the other xdist worker's) may come and go meanwhile; nothing
+    # of ours may be new.
+    ours = machine_prefix(small_lab.lab.name)
     assert not {
-        n for n in after["namespaces"] - before["namespaces"] if n.startswith(netns_prefix("c"))
+        n
+        for n in after["namespaces"] - before["namespaces"]
+        if n.startswith(netns_prefix(small_lab.lab.name))
     }
     assert after["mounts"] - before["mounts"] <= {
-        m for m in after["mounts"] if "/wgfleet-" not in m and str(small_lab.lab.state_dir) not in m
+        m for m in after["mounts"] if f"/{ours}" not in m and str(small_lab.lab.state_dir) not in m
     }
     if "/run/netns" not in before["mounts"]:
         # `ip` bind-mounts /run/netns for the first namespace; the lab undoes what it caused.

@@ -32,6 +32,7 @@ from orchestrator.service import peers as peers_service
 from orchestrator.service.context import open_fleet
 from tests.conftest import Lab
 from tests.integration.fleet_lab import account, wgfleet
+from tests.worker_space import unreached_node_address
 
 pytestmark = pytest.mark.lab
 
@@ -241,7 +242,7 @@ def test_ansible_trusts_only_the_pinned_file_whatever_a_production_inventory_say
     project = ping_project(tmp_path)
     stranger = keyfiles.new_host_key()[1]
     pins = {
-        "lacks the node": f"198.18.255.1 {stranger}\n",
+        "lacks the node": f"{unreached_node_address(1)} {stranger}\n",
         "differs from the node": f"{node.underlay} {stranger}\n",
         "holds the node": f"{good}\n",
     }

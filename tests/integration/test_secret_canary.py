@@ -30,6 +30,7 @@ import pytest
 from orchestrator.adapters.lab.clients import ping_from
 from tests.conftest import Lab
 from tests.integration.fleet_lab import WGFLEET
+from tests.worker_space import unreached_node_address
 
 KEY_LINE = re.compile(r"^(PrivateKey|PresharedKey) = ([A-Za-z0-9+/]{43}=)$", re.MULTILINE)
 
@@ -215,7 +216,7 @@ def test_the_store_password_and_keys_stay_out_of_a_postgresql_run(
             store.upsert_node(
                 Node(
                     f"node{index}",
-                    f"198.18.255.{index}",
+                    unreached_node_address(index),
                     ipaddress.IPv4Network(f"198.19.{200 + index}.0/24"),
                     public_key=base64.b64encode(bytes([index]) * 32).decode(),
                     key_created_on=date.today(),

@@ -1,6 +1,6 @@
 """A real SQLite store in tmp_path, seeded with fixed data, and helpers to drive the TUI.
 
-Nodes sit at 198.18.255.0/24 and the settings pin no known_hosts file, so every push fails
+Nodes sit at addresses never reached (tests/worker_space.py) and the settings pin no known_hosts file, so every push fails
 at once on every node, without touching the network: the store changes as the CLI's would,
 and the TUI must show the failed push as a notification.
 """
@@ -32,6 +32,7 @@ from orchestrator.service import peers
 from orchestrator.service.context import open_fleet
 from orchestrator.settings import Settings, settings_from_mapping
 from orchestrator.tui.app import WgfleetApp
+from tests.worker_space import unreached_node_address
 
 TODAY = date(2024, 5, 15)
 
@@ -113,7 +114,7 @@ def seed(settings: Settings, extra: int = 0) -> None:
                 store.upsert_node(
                     Node(
                         f"node{i + 1}",
-                        f"198.18.255.{10 + i}",
+                        unreached_node_address(10 + i),
                         ipaddress.IPv4Network(f"198.19.{i}.0/24"),
                         public_key=key(1000 + i),
                         key_created_on=date(2024, 1, 1 + 10 * i),

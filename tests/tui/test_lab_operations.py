@@ -1,6 +1,6 @@
 """The TUI on the lab: deploy and sync from the Operations screen, then the Fleet screen shows
-every node reachable and the usage the sync brought in. Runs after the integration tests, on
-the session lab they deployed and put traffic through."""
+every node reachable and the usage the sync brought in. The test puts traffic through the
+session lab itself first (it needs nothing from the tests before it)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,37 @@ from typing import Any
 
 import pytest
 
+from orchestrator.service import lab as lab_service
+from orchestrator.service import peers as peers_service
+from orchestrator.service import sync as sync_service
 from orchestrator.service.context import open_fleet
 from orchestrator.service.overview import fleet_overview
 from orchestrator.tui.app import WgfleetApp
 from orchestrator.tui.screens.operations import OperationsScreen
 from tests.conftest import LAB_NODES, Lab
+from tests.integration.conftest import deployed, layout  # noqa: F401 (fixtures used here)
+from tests.integration.fleet_lab import account, ping
 
 pytestmark = pytest.mark.lab
+
+ACCOUNT = "tuiops"
+
+
+@pytest.fixture
+def usage_synced(lab: Lab, layout, deployed: None) -> None:  # noqa: F811
+    """Traffic of the test's own through a tunnel, synced once: the Fleet screen has usage to
+    show whichever tests ran before, and the TUI's sync brings in the last bytes."""
+    node, client = layout.nodes[0], layout.clients[0]
+    with open_fleet(lab.settings, write=True) as fleet:
+        account(fleet, ACCOUNT)
+        made = peers_service.add_configuration(fleet, ACCOUNT, nodes=[node.name])
+        lab_service.tunnel_up(lab.settings, client.name, made.client_configs[node.name])
+        try:
+            assert ping(client.netns, str(node.tunnel_address), count=5)
+            assert sync_service.sync(fleet, nodes=[node.name]).ok
+            assert ping(client.netns, str(node.tunnel_address), count=5)
+        finally:
+            lab_service.tunnel_down(lab.settings, client.name)
 
 
 async def run_to_the_end(pilot: Any, screen: OperationsScreen, key: str, limit: float) -> str:
@@ -30,7 +54,7 @@ async def run_to_the_end(pilot: Any, screen: OperationsScreen, key: str, limit: 
     return str(screen.query_one("#summary-title").render())
 
 
-async def test_deploy_and_sync_from_the_operations_screen(lab: Lab) -> None:
+async def test_deploy_and_sync_from_the_operations_screen(lab: Lab, usage_synced: None) -> None:
     with open_fleet(lab.settings, write=True) as fleet:
         before = fleet_overview(fleet, fleet_today()).totals.bytes_this_period
     app = WgfleetApp(lab.settings)

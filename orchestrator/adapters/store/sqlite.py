@@ -14,14 +14,26 @@ from typing import Any
 from orchestrator.errors import StoreError
 
 
+def create_owner_only(path: str) -> None:
+    """The store holds account data: only its owner may read it, WAL and shm included. The
+    main file is made 0600 (without following a link) before SQLite opens it, and SQLite gives
+    its WAL, shm and journal files the main file's mode. Not a umask: it is the process's, and
+    two threads opening stores at once (the TUI's workers) restored each other's 077, which
+    then stayed: every file the process made later, a lab node's included, was owner-only."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StoreError(f"cannot open SQLite store {path}: {exc.strerror}") from None
+    os.close(fd)
+
+
 class SqliteConnection:
     dialect = "sqlite"
 
     def __init__(self, path: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # The store holds account data: only its owner may read it, WAL and shm included.
-        previous = os.umask(0o077)
         try:
+            create_owner_only(path)
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
             for pragma in (
                 "PRAGMA journal_mode = WAL",
@@ -34,8 +46,6 @@ class SqliteConnection:
                 self._db.execute(pragma)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {path}: {exc}") from None
-        finally:
-            os.umask(previous)
         self.path = path
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
