@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from typing import Any, ClassVar
 
 from textual import on
@@ -14,8 +15,9 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 from orchestrator.core.overview import AccountRow, filter_rows
 from orchestrator.core.units import human_bytes
 from orchestrator.service import peers
+from orchestrator.service.context import Fleet
 from orchestrator.service.overview import accounts_overview
-from orchestrator.tui.screens.base import WgfleetScreen
+from orchestrator.tui.screens.base import ReadModelScreen
 from orchestrator.tui.widgets.dialogs import ConfirmDialog
 from orchestrator.tui.widgets.virtual_table import Column, VirtualTable, column_width
 
@@ -37,8 +39,10 @@ def deletion_statement(account: AccountRow) -> str:
     )
 
 
-class AccountsScreen(WgfleetScreen):
+class AccountsScreen(ReadModelScreen[list[AccountRow]]):
     TITLE = "Accounts"
+    LOAD_TITLE = "load accounts"
+    FOCUS = "#accounts"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_search", "Search"),
@@ -72,21 +76,8 @@ class AccountsScreen(WgfleetScreen):
                 yield topups
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.query_one(VirtualTable).focus()
-
-    def on_screen_resume(self) -> None:
-        self.action_reload()
-
-    def action_reload(self) -> None:
-        today = self.backend.today()
-        self.call_service(
-            "load accounts",
-            lambda fleet: accounts_overview(fleet, today),
-            self.loaded,
-            write=False,
-            group="load",
-        )
+    def read_model(self, fleet: Fleet, today: date) -> list[AccountRow]:
+        return accounts_overview(fleet, today)
 
     def loaded(self, accounts: list[AccountRow]) -> None:
         self.accounts = rows = accounts
@@ -173,24 +164,16 @@ class AccountsScreen(WgfleetScreen):
             self.notify("no account selected", severity="warning")
             return
 
-        def confirmed(yes: object) -> None:
-            if yes is not True:
-                return
-            self.call_service(
-                f"delete account {row.username}",
-                lambda fleet: peers.delete_account(fleet, row.username),
-                self.deleted(row.username),
-                write=True,
-            )
-
-        self.app.push_screen(
+        self.confirm_then_write(
             ConfirmDialog(
                 f"Erase account {row.username}",
                 deletion_statement(row),
                 "Erase",
                 type_to_confirm=row.username,
             ),
-            confirmed,
+            f"delete account {row.username}",
+            lambda fleet: peers.delete_account(fleet, row.username),
+            self.deleted(row.username),
         )
 
     def deleted(self, username: str) -> Any:

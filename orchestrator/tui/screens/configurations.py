@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, ClassVar
 
 from textual import events, on
@@ -24,7 +25,7 @@ from orchestrator.service.context import Fleet
 from orchestrator.service.overview import configuration_overview
 from orchestrator.service.peers import NewConfiguration
 from orchestrator.service.push import PushResult
-from orchestrator.tui.screens.base import WgfleetScreen
+from orchestrator.tui.screens.base import ReadModelScreen
 from orchestrator.tui.widgets.dialogs import (
     AddConfigurationDialog,
     AddForm,
@@ -68,8 +69,10 @@ def tone(row: ConfigurationRow) -> str:
     return "warning" if row.disabled_reason == DisabledReason.OVER_QUOTA else "muted"
 
 
-class ConfigurationsScreen(WgfleetScreen):
+class ConfigurationsScreen(ReadModelScreen[ConfigurationsData]):
     TITLE = "Configurations"
+    LOAD_TITLE = "load configurations"
+    FOCUS = "#configurations"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_filter", "Filter"),
@@ -106,12 +109,6 @@ class ConfigurationsScreen(WgfleetScreen):
         yield VirtualTable(self.cells, id="configurations")
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.query_one(VirtualTable).focus()
-
-    def on_screen_resume(self) -> None:
-        self.action_reload()
-
     def on_resize(self, event: events.Resize) -> None:
         compact = event.size.width < COMPACT_BELOW
         if compact != self.compact:
@@ -120,17 +117,12 @@ class ConfigurationsScreen(WgfleetScreen):
 
     # --- data --------------------------------------------------------------------------------
 
-    def action_reload(self) -> None:
-        today = self.backend.today()
-
-        def load(fleet: Fleet) -> ConfigurationsData:
-            return ConfigurationsData(
-                configuration_overview(fleet, today),
-                [p.name for p in catalog.plans(fleet)],
-                catalog.node_names(fleet),
-            )
-
-        self.call_service("load configurations", load, self.loaded, write=False, group="load")
+    def read_model(self, fleet: Fleet, today: date) -> ConfigurationsData:
+        return ConfigurationsData(
+            configuration_overview(fleet, today),
+            [p.name for p in catalog.plans(fleet)],
+            catalog.node_names(fleet),
+        )
 
     def loaded(self, data: ConfigurationsData) -> None:
         self.data = data
@@ -276,17 +268,13 @@ class ConfigurationsScreen(WgfleetScreen):
         if not names:
             return
 
-        def chosen(reason: object) -> None:
-            if not isinstance(reason, DisabledReason):
-                return
-            self.call_service(
-                f"disable {describe(names)}",
-                lambda fleet: peers.set_enabled(fleet, names, False, reason),
-                self.changed("disabled"),
-                write=True,
-            )
-
-        self.app.push_screen(DisableDialog(describe(names)), chosen)
+        self.ask_then_write(
+            DisableDialog(describe(names)),
+            DisabledReason,
+            lambda _reason: f"disable {describe(names)}",
+            lambda fleet, reason: peers.set_enabled(fleet, names, False, reason),
+            self.changed("disabled"),
+        )
 
     def action_topup(self) -> None:
         row = self.selected()
@@ -294,41 +282,27 @@ class ConfigurationsScreen(WgfleetScreen):
             return
         today = self.backend.today()
 
-        def chosen(form: object) -> None:
-            if not isinstance(form, TopUpForm):
-                return
-            self.call_service(
-                f"top up {row.name}",
-                lambda fleet: peers.topup(
-                    fleet,
-                    row.name,
-                    invoice=form.invoice,
-                    amount=form.amount,
-                    bytes_granted=form.bytes_granted,
-                    plan=form.plan,
-                    today=today,
-                ),
-                self.topped_up,
-                write=True,
-            )
-
-        self.app.push_screen(TopUpDialog(row.name, self.data.plans), chosen)
+        self.ask_then_write(
+            TopUpDialog(row.name, self.data.plans),
+            TopUpForm,
+            lambda _form: f"top up {row.name}",
+            lambda fleet, form: peers.topup(
+                fleet,
+                row.name,
+                invoice=form.invoice,
+                amount=form.amount,
+                bytes_granted=form.bytes_granted,
+                plan=form.plan,
+                today=today,
+            ),
+            self.topped_up,
+        )
 
     def topped_up(self, result: tuple[TopUp, bool]) -> None:
         topup, created = result
-        if created:
-            self.notify(
-                f"invoice {topup.invoice}: granted {topup.bytes_granted} bytes to "
-                f"{topup.configuration}",
-                markup=False,
-            )
-        else:
-            self.notify(
-                f"invoice {topup.invoice} was already recorded ({topup.bytes_granted} bytes to "
-                f"{topup.configuration}); nothing granted again",
-                severity="warning",
-                markup=False,
-            )
+        self.notify(
+            topup.outcome(created), severity="information" if created else "warning", markup=False
+        )
         self.action_reload()
 
     def action_remove(self) -> None:
@@ -336,17 +310,6 @@ class ConfigurationsScreen(WgfleetScreen):
         if not names:
             return
         rows = {r.name: r for r in self.data.rows}
-
-        def confirmed(yes: object) -> None:
-            if yes is not True:
-                return
-            self.call_service(
-                f"remove {describe(names)}",
-                lambda fleet: peers.remove_configurations(fleet, names),
-                self.changed("removed"),
-                write=True,
-            )
-
         if len(names) == 1 and names[0] in rows:
             row = rows[names[0]]
             what = f"{row.name} ({row.account})"
@@ -354,14 +317,16 @@ class ConfigurationsScreen(WgfleetScreen):
         else:
             what = describe(names)
             where = "their peers from every node they are on"
-        self.app.push_screen(
+        self.confirm_then_write(
             ConfirmDialog(
                 f"Remove {describe(names)}",
                 f"Remove {what} and the usage from the store, and {where}.\nTop-ups bought "
                 "stay in the ledger, no longer linked. This cannot be undone.",
                 "Remove",
             ),
-            confirmed,
+            f"remove {describe(names)}",
+            lambda fleet: peers.remove_configurations(fleet, names),
+            self.changed("removed"),
         )
 
     def action_rotate(self) -> None:
@@ -374,26 +339,20 @@ class ConfigurationsScreen(WgfleetScreen):
         account = current.account if isinstance(current, ConfigurationRow) else ""
         today = self.backend.today()
 
-        def chosen(form: object) -> None:
-            if not isinstance(form, AddForm):
-                return
-            self.call_service(
-                f"add a configuration for {form.account}",
-                lambda fleet: peers.add_configuration(
-                    fleet,
-                    form.account,
-                    nodes=form.nodes,
-                    quota_bytes=form.quota_bytes,
-                    plan=form.plan,
-                    name=form.name,
-                    today=today,
-                ),
-                self.added,
-                write=True,
-            )
-
-        self.app.push_screen(
-            AddConfigurationDialog(account, self.data.nodes, self.data.plans), chosen
+        self.ask_then_write(
+            AddConfigurationDialog(account, self.data.nodes, self.data.plans),
+            AddForm,
+            lambda form: f"add a configuration for {form.account}",
+            lambda fleet, form: peers.add_configuration(
+                fleet,
+                form.account,
+                nodes=form.nodes,
+                quota_bytes=form.quota_bytes,
+                plan=form.plan,
+                name=form.name,
+                today=today,
+            ),
+            self.added,
         )
 
     def added(self, created: NewConfiguration) -> None:
