@@ -33,12 +33,7 @@ def cmd_topup(args: argparse.Namespace, settings: Settings, output: Output) -> i
         )
     output.result(
         {**topup.__dict__, "created": created},
-        lambda: output.out.print(
-            f"invoice {topup.invoice}: granted {topup.bytes_granted} bytes to {topup.configuration}"
-            if created
-            else f"invoice {topup.invoice} was already recorded ({topup.bytes_granted} bytes to "
-            f"{topup.configuration}); nothing granted again"
-        ),
+        lambda: output.out.print(topup.outcome(created)),
     )
     return ExitCode.OK
 
