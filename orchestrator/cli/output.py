@@ -60,6 +60,13 @@ class Output:
 Registrar = Callable[..., argparse.ArgumentParser]
 
 
+def command_group(commands: Any, name: str, help: str, *, metavar: str = "ACTION") -> Any:
+    """``wgfleet NAME ACTION``: the subcommands of a group, one of them required. The chosen
+    one lands in ``NAME_command``, where the dispatcher looks for it (cli.common)."""
+    group = commands.add_parser(name, help=help)
+    return group.add_subparsers(dest=f"{name}_command", metavar=metavar, required=True)
+
+
 def positive_int(text: str) -> int:
     """A whole number 0..2^63-1 written in ASCII digits (int() alone would take "١٢",
     "1_000" or " 12 ", and numbers no store column holds)."""

@@ -13,7 +13,7 @@ from orchestrator.cli.client_configs import (
     emit_client_configs,
 )
 from orchestrator.cli.common import confirm, node_names, push_exit, session
-from orchestrator.cli.output import Output, Registrar, byte_amount
+from orchestrator.cli.output import Output, Registrar, byte_amount, command_group
 from orchestrator.core.models import Configuration, DisabledReason
 from orchestrator.core.units import human_bytes
 from orchestrator.errors import ExitCode, UsageError
@@ -162,8 +162,7 @@ def cmd_peers_remove(args: argparse.Namespace, settings: Settings, output: Outpu
 
 
 def register(commands: Any, add: Registrar) -> None:
-    peers = commands.add_parser("peers", help="configurations (WireGuard peers)")
-    peer_commands = peers.add_subparsers(dest="peers_command", metavar="ACTION", required=True)
+    peer_commands = command_group(commands, "peers", "configurations (WireGuard peers)")
     peer_add = add(
         peer_commands,
         "add",
