@@ -255,6 +255,12 @@ def cmd_rotate_ssh(args: argparse.Namespace, settings: Settings, output: Output)
     return ExitCode.OK
 
 
+def _configurations_or_node(parser: argparse.ArgumentParser) -> None:
+    """The configurations a key command acts on: named, or every one placed on --node."""
+    parser.add_argument("names", nargs="*", metavar="CONFIGURATION")
+    parser.add_argument("--node", help="every configuration placed on this node")
+
+
 def register(commands: Any, add: Registrar) -> None:
     key_commands = command_group(commands, "keys", "key ages and rotation")
     status = add(key_commands, "status", cmd_keys_status, "every key with its age; overdue first")
@@ -283,8 +289,7 @@ def register(commands: Any, add: Registrar) -> None:
         cmd_rotate_psk,
         "new preshared keys for configurations, or for all on a node (clients must update)",
     )
-    psk.add_argument("names", nargs="*", metavar="CONFIGURATION")
-    psk.add_argument("--node", help="every configuration placed on this node")
+    _configurations_or_node(psk)
     psk.add_argument(
         "--out",
         metavar="FILE",
@@ -326,7 +331,6 @@ def register(commands: Any, add: Registrar) -> None:
         cmd_reissue,
         "new client configs (a peer rotation each), e.g. after a node key rotation",
     )
-    reissue.add_argument("names", nargs="*", metavar="CONFIGURATION")
-    reissue.add_argument("--node", help="every configuration placed on this node")
+    _configurations_or_node(reissue)
     reissue.add_argument("--grace", metavar="DURATION", help="old client key grace")
     reissue.add_argument("--out", required=True, metavar="DIR", help="directory for the configs")

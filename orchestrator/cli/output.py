@@ -88,6 +88,16 @@ def byte_amount(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{quote(text)}: {exc}") from None
 
 
+SIZE_HELP = "e.g. 10GiB, 500MB or a number of bytes"
+
+
+def grant_arguments(parser: argparse.ArgumentParser, size_flag: str) -> None:
+    """Quota given either as a size (``size_flag`` SIZE) or as a plan's (--plan), not both."""
+    grant = parser.add_mutually_exclusive_group()
+    grant.add_argument(size_flag, type=byte_amount, metavar="SIZE", help=SIZE_HELP)
+    grant.add_argument("--plan")
+
+
 def fail_lines(prefix: str, failures: list[tuple[str, str]]) -> None:
     """One stderr line per failed node: `wgfleet: PREFIX NODE: REASON`."""
     for node, reason in failures:

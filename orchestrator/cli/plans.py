@@ -9,7 +9,14 @@ from typing import Any
 from rich.table import Table
 
 from orchestrator.cli.common import session
-from orchestrator.cli.output import Output, Registrar, byte_amount, command_group, positive_int
+from orchestrator.cli.output import (
+    SIZE_HELP,
+    Output,
+    Registrar,
+    byte_amount,
+    command_group,
+    positive_int,
+)
 from orchestrator.core.models import Plan, ResetRule
 from orchestrator.core.units import human_bytes
 from orchestrator.errors import ExitCode, UsageError
@@ -92,7 +99,7 @@ def register(commands: Any, add: Registrar) -> None:
         type=byte_amount,
         required=True,
         metavar="SIZE",
-        help="e.g. 10GiB, 500MB or a number of bytes",
+        help=SIZE_HELP,
     )
     plan_set.add_argument("--reset", choices=[r.value for r in ResetRule], default="never")
     plan_set.add_argument(

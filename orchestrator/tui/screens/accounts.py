@@ -10,14 +10,14 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from orchestrator.core.overview import AccountRow, filter_rows
 from orchestrator.core.units import human_bytes
 from orchestrator.service import peers
 from orchestrator.service.context import Fleet
 from orchestrator.service.overview import accounts_overview
-from orchestrator.tui.screens.base import ReadModelScreen
+from orchestrator.tui.screens.base import FilteredTableScreen
 from orchestrator.tui.widgets.dialogs import ConfirmDialog
 from orchestrator.tui.widgets.virtual_table import Column, VirtualTable, column_width
 
@@ -39,13 +39,14 @@ def deletion_statement(account: AccountRow) -> str:
     )
 
 
-class AccountsScreen(ReadModelScreen[list[AccountRow]]):
+class AccountsScreen(FilteredTableScreen[list[AccountRow]]):
     TITLE = "Accounts"
     LOAD_TITLE = "load accounts"
     FOCUS = "#accounts"
+    FILTER = "search"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "focus_search", "Search"),
+        Binding("slash", "focus_filter", "Search"),
         Binding("x", "delete", "Delete account"),
         Binding("r", "reload", "Reload"),
         Binding("escape", "focus_table", "Table", show=False),
@@ -59,9 +60,7 @@ class AccountsScreen(ReadModelScreen[list[AccountRow]]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal(classes="filter-bar"):
-            yield Input(placeholder="search: username, device id, contact", id="search")
-            yield Static("", id="count", classes="count")
+        yield self.filter_bar("search: username, device id, contact")
         yield VirtualTable(self.cells, id="accounts")
         with Horizontal(id="account-detail"):
             with Vertical():
@@ -101,7 +100,7 @@ class AccountsScreen(ReadModelScreen[list[AccountRow]]):
     def show_rows(self) -> None:
         table = self.query_one(VirtualTable)
         current = table.current
-        query = self.query_one("#search", Input).value
+        query = self.filter_text
         self.shown = filter_rows(self.accounts, query, lambda a: a.search_text)
         name = current.username if isinstance(current, AccountRow) else None
         rows = self.accounts
@@ -146,17 +145,6 @@ class AccountsScreen(ReadModelScreen[list[AccountRow]]):
                 human_bytes(t.bytes_granted),
                 t.purchased_on.isoformat(),
             )
-
-    @on(Input.Changed, "#search")
-    def _search_changed(self) -> None:
-        self.show_rows()
-
-    @on(Input.Submitted, "#search")
-    def action_focus_table(self) -> None:
-        self.query_one(VirtualTable).focus()
-
-    def action_focus_search(self) -> None:
-        self.query_one("#search", Input).focus()
 
     def action_delete(self) -> None:
         row = self.query_one(VirtualTable).current

@@ -9,7 +9,9 @@ from datetime import date
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
+from textual.containers import Horizontal
 from textual.screen import Screen
+from textual.widgets import Input, Static
 from textual.worker import Worker
 
 from orchestrator.errors import FleetBusy, WgfleetError
@@ -210,4 +212,41 @@ class ReadModelScreen(WgfleetScreen, Generic[Data]):
 
     def loaded(self, data: Data) -> None:
         """Show ``data`` (on the UI thread)."""
+        raise NotImplementedError
+
+
+class FilteredTableScreen(ReadModelScreen[Data]):
+    """A read-model screen whose table a filter box above it narrows as the operator types;
+    Enter in the box (or Escape) goes back to the table."""
+
+    FILTER: ClassVar[str]  # id of the filter box
+
+    def filter_bar(self, placeholder: str) -> Horizontal:
+        """The filter box and, beside it, the count of rows shown (``#count``)."""
+        return Horizontal(
+            Input(placeholder=placeholder, id=self.FILTER),
+            Static("", id="count", classes="count"),
+            classes="filter-bar",
+        )
+
+    @property
+    def filter_text(self) -> str:
+        return self.query_one(f"#{self.FILTER}", Input).value
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == self.FILTER:
+            self.show_rows()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == self.FILTER:
+            self.action_focus_table()
+
+    def action_focus_table(self) -> None:
+        self.query_one(self.FOCUS).focus()
+
+    def action_focus_filter(self) -> None:
+        self.query_one(f"#{self.FILTER}", Input).focus()
+
+    def show_rows(self) -> None:
+        """Show the rows the filter lets through, and their count."""
         raise NotImplementedError

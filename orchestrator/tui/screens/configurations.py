@@ -10,8 +10,7 @@ from typing import Any, ClassVar
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Static
 
 from orchestrator.core.models import DisabledReason, TopUp
 from orchestrator.core.overview import (
@@ -25,7 +24,7 @@ from orchestrator.service.context import Fleet
 from orchestrator.service.overview import configuration_overview
 from orchestrator.service.peers import NewConfiguration
 from orchestrator.service.push import PushResult
-from orchestrator.tui.screens.base import ReadModelScreen
+from orchestrator.tui.screens.base import FilteredTableScreen
 from orchestrator.tui.widgets.dialogs import (
     AddConfigurationDialog,
     AddForm,
@@ -69,10 +68,11 @@ def tone(row: ConfigurationRow) -> str:
     return "warning" if row.disabled_reason == DisabledReason.OVER_QUOTA else "muted"
 
 
-class ConfigurationsScreen(ReadModelScreen[ConfigurationsData]):
+class ConfigurationsScreen(FilteredTableScreen[ConfigurationsData]):
     TITLE = "Configurations"
     LOAD_TITLE = "load configurations"
     FOCUS = "#configurations"
+    FILTER = "filter"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_filter", "Filter"),
@@ -103,9 +103,7 @@ class ConfigurationsScreen(ReadModelScreen[ConfigurationsData]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal(classes="filter-bar"):
-            yield Input(placeholder="filter: name, account, node, status, plan", id="filter")
-            yield Static("", id="count", classes="count")
+        yield self.filter_bar("filter: name, account, node, status, plan")
         yield VirtualTable(self.cells, id="configurations")
         yield Footer()
 
@@ -145,7 +143,7 @@ class ConfigurationsScreen(ReadModelScreen[ConfigurationsData]):
     def show_rows(self) -> None:
         table = self.query_one(VirtualTable)
         current = table.current
-        query = self.query_one("#filter", Input).value
+        query = self.filter_text
         self.shown = filter_rows(self.sorted_rows, query, lambda r: r.search_text)
         name = current.name if isinstance(current, ConfigurationRow) else None
         table.set_rows(self.columns(), self.shown, keep=lambda r: r.name == name)
@@ -153,7 +151,7 @@ class ConfigurationsScreen(ReadModelScreen[ConfigurationsData]):
 
     def show_count(self) -> None:
         total = len(self.data.rows)
-        query = self.query_one("#filter", Input).value
+        query = self.filter_text
         text = f"{len(self.shown)} of {total}" if query.strip() else f"{total} configurations"
         if self.marked:
             text += f" · {len(self.marked)} marked"
@@ -178,17 +176,6 @@ class ConfigurationsScreen(ReadModelScreen[ConfigurationsData]):
         usage = row.usage(10 if not self.compact else 8, compact=self.compact)
         mark = "●" if row.name in self.marked else " "
         return (mark, row.name, row.account, ",".join(row.nodes), usage, row.status), tone(row)
-
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self) -> None:
-        self.show_rows()
-
-    @on(Input.Submitted, "#filter")
-    def action_focus_table(self) -> None:
-        self.query_one(VirtualTable).focus()
-
-    def action_focus_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
 
     def action_sort(self) -> None:
         index = SORT_ORDER.index(self.sort_column)
