@@ -28,7 +28,7 @@ from orchestrator.cli import (
     sync,
     trail,
 )
-from orchestrator.cli.output import EXIT_CODES_HELP, Handler, Output, positive_int
+from orchestrator.cli.output import EXIT_CODES_HELP, Handler, Output, command_group, positive_int
 from orchestrator.cli.redacted import redacted_traceback, settings_secrets
 from orchestrator.core.quoting import sanitize
 from orchestrator.core.redaction import redact_text, redact_url
@@ -175,8 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="end with the summary; by default a terminal opens the operator's TUI on the fleet",
     )
 
-    config = commands.add_parser("config", help="inspect the settings in force")
-    config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    config_commands = command_group(commands, "config", "inspect the settings in force")
     add(config_commands, "show", cmd_config_show, "show the effective settings (paths, never keys)")
     add(commands, "tui", cmd_tui, "the operator's terminal UI (same actions as these commands)")
     nodes.register(commands, add)

@@ -12,7 +12,7 @@ from typing import Any
 from rich.table import Table
 
 from orchestrator.cli.common import confirm, push_exit, session
-from orchestrator.cli.output import Output, Registrar
+from orchestrator.cli.output import Output, Registrar, command_group
 from orchestrator.errors import ExitCode, UsageError
 from orchestrator.settings import Settings
 
@@ -112,8 +112,7 @@ def cmd_accounts_delete(args: argparse.Namespace, settings: Settings, output: Ou
 
 
 def register(commands: Any, add: Registrar) -> None:
-    accounts = commands.add_parser("accounts", help="user accounts")
-    acc = accounts.add_subparsers(dest="accounts_command", metavar="ACTION", required=True)
+    acc = command_group(commands, "accounts", "user accounts")
     acc_add = add(acc, "add", cmd_accounts_add, "add an account (password from a prompt or stdin)")
     acc_add.add_argument("username")
     acc_add.add_argument(

@@ -8,7 +8,7 @@ from typing import Any
 from rich.table import Table
 
 from orchestrator.cli.common import session
-from orchestrator.cli.output import Output, Registrar, byte_amount
+from orchestrator.cli.output import Output, Registrar, grant_arguments
 from orchestrator.core.input_limits import TOPUP_BATCH_MAX_BYTES
 from orchestrator.errors import ExitCode, UsageError
 from orchestrator.service.user_files import read_input_text
@@ -33,12 +33,7 @@ def cmd_topup(args: argparse.Namespace, settings: Settings, output: Output) -> i
         )
     output.result(
         {**topup.__dict__, "created": created},
-        lambda: output.out.print(
-            f"invoice {topup.invoice}: granted {topup.bytes_granted} bytes to {topup.configuration}"
-            if created
-            else f"invoice {topup.invoice} was already recorded ({topup.bytes_granted} bytes to "
-            f"{topup.configuration}); nothing granted again"
-        ),
+        lambda: output.out.print(topup.outcome(created)),
     )
     return ExitCode.OK
 
@@ -71,11 +66,7 @@ def _topup_batch(args: argparse.Namespace, settings: Settings, output: Output) -
 def register(commands: Any, add: Registrar) -> None:
     topup = add(commands, "topup", cmd_topup, "grant quota to a configuration, once per invoice")
     topup.add_argument("configuration", nargs="?")
-    grant = topup.add_mutually_exclusive_group()
-    grant.add_argument(
-        "--bytes", type=byte_amount, metavar="SIZE", help="e.g. 10GiB, 500MB or a number of bytes"
-    )
-    grant.add_argument("--plan")
+    grant_arguments(topup, "--bytes")
     topup.add_argument("--amount", help="amount billed, e.g. 4.99")
     topup.add_argument("--invoice", help="invoice number (unique)")
     topup.add_argument(

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from orchestrator.cli.common import session
-from orchestrator.cli.output import Output, Registrar
+from orchestrator.cli.output import Output, Registrar, command_group
 from orchestrator.core.redaction import redact_url
 from orchestrator.errors import ExitCode
 from orchestrator.settings import Settings
@@ -43,8 +43,7 @@ def cmd_db_scrub(args: argparse.Namespace, settings: Settings, output: Output) -
 
 
 def register(commands: Any, add: Registrar) -> None:
-    db = commands.add_parser("db", help="the quota store's schema and files")
-    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    db_commands = command_group(commands, "db", "the quota store's schema and files")
     add(db_commands, "upgrade", cmd_db_upgrade, "apply pending schema migrations to the store")
     add(
         db_commands,

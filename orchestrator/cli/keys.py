@@ -10,7 +10,7 @@ from rich.table import Table
 
 from orchestrator.cli.client_configs import client_config_destination, emit_client_configs
 from orchestrator.cli.common import confirm, node_names, push_exit, session
-from orchestrator.cli.output import Output, Registrar
+from orchestrator.cli.output import Output, Registrar, command_group
 from orchestrator.cli.secret_output import (
     NotDelivered,
     check_out_file,
@@ -45,17 +45,8 @@ def cmd_keys_status(args: argparse.Namespace, settings: Settings, output: Output
     def render() -> None:
         table = Table("kind", "subject", "created", "age (days)", "max", "status", "note")
         for age in ages:
-            record = age.record
-            status = "[red]overdue[/red]" if age.overdue else f"due in {age.due_in_days} d"
-            table.add_row(
-                str(record.kind),
-                record.subject,
-                str(record.created_on or "unknown"),
-                "-" if age.age_days is None else str(age.age_days),
-                str(age.max_age_days),
-                status,
-                record.note,
-            )
+            *before, status, note = age.cells()
+            table.add_row(*before, f"[red]{status}[/red]" if age.overdue else status, note)
         output.out.print(table)
         output.out.print(f"{len(overdue)} overdue of {len(ages)} keys")
 
@@ -264,15 +255,19 @@ def cmd_rotate_ssh(args: argparse.Namespace, settings: Settings, output: Output)
     return ExitCode.OK
 
 
+def _configurations_or_node(parser: argparse.ArgumentParser) -> None:
+    """The configurations a key command acts on: named, or every one placed on --node."""
+    parser.add_argument("names", nargs="*", metavar="CONFIGURATION")
+    parser.add_argument("--node", help="every configuration placed on this node")
+
+
 def register(commands: Any, add: Registrar) -> None:
-    keys = commands.add_parser("keys", help="key ages and rotation")
-    key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    key_commands = command_group(commands, "keys", "key ages and rotation")
     status = add(key_commands, "status", cmd_keys_status, "every key with its age; overdue first")
     status.add_argument("--overdue", action="store_true", help="list only overdue keys")
     status.add_argument("--check", action="store_true", help="exit 1 when a key is overdue")
 
-    rotate = key_commands.add_parser("rotate", help="replace a key")
-    rotate_commands = rotate.add_subparsers(dest="rotate_command", metavar="KIND", required=True)
+    rotate_commands = command_group(key_commands, "rotate", "replace a key", metavar="KIND")
     peer = add(
         rotate_commands,
         "peer",
@@ -294,8 +289,7 @@ def register(commands: Any, add: Registrar) -> None:
         cmd_rotate_psk,
         "new preshared keys for configurations, or for all on a node (clients must update)",
     )
-    psk.add_argument("names", nargs="*", metavar="CONFIGURATION")
-    psk.add_argument("--node", help="every configuration placed on this node")
+    _configurations_or_node(psk)
     psk.add_argument(
         "--out",
         metavar="FILE",
@@ -337,7 +331,6 @@ def register(commands: Any, add: Registrar) -> None:
         cmd_reissue,
         "new client configs (a peer rotation each), e.g. after a node key rotation",
     )
-    reissue.add_argument("names", nargs="*", metavar="CONFIGURATION")
-    reissue.add_argument("--node", help="every configuration placed on this node")
+    _configurations_or_node(reissue)
     reissue.add_argument("--grace", metavar="DURATION", help="old client key grace")
     reissue.add_argument("--out", required=True, metavar="DIR", help="directory for the configs")

@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from orchestrator.cli.output import Output, Registrar, fail_lines, positive_int
+from orchestrator.cli.output import Output, Registrar, command_group, fail_lines, positive_int
 from orchestrator.errors import ExitCode, UsageError
 from orchestrator.settings import Settings
 
@@ -189,8 +189,7 @@ def register(commands: Any, add: Registrar) -> None:
     execute = add(lab_commands, "exec", cmd_lab_exec, "run a command on a node over pinned SSH")
     execute.add_argument("node")
     execute.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
-    tunnel = lab_commands.add_parser("tunnel", help="a lab client's WireGuard tunnel")
-    tunnel_commands = tunnel.add_subparsers(dest="tunnel_command", metavar="ACTION", required=True)
+    tunnel_commands = command_group(lab_commands, "tunnel", "a lab client's WireGuard tunnel")
     tunnel_on = add(
         tunnel_commands, "up", cmd_lab_tunnel_up, "bring a client's tunnel up from a wg-quick file"
     )

@@ -10,7 +10,7 @@ from typing import Any
 from rich.table import Table
 
 from orchestrator.cli.common import confirm, session
-from orchestrator.cli.output import Output, Registrar
+from orchestrator.cli.output import Output, Registrar, command_group
 from orchestrator.errors import ExitCode, UsageError
 from orchestrator.settings import Settings
 
@@ -219,7 +219,6 @@ def cmd_nodes_list(args: argparse.Namespace, settings: Settings, output: Output)
 
 
 def register_node_group(commands: Any, add: Registrar) -> None:
-    nodes = commands.add_parser("nodes", help="the nodes the store knows")
-    node_commands = nodes.add_subparsers(dest="nodes_command", metavar="ACTION", required=True)
+    node_commands = command_group(commands, "nodes", "the nodes the store knows")
     add(node_commands, "list", cmd_nodes_list, "nodes with pending pushes and key age")
     register_trust(node_commands, add)

@@ -60,6 +60,13 @@ class Output:
 Registrar = Callable[..., argparse.ArgumentParser]
 
 
+def command_group(commands: Any, name: str, help: str, *, metavar: str = "ACTION") -> Any:
+    """``wgfleet NAME ACTION``: the subcommands of a group, one of them required. The chosen
+    one lands in ``NAME_command``, where the dispatcher looks for it (cli.common)."""
+    group = commands.add_parser(name, help=help)
+    return group.add_subparsers(dest=f"{name}_command", metavar=metavar, required=True)
+
+
 def positive_int(text: str) -> int:
     """A whole number 0..2^63-1 written in ASCII digits (int() alone would take "١٢",
     "1_000" or " 12 ", and numbers no store column holds)."""
@@ -79,6 +86,16 @@ def byte_amount(text: str) -> int:
         return parse_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{quote(text)}: {exc}") from None
+
+
+SIZE_HELP = "e.g. 10GiB, 500MB or a number of bytes"
+
+
+def grant_arguments(parser: argparse.ArgumentParser, size_flag: str) -> None:
+    """Quota given either as a size (``size_flag`` SIZE) or as a plan's (--plan), not both."""
+    grant = parser.add_mutually_exclusive_group()
+    grant.add_argument(size_flag, type=byte_amount, metavar="SIZE", help=SIZE_HELP)
+    grant.add_argument("--plan")
 
 
 def fail_lines(prefix: str, failures: list[tuple[str, str]]) -> None:

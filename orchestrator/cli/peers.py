@@ -13,7 +13,7 @@ from orchestrator.cli.client_configs import (
     emit_client_configs,
 )
 from orchestrator.cli.common import confirm, node_names, push_exit, session
-from orchestrator.cli.output import Output, Registrar, byte_amount
+from orchestrator.cli.output import Output, Registrar, command_group, grant_arguments
 from orchestrator.core.models import Configuration, DisabledReason
 from orchestrator.core.units import human_bytes
 from orchestrator.errors import ExitCode, UsageError
@@ -162,8 +162,7 @@ def cmd_peers_remove(args: argparse.Namespace, settings: Settings, output: Outpu
 
 
 def register(commands: Any, add: Registrar) -> None:
-    peers = commands.add_parser("peers", help="configurations (WireGuard peers)")
-    peer_commands = peers.add_subparsers(dest="peers_command", metavar="ACTION", required=True)
+    peer_commands = command_group(commands, "peers", "configurations (WireGuard peers)")
     peer_add = add(
         peer_commands,
         "add",
@@ -173,11 +172,7 @@ def register(commands: Any, add: Registrar) -> None:
     peer_add.add_argument("account")
     peer_add.add_argument("--nodes", metavar="NODE[,NODE..]")
     peer_add.add_argument("--all-nodes", action="store_true")
-    quota = peer_add.add_mutually_exclusive_group()
-    quota.add_argument(
-        "--quota", type=byte_amount, metavar="SIZE", help="e.g. 10GiB, 500MB or a number of bytes"
-    )
-    quota.add_argument("--plan")
+    grant_arguments(peer_add, "--quota")
     peer_add.add_argument("--name", help="configuration name (default ACCOUNT-N)")
     peer_add.add_argument(
         "--split-tunnel",

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from orchestrator.cli.output import Output, Registrar, fail_lines
+from orchestrator.cli.output import Output, Registrar, command_group, fail_lines
 from orchestrator.core.fleetplan import render_plan
 from orchestrator.errors import ExitCode, UsageError, WgfleetError
 from orchestrator.settings import Settings
@@ -248,8 +248,7 @@ def register(commands: Any, add: Registrar) -> None:
         commands, "export", cmd_export, "write the store as a fleet file (customers left out)"
     )
     export.add_argument("-o", "--out", metavar="FILE", help="write to FILE (0600), not stdout")
-    cron = commands.add_parser("cron", help="schedules for unattended runs")
-    cron_commands = cron.add_subparsers(dest="cron_command", metavar="ACTION", required=True)
+    cron_commands = command_group(commands, "cron", "schedules for unattended runs")
     cron_print = add(
         cron_commands,
         "print",

@@ -9,7 +9,14 @@ from typing import Any
 from rich.table import Table
 
 from orchestrator.cli.common import session
-from orchestrator.cli.output import Output, Registrar, byte_amount, positive_int
+from orchestrator.cli.output import (
+    SIZE_HELP,
+    Output,
+    Registrar,
+    byte_amount,
+    command_group,
+    positive_int,
+)
 from orchestrator.core.models import Plan, ResetRule
 from orchestrator.core.units import human_bytes
 from orchestrator.errors import ExitCode, UsageError
@@ -84,8 +91,7 @@ def cmd_plans_list(args: argparse.Namespace, settings: Settings, output: Output)
 
 
 def register(commands: Any, add: Registrar) -> None:
-    plans = commands.add_parser("plans", help="quota plans")
-    plan_commands = plans.add_subparsers(dest="plans_command", metavar="ACTION", required=True)
+    plan_commands = command_group(commands, "plans", "quota plans")
     plan_set = add(plan_commands, "set", cmd_plans_set, "create or change a plan")
     plan_set.add_argument("name")
     plan_set.add_argument(
@@ -93,7 +99,7 @@ def register(commands: Any, add: Registrar) -> None:
         type=byte_amount,
         required=True,
         metavar="SIZE",
-        help="e.g. 10GiB, 500MB or a number of bytes",
+        help=SIZE_HELP,
     )
     plan_set.add_argument("--reset", choices=[r.value for r in ResetRule], default="never")
     plan_set.add_argument(

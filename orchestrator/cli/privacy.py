@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from orchestrator.cli.output import Output, Registrar
+from orchestrator.cli.output import Output, Registrar, command_group
 from orchestrator.errors import ExitCode
 from orchestrator.settings import Settings
 
@@ -54,8 +54,7 @@ def cmd_privacy_report(args: argparse.Namespace, settings: Settings, output: Out
 
 
 def register(commands: Any, add: Registrar) -> None:
-    privacy = commands.add_parser("privacy", help="the privacy profile in force")
-    actions = privacy.add_subparsers(dest="privacy_command", metavar="ACTION", required=True)
+    actions = command_group(commands, "privacy", "the privacy profile in force")
     add(
         actions,
         "report",

@@ -11,7 +11,7 @@ from typing import Any
 from rich.table import Table
 
 from orchestrator.cli.common import node_names, session, shard_argument
-from orchestrator.cli.output import Output, Registrar, fail_lines, positive_int
+from orchestrator.cli.output import Output, Registrar, command_group, fail_lines, positive_int
 from orchestrator.core.units import human_bytes
 from orchestrator.errors import ExitCode, UsageError
 from orchestrator.settings import Settings
@@ -193,8 +193,7 @@ def register_sync(commands: Any, add: Registrar) -> None:
         metavar="PERCENT",
         help="report configurations at this share of their quota (default: usage.warn_percent, 80)",
     )
-    usage = commands.add_parser("usage", help="usage totals")
-    usage_commands = usage.add_subparsers(dest="usage_command", metavar="ACTION", required=True)
+    usage_commands = command_group(commands, "usage", "usage totals")
     add(
         usage_commands,
         "check",

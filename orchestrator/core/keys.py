@@ -79,6 +79,20 @@ class KeyAge:
             "note": r.note,
         }
 
+    def cells(self) -> tuple[str, str, str, str, str, str, str]:
+        """The row both UIs show: kind, subject, created, age, max age, status, note (the UI
+        styles the status: red when overdue)."""
+        r = self.record
+        return (
+            str(r.kind),
+            r.subject,
+            str(r.created_on or "unknown"),
+            "-" if self.age_days is None else str(self.age_days),
+            str(self.max_age_days),
+            "overdue" if self.overdue else f"due in {self.due_in_days} d",
+            r.note,
+        )
+
 
 def key_ages(records: Iterable[KeyRecord], policy: KeyPolicy, today: date) -> list[KeyAge]:
     """Each record with its age, sorted overdue first, then oldest first."""

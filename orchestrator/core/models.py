@@ -151,6 +151,18 @@ class TopUp:
     bytes_granted: int
     purchased_on: date
 
+    def outcome(self, created: bool) -> str:
+        """What recording this top-up did, for the operator (an invoice is granted once)."""
+        if created:
+            return (
+                f"invoice {self.invoice}: granted {self.bytes_granted} bytes to "
+                f"{self.configuration}"
+            )
+        return (
+            f"invoice {self.invoice} was already recorded ({self.bytes_granted} bytes to "
+            f"{self.configuration}); nothing granted again"
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class UsageTotal:

@@ -11,13 +11,16 @@ import asyncio
 import base64
 import inspect
 import ipaddress
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from textual.pilot import Pilot
+from textual.screen import Screen
 
 from orchestrator.core.models import (
     Account,
@@ -205,6 +208,30 @@ async def settle(pilot: Any) -> None:
     for _ in range(3):
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
+
+
+ScreenT = TypeVar("ScreenT", bound=Screen[None])
+
+
+@asynccontextmanager
+async def running_app(
+    settings: Settings, *, size: tuple[int, int] = (80, 24), today: date | None = TODAY
+) -> AsyncIterator[tuple[WgfleetApp, Pilot[None], Notes]]:
+    """The app under Textual's pilot, its notifications recorded."""
+    app = WgfleetApp(settings, today=today)
+    notes = record_notifications(app)
+    async with app.run_test(size=size) as pilot:
+        yield app, pilot, notes
+
+
+async def switch_to(pilot: Pilot[None], key: str, screen_type: type[ScreenT]) -> ScreenT:
+    """Press a screen's number key once the first screen has loaded; the screen it shows."""
+    await settle(pilot)
+    await pilot.press(key)
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, screen_type)
+    return screen
 
 
 @pytest.fixture

@@ -3,9 +3,12 @@ shows a failed push as a notification, and filters 5,000 rows at once."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Button, Input, Select, SelectionList, Static
 
 from orchestrator.core.models import DisabledReason
@@ -20,24 +23,19 @@ from orchestrator.tui.widgets.virtual_table import VirtualTable
 from tests.tui.conftest import (
     GIB,
     TODAY,
+    Notes,
     dump,
     make_settings,
-    record_notifications,
     run_cli,
+    running_app,
     seed,
     settle,
+    switch_to,
 )
 
 
-async def open_configurations(pilot: object, name: str | None = None) -> ConfigurationsScreen:
-    from textual.pilot import Pilot
-
-    assert isinstance(pilot, Pilot)
-    await settle(pilot)
-    await pilot.press("2")
-    await settle(pilot)
-    screen = pilot.app.screen
-    assert isinstance(screen, ConfigurationsScreen)
+async def open_configurations(pilot: Pilot[None], name: str | None = None) -> ConfigurationsScreen:
+    screen = await switch_to(pilot, "2", ConfigurationsScreen)
     if name is not None:
         screen.query_one("#filter", Input).value = name
         await pilot.pause()
@@ -47,10 +45,7 @@ async def open_configurations(pilot: object, name: str | None = None) -> Configu
     return screen
 
 
-async def filtered(pilot: object, query: str) -> ConfigurationsScreen:
-    from textual.pilot import Pilot
-
-    assert isinstance(pilot, Pilot)
+async def filtered(pilot: Pilot[None], query: str) -> ConfigurationsScreen:
     screen = await open_configurations(pilot)
     screen.query_one("#filter", Input).value = query
     await pilot.pause()
@@ -58,10 +53,45 @@ async def filtered(pilot: object, query: str) -> ConfigurationsScreen:
     return screen
 
 
-def pushed_failure(notes: object, node: str) -> None:
-    from tests.tui.conftest import Notes
+@asynccontextmanager
+async def configurations_app(
+    settings: Settings,
+    name: str | None = None,
+    *,
+    size: tuple[int, int] = (80, 24),
+    today: date | None = TODAY,
+) -> AsyncIterator[tuple[WgfleetApp, Pilot[None], Notes]]:
+    """The app on the configurations screen (``name`` highlighted), recording notifications."""
+    async with running_app(settings, size=size, today=today) as (app, pilot, notes):
+        await open_configurations(pilot, name)
+        yield app, pilot, notes
 
-    assert isinstance(notes, Notes)
+
+def same_as_cli(tui: Settings, cli: Settings, exit_code: int, *argv: str) -> None:
+    """The CLI twin of what the TUI did exits with ``exit_code`` and leaves the same store."""
+    assert run_cli(cli, *argv) == exit_code
+    assert dump(tui) == dump(cli)
+
+
+async def top_up(
+    pilot: Pilot[None], invoice: str, amount: str, *, bytes_granted: str = "", plan: str = ""
+) -> None:
+    """Fill the top-up dialog of the highlighted configuration and press OK."""
+    await pilot.press("t")
+    await pilot.pause()
+    dialog = pilot.app.screen
+    assert isinstance(dialog, TopUpDialog)
+    dialog.query_one("#invoice", Input).value = invoice
+    dialog.query_one("#amount", Input).value = amount
+    if bytes_granted:
+        dialog.query_one("#bytes", Input).value = bytes_granted
+    if plan:
+        dialog.query_one("#plan", Select).value = plan
+    await pilot.click("#ok")
+    await settle(pilot)
+
+
+def pushed_failure(notes: Notes, node: str) -> None:
     failures = notes.having("push failed", "error")
     assert failures, notes.seen
     assert any(node in message for _s, _t, message in failures)
@@ -70,17 +100,13 @@ def pushed_failure(notes: object, node: str) -> None:
 
 async def test_disable_changes_the_store_as_peers_disable(twins: tuple[Settings, Settings]):
     tui, cli = twins
-    app = WgfleetApp(tui, today=TODAY)
-    notes = record_notifications(app)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await open_configurations(pilot, "alice-1")
+    async with configurations_app(tui, "alice-1") as (app, pilot, notes):
         await pilot.press("d")
         await pilot.pause()
         await pilot.press("enter")  # the dialog's Disable button has focus; reason: operator
         await settle(pilot)
         assert app.is_running
-    assert run_cli(cli, "peers", "disable", "alice-1") == 1  # the push fails on both
-    assert dump(tui) == dump(cli)
+    same_as_cli(tui, cli, 1, "peers", "disable", "alice-1")  # the push fails on both
     with open_fleet(tui, write=True) as fleet:
         config = fleet.store.configuration("alice-1")
     assert (config.enabled, config.disabled_reason) == (False, DisabledReason.OPERATOR)
@@ -91,14 +117,10 @@ async def test_disable_changes_the_store_as_peers_disable(twins: tuple[Settings,
 
 async def test_enable_changes_the_store_as_peers_enable(twins: tuple[Settings, Settings]):
     tui, cli = twins
-    app = WgfleetApp(tui, today=TODAY)
-    notes = record_notifications(app)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await open_configurations(pilot, "bob-2")
+    async with configurations_app(tui, "bob-2") as (_app, pilot, notes):
         await pilot.press("e")
         await settle(pilot)
-    assert run_cli(cli, "peers", "enable", "bob-2") == 1
-    assert dump(tui) == dump(cli)
+    same_as_cli(tui, cli, 1, "peers", "enable", "bob-2")
     with open_fleet(tui, write=True) as fleet:
         assert fleet.store.configuration("bob-2").enabled
     pushed_failure(notes, "node2")
@@ -106,41 +128,26 @@ async def test_enable_changes_the_store_as_peers_enable(twins: tuple[Settings, S
 
 async def test_top_up_changes_the_store_as_topup(twins: tuple[Settings, Settings]):
     tui, cli = twins
-    app = WgfleetApp(tui)  # today: the CLI dates the purchase today too
-    notes = record_notifications(app)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await open_configurations(pilot, "bob-1")
-        await pilot.press("t")
-        await pilot.pause()
-        dialog = app.screen
-        assert isinstance(dialog, TopUpDialog)
-        dialog.query_one("#invoice", Input).value = "INV-9"
-        dialog.query_one("#amount", Input).value = "4.99"
-        dialog.query_one("#bytes", Input).value = str(5 * GIB)
-        await pilot.click("#ok")
-        await settle(pilot)
+    # today=None: the CLI dates the purchase today too
+    async with configurations_app(tui, "bob-1", today=None) as (_app, pilot, notes):
+        await top_up(pilot, "INV-9", "4.99", bytes_granted=str(5 * GIB))
         # The same purchase again grants nothing, and says so; the same invoice with other
         # fields is a conflict that grants nothing either.
-        for repeated in ("bytes", "plan"):
-            await pilot.press("t")
-            await pilot.pause()
-            dialog = app.screen
-            assert isinstance(dialog, TopUpDialog)
-            dialog.query_one("#invoice", Input).value = "INV-9"
-            dialog.query_one("#amount", Input).value = "4.99"
-            if repeated == "bytes":
-                dialog.query_one("#bytes", Input).value = str(5 * GIB)
-            else:
-                dialog.query_one("#plan", Select).value = "basic"
-            await pilot.click("#ok")
-            await settle(pilot)
-    assert (
-        run_cli(
-            cli, "topup", "bob-1", "--bytes", str(5 * GIB), "--amount", "4.99", "--invoice", "INV-9"
-        )
-        == 0
+        await top_up(pilot, "INV-9", "4.99", bytes_granted=str(5 * GIB))
+        await top_up(pilot, "INV-9", "4.99", plan="basic")
+    same_as_cli(
+        tui,
+        cli,
+        0,
+        "topup",
+        "bob-1",
+        "--bytes",
+        str(5 * GIB),
+        "--amount",
+        "4.99",
+        "--invoice",
+        "INV-9",
     )
-    assert dump(tui) == dump(cli)
     assert notes.having(f"granted {5 * GIB} bytes to bob-1")
     assert notes.having("already recorded", "warning")
     assert notes.having("invoice INV-9 was recorded before with", "error")
@@ -150,19 +157,9 @@ async def test_top_up_changes_the_store_as_topup(twins: tuple[Settings, Settings
 
 
 async def test_top_up_refused_by_the_service_is_an_error_notification(settings: Settings):
-    app = WgfleetApp(settings, today=TODAY)
-    notes = record_notifications(app)
     before = dump(settings)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await open_configurations(pilot, "bob-1")
-        await pilot.press("t")
-        await pilot.pause()
-        dialog = app.screen
-        dialog.query_one("#invoice", Input).value = "bad invoice!"
-        dialog.query_one("#amount", Input).value = "4.99"
-        dialog.query_one("#bytes", Input).value = "10"
-        await pilot.click("#ok")
-        await settle(pilot)
+    async with configurations_app(settings, "bob-1") as (app, pilot, notes):
+        await top_up(pilot, "bad invoice!", "4.99", bytes_granted="10")
         assert app.is_running
     assert dump(settings) == before
     assert notes.having("--invoice 'bad invoice!'", "error")
@@ -172,10 +169,7 @@ async def test_remove_asks_then_changes_the_store_as_peers_remove(
     twins: tuple[Settings, Settings],
 ):
     tui, cli = twins
-    app = WgfleetApp(tui, today=TODAY)
-    notes = record_notifications(app)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await open_configurations(pilot, "alice-2")
+    async with configurations_app(tui, "alice-2") as (app, pilot, notes):
         await pilot.press("x")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmDialog)
@@ -186,17 +180,13 @@ async def test_remove_asks_then_changes_the_store_as_peers_remove(
         await pilot.pause()
         await pilot.click("#ok")
         await settle(pilot)
-    assert run_cli(cli, "peers", "remove", "alice-2", "--yes") == 1
-    assert dump(tui) == dump(cli)
+    same_as_cli(tui, cli, 1, "peers", "remove", "alice-2", "--yes")
     assert "alice-2" not in [c[0] for c in dump(tui)["configurations"]]
     pushed_failure(notes, "node3")
 
 
 async def test_add_shows_the_client_config_and_qr_once(settings: Settings):
-    app = WgfleetApp(settings, today=TODAY)
-    notes = record_notifications(app)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await open_configurations(pilot, "carol-1")
+    async with configurations_app(settings, "carol-1", size=(160, 48)) as (app, pilot, notes):
         await pilot.press("a")
         await pilot.pause()
         dialog = app.screen
@@ -226,11 +216,8 @@ async def test_add_shows_the_client_config_and_qr_once(settings: Settings):
 
 
 async def test_a_held_fleet_lock_is_a_warning_and_changes_nothing(settings: Settings):
-    app = WgfleetApp(settings, today=TODAY)
-    notes = record_notifications(app)
     before = dump(settings)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await open_configurations(pilot, "alice-1")
+    async with configurations_app(settings, "alice-1") as (app, pilot, notes):
         with fleet_lock(settings):
             await pilot.press("e")
             await pilot.press("d")
@@ -253,8 +240,7 @@ def big(tmp_path: object) -> Settings:
 
 
 async def test_filter_finds_one_configuration_among_5000_at_once(big: Settings):
-    app = WgfleetApp(big, today=TODAY)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with running_app(big) as (_app, pilot, _notes):
         screen = await open_configurations(pilot)
         table = screen.query_one(VirtualTable)
         assert len(table.rows) == 5005
@@ -269,8 +255,7 @@ async def test_filter_finds_one_configuration_among_5000_at_once(big: Settings):
 
 
 async def test_sorting_by_usage_puts_the_fullest_first(settings: Settings):
-    app = WgfleetApp(settings, today=TODAY)
-    async with app.run_test(size=(160, 48)) as pilot:
+    async with running_app(settings, size=(160, 48)) as (_app, pilot, _notes):
         screen = await open_configurations(pilot)
         for _ in range(3):  # name -> account -> nodes -> usage (descending)
             await pilot.press("o")
@@ -285,10 +270,7 @@ async def test_rotate_keys_keeps_the_configuration_and_shows_its_new_config_once
     with open_fleet(settings, write=True) as fleet:
         before = fleet.store.configuration("carol-1")
         usage = fleet.store.usage("carol-1")
-    app = WgfleetApp(settings, today=TODAY)
-    notes = record_notifications(app)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await open_configurations(pilot, "carol-1")
+    async with configurations_app(settings, "carol-1", size=(160, 48)) as (app, pilot, notes):
         await pilot.press("k")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmDialog)
@@ -309,8 +291,7 @@ async def test_marked_rows_are_disabled_together_as_one_peers_disable(
     twins: tuple[Settings, Settings],
 ):
     tui, cli = twins
-    app = WgfleetApp(tui, today=TODAY)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with running_app(tui) as (_app, pilot, _notes):
         screen = await filtered(pilot, "alice")
         await pilot.press("space", "space")  # alice-1 and alice-2, the cursor moving down
         assert screen.marked == {"alice-1", "alice-2"}
@@ -320,16 +301,14 @@ async def test_marked_rows_are_disabled_together_as_one_peers_disable(
         await pilot.press("enter")
         await settle(pilot)
         assert screen.marked == set()
-    assert run_cli(cli, "peers", "disable", "alice-1", "alice-2") == 1  # the pushes fail
-    assert dump(tui) == dump(cli)
+    same_as_cli(tui, cli, 1, "peers", "disable", "alice-1", "alice-2")  # the pushes fail
 
 
 async def test_mark_shown_marks_what_the_filter_shows_and_remove_takes_them_all(
     twins: tuple[Settings, Settings],
 ):
     tui, cli = twins
-    app = WgfleetApp(tui, today=TODAY)
-    async with app.run_test(size=(160, 48)) as pilot:
+    async with running_app(tui, size=(160, 48)) as (app, pilot, _notes):
         screen = await filtered(pilot, "bob")
         await pilot.press("asterisk")
         assert screen.marked == {"bob-1", "bob-2"}
@@ -340,6 +319,5 @@ async def test_mark_shown_marks_what_the_filter_shows_and_remove_takes_them_all(
         assert isinstance(app.screen, ConfirmDialog)
         await pilot.click("#ok")
         await settle(pilot)
-    assert run_cli(cli, "peers", "remove", "bob-1", "bob-2", "--yes") == 1
-    assert dump(tui) == dump(cli)
+    same_as_cli(tui, cli, 1, "peers", "remove", "bob-1", "bob-2", "--yes")
     assert not [c for c in dump(tui)["configurations"] if c[0].startswith("bob")]

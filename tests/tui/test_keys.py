@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Static
 
 from orchestrator.service.context import open_fleet
@@ -12,19 +13,11 @@ from orchestrator.settings import KeySettings, Settings
 from orchestrator.tui.app import WgfleetApp
 from orchestrator.tui.screens.keys import KeysScreen
 from orchestrator.tui.widgets.dialogs import ClientConfigDialog, ConfirmDialog
-from tests.tui.conftest import TODAY, record_notifications, settle
+from tests.tui.conftest import TODAY, running_app, settle, switch_to
 
 
-async def open_keys(pilot: object) -> KeysScreen:
-    from textual.pilot import Pilot
-
-    assert isinstance(pilot, Pilot)
-    await settle(pilot)
-    await pilot.press("5")
-    await settle(pilot)
-    screen = pilot.app.screen
-    assert isinstance(screen, KeysScreen)
-    return screen
+async def open_keys(pilot: Pilot[None]) -> KeysScreen:
+    return await switch_to(pilot, "5", KeysScreen)
 
 
 async def test_keys_are_listed_overdue_first(settings: Settings):
@@ -47,9 +40,7 @@ async def test_keys_are_listed_overdue_first(settings: Settings):
 async def test_rotating_a_peer_keeps_its_identity_and_shows_the_config_once(settings: Settings):
     with open_fleet(settings, write=True) as fleet:
         before = fleet.store.configuration("bob-1")
-    app = WgfleetApp(settings, today=TODAY)
-    notes = record_notifications(app)
-    async with app.run_test(size=(160, 48)) as pilot:
+    async with running_app(settings, size=(160, 48)) as (app, pilot, notes):
         screen = await open_keys(pilot)
         table = screen.query_one(DataTable)
         row = next(
@@ -81,9 +72,7 @@ async def test_rotating_a_peer_keeps_its_identity_and_shows_the_config_once(sett
 
 
 async def test_a_node_action_on_a_peer_row_is_refused_politely(settings: Settings):
-    app = WgfleetApp(settings, today=TODAY)
-    notes = record_notifications(app)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with running_app(settings) as (app, pilot, notes):
         screen = await open_keys(pilot)
         table = screen.query_one(DataTable)
         row = next(i for i in range(table.row_count) if str(table.get_row_at(i)[0]) == "peer")

@@ -18,7 +18,7 @@ from orchestrator.service.lock import fleet_lock
 from orchestrator.settings import Settings
 from orchestrator.tui.app import WgfleetApp
 from orchestrator.tui.screens.operations import OperationsScreen
-from tests.tui.conftest import TODAY, record_notifications, settle
+from tests.tui.conftest import TODAY, running_app, settle, switch_to
 
 EVENTS = [
     {"event": "runner_on_start", "event_data": {"host": "node1", "task": "nolog : journald"}},
@@ -58,21 +58,14 @@ def fake_deploy(
 
 
 async def open_operations(pilot: Any) -> OperationsScreen:
-    await settle(pilot)
-    await pilot.press("4")
-    await settle(pilot)
-    screen = pilot.app.screen
-    assert isinstance(screen, OperationsScreen)
-    return screen
+    return await switch_to(pilot, "4", OperationsScreen)
 
 
 async def test_deploy_shows_each_node_live_and_names_the_unreachable(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setattr(deploy_service, "deploy", fake_deploy())
-    app = WgfleetApp(settings, today=TODAY)
-    notes = record_notifications(app)
-    async with app.run_test(size=(160, 48)) as pilot:
+    async with running_app(settings, size=(160, 48)) as (_app, pilot, notes):
         screen = await open_operations(pilot)
         await pilot.press("d")
         await settle(pilot)
@@ -95,9 +88,7 @@ async def test_deploy_shows_each_node_live_and_names_the_unreachable(
 async def test_deploy_can_be_cancelled(settings: Settings, monkeypatch: pytest.MonkeyPatch):
     gate = threading.Event()
     monkeypatch.setattr(deploy_service, "deploy", fake_deploy(gate))
-    app = WgfleetApp(settings, today=TODAY)
-    notes = record_notifications(app)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with running_app(settings) as (_app, pilot, notes):
         screen = await open_operations(pilot)
         await pilot.press("d")
         await pilot.pause(0.2)
@@ -114,9 +105,7 @@ async def test_deploy_waits_for_nobody_when_the_lock_is_held(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setattr(deploy_service, "deploy", fake_deploy())
-    app = WgfleetApp(settings, today=TODAY)
-    notes = record_notifications(app)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with running_app(settings) as (_app, pilot, notes):
         screen = await open_operations(pilot)
         with fleet_lock(settings):
             await pilot.press("d")

@@ -14,7 +14,7 @@ from orchestrator.tui.screens.help import HelpScreen
 from orchestrator.tui.screens.operations import OperationsScreen
 from orchestrator.tui.widgets.dialogs import ConfirmDialog
 from orchestrator.tui.widgets.virtual_table import VirtualTable
-from tests.tui.conftest import TODAY, dump, record_notifications, run_cli, settle
+from tests.tui.conftest import TODAY, dump, run_cli, running_app, settle, switch_to
 
 
 def cells(table: DataTable[object]) -> list[list[str]]:
@@ -44,13 +44,8 @@ async def test_fleet_shows_one_row_per_node_and_the_totals(settings: Settings):
 
 
 async def test_accounts_search_and_detail(settings: Settings):
-    app = WgfleetApp(settings, today=TODAY)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        await pilot.press("3")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, AccountsScreen)
+    async with running_app(settings) as (_app, pilot, _notes):
+        screen = await switch_to(pilot, "3", AccountsScreen)
         screen.query_one("#search", Input).value = "bob"
         await pilot.pause()
         table = screen.query_one(VirtualTable)
@@ -63,12 +58,8 @@ async def test_accounts_search_and_detail(settings: Settings):
 
 async def test_delete_account_states_what_goes_and_what_stays(twins: tuple[Settings, Settings]):
     tui, cli = twins
-    app = WgfleetApp(tui, today=TODAY)
-    notes = record_notifications(app)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        await pilot.press("3")
-        await settle(pilot)
+    async with running_app(tui) as (app, pilot, notes):
+        await switch_to(pilot, "3", AccountsScreen)
         app.screen.query_one("#search", Input).value = "bob"
         await pilot.pause()
         app.screen.query_one(VirtualTable).focus()
@@ -103,14 +94,8 @@ async def test_delete_account_states_what_goes_and_what_stays(twins: tuple[Setti
 
 
 async def test_sync_from_operations_names_each_failed_node(settings: Settings):
-    app = WgfleetApp(settings, today=TODAY)
-    notes = record_notifications(app)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        await pilot.press("4")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, OperationsScreen)
+    async with running_app(settings) as (app, pilot, notes):
+        screen = await switch_to(pilot, "4", OperationsScreen)
         await pilot.press("s")
         await settle(pilot)
         title = str(screen.query_one("#summary-title", Label).render())
@@ -133,13 +118,8 @@ async def test_sync_from_operations_names_each_failed_node(settings: Settings):
 
 
 async def test_apply_and_plan_and_audit_and_deploy_fail_cleanly(settings: Settings):
-    app = WgfleetApp(settings, today=TODAY)
-    notes = record_notifications(app)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        await pilot.press("4")
-        await settle(pilot)
-        screen = app.screen
+    async with running_app(settings) as (app, pilot, notes):
+        screen = await switch_to(pilot, "4", OperationsScreen)
         for key, title in (("p", "apply"), ("n", "plan (dry run, nothing changed)")):
             await pilot.press(key)
             await settle(pilot)

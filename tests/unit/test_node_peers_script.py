@@ -296,16 +296,22 @@ def test_reading_stops_at_a_line_over_the_bound(tmp_path: Path) -> None:
     assert result.stdout == "error line 4: longer than 512 bytes\n"
 
 
-def test_reading_stops_at_the_byte_bound(script: tuple[Path, Path]) -> None:
-    """An endless request: the node answers once it has read the bound, and reads no more."""
-    path, _ = script
+def start_script(config: Path) -> subprocess.Popen[bytes]:
+    """The node program reading ``config``, its stdin and stdout pipes held by the test."""
     process = subprocess.Popen(
         [sys.executable, str(SCRIPT)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        env=clean_environment(WGFLEET_PEERS_CONFIG=str(path)),
+        env=clean_environment(WGFLEET_PEERS_CONFIG=str(config)),
     )
     assert process.stdin is not None and process.stdout is not None
+    return process
+
+
+def test_reading_stops_at_the_byte_bound(script: tuple[Path, Path]) -> None:
+    """An endless request: the node answers once it has read the bound, and reads no more."""
+    path, _ = script
+    process = start_script(path)
     line = f"peer {key()} 198.19.1.2/32 -\n".encode()
     sent = 0
 
@@ -335,13 +341,7 @@ def test_a_request_that_never_ends_is_refused_at_the_timeout(tmp_path: Path) -> 
     config = write_config(
         tmp_path / "peers.json", peers_config(tmp_path, request_timeout_seconds=1)
     )
-    process = subprocess.Popen(
-        [sys.executable, str(SCRIPT)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=clean_environment(WGFLEET_PEERS_CONFIG=str(config)),
-    )
-    assert process.stdin is not None and process.stdout is not None
+    process = start_script(config)
     process.stdin.write(HEAD.encode())
     process.stdin.flush()  # and the input stays open: the answer comes when the node gives up
     out = process.stdout.read()

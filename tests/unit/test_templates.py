@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -684,14 +685,28 @@ def test_sshd_forces_the_same_command_as_each_accounts_key() -> None:
     assert "Match" not in none
 
 
-@pytest.mark.skipif(not shutil.which("sshd") or not shutil.which("ssh-keygen"), reason="no sshd")
-def test_sshd_applies_the_forced_command_to_those_accounts_only(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class SshdDropin:
+    sshd: str
+    config: Path  # an sshd_config that is the rendered drop-in alone
+    host_key: Path
+
+
+@pytest.fixture
+def sshd_dropin(tmp_path: Path) -> SshdDropin:
+    """The real sshd, a host key and the hardening drop-in as its whole config."""
+    sshd = shutil.which("sshd")
+    if not sshd or not shutil.which("ssh-keygen"):
+        pytest.skip("no sshd")
     host_key = tmp_path / "host_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
     config = tmp_path / "sshd_config"
     config.write_text(render("ssh_hardening", "10-wgfleet-hardening.conf.j2"))
-    sshd = shutil.which("sshd")
-    assert sshd
+    return SshdDropin(sshd, config, host_key)
+
+
+def test_sshd_applies_the_forced_command_to_those_accounts_only(sshd_dropin: SshdDropin) -> None:
+    sshd, config, host_key = sshd_dropin.sshd, sshd_dropin.config, sshd_dropin.host_key
 
     def effective(user: str) -> dict[str, str]:
         result = subprocess.run(
@@ -734,16 +749,9 @@ def test_sshd_dropin_without_crypto_lists() -> None:
     assert not {"kexalgorithms", "ciphers", "macs"} & set(settings)
 
 
-@pytest.mark.skipif(not shutil.which("sshd") or not shutil.which("ssh-keygen"), reason="no sshd")
-def test_sshd_accepts_the_dropin(tmp_path: Path) -> None:
-    host_key = tmp_path / "host_key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
-    config = tmp_path / "sshd_config"
-    config.write_text(render("ssh_hardening", "10-wgfleet-hardening.conf.j2"))
-    sshd = shutil.which("sshd")
-    assert sshd
+def test_sshd_accepts_the_dropin(sshd_dropin: SshdDropin) -> None:
     result = subprocess.run(
-        [sshd, "-t", "-f", str(config), "-h", str(host_key)],
+        [sshd_dropin.sshd, "-t", "-f", str(sshd_dropin.config), "-h", str(sshd_dropin.host_key)],
         capture_output=True,
         text=True,
         check=False,

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from orchestrator.core.overview import AccountRow, filter_rows
 from orchestrator.core.units import human_bytes
 from orchestrator.service import peers
+from orchestrator.service.context import Fleet
 from orchestrator.service.overview import accounts_overview
-from orchestrator.tui.screens.base import WgfleetScreen
+from orchestrator.tui.screens.base import FilteredTableScreen
 from orchestrator.tui.widgets.dialogs import ConfirmDialog
 from orchestrator.tui.widgets.virtual_table import Column, VirtualTable, column_width
 
@@ -37,11 +39,14 @@ def deletion_statement(account: AccountRow) -> str:
     )
 
 
-class AccountsScreen(WgfleetScreen):
+class AccountsScreen(FilteredTableScreen[list[AccountRow]]):
     TITLE = "Accounts"
+    LOAD_TITLE = "load accounts"
+    FOCUS = "#accounts"
+    FILTER = "search"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "focus_search", "Search"),
+        Binding("slash", "focus_filter", "Search"),
         Binding("x", "delete", "Delete account"),
         Binding("r", "reload", "Reload"),
         Binding("escape", "focus_table", "Table", show=False),
@@ -55,9 +60,7 @@ class AccountsScreen(WgfleetScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal(classes="filter-bar"):
-            yield Input(placeholder="search: username, device id, contact", id="search")
-            yield Static("", id="count", classes="count")
+        yield self.filter_bar("search: username, device id, contact")
         yield VirtualTable(self.cells, id="accounts")
         with Horizontal(id="account-detail"):
             with Vertical():
@@ -72,21 +75,8 @@ class AccountsScreen(WgfleetScreen):
                 yield topups
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.query_one(VirtualTable).focus()
-
-    def on_screen_resume(self) -> None:
-        self.action_reload()
-
-    def action_reload(self) -> None:
-        today = self.backend.today()
-        self.call_service(
-            "load accounts",
-            lambda fleet: accounts_overview(fleet, today),
-            self.loaded,
-            write=False,
-            group="load",
-        )
+    def read_model(self, fleet: Fleet, today: date) -> list[AccountRow]:
+        return accounts_overview(fleet, today)
 
     def loaded(self, accounts: list[AccountRow]) -> None:
         self.accounts = rows = accounts
@@ -110,7 +100,7 @@ class AccountsScreen(WgfleetScreen):
     def show_rows(self) -> None:
         table = self.query_one(VirtualTable)
         current = table.current
-        query = self.query_one("#search", Input).value
+        query = self.filter_text
         self.shown = filter_rows(self.accounts, query, lambda a: a.search_text)
         name = current.username if isinstance(current, AccountRow) else None
         rows = self.accounts
@@ -156,41 +146,22 @@ class AccountsScreen(WgfleetScreen):
                 t.purchased_on.isoformat(),
             )
 
-    @on(Input.Changed, "#search")
-    def _search_changed(self) -> None:
-        self.show_rows()
-
-    @on(Input.Submitted, "#search")
-    def action_focus_table(self) -> None:
-        self.query_one(VirtualTable).focus()
-
-    def action_focus_search(self) -> None:
-        self.query_one("#search", Input).focus()
-
     def action_delete(self) -> None:
         row = self.query_one(VirtualTable).current
         if not isinstance(row, AccountRow):
             self.notify("no account selected", severity="warning")
             return
 
-        def confirmed(yes: object) -> None:
-            if yes is not True:
-                return
-            self.call_service(
-                f"delete account {row.username}",
-                lambda fleet: peers.delete_account(fleet, row.username),
-                self.deleted(row.username),
-                write=True,
-            )
-
-        self.app.push_screen(
+        self.confirm_then_write(
             ConfirmDialog(
                 f"Erase account {row.username}",
                 deletion_statement(row),
                 "Erase",
                 type_to_confirm=row.username,
             ),
-            confirmed,
+            f"delete account {row.username}",
+            lambda fleet: peers.delete_account(fleet, row.username),
+            self.deleted(row.username),
         )
 
     def deleted(self, username: str) -> Any:

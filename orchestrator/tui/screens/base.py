@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import date
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
+from textual.containers import Horizontal
 from textual.screen import Screen
+from textual.widgets import Input, Static
 from textual.worker import Worker
 
 from orchestrator.errors import FleetBusy, WgfleetError
@@ -20,6 +23,8 @@ if TYPE_CHECKING:
     from orchestrator.tui.app import WgfleetApp
 
 T = TypeVar("T")
+Answer = TypeVar("Answer")
+Data = TypeVar("Data")
 
 
 def guarded(app: Any, title: str, work: Callable[[], T]) -> tuple[bool, T | None]:
@@ -98,6 +103,41 @@ class WgfleetScreen(Screen[None]):
         if ok and done is not None:
             guarded(self.app, title, lambda: self.app.call_from_thread(done, cast(T, result)))
 
+    def confirm_then_write(
+        self,
+        dialog: Screen[Any],
+        title: str,
+        call: Callable[[Fleet], T],
+        done: Callable[[T], None],
+    ) -> None:
+        """Show a confirmation ``dialog``; only on its yes, run ``call`` as a write."""
+
+        def confirmed(yes: object) -> None:
+            if yes is True:
+                self.call_service(title, call, done, write=True)
+
+        self.app.push_screen(dialog, confirmed)
+
+    def ask_then_write(
+        self,
+        dialog: Screen[Any],
+        answer_type: type[Answer],
+        title: Callable[[Answer], str],
+        call: Callable[[Fleet, Answer], T],
+        done: Callable[[T], None],
+    ) -> None:
+        """Show a form ``dialog``; once it is answered (not cancelled), run ``call`` with the
+        answer as a write."""
+
+        def answered(answer: object) -> None:
+            if isinstance(answer, answer_type):
+                chosen: Answer = answer
+                self.call_service(
+                    title(chosen), lambda fleet: call(fleet, chosen), done, write=True
+                )
+
+        self.app.push_screen(dialog, answered)
+
     def report_push(self, message: str, push: PushResult) -> None:
         """Say what changed in the store, and name every node that did not take it."""
         self.notify(message, markup=False)
@@ -129,18 +169,7 @@ class WgfleetScreen(Screen[None]):
             if reload is not None:
                 reload()
 
-        def confirmed(yes: object) -> None:
-            if yes is True:
-                self.call_service(
-                    f"rotate {name}'s keys",
-                    lambda fleet: key_service.rotate_peer(
-                        fleet, name, grace_seconds=grace, today=today
-                    ),
-                    rotated,
-                    write=True,
-                )
-
-        self.app.push_screen(
+        self.confirm_then_write(
             ConfirmDialog(
                 f"Rotate {name}'s keys",
                 f"A new client key pair and preshared key for {name}; its usage, quota and "
@@ -148,5 +177,76 @@ class WgfleetScreen(Screen[None]):
                 "uses the new config, which is shown once next.",
                 "Rotate",
             ),
-            confirmed,
+            f"rotate {name}'s keys",
+            lambda fleet: key_service.rotate_peer(fleet, name, grace_seconds=grace, today=today),
+            rotated,
         )
+
+
+class ReadModelScreen(WgfleetScreen, Generic[Data]):
+    """A screen that shows one service read model: read again, off the UI thread, each time the
+    screen is shown and on Reload, so what it shows is never older than the last visit."""
+
+    LOAD_TITLE: ClassVar[str]  # names the read in an error notification
+    FOCUS: ClassVar[str]  # selector of the widget the keyboard starts on
+
+    def on_mount(self) -> None:
+        self.query_one(self.FOCUS).focus()
+
+    def on_screen_resume(self) -> None:
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        today = self.backend.today()  # taken on the UI thread: one "today" per read
+        self.call_service(
+            self.LOAD_TITLE,
+            lambda fleet: self.read_model(fleet, today),
+            self.loaded,
+            write=False,
+            group="load",
+        )
+
+    def read_model(self, fleet: Fleet, today: date) -> Data:
+        """The service read this screen shows (runs in a worker thread)."""
+        raise NotImplementedError
+
+    def loaded(self, data: Data) -> None:
+        """Show ``data`` (on the UI thread)."""
+        raise NotImplementedError
+
+
+class FilteredTableScreen(ReadModelScreen[Data]):
+    """A read-model screen whose table a filter box above it narrows as the operator types;
+    Enter in the box (or Escape) goes back to the table."""
+
+    FILTER: ClassVar[str]  # id of the filter box
+
+    def filter_bar(self, placeholder: str) -> Horizontal:
+        """The filter box and, beside it, the count of rows shown (``#count``)."""
+        return Horizontal(
+            Input(placeholder=placeholder, id=self.FILTER),
+            Static("", id="count", classes="count"),
+            classes="filter-bar",
+        )
+
+    @property
+    def filter_text(self) -> str:
+        return self.query_one(f"#{self.FILTER}", Input).value
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == self.FILTER:
+            self.show_rows()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == self.FILTER:
+            self.action_focus_table()
+
+    def action_focus_table(self) -> None:
+        self.query_one(self.FOCUS).focus()
+
+    def action_focus_filter(self) -> None:
+        self.query_one(f"#{self.FILTER}", Input).focus()
+
+    def show_rows(self) -> None:
+        """Show the rows the filter lets through, and their count."""
+        raise NotImplementedError

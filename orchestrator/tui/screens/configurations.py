@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, ClassVar
 
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Static
 
 from orchestrator.core.models import DisabledReason, TopUp
 from orchestrator.core.overview import (
@@ -24,7 +24,7 @@ from orchestrator.service.context import Fleet
 from orchestrator.service.overview import configuration_overview
 from orchestrator.service.peers import NewConfiguration
 from orchestrator.service.push import PushResult
-from orchestrator.tui.screens.base import WgfleetScreen
+from orchestrator.tui.screens.base import FilteredTableScreen
 from orchestrator.tui.widgets.dialogs import (
     AddConfigurationDialog,
     AddForm,
@@ -68,8 +68,11 @@ def tone(row: ConfigurationRow) -> str:
     return "warning" if row.disabled_reason == DisabledReason.OVER_QUOTA else "muted"
 
 
-class ConfigurationsScreen(WgfleetScreen):
+class ConfigurationsScreen(FilteredTableScreen[ConfigurationsData]):
     TITLE = "Configurations"
+    LOAD_TITLE = "load configurations"
+    FOCUS = "#configurations"
+    FILTER = "filter"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_filter", "Filter"),
@@ -100,17 +103,9 @@ class ConfigurationsScreen(WgfleetScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal(classes="filter-bar"):
-            yield Input(placeholder="filter: name, account, node, status, plan", id="filter")
-            yield Static("", id="count", classes="count")
+        yield self.filter_bar("filter: name, account, node, status, plan")
         yield VirtualTable(self.cells, id="configurations")
         yield Footer()
-
-    def on_mount(self) -> None:
-        self.query_one(VirtualTable).focus()
-
-    def on_screen_resume(self) -> None:
-        self.action_reload()
 
     def on_resize(self, event: events.Resize) -> None:
         compact = event.size.width < COMPACT_BELOW
@@ -120,17 +115,12 @@ class ConfigurationsScreen(WgfleetScreen):
 
     # --- data --------------------------------------------------------------------------------
 
-    def action_reload(self) -> None:
-        today = self.backend.today()
-
-        def load(fleet: Fleet) -> ConfigurationsData:
-            return ConfigurationsData(
-                configuration_overview(fleet, today),
-                [p.name for p in catalog.plans(fleet)],
-                catalog.node_names(fleet),
-            )
-
-        self.call_service("load configurations", load, self.loaded, write=False, group="load")
+    def read_model(self, fleet: Fleet, today: date) -> ConfigurationsData:
+        return ConfigurationsData(
+            configuration_overview(fleet, today),
+            [p.name for p in catalog.plans(fleet)],
+            catalog.node_names(fleet),
+        )
 
     def loaded(self, data: ConfigurationsData) -> None:
         self.data = data
@@ -153,7 +143,7 @@ class ConfigurationsScreen(WgfleetScreen):
     def show_rows(self) -> None:
         table = self.query_one(VirtualTable)
         current = table.current
-        query = self.query_one("#filter", Input).value
+        query = self.filter_text
         self.shown = filter_rows(self.sorted_rows, query, lambda r: r.search_text)
         name = current.name if isinstance(current, ConfigurationRow) else None
         table.set_rows(self.columns(), self.shown, keep=lambda r: r.name == name)
@@ -161,7 +151,7 @@ class ConfigurationsScreen(WgfleetScreen):
 
     def show_count(self) -> None:
         total = len(self.data.rows)
-        query = self.query_one("#filter", Input).value
+        query = self.filter_text
         text = f"{len(self.shown)} of {total}" if query.strip() else f"{total} configurations"
         if self.marked:
             text += f" · {len(self.marked)} marked"
@@ -186,17 +176,6 @@ class ConfigurationsScreen(WgfleetScreen):
         usage = row.usage(10 if not self.compact else 8, compact=self.compact)
         mark = "●" if row.name in self.marked else " "
         return (mark, row.name, row.account, ",".join(row.nodes), usage, row.status), tone(row)
-
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self) -> None:
-        self.show_rows()
-
-    @on(Input.Submitted, "#filter")
-    def action_focus_table(self) -> None:
-        self.query_one(VirtualTable).focus()
-
-    def action_focus_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
 
     def action_sort(self) -> None:
         index = SORT_ORDER.index(self.sort_column)
@@ -276,17 +255,13 @@ class ConfigurationsScreen(WgfleetScreen):
         if not names:
             return
 
-        def chosen(reason: object) -> None:
-            if not isinstance(reason, DisabledReason):
-                return
-            self.call_service(
-                f"disable {describe(names)}",
-                lambda fleet: peers.set_enabled(fleet, names, False, reason),
-                self.changed("disabled"),
-                write=True,
-            )
-
-        self.app.push_screen(DisableDialog(describe(names)), chosen)
+        self.ask_then_write(
+            DisableDialog(describe(names)),
+            DisabledReason,
+            lambda _reason: f"disable {describe(names)}",
+            lambda fleet, reason: peers.set_enabled(fleet, names, False, reason),
+            self.changed("disabled"),
+        )
 
     def action_topup(self) -> None:
         row = self.selected()
@@ -294,41 +269,27 @@ class ConfigurationsScreen(WgfleetScreen):
             return
         today = self.backend.today()
 
-        def chosen(form: object) -> None:
-            if not isinstance(form, TopUpForm):
-                return
-            self.call_service(
-                f"top up {row.name}",
-                lambda fleet: peers.topup(
-                    fleet,
-                    row.name,
-                    invoice=form.invoice,
-                    amount=form.amount,
-                    bytes_granted=form.bytes_granted,
-                    plan=form.plan,
-                    today=today,
-                ),
-                self.topped_up,
-                write=True,
-            )
-
-        self.app.push_screen(TopUpDialog(row.name, self.data.plans), chosen)
+        self.ask_then_write(
+            TopUpDialog(row.name, self.data.plans),
+            TopUpForm,
+            lambda _form: f"top up {row.name}",
+            lambda fleet, form: peers.topup(
+                fleet,
+                row.name,
+                invoice=form.invoice,
+                amount=form.amount,
+                bytes_granted=form.bytes_granted,
+                plan=form.plan,
+                today=today,
+            ),
+            self.topped_up,
+        )
 
     def topped_up(self, result: tuple[TopUp, bool]) -> None:
         topup, created = result
-        if created:
-            self.notify(
-                f"invoice {topup.invoice}: granted {topup.bytes_granted} bytes to "
-                f"{topup.configuration}",
-                markup=False,
-            )
-        else:
-            self.notify(
-                f"invoice {topup.invoice} was already recorded ({topup.bytes_granted} bytes to "
-                f"{topup.configuration}); nothing granted again",
-                severity="warning",
-                markup=False,
-            )
+        self.notify(
+            topup.outcome(created), severity="information" if created else "warning", markup=False
+        )
         self.action_reload()
 
     def action_remove(self) -> None:
@@ -336,17 +297,6 @@ class ConfigurationsScreen(WgfleetScreen):
         if not names:
             return
         rows = {r.name: r for r in self.data.rows}
-
-        def confirmed(yes: object) -> None:
-            if yes is not True:
-                return
-            self.call_service(
-                f"remove {describe(names)}",
-                lambda fleet: peers.remove_configurations(fleet, names),
-                self.changed("removed"),
-                write=True,
-            )
-
         if len(names) == 1 and names[0] in rows:
             row = rows[names[0]]
             what = f"{row.name} ({row.account})"
@@ -354,14 +304,16 @@ class ConfigurationsScreen(WgfleetScreen):
         else:
             what = describe(names)
             where = "their peers from every node they are on"
-        self.app.push_screen(
+        self.confirm_then_write(
             ConfirmDialog(
                 f"Remove {describe(names)}",
                 f"Remove {what} and the usage from the store, and {where}.\nTop-ups bought "
                 "stay in the ledger, no longer linked. This cannot be undone.",
                 "Remove",
             ),
-            confirmed,
+            f"remove {describe(names)}",
+            lambda fleet: peers.remove_configurations(fleet, names),
+            self.changed("removed"),
         )
 
     def action_rotate(self) -> None:
@@ -374,26 +326,20 @@ class ConfigurationsScreen(WgfleetScreen):
         account = current.account if isinstance(current, ConfigurationRow) else ""
         today = self.backend.today()
 
-        def chosen(form: object) -> None:
-            if not isinstance(form, AddForm):
-                return
-            self.call_service(
-                f"add a configuration for {form.account}",
-                lambda fleet: peers.add_configuration(
-                    fleet,
-                    form.account,
-                    nodes=form.nodes,
-                    quota_bytes=form.quota_bytes,
-                    plan=form.plan,
-                    name=form.name,
-                    today=today,
-                ),
-                self.added,
-                write=True,
-            )
-
-        self.app.push_screen(
-            AddConfigurationDialog(account, self.data.nodes, self.data.plans), chosen
+        self.ask_then_write(
+            AddConfigurationDialog(account, self.data.nodes, self.data.plans),
+            AddForm,
+            lambda form: f"add a configuration for {form.account}",
+            lambda fleet, form: peers.add_configuration(
+                fleet,
+                form.account,
+                nodes=form.nodes,
+                quota_bytes=form.quota_bytes,
+                plan=form.plan,
+                name=form.name,
+                today=today,
+            ),
+            self.added,
         )
 
     def added(self, created: NewConfiguration) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import ClassVar
 
 from rich.text import Text
@@ -12,8 +13,9 @@ from textual.widgets import DataTable, Footer, Header, Label, Sparkline, Static
 
 from orchestrator.core.overview import CHART_DAYS, FleetOverview, NodeRow
 from orchestrator.core.units import human_bytes
+from orchestrator.service.context import Fleet
 from orchestrator.service.overview import fleet_overview
-from orchestrator.tui.screens.base import WgfleetScreen
+from orchestrator.tui.screens.base import ReadModelScreen
 
 
 def _verdict(value: bool | None, yes: str = "ok", no: str = "failed") -> Text:
@@ -45,8 +47,10 @@ def totals_text(overview: FleetOverview) -> str:
     )
 
 
-class FleetScreen(WgfleetScreen):
+class FleetScreen(ReadModelScreen[FleetOverview]):
     TITLE = "Fleet"
+    LOAD_TITLE = "load the fleet"
+    FOCUS = "#nodes"
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "reload", "Reload")]
 
@@ -68,21 +72,8 @@ class FleetScreen(WgfleetScreen):
         yield Vertical(id="daily")
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.query_one(DataTable).focus()
-
-    def on_screen_resume(self) -> None:
-        self.action_reload()
-
-    def action_reload(self) -> None:
-        today = self.backend.today()
-        self.call_service(
-            "load the fleet",
-            lambda fleet: fleet_overview(fleet, today),
-            self.loaded,
-            write=False,
-            group="load",
-        )
+    def read_model(self, fleet: Fleet, today: date) -> FleetOverview:
+        return fleet_overview(fleet, today)
 
     def loaded(self, overview: FleetOverview) -> None:
         self.query_one("#totals", Static).update(totals_text(overview))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import ClassVar
 
 from rich.text import Text
@@ -14,29 +15,21 @@ from orchestrator.core.keys import KeyAge, KeyKind, parse_duration
 from orchestrator.core.models import Node
 from orchestrator.service import keys as key_service
 from orchestrator.service import node_keys
+from orchestrator.service.context import Fleet
 from orchestrator.service.push import PushResult
-from orchestrator.tui.screens.base import WgfleetScreen
+from orchestrator.tui.screens.base import ReadModelScreen
 from orchestrator.tui.widgets.dialogs import ClientConfigDialog, ConfirmDialog
 
 
 def key_cells(age: KeyAge) -> tuple[str | Text, ...]:
-    record = age.record
-    status = (
-        Text("overdue", style="bold red") if age.overdue else Text(f"due in {age.due_in_days} d")
-    )
-    return (
-        str(record.kind),
-        record.subject,
-        str(record.created_on or "unknown"),
-        "-" if age.age_days is None else str(age.age_days),
-        str(age.max_age_days),
-        status,
-        record.note,
-    )
+    *before, status, note = age.cells()
+    return (*before, Text(status, style="bold red" if age.overdue else ""), note)
 
 
-class KeysScreen(WgfleetScreen):
+class KeysScreen(ReadModelScreen[list[KeyAge]]):
     TITLE = "Keys"
+    LOAD_TITLE = "load the keys"
+    FOCUS = "#keys"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "reload", "Reload"),
@@ -61,21 +54,8 @@ class KeysScreen(WgfleetScreen):
         yield table
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.query_one(DataTable).focus()
-
-    def on_screen_resume(self) -> None:
-        self.action_reload()
-
-    def action_reload(self) -> None:
-        today = self.backend.today()
-        self.call_service(
-            "load the keys",
-            lambda fleet: key_service.key_status(fleet, today, record=False),
-            self.loaded,
-            write=False,
-            group="load",
-        )
+    def read_model(self, fleet: Fleet, today: date) -> list[KeyAge]:
+        return key_service.key_status(fleet, today, record=False)
 
     def loaded(self, ages: list[KeyAge]) -> None:
         self.ages = ages
@@ -123,23 +103,16 @@ class KeysScreen(WgfleetScreen):
         name = age.record.subject
         today = self.backend.today()
 
-        def confirmed(yes: object) -> None:
-            if yes is True:
-                self.call_service(
-                    f"rotate {name}'s preshared key",
-                    lambda fleet: key_service.rotate_psk(fleet, [name], today=today),
-                    self.psk_rotated,
-                    write=True,
-                )
-
-        self.app.push_screen(
+        self.confirm_then_write(
             ConfirmDialog(
                 f"Rotate {name}'s preshared key",
                 "A peer holds one preshared key, so there is no grace: the client cannot "
                 "connect until its PresharedKey line is replaced with the key shown next.",
                 "Rotate",
             ),
-            confirmed,
+            f"rotate {name}'s preshared key",
+            lambda fleet: key_service.rotate_psk(fleet, [name], today=today),
+            self.psk_rotated,
         )
 
     def psk_rotated(self, result: tuple[list[key_service.RotatedPsk], PushResult]) -> None:
@@ -162,18 +135,7 @@ class KeysScreen(WgfleetScreen):
         name, grace = age.record.subject, self._grace()
         today = self.backend.today()
 
-        def confirmed(yes: object) -> None:
-            if yes is True:
-                self.call_service(
-                    f"rotate {name}'s key",
-                    lambda fleet: node_keys.rotate_node(
-                        fleet, name, overlap=True, grace_seconds=grace, today=today
-                    ),
-                    self.node_rotated,
-                    write=True,
-                )
-
-        self.app.push_screen(
+        self.confirm_then_write(
             ConfirmDialog(
                 f"Rotate {name}'s key with overlap",
                 f"{name} makes its next key and serves it on its other port beside the current "
@@ -182,7 +144,11 @@ class KeysScreen(WgfleetScreen):
                 "grace ends.",
                 "Rotate",
             ),
-            confirmed,
+            f"rotate {name}'s key",
+            lambda fleet: node_keys.rotate_node(
+                fleet, name, overlap=True, grace_seconds=grace, today=today
+            ),
+            self.node_rotated,
         )
 
     def node_rotated(self, rotated: node_keys.RotatedNode) -> None:

@@ -48,6 +48,26 @@ class Dialog(ModalScreen[object]):
         self.dismiss(None)
 
 
+class GrantDialog(Dialog):
+    """A dialog that grants quota: a number of bytes typed, or a plan picked from a list."""
+
+    def __init__(self, plans: Sequence[str]) -> None:
+        super().__init__()
+        self.plans = list(plans)
+
+    def grant_fields(self, label: str, field: str, placeholder: str) -> ComposeResult:
+        yield Label(label)
+        yield Input(placeholder=placeholder, id=field, compact=True)
+        yield Select([(p, p) for p in self.plans], prompt="or a plan", id="plan", compact=True)
+
+    def grant(self, field: str) -> tuple[str, str | None]:
+        """The bytes as typed (stripped) and the plan chosen, if any."""
+        plan = self.query_one("#plan", Select).value
+        return self.query_one(f"#{field}", Input).value.strip(), (
+            plan if isinstance(plan, str) else None
+        )
+
+
 class ConfirmDialog(Dialog):
     """Yes or no to a stated consequence; ``type_to_confirm`` asks for a name to be typed."""
 
@@ -127,11 +147,10 @@ class TopUpForm:
     plan: str | None
 
 
-class TopUpDialog(Dialog):
+class TopUpDialog(GrantDialog):
     def __init__(self, name: str, plans: Sequence[str]) -> None:
-        super().__init__()
+        super().__init__(plans)
         self.config_name = name
-        self.plans = list(plans)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -141,10 +160,8 @@ class TopUpDialog(Dialog):
                 yield Input(placeholder="INV-2024-0001", id="invoice", compact=True)
                 yield Label("amount billed")
                 yield Input(placeholder="4.99", id="amount", compact=True)
-                yield Label("grant: bytes, or a plan's quota")
-                yield Input(placeholder="bytes, e.g. 10737418240", id="bytes", compact=True)
-                yield Select(
-                    [(p, p) for p in self.plans], prompt="or a plan", id="plan", compact=True
+                yield from self.grant_fields(
+                    "grant: bytes, or a plan's quota", "bytes", "bytes, e.g. 10737418240"
                 )
             yield self.buttons("Top up")
 
@@ -154,9 +171,7 @@ class TopUpDialog(Dialog):
     @on(Button.Pressed, "#ok")
     @on(Input.Submitted)
     def _ok(self) -> None:
-        text = self.query_one("#bytes", Input).value.strip()
-        plan = self.query_one("#plan", Select).value
-        chosen_plan = plan if isinstance(plan, str) else None
+        text, chosen_plan = self.grant("bytes")
         if bool(text) == (chosen_plan is not None):
             self.show_error("give exactly one of bytes or a plan")
             return
@@ -184,12 +199,11 @@ class AddForm:
     name: str | None
 
 
-class AddConfigurationDialog(Dialog):
+class AddConfigurationDialog(GrantDialog):
     def __init__(self, account: str, nodes: Sequence[str], plans: Sequence[str]) -> None:
-        super().__init__()
+        super().__init__(plans)
         self.account = account
         self.nodes = list(nodes)
-        self.plans = list(plans)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -201,10 +215,8 @@ class AddConfigurationDialog(Dialog):
                 yield SelectionList[str](
                     *[(n, n, True) for n in self.nodes], id="nodes", compact=True
                 )
-                yield Label("quota: bytes, or a plan, or neither (unmetered)")
-                yield Input(placeholder="bytes", id="quota", compact=True)
-                yield Select(
-                    [(p, p) for p in self.plans], prompt="or a plan", id="plan", compact=True
+                yield from self.grant_fields(
+                    "quota: bytes, or a plan, or neither (unmetered)", "quota", "bytes"
                 )
                 yield Label("name (default ACCOUNT-N)")
                 yield Input(placeholder="optional", id="name", compact=True)
@@ -218,9 +230,7 @@ class AddConfigurationDialog(Dialog):
     def _ok(self) -> None:
         account = self.query_one("#account", Input).value.strip()
         nodes = tuple(self.query_one("#nodes", SelectionList).selected)
-        text = self.query_one("#quota", Input).value.strip()
-        plan = self.query_one("#plan", Select).value
-        chosen_plan = plan if isinstance(plan, str) else None
+        text, chosen_plan = self.grant("quota")
         if not account:
             self.show_error("account: required")
             return
