@@ -11,7 +11,7 @@ import yaml
 
 from orchestrator.core import node_protocol
 from orchestrator.core.push_protocol import HEADER
-from tests.unit.node_programs import PEERS, ROLES, load
+from tests.unit.node_programs import EPOCH, PEERS, ROLES, load
 
 ROOT = ROLES.parent
 
@@ -51,6 +51,11 @@ def test_the_site_playbook_lets_in_exactly_the_protocol_s_accounts() -> None:
 
 def test_the_push_program_speaks_the_controller_s_revision() -> None:
     assert load(PEERS, "wgfleet_peers").HEADER == HEADER == node_protocol.PUSH_HEADER
+
+
+def test_the_epoch_program_s_fallback_directory_is_the_protocol_s() -> None:
+    """wg-quick files written before the directory was named on their PostUp line."""
+    assert f'dir="${{2:-{node_protocol.EPOCH_DIR}}}"' in EPOCH.read_text()
 
 
 def test_each_program_reads_its_config_where_the_role_writes_it() -> None:

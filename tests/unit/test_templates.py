@@ -463,8 +463,8 @@ def test_epoch_script_writes_a_new_random_token_each_start(tmp_path: Path) -> No
     assert sorted(p.name for p in epoch_dir.iterdir()) == ["wg0.epoch"]
     for bad in (["", str(epoch_dir)], ["../x", str(epoch_dir)], ["wg 0", str(epoch_dir)]):
         assert subprocess.run([str(EPOCH), *bad], capture_output=True).returncode == 2
-    for bad in (["wg0"], ["wg0", "relative/dir"]):
-        assert subprocess.run([str(EPOCH), *bad], capture_output=True).returncode == 2
+    # Without DIR it writes to /run/wgfleet (not tried here: the host's own /run).
+    assert subprocess.run([str(EPOCH), "wg0", "relative/dir"], capture_output=True).returncode == 2
 
 
 @pytest.mark.parametrize("program", [EPOCH, WG_RELOAD], ids=lambda p: p.name)
