@@ -230,3 +230,12 @@ def test_the_overlap_interface_takes_the_node_s_own_addresses_of_both_families(
     assert f"Address = {own}\n" in conf
     assert "Table = off" in conf
     assert "PostUp = /bin/true %i /run/x\n" in conf  # the epoch program and its directory
+    pushed = wg_dir / "wg0.peers"
+    assert f"PostUp = [ ! -f {pushed} ] || wg addconf %i {pushed}\n" in conf
+    # The static peers of wg0.conf follow, unchanged.
+    (wg_dir / "wg0.conf").write_text(
+        f"[Interface]\nAddress = {address}\nListenPort = 51820\n\n"
+        "[Peer]\nPublicKey = " + "A" * 43 + "=\nAllowedIPs = 198.19.1.9/32\n"
+    )
+    conf = module.overlap_conf(paths, "wg0", 51821)
+    assert conf.endswith("\n[Peer]\nPublicKey = " + "A" * 43 + "=\nAllowedIPs = 198.19.1.9/32\n")
