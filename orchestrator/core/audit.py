@@ -14,6 +14,7 @@ from typing import Any
 
 from orchestrator.core.audit_access import ACCESS_PROBES, ControllerKeys, access_checks
 from orchestrator.core.audit_resolver import RESOLVER_PROBES, resolver_findings
+from orchestrator.core.node_protocol import DIAGNOSTICS_PROGRAM
 
 HISTORY_FILES = ".bash_history .python_history .sh_history .zsh_history .lesshst .viminfo .mysql_history .psql_history"
 LOGGING_PACKAGES = (
@@ -27,7 +28,7 @@ LOGGING_PACKAGES = (
     "sysklogd",
 )
 PERSISTENT_EXCLUDES = ("proc", "sys", "dev", "run", "tmp", "var/tmp")
-DIAGNOSTICS_SCRIPT = "/usr/local/sbin/wgfleet-diag"
+DIAGNOSTICS_SCRIPT = DIAGNOSTICS_PROGRAM
 # An expiry timer fires within a second; a diagnostic still there a minute later outlived it.
 DIAGNOSTICS_SLACK_SECONDS = 60
 

@@ -22,6 +22,15 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from orchestrator.core.inventory import key_fingerprint
+from orchestrator.core.node_protocol import (
+    COLLECTOR_USER,
+    COUNTERS_COMMAND,
+    COUNTERS_PROGRAM,
+    DEPLOY_USER,
+    PEERS_COMMAND,
+    PEERS_PROGRAM,
+    PUSH_USER,
+)
 
 EVIDENCE_TEXT_LIMIT = 80
 PATH_TEXT_LIMIT = 160
@@ -48,18 +57,18 @@ class Account:
         return f'restrict,command="{self.command}"' if self.command else ""
 
 
-ROOT = Account("root", "deploy")
+ROOT = Account(DEPLOY_USER, "deploy")
 COLLECTOR = Account(
-    "wgcollect",
+    COLLECTOR_USER,
     "collector",
-    "sudo -n /usr/local/sbin/wgfleet-counters",
-    'wgcollect ALL = (root) NOPASSWD: /usr/local/sbin/wgfleet-counters ""',
+    COUNTERS_COMMAND,
+    f'{COLLECTOR_USER} ALL = (root) NOPASSWD: {COUNTERS_PROGRAM} ""',
 )
 PUSH = Account(
-    "wgpush",
+    PUSH_USER,
     "push",
-    "sudo -n /usr/local/sbin/wgfleet-peers",
-    'wgpush ALL = (root) NOPASSWD: /usr/local/sbin/wgfleet-peers ""',
+    PEERS_COMMAND,
+    f'{PUSH_USER} ALL = (root) NOPASSWD: {PEERS_PROGRAM} ""',
 )
 ACCOUNTS = (ROOT, COLLECTOR, PUSH)
 FORCED_ACCOUNTS = (COLLECTOR, PUSH)

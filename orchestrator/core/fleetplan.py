@@ -16,6 +16,7 @@ from typing import Any
 
 from orchestrator.core.fleetfile import FleetFile, NodeSpec, Policies
 from orchestrator.core.models import Account, Configuration, DisabledReason, Node, Plan
+from orchestrator.core.node_protocol import WIREGUARD_PORT
 
 # Accounts a fleet file creates cannot log in: they hold site links and operator access, and
 # this mark is how a later plan knows the file manages them (and may remove them).
@@ -122,7 +123,7 @@ def managed_nodes(fleet: FleetFile, state: FleetState) -> list[str]:
 def node_settings(variables: Mapping[str, Any]) -> dict[str, Any]:
     """What a deploy would give a node, from its inventory variables (roles' defaults filled)."""
     return {
-        "port": int(variables.get("wireguard_port", 51820)),
+        "port": int(variables.get("wireguard_port", WIREGUARD_PORT)),
         "tunnel_network": str(variables.get("wgfleet_tunnel_network")),
         "implementation": str(variables.get("wireguard_implementation", "kernel")),
         "ipv6_egress": str(variables.get("wireguard_ipv6_egress", "nat66")),

@@ -37,7 +37,6 @@ MAX_NODES = 250  # one /24 tunnel pool per node inside 198.19.0.0/16
 MAX_CLIENTS = 1000
 FIRST_NODE_OFFSET = 10
 FIRST_CLIENT_OFFSET_FRACTION = 2  # clients live in the upper half of the lab subnet
-WIREGUARD_PORT = 51820
 
 
 @dataclass(frozen=True)

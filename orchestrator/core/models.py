@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
+from orchestrator.core.node_protocol import WIREGUARD_INTERFACE, WIREGUARD_PORT
+
 
 class DisabledReason(StrEnum):
     OPERATOR = "operator"
@@ -29,8 +31,8 @@ class Node:
     name: str
     address: str  # underlay address the controller reaches it at
     tunnel_network: ipaddress.IPv4Network
-    listen_port: int = 51820
-    interface: str = "wg0"
+    listen_port: int = WIREGUARD_PORT
+    interface: str = WIREGUARD_INTERFACE
     public_key: str | None = None  # read back from the node; its private key never leaves it
     key_created_on: date | None = None
     # A key rotation with overlap: the next key serves on a second interface and port until

@@ -14,10 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from orchestrator.core.errors import CoreError, NodeAnswerInvalid
+from orchestrator.core.node_protocol import PUSH_HEADER
 from orchestrator.core.peers import DesiredPeer, PeerDelta, valid_key
 from orchestrator.core.quoting import quote, sanitize
 
-HEADER = "wgfleet-peers 1"
+HEADER = PUSH_HEADER
 
 
 def _peer_line(peer: DesiredPeer, preshared: dict[str, str]) -> str:

@@ -29,6 +29,7 @@ from orchestrator.core.input_limits import INVENTORY_MAX_BYTES
 from orchestrator.core.inventory import InventoryShapeError, inventory_hosts
 from orchestrator.core.inventory_rules import host_problems, static_peers_problems
 from orchestrator.core.models import Node
+from orchestrator.core.node_protocol import WIREGUARD_PORT
 from orchestrator.core.peers import valid_key
 from orchestrator.core.playbook_events import PlayRecap, with_refused
 from orchestrator.errors import ConfigError, UsageError
@@ -574,9 +575,8 @@ def register_nodes(
             previous = known.get(name)
             endpoints[name] = endpoint_host(name, variables, str(inventory_path(settings)))
             created = previous.key_created_on if previous and previous.public_key == key else None
-            ports[name] = (
-                previous.listen_port if previous else int(variables.get("wireguard_port", 51820))
-            )
+            default_port = int(variables.get("wireguard_port", WIREGUARD_PORT))
+            ports[name] = previous.listen_port if previous else default_port
             fleet.store.upsert_node(
                 Node(
                     name=name,

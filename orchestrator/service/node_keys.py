@@ -17,6 +17,7 @@ from orchestrator.adapters import ssh
 from orchestrator.core.accounting import OVERLAP_PREFIX, Sample
 from orchestrator.core.collector import CounterParseError, parse_counters
 from orchestrator.core.models import Node
+from orchestrator.core.node_protocol import NODE_KEY_PROGRAM, WIREGUARD_PORT
 from orchestrator.core.peers import valid_key
 from orchestrator.core.quoting import quote
 from orchestrator.errors import NodeError, StoreError, UsageError
@@ -24,7 +25,7 @@ from orchestrator.service.context import Fleet, writes
 from orchestrator.service.deploy import node_host_vars
 from orchestrator.service.usage import Observation, account_observations
 
-NODE_KEY_SCRIPT = "/usr/local/sbin/wgfleet-node-key"
+NODE_KEY_SCRIPT = NODE_KEY_PROGRAM
 
 
 class NodeKeyRefused(NodeError):
@@ -72,7 +73,7 @@ def _run(fleet: Fleet, node: Node, *args: str) -> NodeKeyAnswer:
 def port_pair(fleet: Fleet, node: Node) -> tuple[int, int]:
     """The node's two ports from the inventory: the base and the alternate (base + 1)."""
     variables = node_host_vars(fleet.settings).get(node.name, {})
-    base = int(variables.get("wireguard_port", 51820))
+    base = int(variables.get("wireguard_port", WIREGUARD_PORT))
     return base, int(variables.get("wireguard_alternate_port", base + 1))
 
 

@@ -36,6 +36,7 @@ from orchestrator.adapters.store import SqlStore
 from orchestrator.core.accounting import OVERLAP_PREFIX, Sample
 from orchestrator.core.addressing import TunnelNetworks
 from orchestrator.core.models import Configuration, Node
+from orchestrator.core.node_protocol import PUSH_USER
 from orchestrator.core.peers import PeerDelta, desired_peers, peer_delta
 from orchestrator.core.push_protocol import (
     PushAnswer,
@@ -51,7 +52,6 @@ from orchestrator.service.lease import run_holder
 from orchestrator.service.retry import retry_conflicts
 from orchestrator.service.usage import Observation, account_observations
 
-PUSH_USER = "wgpush"
 T = TypeVar("T")
 
 

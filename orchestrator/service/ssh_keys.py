@@ -17,13 +17,14 @@ from typing import Any
 
 from orchestrator.adapters import keyfiles, ssh
 from orchestrator.core.inventory import public_key_fingerprint
+from orchestrator.core.node_protocol import COLLECTOR_USER, DEPLOY_USER, PUSH_USER
 from orchestrator.errors import AuthenticationFailed, NodeError, UsageError, WgfleetError
 from orchestrator.service.context import Fleet, writes
 from orchestrator.service.deploy import node_extravars, root_targets, run_fleet_playbook
 from orchestrator.service.keys import SSH_PURPOSES, ssh_key_paths
 from orchestrator.settings import Settings
 
-USERS = {"deploy": "root", "collector": "wgcollect", "push": "wgpush"}
+USERS = {"deploy": DEPLOY_USER, "collector": COLLECTOR_USER, "push": PUSH_USER}
 COMMENTS = {"deploy": "wgfleet-deploy", "collector": "wgfleet-collector", "push": "wgfleet-push"}
 
 

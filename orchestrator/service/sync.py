@@ -24,6 +24,7 @@ from orchestrator.adapters import ssh
 from orchestrator.core.accounting import OVERLAP_PREFIX, SampleColumns
 from orchestrator.core.collector import CounterParseError, CounterReport, parse_counters
 from orchestrator.core.models import Configuration, DisabledReason, Node
+from orchestrator.core.node_protocol import COLLECTOR_USER
 from orchestrator.core.quota import QuotaStatus, enforce
 from orchestrator.core.shard import Shard
 from orchestrator.errors import Cancelled, NodeError
@@ -42,7 +43,6 @@ from orchestrator.service.push import (
 from orchestrator.service.retry import retry_conflicts
 from orchestrator.service.usage import Observation, account_observations, quota_statuses
 
-COLLECTOR_USER = "wgcollect"
 # Concurrent SSH sessions of one sync: enough to hide the nodes' latency, few enough that the
 # controller's CPU (key exchanges, parsing) is not the bottleneck on a small machine.
 FETCH_THREADS = 32

@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
-import jinja2
 import pytest
 
 from orchestrator.adapters.wgkeys import new_keypair
 from orchestrator.core.push_protocol import parse_answer
+from tests.unit.node_programs import NODE_KEY, load, write_config
 from tests.unit.peers_node import INTERFACE, FakeNode
-
-ROLES = Path(__file__).parents[2] / "roles"
-NODE_KEY = ROLES / "wireguard_node/templates/wgfleet-node-key.j2"
 
 FAKE_TOOLS = r'''
 import json, os, sys
@@ -171,7 +167,9 @@ def fake_peer(nets: str, rx: int) -> dict[str, object]:
     return {"allowed": [nets], "psk": None, "rx": rx, "tx": rx // 10}
 
 
-def test_a_finished_overlap_s_counters_are_read_once_it_passes_nothing(tmp_path: Path) -> None:
+def test_a_finished_overlap_s_counters_are_read_once_it_passes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     key = new_keypair().public_key
     wg_dir, sys_dir, run_dir = tmp_path / "wireguard", tmp_path / "sys", tmp_path / "run"
     for directory in (wg_dir, sys_dir / "wg0", sys_dir / "wg0n", run_dir):
@@ -188,19 +186,19 @@ def test_a_finished_overlap_s_counters_are_read_once_it_passes_nothing(tmp_path:
             "wg0n": {"up": True, "peers": {key: peer("198.19.1.2/32", 4000)}},
         },
     )
-    text = jinja2.Template(NODE_KEY.read_text(), undefined=jinja2.StrictUndefined).render(
-        ansible_managed="test",
-        wireguard_epoch_dir=str(run_dir),
-        wireguard_epoch_script="/bin/true",
+    config = write_config(
+        tmp_path / "node-key.json",
+        {"wireguard_dir": str(wg_dir), "epoch_dir": str(run_dir), "epoch_script": "/bin/true"},
     )
-    text = text.replace('WG_DIR = "/etc/wireguard"', f'WG_DIR = "{wg_dir}"')
-    script = tmp_path / "wgfleet-node-key"
-    script.write_text(text.replace("/sys/class/net/", f"{sys_dir}/"))
-    done = subprocess.run(
-        [sys.executable, str(script), "wg0", "finish"], capture_output=True, text=True, env=env
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    lines = done.stdout.splitlines()
+    node_key = load(NODE_KEY, "wgfleet_node_key")
+    monkeypatch.setattr(node_key, "SYS_NET", str(sys_dir))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SUDO_UID", raising=False)
+    monkeypatch.setenv("WGFLEET_NODE_KEY_CONFIG", str(config))
+    monkeypatch.setattr(sys, "argv", ["wgfleet-node-key", "wg0", "finish"])
+    node_key.main()
+    lines = capsys.readouterr().out.splitlines()
     assert lines[2] == "epoch tok-n"
     reported = tuple(int(n) for n in lines[3].split("\t")[1:])
     assert lines[3].startswith(key) and reported == finals(tmp_path)[("wg0n", key)]
@@ -220,23 +218,24 @@ def test_the_overlap_interface_takes_the_node_s_own_addresses_of_both_families(
 ) -> None:
     """wg0n (a node key rotation's overlap) carries the node's tunnel addresses as host
     addresses, IPv6 too once the node has its /64, and no subnet route."""
-    import importlib.util
-
-    text = jinja2.Template(NODE_KEY.read_text(), undefined=jinja2.StrictUndefined).render(
-        ansible_managed="test", wireguard_epoch_dir="/run/x", wireguard_epoch_script="/bin/true"
-    )
     wg_dir = tmp_path / "wireguard"
     wg_dir.mkdir()
     (wg_dir / "wg0.conf").write_text(
         f"[Interface]\nAddress = {address}\nListenPort = 51820\n"
         "PostUp = wg set %i private-key /etc/wireguard/%i.key\n"
     )
-    script = tmp_path / "node_key.py"
-    script.write_text(text.replace('WG_DIR = "/etc/wireguard"', f'WG_DIR = "{wg_dir}"'))
-    spec = importlib.util.spec_from_file_location("node_key", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    conf = module.overlap_conf("wg0", 51821)
+    module = load(NODE_KEY, "wgfleet_node_key")
+    paths = module.Paths(str(wg_dir), "/run/x", "/bin/true")
+    conf = module.overlap_conf(paths, "wg0", 51821)
     assert f"Address = {own}\n" in conf
     assert "Table = off" in conf
+    assert "PostUp = /bin/true %i /run/x\n" in conf  # the epoch program and its directory
+    pushed = wg_dir / "wg0.peers"
+    assert f"PostUp = [ ! -f {pushed} ] || wg addconf %i {pushed}\n" in conf
+    # The static peers of wg0.conf follow, unchanged.
+    (wg_dir / "wg0.conf").write_text(
+        f"[Interface]\nAddress = {address}\nListenPort = 51820\n\n"
+        "[Peer]\nPublicKey = " + "A" * 43 + "=\nAllowedIPs = 198.19.1.9/32\n"
+    )
+    conf = module.overlap_conf(paths, "wg0", 51821)
+    assert conf.endswith("\n[Peer]\nPublicKey = " + "A" * 43 + "=\nAllowedIPs = 198.19.1.9/32\n")

@@ -1,21 +1,20 @@
-"""The node's `wgfleet-diag` entry point, rendered from its template and tried here where it
-can be without systemd: its view never shows the interface's private key or a preshared key,
+"""The node's `wgfleet-diag` entry point (roles/diagnostics/files), with a test config, tried
+here where it can be without systemd: its view never shows the interface's private key or a preshared key,
 its status reads an absent diagnostic, and it refuses bad input. Start and expiry run on the
 lab (tests/integration/test_diagnostics.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
-import jinja2
 import pytest
 
-TEMPLATE = Path(__file__).parents[2] / "roles/diagnostics/templates/usr/local/sbin/wgfleet-diag.j2"
+from tests.unit.node_programs import DIAG, load, write_config
+
 PRIVATE, PSK = (
     "cHJpdmF0ZWtleXByaXZhdGVrZXlwcml2YXRla2V5MTI=",
     "cHNrcHNrcHNrcHNrcHNrcHNrcHNrcHNrcHNrcHNrMTI=",
@@ -24,42 +23,35 @@ PEER_A, PEER_B = "A" * 42 + "E=", "B" * 42 + "g="
 
 
 @pytest.fixture
-def script(tmp_path: Path) -> Path:
-    text = jinja2.Template(TEMPLATE.read_text(), undefined=jinja2.StrictUndefined).render(
-        ansible_managed="test",
-        diagnostics_run_dir=str(tmp_path / "run"),
-        diagnostics_max_seconds=3600,
-        diagnostics_view_interval=1,
-        diagnostics_wg_binary="/nonexistent/wg",
-        diagnostics_script=str(tmp_path / "wgfleet-diag"),
+def config(tmp_path: Path) -> Path:
+    return write_config(
+        tmp_path / "diag.json",
+        {
+            "run_dir": str(tmp_path / "run"),
+            "max_seconds": 3600,
+            "view_interval": 1,
+            "wg_binary": "/nonexistent/wg",
+            "program": str(DIAG),
+        },
     )
-    path = tmp_path / "wgfleet-diag"
-    path.write_text(text)
-    return path
 
 
-def load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_loader("wgfleet_diag", loader=None, origin=str(path))
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    exec(compile(path.read_text(), str(path), "exec"), module.__dict__)
-    return module
-
-
-def run(script: Path, *argv: str) -> tuple[int, dict]:
+def run(config: Path, *argv: str) -> tuple[int, dict]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUDO_")}
+    env["WGFLEET_DIAG_CONFIG"] = str(config)
     result = subprocess.run(
-        [sys.executable, str(script), *argv], capture_output=True, text=True, check=False
+        [sys.executable, str(DIAG), *argv], capture_output=True, text=True, check=False, env=env
     )
     return result.returncode, json.loads(result.stdout)
 
 
-def test_the_view_drops_the_private_key_and_preshared_keys(script: Path) -> None:
+def test_the_view_drops_the_private_key_and_preshared_keys() -> None:
     dump = (
         f"{PRIVATE}\tPUBLIC=\t51820\toff\n"
         f"{PEER_A}\t{PSK}\t198.18.0.50:40000\t198.19.1.2/32\t1764560000\t100\t200\toff\n"
         f"{PEER_B}\t(none)\t(none)\t198.19.1.3/32\t0\t0\t0\toff\n"
     )
-    diag = load(script)
+    diag = load(DIAG, "wgfleet_diag")
     both = diag.render(dump, None)
     assert PRIVATE not in both and PSK not in both
     assert f"{PEER_A}\t198.18.0.50:40000\t198.19.1.2/32\t1764560000\t100\t200\toff" in both
@@ -67,21 +59,21 @@ def test_the_view_drops_the_private_key_and_preshared_keys(script: Path) -> None
     assert PEER_A not in one and PEER_B in one
 
 
-def test_status_without_a_diagnostic_and_bad_input(script: Path) -> None:
-    assert run(script, "status") == (0, {"active": False})
-    assert run(script, "stop") == (0, {"active": False, "stopped": False})
-    code, answer = run(script, "start", "99999", "wg0")
+def test_status_without_a_diagnostic_and_bad_input(config: Path) -> None:
+    assert run(config, "status") == (0, {"active": False})
+    assert run(config, "stop") == (0, {"active": False, "stopped": False})
+    code, answer = run(config, "start", "99999", "wg0")
     assert code == 2 and "duration must be 1..3600" in answer["error"]
-    code, answer = run(script, "start", "60", "nosuchif0")
+    code, answer = run(config, "start", "60", "nosuchif0")
     assert code == 2 and "no interface" in answer["error"]
-    code, answer = run(script, "start", "x", "wg0")
+    code, answer = run(config, "start", "x", "wg0")
     assert code == 2 and "whole number" in answer["error"]
-    code, answer = run(script, "bogus")
+    code, answer = run(config, "bogus")
     assert code == 2 and answer["error"].startswith("usage")
 
 
-def test_what_leaves_the_node_holds_no_endpoint_and_no_handshake_time(script: Path) -> None:
-    diag = load(script)
+def test_what_leaves_the_node_holds_no_endpoint_and_no_handshake_time(config: Path) -> None:
+    diag = load(DIAG, "wgfleet_diag")
     view = (
         "public_key\tendpoint\tallowed_ips\tlatest_handshake\trx\ttx\tkeepalive\n"
         f"{PEER_A}\t198.18.0.50:40000\t198.19.1.2/32\t1764560000\t100\t200\toff\n"

@@ -12,6 +12,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import Any
 import jinja2
 import pytest
 import yaml
+
+from tests.unit.node_programs import COUNTERS, EPOCH, WG_RELOAD, load, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ROOT / "roles"
@@ -265,7 +268,7 @@ def test_wg_conf_interface_without_key_or_saved_state() -> None:
         "wg set %i private-key /etc/wireguard/%i.key",
         f"wg set %i peer {PEER_B} preshared-key /etc/wireguard/psk/b.psk",
         "[ ! -f /etc/wireguard/%i.peers ] || wg addconf %i /etc/wireguard/%i.peers",
-        "/usr/local/sbin/wgfleet-epoch %i",
+        "/usr/local/sbin/wgfleet-epoch %i /run/wgfleet",
     ]
     assert [v for k, v in interface if k == "PostDown"] == ["rm -f /run/wgfleet/%i.epoch"]
     assert parsed[1][1] == [("PublicKey", PEER_A), ("AllowedIPs", "198.19.1.2/32")]
@@ -309,8 +312,10 @@ def test_reload_dropin_replaces_exec_reload() -> None:
     assert text.splitlines()[-3:] == [
         "[Service]",
         "ExecReload=",
-        "ExecReload=/usr/local/sbin/wgfleet-wg-reload %i",
+        "ExecReload=/usr/local/sbin/wgfleet-wg-reload --keep-pushed-peers %i",
     ]
+    text = render("wireguard_node", "wgfleet-reload.conf.j2", wireguard_dynamic_peers=False)
+    assert text.splitlines()[-1] == "ExecReload=/usr/local/sbin/wgfleet-wg-reload %i"
 
 
 def test_forwarding_sysctl_file() -> None:
@@ -448,21 +453,32 @@ def test_nftables_file_is_valid_nft(tmp_path: Path, variables: dict[str, Any]) -
 
 def test_epoch_script_writes_a_new_random_token_each_start(tmp_path: Path) -> None:
     epoch_dir = tmp_path / "run" / "wgfleet"
-    script = write_executable(
-        tmp_path / "wgfleet-epoch",
-        render("wireguard_node", "wgfleet-epoch.j2", wireguard_epoch_dir=str(epoch_dir)),
-    )
     tokens = []
     for _ in range(2):
-        subprocess.run([str(script), "wg0"], check=True)
+        subprocess.run([str(EPOCH), "wg0", str(epoch_dir)], check=True)
         token_file = epoch_dir / "wg0.epoch"
         tokens.append(token_file.read_text())
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o644
     assert all(UUID.match(t.strip()) and t.endswith("\n") for t in tokens)
     assert tokens[0] != tokens[1]
     assert sorted(p.name for p in epoch_dir.iterdir()) == ["wg0.epoch"]
-    for bad in ("", "../x", "wg 0"):
-        assert subprocess.run([str(script), bad], capture_output=True, check=False).returncode == 2
+    for bad in (["", str(epoch_dir)], ["../x", str(epoch_dir)], ["wg 0", str(epoch_dir)]):
+        assert subprocess.run([str(EPOCH), *bad], capture_output=True).returncode == 2
+    # Without DIR it writes to /run/wgfleet (not tried here: the host's own /run).
+    assert subprocess.run([str(EPOCH), "wg0", "relative/dir"], capture_output=True).returncode == 2
+
+
+@pytest.mark.parametrize("program", [EPOCH, WG_RELOAD], ids=lambda p: p.name)
+def test_shell_node_programs_parse_and_hold_no_template(program: Path) -> None:
+    """The node programs kept as shell: plain files (nothing rendered into them), executable,
+    and valid for their own shell."""
+    text = program.read_text()
+    shell = text.splitlines()[0].removeprefix("#!")
+    assert shell in ("/bin/sh", "/bin/bash")
+    assert "{{" not in text and "{%" not in text
+    assert program.stat().st_mode & 0o111
+    done = subprocess.run([shell, "-n", str(program)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def fake_bin(tmp_path: Path, name: str, body: str) -> Path:
@@ -490,11 +506,13 @@ def test_reload_script_keeps_the_private_key_and_pushed_peers(tmp_path: Path) ->
         "wg",
         f'echo "$*" >> {log}\nif [ "$1" = syncconf ]; then cat "$3" > {tmp_path}/synced; fi\n',
     )
-    text = render("wireguard_node", "wgfleet-wg-reload.j2")
+    # The program as installed, with the fake tools first on its PATH and the test's directory
+    # for /etc/wireguard (the node's paths are fixed in it).
+    text = WG_RELOAD.read_text()
     text = text.replace("PATH=/usr/sbin:", f"PATH={tmp_path}/bin:/usr/sbin:")
     text = text.replace("/etc/wireguard/", f"{wg_dir}/")
     script = write_executable(tmp_path / "wgfleet-wg-reload", text)
-    subprocess.run(["bash", str(script), "wg0"], check=True)
+    subprocess.run(["bash", str(script), "--keep-pushed-peers", "wg0"], check=True)
     synced = (tmp_path / "synced").read_text()
     assert synced.splitlines()[:3] == [
         "# c",
@@ -505,7 +523,14 @@ def test_reload_script_keeps_the_private_key_and_pushed_peers(tmp_path: Path) ->
     calls = log.read_text().splitlines()
     assert len(calls) == 2 and re.fullmatch(r"syncconf wg0 /dev/fd/\d+", calls[0])
     assert calls[1] == f"set wg0 peer {PEER_B} preshared-key /etc/wireguard/psk/b.psk"
-    assert "cHJpdmF0ZS1rZXkt" not in text  # the key is read at run time, not templated
+    assert "cHJpdmF0ZS1rZXkt" not in text  # the key is read at run time, not in the program
+
+    # Without the option (wireguard_dynamic_peers off) the pushed peers are not kept.
+    subprocess.run(["bash", str(script), "wg0"], check=True)
+    synced = (tmp_path / "synced").read_text()
+    assert f"PublicKey = {PEER_B}" in synced and f"PublicKey = {PEER_A}" not in synced
+    for bad in (["--bogus", "wg0"], ["wg0", "extra"], []):
+        assert subprocess.run(["bash", str(script), *bad], capture_output=True).returncode == 2
 
 
 # --- nolog ------------------------------------------------------------------------------------
@@ -801,23 +826,35 @@ def test_sudoers_file_is_valid(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def counters_script(tmp_path: Path, wg_body: str) -> tuple[Path, Path, Path]:
-    """The rendered counters script with a fake wg; returns (script, epoch file, wg argv log).
-    Its wg-quick directory is ``tmp_path / "wireguard"`` (empty: no static peers)."""
+def counters_script(tmp_path: Path, wg_body: str) -> tuple[list[str], Path, Path]:
+    """The counters program (roles/counters_access/files) with a test config naming a fake wg;
+    returns (its argv with the config in its environment, epoch file, wg argv log). Its
+    wg-quick directory is ``tmp_path / "wireguard"`` (empty: no static peers)."""
     epoch_dir = tmp_path / "run"
     epoch_dir.mkdir()
     (tmp_path / "wireguard").mkdir()
     argv_log = tmp_path / "argv"
     wg = fake_bin(tmp_path, "wg", f'echo "$*" >> {argv_log}\n{wg_body}')
-    text = render(
-        "counters_access",
-        "usr/local/sbin/wgfleet-counters.j2",
-        counters_epoch_dir=str(epoch_dir),
-        counters_wg_binary=str(wg),
-        counters_wireguard_dir=str(tmp_path / "wireguard"),
+    config = write_config(
+        tmp_path / "counters.json",
+        {
+            "interface": "wg0",
+            "epoch_dir": str(epoch_dir),
+            "wireguard_dir": str(tmp_path / "wireguard"),
+            "wg_binary": str(wg),
+        },
     )
-    script = write_executable(tmp_path / "wgfleet-counters", text)
-    return script, epoch_dir / "wg0.epoch", argv_log
+    os.environ.pop("SUDO_UID", None)
+    os.environ["WGFLEET_COUNTERS_CONFIG"] = str(config)
+    return [sys.executable, str(COUNTERS)], epoch_dir / "wg0.epoch", argv_log
+
+
+@pytest.fixture(autouse=True)
+def _counters_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """counters_script sets the program's config variable: undone after each test (setenv
+    records the variable's absence, so the undo removes what counters_script wrote)."""
+    monkeypatch.setenv("WGFLEET_COUNTERS_CONFIG", "/nonexistent/counters.json")
+    monkeypatch.delenv("SUDO_UID", raising=False)
 
 
 TRANSFER = f"{PEER_A}\t660\t604\n{PEER_B}\t0\t0\n"
@@ -828,7 +865,7 @@ def test_counters_script_prints_epoch_and_transfer_only(tmp_path: Path) -> None:
     epoch.write_text("f380d0ac-2d59-4de5-9ee9-a25fef0f535b\n")
     # Arguments (what an SSH client asks for) are ignored.
     result = subprocess.run(
-        [str(script), "dump", "endpoints"], capture_output=True, text=True, check=True
+        [*script, "dump", "endpoints"], capture_output=True, text=True, check=True
     )
     assert result.stdout == f"epoch f380d0ac-2d59-4de5-9ee9-a25fef0f535b\n{TRANSFER}"
     assert result.stderr == ""
@@ -837,22 +874,60 @@ def test_counters_script_prints_epoch_and_transfer_only(tmp_path: Path) -> None:
 
 def test_counters_script_without_epoch_or_peers(tmp_path: Path) -> None:
     script, _epoch, _log = counters_script(tmp_path, "true\n")
-    result = subprocess.run([str(script)], capture_output=True, text=True, check=True)
+    result = subprocess.run(script, capture_output=True, text=True, check=True)
     assert result.stdout == "epoch none\n"
 
 
 def test_counters_script_rejects_a_strange_token(tmp_path: Path) -> None:
     script, epoch, _log = counters_script(tmp_path, f"printf '{TRANSFER}'\n")
     epoch.write_text("x; rm -rf /\n")
-    result = subprocess.run([str(script)], capture_output=True, text=True, check=True)
+    result = subprocess.run(script, capture_output=True, text=True, check=True)
     assert result.stdout == f"epoch none\n{TRANSFER}"
 
 
 def test_counters_script_when_the_interface_is_down(tmp_path: Path) -> None:
     script, epoch, _log = counters_script(tmp_path, "echo 'Unable to access' >&2; exit 1\n")
     epoch.write_text("f380d0ac-2d59-4de5-9ee9-a25fef0f535b\n")
-    result = subprocess.run([str(script)], capture_output=True, text=True, check=False)
+    result = subprocess.run(script, capture_output=True, text=True, check=False)
     assert (result.returncode, result.stdout, result.stderr) == (1, "epoch none\n", "")
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "cannot be read"),
+        ('{"interface": "wg0"}', "epoch_dir: missing"),
+        (
+            '{"interface": "wg 0", "epoch_dir": "/r", "wireguard_dir": "/w", "wg_binary": "/wg"}',
+            "interface: 'wg 0': not a name",
+        ),
+        (
+            '{"interface": "wg0", "epoch_dir": "r", "wireguard_dir": "/w", "wg_binary": "/wg"}',
+            "epoch_dir: 'r': not absolute",
+        ),
+        ("[1]", "not a JSON object"),
+    ],
+)
+def test_counters_script_refuses_a_config_it_cannot_use(
+    tmp_path: Path, content: str | None, problem: str
+) -> None:
+    script, _epoch, argv_log = counters_script(tmp_path, f"printf '{TRANSFER}'\n")
+    config = Path(os.environ["WGFLEET_COUNTERS_CONFIG"])
+    if content is None:
+        config.unlink()
+    else:
+        config.write_text(content)
+    result = subprocess.run(script, capture_output=True, text=True, check=False)
+    assert (result.returncode, result.stdout) == (1, "epoch none\n")
+    assert problem in result.stderr and not argv_log.exists()
+
+
+def test_counters_script_refuses_a_config_others_may_write(tmp_path: Path) -> None:
+    script, _epoch, argv_log = counters_script(tmp_path, f"printf '{TRANSFER}'\n")
+    Path(os.environ["WGFLEET_COUNTERS_CONFIG"]).chmod(0o666)
+    result = subprocess.run(script, capture_output=True, text=True, check=False)
+    assert (result.returncode, result.stdout) == (1, "epoch none\n")
+    assert "writable by group or others" in result.stderr and not argv_log.exists()
 
 
 def test_counters_script_retries_when_the_interface_restarts_meanwhile(tmp_path: Path) -> None:
@@ -864,16 +939,18 @@ def test_counters_script_retries_when_the_interface_restarts_meanwhile(tmp_path:
         f"printf '{PEER_A}\\t5\\t5\\n'; else printf '{TRANSFER}'; fi\n",
     )
     epoch.write_text("old-token\n")
-    result = subprocess.run([str(script)], capture_output=True, text=True, check=True)
+    result = subprocess.run(script, capture_output=True, text=True, check=True)
     assert result.stdout == f"epoch new-token\n{TRANSFER}"
     assert len(argv_log.read_text().splitlines()) == 2
 
 
-def test_counters_script_leaves_out_the_static_peers_of_the_wg_quick_file(tmp_path: Path) -> None:
+def test_counters_script_leaves_out_the_static_peers_of_the_wg_quick_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The deploy's static peers are no peers the controller placed: the node does not report
     them (the controller refuses an answer with a key it did not place there)."""
     peer_c = "C" * 43 + "="
-    script, epoch, _log = counters_script(
+    _script, epoch, _log = counters_script(
         tmp_path,
         f"if [ \"$2\" = wg0n ]; then printf '{PEER_B}\\t1\\t1\\n{peer_c}\\t2\\t2\\n'; "
         f"else printf '{TRANSFER}{peer_c}\\t3\\t3\\n'; fi\n",
@@ -885,20 +962,24 @@ def test_counters_script_leaves_out_the_static_peers_of_the_wg_quick_file(tmp_pa
         f"[Peer]\nPublicKey = {PEER_B}\nAllowedIPs = 198.19.1.9/32\n\n"
         f"[Peer]\n  publickey={peer_c}  \r\nAllowedIPs = 198.19.1.10/32\n"
     )
-    overlap = tmp_path / "sys" / "wg0n"
-    text = script.read_text().replace("/sys/class/net/", f"{tmp_path}/sys/")
-    script.write_text(text)
-    result = subprocess.run([str(script)], capture_output=True, text=True, check=True)
-    assert result.stdout == f"epoch tok-1\n{PEER_A}\t660\t604\n"
-    overlap.mkdir(parents=True)
-    result = subprocess.run([str(script)], capture_output=True, text=True, check=True)
-    assert result.stdout == f"epoch tok-1\n{PEER_A}\t660\t604\ninterface wg0n\nepoch tok-2\n"
+    counters = load(COUNTERS, "wgfleet_counters")
+    monkeypatch.setattr(counters, "SYS_NET", str(tmp_path / "sys"))
+    monkeypatch.setenv("PATH", os.environ["PATH"])  # main() sets its own: restored after
+    monkeypatch.setenv("LC_ALL", os.environ.get("LC_ALL", "C"))
+    assert counters.main() == 0
+    assert capsys.readouterr().out == f"epoch tok-1\n{PEER_A}\t660\t604\n"
+    (tmp_path / "sys" / "wg0n").mkdir(parents=True)
+    assert counters.main() == 0
+    assert capsys.readouterr().out == (
+        f"epoch tok-1\n{PEER_A}\t660\t604\ninterface wg0n\nepoch tok-2\n"
+    )
 
 
 def test_counters_script_asks_wg_for_transfer_only() -> None:
-    text = render("counters_access", "usr/local/sbin/wgfleet-counters.j2")
-    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
-    assert re.findall(r'"\$wg" [^\n]*', code) == ['"$wg" show "$1" transfer 2>/dev/null); then']
+    code = COUNTERS.read_text()
+    calls = re.findall(r"\[config\[\"wg_binary\"\][^\]]*\]", code)
+    assert calls == ['[config["wg_binary"], "show", interface, "transfer"]']
+    assert code.count("subprocess.run(") == 1
     assert not re.search(r"\b(dump|endpoints?|latest-handshakes|allowed-ips)\b", code)
 
 
