@@ -8,12 +8,9 @@ it listens only on the namespace's two addresses. Nodes and clients reach it on-
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import os
 import secrets
 import select
-import signal
 import socket
 import struct
 import subprocess
@@ -23,7 +20,7 @@ from pathlib import Path
 
 from orchestrator.adapters.lab import network
 from orchestrator.adapters.private_files import write_private
-from orchestrator.adapters.proc import pid_alive
+from orchestrator.adapters.proc import cmdline, pid_alive, stop_pid
 from orchestrator.core.lab_dns import render_nsd_conf, render_zone, zone_file_name
 from orchestrator.core.lab_layout import LabInternet
 from orchestrator.errors import LabError
@@ -31,7 +28,6 @@ from orchestrator.errors import LabError
 ECHO = "echo"
 NSD = "nsd"
 START_TIMEOUT = 20.0
-STOP_TIMEOUT = 5.0
 DNS_TYPE_SOA = 6
 
 
@@ -39,16 +35,9 @@ def _in_netns(internet: LabInternet, *argv: str) -> list[str]:
     return ["ip", "netns", "exec", internet.netns, *argv]
 
 
-def _cmdline(pid: int) -> list[bytes]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return []
-
-
 def _is_ours(pid: int, marker: str) -> bool:
     """Whether ``pid`` still runs the service we started (a reused PID has another cmdline)."""
-    return pid_alive(pid) and marker.encode() in _cmdline(pid)
+    return pid_alive(pid) and marker.encode() in cmdline(pid)
 
 
 def _marker(service: str, directory: Path, internet: LabInternet) -> str:
@@ -87,7 +76,7 @@ def _start_echo(internet: LabInternet) -> int:
     line = process.stdout.readline() if ready else b""
     process.stdout.close()
     if line.strip() != b"ready":
-        _stop_pid(process.pid)
+        stop_pid(process.pid)
         detail = process.stderr.read().decode(errors="replace").strip().splitlines()
         raise LabError(f"lab internet echo service did not start: {detail[-1:] or 'no output'}")
     process.stderr.close()
@@ -173,23 +162,12 @@ def start(
     return started
 
 
-def _stop_pid(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if pid_alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
 def stop(pids: dict[str, int], directory: Path, internet: LabInternet) -> list[str]:
     """Stop the services we recorded (SIGTERM, then SIGKILL); the namespace sweep of `lab down`
     catches anything else left in the namespace."""
     stopped = []
     for service, pid in pids.items():
         if _is_ours(pid, _marker(service, directory, internet)):
-            _stop_pid(pid)
+            stop_pid(pid)
             stopped.append(f"process {pid} ({service})")
     return stopped

@@ -23,12 +23,10 @@ import json
 import os
 import re
 import shutil
-import signal
-import time
 from pathlib import Path
 
 from orchestrator.adapters.private_files import write_private
-from orchestrator.adapters.proc import pid_alive, run
+from orchestrator.adapters.proc import cmdline, pid_alive, run, stop_pid
 from orchestrator.core.lab_layout import LabClient, name_prefix, netns_prefix
 from orchestrator.errors import LabError
 
@@ -40,7 +38,6 @@ RESOLV_CONF_ENV = "WGFLEET_LAB_RESOLV_CONF"
 SRC_VALID_MARK = "net.ipv4.conf.all.src_valid_mark"
 # Set when a lab made /etc/netns (Debian has none): the last tunnel down removes it again.
 ETC_NETNS_MARKER = Path("/run/wgfleet-lab-made-etc-netns")
-STOP_TIMEOUT = 5.0
 
 RESOLVCONF_STANDIN = f"""#!/bin/sh
 # wgfleet lab: stands in for resolvconf(8) when wg-quick runs in a lab client's namespace.
@@ -116,16 +113,9 @@ def _tracked_pid(client: LabClient, directory: Path) -> int | None:
         pid = int(_pid_file(directory).read_text(encoding="ascii").strip())
     except (OSError, ValueError):
         return find_wireguard_go(client)
-    if pid_alive(pid) and client.wg_quick_interface.encode() in _cmdline(pid):
+    if pid_alive(pid) and client.wg_quick_interface.encode() in cmdline(pid):
         return pid
     return find_wireguard_go(client)
-
-
-def _cmdline(pid: int) -> list[bytes]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return []
 
 
 def _sysctl(client: LabClient, name: str) -> str:
@@ -159,17 +149,6 @@ def up(client: LabClient, config_text: str, directory: Path) -> int | None:
         down(client, directory)
         raise
     return pid
-
-
-def _stop(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if pid_alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 def _wg_quick_rules(client: LabClient, family: str) -> list[int]:
@@ -235,7 +214,7 @@ def down(client: LabClient, directory: Path) -> list[str]:
     by_hand = leftovers(client, directory)
     pid = _tracked_pid(client, directory)
     if pid is not None:
-        _stop(pid)
+        stop_pid(pid)
     if netns_up:
         run(["ip", "-n", client.netns, "link", "del", client.wg_quick_interface], check=False)
         for family, name in _nft_tables(client):
