@@ -28,6 +28,11 @@ def steps(*keys: str, search: str | None = None) -> Callable[[Pilot[Any]], Await
             await pilot.pause()
             pilot.app.screen.query_one("VirtualTable").focus()
             await settle(pilot)
+        # A text cursor blinks every 0.5 s: on a slow machine the capture could catch it off.
+        # Steady on, as the stored images show it.
+        for field in pilot.app.screen.query(Input):
+            field.cursor_blink = False
+        await pilot.pause()
 
     return run_before
 
