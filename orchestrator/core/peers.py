@@ -150,7 +150,7 @@ def split_tunnel_problem(text: str) -> str | None:
     """Why ``text`` (comma-separated networks) cannot be a configuration's split tunnel."""
     parts = [p.strip() for p in text.split(",")]
     if not text.strip() or not all(parts):
-        return "a comma-separated list of networks, e.g. 10.0.0.0/8,fd12::/48"
+        return "a comma-separated list of networks, e.g. 198.18.0.0/16,2001:2::/48"
     if len(parts) > 64:
         return "at most 64 networks"
     for part in parts:

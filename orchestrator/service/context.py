@@ -159,11 +159,7 @@ def open_fleet(
     with ExitStack() as stack:
         if write:
             stack.enter_context(fleet_lock(settings, wait=wait, timeout=timeout, shard=shard))
-        # Keys, preshared keys and the embedded store live here: 0700, this user's (see
-        # adapters/private_files: a looser one is tightened, another user's refused).
-        private_dir(settings.data_dir, follow=True)
-        store = open_store(settings.store_url, source=settings.source)
-        stack.callback(store.close)
+        store = stack.enter_context(_store(settings))
         started = int(time.time())
         with translated():
             if upgrade and store.schema_version() == 0:
@@ -189,6 +185,19 @@ def open_fleet(
         finally:
             if write:
                 _record_operation(fleet, started, outcome)
+
+
+@contextmanager
+def _store(settings: Settings) -> Iterator[SqlStore]:
+    """The store, closed when the block ends."""
+    # Keys, preshared keys and the embedded store live here: 0700, this user's (see
+    # adapters/private_files: a looser one is tightened, another user's refused).
+    private_dir(settings.data_dir, follow=True)
+    store = open_store(settings.store_url, source=settings.source)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def outcome_of(error: BaseException) -> str:
@@ -220,15 +229,13 @@ def _record_operation(fleet: Fleet, started: int, outcome: str) -> None:
 def upgrade_store(settings: Settings) -> tuple[list[int], int]:
     """Apply the store's pending schema migrations under the fleet lock (`db upgrade`): the
     one session that opens a store not yet at the current schema. Returns (applied, version)."""
-    with fleet_lock(settings, wait=True, timeout=WRITE_WAIT_SECONDS):
-        private_dir(settings.data_dir, follow=True)
-        store = open_store(settings.store_url, source=settings.source)
-        try:
-            with translated():
-                applied = store.upgrade(ipv6_prefix=settings.network.ipv6_prefix)
-                return applied, store.schema_version()
-        finally:
-            store.close()
+    with (
+        fleet_lock(settings, wait=True, timeout=WRITE_WAIT_SECONDS),
+        _store(settings) as store,
+        translated(),
+    ):
+        applied = store.upgrade(ipv6_prefix=settings.network.ipv6_prefix)
+        return applied, store.schema_version()
 
 
 __all__ = ["CoreError", "Fleet", "ReadOnlySession", "open_fleet", "upgrade_store", "writes"]

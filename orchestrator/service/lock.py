@@ -56,9 +56,12 @@ def fleet_lock(
     deadline = None if timeout is None else time.monotonic() + timeout
     fleet_path = settings.data_dir / "fleet.lock"
     held = _held_here(fleet_path)
-    if held is not None and (shard is None or held):
+    if held is not None:
         # This thread holds the lock already (a session inside a session, as in the demo or a
-        # pipeline step): taking it again would wait on itself.
+        # pipeline step): taking it again would wait on itself. A shard's lock does not cover
+        # the whole fleet, and this thread could never get that while it holds a shard's.
+        if shard is None and not held:
+            raise RuntimeError("a whole-fleet session inside a shard's session")
         yield
         return
     if shard is None:

@@ -756,8 +756,8 @@ def test_a_split_tunnel_is_kept_with_the_configuration(store: SqlStore) -> None:
     seed(store)
     store.add_configuration(
         Configuration(
-            "bob-2", "bob", "PUBb2=", None, {"node1": A("198.19.1.9")}, split_tunnel="10.0.0.0/8"
+            "bob-2", "bob", "PUBb2=", None, {"node1": A("198.19.1.9")}, split_tunnel="198.18.0.0/16"
         )
     )
-    assert store.configuration("bob-2").split_tunnel == "10.0.0.0/8"
+    assert store.configuration("bob-2").split_tunnel == "198.18.0.0/16"
     assert store.configuration("bob-1").split_tunnel is None

@@ -171,10 +171,10 @@ def test_the_fleet_s_dns_servers_and_an_explicit_split_tunnel() -> None:
         node=node(),
         preshared_key=None,
         dns_servers=("198.18.0.53", "2001:2::53"),
-        split_tunnel="10.0.0.0/8,fd12::/48",
+        split_tunnel="198.18.0.0/16,2001:2::/48",
     )
     assert "DNS = 198.18.0.53, 2001:2::53\n" in text
-    assert "AllowedIPs = 10.0.0.0/8, fd12::/48\n" in text
+    assert "AllowedIPs = 198.18.0.0/16, 2001:2::/48\n" in text
 
 
 def test_an_ipv6_endpoint_is_bracketed() -> None:
@@ -187,12 +187,12 @@ def test_an_ipv6_endpoint_is_bracketed() -> None:
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("10.0.0.0/8", None),
-        ("10.0.0.0/8, fd12::/48", None),
+        ("198.18.0.0/16", None),
+        ("198.18.0.0/16, 2001:2::/48", None),
         ("", "comma-separated"),
-        ("10.0.0.0/8,", "comma-separated"),
-        ("10.0.0.1/8", "host bits set"),
-        ("10.0.0.0/8\nPostUp = id", "does not appear"),
+        ("198.18.0.0/16,", "comma-separated"),
+        ("198.18.0.1/16", "host bits set"),
+        ("198.18.0.0/16\nPostUp = id", "does not appear"),
         (",".join(f"10.{i}.0.0/16" for i in range(65)), "at most 64"),
     ],
 )
@@ -202,7 +202,10 @@ def test_split_tunnel_input(text: str, problem: str | None) -> None:
 
 
 def test_split_tunnel_is_canonical() -> None:
-    assert canonical_split_tunnel("fd12::/48, 10.0.0.0/8,10.0.0.0/8") == "10.0.0.0/8,fd12::/48"
+    assert (
+        canonical_split_tunnel("2001:2::/48, 198.18.0.0/16,198.18.0.0/16")
+        == "198.18.0.0/16,2001:2::/48"
+    )
 
 
 def test_peers_show_lines_for_a_config_made_before_ipv6() -> None:

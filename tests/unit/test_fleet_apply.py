@@ -358,34 +358,45 @@ def test_peers_add_split_tunnel_and_peers_show_lines(
         fleet.store.node_networks6(["node1"])  # as node1's deploy would
         network6 = fleet.store.node("node1").tunnel_network6
     assert network6 is not None
-    bad = ["peers", "add", "dora", "--nodes", "node1", "--split-tunnel", "10.0.0.1/8"]
+    bad = ["peers", "add", "dora", "--nodes", "node1", "--split-tunnel", "198.18.0.1/16"]
     assert run(*bad, "--out", str(tmp_path / "x.conf")) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--split-tunnel '10.0.0.1/8': 10.0.0.1/8 has host bits" in err
+    assert (
+        err.count("\n") == 1
+        and "--split-tunnel '198.18.0.1/16': 198.18.0.1/16 has host bits" in err
+    )
     with open_fleet(settings, write=True) as fleet:
         assert fleet.store.configurations(account="dora") == []  # nothing half-made
     out = tmp_path / "dora.conf"
-    good = ["peers", "add", "dora", "--nodes", "node1", "--split-tunnel", "fd12::/48,10.0.0.0/8"]
+    good = [
+        "peers",
+        "add",
+        "dora",
+        "--nodes",
+        "node1",
+        "--split-tunnel",
+        "2001:2::/48,198.18.0.0/16",
+    ]
     run(*good, "--out", str(out))  # exit 1: node1 cannot be reached for the push
     text = out.read_text()
     assert f"Address = 198.19.1.2/32, {network6[2]}/128\n" in text
     assert f"DNS = 198.19.1.1, {network6[1]}\n" in text
-    assert "AllowedIPs = 10.0.0.0/8, fd12::/48\n" in text
+    assert "AllowedIPs = 198.18.0.0/16, 2001:2::/48\n" in text
     capsys.readouterr()
     assert run("--json", "peers", "show", "dora-1") == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["split_tunnel"] == "10.0.0.0/8,fd12::/48"
+    assert shown["split_tunnel"] == "198.18.0.0/16,2001:2::/48"
     assert shown["client_lines"] == {
         "node1": [
             f"Address = 198.19.1.2/32, {network6[2]}/128",
             f"DNS = 198.19.1.1, {network6[1]}",
-            "AllowedIPs = 10.0.0.0/8, fd12::/48",
+            "AllowedIPs = 198.18.0.0/16, 2001:2::/48",
         ]
     }
     assert run("peers", "show", "dora-1") == 0
     plain = capsys.readouterr().out
     assert "# client config lines on node1" in plain
-    assert "AllowedIPs = 10.0.0.0/8, fd12::/48" in plain
+    assert "AllowedIPs = 198.18.0.0/16, 2001:2::/48" in plain
 
 
 def test_an_applied_dns_section_is_the_fleets_resolver_upstream_and_exports_back(

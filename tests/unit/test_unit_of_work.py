@@ -190,3 +190,19 @@ def test_each_writing_session_leaves_one_row_in_the_trail_and_readers_none(
     assert all(r["finished_at"] >= r["started_at"] > 0 and r["controller"] for r in rows)
     # Only what ran, where and when: no argument, no name of a plan, account or configuration.
     assert '"p"' not in json.dumps(rows)
+
+
+def test_a_shard_session_nests_a_shard_session_but_never_claims_the_whole_fleet(
+    settings: Settings,
+) -> None:
+    from orchestrator.core.shard import parse_shard
+
+    shard = parse_shard("1/2")
+    with open_fleet(settings, write=True, wait=False, shard=shard):
+        with open_fleet(settings, write=True, wait=False, shard=shard) as inner:
+            assert inner.writes
+        with (
+            pytest.raises(RuntimeError, match="whole-fleet session inside a shard"),
+            open_fleet(settings, write=True, wait=False),
+        ):
+            pass
