@@ -314,6 +314,9 @@ KEX_CHOICES = ("curve25519", "post-quantum")
 _LAB_KEYS = {"name", "subnet", "state_dir", "rootfs_cache", "suite", "mirror"}
 
 
+WHOLE_DAYS = "a whole number of days"
+
+
 class _Reader:
     """Reads typed fields out of the parsed YAML, naming file and field on every error."""
 
@@ -361,6 +364,32 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigError(self.source, f"{where}{key}", value, "expected a positive number")
         return float(value)
+
+    def whole(
+        self,
+        data: dict[str, Any],
+        key: str,
+        where: str,
+        default: int,
+        *,
+        span: tuple[int, int | None],
+        meaning: str,
+    ) -> int:
+        """A whole number within ``span`` (inclusive; None: no upper end), or ConfigError with
+        ``meaning``. 30.0 reads as 30: YAML writers put a dot where they mean none."""
+        if key not in data:
+            return default
+        value = data[key]
+        low, high = span
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or value != int(value)
+            or value < low
+            or (high is not None and value > high)
+        ):
+            raise ConfigError(self.source, f"{where}{key}", value, meaning)
+        return int(value)
 
 
 def _lab_subnet(reader: _Reader, data: dict[str, Any]) -> ipaddress.IPv4Network:
@@ -420,12 +449,9 @@ def _key_settings(reader: _Reader, raw: object) -> KeySettings:
     defaults = KeySettings()
     ages: dict[str, int] = {}
     for name in _KEY_AGE_FIELDS:
-        value = reader.number(data, name, "keys.", getattr(defaults, name))
-        if value != int(value):
-            raise ConfigError(
-                reader.source, f"keys.{name}", data.get(name), "a whole number of days"
-            )
-        ages[name] = int(value)
+        ages[name] = reader.whole(
+            data, name, "keys.", getattr(defaults, name), span=(1, None), meaning=WHOLE_DAYS
+        )
     grace = str(data.get("grace", defaults.grace))
     try:
         parse_duration(grace)
@@ -479,17 +505,15 @@ def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
         mirror=reader.text(lab_raw, "mirror", "lab.", None),
     )
     usage_raw = reader.mapping(top.get("usage"), "usage", _USAGE_KEYS)
-    retention = reader.number(usage_raw, "retention_days", "usage.", 400)
-    if retention < 31 or retention != int(retention):
-        raise ConfigError(
-            source,
-            "usage.retention_days",
-            usage_raw.get("retention_days"),
-            "a whole number of days, at least 31 (a monthly period must close before it goes)",
-        )
-    warn = reader.number(usage_raw, "warn_percent", "usage.", 80)
-    if not 1 <= warn <= 100 or warn != int(warn):
-        raise ConfigError(source, "usage.warn_percent", usage_raw.get("warn_percent"), "1..100")
+    retention = reader.whole(
+        usage_raw,
+        "retention_days",
+        "usage.",
+        400,
+        span=(31, None),
+        meaning=f"{WHOLE_DAYS}, at least 31 (a monthly period must close before it goes)",
+    )
+    warn = reader.whole(usage_raw, "warn_percent", "usage.", 80, span=(1, 100), meaning="1..100")
     interval = str(usage_raw.get("sync_interval", UsageSettings.sync_interval))
     try:
         if parse_duration(interval) < 60:
@@ -502,37 +526,35 @@ def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
     daily = privacy_raw.get("node_daily_totals", False)
     if not isinstance(daily, bool):
         raise ConfigError(source, "privacy.node_daily_totals", daily, "true or false")
-    kept = reader.number(privacy_raw, "node_daily_retention_days", "privacy.", 90)
-    if kept < 1 or kept != int(kept):
-        raise ConfigError(
-            source,
-            "privacy.node_daily_retention_days",
-            privacy_raw.get("node_daily_retention_days"),
-            "a whole number of days, at least 1",
-        )
+    kept = reader.whole(
+        privacy_raw,
+        "node_daily_retention_days",
+        "privacy.",
+        90,
+        span=(1, None),
+        meaning=f"{WHOLE_DAYS}, at least 1",
+    )
     flags = {}
     for flag in ("allow_contact",):
         flags[flag] = privacy_raw.get(flag, True)
         if not isinstance(flags[flag], bool):
             raise ConfigError(source, f"privacy.{flag}", flags[flag], "true or false")
-    ledger_days = {}
-    for name in ("topup_retention_days", "deleted_ledger_retention_days"):
-        days = privacy_raw.get(name, 0)
-        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
-            raise ConfigError(
-                source,
-                f"privacy.{name}",
-                privacy_raw.get(name),
-                "a whole number of days, 0 to keep",
-            )
-        ledger_days[name] = int(days)
+    ledger_days = {
+        name: reader.whole(
+            privacy_raw, name, "privacy.", 0, span=(0, None), meaning=f"{WHOLE_DAYS}, 0 to keep"
+        )
+        for name in ("topup_retention_days", "deleted_ledger_retention_days")
+    }
     notify = _notify_settings(reader, top.get("notify"))
     deploy_raw = reader.mapping(top.get("deploy"), "deploy", {"full_every_days"})
-    full_every = deploy_raw.get("full_every_days", DeploySettings.full_every_days)
-    if isinstance(full_every, bool) or not isinstance(full_every, int) or full_every < 0:
-        raise ConfigError(
-            source, "deploy.full_every_days", full_every, "a whole number of days, 0 for always"
-        )
+    full_every = reader.whole(
+        deploy_raw,
+        "full_every_days",
+        "deploy.",
+        DeploySettings.full_every_days,
+        span=(0, None),
+        meaning=f"{WHOLE_DAYS}, 0 for always",
+    )
     return Settings(
         network=_network_settings(
             reader, top.get("ipv6"), top.get("dns"), inventory == root / "inventory" / "lab"
@@ -542,12 +564,12 @@ def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
         dns=_dns_settings(reader, top.get("dns")),
         privacy=PrivacySettings(
             daily,
-            int(kept),
+            kept,
             topup_retention_days=ledger_days["topup_retention_days"],
             deleted_ledger_retention_days=ledger_days["deleted_ledger_retention_days"],
             allow_contact=flags["allow_contact"],
         ),
-        usage=UsageSettings(int(retention), int(warn), interval),
+        usage=UsageSettings(retention, warn, interval),
         keys=_key_settings(reader, top.get("keys")),
         source=source,
         project_root=root,

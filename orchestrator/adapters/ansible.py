@@ -23,7 +23,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,18 @@ RUNNER_ENVIRONMENT = (
     "RUNNER_OMIT_EVENTS",
     "RUNNER_ONLY_FAILED_EVENTS",
 )
+
+
+@dataclass(frozen=True)
+class PlaybookOptions:
+    """How one run goes: on which hosts (an Ansible ``--limit`` pattern), whether it only
+    reports what it would change (``check``) and shows file differences (``diff``), and the
+    variables the roles are given."""
+
+    limit: str | None = None
+    check: bool = False
+    diff: bool = False
+    extravars: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -150,10 +162,7 @@ def run_playbook(
     playbook: str,
     known_hosts: Path,
     private_key: Path,
-    limit: str | None = None,
-    check: bool = False,
-    diff: bool = False,
-    extravars: Mapping[str, Any] | None = None,
+    options: PlaybookOptions | None = None,
     on_update: Callable[[PlayRecap, Mapping[str, Any]], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     forks: int = 20,
@@ -163,6 +172,7 @@ def run_playbook(
     Every host is reached as the inventory says (address, port, user), with ``private_key``,
     trusting exactly the host keys pinned in ``known_hosts``.
     """
+    options = options or PlaybookOptions()
     try:
         from ansible_runner.interface import init_runner
     except ImportError:
@@ -184,7 +194,8 @@ def run_playbook(
             on_update(recap, event)
         return False  # nothing from the event stream is written to disk
 
-    cmdline = " ".join(flag for flag, wanted in (("--check", check), ("--diff", diff)) if wanted)
+    flags = (("--check", options.check), ("--diff", options.diff))
+    cmdline = " ".join(flag for flag, wanted in flags if wanted)
     with _run_directories(work_dir) as (run_dir, control_dir):
         try:
             forced = pinned_connection_vars(
@@ -219,9 +230,9 @@ def run_playbook(
             project_dir=str(project_root),
             playbook=str(playbook_path),
             inventory=[str(source) for source in sources],
-            limit=limit,
+            limit=options.limit,
             cmdline=cmdline or None,
-            extravars={**dict(extravars or {}), **forced},
+            extravars={**dict(options.extravars), **forced},
             suppress_env_files=True,
             suppress_output_file=True,
             fact_cache_type="memory",
@@ -238,5 +249,5 @@ def run_playbook(
         status=str(runner.status),
         rc=int(runner.rc if runner.rc is not None else 1),
         recap=recap,
-        check=check,
+        check=options.check,
     )

@@ -218,11 +218,8 @@ def ansible_work_dir(settings: Settings) -> Path:
 def run_fleet_playbook(
     settings: Settings,
     playbook: str,
+    options: ansible.PlaybookOptions | None = None,
     *,
-    limit: str | None = None,
-    check: bool = False,
-    diff: bool = False,
-    extravars: Mapping[str, Any] | None = None,
     on_update: OnUpdate | None = None,
     cancelled: Callable[[], bool] | None = None,
 ) -> ansible.PlaybookRun:
@@ -236,10 +233,7 @@ def run_fleet_playbook(
             playbook=playbook,
             known_hosts=known_hosts,
             private_key=settings.ssh.deploy_key,
-            limit=limit,
-            check=check,
-            diff=diff,
-            extravars=extravars,
+            options=options,
             on_update=on_update,
             cancelled=cancelled,
         )
@@ -382,15 +376,9 @@ def deploy(
     if nothing_to_run:
         run = ansible.PlaybookRun("site.yml", "successful", 0, PlayRecap(finished=True), check)
     else:
+        options = ansible.PlaybookOptions(run_limit, check, diff, all_extravars)
         run = run_fleet_playbook(
-            settings,
-            "site.yml",
-            limit=run_limit,
-            check=check,
-            diff=diff,
-            extravars=all_extravars,
-            on_update=watch,
-            cancelled=cancelled,
+            settings, "site.yml", options, on_update=watch, cancelled=cancelled
         )
     registered_ports: dict[str, int] = {}
     if not check and public_keys:

@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from orchestrator.adapters import keyfiles, ssh
+from orchestrator.adapters import ansible, keyfiles, ssh
 from orchestrator.core.inventory import public_key_fingerprint
 from orchestrator.core.node_protocol import COLLECTOR_USER, DEPLOY_USER, PUSH_USER
 from orchestrator.errors import AuthenticationFailed, NodeError, UsageError, WgfleetError
@@ -64,7 +64,8 @@ def _authorize(fleet: Fleet, purpose: str, extra: str | None, retire: str | None
     if purpose == "deploy":
         extravars["wgfleet_root_keys_present"] = [extra] if extra else []
         extravars["wgfleet_root_keys_absent"] = [retire] if retire else []
-    run = run_fleet_playbook(settings, "controller_keys.yml", extravars=extravars)
+    options = ansible.PlaybookOptions(extravars=extravars)
+    run = run_fleet_playbook(settings, "controller_keys.yml", options)
     if run.status != "successful":
         failed = [f"{h}: {run.recap.host(h).error}" for h in run.recap.failed_hosts] or [
             f"the fleet ({run.status})"

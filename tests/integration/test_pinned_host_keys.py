@@ -324,9 +324,8 @@ def test_ansible_runs_leave_no_secret_on_the_controller(
                 with contextlib.suppress(OSError):
                     seen[f"{process}/{part}"] = (process / part).read_bytes()
 
-    run = deploy_service.run_fleet_playbook(
-        settings, "ping.yml", limit=layout.nodes[0].name, on_update=snapshot
-    )
+    options = ansible.PlaybookOptions(limit=layout.nodes[0].name)
+    run = deploy_service.run_fleet_playbook(settings, "ping.yml", options, on_update=snapshot)
     assert run.status == "successful", run.recap
     assert any(path.endswith("/command") for path in seen), sorted(seen)
     assert any(path.endswith("/environ") for path in seen), sorted(seen)
