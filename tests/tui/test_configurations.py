@@ -130,7 +130,8 @@ async def test_top_up_changes_the_store_as_topup(twins: tuple[Settings, Settings
     tui, cli = twins
     # today=None: the CLI dates the purchase today too
     async with configurations_app(tui, "bob-1", today=None) as (_app, pilot, notes):
-        await top_up(pilot, "INV-9", "4.99", bytes_granted=str(5 * GIB))
+        # Sizes as the CLI takes them: 5GiB and its number of bytes are the same purchase.
+        await top_up(pilot, "INV-9", "4.99", bytes_granted="5GiB")
         # The same purchase again grants nothing, and says so; the same invoice with other
         # fields is a conflict that grants nothing either.
         await top_up(pilot, "INV-9", "4.99", bytes_granted=str(5 * GIB))
@@ -194,8 +195,14 @@ async def test_add_shows_the_client_config_and_qr_once(settings: Settings):
         nodes = dialog.query_one("#nodes", SelectionList)
         nodes.deselect("node2")
         nodes.deselect("node3")
-        dialog.query_one("#quota", Input).value = str(3 * GIB)
+        dialog.query_one("#quota", Input).value = "3 GiB"
+        dialog.query_one("#plan", Select).value = "basic"
         await pilot.click("#ok")
+        await pilot.pause()
+        assert "quota or a plan, not both" in str(dialog.query_one("#dialog-error").render())
+        dialog.query_one("#plan", Select).clear()
+        dialog.query_one("#quota", Input).focus()
+        await pilot.press("enter")
         await settle(pilot)
         shown = app.screen
         assert isinstance(shown, ClientConfigDialog)

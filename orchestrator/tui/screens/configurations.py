@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any, ClassVar
 
@@ -273,15 +273,8 @@ class ConfigurationsScreen(FilteredTableScreen[ConfigurationsData]):
             TopUpDialog(row.name, self.data.plans),
             TopUpForm,
             lambda _form: f"top up {row.name}",
-            lambda fleet, form: peers.topup(
-                fleet,
-                row.name,
-                invoice=form.invoice,
-                amount=form.amount,
-                bytes_granted=form.bytes_granted,
-                plan=form.plan,
-                today=today,
-            ),
+            # The form's fields are the use case's arguments, by name.
+            lambda fleet, form: peers.topup(fleet, row.name, **asdict(form), today=today),
             self.topped_up,
         )
 
@@ -330,15 +323,7 @@ class ConfigurationsScreen(FilteredTableScreen[ConfigurationsData]):
             AddConfigurationDialog(account, self.data.nodes, self.data.plans),
             AddForm,
             lambda form: f"add a configuration for {form.account}",
-            lambda fleet, form: peers.add_configuration(
-                fleet,
-                form.account,
-                nodes=form.nodes,
-                quota_bytes=form.quota_bytes,
-                plan=form.plan,
-                name=form.name,
-                today=today,
-            ),
+            lambda fleet, form: peers.add_configuration(fleet, **asdict(form), today=today),
             self.added,
         )
 

@@ -18,7 +18,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 
+from orchestrator.core.errors import CoreError
 from orchestrator.core.models import DisabledReason
+from orchestrator.core.units import parse_size
 
 
 class Dialog(ModalScreen[object]):
@@ -60,12 +62,23 @@ class GrantDialog(Dialog):
         yield Input(placeholder=placeholder, id=field, compact=True)
         yield Select([(p, p) for p in self.plans], prompt="or a plan", id="plan", compact=True)
 
-    def grant(self, field: str) -> tuple[str, str | None]:
-        """The bytes as typed (stripped) and the plan chosen, if any."""
-        plan = self.query_one("#plan", Select).value
-        return self.query_one(f"#{field}", Input).value.strip(), (
-            plan if isinstance(plan, str) else None
-        )
+    def grant(self, field: str, *, required: bool) -> tuple[int | None, str | None] | None:
+        """The bytes typed (``10GiB`` or a number, as the CLI takes them) and the plan chosen;
+        None, with the problem shown, when both are given, or neither and one is ``required``."""
+        text = self.query_one(f"#{field}", Input).value.strip()
+        chosen = self.query_one("#plan", Select).value
+        plan = chosen if isinstance(chosen, str) else None
+        if text and plan is not None:
+            self.show_error(f"give {field} or a plan, not both")
+            return None
+        if required and not text and plan is None:
+            self.show_error(f"give {field} or a plan")
+            return None
+        try:
+            return (parse_size(text) if text else None), plan
+        except CoreError as exc:
+            self.show_error(f"{field}: {exc}")
+            return None
 
 
 class ConfirmDialog(Dialog):
@@ -132,13 +145,6 @@ class DisableDialog(Dialog):
         self.dismiss(value if isinstance(value, DisabledReason) else DisabledReason.OPERATOR)
 
 
-def _whole_number(text: str, field: str) -> int:
-    cleaned = text.strip().replace("_", "")
-    if not cleaned.isdigit():
-        raise ValueError(f"{field}: a whole number of bytes")
-    return int(cleaned)
-
-
 @dataclass(frozen=True)
 class TopUpForm:
     invoice: str
@@ -171,23 +177,11 @@ class TopUpDialog(GrantDialog):
     @on(Button.Pressed, "#ok")
     @on(Input.Submitted)
     def _ok(self) -> None:
-        text, chosen_plan = self.grant("bytes")
-        if bool(text) == (chosen_plan is not None):
-            self.show_error("give exactly one of bytes or a plan")
-            return
-        try:
-            granted = _whole_number(text, "bytes") if text else None
-        except ValueError as exc:
-            self.show_error(str(exc))
-            return
-        self.dismiss(
-            TopUpForm(
-                self.query_one("#invoice", Input).value.strip(),
-                self.query_one("#amount", Input).value.strip(),
-                granted,
-                chosen_plan,
-            )
-        )
+        grant = self.grant("bytes", required=True)
+        if grant is not None:
+            invoice = self.query_one("#invoice", Input).value.strip()
+            amount = self.query_one("#amount", Input).value.strip()
+            self.dismiss(TopUpForm(invoice, amount, *grant))
 
 
 @dataclass(frozen=True)
@@ -230,23 +224,16 @@ class AddConfigurationDialog(GrantDialog):
     def _ok(self) -> None:
         account = self.query_one("#account", Input).value.strip()
         nodes = tuple(self.query_one("#nodes", SelectionList).selected)
-        text, chosen_plan = self.grant("quota")
         if not account:
             self.show_error("account: required")
             return
         if not nodes:
             self.show_error("nodes: choose at least one")
             return
-        if text and chosen_plan is not None:
-            self.show_error("give a quota in bytes or a plan, not both")
-            return
-        try:
-            quota = _whole_number(text, "quota") if text else None
-        except ValueError as exc:
-            self.show_error(str(exc))
-            return
-        name = self.query_one("#name", Input).value.strip() or None
-        self.dismiss(AddForm(account, tuple(sorted(nodes)), quota, chosen_plan, name))
+        grant = self.grant("quota", required=False)
+        if grant is not None:
+            name = self.query_one("#name", Input).value.strip() or None
+            self.dismiss(AddForm(account, tuple(sorted(nodes)), *grant, name))
 
 
 def qr_text(text: str) -> str:
