@@ -14,6 +14,7 @@ from typing import Any
 
 from orchestrator.core.audit_access import ACCESS_PROBES, ControllerKeys, access_checks
 from orchestrator.core.audit_resolver import RESOLVER_PROBES, resolver_findings
+from orchestrator.core.audit_text import key_values
 from orchestrator.core.node_protocol import DIAGNOSTICS_PROGRAM
 
 HISTORY_FILES = ".bash_history .python_history .sh_history .zsh_history .lesshst .viminfo .mysql_history .psql_history"
@@ -83,28 +84,6 @@ class Check:
     evidence: str
 
 
-def last_values(config_text: str) -> dict[str, str]:
-    """Effective ``Key=value`` settings of a systemd config: the last assignment wins."""
-    values: dict[str, str] = {}
-    for raw in config_text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", ";", "[")):
-            continue
-        key, sep, value = line.partition("=")
-        if sep:
-            values[key.strip()] = value.strip()
-    return values
-
-
-def sysctl_values(text: str) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for raw in text.splitlines():
-        key, sep, value = raw.partition("=")
-        if sep:
-            values[key.strip()] = " ".join(value.split())
-    return values
-
-
 def _size_bytes(text: str) -> int | None:
     units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
     text = text.strip().upper()
@@ -158,7 +137,7 @@ class _Judge:
         self.checks.append(Check(self.node, check, passed, " ".join(evidence.split()) or "-"))
 
     def journald(self) -> None:
-        values = last_values(self.probes["journald"].stdout) if "journald" in self.probes else {}
+        values = key_values(self.probes["journald"].stdout) if "journald" in self.probes else {}
         storage = values.get("Storage", "auto")
         self.add(
             "journald.storage",
@@ -199,13 +178,9 @@ class _Judge:
         )
 
     def sysctls(self) -> None:
-        live = (
-            sysctl_values(self.probes["sysctl_live"].stdout) if "sysctl_live" in self.probes else {}
-        )
+        live = key_values(self.probes["sysctl_live"].stdout) if "sysctl_live" in self.probes else {}
         configured = (
-            sysctl_values(self.probes["sysctl_files"].stdout)
-            if "sysctl_files" in self.probes
-            else {}
+            key_values(self.probes["sysctl_files"].stdout) if "sysctl_files" in self.probes else {}
         )
         wanted = {
             "kernel.printk": lambda v: v.split()[:1] != [] and int(v.split()[0]) <= 3,
@@ -232,7 +207,7 @@ class _Judge:
             self.add(f"sysctl.{key}", passed, f"configured {conf}; {note}")
 
     def coredumps(self) -> None:
-        values = last_values(self.probes["coredump"].stdout) if "coredump" in self.probes else {}
+        values = key_values(self.probes["coredump"].stdout) if "coredump" in self.probes else {}
         storage = values.get("Storage", "external")
         self.add(
             "coredump.storage",
@@ -249,7 +224,7 @@ class _Judge:
             "limits.d: * hard core 0" if hard_zero else "no hard core 0 limit",
         )
         pattern = (
-            sysctl_values(self.probes["sysctl_files"].stdout).get("kernel.core_pattern", "unset")
+            key_values(self.probes["sysctl_files"].stdout).get("kernel.core_pattern", "unset")
             if "sysctl_files" in self.probes
             else "unset"
         )

@@ -19,8 +19,8 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
+from orchestrator.core.audit_text import Finding
 from orchestrator.core.inventory import key_fingerprint
 from orchestrator.core.node_protocol import (
     COLLECTOR_USER,
@@ -187,12 +187,6 @@ ACCESS_PROBES: dict[str, str] = {
     **{f"access_{account.user}": _account_probe(account.user) for account in ACCOUNTS},
     **{f"sudo_{account.user}": _sudo_probe(account.user) for account in FORCED_ACCOUNTS},
 }
-
-
-class Finding(NamedTuple):
-    check: str
-    passed: bool
-    evidence: str
 
 
 @dataclass(frozen=True)

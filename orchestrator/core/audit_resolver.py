@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+from orchestrator.core.audit_text import Finding, key_values
 
 # Effective settings that decide what unbound writes or exposes.
 RESOLVER_OPTIONS = (
@@ -43,20 +44,10 @@ RESOLVER_PROBES: dict[str, str] = {
 QUERY_LOG_OPTIONS = ("log-queries", "log-replies", "log-servfail", "log-local-actions")
 
 
-@dataclass(frozen=True)
-class Finding:
-    check: str
-    passed: bool
-    evidence: str
-
-
 def parse_settings(text: str) -> dict[str, str]:
-    settings: dict[str, str] = {}
-    for line in text.splitlines():
-        name, sep, value = line.partition("\t")
-        if sep and name in RESOLVER_OPTIONS:
-            settings[name] = " ".join(value.split())
-    return settings
+    """``unbound-checkconf -o``'s NAME<tab>VALUE lines, the options the audit judges."""
+    values = key_values(text, "\t")
+    return {name: value for name, value in values.items() if name in RESOLVER_OPTIONS}
 
 
 def tunnel_addresses(text: str) -> set[str]:

@@ -12,10 +12,10 @@ from orchestrator.core.audit import (
     Probe,
     canary_checks,
     evaluate,
-    last_values,
     parse_grep_hits,
     persistent_grep_command,
 )
+from orchestrator.core.audit_text import key_values
 from orchestrator.service.audit import _probe_script, parse_probe_output
 from tests.unit.access_samples import COMPLIANT_ACCESS, KEYS
 from tests.unit.test_audit_resolver import outputs as resolver_outputs
@@ -187,7 +187,7 @@ def test_each_drift_fails_its_check_with_evidence(
 
 def test_last_assignment_wins_like_systemd() -> None:
     assert (
-        last_values("[Journal]\nStorage=auto\n[Journal]\n Storage = volatile \n")["Storage"]
+        key_values("[Journal]\nStorage=auto\n[Journal]\n Storage = volatile \n")["Storage"]
         == "volatile"
     )
 
