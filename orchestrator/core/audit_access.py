@@ -363,6 +363,15 @@ class _AccountProbe:
         return self.passwd[1] if len(self.passwd) == 2 else ""
 
 
+def _sshd_differences(user: str, sshd: Mapping[str, str], wanted: Mapping[str, str]) -> list[str]:
+    """Each setting whose effective value (`sshd -T` for the user) is not the wanted one."""
+    return [
+        f"{user}: sshd -T gives {key} {quote(sshd.get(key, 'unset'))}, want {value}"
+        for key, value in wanted.items()
+        if sshd.get(key, "unset") != value
+    ]
+
+
 def _writable_by_others(mode: str) -> bool:
     try:
         return bool(int(mode, 8) & 0o022)
@@ -502,10 +511,7 @@ class _AccessJudge:
             problems.append(f"{user}: sshd also reads keys from {clean(path)} ({state})")
         if own_file not in probe.consults:
             problems.append(f"{user}: sshd does not read {clean(own_file)}")
-        for setting, wanted in OTHER_KEY_SOURCES.items():
-            value = probe.sshd.get(setting, "unset")
-            if value != wanted:
-                problems.append(f"{user}: sshd -T gives {setting} {quote(value)}, want {wanted}")
+        problems += _sshd_differences(user, probe.sshd, OTHER_KEY_SOURCES)
         self.report(
             account,
             "key_sources",
@@ -520,11 +526,7 @@ class _AccessJudge:
         wanted = dict(NO_FORWARDING)
         if account.command:
             wanted = {"forcecommand": account.command, "permittty": "no", **wanted}
-        problems = [
-            f"{user}: sshd -T gives {key} {quote(probe.sshd.get(key, 'unset'))}, want {value}"
-            for key, value in wanted.items()
-            if probe.sshd.get(key, "unset") != value
-        ]
+        problems = _sshd_differences(user, probe.sshd, wanted)
         forced = f"forcecommand {account.command}, permittty no, " if account.command else ""
         self.report(account, "sshd", problems, f"{user}: {forced}no forwarding, no user rc")
 
