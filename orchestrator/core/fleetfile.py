@@ -425,18 +425,26 @@ def parse_fleet_file(text: str, source: str) -> FleetFile:
 
 def _ipv6_prefix(reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None) -> str | None:
     """``ipv6.prefix``: the fleet's IPv6 tunnel /48 (unique local or global unicast), canonical."""
-    if entry is None:
+    node = _only_field(reader, entry, "ipv6", "prefix")
+    if node is None:
         return None
-    values = reader.mapping(entry[1], "ipv6", {"prefix": 1})
-    if "prefix" not in values:
-        return None
-    node = values["prefix"][1]
     value = _plain(node)
     problem = prefix_problem(value)
     if problem is not None:
         reader.error(node, "ipv6.prefix", value, problem)
         return None
     return str(ipaddress.IPv6Network(str(value)))
+
+
+def _only_field(
+    reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None, where: str, field: str
+) -> yaml.Node | None:
+    """The value node of a section that holds one setting (``ipv6: {prefix: ...}``); any other
+    key in it is an error."""
+    if entry is None:
+        return None
+    values = reader.mapping(entry[1], where, {field: 1})
+    return values[field][1] if field in values else None
 
 
 def _named(
@@ -656,12 +664,9 @@ def _dns_servers(
     reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None
 ) -> tuple[str, ...] | None:
     """``policies.dns.servers``: at most 8 IP addresses, each in its canonical form."""
-    if entry is None:
+    node = _only_field(reader, entry, "policies.dns", "servers")
+    if node is None:
         return None
-    values = reader.mapping(entry[1], "policies.dns", {"servers": 1})
-    if "servers" not in values:
-        return None
-    node = values["servers"][1]
     plain = _plain(node)
     if not isinstance(plain, list) or len(plain) > 8:
         reader.error(node, "policies.dns.servers", plain, "a list of at most 8 IP addresses")

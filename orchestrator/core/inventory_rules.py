@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from orchestrator.core.node_names import node_name_problem
@@ -185,24 +185,25 @@ def _allowed_ips_problems(value: object, where: str) -> list[Problem]:
     return []
 
 
-def _address_or_hostname(value: object) -> bool:
+def _reads_as(parse: Callable[[str], object], value: object) -> bool:
+    """``value`` is ASCII text that ``parse`` takes (ipaddress reads other scripts' digits)."""
     if not isinstance(value, str) or not value.isascii():
         return False
     try:
-        ipaddress.ip_address(value)
+        parse(value)
     except ValueError:
-        return HOSTNAME_RE.fullmatch(value) is not None
+        return False
     return True
+
+
+def _address_or_hostname(value: object) -> bool:
+    if _reads_as(ipaddress.ip_address, value):
+        return True
+    return isinstance(value, str) and value.isascii() and HOSTNAME_RE.fullmatch(value) is not None
 
 
 def _ipv4_address(value: object) -> bool:
-    if not isinstance(value, str) or not value.isascii():
-        return False
-    try:
-        ipaddress.IPv4Address(value)
-    except ValueError:
-        return False
-    return True
+    return _reads_as(ipaddress.IPv4Address, value)
 
 
 def _ipv4_network(value: object) -> bool:
