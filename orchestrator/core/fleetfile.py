@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -510,13 +510,25 @@ def _nodes(reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None) -> tuple[
     return tuple(specs)
 
 
+def _giving(
+    reader: _Reader,
+    entry: tuple[yaml.Node, yaml.Node] | None,
+    section: str,
+    required: str,
+    fields: dict[str, dict[str, Any]],
+) -> Iterator[tuple[str, dict[str, tuple[yaml.Node, yaml.Node]], dict[str, Any]]]:
+    """Each named entry of ``section`` that gives ``required``: its name, its nodes and its
+    fields as read. An entry without ``required`` is an error and is passed over."""
+    for name, key, values in _named(reader, entry, section):
+        if required not in values:
+            reader.error(key, f"{section}.{name}.{required}", None, "missing")
+            continue
+        yield name, values, _fields(reader, values, f"{section}.{name}", fields)
+
+
 def _plans(reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None) -> tuple[PlanSpec, ...]:
     specs = []
-    for name, key, values in _named(reader, entry, "plans"):
-        if "quota" not in values:
-            reader.error(key, f"plans.{name}.quota", None, "missing")
-            continue
-        got = _fields(reader, values, f"plans.{name}", PLAN_FIELDS)
+    for name, values, got in _giving(reader, entry, "plans", "quota", PLAN_FIELDS):
         if got.get("quota") is None:
             continue
         try:
@@ -553,11 +565,7 @@ def _accounts(
     reader: _Reader, entry: tuple[yaml.Node, yaml.Node] | None
 ) -> tuple[AccountSpec, ...]:
     specs = []
-    for name, key, values in _named(reader, entry, "accounts"):
-        if "device_id" not in values:
-            reader.error(key, f"accounts.{name}.device_id", None, "missing")
-            continue
-        got = _fields(reader, values, f"accounts.{name}", ACCOUNT_FIELDS)
+    for name, _values, got in _giving(reader, entry, "accounts", "device_id", ACCOUNT_FIELDS):
         if got.get("device_id") is not None:
             specs.append(AccountSpec(name, got["device_id"], got.get("contact")))
     return tuple(specs)
