@@ -193,9 +193,13 @@ def node_capacity(subnet: ipaddress.IPv4Network) -> int:
     return min(MAX_NODES, half - FIRST_NODE_OFFSET)
 
 
+def _check_index(kind: str, index: int, capacity: int, subnet: ipaddress.IPv4Network) -> None:
+    if not 1 <= index <= capacity:
+        raise InvalidInput(f"{kind} index {index} outside 1..{capacity} for {subnet}")
+
+
 def lab_node(lab: str, subnet: ipaddress.IPv4Network, index: int) -> LabNode:
-    if not 1 <= index <= node_capacity(subnet):
-        raise InvalidInput(f"node index {index} outside 1..{node_capacity(subnet)} for {subnet}")
+    _check_index("node", index, node_capacity(subnet), subnet)
     tunnel = ipaddress.IPv4Network(f"198.19.{index}.0/24")
     underlay = subnet[FIRST_NODE_OFFSET + index - 1]
     return LabNode(
@@ -212,10 +216,7 @@ def lab_node(lab: str, subnet: ipaddress.IPv4Network, index: int) -> LabNode:
 
 
 def lab_client(lab: str, subnet: ipaddress.IPv4Network, index: int) -> LabClient:
-    if not 1 <= index <= client_capacity(subnet):
-        raise InvalidInput(
-            f"client index {index} outside 1..{client_capacity(subnet)} for {subnet}"
-        )
+    _check_index("client", index, client_capacity(subnet), subnet)
     underlay = subnet[subnet.num_addresses // FIRST_CLIENT_OFFSET_FRACTION + index]
     return LabClient(
         index=index,

@@ -51,11 +51,25 @@ class Dialog(ModalScreen[object]):
 
 
 class GrantDialog(Dialog):
-    """A dialog that grants quota: a number of bytes typed, or a plan picked from a list."""
+    """A dialog that grants quota: a number of bytes typed, or a plan picked from a list.
+    OK or Enter in any field submits it (``submit``); ``FIRST_FIELD`` has the focus first."""
+
+    FIRST_FIELD: ClassVar[str]
 
     def __init__(self, plans: Sequence[str]) -> None:
         super().__init__()
         self.plans = list(plans)
+
+    def on_mount(self) -> None:
+        self.query_one(self.FIRST_FIELD).focus()
+
+    @on(Button.Pressed, "#ok")
+    @on(Input.Submitted)
+    def _ok(self) -> None:
+        self.submit()
+
+    def submit(self) -> None:
+        raise NotImplementedError
 
     def grant_fields(self, label: str, field: str, placeholder: str) -> ComposeResult:
         yield Label(label)
@@ -154,6 +168,8 @@ class TopUpForm:
 
 
 class TopUpDialog(GrantDialog):
+    FIRST_FIELD = "#invoice"
+
     def __init__(self, name: str, plans: Sequence[str]) -> None:
         super().__init__(plans)
         self.config_name = name
@@ -171,12 +187,7 @@ class TopUpDialog(GrantDialog):
                 )
             yield self.buttons("Top up")
 
-    def on_mount(self) -> None:
-        self.query_one("#invoice").focus()
-
-    @on(Button.Pressed, "#ok")
-    @on(Input.Submitted)
-    def _ok(self) -> None:
+    def submit(self) -> None:
         grant = self.grant("bytes", required=True)
         if grant is not None:
             invoice = self.query_one("#invoice", Input).value.strip()
@@ -194,6 +205,8 @@ class AddForm:
 
 
 class AddConfigurationDialog(GrantDialog):
+    FIRST_FIELD = "#account"
+
     def __init__(self, account: str, nodes: Sequence[str], plans: Sequence[str]) -> None:
         super().__init__(plans)
         self.account = account
@@ -216,12 +229,7 @@ class AddConfigurationDialog(GrantDialog):
                 yield Input(placeholder="optional", id="name", compact=True)
             yield self.buttons("Add")
 
-    def on_mount(self) -> None:
-        self.query_one("#account").focus()
-
-    @on(Button.Pressed, "#ok")
-    @on(Input.Submitted)
-    def _ok(self) -> None:
+    def submit(self) -> None:
         account = self.query_one("#account", Input).value.strip()
         nodes = tuple(self.query_one("#nodes", SelectionList).selected)
         if not account:
