@@ -7,7 +7,6 @@ here too (a plan is catalogue data: no node hears of it until a configuration us
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -40,8 +39,8 @@ class AccountListing:
 def accounts(fleet: Fleet, search: str | None = None) -> list[AccountListing]:
     """Accounts whose username holds ``search`` (all without), with their configurations."""
     found = fleet.store.accounts(search)
-    counts = Counter(c.account for c in fleet.store.configurations(placements=False))
-    return [AccountListing(a, counts[a.username]) for a in found]
+    counts = fleet.store.configuration_counts()
+    return [AccountListing(a, counts.get(a.username, 0)) for a in found]
 
 
 def configurations(
@@ -109,7 +108,7 @@ def nodes(fleet: Fleet) -> list[NodeListing]:
     """Every node the store knows, with its configurations and whether a push is pending."""
     known = fleet.store.nodes()
     revisions = fleet.store.node_revisions()
-    counts = Counter(n for c in fleet.store.configurations() for n in c.nodes)
+    counts = fleet.store.placement_counts()
     return [
         NodeListing(
             n.name,
@@ -117,7 +116,7 @@ def nodes(fleet: Fleet) -> list[NodeListing]:
             str(n.tunnel_network),
             n.public_key,
             n.key_created_on,
-            counts[n.name],
+            counts.get(n.name, 0),
             revisions[n.name][0] != revisions[n.name][1],
         )
         for n in known

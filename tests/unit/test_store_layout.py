@@ -54,9 +54,11 @@ STORE_NAMES = {
     "configurations": [
         "add_configuration",
         "configuration",
+        "configuration_counts",
         "configuration_names",
         "configuration_plans",
         "configurations",
+        "placement_counts",
         "placements_of",
         "remove_configurations",
         "set_enabled",

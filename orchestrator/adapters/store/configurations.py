@@ -214,6 +214,19 @@ class ConfigurationsStore(RemovalsStore, UsageStore, NodesStore, BillingStore):
             )
         }
 
+    def configuration_counts(self) -> dict[str, int]:
+        """username -> how many configurations the account has, counted by the database."""
+        rows = self._rows(
+            "SELECT a.username, COUNT(*) FROM configurations c "
+            "JOIN accounts a ON a.id = c.account_id GROUP BY a.username"
+        )
+        return {str(username): int(count) for username, count in rows}
+
+    def placement_counts(self) -> dict[str, int]:
+        """node -> how many configurations are placed on it, counted by the database."""
+        rows = self._rows("SELECT node, COUNT(*) FROM configuration_nodes GROUP BY node")
+        return {str(node): int(count) for node, count in rows}
+
     def placements_of(self, nodes: Collection[str]) -> dict[str, list[int]]:
         """node -> row ids of the configurations placed on it (one text per node: a sync of
         1,000 nodes reads 1,000 rows, not 100,000)."""
