@@ -9,6 +9,7 @@ wrong token, while a request with a valid token never waits on the counter.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -48,6 +49,7 @@ class Brake:
     clock: Callable[[], float] = time.monotonic
     failures: float = 0.0
     last: float = 0.0
+    last_delay: float = 0.0  # what the newest wrong token waited (tests read it)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self) -> float:
@@ -56,11 +58,14 @@ class Brake:
             now = self.clock()
             self.failures = brake_decay(self.failures, now - self.last) + 1
             self.last = now
-            return brake_delay(int(self.failures))
+            self.last_delay = brake_delay(math.ceil(self.failures))
+            return self.last_delay
 
     def reset(self) -> None:
         with self._lock:
             self.failures = 0.0
+            self.last = self.clock()
+            self.last_delay = 0.0
 
 
 @dataclass
