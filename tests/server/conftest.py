@@ -5,7 +5,6 @@ at once and leaves its node pending). Stopped in the fixture's finalizer, also o
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -61,13 +60,9 @@ class Served:
 
 
 def start(app: FastAPI) -> Served:
-    """uvicorn on a loopback socket this test bound (port 0: the kernel's choice)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    """uvicorn on 127.0.0.1, port 0 (the kernel's choice), as `wgfleet serve` configures it."""
+    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     # Readiness, not a timed assertion: uvicorn says when it listens.
@@ -75,9 +70,9 @@ def start(app: FastAPI) -> Served:
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
             thread.join(10)
-            sock.close()
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
     return Served(thread, server, f"http://127.0.0.1:{port}")
 
 
