@@ -4,7 +4,9 @@ kept, bad input one line and exit 2 with nothing made."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,29 @@ def test_a_second_token_of_the_same_name_is_refused(
     capsys.readouterr()
     assert main(["tokens", "add", "app", "--scope", "read"]) == 1
     assert "a token named app exists" in capsys.readouterr().err
+
+
+def test_cron_print_gives_a_systemd_unit_for_serve(
+    fresh_data: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["--json", "cron", "print", "--format", "systemd", "--serve", "[::1]:8787"]) == 0
+    units = json.loads(capsys.readouterr().out)
+    unit = units["wgfleet-serve.service"]
+    assert " serve --listen [::1]:8787\n" in unit
+    assert "Restart=on-failure" in unit and "NoNewPrivileges=yes" in unit
+    assert main(["cron", "print", "--serve", "127.0.0.1:8787"]) == 2
+    assert "use --format systemd" in capsys.readouterr().err
+    assert main(["cron", "print", "--format", "systemd", "--serve", "host:1"]) == 2
+    assert "--serve 'host:1'" in capsys.readouterr().err
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed")
+    (tmp_path / "wgfleet-serve.service").write_text(
+        unit.replace("ExecStart=", "ExecStart=/bin/true #")
+    )
+    verified = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / "wgfleet-serve.service")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stderr
