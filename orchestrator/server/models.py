@@ -5,14 +5,12 @@ the service still decides (a value the schema lets through can still be a 400)."
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.core.input_limits import MAX_BYTES
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
-NODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 INVOICE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
 AMOUNT_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,4})?$"
 
@@ -163,6 +161,3 @@ class Health(BaseModel):
     pending_nodes: list[str]
     overdue_keys: dict[str, int] = Field(description="key kind -> how many are overdue")
     overdue_node_keys: list[str]
-
-
-AccountExport = dict[str, Any]
