@@ -91,3 +91,16 @@ def test_idle_time_forgives_failures_and_never_below_zero() -> None:
     assert brake_decay(5.0, 2 * BRAKE_FORGIVE_SECONDS) == 3.0
     assert brake_decay(5.0, 1e9) == 0.0
     assert brake_decay(5.0, -10.0) == 5.0
+
+
+def test_the_privacy_report_describes_the_servers_records() -> None:
+    from orchestrator.core.privacy import NodeFacts, Retention, build_report, record_kinds
+
+    profile = Retention(0, False, 0, 0, 0, False)
+    kinds = record_kinds(profile)
+    assert "secret_hash" in kinds["api_tokens"].columns and "actor" in kinds["operations"].columns
+    columns = {table: list(kind.columns) for table, kind in kinds.items()}
+    report = build_report(columns, profile, NodeFacts("volatile", {}), "sqlite")
+    (tokens,) = [r for r in report["records"] if r["table"] == "api_tokens"]
+    assert "never the secret" in tokens["what"]
+    assert any("no access log, no client address and no user agent" in n for n in report["notes"])
