@@ -50,6 +50,7 @@ TRAFFIC_MODULES = frozenset(
         "tests/integration/test_secret_canary.py",
         "tests/integration/test_shards.py",
         "tests/integration/test_users_rights.py",
+        "tests/integration/test_api_lab.py",
         "tests/tui/test_lab_operations.py",
     }
 )

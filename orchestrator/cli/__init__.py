@@ -25,7 +25,9 @@ from orchestrator.cli import (
     plans,
     privacy,
     push,
+    serve,
     sync,
+    tokens,
     trail,
 )
 from orchestrator.cli.output import EXIT_CODES_HELP, Handler, Output, command_group, positive_int
@@ -179,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(config_commands, "show", cmd_config_show, "show the effective settings (paths, never keys)")
     add(commands, "tui", cmd_tui, "the operator's terminal UI (same actions as these commands)")
     nodes.register(commands, add)
-    for group in (db, accounts, plans, peers, billing, push, trail):
+    for group in (db, accounts, plans, peers, billing, push, trail, tokens, serve):
         group.register(commands, add)
     sync.register_sync(commands, add)
     nodes.register_node_group(commands, add)

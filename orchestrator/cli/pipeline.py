@@ -179,17 +179,27 @@ def cmd_export(args: argparse.Namespace, settings: Settings, output: Output) -> 
 
 
 def cmd_cron_print(args: argparse.Namespace, settings: Settings, output: Output) -> int:
-    from orchestrator.core.schedule import crontab, systemd_units
+    from orchestrator.core.listen import parse_listen
+    from orchestrator.core.schedule import crontab, serve_unit, systemd_units
     from orchestrator.service.context import open_fleet
+    from orchestrator.service.errors import translated
 
     with open_fleet(settings) as fleet:
         interval = fleet.settings.usage.sync_interval  # a fleet file's policy, if applied
     command = _wgfleet_command(settings)
+    if args.serve:
+        if args.format != "systemd":
+            raise UsageError("--serve: the API is a long-running service; use --format systemd")
+        with translated():
+            host, port = parse_listen(args.serve, "--serve")
+        args.serve = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     if args.format == "crontab":
         text = crontab(command, interval)
         output.result({"crontab": text}, lambda: sys.stdout.write(text))
         return ExitCode.OK
     units = systemd_units(command, interval)
+    if args.serve:
+        units["wgfleet-serve.service"] = serve_unit(command, args.serve)
     if args.dir:
         target = Path(args.dir)
         target.mkdir(parents=True, exist_ok=True)
@@ -258,4 +268,9 @@ def register(commands: Any, add: Registrar) -> None:
     cron_print.add_argument("--format", choices=["crontab", "systemd"], default="crontab")
     cron_print.add_argument(
         "--dir", metavar="DIR", help="with --format systemd: also write the unit files to DIR"
+    )
+    cron_print.add_argument(
+        "--serve",
+        metavar="ADDR:PORT",
+        help="with --format systemd: add wgfleet-serve.service, the HTTP API on ADDR:PORT",
     )

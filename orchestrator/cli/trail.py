@@ -25,12 +25,13 @@ def cmd_trail(args: argparse.Namespace, settings: Settings, output: Output) -> i
         ran = catalog.operations(fleet, args.last)
 
     def render() -> None:
-        table = Table("started (UTC)", "operation", "controller", "took", "outcome", "steps")
+        table = Table("started (UTC)", "operation", "controller", "by", "took", "outcome", "steps")
         for op in ran:
             table.add_row(
                 _utc(op.started_at),
                 op.operation,
                 op.controller,
+                op.actor or "",
                 f"{op.finished_at - op.started_at} s",
                 op.outcome,
                 str(op.steps),

@@ -143,6 +143,8 @@ class Operation:
     finished_at: int
     outcome: str
     steps: int
+    # The API token that made the change (its name, never its secret); None: not the API.
+    actor: str | None = None
 
 
 @dataclass(frozen=True)

@@ -227,10 +227,37 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
         ),
         RecordKind(
             "operations",
-            "which use case each writing run of a controller ran, when, and how it ended",
+            "which use case each writing run of a controller ran, when, how it ended, and for a "
+            "run of the HTTP API the name of the token that made it",
             "the operator's audit trail of their own runs; it names no user",
             f"the newest {OPERATIONS_KEPT:,} runs",
-            ("operation", "controller", "started_at", "finished_at", "outcome", "steps"),
+            (
+                "operation",
+                "controller",
+                "started_at",
+                "finished_at",
+                "outcome",
+                "steps",
+                "actor",
+            ),
+        ),
+        RecordKind(
+            "api_tokens",
+            "the HTTP API's tokens: name, a non-secret id, the SHA-256 of the secret (never "
+            "the secret), scopes, the day made, the last valid day, revoked or not",
+            "to let the provider's billing backend, app and monitoring call `wgfleet serve`, "
+            "each only where its scopes allow",
+            "until deleted with the store (a revoked token's row stays, so its name keeps "
+            "meaning one token in the operations trail)",
+            (
+                "name",
+                "token_id",
+                "secret_hash",
+                "scopes",
+                "created_on",
+                "expires_on",
+                "revoked",
+            ),
         ),
         RecordKind(
             "schema_migrations",
@@ -317,6 +344,10 @@ def build_report(
         "memory cache, without the asking client's address; a restart or power-off drops it.",
         "Backups of the store keep what the store held when they were taken: expire them on "
         "the same schedule.",
+        "The HTTP API (`wgfleet serve`) keeps no access log, no client address and no user "
+        "agent; a write leaves only its row in the operations trail, naming the token that "
+        "made it. Wrong tokens are slowed by one counter for the whole process, which holds "
+        "no address either.",
     ]
     if profile.node_daily_totals:
         notes.append(

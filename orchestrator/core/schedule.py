@@ -1,4 +1,5 @@
-"""Unattended runs as a scheduler sees them: a crontab, or systemd timers, for sync and audit.
+"""Unattended runs as a scheduler sees them: a crontab, or systemd timers, for sync and audit;
+and a systemd service for the HTTP API (`wgfleet serve`).
 
 Overlap is safe either way: `sync` takes the fleet lock and a second one exits 3 at once
 (`SuccessExitStatus=3` tells systemd that is not a failure; systemd also never starts a
@@ -76,3 +77,25 @@ def systemd_units(command: str, sync_interval: str) -> dict[str, str]:
             "WantedBy=timers.target\n"
         ),
     }
+
+
+def serve_unit(command: str, listen: str) -> str:
+    """A long-running service for `wgfleet serve` (the HTTP API), restarted if it dies."""
+    return (
+        "[Unit]\n"
+        "Description=wgfleet serve: the provider's HTTP API (no access log)\n"
+        "Wants=network-online.target\n"
+        "After=network-online.target\n\n"
+        "[Service]\n"
+        "Type=exec\n"
+        f"ExecStart={command} serve --listen {listen}\n"
+        "Restart=on-failure\n"
+        "RestartSec=5s\n"
+        "UMask=0077\n"
+        "PrivateTmp=yes\n"
+        "NoNewPrivileges=yes\n"
+        "# stdout carries one line at start; stderr only errors. Nothing names a client.\n"
+        "StandardOutput=journal\n\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n"
+    )

@@ -60,6 +60,9 @@ class Fleet:
     trail: list[str] = field(default_factory=list)
     # The settings as the caller gave them, before the store's policies were laid over them.
     given_settings: Settings | None = None
+    # Who asked, when not the operator at this controller: the HTTP API's token name (never
+    # its secret), kept with the session's row in the operations trail.
+    actor: str | None = None
 
     def reload_policies(self) -> None:
         """Lay the store's policies over the given settings again (after a use case stored
@@ -148,13 +151,15 @@ def open_fleet(
     connections: ssh.ConnectionPool | None = None,
     operation: str = "",
     upgrade: bool = True,
+    actor: str | None = None,
 ) -> Iterator[Fleet]:
     """Open a session on the fleet for one use case.
 
     ``write``: take the fleet lock first (queueing up to ``timeout`` seconds when ``wait``,
     else failing at once with FleetBusy, exit 3); a sharded run holds its shard's lock. The
     store is then opened once (a fresh embedded one brought to the current schema) and closed
-    when the block ends, whatever happens.
+    when the block ends, whatever happens. ``actor``: the API token's name a writing session
+    is recorded with in the operations trail.
     """
     with ExitStack() as stack:
         if write:
@@ -174,6 +179,7 @@ def open_fleet(
                 shard=shard,
                 operation=operation,
                 given_settings=settings,
+                actor=actor,
             )
         outcome = "ok"
         try:
@@ -222,6 +228,7 @@ def _record_operation(fleet: Fleet, started: int, outcome: str) -> None:
                 int(time.time()),
                 outcome,
                 len(fleet.trail),
+                fleet.actor,
             )
         )
 

@@ -6,13 +6,18 @@ filters and sorts the rows in memory (see core.overview).
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
+from orchestrator.core.models import Configuration
 from orchestrator.core.overview import (
     CHART_DAYS,
     AccountRow,
     ConfigurationRow,
     FleetOverview,
+    NodeRow,
     account_rows,
     configuration_rows,
     daily_series,
@@ -20,6 +25,7 @@ from orchestrator.core.overview import (
     node_rows,
 )
 from orchestrator.service.context import Fleet
+from orchestrator.service.keys import key_status
 from orchestrator.service.push import pending_nodes
 from orchestrator.service.usage import quota_statuses
 
@@ -54,3 +60,89 @@ def accounts_overview(fleet: Fleet, today: date) -> list[AccountRow]:
     store = fleet.store
     rows = configuration_rows(store.configurations(), quota_statuses(fleet, today))
     return account_rows(store.accounts(), rows, store.topups())
+
+
+@dataclass(frozen=True)
+class ConfigurationStatus:
+    """What a billing backend or an app shows of one configuration: its plan, validity, quota
+    this billing period, and whether it is on (or why not). Nothing per session, no time of
+    use: the store has none."""
+
+    configuration: Configuration
+    period_start: date
+    allowance: int | None  # None: unmetered
+    used: int
+
+    def as_dict(self) -> dict[str, Any]:
+        c = self.configuration
+        return {
+            "name": c.name,
+            "account": c.account,
+            "plan": c.plan,
+            "valid_until": c.valid_until.isoformat() if c.valid_until else None,
+            "period_start": self.period_start.isoformat(),
+            "quota_bytes": self.allowance,
+            "used_bytes": self.used,
+            "remaining_bytes": None if self.allowance is None else self.allowance - self.used,
+            "enabled": c.enabled,
+            "disabled_reason": c.disabled_reason.value if c.disabled_reason else None,
+            "nodes": list(c.nodes),
+        }
+
+
+def configuration_status(fleet: Fleet, name: str, today: date) -> ConfigurationStatus:
+    """One configuration's status (a name the store lacks is NotFound)."""
+    config = fleet.store.configuration(name)
+    status = quota_statuses(fleet, today, [config])[name]
+    return ConfigurationStatus(config, status.period_start, status.allowance, status.used)
+
+
+@dataclass(frozen=True)
+class FleetHealth:
+    """For operators: each node's state, what waits for a push, which keys are overdue."""
+
+    nodes: tuple[NodeRow, ...]
+    pending: tuple[str, ...]
+    overdue_keys: dict[str, int]  # key kind -> how many are past their maximum age
+    overdue_node_keys: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "nodes": [
+                {
+                    "name": n.name,
+                    "peers_enabled": n.peers_enabled,
+                    "peers_total": n.peers_total,
+                    "pending_push": n.pending_push,
+                    "last_push_ok": n.last_push_ok,
+                    "last_sync_ok": n.last_sync_ok,
+                    "last_audit_ok": n.last_audit_ok,
+                    "key_age_days": n.key_age_days,
+                }
+                for n in self.nodes
+            ],
+            "pending_nodes": list(self.pending),
+            "overdue_keys": dict(self.overdue_keys),
+            "overdue_node_keys": list(self.overdue_node_keys),
+        }
+
+
+def fleet_health(fleet: Fleet, today: date) -> FleetHealth:
+    """Nodes (last push, sync and audit), pending pushes and overdue keys, read only."""
+    store = fleet.store
+    pending = pending_nodes(fleet)
+    rows = node_rows(
+        store.nodes(),
+        store.configurations(),
+        pending,
+        store.node_health(),
+        today,
+        store.node_audits(),
+    )
+    overdue = [k for k in key_status(fleet, today, record=False) if k.overdue]
+    return FleetHealth(
+        tuple(rows),
+        tuple(pending),
+        dict(Counter(str(k.record.kind) for k in overdue)),
+        tuple(sorted(k.record.subject for k in overdue if str(k.record.kind) == "node")),
+    )

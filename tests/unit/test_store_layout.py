@@ -42,6 +42,7 @@ STORE_NAMES = {
     "leases": ["LEASE_SECONDS", "lease_nodes"],
     "policies": ["policies", "replace_policies"],
     "operations": ["operations", "record_operation"],
+    "tokens": ["add_token", "revoke_token", "token_by_id", "tokens"],
     "accounts": [
         "account",
         "account_records",

@@ -39,7 +39,7 @@ def sources(*parts: str) -> dict[str, str]:
 def test_only_the_unit_of_work_opens_the_store_or_takes_the_lock() -> None:
     opened = {
         name
-        for name, text in sources("cli", "tui", "api.py", "service").items()
+        for name, text in sources("cli", "tui", "api.py", "server", "service").items()
         if re.search(r"\b(open_store|fleet_lock)\(", text)
     }
     assert opened == UNIT_OF_WORK
@@ -48,7 +48,7 @@ def test_only_the_unit_of_work_opens_the_store_or_takes_the_lock() -> None:
 def test_the_uis_never_touch_the_store() -> None:
     touching = {
         f"{name}:{number}"
-        for name, text in sources("cli", "tui", "api.py").items()
+        for name, text in sources("cli", "tui", "api.py", "server").items()
         for number, line in enumerate(text.splitlines(), 1)
         if re.search(r"\.store\b", line) and not line.lstrip().startswith("#")
     }

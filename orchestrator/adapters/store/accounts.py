@@ -38,6 +38,7 @@ NOT_ACCOUNT_DATA = {
     "tunnel_prefixes": "the fleet's IPv6 tunnel prefix",
     "node_networks6": "each node's IPv6 tunnel /64",
     "operations": "the controllers' writing runs, naming no account",
+    "api_tokens": "the HTTP API's tokens (a hash each), the provider's backends' and no user's",
 }
 _INTERNAL_COLUMNS = {"id", "account_id", "configuration_id"}
 

@@ -1,7 +1,8 @@
 """The operations trail (``operations``): one row per writing session, newest kept.
 
 What ran, on which controller, from when to when and how it ended: the operator's record of
-their own runs. It names no account, configuration or key (core.privacy declares the table).
+their own runs. It names no account, configuration or key (core.privacy declares the table);
+a session the HTTP API opened names the token that made it (``actor``), never its secret.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ class OperationsStore(StoreBase):
         with self.transaction():
             self.db.execute(
                 "INSERT INTO operations (operation, controller, started_at, finished_at, "
-                "outcome, steps) VALUES (?, ?, ?, ?, ?, ?)",
+                "outcome, steps, actor) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     operation.operation[:200],
                     operation.controller[:200],
@@ -25,6 +26,7 @@ class OperationsStore(StoreBase):
                     operation.finished_at,
                     operation.outcome[:200],
                     operation.steps,
+                    operation.actor[:200] if operation.actor else None,
                 ),
             )
             self.db.execute(
@@ -35,11 +37,19 @@ class OperationsStore(StoreBase):
     def operations(self, limit: int = 50) -> list[Operation]:
         """The newest ``limit`` operations, newest first."""
         rows = self._rows(
-            "SELECT operation, controller, started_at, finished_at, outcome, steps "
+            "SELECT operation, controller, started_at, finished_at, outcome, steps, actor "
             "FROM operations ORDER BY id DESC LIMIT ?",
             (limit,),
         )
         return [
-            Operation(str(r[0]), str(r[1]), int(r[2]), int(r[3]), str(r[4]), int(r[5]))
+            Operation(
+                str(r[0]),
+                str(r[1]),
+                int(r[2]),
+                int(r[3]),
+                str(r[4]),
+                int(r[5]),
+                None if r[6] is None else str(r[6]),
+            )
             for r in rows
         ]

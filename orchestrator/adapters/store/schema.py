@@ -309,6 +309,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        15,
+        "API tokens for `wgfleet serve` (name, a non-secret id, the SHA-256 of the secret, "
+        "scopes, the day made and the last valid day, revoked or not; never the secret), and "
+        "the name of the token that made each writing session in the operations trail",
+        (
+            f"""
+            CREATE TABLE api_tokens (
+                id {_ID},
+                name TEXT NOT NULL UNIQUE,
+                token_id TEXT NOT NULL UNIQUE,
+                secret_hash TEXT NOT NULL,
+                scopes TEXT NOT NULL,
+                created_on DATE NOT NULL,
+                expires_on DATE,
+                revoked BOOLEAN NOT NULL DEFAULT FALSE
+            )
+            """,
+            "ALTER TABLE operations ADD COLUMN actor TEXT",
+        ),
+    ),
 )
 
 # Migrations with a step in Python after their statements (see SqlStore.upgrade): 13 draws

@@ -21,6 +21,7 @@ of ``base.py``:
 | ``ledger.py`` | what a sync reads once and lands together |
 | ``billing.py`` | plans, top-ups, notifications |
 | ``operations.py`` | the trail of writing sessions (what ran, where, when, how it ended) |
+| ``tokens.py`` | the HTTP API's tokens (scopes, expiry, revocation; a hash, never a secret) |
 
 A concern's mixin derives from the concerns whose methods it calls, so its class line says
 what it depends on (and mypy checks every call).
@@ -35,6 +36,7 @@ from orchestrator.adapters.store.ledger import LedgerStore, RowUsage, SyncLedger
 from orchestrator.adapters.store.operations import OperationsStore
 from orchestrator.adapters.store.peer_keys import PeerKeysStore
 from orchestrator.adapters.store.policies import PoliciesStore
+from orchestrator.adapters.store.tokens import TokensStore
 from orchestrator.adapters.store.usage import RunningTotals
 
 __all__ = [
@@ -49,6 +51,12 @@ __all__ = [
 
 
 class SqlStore(
-    AccountsStore, PeerKeysStore, LedgerStore, LeasesStore, PoliciesStore, OperationsStore
+    AccountsStore,
+    PeerKeysStore,
+    LedgerStore,
+    LeasesStore,
+    PoliciesStore,
+    OperationsStore,
+    TokensStore,
 ):
     """The fleet's desired state and its only usage data."""

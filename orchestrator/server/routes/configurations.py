@@ -1,0 +1,129 @@
+"""Configurations: create one (its client config and QR code answered once), its status,
+enable, disable, delete."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi import APIRouter, Depends, Path
+
+from orchestrator.core.models import DisabledReason
+from orchestrator.server.auth import Caller, authorized
+from orchestrator.server.models import (
+    ConfigurationChanged,
+    ConfigurationCreated,
+    ConfigurationDeleted,
+    ConfigurationStatus,
+    NewConfiguration,
+)
+from orchestrator.server.qr import qr_svg
+from orchestrator.server.routes.common import problems
+from orchestrator.service import overview, peers
+
+router = APIRouter(tags=["configurations"])
+Name = Path(max_length=200)
+
+
+@router.post(
+    "/v1/configurations",
+    status_code=201,
+    response_model=ConfigurationCreated,
+    responses=problems(400, 404, 409, 507),
+    description="Keys are made on the controller; the client's private key is in this answer "
+    "only (client_configs, qr_svg) and kept nowhere.",
+)
+def create_configuration(
+    body: NewConfiguration,
+    caller: Caller = Depends(authorized),  # noqa: B008
+) -> ConfigurationCreated:
+    with caller.writing() as fleet:
+        made = peers.add_configuration(
+            fleet,
+            body.account,
+            nodes=body.nodes,
+            quota_bytes=body.quota_bytes,
+            plan=body.plan,
+            name=body.name,
+            split_tunnel=body.split_tunnel,
+        )
+    config = made.configuration
+    return ConfigurationCreated(
+        name=config.name,
+        account=config.account,
+        nodes=list(config.nodes),
+        plan=config.plan,
+        quota_bytes=config.quota_bytes,
+        valid_until=config.valid_until,
+        client_configs=dict(made.client_configs),
+        qr_svg={node: qr_svg(text) for node, text in made.client_configs.items()},
+        pending_nodes=caller.pending,
+    )
+
+
+@router.get(
+    "/v1/configurations/{name}",
+    response_model=ConfigurationStatus,
+    responses=problems(404),
+    description="Plan, validity, this period's quota, used and remaining bytes, enabled or "
+    "why not. Nothing per session and no time of use: the store keeps none.",
+)
+def configuration_status(
+    name: str = Name,
+    caller: Caller = Depends(authorized),  # noqa: B008
+) -> ConfigurationStatus:
+    with caller.reading() as fleet:
+        status = overview.configuration_status(fleet, name, date.today())
+    return ConfigurationStatus(**status.as_dict())
+
+
+def _changed(name: str, reason: DisabledReason | None, caller: Caller) -> ConfigurationChanged:
+    return ConfigurationChanged(
+        name=name,
+        enabled=reason is None,
+        disabled_reason=reason.value if reason else None,
+        pending_nodes=caller.pending,
+    )
+
+
+@router.post(
+    "/v1/configurations/{name}/enable",
+    response_model=ConfigurationChanged,
+    responses=problems(404),
+    description="On again, whatever switched it off; a sync cuts it off again if it is over "
+    "its quota or past its validity.",
+)
+def enable_configuration(
+    name: str = Name,
+    caller: Caller = Depends(authorized),  # noqa: B008
+) -> ConfigurationChanged:
+    with caller.writing() as fleet:
+        peers.set_enabled(fleet, [name], True)
+    return _changed(name, None, caller)
+
+
+@router.post(
+    "/v1/configurations/{name}/disable",
+    response_model=ConfigurationChanged,
+    responses=problems(404),
+    description="Disabled on the provider's side (reason `operator`): a top-up does not turn "
+    "it back on; enable does.",
+)
+def disable_configuration(
+    name: str = Name,
+    caller: Caller = Depends(authorized),  # noqa: B008
+) -> ConfigurationChanged:
+    with caller.writing() as fleet:
+        peers.set_enabled(fleet, [name], False, DisabledReason.OPERATOR)
+    return _changed(name, DisabledReason.OPERATOR, caller)
+
+
+@router.delete(
+    "/v1/configurations/{name}", response_model=ConfigurationDeleted, responses=problems(404)
+)
+def delete_configuration(
+    name: str = Name,
+    caller: Caller = Depends(authorized),  # noqa: B008
+) -> ConfigurationDeleted:
+    with caller.writing() as fleet:
+        peers.remove_configurations(fleet, [name])
+    return ConfigurationDeleted(name=name, pending_nodes=caller.pending)
