@@ -14,7 +14,7 @@ from orchestrator.settings import Settings
 
 def cmd_serve(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     from orchestrator.core.listen import parse_listen
-    from orchestrator.server.run import serve
+    from orchestrator.server.run import Listener, serve
     from orchestrator.service.context import open_fleet
     from orchestrator.service.errors import translated
 
@@ -30,7 +30,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, output: Output) -> i
         # stdout: stderr stays for errors, as for every command.
         sys.stdout.write(f"wgfleet serve: {scheme}://{shown}:{port}/v1 (Ctrl-C stops)\n")
         sys.stdout.flush()
-    serve(settings, host, port, tls_cert=args.tls_cert, tls_key=args.tls_key)
+    serve(settings, Listener(host, port, args.tls_cert, args.tls_key))
     return ExitCode.OK
 
 

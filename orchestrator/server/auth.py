@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -112,7 +113,7 @@ def _check(settings: Settings, presented: str) -> tuple[ApiToken | None, str]:
 
 async def authorized(
     request: Request,
-    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
     """The caller, when its token is valid and its scopes allow this route; else 401 or 403."""
     app = request.app
@@ -131,3 +132,7 @@ async def authorized(
             403, f"token {token.name} ({', '.join(sorted(token.scopes))}) may not call this"
         )
     return Caller(settings, token, f"api {request.method} {route}", app.state.after_write)
+
+
+# A route's caller, as its handlers declare it: authenticated and allowed, or refused before.
+CallerDep = Annotated[Caller, Depends(authorized)]

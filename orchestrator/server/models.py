@@ -5,6 +5,7 @@ the service still decides (a value the schema lets through can still be a 400)."
 from __future__ import annotations
 
 from datetime import date
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,6 +14,16 @@ from orchestrator.core.input_limits import MAX_BYTES
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 INVOICE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
 AMOUNT_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,4})?$"
+
+
+Answer = TypeVar("Answer", bound=BaseModel)
+
+
+def answer(model: type[Answer], source: object, **extra: Any) -> Answer:
+    """``model`` filled from ``source``'s attributes of the same names (a service result),
+    and ``extra``; validated, so an answer never leaves in another shape than its schema."""
+    found = {name: getattr(source, name) for name in model.model_fields if hasattr(source, name)}
+    return model.model_validate({**found, **extra})
 
 
 class Body(BaseModel):
@@ -119,7 +130,8 @@ class NewTopUp(Body):
     configuration: str = Field(pattern=NAME_PATTERN)
     invoice: str = Field(pattern=INVOICE_PATTERN)
     amount: str = Field(pattern=AMOUNT_PATTERN)
-    bytes: int | None = Field(default=None, ge=0, le=MAX_BYTES)
+    # "bytes" on the wire; the use case's own name in model_dump().
+    bytes_granted: int | None = Field(default=None, ge=0, le=MAX_BYTES, alias="bytes")
     plan: str | None = Field(default=None, max_length=64)
 
 

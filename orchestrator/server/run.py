@@ -7,6 +7,7 @@ are not read, so no forwarded client address enters the process either.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,16 @@ LOG_CONFIG: dict[str, Any] = {
 }
 
 
+@dataclass(frozen=True)
+class Listener:
+    """Where the API listens, and its TLS certificate and key when it speaks TLS itself."""
+
+    host: str
+    port: int
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
 def _tls_file(path: str | None, option: str) -> str | None:
     if path is None:
         return None
@@ -44,39 +55,24 @@ def _tls_file(path: str | None, option: str) -> str | None:
     return path
 
 
-def uvicorn_config(
-    app: Any,
-    host: str,
-    port: int,
-    *,
-    tls_cert: str | None = None,
-    tls_key: str | None = None,
-) -> uvicorn.Config:
+def uvicorn_config(app: Any, listener: Listener) -> uvicorn.Config:
     """uvicorn's settings for the API: no access log, no proxy headers, TLS when given."""
-    if (tls_cert is None) != (tls_key is None):
+    if (listener.tls_cert is None) != (listener.tls_key is None):
         raise UsageError("give both --tls-cert and --tls-key, or neither")
     return uvicorn.Config(
         app,
-        host=host,
-        port=port,
+        host=listener.host,
+        port=listener.port,
         access_log=False,
         log_config=LOG_CONFIG,
         proxy_headers=False,
         server_header=False,
-        ssl_certfile=_tls_file(tls_cert, "--tls-cert"),
-        ssl_keyfile=_tls_file(tls_key, "--tls-key"),
+        ssl_certfile=_tls_file(listener.tls_cert, "--tls-cert"),
+        ssl_keyfile=_tls_file(listener.tls_key, "--tls-key"),
         timeout_keep_alive=5,
     )
 
 
-def serve(
-    settings: Settings,
-    host: str,
-    port: int,
-    *,
-    tls_cert: str | None = None,
-    tls_key: str | None = None,
-) -> None:
+def serve(settings: Settings, listener: Listener) -> None:
     """Serve until stopped (SIGINT or SIGTERM end it cleanly)."""
-    config = uvicorn_config(create_app(settings), host, port, tls_cert=tls_cert, tls_key=tls_key)
-    uvicorn.Server(config).run()
+    uvicorn.Server(uvicorn_config(create_app(settings), listener)).run()

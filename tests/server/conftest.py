@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from orchestrator.core.tokens import Scope
 from orchestrator.server import create_app
-from orchestrator.server.run import uvicorn_config
+from orchestrator.server.run import Listener, uvicorn_config
 from orchestrator.service.context import open_fleet
 from orchestrator.service.tokens import add_token
 from orchestrator.settings import Settings
@@ -61,7 +61,7 @@ class Served:
 
 def start(app: FastAPI) -> Served:
     """uvicorn on 127.0.0.1, port 0 (the kernel's choice), as `wgfleet serve` configures it."""
-    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn_config(app, Listener("127.0.0.1", 0)))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -10,7 +10,7 @@ import pytest
 import orchestrator.errors
 from orchestrator.errors import FleetBusy, NotFound, StoreUnreachable, UsageError, WgfleetError
 from orchestrator.server.problems import STATUS_OF, error_problem
-from orchestrator.server.run import LOG_CONFIG, uvicorn_config
+from orchestrator.server.run import LOG_CONFIG, Listener, uvicorn_config
 from orchestrator.service.peers import TopUpConflict
 from tests.server.calls import CALLS
 from tests.server.conftest import Running, serve_app, stop
@@ -54,7 +54,7 @@ def test_a_problem_carries_the_clis_message_and_exit_code(
 
 
 def test_uvicorn_runs_without_an_access_log_or_proxy_headers() -> None:
-    config = uvicorn_config(object(), "127.0.0.1", 8787)
+    config = uvicorn_config(object(), Listener("127.0.0.1", 8787))
     assert config.access_log is False
     assert config.proxy_headers is False
     assert config.log_config is LOG_CONFIG
@@ -65,9 +65,9 @@ def test_uvicorn_runs_without_an_access_log_or_proxy_headers() -> None:
 
 def test_tls_needs_both_files_and_names_a_missing_one(tmp_path: object) -> None:
     with pytest.raises(UsageError, match="give both --tls-cert and --tls-key"):
-        uvicorn_config(object(), "127.0.0.1", 8787, tls_cert="/x")
+        uvicorn_config(object(), Listener("127.0.0.1", 8787, tls_cert="/x"))
     with pytest.raises(UsageError, match=r"--tls-cert /nonexistent/cert\.pem: no such file"):
-        uvicorn_config(object(), "127.0.0.1", 8787, tls_cert="/nonexistent/cert.pem", tls_key="/k")
+        uvicorn_config(object(), Listener("127.0.0.1", 8787, "/nonexistent/cert.pem", "/k"))
 
 
 class Everything(logging.Handler):

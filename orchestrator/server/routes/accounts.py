@@ -4,31 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter
 
-from orchestrator.server.auth import Caller, authorized
-from orchestrator.server.models import AccountCreated, AccountDeleted, NewAccount
-from orchestrator.server.routes.common import problems
+from orchestrator.server.auth import CallerDep
+from orchestrator.server.models import AccountCreated, AccountDeleted, NewAccount, answer
+from orchestrator.server.routes.common import PathName, problems
 from orchestrator.service import peers
 
 router = APIRouter(tags=["accounts"])
-Username = Path(max_length=200)
 
 
 @router.post(
     "/v1/accounts", status_code=201, response_model=AccountCreated, responses=problems(400, 409)
 )
-def create_account(body: NewAccount, caller: Caller = Depends(authorized)) -> AccountCreated:  # noqa: B008
+def create_account(body: NewAccount, caller: CallerDep) -> AccountCreated:
     with caller.writing() as fleet:
-        account = peers.add_account(
-            fleet, body.username, body.password, body.device_id, body.contact
-        )
-    return AccountCreated(
-        username=account.username,
-        device_id=account.device_id,
-        contact=account.contact,
-        pending_nodes=caller.pending,
-    )
+        account = peers.add_account(fleet, **body.model_dump())
+    return answer(AccountCreated, account, pending_nodes=caller.pending)
 
 
 @router.get(
@@ -38,19 +30,13 @@ def create_account(body: NewAccount, caller: Caller = Depends(authorized)) -> Ac
     description="Everything the store holds about the account (a user's right of access); "
     "the password hash is described, never given; preshared keys are referenced.",
 )
-def export_account(
-    username: str = Username,
-    caller: Caller = Depends(authorized),  # noqa: B008
-) -> dict[str, Any]:
+def export_account(username: PathName, caller: CallerDep) -> dict[str, Any]:
     with caller.reading() as fleet:
         return peers.export_account(fleet, username)
 
 
 @router.delete("/v1/accounts/{username}", response_model=AccountDeleted, responses=problems(404))
-def delete_account(
-    username: str = Username,
-    caller: Caller = Depends(authorized),  # noqa: B008
-) -> AccountDeleted:
+def delete_account(username: PathName, caller: CallerDep) -> AccountDeleted:
     with caller.writing() as fleet:
         deleted = peers.delete_account(fleet, username)
     return AccountDeleted(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 
-from orchestrator.server.auth import Caller, authorized
-from orchestrator.server.models import NewTopUp, PlanOut, TopUpRecorded
+from orchestrator.server.auth import CallerDep
+from orchestrator.server.models import NewTopUp, PlanOut, TopUpRecorded, answer
 from orchestrator.server.routes.common import problems
 from orchestrator.service import catalog, peers
 
@@ -31,43 +31,17 @@ router = APIRouter(tags=["billing"])
 def create_topup(
     body: NewTopUp,
     response: Response,
-    caller: Caller = Depends(authorized),  # noqa: B008
+    caller: CallerDep,
 ) -> TopUpRecorded:
     with caller.writing() as fleet:
-        topup, created = peers.topup(
-            fleet,
-            body.configuration,
-            invoice=body.invoice,
-            amount=body.amount,
-            bytes_granted=body.bytes,
-            plan=body.plan,
-        )
+        topup, created = peers.topup(fleet, **body.model_dump())
     if not created:
         response.status_code = 200
-    return TopUpRecorded(
-        invoice=topup.invoice,
-        configuration=topup.configuration,
-        amount=topup.amount,
-        bytes_granted=topup.bytes_granted,
-        purchased_on=topup.purchased_on,
-        created=created,
-        pending_nodes=caller.pending,
-    )
+    return answer(TopUpRecorded, topup, created=created, pending_nodes=caller.pending)
 
 
 @router.get("/v1/plans", response_model=list[PlanOut], responses=problems())
-def list_plans(caller: Caller = Depends(authorized)) -> list[PlanOut]:  # noqa: B008
+def list_plans(caller: CallerDep) -> list[PlanOut]:
     with caller.reading() as fleet:
         offered = catalog.plans(fleet)
-    return [
-        PlanOut(
-            name=p.name,
-            quota_bytes=p.quota_bytes,
-            reset=p.reset.value,
-            anchor_day=p.anchor_day,
-            price=p.price,
-            validity_days=p.validity_days,
-            valid_until=p.valid_until,
-        )
-        for p in offered
-    ]
+    return [answer(PlanOut, plan) for plan in offered]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import Path
 
 from orchestrator.server.models import Problem
 from orchestrator.server.problems import PROBLEM_MEDIA_TYPE
@@ -20,6 +22,9 @@ _WHY = {
     507: "the tunnel address pool is exhausted",
 }
 ALWAYS = (401, 403, 422, 503)
+
+# A name in a route's path (account or configuration): bounded before any lookup.
+PathName = Annotated[str, Path(max_length=200)]
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:

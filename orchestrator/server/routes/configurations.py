@@ -5,23 +5,23 @@ from __future__ import annotations
 
 from datetime import date
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter
 
 from orchestrator.core.models import DisabledReason
-from orchestrator.server.auth import Caller, authorized
+from orchestrator.server.auth import Caller, CallerDep
 from orchestrator.server.models import (
     ConfigurationChanged,
     ConfigurationCreated,
     ConfigurationDeleted,
     ConfigurationStatus,
     NewConfiguration,
+    answer,
 )
 from orchestrator.server.qr import qr_svg
-from orchestrator.server.routes.common import problems
+from orchestrator.server.routes.common import PathName, problems
 from orchestrator.service import overview, peers
 
 router = APIRouter(tags=["configurations"])
-Name = Path(max_length=200)
 
 
 @router.post(
@@ -32,28 +32,12 @@ Name = Path(max_length=200)
     description="Keys are made on the controller; the client's private key is in this answer "
     "only (client_configs, qr_svg) and kept nowhere.",
 )
-def create_configuration(
-    body: NewConfiguration,
-    caller: Caller = Depends(authorized),  # noqa: B008
-) -> ConfigurationCreated:
+def create_configuration(body: NewConfiguration, caller: CallerDep) -> ConfigurationCreated:
     with caller.writing() as fleet:
-        made = peers.add_configuration(
-            fleet,
-            body.account,
-            nodes=body.nodes,
-            quota_bytes=body.quota_bytes,
-            plan=body.plan,
-            name=body.name,
-            split_tunnel=body.split_tunnel,
-        )
-    config = made.configuration
-    return ConfigurationCreated(
-        name=config.name,
-        account=config.account,
-        nodes=list(config.nodes),
-        plan=config.plan,
-        quota_bytes=config.quota_bytes,
-        valid_until=config.valid_until,
+        made = peers.add_configuration(fleet, **body.model_dump())
+    return answer(
+        ConfigurationCreated,
+        made.configuration,
         client_configs=dict(made.client_configs),
         qr_svg={node: qr_svg(text) for node, text in made.client_configs.items()},
         pending_nodes=caller.pending,
@@ -67,16 +51,16 @@ def create_configuration(
     description="Plan, validity, this period's quota, used and remaining bytes, enabled or "
     "why not. Nothing per session and no time of use: the store keeps none.",
 )
-def configuration_status(
-    name: str = Name,
-    caller: Caller = Depends(authorized),  # noqa: B008
-) -> ConfigurationStatus:
+def configuration_status(name: PathName, caller: CallerDep) -> ConfigurationStatus:
     with caller.reading() as fleet:
         status = overview.configuration_status(fleet, name, date.today())
     return ConfigurationStatus(**status.as_dict())
 
 
-def _changed(name: str, reason: DisabledReason | None, caller: Caller) -> ConfigurationChanged:
+def _switch(name: str, reason: DisabledReason | None, caller: Caller) -> ConfigurationChanged:
+    """Enable (``reason`` None) or disable the configuration, and say so."""
+    with caller.writing() as fleet:
+        peers.set_enabled(fleet, [name], reason is None, reason)
     return ConfigurationChanged(
         name=name,
         enabled=reason is None,
@@ -92,13 +76,8 @@ def _changed(name: str, reason: DisabledReason | None, caller: Caller) -> Config
     description="On again, whatever switched it off; a sync cuts it off again if it is over "
     "its quota or past its validity.",
 )
-def enable_configuration(
-    name: str = Name,
-    caller: Caller = Depends(authorized),  # noqa: B008
-) -> ConfigurationChanged:
-    with caller.writing() as fleet:
-        peers.set_enabled(fleet, [name], True)
-    return _changed(name, None, caller)
+def enable_configuration(name: PathName, caller: CallerDep) -> ConfigurationChanged:
+    return _switch(name, None, caller)
 
 
 @router.post(
@@ -108,22 +87,14 @@ def enable_configuration(
     description="Disabled on the provider's side (reason `operator`): a top-up does not turn "
     "it back on; enable does.",
 )
-def disable_configuration(
-    name: str = Name,
-    caller: Caller = Depends(authorized),  # noqa: B008
-) -> ConfigurationChanged:
-    with caller.writing() as fleet:
-        peers.set_enabled(fleet, [name], False, DisabledReason.OPERATOR)
-    return _changed(name, DisabledReason.OPERATOR, caller)
+def disable_configuration(name: PathName, caller: CallerDep) -> ConfigurationChanged:
+    return _switch(name, DisabledReason.OPERATOR, caller)
 
 
 @router.delete(
     "/v1/configurations/{name}", response_model=ConfigurationDeleted, responses=problems(404)
 )
-def delete_configuration(
-    name: str = Name,
-    caller: Caller = Depends(authorized),  # noqa: B008
-) -> ConfigurationDeleted:
+def delete_configuration(name: PathName, caller: CallerDep) -> ConfigurationDeleted:
     with caller.writing() as fleet:
         peers.remove_configurations(fleet, [name])
     return ConfigurationDeleted(name=name, pending_nodes=caller.pending)

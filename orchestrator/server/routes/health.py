@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from orchestrator.server.auth import Caller, authorized
+from orchestrator.server.auth import CallerDep
 from orchestrator.server.models import Health
 from orchestrator.server.routes.common import problems
 from orchestrator.service import overview
@@ -21,7 +21,7 @@ router = APIRouter(tags=["operators"])
     description="Each node's last push, sync and audit verdict and key age, the nodes waiting "
     "for a push, and how many keys of each kind are past their maximum age.",
 )
-def health(caller: Caller = Depends(authorized)) -> Health:  # noqa: B008
+def health(caller: CallerDep) -> Health:
     with caller.reading() as fleet:
         found = overview.fleet_health(fleet, date.today())
     return Health(**found.as_dict())

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 
-from orchestrator.server.auth import Caller, authorized
+from orchestrator.server.auth import CallerDep
 from orchestrator.server.routes.common import problems
 
 # () -> (exposition bytes, its content type)
@@ -24,7 +24,7 @@ def metrics_router(render: MetricsRenderer) -> APIRouter:
         description="Per node and fleet-wide metrics; no label holds a user, a configuration, "
         "a key or an address.",
     )
-    def metrics(caller: Caller = Depends(authorized)) -> Response:  # noqa: B008
+    def metrics(caller: CallerDep) -> Response:
         body, content_type = render()
         return Response(body, media_type=content_type)
 
