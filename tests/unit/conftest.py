@@ -17,6 +17,14 @@ from orchestrator.settings import Settings, settings_from_mapping
 
 
 @pytest.fixture
+def fresh_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A data directory of its own and no settings file: wgfleet's defaults, a new store."""
+    monkeypatch.delenv("WGFLEET_CONFIG", raising=False)
+    monkeypatch.setenv("WGFLEET_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+@pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     inventory = tmp_path / "inventory"
     inventory.mkdir()

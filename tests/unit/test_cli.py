@@ -91,13 +91,6 @@ def test_config_show_never_prints_key_material(
     assert secret.splitlines()[1] not in out
 
 
-@pytest.fixture
-def fresh_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.delenv("WGFLEET_CONFIG", raising=False)
-    monkeypatch.setenv("WGFLEET_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
-
-
 def test_keys_status_on_an_empty_fleet(
     fresh_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -14,13 +14,6 @@ import pytest
 from orchestrator.cli import main
 
 
-@pytest.fixture
-def fresh_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.delenv("WGFLEET_CONFIG", raising=False)
-    monkeypatch.setenv("WGFLEET_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
-
-
 def test_a_token_is_printed_once_listed_without_its_secret_and_revoked(
     fresh_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
