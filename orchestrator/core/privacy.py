@@ -159,7 +159,8 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
         RecordKind(
             "nodes",
             "the provider's VPN nodes: name, address (and the one clients connect to), tunnel "
-            "network, port, keys, push and sync state, last audit verdict",
+            "network, port, keys, push and sync state (when it last answered a sync), last audit "
+            "verdict",
             "to deploy, push and audit",
             "while the node exists",
             (
@@ -174,6 +175,7 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
                 "pushed_revision",
                 "last_push_ok",
                 "last_sync_ok",
+                "last_sync_at",
                 "last_audit_ok",
                 "next_public_key",
                 "next_listen_port",

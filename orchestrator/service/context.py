@@ -27,6 +27,7 @@ from orchestrator.adapters.private_files import private_dir
 from orchestrator.adapters.secrets import SecretStore
 from orchestrator.adapters.store import SqlStore, open_store
 from orchestrator.core.errors import CoreError
+from orchestrator.core.metrics import NO_OBSERVER, RunObserver
 from orchestrator.core.models import Node, Operation
 from orchestrator.core.shard import Shard
 from orchestrator.errors import NotFound, StoreError, WgfleetError
@@ -60,6 +61,8 @@ class Fleet:
     trail: list[str] = field(default_factory=list)
     # The settings as the caller gave them, before the store's policies were laid over them.
     given_settings: Settings | None = None
+    # Where sync and push report their durations and failures (a process exposing metrics).
+    observer: RunObserver = NO_OBSERVER
 
     def reload_policies(self) -> None:
         """Lay the store's policies over the given settings again (after a use case stored
@@ -148,13 +151,15 @@ def open_fleet(
     connections: ssh.ConnectionPool | None = None,
     operation: str = "",
     upgrade: bool = True,
+    observer: RunObserver = NO_OBSERVER,
 ) -> Iterator[Fleet]:
     """Open a session on the fleet for one use case.
 
     ``write``: take the fleet lock first (queueing up to ``timeout`` seconds when ``wait``,
     else failing at once with FleetBusy, exit 3); a sharded run holds its shard's lock. The
     store is then opened once (a fresh embedded one brought to the current schema) and closed
-    when the block ends, whatever happens.
+    when the block ends, whatever happens. ``observer``: where the session's syncs and pushes
+    report their durations and failures (`service/metrics.py`).
     """
     with ExitStack() as stack:
         if write:
@@ -174,6 +179,7 @@ def open_fleet(
                 shard=shard,
                 operation=operation,
                 given_settings=settings,
+                observer=observer,
             )
         outcome = "ok"
         try:

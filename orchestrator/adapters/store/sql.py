@@ -21,6 +21,7 @@ of ``base.py``:
 | ``ledger.py`` | what a sync reads once and lands together |
 | ``billing.py`` | plans, top-ups, notifications |
 | ``operations.py`` | the trail of writing sessions (what ran, where, when, how it ended) |
+| ``monitoring.py`` | the aggregates the monitoring metrics read |
 
 A concern's mixin derives from the concerns whose methods it calls, so its class line says
 what it depends on (and mypy checks every call).
@@ -32,6 +33,7 @@ from orchestrator.adapters.store.accounts import ACCOUNT_TABLES, NOT_ACCOUNT_DAT
 from orchestrator.adapters.store.base import Connection
 from orchestrator.adapters.store.leases import LeasesStore
 from orchestrator.adapters.store.ledger import LedgerStore, RowUsage, SyncLedger
+from orchestrator.adapters.store.monitoring import MonitoringStore
 from orchestrator.adapters.store.operations import OperationsStore
 from orchestrator.adapters.store.peer_keys import PeerKeysStore
 from orchestrator.adapters.store.policies import PoliciesStore
@@ -49,6 +51,12 @@ __all__ = [
 
 
 class SqlStore(
-    AccountsStore, PeerKeysStore, LedgerStore, LeasesStore, PoliciesStore, OperationsStore
+    AccountsStore,
+    PeerKeysStore,
+    LedgerStore,
+    LeasesStore,
+    PoliciesStore,
+    OperationsStore,
+    MonitoringStore,
 ):
     """The fleet's desired state and its only usage data."""
