@@ -141,6 +141,23 @@ def parse_listen(text: str) -> tuple[str, int]:
     return str(address), int(port)
 
 
+def metrics_facts(node_daily_totals: bool) -> list[str]:
+    """What the monitoring metrics expose and never do, for `privacy report`."""
+    volume = (
+        "bytes counted per node over the last complete day, all its users together (the "
+        "daily node totals this profile keeps)"
+        if node_daily_totals
+        else "no traffic volume at all (this profile keeps no daily node totals)"
+    )
+    return [
+        "per node and fleet-wide only: health, peers and pending changes per node, key age, "
+        "configurations by state, sync and push durations, failures by kind; " + volume,
+        "no label or value holds a username, a configuration name, a key or an address: "
+        "labels are node names and fixed words",
+        "the metrics endpoint writes no access log and keeps no client address",
+    ]
+
+
 class RunObserver(Protocol):
     """What a process that syncs and pushes reports for its metrics. Implemented with
     prometheus_client in the service; core and the use cases know only this."""

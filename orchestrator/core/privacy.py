@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from orchestrator.core.metrics import metrics_facts
 from orchestrator.core.models import OPERATIONS_KEPT, Plan, ResetRule, TopUp
 from orchestrator.core.quota import period_start
 
@@ -339,6 +340,7 @@ def build_report(
         "never_kept": list(NEVER_KEPT),
         "contact_numbers": "allowed" if profile.allow_contact else "not kept",
         "client_configs": client_config_facts(dns_servers),
+        "metrics": metrics_facts(profile.node_daily_totals),
         "nodes": {
             "journal": nodes.journal,
             "resolver": nodes.resolver,

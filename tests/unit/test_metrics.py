@@ -150,7 +150,10 @@ def test_the_store_gauges_per_node(settings: Settings) -> None:
         "node3": 1,
     }
     day = 86_400
-    assert per_node(samples, "wgfleet_node_key_age_seconds") == {"node1": 10 * day, "node2": 11 * day}
+    assert per_node(samples, "wgfleet_node_key_age_seconds") == {
+        "node1": 10 * day,
+        "node2": 11 * day,
+    }
     assert per_node(samples, "wgfleet_node_audit_passed") == {"node1": 1, "node2": 0}
     # The profile keeps no daily node totals: no per-node volume at all.
     assert per_node(samples, "wgfleet_node_counted_bytes_last_day") == {}
@@ -226,9 +229,12 @@ def test_a_store_that_cannot_be_read_is_a_gauge_not_a_failed_scrape(tmp_path: Pa
     settings = make_settings(tmp_path)  # never opened: no schema yet, and a scrape upgrades none
     samples = scrape(FleetMetrics(settings))
     samples = {k: v for k, v in samples.items() if not k[0].endswith("_created")}
-    assert samples == {("wgfleet_store_up", ()): 0} | {
-        ("wgfleet_failures_total", (("kind", kind),)): 0 for kind in FAILURE_KINDS
-    } | _empty_histograms()
+    assert (
+        samples
+        == {("wgfleet_store_up", ()): 0}
+        | {("wgfleet_failures_total", (("kind", kind),)): 0 for kind in FAILURE_KINDS}
+        | _empty_histograms()
+    )
 
 
 def _empty_histograms() -> dict[Any, float]:
@@ -266,14 +272,18 @@ def test_served_over_http_without_access_log_or_client_address(
 
 def test_serving_refuses_a_bad_address_and_a_taken_port(settings: Settings) -> None:
     metrics = FleetMetrics(settings)
-    with pytest.raises(UsageError, match="is not an IP address"):
-        with serving(metrics, "metrics.example:9100"):
-            pass
+    with (
+        pytest.raises(UsageError, match="is not an IP address"),
+        serving(metrics, "metrics.example:9100"),
+    ):
+        pass
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        with pytest.raises(EnvironmentProblem, match=f"127.0.0.1:{port}: cannot listen"):
-            with serving(metrics, f"127.0.0.1:{port}"):
-                pass
+        with (
+            pytest.raises(EnvironmentProblem, match=f"127.0.0.1:{port}: cannot listen"),
+            serving(metrics, f"127.0.0.1:{port}"),
+        ):
+            pass
 
 
 def test_the_asgi_app_for_a_server_to_mount(settings: Settings) -> None:
@@ -344,3 +354,18 @@ def test_cli_metrics_options(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert capsys.readouterr().err == (
         "wgfleet: error: --metrics: 'node1:9100': 'node1' is not an IP address\n"
     )
+
+
+def test_the_privacy_report_says_what_the_metrics_expose(settings: Settings) -> None:
+    from orchestrator.service.privacy import privacy_report
+
+    with open_fleet(settings) as fleet:
+        report = privacy_report(fleet)
+    assert report["undeclared"] == []  # nodes.last_sync_at is declared
+    facts = " ".join(report["metrics"])
+    assert "no label or value holds a username, a configuration name, a key or an address" in facts
+    assert "no access log" in facts and "no client address" in facts
+    assert "no traffic volume at all" in facts
+    with open_fleet(make_settings(settings.data_dir.parent, daily=True)) as fleet:
+        keeping = " ".join(privacy_report(fleet)["metrics"])
+    assert "over the last complete day, all its users together" in keeping
