@@ -257,17 +257,17 @@ class _QuietServer(ThreadingMixIn, WSGIServer):
         sys.stderr.write(f"wgfleet: a metrics request failed: {kind}\n")
 
 
+class _QuietServer6(_QuietServer):
+    address_family = socket.AF_INET6
+
+
 @contextmanager
 def serving(metrics: FleetMetrics, listen: str) -> Iterator[tuple[str, int]]:
     """Serve ``metrics`` over HTTP on ``listen`` (ADDR:PORT, port 0: any free one) while the
     block runs; yield the address and port bound. Stopped and closed when the block ends."""
     with translated():
         host, port = parse_listen(listen)
-    server_class = type(
-        "_Server",
-        (_QuietServer,),
-        {"address_family": socket.AF_INET6 if ":" in host else socket.AF_INET},
-    )
+    server_class = _QuietServer6 if ":" in host else _QuietServer
     try:
         server: WSGIServer = make_server(
             host, port, make_wsgi_app(metrics.registry), server_class, _QuietHandler

@@ -245,11 +245,11 @@ def sync(
             cancelled or (lambda: False),
             set(wanted) if shard is not None else None,
         )
-    observe_sync(fleet.observer, time.monotonic() - started, result.nodes)
+    _observe_sync(fleet.observer, time.monotonic() - started, result.nodes)
     return result
 
 
-def observe_sync(observer: RunObserver, seconds: float, outcomes: Iterable[NodeSync]) -> None:
+def _observe_sync(observer: RunObserver, seconds: float, outcomes: Iterable[NodeSync]) -> None:
     """A finished sync's duration and its nodes' failures, by kind (a push's own failures
     are its own: `push` reports them)."""
     observer.sync_ran(seconds)

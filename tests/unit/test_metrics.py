@@ -10,6 +10,7 @@ import asyncio
 import base64
 import ipaddress
 import socket
+import threading
 import urllib.request
 from collections.abc import MutableMapping
 from datetime import date
@@ -369,3 +370,68 @@ def test_the_privacy_report_says_what_the_metrics_expose(settings: Settings) -> 
     with open_fleet(make_settings(settings.data_dir.parent, daily=True)) as fleet:
         keeping = " ".join(privacy_report(fleet)["metrics"])
     assert "over the last complete day, all its users together" in keeping
+
+
+class Recorded:
+    """A RunObserver that keeps what it heard."""
+
+    def __init__(self) -> None:
+        self.syncs: list[float] = []
+        self.pushes: list[float] = []
+        self.failures: dict[str, int] = {}
+
+    def sync_ran(self, seconds: float) -> None:
+        self.syncs.append(seconds)
+
+    def push_ran(self, seconds: float) -> None:
+        self.pushes.append(seconds)
+
+    def failed(self, kind: str, count: int = 1) -> None:
+        assert kind in FAILURE_KINDS
+        self.failures[kind] = self.failures.get(kind, 0) + count
+
+
+def test_sync_and_push_report_to_the_sessions_observer(settings: Settings) -> None:
+    from orchestrator.service.push import push
+    from orchestrator.service.sync import sync
+
+    heard = Recorded()
+    # The seed's nodes are pinned nowhere: every connection is refused before any packet.
+    with open_fleet(settings, write=True, observer=heard) as fleet:
+        result = sync(fleet, today=TODAY)
+        assert [n.ok for n in result.nodes] == [False, False, False]
+        assert len(heard.syncs) == 1
+        # Its push (of what enforcement decided) reached nobody either, and says so itself.
+        pushed_in_sync = len(result.push.failed) if result.push else 0
+        assert len(heard.pushes) == (1 if result.push else 0)
+        expected = {"node_unreachable": 3} | (
+            {"push_failed": pushed_in_sync} if pushed_in_sync else {}
+        )
+        assert heard.failures == expected
+        pushes = len(heard.pushes)
+        pushed = push(fleet, ["node2", "node3"])
+        assert not pushed.ok
+        assert len(heard.pushes) == pushes + 1
+        assert heard.failures == {"node_unreachable": 3, "push_failed": pushed_in_sync + 2}
+        push(fleet, ["node2"], dry_run=True)  # a plan changes nothing: not a push
+        assert len(heard.pushes) == pushes + 1
+
+
+def test_a_loop_run_that_did_not_happen_is_a_failure_of_its_kind(tmp_path: Path) -> None:
+    from orchestrator.service.lock import fleet_lock
+    from orchestrator.service.sync_loop import LoopRun, sync_every
+
+    settings = make_settings(tmp_path)
+    seed(settings)
+    heard = Recorded()
+    runs: list[LoopRun] = []
+    with fleet_lock(settings, wait=True, timeout=5):  # another run holds the fleet
+        done = threading.Thread(
+            target=sync_every,
+            args=(settings, 1, runs.append),
+            kwargs={"runs": 1, "observer": heard},
+        )
+        done.start()
+        done.join()
+    assert [r.result for r in runs] == [None]
+    assert heard.failures == {"fleet_busy": 1} and heard.syncs == []
