@@ -63,7 +63,8 @@ class StoreCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
-            "wgfleet_store_up", "1 if this scrape could read the store, else 0 (nothing below)"
+            "wgfleet_store_up",
+            "1 if this scrape could read the store; 0: no store gauge in this scrape",
         )
         try:
             families = self._read()
@@ -111,7 +112,8 @@ class StoreCollector(Collector):
             "wgfleet_node_removals_pending", "key removals the node has not confirmed yet"
         )
         key_age = per_node(
-            "wgfleet_node_key_age_seconds", "age of the node's WireGuard key, in whole days"
+            "wgfleet_node_key_age_seconds",
+            "age of the node's WireGuard key in seconds, counted in whole days",
         )
         audit = per_node(
             "wgfleet_node_audit_passed", "1 if the node passed its last audit (absent: never)"
