@@ -32,6 +32,9 @@ def cmd_privacy_report(args: argparse.Namespace, settings: Settings, output: Out
         output.out.print("Every client configuration carries:")
         for fact in report["client_configs"]:
             output.out.print(f"- {fact}")
+        output.out.print("Monitoring metrics (`sync --every --metrics`, docs/METRICS.md):")
+        for fact in report["metrics"]:
+            output.out.print(f"- {fact}")
         output.out.print(f"Nodes' journal: {report['nodes']['journal']}.")
         output.out.print(f"Nodes' resolver: {report['nodes']['resolver']}.")
         audits = report["nodes"]["audit"]

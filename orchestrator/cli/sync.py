@@ -8,6 +8,7 @@ import sys
 from datetime import date
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.cli.common import node_names, session, shard_argument
@@ -41,6 +42,8 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, output: Output) -> in
         if args.nodes:
             raise UsageError("--every syncs the whole fleet (or --shard): drop --nodes")
         return _sync_every(args, settings, output, shard)
+    if args.metrics is not None:
+        raise UsageError("--metrics serves a running loop: give --every too")
     with session(
         settings, args, output, write=True, wait=args.wait, timeout=None, shard=shard
     ) as fleet:
@@ -70,6 +73,7 @@ def _sync_every(args: argparse.Namespace, settings: Settings, output: Output, sh
     import threading
 
     from orchestrator.core.keys import parse_duration
+    from orchestrator.core.metrics import NO_OBSERVER, RunObserver, parse_listen
     from orchestrator.service.sync_loop import LoopRun, sync_every
 
     try:
@@ -78,6 +82,11 @@ def _sync_every(args: argparse.Namespace, settings: Settings, output: Output, sh
         raise UsageError(f"--every: {exc}") from None
     if interval < 1:
         raise UsageError("--every: give an interval of at least 1s")
+    if args.metrics is not None:
+        try:
+            parse_listen(args.metrics)
+        except ValueError as exc:
+            raise UsageError(f"--metrics: {exc}") from None
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -95,15 +104,28 @@ def _sync_every(args: argparse.Namespace, settings: Settings, output: Output, sh
             _render_sync(output, data)
         fail_lines("sync failed on", [(n.node, n.error) for n in run.result.failed])
 
-    sync_every(
-        settings,
-        interval,
-        report,
-        stop=stop,
-        runs=args.runs,
-        shard=shard,
-        warn_percent=args.warn_at,
-    )
+    def loop(observer: RunObserver = NO_OBSERVER) -> None:
+        sync_every(
+            settings,
+            interval,
+            report,
+            stop=stop,
+            runs=args.runs,
+            shard=shard,
+            warn_percent=args.warn_at,
+            observer=observer,
+        )
+
+    if args.metrics is None:
+        loop()
+        return ExitCode.OK
+    from orchestrator.service.metrics import FleetMetrics, serving
+
+    metrics = FleetMetrics(settings)
+    with serving(metrics, args.metrics) as (host, port):
+        shown = f"[{host}]" if ":" in host else host
+        output.progress(escape(f"metrics on http://{shown}:{port}/metrics"))
+        loop(metrics)
     return ExitCode.OK
 
 
@@ -184,6 +206,12 @@ def register_sync(commands: Any, add: Registrar) -> None:
         metavar="DURATION",
         help="keep running, one sync every DURATION (60s, 5m), keeping SSH sessions open "
         "between runs; stops on SIGTERM/SIGINT; --json prints one line per run",
+    )
+    sync.add_argument(
+        "--metrics",
+        metavar="ADDR:PORT",
+        help="with --every: serve Prometheus metrics on http://ADDR:PORT/metrics while it runs "
+        "(127.0.0.1:9100, [::1]:9100; no access log; docs/METRICS.md)",
     )
     sync.add_argument("--runs", type=positive_int, default=None, help=argparse.SUPPRESS)
     sync.add_argument(

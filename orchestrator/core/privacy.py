@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from orchestrator.core.metrics import metrics_facts
 from orchestrator.core.models import OPERATIONS_KEPT, Plan, ResetRule, TopUp
 from orchestrator.core.quota import period_start
 
@@ -159,7 +160,8 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
         RecordKind(
             "nodes",
             "the provider's VPN nodes: name, address (and the one clients connect to), tunnel "
-            "network, port, keys, push and sync state, last audit verdict",
+            "network, port, keys, push and sync state (when it last answered a sync), last audit "
+            "verdict",
             "to deploy, push and audit",
             "while the node exists",
             (
@@ -174,6 +176,7 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
                 "pushed_revision",
                 "last_push_ok",
                 "last_sync_ok",
+                "last_sync_at",
                 "last_audit_ok",
                 "next_public_key",
                 "next_listen_port",
@@ -368,6 +371,7 @@ def build_report(
         "never_kept": list(NEVER_KEPT),
         "contact_numbers": "allowed" if profile.allow_contact else "not kept",
         "client_configs": client_config_facts(dns_servers),
+        "metrics": metrics_facts(profile.node_daily_totals),
         "nodes": {
             "journal": nodes.journal,
             "resolver": nodes.resolver,

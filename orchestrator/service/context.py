@@ -27,6 +27,7 @@ from orchestrator.adapters.private_files import private_dir
 from orchestrator.adapters.secrets import SecretStore
 from orchestrator.adapters.store import SqlStore, open_store
 from orchestrator.core.errors import CoreError
+from orchestrator.core.metrics import NO_OBSERVER, RunObserver
 from orchestrator.core.models import Node, Operation
 from orchestrator.core.shard import Shard
 from orchestrator.errors import NotFound, StoreError, WgfleetError
@@ -63,6 +64,8 @@ class Fleet:
     # Who asked, when not the operator at this controller: the HTTP API's token name (never
     # its secret), kept with the session's row in the operations trail.
     actor: str | None = None
+    # Where sync and push report their durations and failures (a process exposing metrics).
+    observer: RunObserver = NO_OBSERVER
 
     def reload_policies(self) -> None:
         """Lay the store's policies over the given settings again (after a use case stored
@@ -152,6 +155,7 @@ def open_fleet(
     operation: str = "",
     upgrade: bool = True,
     actor: str | None = None,
+    observer: RunObserver = NO_OBSERVER,
 ) -> Iterator[Fleet]:
     """Open a session on the fleet for one use case.
 
@@ -159,7 +163,8 @@ def open_fleet(
     else failing at once with FleetBusy, exit 3); a sharded run holds its shard's lock. The
     store is then opened once (a fresh embedded one brought to the current schema) and closed
     when the block ends, whatever happens. ``actor``: the API token's name a writing session
-    is recorded with in the operations trail.
+    is recorded with in the operations trail. ``observer``: where the session's syncs and
+    pushes report their durations and failures (`service/metrics.py`).
     """
     with ExitStack() as stack:
         if write:
@@ -180,6 +185,7 @@ def open_fleet(
                 operation=operation,
                 given_settings=settings,
                 actor=actor,
+                observer=observer,
             )
         outcome = "ok"
         try:

@@ -299,6 +299,7 @@ def push(
     keys whose grace ended (``now``, unix seconds) leave the nodes, and once no node holds
     one any more the store forgets it.
     """
+    started = time.monotonic()
     now = int(time.time()) if now is None else now
     if not dry_run:
         retire_ended_keys(fleet, now)
@@ -314,6 +315,10 @@ def push(
         fleet.record(f"{node.node}: {verb}" + ("" if node.ok else f": FAILED {node.error}"))
     if skipped:
         fleet.record(f"pushed by another run, left to it: {', '.join(skipped)}")
+    if result.nodes and not dry_run:
+        fleet.observer.push_ran(time.monotonic() - started)
+        if result.failed:
+            fleet.observer.failed("push_failed", len(result.failed))
     return PushResult(result.dry_run, result.nodes, skipped)
 
 

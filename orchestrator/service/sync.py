@@ -23,6 +23,7 @@ from typing import Any
 from orchestrator.adapters import ssh
 from orchestrator.core.accounting import OVERLAP_PREFIX, SampleColumns
 from orchestrator.core.collector import CounterParseError, CounterReport, parse_counters
+from orchestrator.core.metrics import RunObserver
 from orchestrator.core.models import Configuration, DisabledReason, Node
 from orchestrator.core.node_protocol import COLLECTOR_USER
 from orchestrator.core.quota import QuotaStatus, enforce
@@ -228,11 +229,12 @@ def sync(
     contacted and once more before the transaction: a cancelled sync writes nothing, and the
     next one counts every byte (counters are absolute).
     """
+    started = time.monotonic()
     today = today or date.today()
     known = fleet.nodes(nodes)
     wanted = shard.select(known) if shard is not None else sorted(known)
     with fleet.store.lease_nodes(wanted, run_holder()) as claimed, cyclic_gc_paused():
-        return _sync_leased(
+        result = _sync_leased(
             fleet,
             {name: known[name] for name in sorted(claimed)},
             tuple(n for n in wanted if n not in claimed),
@@ -243,6 +245,20 @@ def sync(
             cancelled or (lambda: False),
             set(wanted) if shard is not None else None,
         )
+    _observe_sync(fleet.observer, time.monotonic() - started, result.nodes)
+    return result
+
+
+def _observe_sync(observer: RunObserver, seconds: float, outcomes: Iterable[NodeSync]) -> None:
+    """A finished sync's duration and its nodes' failures, by kind (a push's own failures
+    are its own: `push` reports them)."""
+    observer.sync_ran(seconds)
+    failed = [o for o in outcomes if not o.ok]
+    refused = sum(o.answered for o in failed)
+    if refused:
+        observer.failed("counters_refused", refused)
+    if len(failed) > refused:
+        observer.failed("node_unreachable", len(failed) - refused)
 
 
 def _sync_leased(

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from orchestrator.adapters import ssh
+from orchestrator.core.metrics import NO_OBSERVER, RunObserver
 from orchestrator.core.shard import Shard
 from orchestrator.errors import Cancelled, FleetBusy, NodeError, StoreError
 from orchestrator.service.context import open_fleet
@@ -50,11 +51,13 @@ def sync_every(
     runs: int | None = None,
     shard: Shard | None = None,
     warn_percent: int | None = None,
+    observer: RunObserver = NO_OBSERVER,
 ) -> int:
     """Sync every ``interval`` seconds until ``stop`` is set (or ``runs`` runs); return the count.
 
     Runs start on a fixed grid; a run longer than the interval skips the ticks it overran
-    instead of starting runs back to back.
+    instead of starting runs back to back. ``observer`` hears every sync's and push's
+    duration and failures, and every run that did not happen (`--metrics`).
     """
     stop = stop or threading.Event()
     count = 0
@@ -76,6 +79,7 @@ def sync_every(
                     shard=shard,
                     connections=pool,
                     operation="sync",
+                    observer=observer,
                 ) as fleet:
                     percent = warn_percent or fleet.settings.usage.warn_percent
                     result = sync(
@@ -88,6 +92,7 @@ def sync_every(
                 break  # stopped mid-run: nothing of that run was written
             except (StoreError, FleetBusy, NodeError) as exc:
                 error = str(exc)
+                observer.failed(_failure_kind(exc))
             on_run(LoopRun(count, result, error, time.monotonic() - started, len(pool)))
             if runs is not None and count >= runs:
                 break
@@ -97,3 +102,12 @@ def sync_every(
                 next_at += interval * ((now - next_at) // interval + 1)
             stop.wait(next_at - now)
     return count
+
+
+def _failure_kind(error: Exception) -> str:
+    """The metrics' kind of a run that did not happen."""
+    if isinstance(error, StoreError):
+        return "store_unavailable"
+    if isinstance(error, FleetBusy):
+        return "fleet_busy"
+    return "run_failed"

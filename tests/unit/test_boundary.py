@@ -21,6 +21,7 @@ FORBIDDEN = (
     "psycopg",
     "subprocess",
     "socket",
+    "prometheus_client",  # metrics are exposed by service/metrics.py; core only shapes them
 )
 
 

@@ -88,6 +88,12 @@ STORE_NAMES = {
         "used_total",
     ],
     "ledger": ["apply_accounting", "sync_ledger"],
+    "monitoring": [
+        "configuration_state_counts",
+        "enabled_peer_counts",
+        "node_sync_times",
+        "removal_counts",
+    ],
     "billing": [
         "add_topup",
         "clear_warned",

@@ -3,6 +3,7 @@ transaction (usage, last-seen counters, the nodes that answered)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -105,6 +106,7 @@ class LedgerStore(CountersStore, UsageStore):
         usage: RowUsage,
         last_seen: Mapping[str, PeerCounters | Mapping[str, LastSeen]],
         synced: Collection[str] = (),
+        synced_at: int | None = None,
     ) -> None:
         """A run's accounting, landed together with the counters it was computed from.
 
@@ -127,8 +129,10 @@ class LedgerStore(CountersStore, UsageStore):
                     usage.ids, list(map(iso.__getitem__, usage.periods)), usage.rx, usage.tx
                 )
             self._write_last_seen(last_seen)
+            # When each node last answered (unix seconds, ``synced_at`` or now): the metrics'
+            # last successful sync. A node's time, never a user's.
+            at = int(time.time()) if synced_at is None else synced_at
             self.db.executemany(
-                "UPDATE nodes SET last_sync_ok = ? WHERE name = ? "
-                "AND (last_sync_ok IS NULL OR NOT last_sync_ok)",
-                [(True, node) for node in sorted(synced)],
+                "UPDATE nodes SET last_sync_ok = ?, last_sync_at = ? WHERE name = ?",
+                [(True, at, node) for node in sorted(synced)],
             )

@@ -330,6 +330,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE operations ADD COLUMN actor TEXT",
         ),
     ),
+    Migration(
+        16,
+        "when each node last answered a sync (unix seconds; a node's time, never a user's), "
+        "for the monitoring metrics",
+        ("ALTER TABLE nodes ADD COLUMN last_sync_at BIGINT",),
+    ),
 )
 
 # Migrations with a step in Python after their statements (see SqlStore.upgrade): 13 draws

@@ -22,6 +22,7 @@ of ``base.py``:
 | ``billing.py`` | plans, top-ups, notifications |
 | ``operations.py`` | the trail of writing sessions (what ran, where, when, how it ended) |
 | ``tokens.py`` | the HTTP API's tokens (scopes, expiry, revocation; a hash, never a secret) |
+| ``monitoring.py`` | the aggregates the monitoring metrics read |
 
 A concern's mixin derives from the concerns whose methods it calls, so its class line says
 what it depends on (and mypy checks every call).
@@ -33,6 +34,7 @@ from orchestrator.adapters.store.accounts import ACCOUNT_TABLES, NOT_ACCOUNT_DAT
 from orchestrator.adapters.store.base import Connection
 from orchestrator.adapters.store.leases import LeasesStore
 from orchestrator.adapters.store.ledger import LedgerStore, RowUsage, SyncLedger
+from orchestrator.adapters.store.monitoring import MonitoringStore
 from orchestrator.adapters.store.operations import OperationsStore
 from orchestrator.adapters.store.peer_keys import PeerKeysStore
 from orchestrator.adapters.store.policies import PoliciesStore
@@ -58,5 +60,6 @@ class SqlStore(
     PoliciesStore,
     OperationsStore,
     TokensStore,
+    MonitoringStore,
 ):
     """The fleet's desired state and its only usage data."""
