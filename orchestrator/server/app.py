@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator import __version__
+from orchestrator.core.metrics import NO_OBSERVER, RunObserver
 from orchestrator.errors import FleetBusy, WgfleetError
 from orchestrator.server.auth import AfterWrite, Brake, Refused
 from orchestrator.server.limits import MAX_BODY_BYTES, BodyLimit
@@ -32,12 +33,14 @@ def create_app(
     *,
     after_write: AfterWrite | None = None,
     metrics: MetricsRenderer | None = None,
+    observer: RunObserver = NO_OBSERVER,
     body_limit: int = MAX_BODY_BYTES,
 ) -> FastAPI:
     """The API over the fleet ``settings`` name.
 
     ``after_write`` is called after each committed write with the names of the nodes now
-    pending (a push worker wakes on it); ``metrics`` renders /metrics (left out without it).
+    pending (a push worker wakes on it); ``metrics`` renders /metrics (left out without it);
+    ``observer`` hears of the pushes the API's writes make.
     """
     app = FastAPI(
         title="wgfleet",
@@ -51,6 +54,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.after_write = after_write
+    app.state.observer = observer
     app.state.brake = Brake()
     for module in (accounts, configurations, billing, health):
         app.include_router(module.router)

@@ -21,6 +21,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from orchestrator.core.metrics import NO_OBSERVER, RunObserver
 from orchestrator.core.tokens import ApiToken, allowed, brake_decay, brake_delay
 from orchestrator.service.context import Fleet, open_fleet
 from orchestrator.service.push import pending_nodes
@@ -78,6 +79,8 @@ class Caller:
     token: ApiToken
     operation: str
     after_write: AfterWrite | None
+    # Where the pushes a write makes report their durations and failures (/metrics).
+    observer: RunObserver = NO_OBSERVER
     pending: list[str] = field(default_factory=list)
 
     @contextmanager
@@ -95,6 +98,7 @@ class Caller:
             timeout=WRITE_WAIT_SECONDS,
             operation=self.operation,
             actor=self.token.name,
+            observer=self.observer,
         ) as fleet:
             yield fleet
             self.pending = pending_nodes(fleet)
@@ -131,7 +135,8 @@ async def authorized(
         raise Refused(
             403, f"token {token.name} ({', '.join(sorted(token.scopes))}) may not call this"
         )
-    return Caller(settings, token, f"api {request.method} {route}", app.state.after_write)
+    operation = f"api {request.method} {route}"
+    return Caller(settings, token, operation, app.state.after_write, app.state.observer)
 
 
 # A route's caller, as its handlers declare it: authenticated and allowed, or refused before.

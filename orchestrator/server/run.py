@@ -8,6 +8,7 @@ are not read, so no forwarded client address enters the process either.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import uvicorn
 
 from orchestrator.errors import UsageError
 from orchestrator.server.app import create_app
+from orchestrator.service.metrics import FleetMetrics, render
 from orchestrator.settings import Settings
 
 LOG_CONFIG: dict[str, Any] = {
@@ -74,5 +76,8 @@ def uvicorn_config(app: Any, listener: Listener) -> uvicorn.Config:
 
 
 def serve(settings: Settings, listener: Listener) -> None:
-    """Serve until stopped (SIGINT or SIGTERM end it cleanly)."""
-    uvicorn.Server(uvicorn_config(create_app(settings), listener)).run()
+    """Serve until stopped (SIGINT or SIGTERM end it cleanly), with /metrics for tokens of
+    the metrics scope: the store's gauges and the pushes this process made."""
+    observed = FleetMetrics(settings)
+    app = create_app(settings, metrics=partial(render, observed), observer=observed)
+    uvicorn.Server(uvicorn_config(app, listener)).run()

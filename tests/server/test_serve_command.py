@@ -61,6 +61,14 @@ def test_serve_answers_on_its_listen_address_and_stops_on_sigterm(
             assert client.get("/v1/openapi.json").status_code == 200
             plans = client.get("/v1/plans")
         assert [p["name"] for p in plans.json()] == ["basic"]
+        # /metrics: the fleet's real exposition, for the metrics scope only.
+        metrics_token = template.tokens[Scope.METRICS.value]
+        scraped = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {metrics_token}"})
+        assert scraped.status_code == 200
+        assert "wgfleet_store_up 1.0" in scraped.text
+        assert 'wgfleet_failures_total{kind="' in scraped.text
+        refused = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert refused.status_code == 403
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
     finally:
