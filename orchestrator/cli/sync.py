@@ -73,7 +73,7 @@ def _sync_every(args: argparse.Namespace, settings: Settings, output: Output, sh
     import threading
 
     from orchestrator.core.keys import parse_duration
-    from orchestrator.core.metrics import NO_OBSERVER, RunObserver, parse_listen
+    from orchestrator.core.metrics import NO_OBSERVER, RunObserver, parse_metrics_listen
     from orchestrator.service.sync_loop import LoopRun, sync_every
 
     try:
@@ -84,9 +84,9 @@ def _sync_every(args: argparse.Namespace, settings: Settings, output: Output, sh
         raise UsageError("--every: give an interval of at least 1s")
     if args.metrics is not None:
         try:
-            parse_listen(args.metrics)
+            parse_metrics_listen(args.metrics)
         except ValueError as exc:
-            raise UsageError(f"--metrics: {exc}") from None
+            raise UsageError(str(exc)) from None
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -11,13 +11,16 @@ from orchestrator.core.quoting import quote
 DEFAULT_LISTEN = "127.0.0.1:8787"
 
 
-def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
+def parse_listen(text: str, option: str = "--listen", *, lowest_port: int = 1) -> tuple[str, int]:
     """(host, port) of ``127.0.0.1:8787`` or ``[::1]:8787``; the host must be an IP literal
-    (a name could resolve to an address nobody meant to expose)."""
+    (a name could resolve to an address nobody meant to expose). ``lowest_port`` 0 lets the
+    kernel choose a free port."""
     value = text.strip()
     host, sep, port_text = value.rpartition(":")
     if not sep or not host:
-        raise InvalidInput(f"{option} {quote(text)}: give ADDR:PORT, e.g. 127.0.0.1:8787")
+        raise InvalidInput(
+            f"{option} {quote(text)}: give ADDR:PORT, e.g. 127.0.0.1:8787 or [::1]:8787"
+        )
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
         family = 6
@@ -27,11 +30,13 @@ def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
         address = ipaddress.ip_address(host)
     except ValueError:
         raise InvalidInput(
-            f"{option} {quote(text)}: the address must be an IPv4 literal or an IPv6 one in "
-            "brackets, e.g. [::1]:8787"
+            f"{option} {quote(text)}: {quote(host)} is not an IP address: give an IPv4 literal "
+            "or an IPv6 one in brackets, e.g. [::1]:8787"
         ) from None
     if address.version != family:
         raise InvalidInput(f"{option} {quote(text)}: an IPv6 address goes in brackets")
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise InvalidInput(f"{option} {quote(text)}: the port must be 1 to 65535")
+    if not (port_text.isascii() and port_text.isdigit()) or not (
+        lowest_port <= int(port_text) <= 65535
+    ):
+        raise InvalidInput(f"{option} {quote(text)}: the port must be {lowest_port} to 65535")
     return str(address), int(port_text)

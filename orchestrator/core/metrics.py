@@ -8,15 +8,13 @@ ever hold a username, a configuration name, a key or an address.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Protocol
 
-from orchestrator.core.errors import InvalidInput
+from orchestrator.core.listen import parse_listen
 from orchestrator.core.models import DisabledReason, Node
-from orchestrator.core.quoting import quote
 
 # The one label value set of `wgfleet_configurations{state}`: a configuration is on, or why not.
 CONFIGURATION_STATES = ("enabled", "disabled", "over_quota", "expired")
@@ -119,26 +117,9 @@ def is_up(pushed_ok: bool | None, synced_ok: bool | None) -> bool:
     return bool(seen) and all(seen)
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    """``ADDR:PORT`` (``[ADDR]:PORT`` for IPv6) as (address, port); the address is an IP
-    literal (no name to resolve), the port 0-65535 (0: any free port)."""
-    host, colon, port = text.rpartition(":")
-    if not colon or not host:
-        raise InvalidInput(f"{quote(text)}: expected ADDR:PORT, e.g. 127.0.0.1:9100 or [::1]:9100")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-        family = 6
-    else:
-        family = 4
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        raise InvalidInput(f"{quote(text)}: {quote(host)} is not an IP address") from None
-    if address.version != family:
-        raise InvalidInput(f"{quote(text)}: write an IPv6 address in brackets, [{host}]:PORT")
-    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
-        raise InvalidInput(f"{quote(text)}: the port must be a number from 0 to 65535")
-    return str(address), int(port)
+def parse_metrics_listen(text: str) -> tuple[str, int]:
+    """``--metrics ADDR:PORT``; port 0: any free port (``-v`` says which)."""
+    return parse_listen(text, "--metrics", lowest_port=0)
 
 
 def metrics_facts(node_daily_totals: bool) -> list[str]:

@@ -43,7 +43,7 @@ from orchestrator.core.metrics import (
     FAILURE_KINDS,
     configurations_by_state,
     node_metrics,
-    parse_listen,
+    parse_metrics_listen,
 )
 from orchestrator.errors import EnvironmentProblem, WgfleetError
 from orchestrator.service.context import open_fleet
@@ -268,7 +268,7 @@ def serving(metrics: FleetMetrics, listen: str) -> Iterator[tuple[str, int]]:
     """Serve ``metrics`` over HTTP on ``listen`` (ADDR:PORT, port 0: any free one) while the
     block runs; yield the address and port bound. Stopped and closed when the block ends."""
     with translated():
-        host, port = parse_listen(listen)
+        host, port = parse_metrics_listen(listen)
     server_class = _QuietServer6 if ":" in host else _QuietServer
     try:
         server: WSGIServer = make_server(

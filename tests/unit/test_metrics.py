@@ -27,7 +27,7 @@ from orchestrator.core.metrics import (
     FAILURE_KINDS,
     configuration_state,
     is_up,
-    parse_listen,
+    parse_metrics_listen,
 )
 from orchestrator.core.models import Configuration, DisabledReason, Node
 from orchestrator.errors import EnvironmentProblem, UsageError
@@ -314,25 +314,25 @@ def test_the_asgi_app_for_a_server_to_mount(settings: Settings) -> None:
     ],
 )
 def test_listen_addresses(text: str, parsed: tuple[str, int]) -> None:
-    assert parse_listen(text) == parsed
+    assert parse_metrics_listen(text) == parsed
 
 
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("9100", "expected ADDR:PORT"),
-        (":9100", "expected ADDR:PORT"),
+        ("9100", "give ADDR:PORT"),
+        (":9100", "give ADDR:PORT"),
         ("localhost:9100", "is not an IP address"),
         ("::1:9100", "in brackets"),
-        ("127.0.0.1:65536", "from 0 to 65535"),
-        ("127.0.0.1:-1", "from 0 to 65535"),
-        ("127.0.0.1:٩١", "from 0 to 65535"),
+        ("127.0.0.1:65536", "must be 0 to 65535"),
+        ("127.0.0.1:-1", "must be 0 to 65535"),
+        ("127.0.0.1:٩١", "must be 0 to 65535"),
         ("127.0.0.1\x1b[31m:1", "\\x1b"),
     ],
 )
 def test_bad_listen_addresses(text: str, problem: str) -> None:
     with pytest.raises(InvalidInput, match=problem.replace("[", r"\[").replace("\\x", "\\\\x")):
-        parse_listen(text)
+        parse_metrics_listen(text)
 
 
 def test_states_and_reachability() -> None:
@@ -353,7 +353,8 @@ def test_cli_metrics_options(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     argv = ["--config", str(config), "sync", "--every", "60s", "--metrics", "node1:9100"]
     assert main(argv) == 2
     assert capsys.readouterr().err == (
-        "wgfleet: error: --metrics: 'node1:9100': 'node1' is not an IP address\n"
+        "wgfleet: error: --metrics 'node1:9100': 'node1' is not an IP address: give an IPv4 "
+        "literal or an IPv6 one in brackets, e.g. [::1]:8787\n"
     )
 
 
