@@ -33,7 +33,7 @@ class Backoff:
     most: float = 60.0
 
     def after(self, failures: int) -> float:
-        return min(self.most, self.first * 2 ** max(0, failures - 1))
+        return min(self.most, self.first * 2.0 ** max(0, failures - 1))
 
 
 @dataclass(frozen=True)
