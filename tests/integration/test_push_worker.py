@@ -13,8 +13,7 @@ import pytest
 
 from orchestrator.core.quota import NEVER_RESETS
 from orchestrator.errors import FleetBusy
-from orchestrator.service import notify
-from orchestrator.service import peer_batch, peers
+from orchestrator.service import notify, peer_batch, peers
 from orchestrator.service import sync as sync_service
 from orchestrator.service.context import Fleet, open_fleet
 from orchestrator.service.push import pending_nodes
