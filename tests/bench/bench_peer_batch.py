@@ -16,7 +16,8 @@ Run as root after `bash .ci/install` (lab up and deploy take a few minutes on a 
 machine); WGFLEET_TEST_LAB_NAME/_SUBNET name the lab (tests/worker_space.py):
     .venv/bin/python -m tests.bench.bench_peer_batch [--count 200] [--json]
 
-Measured figures: docs/PERFORMANCE.md ("many configurations at once").
+Measured (2026-12-04, 2 shared cores, load average 3.0; docs/PERFORMANCE.md): 200 `peers add`
+88.31 s, one `peers add --from` with 200 rows 0.85 s (104x), the node's one push adding 200.
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def test_a_bad_batch_leaves_the_store_and_the_nodes_unchanged(
     refused = wgfleet(lab, "peers", "add", "--from", str(batch), "--out-dir", str(out))
     assert refused.returncode == 2
     assert refused.stderr == (
-        f"wgfleet: {batch}: row 11 (line 12): nodes: 'node7': no such node; nothing made\n"
+        f"wgfleet: error: {batch}: row 11 (line 12): nodes: 'node7': no such node; nothing made\n"
     )
     assert refused.stdout == ""
     assert store_state(fleet) == before
