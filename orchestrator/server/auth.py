@@ -89,12 +89,14 @@ class Caller:
             yield fleet
 
     @contextmanager
-    def writing(self) -> Iterator[Fleet]:
+    def writing(self, *, store_only: bool = False) -> Iterator[Fleet]:
         """A writing session; once it committed, ``pending`` holds the nodes that have not
-        taken the change and ``after_write`` hears of them."""
+        taken the change and ``after_write`` hears of them. ``store_only`` (top-ups): no fleet
+        lock, so it never waits behind a sync (`open_fleet`)."""
         with open_fleet(
             self.settings,
-            write=True,
+            write=not store_only,
+            store_only=store_only,
             timeout=WRITE_WAIT_SECONDS,
             operation=self.operation,
             actor=self.token.name,

@@ -7,16 +7,20 @@ are not read, so no forwarded client address enters the process either.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from orchestrator.errors import UsageError
 from orchestrator.server.app import create_app
 from orchestrator.service.metrics import FleetMetrics, render
+from orchestrator.service.push_worker import PushWorker
 from orchestrator.settings import Settings
 
 LOG_CONFIG: dict[str, Any] = {
@@ -75,9 +79,27 @@ def uvicorn_config(app: Any, listener: Listener) -> uvicorn.Config:
     )
 
 
-def serve(settings: Settings, listener: Listener) -> None:
-    """Serve until stopped (SIGINT or SIGTERM end it cleanly), with /metrics for tokens of
-    the metrics scope: the store's gauges and the pushes this process made."""
+@contextmanager
+def api_with_pushes(settings: Settings) -> Iterator[FastAPI]:
+    """The API as `wgfleet serve` runs it: writes answer once committed and a push worker,
+    woken by each write, takes them to the nodes; /metrics holds the store's gauges and the
+    pushes this process made. The worker stops when the block ends."""
     observed = FleetMetrics(settings)
-    app = create_app(settings, metrics=partial(render, observed), observer=observed)
-    uvicorn.Server(uvicorn_config(app, listener)).run()
+    worker = PushWorker(settings, observer=observed)
+    app = create_app(
+        settings,
+        after_write=lambda _pending: worker.wake(),
+        metrics=partial(render, observed),
+        observer=observed,
+    )
+    worker.start()
+    try:
+        yield app
+    finally:
+        worker.stop(timeout=60)
+
+
+def serve(settings: Settings, listener: Listener) -> None:
+    """Serve until stopped (SIGINT or SIGTERM end it cleanly)."""
+    with api_with_pushes(settings) as app:
+        uvicorn.Server(uvicorn_config(app, listener)).run()

@@ -6,17 +6,20 @@ user in the store's files or the controller's data directory."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from orchestrator.adapters.lab.clients import ping_from
+from orchestrator.server.run import api_with_pushes
 from orchestrator.service import lab as lab_service
 from orchestrator.service.context import open_fleet
 from tests.conftest import Lab
 from tests.integration.fleet_lab import ping, ping_within, transfer, wgfleet
 from tests.integration.test_users_rights import traces
-from tests.server.conftest import Running, make_token, serve_app, stop
+from tests.server.conftest import Running, make_token, start, stop
 
 pytestmark = pytest.mark.lab
 
@@ -26,13 +29,22 @@ USER = "apiuser"
 @pytest.fixture
 def api(lab: Lab, deployed: None) -> Iterator[Running]:
     token = make_token(lab.settings, "lab-backend", ["provision", "billing", "read"])
-    app, served = serve_app(lab.settings)
-    try:
-        yield Running(served.url, app, lab.settings, {"all": token})
-    finally:
-        stop(served)
-        with open_fleet(lab.settings, write=True) as fleet:
-            fleet.store.revoke_token("lab-backend")
+    with api_with_pushes(lab.settings) as app:
+        served = start(app)
+        try:
+            yield Running(served.url, app, lab.settings, {"all": token})
+        finally:
+            stop(served)
+    with open_fleet(lab.settings, write=True) as fleet:
+        fleet.store.revoke_token("lab-backend")
+
+
+def pushed_by_the_worker(backend: httpx.Client) -> None:
+    """Wait (readiness, not a timed assertion) until the API reports no node pending."""
+    deadline = time.monotonic() + 120
+    while backend.get("/v1/health").json()["pending_nodes"]:
+        assert time.monotonic() < deadline, backend.get("/v1/health").json()
+        time.sleep(0.2)
 
 
 def test_a_configuration_made_through_the_api_lives_is_billed_topped_up_and_erased(
@@ -53,8 +65,9 @@ def test_a_configuration_made_through_the_api_lives_is_billed_topped_up_and_eras
         assert config.status_code == 201, config.text
         created = config.json()
         name = created["name"]
-        # The push reached the node: nothing is pending there.
-        assert "node1" not in created["pending_nodes"], created
+        # Committed, answered, then taken to the node by the server's push worker.
+        assert created["pending_nodes"] == ["node1"], created
+        pushed_by_the_worker(backend)
         lab_service.tunnel_up(lab.settings, client.name, created["client_configs"]["node1"])
         try:
             assert ping_within(client.netns, target)
@@ -73,9 +86,12 @@ def test_a_configuration_made_through_the_api_lives_is_billed_topped_up_and_eras
                 "amount": "4.99",
                 "bytes": 10**9,
             }
-            assert backend.post("/v1/topups", json=topup).status_code == 201
+            granted = backend.post("/v1/topups", json=topup)
+            assert granted.status_code == 201, granted.text
+            # The top-up lets it back on in the store; the worker puts it back on the node.
+            assert granted.json()["pending_nodes"] == ["node1"], granted.text
             assert backend.post("/v1/topups", json=topup).status_code == 200
-            assert wgfleet(lab, "sync").returncode == 0
+            pushed_by_the_worker(backend)
             assert backend.get(f"/v1/configurations/{name}").json()["enabled"] is True
             assert ping_within(client.netns, target)
         finally:

@@ -34,7 +34,8 @@ router = APIRouter(tags=["configurations"])
 )
 def create_configuration(body: NewConfiguration, caller: CallerDep) -> ConfigurationCreated:
     with caller.writing() as fleet:
-        made = peers.add_configuration(fleet, **body.model_dump())
+        # Committed only: the push worker takes it to the nodes (pending_nodes says which).
+        made = peers.add_configuration(fleet, **body.model_dump(), push_now=False)
     return answer(
         ConfigurationCreated,
         made.configuration,
