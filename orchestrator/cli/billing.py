@@ -22,7 +22,7 @@ def cmd_topup(args: argparse.Namespace, settings: Settings, output: Output) -> i
         return _topup_batch(args, settings, output)
     if args.configuration is None or args.invoice is None or args.amount is None:
         raise UsageError("give CONFIGURATION --amount A --invoice INV (--bytes N | --plan P)")
-    with session(settings, args, output, write=True) as fleet:
+    with session(settings, args, output, store_only=True) as fleet:
         topup, created = peers.topup(
             fleet,
             args.configuration,
@@ -44,7 +44,7 @@ def _topup_batch(args: argparse.Namespace, settings: Settings, output: Output) -
     if args.configuration or args.invoice or args.amount or args.bytes or args.plan:
         raise UsageError("--from takes everything from the file: give no other top-up options")
     text = read_input_text(args.batch, TOPUP_BATCH_MAX_BYTES, "a top-up batch")
-    with session(settings, args, output, write=True) as fleet:
+    with session(settings, args, output, store_only=True) as fleet:
         outcomes = topup_batch(fleet, text, args.batch)
 
     def render() -> None:

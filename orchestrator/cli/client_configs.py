@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import argparse
 import io
-from typing import Any
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.cli.output import Output
 from orchestrator.cli.secret_output import (
+    NotDelivered,
     SecretDestination,
     emit,
     secret_destination,
     write_files,
 )
 from orchestrator.core.models import Configuration
+from orchestrator.errors import WgfleetError
+from orchestrator.service.user_files import write_private_text
+
+if TYPE_CHECKING:
+    from orchestrator.service.peer_batch import BatchConfiguration
 
 
 def config_dict(c: Configuration) -> dict[str, Any]:
@@ -94,3 +102,41 @@ def emit_client_configs(
         summary,
         on_terminal,
     )
+
+
+def batch_files(directory: Path, created: Sequence[BatchConfiguration]) -> list[list[Path]]:
+    """Per configuration of a batch, its client configs' files in ``directory``: NAME.conf on
+    one node, NAME.NODE.conf on several."""
+    return [
+        [
+            directory
+            / (
+                f"{c.configuration.name}.conf"
+                if len(c.client_configs) == 1
+                else f"{c.configuration.name}.{node}.conf"
+            )
+            for node in sorted(c.client_configs)
+        ]
+        for c in created
+    ]
+
+
+def write_batch_configs(directory: Path, created: Sequence[BatchConfiguration]) -> list[Path]:
+    """Write every client config of a batch once (0600, never through a link); return the
+    files written. The configurations exist already: a failure says how to issue new keys."""
+    written: list[Path] = []
+    for made, paths in zip(created, batch_files(directory, created), strict=True):
+        texts = dict(
+            zip(paths, (made.client_configs[n] for n in sorted(made.client_configs)), strict=True)
+        )
+        for path, text in texts.items():
+            try:
+                write_private_text(path, text)
+            except WgfleetError as exc:
+                raise NotDelivered(
+                    f"configuration {made.configuration.name} has new keys, but {exc}; "
+                    f"{len(written)} file(s) written before it: run `wgfleet keys rotate peer "
+                    f"{made.configuration.name} --out FILE` for new keys"
+                ) from None
+            written.append(path)
+    return written

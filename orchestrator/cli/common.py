@@ -72,9 +72,11 @@ def session(
     wait: bool = True,
     timeout: float | None = 300.0,
     shard: Shard | None = None,
+    store_only: bool = False,
 ) -> Iterator[Fleet]:
     """The command's session on the fleet (service.context.open_fleet): writers queue behind
-    the fleet lock for up to 5 minutes (cron, the TUI, pipelines); with -v, what it did."""
+    the fleet lock for up to 5 minutes (cron, the TUI, pipelines), store-only writers (top-ups)
+    take no lock; with -v, what it did."""
     from orchestrator.service.context import open_fleet
 
     with open_fleet(
@@ -84,6 +86,7 @@ def session(
         timeout=timeout,
         shard=shard,
         operation=command_name(args),
+        store_only=store_only,
     ) as fleet:
         yield fleet
     for step in fleet.trail:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from orchestrator.cli.client_configs import (
+    batch_files,
     client_config_destination,
     config_dict,
     emit_client_configs,
+    write_batch_configs,
 )
 from orchestrator.cli.common import confirm, node_names, push_exit, session
 from orchestrator.cli.output import Output, Registrar, command_group, grant_arguments
+from orchestrator.core.input_limits import PEER_BATCH_MAX_BYTES
 from orchestrator.core.models import Configuration, DisabledReason
 from orchestrator.core.units import human_bytes
 from orchestrator.errors import ExitCode, UsageError
@@ -23,6 +27,12 @@ from orchestrator.settings import Settings
 def cmd_peers_add(args: argparse.Namespace, settings: Settings, output: Output) -> int:
     from orchestrator.service import peers
 
+    if args.batch is not None:
+        return _peers_add_batch(args, settings, output)
+    if args.out_dir is not None:
+        raise UsageError("--out-dir goes with --from FILE; one configuration takes --out FILE")
+    if args.account is None:
+        raise UsageError("give ACCOUNT (or --from FILE for many configurations)")
     if bool(args.nodes) == args.all_nodes:
         raise UsageError("give exactly one of --nodes NODE[,NODE..] or --all-nodes")
     destination = client_config_destination(args, output)
@@ -48,6 +58,59 @@ def cmd_peers_add(args: argparse.Namespace, settings: Settings, output: Output) 
         f"configuration {config.name} for {config.account} on {', '.join(config.nodes)}",
         config.name,
     )
+    return push_exit(output, created.push)
+
+
+def _peers_add_batch(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """Many configurations from a file, their client configs written once into --out-dir."""
+    from orchestrator.service.peer_batch import add_configurations
+    from orchestrator.service.user_files import empty_private_output_dir, read_input_text
+
+    given = [
+        flag
+        for flag, value in (
+            ("ACCOUNT", args.account),
+            ("--nodes", args.nodes),
+            ("--all-nodes", args.all_nodes),
+            ("--quota", args.quota),
+            ("--plan", args.plan),
+            ("--name", args.name),
+            ("--split-tunnel", args.split_tunnel),
+            ("--out", args.out),
+            ("--qr", args.qr),
+        )
+        if value
+    ]
+    if given:
+        raise UsageError(f"--from takes every configuration from the file: drop {given[0]}")
+    if args.out_dir is None:
+        raise UsageError(
+            "--from needs --out-dir DIR: each client configuration is written there once "
+            "(0600) and kept nowhere else"
+        )
+    # Checked before the store changes: a new or empty private directory, never a link.
+    text = read_input_text(args.batch, PEER_BATCH_MAX_BYTES, "a configuration batch")
+    out_dir = empty_private_output_dir(Path(args.out_dir))
+    with session(settings, args, output, write=True) as fleet:
+        created = add_configurations(fleet, text, args.batch)
+    written = write_batch_configs(out_dir, created.created)
+    data = {**created.as_dict(), "written": [str(p) for p in written]}
+
+    def render() -> None:
+        table = Table("configuration", "account", "nodes", "client config (0600)")
+        for made, paths in zip(created.created, batch_files(out_dir, created.created), strict=True):
+            config = made.configuration
+            table.add_row(
+                config.name, config.account, ",".join(config.nodes), ", ".join(map(str, paths))
+            )
+        output.out.print(table)
+        output.out.print(
+            f"{len(created.created)} configuration(s), {len(written)} file(s) written to "
+            f"{out_dir}; they are not kept anywhere else",
+            markup=False,
+        )
+
+    output.result(data, render)
     return push_exit(output, created.push)
 
 
@@ -169,7 +232,7 @@ def register(commands: Any, add: Registrar) -> None:
         cmd_peers_add,
         "new configuration: keys, addresses, client config shown once",
     )
-    peer_add.add_argument("account")
+    peer_add.add_argument("account", nargs="?")
     peer_add.add_argument("--nodes", metavar="NODE[,NODE..]")
     peer_add.add_argument("--all-nodes", action="store_true")
     grant_arguments(peer_add, "--quota")
@@ -188,6 +251,19 @@ def register(commands: Any, add: Registrar) -> None:
         metavar="FILE",
         help="write the client config to FILE (0600; FILE.NODE.conf for several nodes); "
         "'-' prints it on stdout (needed when stdout is not a terminal, and for --json)",
+    )
+    peer_add.add_argument(
+        "--from",
+        dest="batch",
+        metavar="FILE",
+        help="many configurations from a YAML or CSV file (account, name, nodes, quota|plan, "
+        "split_tunnel per row): all made in one store transaction or none, one push per node",
+    )
+    peer_add.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="with --from: a new or empty directory for the client configs (NAME.conf, or "
+        "NAME.NODE.conf on several nodes; 0600)",
     )
     peer_list = add(peer_commands, "list", cmd_peers_list, "list configurations")
     peer_list.add_argument("--account")

@@ -16,6 +16,8 @@ INVENTORY_MAX_BYTES = 16 * MiB
 SAVED_PLAN_MAX_BYTES = 32 * MiB
 TOPUP_BATCH_MAX_BYTES = 64 * MiB
 WG_QUICK_MAX_BYTES = 64 * KiB
+# A batch of configurations (`peers add --from`): 10,000 rows of a few hundred characters.
+PEER_BATCH_MAX_BYTES = 8 * MiB
 
 # One line of a top-up batch (a real one is under 200 characters).
 TOPUP_LINE_MAX_CHARS = 1024

@@ -18,7 +18,8 @@ from orchestrator.core.topup_batch import (
     recorded_differences,
 )
 from orchestrator.errors import UsageError
-from orchestrator.service.context import Fleet, writes
+from orchestrator.service.context import Fleet, writes_store
+from orchestrator.service.peers import let_back_in
 
 # How many bad lines the one-line error shows (all are in ``BatchRejected.bad``).
 SHOWN_BAD_LINES = 20
@@ -50,14 +51,18 @@ class BatchRejected(UsageError):
         )
 
 
-@writes
+@writes_store
 def topup_batch(
     fleet: Fleet, text: str, source: str, today: date | None = None
 ) -> list[LineOutcome]:
     lines, bad = parse_batch(text)
     store = fleet.store
+    day = today or date.today()
     plans = {p.name: p for p in store.plans()}
     with store.transaction():
+        # Store-only (no fleet lock, see writes_store): the rows it grants to are held, so a
+        # concurrent sync's cut-off decision and this batch see each other whole.
+        store.hold_configurations({line.configuration for line in lines})
         known = {c.name for c in store.configurations()}
         granted_now = store.running_totals().granted
         adding: dict[str, int] = defaultdict(int)
@@ -96,9 +101,10 @@ def topup_batch(
         outcomes = []
         for line, granted in checked:
             topup, created = store.add_topup(
-                TopUp(line.invoice, line.configuration, line.amount, granted, today or date.today())
+                TopUp(line.invoice, line.configuration, line.amount, granted, day)
             )
             outcomes.append(
                 LineOutcome(line.line, topup.invoice, line.configuration, granted, created)
             )
+        let_back_in(fleet, sorted({o.configuration for o in outcomes if o.created}), day)
     return outcomes

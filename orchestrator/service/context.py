@@ -54,6 +54,8 @@ class Fleet:
     connections: ssh.ConnectionPool | None = None
     # True when this session holds the fleet lock: only then may a use case change the fleet.
     writes: bool = False
+    # True when this session may make store-only changes without the lock (see `writes_store`).
+    store_writes: bool = False
     # The shard this session's lock covers (None: the whole fleet).
     shard: Shard | None = None
     # The use case this session was opened for ("peers add", "sync", ...), and what it did.
@@ -136,6 +138,26 @@ def writes(func: Callable[Concatenate[Fleet, P], T]) -> Callable[Concatenate[Fle
     return guarded
 
 
+def writes_store(
+    func: Callable[Concatenate[Fleet, P], T],
+) -> Callable[Concatenate[Fleet, P], T]:
+    """Mark a use case that changes the store only (a top-up): it reaches no node and its
+    store transactions keep it correct beside a running sync, so it runs in a session holding
+    the fleet lock or in a store-only one (``open_fleet(settings, store_only=True)``), which
+    never waits behind the lock; a read session is refused."""
+
+    @functools.wraps(func)
+    def guarded(fleet: Fleet, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        if not (fleet.writes or fleet.store_writes):
+            raise ReadOnlySession(
+                f"{func.__module__}.{func.__qualname__} changes the store: open the session "
+                "with open_fleet(settings, store_only=True) or write=True"
+            )
+        return func(fleet, *args, **kwargs)
+
+    return guarded
+
+
 def with_stored_policies(settings: Settings, store: SqlStore) -> Settings:
     """Policies applied from a fleet file win over the settings file: every controller sharing
     this store then enforces the same key ages, grace and usage rules."""
@@ -156,6 +178,7 @@ def open_fleet(
     upgrade: bool = True,
     actor: str | None = None,
     observer: RunObserver = NO_OBSERVER,
+    store_only: bool = False,
 ) -> Iterator[Fleet]:
     """Open a session on the fleet for one use case.
 
@@ -165,7 +188,13 @@ def open_fleet(
     when the block ends, whatever happens. ``actor``: the API token's name a writing session
     is recorded with in the operations trail. ``observer``: where the session's syncs and
     pushes report their durations and failures (`service/metrics.py`).
+
+    ``store_only``: a session for store-only writes (`writes_store` use cases: top-ups) that
+    takes no lock, so it never queues behind a sync that holds the lock for minutes; it is
+    recorded in the operations trail like any writing session.
     """
+    if write and store_only:
+        raise ValueError("a session either holds the fleet lock (write) or writes the store only")
     with ExitStack() as stack:
         if write:
             stack.enter_context(fleet_lock(settings, wait=wait, timeout=timeout, shard=shard))
@@ -181,6 +210,7 @@ def open_fleet(
                 SecretStore(settings.data_dir / "secrets"),
                 connections,
                 writes=write,
+                store_writes=store_only,
                 shard=shard,
                 operation=operation,
                 given_settings=settings,
@@ -195,7 +225,7 @@ def open_fleet(
             outcome = outcome_of(error)
             raise
         finally:
-            if write:
+            if write or store_only:
                 _record_operation(fleet, started, outcome)
 
 
@@ -251,4 +281,12 @@ def upgrade_store(settings: Settings) -> tuple[list[int], int]:
         return applied, store.schema_version()
 
 
-__all__ = ["CoreError", "Fleet", "ReadOnlySession", "open_fleet", "upgrade_store", "writes"]
+__all__ = [
+    "CoreError",
+    "Fleet",
+    "ReadOnlySession",
+    "open_fleet",
+    "upgrade_store",
+    "writes",
+    "writes_store",
+]

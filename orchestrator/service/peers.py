@@ -9,7 +9,7 @@ from typing import Any
 
 from orchestrator.adapters import passwords, wgkeys
 from orchestrator.core.input_limits import MAX_BYTES
-from orchestrator.core.models import Account, Configuration, DisabledReason, TopUp
+from orchestrator.core.models import Account, Configuration, DisabledReason, Plan, TopUp
 from orchestrator.core.peers import (
     NAME_RE,
     USERNAME_RE,
@@ -21,7 +21,7 @@ from orchestrator.core.peers import (
     routing_lines,
     split_tunnel_problem,
 )
-from orchestrator.core.quota import validity_after
+from orchestrator.core.quota import enforce, validity_after
 from orchestrator.core.quoting import quote
 from orchestrator.core.topup_batch import (
     AMOUNT_RE,
@@ -30,9 +30,12 @@ from orchestrator.core.topup_batch import (
     recorded_differences,
 )
 from orchestrator.errors import StoreError, UsageError
-from orchestrator.service.context import Fleet, writes
+from orchestrator.service import notify
+from orchestrator.service.context import Fleet, writes, writes_store
 from orchestrator.service.privacy import check_contact
 from orchestrator.service.push import Change, PushResult, moved_by_one, push, record_change
+from orchestrator.service.retry import retry_conflicts
+from orchestrator.service.usage import quota_statuses
 
 
 @dataclass(frozen=True)
@@ -245,7 +248,7 @@ class TopUpConflict(UsageError):
     """An invoice already recorded with other fields (exit 2): nothing was granted."""
 
 
-@writes
+@writes_store
 def topup(
     fleet: Fleet,
     configuration: str,
@@ -257,7 +260,12 @@ def topup(
     today: date | None = None,
 ) -> tuple[TopUp, bool]:
     """Grant quota once per invoice: the same purchase again grants nothing and says so; the
-    same invoice with another configuration, amount or byte count is a TopUpConflict."""
+    same invoice with another configuration, amount or byte count is a TopUpConflict.
+
+    A store-only change (no node is reached, no fleet lock needed: see `writes_store`): one
+    transaction holding the configuration's row. A configuration the quota or its validity cut
+    off that the purchase lets back is re-enabled in the same transaction; its nodes are then
+    pending (`service.push.pending_nodes`) until a push (the push worker, the next sync)."""
     if not INVOICE_RE.fullmatch(invoice):
         raise UsageError(f"--invoice {quote(invoice)}: letters, digits and . _ / - only")
     if not AMOUNT_RE.fullmatch(amount):
@@ -271,7 +279,24 @@ def topup(
     granted = bought.quota_bytes if bought is not None else bytes_granted
     assert granted is not None
     day = today or date.today()
+    return retry_conflicts(
+        lambda: _grant(fleet, configuration, invoice, amount, granted, bought, plan, day)
+    )
+
+
+def _grant(
+    fleet: Fleet,
+    configuration: str,
+    invoice: str,
+    amount: str,
+    granted: int,
+    bought: Plan | None,
+    plan: str | None,
+    day: date,
+) -> tuple[TopUp, bool]:
+    store = fleet.store
     with store.transaction():
+        store.hold_configurations([configuration])
         current = store.configuration(configuration)
         earlier = store.topup(invoice)
         if earlier is not None:
@@ -293,4 +318,25 @@ def topup(
             until = validity_after(bought, current.valid_until, day)
             if until is not None:
                 store.set_valid_until(configuration, until)
+        if new:
+            let_back_in(fleet, [configuration], day)
     return recorded, new
+
+
+def let_back_in(fleet: Fleet, names: list[str], today: date) -> list[str]:
+    """In the caller's transaction: re-enable those of ``names`` that the quota or validity
+    cut off and that their top-ups now let back (the sync's own rule, core.quota.enforce);
+    their nodes become pending. Return the names re-enabled."""
+    store = fleet.store
+    configurations = store.configurations(names=names, placements=False)
+    cut_off = [c for c in configurations if not c.enabled]
+    if not cut_off:
+        return []
+    decision = enforce(cut_off, quota_statuses(fleet, today, cut_off), 1.0, today)
+    if not decision.enable:
+        return []
+    changed = store.set_enabled(decision.enable, True, None)
+    notify.queue(fleet, "re_enabled", [c.name for c in changed])
+    for config in changed:
+        fleet.record(f"{config.name} re-enabled by a top-up; pending on {', '.join(config.nodes)}")
+    return [c.name for c in changed]

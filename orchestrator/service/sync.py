@@ -313,10 +313,22 @@ def _sync_leased(
 
     def transition() -> tuple[list[Configuration], list[Configuration]]:
         """Every cut-off and re-enable as (before, after); each event is queued with the change
-        that causes it: both land or neither."""
+        that causes it: both land or neither.
+
+        The decision above was read outside this transaction, and a top-up needs no fleet lock
+        (`writes_store`): the configurations it names are held and judged again here, so one
+        topped up since is not cut off, and one a top-up re-enabled is left alone."""
+        decided = sorted({n for _, names, _, _ in transitions for n in names})
+        store.hold_configurations(decided)
+        fresh = store.configurations(names=decided, placements=False)
+        judged = enforce(fresh, quota_statuses(fleet, today, fresh), warn_ratio, today)
+        current = (judged.expire, judged.disable, judged.enable)
         before: list[Configuration] = []
         after: list[Configuration] = []
-        for event, names, enabled, reason in transitions:
+        for (event, decided_names, enabled, reason), still in zip(
+            transitions, current, strict=True
+        ):
+            names = tuple(n for n in decided_names if n in still)
             if names:
                 changed = store.set_enabled(names, enabled, reason)
                 notify.queue(fleet, event, [c.name for c in changed])
@@ -332,6 +344,13 @@ def _sync_leased(
     if decision.expire or decision.disable or decision.enable:
         (before, after), moved = retry_conflicts(lambda: record_change(store, transition))
     change = Change(tuple(before), tuple(after), moved) if before else None
+    transitioned = {c.name for c in before}
+    decision = replace(
+        decision,
+        disable=tuple(n for n in decision.disable if n in transitioned),
+        enable=tuple(n for n in decision.enable if n in transitioned),
+        expire=tuple(n for n in decision.expire if n in transitioned),
+    )
     changed_nodes = {n for config in before for n in config.nodes}
     retry_conflicts(lambda: _warn_once(fleet, decision.warn, statuses, warn_ratio))
     now = int(time.time())

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 
 from orchestrator.adapters import input_files, private_files
+from orchestrator.core.quoting import quote
+from orchestrator.errors import UsageError
 
 
 def check_private_target(path: Path) -> None:
@@ -27,6 +29,22 @@ def write_private_text(path: Path, text: str, *, make_parent: bool = False) -> N
 def private_output_dir(path: Path) -> Path:
     """A directory for private files: made 0700 when missing, refused if others may write in."""
     return private_files.private_dir(path, tighten=False)
+
+
+def empty_private_output_dir(path: Path) -> Path:
+    """A new or empty directory for many private files (0700 when made here, never a link):
+    being empty, none of the files written into it replaces anything."""
+    private_files.private_dir(path, tighten=False)
+    try:
+        entries = sorted(os.listdir(path))
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or exc}") from None
+    if entries:
+        raise UsageError(
+            f"{path}: not empty ({len(entries)} entries, e.g. {quote(entries[0])}); "
+            "give a new or empty directory"
+        )
+    return path
 
 
 def read_input_text(path: str | os.PathLike[str], limit: int, what: str) -> str:

@@ -89,6 +89,7 @@ def test_an_expired_configuration_is_cut_off_and_a_renewal_lets_it_back(settings
     from orchestrator.core.models import Account
     from orchestrator.service import peers
     from orchestrator.service.context import open_fleet
+    from orchestrator.service.push import pending_nodes
     from orchestrator.service.sync import sync
 
     start = TODAY - timedelta(days=40)
@@ -109,6 +110,9 @@ def test_an_expired_configuration_is_cut_off_and_a_renewal_lets_it_back(settings
         assert fleet.store.configuration(name).valid_until == TODAY + timedelta(days=29)
         peers.topup(fleet, name, invoice="RENEW-1", amount="4.99", plan="month", today=TODAY)
         assert fleet.store.configuration(name).valid_until == TODAY + timedelta(days=29)
+        # The renewal itself lets it back (store-only: its nodes are pending for a push).
+        assert fleet.store.configuration(name).enabled
+        assert "node1" in pending_nodes(fleet)  # (node2 is behind: unreachable here)
         again = sync(fleet, today=TODAY)
-        assert again.re_enabled == (name,)
+        assert again.re_enabled == ()  # nothing left for the sync to decide
         assert fleet.store.configuration(name).enabled

@@ -63,6 +63,7 @@ STORE_NAMES = {
         "placements_of",
         "remove_configurations",
         "set_enabled",
+        "hold_configurations",
         "set_valid_until",
         "taken_addresses",
         "update_configuration",

@@ -256,6 +256,23 @@ class ConfigurationsStore(RemovalsStore, UsageStore, NodesStore, BillingStore):
                 "UPDATE configurations SET valid_until = ? WHERE name = ?", (until, name)
             )
 
+    def hold_configurations(self, names: Collection[str]) -> None:
+        """Inside a transaction: no other writer changes these configurations until it ends.
+        A decision read after this (a sync's cut-off, a top-up's re-enable) stays true until
+        it is written. SQLite's transactions hold the write lock from their start already;
+        PostgreSQL locks the rows, in one order for every writer (no deadlock between two)."""
+        if self.db.dialect != "postgresql" or not names:
+            return
+        ordered = sorted(set(names))
+        for first in range(0, len(ordered), 500):
+            part = ordered[first : first + 500]
+            self.db.execute(
+                "SELECT id FROM configurations WHERE name IN ("
+                + ", ".join("?" for _ in part)
+                + ") ORDER BY id FOR UPDATE",
+                part,
+            )
+
     def set_enabled(
         self, names: Iterable[str], enabled: bool, reason: DisabledReason | None
     ) -> list[Configuration]:
