@@ -89,12 +89,15 @@ class Caller:
             yield fleet
 
     @contextmanager
-    def writing(self) -> Iterator[Fleet]:
+    def writing(self, store_only: bool = False) -> Iterator[Fleet]:
         """A writing session; once it committed, ``pending`` holds the nodes that have not
-        taken the change and ``after_write`` hears of them."""
+        taken the change and ``after_write`` hears of them. ``store_only``: for a use case
+        that changes the store only (`writes_store`: a top-up), a session that takes no fleet
+        lock, so the request never waits behind a running sync."""
         with open_fleet(
             self.settings,
-            write=True,
+            write=not store_only,
+            store_only=store_only,
             timeout=WRITE_WAIT_SECONDS,
             operation=self.operation,
             actor=self.token.name,

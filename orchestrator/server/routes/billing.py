@@ -33,7 +33,7 @@ def create_topup(
     response: Response,
     caller: CallerDep,
 ) -> TopUpRecorded:
-    with caller.writing() as fleet:
+    with caller.writing(store_only=True) as fleet:
         topup, created = peers.topup(fleet, **body.model_dump())
     if not created:
         response.status_code = 200
