@@ -27,9 +27,7 @@ def create_owner_only(path: str) -> None:
     took itself for the last one and deleted the WAL, and the commits made into it were lost,
     each answered as done (tests/store/test_sqlite_files.py; sqlite.org/howtocorrupt.html 2.2)."""
     try:
-        fd = os.open(
-            path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-        )
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except FileExistsError:
         # O_EXCL fails on a link as on a file: a link is refused without opening anything.
         if os.path.islink(path):
