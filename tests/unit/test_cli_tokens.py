@@ -53,7 +53,10 @@ def test_json_output_carries_the_token_once(
         (["tokens", "add", "x", "--scope", "read", "--expires", "soon"], "--expires 'soon'"),
         (["tokens", "add", "Bad Name", "--scope", "read"], "token name 'Bad Name'"),
         (["tokens", "revoke", "nobody"], "no token named nobody"),
-        (["serve", "--listen", "localhost:8787"], "--listen 'localhost:8787': 'localhost' is not an IP address"),
+        (
+            ["serve", "--listen", "localhost:8787"],
+            "--listen 'localhost:8787': 'localhost' is not an IP address",
+        ),
         (["serve", "--listen", "::1:8787"], "an IPv6 address goes in brackets"),
         (["serve", "--listen", "127.0.0.1:0"], "the port must be 1 to 65535"),
         (["serve", "--tls-cert", "/nonexistent/c.pem"], "give both --tls-cert and --tls-key"),
