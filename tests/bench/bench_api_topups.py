@@ -20,7 +20,7 @@ checked: each invoice recorded exactly once with its bytes, the running totals e
 recomputation (service.usage.usage_check), no answer but 201 (so no 5xx); any miss ends the
 benchmark with an error.
 
-Run as root after `bash .ci/install` (about 3 minutes at the default size):
+Run as root after `bash .ci/install` (1-2 minutes at the default size):
     .venv/bin/python -m tests.bench.bench_api_topups [--nodes 300] [--peers 10] [--topups 1000]
         [--reference-topups 48] [--clients 8] [--json]
 """

@@ -2,7 +2,7 @@
 
 Each benchmark runs as `python -m tests.bench.NAME --json` (its own peak RSS, no state shared
 between them); their rows are gathered into one table with each row's target and whether the
-run met it. The whole suite takes about 35 minutes here, 25 of them the deploy benchmark's
+run met it. The whole suite takes about 37 minutes here, 25 of them the deploy benchmark's
 first deploy of 20 lab nodes; `--skip deploy` leaves it out, `--quick` runs a small fleet only
 to check that every benchmark works.
 
