@@ -28,7 +28,7 @@ from orchestrator.core.quota import validity_after
 from orchestrator.core.quoting import sanitize
 from orchestrator.errors import UsageError
 from orchestrator.service.context import Fleet, writes
-from orchestrator.service.push import Change, PushResult, moved_by_one, push
+from orchestrator.service.push import Change, PushResult, moved_by_one, not_pushed, push
 
 
 class BatchRefused(UsageError):
@@ -132,10 +132,11 @@ def _plan_rows(fleet: Fleet, rows: Sequence[BatchRow], source: str) -> list[_Pla
 
 @writes
 def add_configurations(
-    fleet: Fleet, text: str, source: str, *, today: date | None = None
+    fleet: Fleet, text: str, source: str, *, today: date | None = None, push_now: bool = True
 ) -> BatchCreated:
     """Make every configuration of the batch ``text`` (read from ``source``) or none, then
-    push each node they are placed on once."""
+    push each node they are placed on once. ``push_now=False``: commit only; the nodes are
+    pending (`PushResult.skipped`) for the push worker (service/push_worker.py)."""
     try:
         rows = parse_peer_batch(text)
     except BadRow as exc:
@@ -193,7 +194,11 @@ def add_configurations(
     )
     touched = sorted({n for _, config in made for n in config.addresses})
     after = tuple(c.configuration for c in created)
-    pushed = push(fleet, touched, change=Change((), after, moved))
+    pushed = (
+        push(fleet, touched, change=Change((), after, moved))
+        if push_now
+        else not_pushed(fleet, touched)
+    )
     fleet.record(f"{len(created)} configuration(s) added from {sanitize(source, 200)}")
     return BatchCreated(created, pushed)
 

@@ -33,7 +33,14 @@ from orchestrator.errors import StoreError, UsageError
 from orchestrator.service import notify
 from orchestrator.service.context import Fleet, writes, writes_store
 from orchestrator.service.privacy import check_contact
-from orchestrator.service.push import Change, PushResult, moved_by_one, push, record_change
+from orchestrator.service.push import (
+    Change,
+    PushResult,
+    moved_by_one,
+    not_pushed,
+    push,
+    record_change,
+)
 from orchestrator.service.retry import retry_conflicts
 from orchestrator.service.usage import quota_statuses
 
@@ -111,8 +118,12 @@ def add_configuration(
     name: str | None = None,
     today: date | None = None,
     split_tunnel: str | None = None,
+    push_now: bool = True,
 ) -> NewConfiguration:
     """New keys made here, the public half stored, the client's config returned once.
+
+    ``push_now=False``: commit only; the nodes are pending (`PushResult.skipped`) for the push
+    worker (service/push_worker.py), so a caller (the HTTP API) need not wait for them.
 
     ``split_tunnel``: networks (comma-separated) the client routes through the tunnel instead
     of everything; an explicit choice per configuration, kept through rotations."""
@@ -187,7 +198,11 @@ def add_configuration(
         for n in chosen
     }
     added = store.configuration(config_name)
-    pushed = push(fleet, chosen, change=Change((), (added,), moved))
+    pushed = (
+        push(fleet, chosen, change=Change((), (added,), moved))
+        if push_now
+        else not_pushed(fleet, chosen)
+    )
     fleet.record(f"configuration {added.name} added on {', '.join(added.nodes)}")
     return NewConfiguration(added, client_configs, pushed)
 

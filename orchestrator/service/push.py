@@ -122,7 +122,8 @@ class NodePush:
 class PushResult:
     dry_run: bool
     nodes: tuple[NodePush, ...] = field(default=())
-    # Nodes another run holds a lease on: still pending, that run or the next one pushes them.
+    # Nodes another run holds a lease on, or left to the push worker (`not_pushed`): still
+    # pending, that run, the worker or the next sync pushes them.
     skipped: tuple[str, ...] = ()
 
     @property
@@ -460,6 +461,15 @@ def retire_ended_keys(fleet: Fleet, now: int) -> set[str]:
             "configuration is cut off"
         )
     return {n for c in ending for n in c.nodes}
+
+
+def not_pushed(fleet: Fleet, nodes: Iterable[str]) -> PushResult:
+    """The result of a write that leaves its push to the push worker (or the next sync): its
+    nodes pending, none contacted."""
+    pending = tuple(sorted(set(nodes)))
+    if pending:
+        fleet.record(f"left pending for the push worker: {', '.join(pending)}")
+    return PushResult(False, (), pending)
 
 
 def pending_nodes(fleet: Fleet) -> list[str]:

@@ -83,8 +83,13 @@ def test_expiry_renewal_notifications_export_and_erasure(
             assert ours(log, name) == ["expired"]
 
             peers_service.topup(hooked, name, invoice="Q-RENEW", amount="4.99", plan="week")
+            # The renewal lets it back at once (a store-only top-up, issue 23); the sync pushes
+            # its pending node.
+            assert hooked.store.configuration(name).enabled
             renewed = sync_service.sync(hooked, today=today)
-            assert name in renewed.re_enabled, renewed.as_dict()
+            assert renewed.push is not None and "node2" in {
+                n.node for n in renewed.push.nodes if n.ok
+            }, renewed.as_dict()
             assert ping_within(client.netns, str(node.tunnel_address))
             sync_service.sync(hooked, today=today)
             assert ours(log, name) == ["expired", "re_enabled"]

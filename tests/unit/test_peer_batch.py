@@ -11,6 +11,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from orchestrator.cli import main
 from orchestrator.core.models import Account
@@ -20,6 +22,13 @@ from orchestrator.service.context import open_fleet
 from orchestrator.service.peer_batch import BatchRefused, add_configurations
 from orchestrator.settings import Settings
 
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 YAML_BATCH = """\
 configurations:
   - {account: ann, nodes: all, quota: 10GiB}
@@ -215,3 +224,21 @@ def test_cli_refuses_before_anything_is_made(
         assert said in error and error.count("\n") == 1, error
     assert _store_state(accounts) == before
     assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+FRAGMENTS = st.sampled_from(
+    ["- ", "account: ann", "nodes: all", "{", "}", "[", "]", ",", "\t", "&a", "*a", "\n",
+     "quota: ١٢", "name: x", "\u202e", "\ufeff", "account,nodes", "ann,all", ": ", "9" * 40]
+)  # fmt: skip
+
+
+@FUZZ
+@given(st.one_of(st.text(max_size=300), st.lists(FRAGMENTS, max_size=30).map("".join)))
+def test_any_text_gives_rows_or_one_bad_row(text: str) -> None:
+    """Hostile text: rows, or the parser's BadRow (one line), never another exception."""
+    try:
+        rows = parse_peer_batch(text)
+    except BadRow as exc:
+        assert "\n" not in str(exc)
+        return
+    assert rows and all(r.account for r in rows)
