@@ -2,7 +2,7 @@
 
 Each benchmark runs as `python -m tests.bench.NAME --json` (its own peak RSS, no state shared
 between them); their rows are gathered into one table with each row's target and whether the
-run met it. The whole suite takes about 35 minutes here, 25 of them the deploy benchmark's
+run met it. The whole suite takes about 37 minutes here, 25 of them the deploy benchmark's
 first deploy of 20 lab nodes; `--skip deploy` leaves it out, `--quick` runs a small fleet only
 to check that every benchmark works.
 
@@ -24,6 +24,7 @@ MODULES = {
     "fleet": "bench_fleet",
     "store": "bench_sync_store",
     "tui": "bench_tui",
+    "api": "bench_api_topups",
     "push": "bench_node_push",
     "deploy": "bench_deploy",
 }
@@ -32,6 +33,7 @@ QUICK_ARGUMENTS = {
     "fleet": ["--nodes", "100", "--skip-ansible"],
     "store": ["--nodes", "100"],
     "tui": ["--configurations", "500", "--repeats", "3"],
+    "api": ["--quick"],
 }
 SYNC_STORE_TARGETS = {"sqlite": ">= 150,000/s", "postgresql": ">= 100,000/s"}
 
@@ -102,8 +104,8 @@ def print_table(report: Report) -> None:
         ]
         rss = f"{r['peak_rss_mb']:.0f}" if isinstance(r.get("peak_rss_mb"), int | float) else ""
         ratio = f"{r['ratio']:.2f}" if isinstance(r.get("ratio"), int | float) else ""
-        rate = next((r[k] for k in ("rows_per_s", "lines_per_s") if r.get(k)), None)
-        per_s = f"{rate / 1000:,.0f}k" if rate else ""
+        rate = next((r[k] for k in ("rows_per_s", "lines_per_s", "topups_per_s") if r.get(k)), None)
+        per_s = (f"{rate / 1000:,.0f}k" if rate >= 10_000 else f"{rate:,.1f}") if rate else ""
         met = {True: "met", False: "NOT MET", None: ""}[r.get("met")]
         target = f"{r.get('target') or ''} {met}".strip()
         print(f"{r['benchmark']:<7}{r['case'][:57]:<58}{cells[0]:>9}{cells[1]:>8}{rss:>8}"

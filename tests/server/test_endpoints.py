@@ -8,6 +8,7 @@ from datetime import date
 from orchestrator.core.tokens import ENDPOINT_SCOPES
 from orchestrator.service import catalog
 from orchestrator.service.context import open_fleet
+from orchestrator.service.lock import fleet_lock
 from tests.server.calls import CALLS, NEW_ACCOUNT, NEW_CONFIGURATION, NEW_TOPUP
 from tests.server.conftest import METRICS_BODY, Running
 from tests.tui.conftest import GIB, dump
@@ -190,6 +191,17 @@ def test_a_topup_replayed_returns_the_original_and_a_conflict_grants_nothing(
     with open_fleet(running.settings) as fleet:
         recorded = [t for t in fleet.store.topups() if t.invoice == "INV-100"]
     assert len(recorded) == 1 and recorded[0].bytes_granted == 1000
+
+
+def test_a_topup_is_granted_while_a_sync_holds_the_fleet_lock(running: Running) -> None:
+    """A top-up's session takes no fleet lock (`writes_store`): held here as a sync holds it,
+    a writing session would answer 503 after 30 s; the top-up is granted and recorded."""
+    with fleet_lock(running.settings), running.as_scope("billing") as billing:
+        granted = billing.post("/v1/topups", json=NEW_TOPUP)
+    assert granted.status_code == 201, granted.text
+    with open_fleet(running.settings) as fleet:
+        recorded = [t for t in fleet.store.topups() if t.invoice == NEW_TOPUP["invoice"]]
+    assert len(recorded) == 1
 
 
 def test_plans_health_and_metrics(running: Running) -> None:

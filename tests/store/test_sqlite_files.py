@@ -4,6 +4,8 @@ umask alone (it is shared by every thread: the TUI's workers open stores at once
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -54,3 +56,27 @@ def test_a_store_path_that_is_a_link_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open SQLite store"):
         sqlite.connect_sqlite(str(tmp_path / "wgfleet.db"))
     assert not elsewhere.exists()
+
+
+def test_opening_a_store_keeps_the_wal_of_a_connection_this_process_holds_open(
+    tmp_path: Path,
+) -> None:
+    """A second connection in this process (a server thread's) must not drop the first one's
+    locks: else another process closing its connection deletes the WAL, and the first
+    connection's next commit lands in a deleted file, reported as done but lost."""
+    path = str(tmp_path / "wgfleet.db")
+    held = sqlite.connect_sqlite(path)
+    held.execute("CREATE TABLE t (x)")
+    held.execute("INSERT INTO t VALUES (1)")
+    sqlite.connect_sqlite(path).close()
+    other_process = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "print(c.execute('SELECT count(*) FROM t').fetchone()[0]); c.close()"
+    )
+    subprocess.run([sys.executable, "-c", other_process, path], check=True)
+    held.execute("INSERT INTO t VALUES (2)")
+    seen = subprocess.run(
+        [sys.executable, "-c", other_process, path], check=True, capture_output=True, text=True
+    )
+    held.close()
+    assert seen.stdout == "2\n"

@@ -19,9 +19,20 @@ def create_owner_only(path: str) -> None:
     main file is made 0600 (without following a link) before SQLite opens it, and SQLite gives
     its WAL, shm and journal files the main file's mode. Not a umask: it is the process's, and
     two threads opening stores at once (the TUI's workers) restored each other's 077, which
-    then stayed: every file the process made later, a lab node's included, was owner-only."""
+    then stayed: every file the process made later, a lab node's included, was owner-only.
+
+    An existing file is never opened here: closing any descriptor of the database file drops
+    every POSIX lock this process holds on it, the SHARED lock of each open WAL connection
+    (the server's request threads) included. Another process closing its last connection then
+    took itself for the last one and deleted the WAL, and the commits made into it were lost,
+    each answered as done (tests/store/test_sqlite_files.py; sqlite.org/howtocorrupt.html 2.2)."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        # O_EXCL fails on a link as on a file: a link is refused without opening anything.
+        if os.path.islink(path):
+            raise StoreError(f"cannot open SQLite store {path}: a symbolic link") from None
+        return
     except OSError as exc:
         raise StoreError(f"cannot open SQLite store {path}: {exc.strerror}") from None
     os.close(fd)
