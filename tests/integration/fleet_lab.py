@@ -1,5 +1,6 @@
-"""Helpers of the integration tests: root commands on lab nodes, pings from lab clients, and
-the `wgfleet` command run against the session lab's settings file."""
+"""Helpers of the integration tests: root commands on lab nodes, pings from lab clients, client
+tunnels (handed-out or hand-made configurations), OpenSSH's pinned options, and the `wgfleet`
+command run against the session lab's settings file."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from pathlib import Path
 
 from orchestrator.adapters import ssh
 from orchestrator.adapters.lab.clients import ping_from
+from orchestrator.core.lab_layout import LabClient, LabNode
 from orchestrator.service import lab as lab_service
 from orchestrator.service import peers as peers_service
 from orchestrator.service.context import Fleet
+from orchestrator.service.peers import NewConfiguration
 from tests.conftest import Lab
 
 WGFLEET = str(Path(sys.executable).with_name("wgfleet"))
@@ -44,20 +47,88 @@ def ping_within(netns: str, address: str, seconds: float = 30) -> bool:
     return False
 
 
-def wgfleet(lab: Lab, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def wgfleet_with(
+    config: Path, *args: str, stdin: str | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """The `wgfleet` command on the settings file ``config``, its output captured."""
     return subprocess.run(
-        [WGFLEET, "--config", str(lab.config_file), *args],
+        [WGFLEET, "--config", str(config), *args],
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
         check=False,
     )
+
+
+def wgfleet(lab: Lab, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return wgfleet_with(lab.config_file, *args, stdin=stdin)
 
 
 def account(fleet: Fleet, name: str) -> None:
     if name not in {a.username for a in fleet.store.accounts()}:
         peers_service.add_account(fleet, name, "correct horse battery", f"dev-{name}")
+
+
+@contextmanager
+def tunnel(lab: Lab, client: LabClient, config: str) -> Iterator[int]:
+    """``client``'s tunnel up on the wg-quick text ``config`` for the block (yields its PID),
+    and down after it, also when the block fails; the block may bring it up again on another
+    configuration (a reissued one), which goes down the same way."""
+    pid = lab_service.tunnel_up(lab.settings, client.name, config)
+    try:
+        yield pid
+    finally:
+        lab_service.tunnel_down(lab.settings, client.name)
+
+
+@contextmanager
+def connected(
+    lab: Lab, fleet: Fleet, client: LabClient, owner: str, node: str
+) -> Iterator[NewConfiguration]:
+    """A new configuration ``OWNER-1`` of account ``owner`` (made if missing) on ``node``, and
+    ``client``'s tunnel up on it for the block."""
+    account(fleet, owner)
+    made = peers_service.add_configuration(fleet, owner, nodes=[node], name=f"{owner}-1")
+    with tunnel(lab, client, made.client_configs[node]):
+        yield made
+
+
+def wg_keypair() -> tuple[str, str]:
+    """A WireGuard key pair made by `wg` itself: (private, public)."""
+    private = subprocess.run(
+        ["wg", "genkey"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    public = subprocess.run(
+        ["wg", "pubkey"], input=private, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return private, public
+
+
+def hand_made_config(
+    private: str, address: object, node: LabNode, node_public: str, port: int | str
+) -> str:
+    """A client's wg-quick text for a peer made outside the store: only the node's tunnel
+    network goes through the tunnel."""
+    return (
+        f"[Interface]\nPrivateKey = {private}\nAddress = {address}/32\n\n"
+        f"[Peer]\nPublicKey = {node_public}\nEndpoint = {node.underlay}:{port}\n"
+        f"AllowedIPs = {node.tunnel_network}\n"
+    )
+
+
+def pinned_ssh_options(known_hosts: Path) -> list[str]:
+    """OpenSSH options that trust only the pinned ``known_hosts`` and never ask anything."""
+    return [
+        "-o",
+        f"UserKnownHostsFile={known_hosts}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+    ]
 
 
 PEERS_CONFIG = "/etc/wgfleet/peers.json"

@@ -15,6 +15,7 @@ from orchestrator.core.lab_layout import client_tunnel_address, plan_layout
 from orchestrator.errors import AuthenticationFailed, HostKeyError, NodeUnreachable, UsageError
 from orchestrator.service import lab as lab_service
 from tests.conftest import LAB_CLIENTS, LAB_NODES, Lab
+from tests.integration.fleet_lab import hand_made_config, pinned_ssh_options, tunnel, wg_keypair
 
 pytestmark = pytest.mark.lab
 
@@ -29,14 +30,7 @@ def openssh(lab: Lab, address: str, *command: str, known_hosts: Path | None = No
             "ssh",
             "-i",
             str(lab.deploy_key),
-            "-o",
-            f"UserKnownHostsFile={known_hosts or lab.known_hosts}",
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
+            *pinned_ssh_options(known_hosts or lab.known_hosts),
             "-o",
             "ConnectTimeout=5",
             f"root@{address}",
@@ -208,18 +202,8 @@ def test_an_unpinned_node_is_refused(lab: Lab, tmp_path: Path) -> None:
 def test_a_client_pushes_real_traffic_through_a_wireguard_tunnel(lab: Lab) -> None:
     lay = layout(lab)
     node, client = lay.nodes[0], lay.clients[0]
-    node_private = subprocess.run(
-        ["wg", "genkey"], capture_output=True, text=True, check=True
-    ).stdout
-    node_public = subprocess.run(
-        ["wg", "pubkey"], input=node_private, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    client_private = subprocess.run(
-        ["wg", "genkey"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    client_public = subprocess.run(
-        ["wg", "pubkey"], input=client_private, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    node_private, node_public = wg_keypair()
+    client_private, client_public = wg_keypair()
     address = client_tunnel_address(node, client)
     target = lab_service.node_target(lab.settings, node)
     with ssh.NodeConnection(target) as connection:
@@ -242,26 +226,21 @@ def test_a_client_pushes_real_traffic_through_a_wireguard_tunnel(lab: Lab) -> No
         )
         connection.run(["ip", "addr", "add", f"{node.tunnel_address}/24", "dev", "wgtest"])
         connection.run(["ip", "link", "set", "wgtest", "up"])
-    config = (
-        f"[Interface]\nPrivateKey = {client_private}\nAddress = {address}/32\n\n"
-        f"[Peer]\nPublicKey = {node_public}\nEndpoint = {node.underlay}:51999\n"
-        f"AllowedIPs = {node.tunnel_network}\n"
-    )
+    config = hand_made_config(client_private, address, node, node_public, 51999)
     try:
-        pid = lab_service.tunnel_up(lab.settings, client.name, config)
-        assert pid > 0
-        # The first packets wait for the handshake; on a busy machine all three can be lost.
-        for _attempt in range(5):
-            ping = ping_from(client.netns, str(node.tunnel_address))
-            if ping.returncode == 0:
-                break
-        assert ping.returncode == 0, ping.stdout + ping.stderr
-        with ssh.NodeConnection(target) as connection:
-            transfer = connection.run(["wg", "show", "wgtest", "transfer"]).stdout.split()
-        assert transfer[0] == client_public
-        assert int(transfer[1]) > 0 and int(transfer[2]) > 0
+        with tunnel(lab, client, config) as pid:
+            assert pid > 0
+            # The first packets wait for the handshake; on a busy machine all three can be lost.
+            for _attempt in range(5):
+                ping = ping_from(client.netns, str(node.tunnel_address))
+                if ping.returncode == 0:
+                    break
+            assert ping.returncode == 0, ping.stdout + ping.stderr
+            with ssh.NodeConnection(target) as connection:
+                transfer = connection.run(["wg", "show", "wgtest", "transfer"]).stdout.split()
+            assert transfer[0] == client_public
+            assert int(transfer[1]) > 0 and int(transfer[2]) > 0
     finally:
-        lab_service.tunnel_down(lab.settings, client.name)
         with ssh.NodeConnection(target) as connection:
             connection.run(["ip", "link", "del", "wgtest"], check=False)
             connection.run(["rm", "-f", "/run/wgtest.key"], check=False)

@@ -43,6 +43,15 @@ def footprint(settings: Settings) -> dict[str, set[str]]:
     return {"namespaces": namespaces, "mounts": mounts, "links": links, "processes": processes}
 
 
+# footprint() of a lab that is down and left nothing behind.
+NOTHING_LEFT: dict[str, set[str]] = {
+    "namespaces": set(),
+    "mounts": set(),
+    "links": set(),
+    "processes": set(),
+}
+
+
 def everything(settings: Settings) -> dict[str, set[str]]:
     with open("/proc/self/mountinfo") as mountinfo:
         mounts = {line.split()[4] for line in mountinfo}
@@ -60,12 +69,7 @@ def small_lab(tmp_path: Path):
 
 def test_lab_down_removes_everything_it_made(small_lab: Settings) -> None:
     before = everything(small_lab)
-    assert footprint(small_lab) == {
-        "namespaces": set(),
-        "mounts": set(),
-        "links": set(),
-        "processes": set(),
-    }
+    assert footprint(small_lab) == NOTHING_LEFT
     lab_service.lab_up(small_lab, 2, 1)
     made = footprint(small_lab)
     assert len(made["namespaces"]) == 4  # 2 nodes, 1 client, the lab internet
@@ -73,12 +77,7 @@ def test_lab_down_removes_everything_it_made(small_lab: Settings) -> None:
     assert len(made["processes"]) >= 2
 
     lab_service.lab_down(small_lab)
-    assert footprint(small_lab) == {
-        "namespaces": set(),
-        "mounts": set(),
-        "links": set(),
-        "processes": set(),
-    }
+    assert footprint(small_lab) == NOTHING_LEFT
     after = everything(small_lab)
     # Other labs (an operator's, the other xdist worker's) may come and go meanwhile; nothing
     # of ours may be new.
@@ -103,12 +102,7 @@ def test_lab_down_after_a_crash_that_lost_the_records(small_lab: Settings) -> No
     (small_lab.lab.state_dir / "lab.json").unlink()  # as if `lab up` died before writing it
     assert footprint(small_lab)["processes"]
     lab_service.lab_down(small_lab)
-    assert footprint(small_lab) == {
-        "namespaces": set(),
-        "mounts": set(),
-        "links": set(),
-        "processes": set(),
-    }
+    assert footprint(small_lab) == NOTHING_LEFT
 
 
 def test_cli_lab_without_root_privileges_is_a_clear_error() -> None:

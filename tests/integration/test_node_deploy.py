@@ -19,18 +19,9 @@ from orchestrator.core.lab_layout import LabClient, LabNode, client_tunnel_addre
 from orchestrator.service import deploy as deploy_service
 from orchestrator.service import lab as lab_service
 from tests.conftest import LAB_CLIENTS, LAB_NODES, Lab, audit_fleet, deploy_fleet
+from tests.integration.fleet_lab import hand_made_config, tunnel, wg_keypair
 
 pytestmark = pytest.mark.lab
-
-
-def wg_keypair() -> tuple[str, str]:
-    private = subprocess.run(
-        ["wg", "genkey"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    public = subprocess.run(
-        ["wg", "pubkey"], input=private, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    return private, public
 
 
 @pytest.fixture(scope="module")
@@ -63,17 +54,9 @@ def tunnel_through(lab: Lab, node: LabNode, client: LabClient, private: str) -> 
     target = lab_service.node_target(lab.settings, node)
     node_public = ssh.run_on(target, ["wg", "show", "wg0", "public-key"]).stdout.strip()
     address = client_tunnel_address(node, client)
-    config = (
-        f"[Interface]\nPrivateKey = {private}\nAddress = {address}/32\n\n"
-        f"[Peer]\nPublicKey = {node_public}\nEndpoint = {node.underlay}:51820\n"
-        f"AllowedIPs = {node.tunnel_network}\n"
-    )
-    lab_service.tunnel_up(lab.settings, client.name, config)
-    try:
+    with tunnel(lab, client, hand_made_config(private, address, node, node_public, 51820)):
         ping = ping_from(client.netns, str(node.tunnel_address))
         assert ping.returncode == 0, f"{node.name}: {ping.stdout}{ping.stderr}"
-    finally:
-        lab_service.tunnel_down(lab.settings, client.name)
 
 
 def test_deploy_turns_bare_nodes_into_wireguard_nodes(lab: Lab, fleet: dict) -> None:

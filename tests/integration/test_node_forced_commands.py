@@ -32,9 +32,16 @@ from paramiko.message import Message
 from orchestrator.adapters import keyfiles
 from orchestrator.core.inventory import public_key_fingerprint
 from orchestrator.core.lab_layout import LabNode
-from orchestrator.service import lab as lab_service
 from tests.conftest import Lab
-from tests.integration.fleet_lab import ping_within, root, wgfleet
+from tests.integration.fleet_lab import (
+    hand_made_config,
+    ping_within,
+    pinned_ssh_options,
+    root,
+    tunnel,
+    wg_keypair,
+    wgfleet,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -124,28 +131,17 @@ def live_peer(lab: Lab, layout, deployed: None) -> Iterator[LivePeer]:
     """A peer with a session on node1 (an endpoint and a handshake on the node), added by root
     outside the store and removed again, so the collector's answer has something to leak."""
     node, client = layout.nodes[0], layout.clients[1]
-    private = subprocess.run(["wg", "genkey"], capture_output=True, text=True, check=True).stdout
-    public = subprocess.run(
-        ["wg", "pubkey"], input=private, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    private, public = wg_keypair()
     address = node.tunnel_network[200]
     root(lab, layout, 0, ["wg", "set", "wg0", "peer", public, "allowed-ips", f"{address}/32"])
     try:
         node_key = root(lab, layout, 0, ["wg", "show", "wg0", "public-key"]).strip()
         port = root(lab, layout, 0, ["wg", "show", "wg0", "listen-port"]).strip()
-        config = (
-            f"[Interface]\nPrivateKey = {private.strip()}\nAddress = {address}/32\n\n"
-            f"[Peer]\nPublicKey = {node_key}\nEndpoint = {node.underlay}:{port}\n"
-            f"AllowedIPs = {node.tunnel_network}\n"
-        )
-        lab_service.tunnel_up(lab.settings, client.name, config)
-        try:
+        with tunnel(lab, client, hand_made_config(private, address, node, node_key, port)):
             assert ping_within(client.netns, str(node.tunnel_address))
             endpoints = root(lab, layout, 0, ["wg", "show", "wg0", "endpoints"])
             assert str(client.underlay) in endpoints  # the secret the collector must keep
             yield LivePeer(public, str(client.underlay))
-        finally:
-            lab_service.tunnel_down(lab.settings, client.name)
     finally:
         root(lab, layout, 0, ["wg", "set", "wg0", "peer", public, "remove"])
 
@@ -214,14 +210,7 @@ def openssh(
         "ssh",
         "-F",
         "/dev/null",
-        "-o",
-        f"UserKnownHostsFile={lab.known_hosts}",
-        "-o",
-        "GlobalKnownHostsFile=/dev/null",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        "BatchMode=yes",
+        *pinned_ssh_options(lab.known_hosts),
         "-o",
         "IdentitiesOnly=yes",
         "-o",

@@ -34,8 +34,7 @@ def recorded_revision(lab: Lab, layout) -> int | None:
 def test_deltas_count_the_last_bytes_and_a_node_that_missed_one_converges(
     lab: Lab, layout, fleet: Fleet
 ) -> None:
-    node = layout.nodes[1]
-    client = layout.clients[0]
+    node, client = layout.nodes[1], layout.clients[0]
     account(fleet, "delta")
     made = [
         peers_service.add_configuration(fleet, "delta", nodes=[NODE], name=f"delta-{i}")

@@ -25,11 +25,13 @@ from tests.conftest import LAB_NODES, Lab
 from tests.integration.fleet_lab import (
     WGFLEET,
     account,
+    connected,
     ping,
     ping_within,
     push_network_widened,
     root,
     transfer,
+    tunnel,
     wgfleet,
 )
 
@@ -247,13 +249,9 @@ def test_apply_on_a_converged_fleet_changes_nothing(lab: Lab, fleet: Fleet) -> N
 def test_sync_counts_real_traffic_exactly_across_restarts_and_a_crash(
     lab: Lab, layout, fleet: Fleet
 ) -> None:
-    node = layout.nodes[2]
-    client = layout.clients[0]
-    account(fleet, "dave")
-    dave = peers_service.add_configuration(fleet, "dave", nodes=["node3"], name="dave-1")
-    key = dave.configuration.public_key
-    lab_service.tunnel_up(lab.settings, client.name, dave.client_configs["node3"])
-    try:
+    node, client = layout.nodes[2], layout.clients[0]
+    with connected(lab, fleet, client, "dave", "node3") as dave:
+        key = dave.configuration.public_key
         sync_service.sync(fleet, nodes=["node3"])  # baseline: whatever the handshake cost
 
         def used() -> int:
@@ -295,8 +293,6 @@ def test_sync_counts_real_traffic_exactly_across_restarts_and_a_crash(
         assert killed.returncode == -signal.SIGKILL
         sync_service.sync(fleet, nodes=["node3"])
         assert used() == carried + node_total()
-    finally:
-        lab_service.tunnel_down(lab.settings, client.name)
 
 
 def test_a_configuration_over_quota_is_cut_off_and_a_topup_lets_it_back(
@@ -307,8 +303,7 @@ def test_a_configuration_over_quota_is_cut_off_and_a_topup_lets_it_back(
     erin = peers_service.add_configuration(
         fleet, "erin", nodes=["node1", "node2"], quota_bytes=200_000, name="erin-1"
     )
-    lab_service.tunnel_up(lab.settings, client.name, erin.client_configs["node1"])
-    try:
+    with tunnel(lab, client, erin.client_configs["node1"]):
         target = str(layout.nodes[0].tunnel_address)
         ping_from(client.netns, target, count=40, interval=0.02, size=8000, wait=1)
         result = wgfleet(lab, "sync", "--json")
@@ -329,8 +324,6 @@ def test_a_configuration_over_quota_is_cut_off_and_a_topup_lets_it_back(
         answers = {p.node: p.answer for p in synced.push.nodes if p.ok} if synced.push else {}
         assert {"node1", "node2"} <= set(answers), answers
         assert ping_within(client.netns, target)
-    finally:
-        lab_service.tunnel_down(lab.settings, client.name)
 
 
 def test_usage_check_agrees_with_the_ledger(lab: Lab, deployed: None) -> None:

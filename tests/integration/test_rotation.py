@@ -15,19 +15,18 @@ import pytest
 
 from orchestrator.core.lab_layout import LabClient
 from orchestrator.service import lab as lab_service
-from orchestrator.service import peers as peers_service
 from orchestrator.service import sync as sync_service
 from orchestrator.service.context import Fleet
 from orchestrator.service.deploy import ansible_work_dir
 from tests.conftest import Lab
 from tests.integration.fleet_lab import (
-    WGFLEET,
-    account,
+    connected,
     ping,
     ping_within,
     root,
     transfer,
     wgfleet,
+    wgfleet_with,
 )
 
 pytestmark = pytest.mark.lab
@@ -69,13 +68,9 @@ def secrets_everywhere(lab: Lab) -> str:
 def test_a_peer_key_rotates_under_a_running_transfer_and_usage_carries_on(
     lab: Lab, layout, fleet: Fleet
 ) -> None:
-    node = layout.nodes[0]
-    client = layout.clients[0]
-    account(fleet, "rita")
-    rita = peers_service.add_configuration(fleet, "rita", nodes=["node1"], name="rita-1")
-    old_key = rita.configuration.public_key
-    lab_service.tunnel_up(lab.settings, client.name, rita.client_configs["node1"])
-    try:
+    node, client = layout.nodes[0], layout.clients[0]
+    with connected(lab, fleet, client, "rita", "node1") as rita:
+        old_key = rita.configuration.public_key
         assert ping(client.netns, str(node.tunnel_address), count=5)
         sync_service.sync(fleet, nodes=["node1"])
         before = used(fleet, "rita-1")
@@ -136,8 +131,6 @@ def test_a_peer_key_rotates_under_a_running_transfer_and_usage_carries_on(
         assert private not in "\n".join(
             p.read_text() for p in (lab.settings.data_dir / "secrets").iterdir()
         )
-    finally:
-        lab_service.tunnel_down(lab.settings, client.name)
 
 
 def test_a_node_key_overlap_serves_old_and_new_configs_until_the_grace_ends(
@@ -145,14 +138,11 @@ def test_a_node_key_overlap_serves_old_and_new_configs_until_the_grace_ends(
 ) -> None:
     node = layout.nodes[1]
     old_client, new_client = layout.clients
-    account(fleet, "olga")
-    account(fleet, "nina")
-    olga = peers_service.add_configuration(fleet, "olga", nodes=["node2"], name="olga-1")
-    nina = peers_service.add_configuration(fleet, "nina", nodes=["node2"], name="nina-1")
-    before = fleet.store.node("node2")
-    lab_service.tunnel_up(lab.settings, old_client.name, olga.client_configs["node2"])
-    lab_service.tunnel_up(lab.settings, new_client.name, nina.client_configs["node2"])
-    try:
+    with (
+        connected(lab, fleet, old_client, "olga", "node2"),
+        connected(lab, fleet, new_client, "nina", "node2"),
+    ):
+        before = fleet.store.node("node2")
         rotated = wgfleet(
             lab, "--json", "keys", "rotate", "node", "node2", "--overlap", "--grace", "50s"
         )
@@ -201,20 +191,13 @@ def test_a_node_key_overlap_serves_old_and_new_configs_until_the_grace_ends(
         audit = wgfleet(lab, "--json", "audit", "--limit", "node2")
         checks = {c["check"]: c for c in json.loads(audit.stdout)["checks"]}
         assert checks["wireguard.key_matches_store"]["passed"], checks
-    finally:
-        lab_service.tunnel_down(lab.settings, old_client.name)
-        lab_service.tunnel_down(lab.settings, new_client.name)
 
 
 def test_a_preshared_key_rotation_needs_the_new_key_on_the_client(
     lab: Lab, layout, fleet: Fleet
 ) -> None:
-    node = layout.nodes[2]
-    client = layout.clients[0]
-    account(fleet, "pia")
-    pia = peers_service.add_configuration(fleet, "pia", nodes=["node3"], name="pia-1")
-    lab_service.tunnel_up(lab.settings, client.name, pia.client_configs["node3"])
-    try:
+    node, client = layout.nodes[2], layout.clients[0]
+    with connected(lab, fleet, client, "pia", "node3") as pia:
         assert ping(client.netns, str(node.tunnel_address), count=3)
         rotated = wgfleet(lab, "--json", "keys", "rotate", "psk", "--node", "node3", "--out", "-")
         assert rotated.returncode == 0, rotated.stderr
@@ -237,8 +220,6 @@ def test_a_preshared_key_rotation_needs_the_new_key_on_the_client(
         config = fleet.store.configuration("pia-1")
         assert config.psk_ref != pia.configuration.psk_ref
         assert not (lab.settings.data_dir / "secrets" / "pia-1").exists()
-    finally:
-        lab_service.tunnel_down(lab.settings, client.name)
 
 
 def test_keys_status_lists_every_key_and_flags_the_overdue(lab: Lab, fleet: Fleet) -> None:
@@ -255,18 +236,9 @@ def test_keys_status_lists_every_key_and_flags_the_overdue(lab: Lab, fleet: Flee
         fleet.store.db.execute(
             "UPDATE nodes SET key_created_on = ? WHERE name = 'node3'", ("2026-01-01",)
         )
-    overdue = subprocess.run(
-        [*wgfleet_argv(strict), "--json", "keys", "status", "--overdue", "--check"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    overdue = wgfleet_with(strict, "--json", "keys", "status", "--overdue", "--check")
     assert overdue.returncode == 1
     assert [k["subject"] for k in json.loads(overdue.stdout)["keys"]] == ["node3"]
-
-
-def wgfleet_argv(config: Path) -> list[str]:
-    return [WGFLEET, "--config", str(config)]
 
 
 def test_the_collector_key_rotates_and_sync_keeps_working(lab: Lab, layout, fleet: Fleet) -> None:

@@ -29,7 +29,7 @@ import pytest
 
 from orchestrator.adapters.lab.clients import ping_from
 from tests.conftest import Lab
-from tests.integration.fleet_lab import WGFLEET
+from tests.integration.fleet_lab import wgfleet_with
 from tests.worker_space import unreached_node_address
 
 KEY_LINE = re.compile(r"^(PrivateKey|PresharedKey) = ([A-Za-z0-9+/]{43}=)$", re.MULTILINE)
@@ -49,14 +49,7 @@ class Run:
     ) -> str:
         argv = [str(a) for a in args]
         started = time.monotonic()
-        result = subprocess.run(
-            [WGFLEET, "--config", str(self.config), *argv],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        result = wgfleet_with(self.config, *argv, stdin=stdin, timeout=300)
         self.seconds.append((round(time.monotonic() - started, 2), " ".join(argv)))
         codes = (code,) if isinstance(code, int) else code
         assert result.returncode in codes, f"{argv}: {result.returncode}\n{result.stderr}"

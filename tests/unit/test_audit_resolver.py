@@ -7,9 +7,10 @@ import pytest
 from orchestrator.core.audit import PROBES, Probe, evaluate
 from orchestrator.core.audit_resolver import resolver_findings
 
-QUIET = {
+# The settings of a resolver that logs and counts nothing, as unbound-control prints them and
+# as the role's unbound.conf sets them (tests/unit/test_templates.py checks it against these).
+QUIET_LOGGING = {
     "verbosity": "0",
-    "logfile": "",
     "use-syslog": "no",
     "log-queries": "no",
     "log-replies": "no",
@@ -17,6 +18,10 @@ QUIET = {
     "log-local-actions": "no",
     "statistics-interval": "0",
     "extended-statistics": "no",
+}
+QUIET = {
+    **QUIET_LOGGING,
+    "logfile": "",
     "control-enable": "no",
     "module-config": "validator iterator",
     "auto-trust-anchor-file": "",

@@ -25,10 +25,22 @@ def leaf_commands() -> list[list[str]]:
     return found
 
 
-def test_help_lists_the_commands_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+def parser_exit(argv: list[str]) -> int | str | None:
+    """The code argparse exits with on ``argv`` (after its help, or on a usage error)."""
     with pytest.raises(SystemExit) as exited:
-        main(["--help"])
-    assert exited.value.code == 0
+        main(argv)
+    return exited.value.code
+
+
+@pytest.fixture
+def data_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The default settings with the data directory in ``tmp_path``."""
+    monkeypatch.setenv("WGFLEET_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_help_lists_the_commands_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parser_exit(["--help"]) == 0
     text = capsys.readouterr().out
     for command in ("demo", "config", "lab"):
         assert command in text
@@ -37,21 +49,18 @@ def test_help_lists_the_commands_and_exit_codes(capsys: pytest.CaptureFixture[st
 
 @pytest.mark.parametrize("command", leaf_commands(), ids=" ".join)
 def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exited:
-        main([*command, "--help"])
-    assert exited.value.code == 0
+    assert parser_exit([*command, "--help"]) == 0
     assert "usage: wgfleet" in capsys.readouterr().out
 
 
 def test_global_options_work_before_and_after_the_command(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    data_in_tmp: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("WGFLEET_DATA_DIR", str(tmp_path))
     assert main(["--json", "config", "show"]) == 0
     first = json.loads(capsys.readouterr().out)
     assert main(["config", "show", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == first
-    assert first["data_dir"] == str(tmp_path)
+    assert first["data_dir"] == str(data_in_tmp)
 
 
 def test_bad_settings_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -72,20 +81,17 @@ def test_bad_settings_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
 
 
 def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exited:
-        main(["frobnicate"])
-    assert exited.value.code == 2
+    assert parser_exit(["frobnicate"]) == 2
     assert "invalid choice" in capsys.readouterr().err
 
 
 def test_config_show_never_prints_key_material(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    data_in_tmp: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from orchestrator.adapters.keyfiles import ensure_ssh_keypair
 
-    monkeypatch.setenv("WGFLEET_DATA_DIR", str(tmp_path))
-    ensure_ssh_keypair(tmp_path / "keys" / "deploy_ed25519", "x")
-    secret = (tmp_path / "keys" / "deploy_ed25519").read_text()
+    ensure_ssh_keypair(data_in_tmp / "keys" / "deploy_ed25519", "x")
+    secret = (data_in_tmp / "keys" / "deploy_ed25519").read_text()
     assert main(["config", "show", "--json"]) == 0
     out = capsys.readouterr().out
     assert secret.splitlines()[1] not in out

@@ -18,6 +18,7 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -31,7 +32,6 @@ from orchestrator.core.fleetfile import FleetFile, FleetFileInvalid, parse_fleet
 from orchestrator.core.input_limits import MAX_BYTES
 from orchestrator.core.inventory import key_fingerprint, parse_known_hosts, parse_public_key
 from orchestrator.core.keys import parse_duration
-from orchestrator.core.models import Account, Configuration, Node, Plan
 from orchestrator.core.push_protocol import PushAnswer, PushProtocolError, parse_answer
 from orchestrator.core.quoting import quote, sanitize
 from orchestrator.core.shard import parse_shard
@@ -48,6 +48,7 @@ from orchestrator.service.context import Fleet, open_fleet
 from orchestrator.service.lab import read_client_config
 from orchestrator.service.node_keys import NodeKeyRefused, parse_node_key_answer
 from orchestrator.settings import Settings, load_settings, settings_from_mapping
+from tests.unit.billing_seed import JSONL_BATCH, add_ann
 
 FUZZ = settings(
     max_examples=150,
@@ -57,6 +58,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 FEW = settings(FUZZ, max_examples=60)
+T = TypeVar("T")
 
 KEY = base64.b64encode(b"k" * 32).decode()
 OTHER_KEY = base64.b64encode(b"o" * 32).decode()
@@ -192,6 +194,15 @@ def one_line(message: str) -> None:
     assert len(message) < 6000
 
 
+def read_or_refused_at_a_line(read: Callable[[], T], error: type[Exception]) -> T | None:
+    """What ``read`` returns, or None when it raises ``error`` naming the line (1 or later)."""
+    try:
+        return read()
+    except error as exc:
+        assert getattr(exc, "line", 0) >= 1, exc
+        return None
+
+
 def refused_with_exit_2(call: Callable[[], object]) -> None:
     try:
         call()
@@ -238,24 +249,28 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("fuzz")
 
 
-def written(workdir: Path, name: str, data: bytes) -> Path:
-    path = workdir / name
-    path.write_bytes(data)
-    return path
+def hostile_files_refused(
+    name: str, base: str, read: Callable[[Path], object]
+) -> Callable[..., None]:
+    """A test: ``read`` takes a file ``name`` holding hostile bytes (``base`` mutated, or any
+    bytes) and either reads it or refuses it with exit 2 in one line."""
+
+    @FEW
+    @given(hostile_bytes(base))
+    def test(workdir: Path, data: bytes) -> None:
+        path = workdir / name
+        path.write_bytes(data)
+        refused_with_exit_2(lambda: read(path))
+
+    return test
 
 
-@FEW
-@given(hostile_bytes(FLEET))
-def test_fleet_file_reader(workdir: Path, data: bytes) -> None:
-    path = written(workdir, "fleet.yml", data)
-    refused_with_exit_2(lambda: fleet_file.read_fleet_file(path))
-
-
-@FEW
-@given(hostile_bytes('{"format": "wgfleet-plan/1", "file": "f.yml", "fingerprint": "ab"}'))
-def test_saved_plans(workdir: Path, data: bytes) -> None:
-    path = written(workdir, "plan.json", data)
-    refused_with_exit_2(lambda: fleet_file.load_saved_plan(path))
+test_fleet_file_reader = hostile_files_refused("fleet.yml", FLEET, fleet_file.read_fleet_file)
+test_saved_plans = hostile_files_refused(
+    "plan.json",
+    '{"format": "wgfleet-plan/1", "file": "f.yml", "fingerprint": "ab"}',
+    fleet_file.load_saved_plan,
+)
 
 
 # --- settings, YAML, text ------------------------------------------------------------------------
@@ -270,11 +285,7 @@ deploy: {full_every_days: 7}
 """
 
 
-@FEW
-@given(hostile_bytes(SETTINGS))
-def test_settings_files(workdir: Path, data: bytes) -> None:
-    path = written(workdir, "settings.yml", data)
-    refused_with_exit_2(lambda: load_settings(path))
+test_settings_files = hostile_files_refused("settings.yml", SETTINGS, load_settings)
 
 
 JSONISH = st.recursive(
@@ -317,12 +328,8 @@ def test_yaml_reader(text: str, aliases: bool) -> None:
 @FUZZ
 @given(hostile_bytes("a: 1\n"))
 def test_text_decoder(data: bytes) -> None:
-    try:
-        text = decode_text(data)
-    except TextInputError as exc:
-        assert exc.line >= 1
-        return
-    assert "\x00" not in text and "\ufeff" not in text
+    text = read_or_refused_at_a_line(lambda: decode_text(data), TextInputError)
+    assert text is None or ("\x00" not in text and "\ufeff" not in text)
 
 
 @FUZZ
@@ -347,12 +354,12 @@ all:
 """
 
 
-@FEW
-@given(hostile_bytes(INVENTORY))
-def test_inventories(workdir: Path, data: bytes) -> None:
-    path = written(workdir, "hosts.yml", data)
-    settings = settings_from_mapping({"inventory": str(path)}, "s.yml", workdir)
-    refused_with_exit_2(lambda: deploy_service.node_host_vars(settings))
+def inventory_host_vars(path: Path) -> object:
+    settings = settings_from_mapping({"inventory": str(path)}, "s.yml", path.parent)
+    return deploy_service.node_host_vars(settings)
+
+
+test_inventories = hostile_files_refused("hosts.yml", INVENTORY, inventory_host_vars)
 
 
 KNOWN_HOSTS = f"node1,198.18.0.10 ssh-ed25519 {base64.b64encode(b'h' * 51).decode()}\n"
@@ -372,10 +379,6 @@ def test_known_hosts(text: str) -> None:
 # --- top-up batches --------------------------------------------------------------------------------
 
 CSV_BATCH = "configuration,amount,invoice,bytes,plan\nann-1,4.99,C-1,1000,\nann-1,9,C-2,,basic\n"
-JSONL_BATCH = (
-    '{"configuration": "ann-1", "amount": "4.99", "invoice": "J-1", "bytes": 1000}\n'
-    '{"configuration": "ann-1", "amount": "9", "invoice": "J-2", "plan": "basic"}\n'
-)
 
 
 @FUZZ
@@ -394,21 +397,7 @@ def billing_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     base = tmp_path_factory.mktemp("billing")
     built: Settings = settings_from_mapping({"data_dir": str(base / "data")}, "s.yml", base)
     with open_fleet(built, write=True) as fleet:
-        store = fleet.store
-        store.upsert_node(
-            Node("node1", "198.18.0.10", __import__("ipaddress").ip_network("198.19.1.0/24"))
-        )
-        store.upsert_plan(Plan("basic", 5000))
-        store.add_account(Account("ann", "scrypt$x", "dev"))
-        store.add_configuration(
-            Configuration(
-                "ann-1",
-                "ann",
-                KEY,
-                None,
-                {"node1": __import__("ipaddress").ip_address("198.19.1.2")},
-            )
-        )
+        add_ann(fleet)
         yield fleet
 
 
@@ -475,19 +464,12 @@ Endpoint = 198.18.0.10:51820
 @FUZZ
 @given(hostile(WG_QUICK))
 def test_wg_quick_parser(text: str) -> None:
-    try:
-        config = parse_wg_quick(text)
-    except WgQuickError as exc:
-        assert exc.line >= 1
-        return
-    config.stripped()
+    config = read_or_refused_at_a_line(lambda: parse_wg_quick(text), WgQuickError)
+    if config is not None:
+        config.stripped()
 
 
-@FEW
-@given(hostile_bytes(WG_QUICK))
-def test_wg_quick_files(workdir: Path, data: bytes) -> None:
-    path = written(workdir, "client.conf", data)
-    refused_with_exit_2(lambda: read_client_config(path))
+test_wg_quick_files = hostile_files_refused("client.conf", WG_QUICK, read_client_config)
 
 
 # --- what nodes answer ------------------------------------------------------------------------------

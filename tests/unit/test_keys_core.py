@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -83,15 +84,20 @@ def test_after_the_grace_only_the_new_key_is_held() -> None:
     assert [(p.public_key, p.takes_over_from) for p in peers] == [(NEW, None)]
 
 
-def test_new_client_configs_name_the_next_node_key_during_an_overlap() -> None:
-    node = Node(
+def rotating_node1(**fields: Any) -> Node:
+    """node1 in a key overlap: OLD still its key, NEW the next one."""
+    return Node(
         "node1",
         "198.18.0.10",
         ipaddress.IPv4Network("198.19.1.0/24"),
         public_key=OLD,
         next_public_key=NEW,
-        next_listen_port=51821,
+        **fields,
     )
+
+
+def test_new_client_configs_name_the_next_node_key_during_an_overlap() -> None:
+    node = rotating_node1(next_listen_port=51821)
     text = render_client_config(
         private_key=OLD, address=ipaddress.IPv4Address("198.19.1.2"), node=node, preshared_key=None
     )
@@ -134,14 +140,7 @@ def test_push_answer_with_removals_on_the_overlap_interface() -> None:
 def test_node_key_checks_compare_live_keys_with_the_store_and_the_policy() -> None:
     from orchestrator.core.keys import live_public_keys, node_key_checks
 
-    node = Node(
-        "node1",
-        "198.18.0.10",
-        ipaddress.IPv4Network("198.19.1.0/24"),
-        public_key=OLD,
-        key_created_on=date(2026, 1, 1),
-        next_public_key=NEW,
-    )
+    node = rotating_node1(key_created_on=date(2026, 1, 1))
     live = live_public_keys(f"wg0 {OLD}\nwg0n {NEW}\n")
     checks = {c.check: c for c in node_key_checks("node1", node, live, 180, date(2026, 11, 23))}
     assert checks["wireguard.key_matches_store"].passed

@@ -509,12 +509,19 @@ def some_peers(count: int, first: int = 2) -> dict[str, tuple[str, str]]:
     return {key(): (f"198.19.1.{first + i}/32", new_preshared_key()) for i in range(count)}
 
 
+def applied(path: Path, count: int, revision: int) -> dict[str, tuple[str, str]]:
+    """``count`` new peers applied as a full set recorded at ``revision``: where a delta
+    starts from."""
+    peers = some_peers(count)
+    assert run(path, full_request(peers, revision)).returncode == 0
+    return peers
+
+
 def test_a_delta_applies_on_the_revision_it_names_and_records_the_next(
     script: tuple[Path, Path],
 ) -> None:
     path, wg_dir = script
-    peers = some_peers(5)
-    assert run(path, full_request(peers, 41)).returncode == 0
+    peers = applied(path, 5, revision=41)
     assert persisted(wg_dir) == (peers, "# revision 41")
     keys = list(peers)
     new = some_peers(1, first=50)
@@ -537,8 +544,7 @@ def test_a_delta_applies_on_the_revision_it_names_and_records_the_next(
 
 def test_a_delta_may_not_take_an_address_another_peer_keeps(script: tuple[Path, Path]) -> None:
     path, wg_dir = script
-    peers = some_peers(3)
-    assert run(path, full_request(peers, 5)).returncode == 0
+    peers = applied(path, 3, revision=5)
     before = (wg_dir / "wgt9.peers").read_text()
     thief = {key(): ("198.19.1.3/32", "-")}  # the address of the second peer
     result = run(path, delta_request(5, 6, thief, []))
@@ -646,8 +652,7 @@ def test_bad_delta_requests_are_refused_whole(
 
 def test_a_full_set_without_a_revision_forgets_the_recorded_one(script: tuple[Path, Path]) -> None:
     path, wg_dir = script
-    peers = some_peers(2)
-    assert run(path, full_request(peers, 3)).returncode == 0
+    peers = applied(path, 2, revision=3)
     assert run(path, full_request(peers, None)).returncode == 0
     assert persisted(wg_dir) == (peers, "")
     result = run(path, delta_request(3, 4, {}, list(peers)))
@@ -658,8 +663,7 @@ def test_the_persisted_set_reads_back_whatever_its_layout(script: tuple[Path, Pa
     """The .peers file is read in one pass when laid out as the script writes it, else line by
     line: a hand-edited file (spacing, a comment) reads the same."""
     path, wg_dir = script
-    peers = some_peers(4)
-    assert run(path, full_request(peers, 5)).returncode == 0
+    peers = applied(path, 4, revision=5)
     text = (wg_dir / "wgt9.peers").read_text()
     k = list(peers)[2]
     edited = text.replace(f"PublicKey = {k}", f"# moved by hand\nPublicKey={k}")
@@ -675,8 +679,7 @@ def test_a_persisted_set_outside_the_tunnel_network_takes_no_delta(
 ) -> None:
     """A set written before this program checked addresses (or by hand): the full set follows."""
     path, wg_dir = script
-    peers = some_peers(2)
-    assert run(path, full_request(peers, 5)).returncode == 0
+    applied(path, 2, revision=5)
     text = (wg_dir / "wgt9.peers").read_text().replace("198.19.1.3/32", "0.0.0.0/0")
     (wg_dir / "wgt9.peers").write_text(text)
     result = run(path, delta_request(5, 6, some_peers(1, first=9), []))

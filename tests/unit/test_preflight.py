@@ -15,13 +15,23 @@ from orchestrator.cli import main
 from orchestrator.errors import ExitCode
 
 
+@pytest.fixture(autouse=True)
+def no_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test names its settings file: none comes from the caller's environment."""
+    monkeypatch.delenv("WGFLEET_CONFIG", raising=False)
+
+
+def settings_file(base: Path, more: str = "") -> Path:
+    """``base``/settings.yml: the data directory under ``base``, then the lines ``more``."""
+    path = base / "settings.yml"
+    path.write_text(f"data_dir: {base / 'data'}\n{more}")
+    return path
+
+
 @pytest.fixture
 def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("WGFLEET_CONFIG", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    path = tmp_path / "settings.yml"
-    path.write_text(f"data_dir: {tmp_path / 'data'}\ninventory: {tmp_path / 'missing'}\n")
-    return path
+    return settings_file(tmp_path, f"inventory: {tmp_path / 'missing'}\n")
 
 
 @pytest.mark.parametrize(
@@ -68,13 +78,8 @@ def test_a_missing_inventory_creates_nothing(
     ],
 )
 def test_bad_paths_in_the_settings_create_nothing(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    settings: str,
-    expected: str,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], settings: str, expected: str
 ) -> None:
-    monkeypatch.delenv("WGFLEET_CONFIG", raising=False)
     (tmp_path / "file").write_text("not a directory")
     path = tmp_path / "settings.yml"
     path.write_text(settings.format(base=tmp_path))
@@ -88,14 +93,12 @@ def test_bad_paths_in_the_settings_create_nothing(
 
 
 def test_rotating_a_key_that_was_never_made_creates_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delenv("WGFLEET_CONFIG", raising=False)
     inventory = tmp_path / "inventory"
     inventory.mkdir()
     (inventory / "hosts.yml").write_text("all:\n  hosts:\n    node1: {ansible_host: 198.18.0.10}\n")
-    path = tmp_path / "settings.yml"
-    path.write_text(f"data_dir: {tmp_path / 'data'}\ninventory: {inventory}\n")
+    path = settings_file(tmp_path, f"inventory: {inventory}\n")
     assert main(["--config", str(path), "keys", "rotate", "ssh", "push"]) == ExitCode.USAGE
     assert capsys.readouterr().err == (
         f"wgfleet: error: {tmp_path / 'data' / 'keys' / 'push_ed25519'} does not exist yet: "
@@ -105,11 +108,9 @@ def test_rotating_a_key_that_was_never_made_creates_nothing(
 
 
 def test_an_invalid_fleet_file_creates_no_store(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delenv("WGFLEET_CONFIG", raising=False)
-    path = tmp_path / "settings.yml"
-    path.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    path = settings_file(tmp_path)
     fleet = tmp_path / "fleet.yml"
     fleet.write_text("version: 1\nversion: 1\n")
     assert main(["--config", str(path), "plan", "-f", str(fleet)]) == ExitCode.FAILED
@@ -123,8 +124,7 @@ def test_an_invalid_fleet_file_creates_no_store(
 def test_a_closed_output_pipe_ends_quietly_with_141(tmp_path: Path, argv: list[str]) -> None:
     """`wgfleet --json peers list | head -1`, with the reader gone before the first write so
     the result does not depend on the pipe's buffer."""
-    config = tmp_path / "settings.yml"
-    config.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    config = settings_file(tmp_path)
     process = subprocess.Popen(
         [sys.executable, "-m", "orchestrator", "--config", str(config), *argv],
         stdout=subprocess.PIPE,
@@ -138,8 +138,7 @@ def test_a_closed_output_pipe_ends_quietly_with_141(tmp_path: Path, argv: list[s
 
 
 def test_a_pipe_that_takes_the_first_line_sees_it(tmp_path: Path) -> None:
-    config = tmp_path / "settings.yml"
-    config.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    config = settings_file(tmp_path)
     result = subprocess.run(
         f"{sys.executable} -m orchestrator --config {config} schema | head -1",
         shell=True,

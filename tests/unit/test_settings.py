@@ -7,6 +7,7 @@ import pytest
 
 from orchestrator.errors import ConfigError, ExitCode
 from orchestrator.settings import load_settings
+from tests.unit.test_settings_input import refusal
 
 
 def test_defaults_work_with_no_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -84,12 +85,7 @@ def test_bad_settings_name_file_line_field_and_value(
     tmp_path: Path, text: str, message: str
 ) -> None:
     config = tmp_path / "bad.yml"
-    config.write_text(text)
-    with pytest.raises(ConfigError) as caught:
-        load_settings(config)
-    assert str(caught.value).startswith(f"{config}{message}")
-    assert "\n" not in str(caught.value)
-    assert caught.value.exit_code == ExitCode.USAGE
+    assert refusal(config, text.encode()).startswith(f"{config}{message}")
 
 
 def test_missing_settings_file(tmp_path: Path) -> None:

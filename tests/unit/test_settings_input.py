@@ -15,6 +15,18 @@ from orchestrator.settings import load_settings
 from tests.unit.test_yaml_input import BOMB
 
 
+def refusal(config: Path, data: bytes) -> str:
+    """The one-line ConfigError (exit 2) that loading ``data`` as the settings file ``config``
+    raises."""
+    config.write_bytes(data)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    text = str(caught.value)
+    assert "\n" not in text, text
+    assert caught.value.exit_code == ExitCode.USAGE
+    return text
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -50,13 +62,9 @@ def test_hostile_settings_are_one_error_naming_the_line(
     tmp_path: Path, data: bytes, message: str
 ) -> None:
     config = tmp_path / "settings.yml"
-    config.write_bytes(data)
-    with pytest.raises(ConfigError) as caught:
-        load_settings(config)
-    text = str(caught.value)
+    text = refusal(config, data)
     assert text.startswith(f"{config}{message}"), text
-    assert "\n" not in text and len(text) < 600
-    assert caught.value.exit_code == ExitCode.USAGE
+    assert len(text) < 600
 
 
 def test_an_oversize_settings_file_is_refused_by_its_size(tmp_path: Path) -> None:

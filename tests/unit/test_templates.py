@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from tests.unit.node_programs import COUNTERS, EPOCH, WG_RELOAD, load, write_config
+from tests.unit.test_audit_resolver import QUIET_LOGGING
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ROOT / "roles"
@@ -806,19 +807,30 @@ def test_collector_account_keeps_only_its_own_group_and_no_rc_files() -> None:
         assert len(finds) == 1 and {".profile", "rc", "environment"} <= set(finds[0]["patterns"])
 
 
-def test_sudoers_allows_the_script_without_arguments_only() -> None:
-    text = render("counters_access", "etc/sudoers.d/wgfleet-counters.j2")
+# (role, its account, the one program that account may run as root)
+SUDOERS = [
+    ("counters_access", "wgcollect", "wgfleet-counters"),
+    ("peers_access", "wgpush", "wgfleet-peers"),
+]
+
+
+@pytest.mark.parametrize(("role", "user", "program"), SUDOERS)
+def test_sudoers_allows_the_entry_point_without_arguments_only(
+    role: str, user: str, program: str
+) -> None:
+    text = render(role, f"etc/sudoers.d/{program}.j2")
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert lines == [
-        "Defaults:wgcollect !syslog, !pam_session, !lecture",
-        'wgcollect ALL=(root) NOPASSWD: /usr/local/sbin/wgfleet-counters ""',
+        f"Defaults:{user} !syslog, !pam_session, !lecture",
+        f'{user} ALL=(root) NOPASSWD: /usr/local/sbin/{program} ""',
     ]
 
 
 @pytest.mark.skipif(not shutil.which("visudo"), reason="no visudo")
-def test_sudoers_file_is_valid(tmp_path: Path) -> None:
-    path = tmp_path / "wgfleet-counters"
-    path.write_text(render("counters_access", "etc/sudoers.d/wgfleet-counters.j2"))
+@pytest.mark.parametrize(("role", "user", "program"), SUDOERS)
+def test_sudoers_file_is_valid(tmp_path: Path, role: str, user: str, program: str) -> None:
+    path = tmp_path / program
+    path.write_text(render(role, f"etc/sudoers.d/{program}.j2"))
     path.chmod(0o440)
     visudo = shutil.which("visudo")
     assert visudo
@@ -1017,15 +1029,6 @@ def test_watch_unit_runs_only_while_something_is_pending() -> None:
     assert "OnCalendar=*:*:0/3" in timer
 
 
-def test_push_sudoers_allows_the_entry_point_without_arguments_only() -> None:
-    text = render("peers_access", "etc/sudoers.d/wgfleet-peers.j2")
-    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
-    assert lines == [
-        "Defaults:wgpush !syslog, !pam_session, !lecture",
-        'wgpush ALL=(root) NOPASSWD: /usr/local/sbin/wgfleet-peers ""',
-    ]
-
-
 def test_nftables_accepts_dns_from_the_tunnel_only() -> None:
     rules = nft_statements(render("wireguard_node", "nftables.conf.j2"))
     dns = [line.strip() for line in rules.splitlines() if "dport 53" in line]
@@ -1068,15 +1071,8 @@ def unbound_settings(text: str) -> dict[str, list[str]]:
 def test_unbound_conf_logs_nothing_keeps_nothing_and_serves_the_tunnel_only() -> None:
     conf = unbound_settings(render("resolver", "unbound.conf.j2"))
     for key, value in {
-        "verbosity": "0",
+        **QUIET_LOGGING,
         "logfile": '""',
-        "use-syslog": "no",
-        "log-queries": "no",
-        "log-replies": "no",
-        "log-servfail": "no",
-        "log-local-actions": "no",
-        "statistics-interval": "0",
-        "extended-statistics": "no",
         "qname-minimisation": "yes",
         "module-config": '"validator iterator"',
         "trust-anchor-file": '"/usr/share/dns/root.key"',

@@ -3,17 +3,16 @@ numbers, a good one applied once per invoice (a re-run grants nothing again)."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from pathlib import Path
 
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.core.models import Account, Configuration, Node, Plan
 from orchestrator.core.topup_batch import parse_batch
 from orchestrator.service.context import open_fleet
 from orchestrator.settings import load_settings
+from tests.unit.billing_seed import JSONL_BATCH, add_ann
 
 
 def test_json_lines_and_csv_parse_alike() -> None:
@@ -87,19 +86,7 @@ def store_with_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.delenv("WGFLEET_CONFIG", raising=False)
     monkeypatch.setenv("WGFLEET_DATA_DIR", str(tmp_path / "data"))
     with open_fleet(load_settings()) as fleet:
-        store = fleet.store
-        store.upsert_node(Node("node1", "198.18.255.10", ipaddress.IPv4Network("198.19.9.0/24")))
-        store.upsert_plan(Plan("basic", 5000))
-        store.add_account(Account("ann", "scrypt$x", "dev"))
-        store.add_configuration(
-            Configuration(
-                "ann-1",
-                "ann",
-                "z" * 42 + "A=",
-                None,
-                {"node1": ipaddress.IPv4Address("198.19.9.2")},
-            )
-        )
+        add_ann(fleet)
     return tmp_path
 
 
@@ -112,10 +99,7 @@ def test_a_batch_applies_once_per_invoice(
     store_with_config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     batch = store_with_config / "billing.jsonl"
-    batch.write_text(
-        '{"configuration": "ann-1", "amount": "4.99", "invoice": "B-1", "bytes": 1000}\n'
-        '{"configuration": "ann-1", "amount": "9.99", "invoice": "B-2", "plan": "basic"}\n'
-    )
+    batch.write_text(JSONL_BATCH)
     assert main(["--json", "topup", "--from", str(batch)]) == 0
     first = json.loads(capsys.readouterr().out)
     assert [(r["line"], r["created"]) for r in first] == [(1, True), (2, True)]
