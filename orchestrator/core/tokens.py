@@ -39,6 +39,7 @@ ENDPOINT_SCOPES: dict[tuple[str, str], frozenset[Scope]] = {
     ("GET", "/v1/accounts/{username}/export"): frozenset({Scope.PROVISION, Scope.READ}),
     ("DELETE", "/v1/accounts/{username}"): frozenset({Scope.PROVISION}),
     ("POST", "/v1/configurations"): frozenset({Scope.PROVISION}),
+    ("POST", "/v1/configurations/batch"): frozenset({Scope.PROVISION}),
     ("GET", "/v1/configurations/{name}"): frozenset({Scope.BILLING, Scope.READ}),
     ("POST", "/v1/configurations/{name}/enable"): frozenset({Scope.PROVISION}),
     ("POST", "/v1/configurations/{name}/disable"): frozenset({Scope.PROVISION}),

@@ -4,6 +4,7 @@ the service still decides (a value the schema lets through can still be a 400)."
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any, TypeVar
 
@@ -85,7 +86,7 @@ class NewConfiguration(Body):
     split_tunnel: str | None = Field(default=None, max_length=2000)
 
 
-class ConfigurationCreated(Written):
+class CreatedConfiguration(BaseModel):
     name: str
     account: str
     nodes: list[str]
@@ -97,6 +98,38 @@ class ConfigurationCreated(Written):
         "copy, never retrievable again"
     )
     qr_svg: dict[str, str] = Field(description="node -> the same configuration as a QR code (SVG)")
+
+
+class ConfigurationCreated(CreatedConfiguration, Written):
+    pass
+
+
+# A request body of 64 KiB holds a few hundred rows; more go in several requests.
+MAX_BATCH_ROWS = 500
+
+
+class NewConfigurations(Body):
+    configurations: list[NewConfiguration] = Field(min_length=1, max_length=MAX_BATCH_ROWS)
+
+    def as_batch(self) -> str:
+        """The rows as `peers add --from` reads them (JSON is YAML): one code path for both."""
+        rows = [
+            {
+                "account": row.account,
+                "nodes": row.nodes if row.nodes is not None else "all",
+                "name": row.name,
+                "quota": row.quota_bytes,
+                "plan": row.plan,
+                "split_tunnel": row.split_tunnel,
+            }
+            for row in self.configurations
+        ]
+        kept = [{k: v for k, v in row.items() if v is not None} for row in rows]
+        return json.dumps({"configurations": kept}, indent=1)
+
+
+class ConfigurationsCreated(Written):
+    configurations: list[CreatedConfiguration]
 
 
 class ConfigurationStatus(BaseModel):

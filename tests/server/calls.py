@@ -10,6 +10,13 @@ Call = Callable[[httpx.Client], httpx.Response]
 
 NEW_ACCOUNT = {"username": "dave", "password": "password-d", "device_id": "device-d"}
 NEW_CONFIGURATION = {"account": "bob", "nodes": ["node1"], "plan": "basic", "name": "bob-9"}
+NEW_CONFIGURATIONS = {
+    "configurations": [
+        {"account": "bob", "nodes": ["node1", "node2"], "plan": "basic"},
+        {"account": "carol", "quota_bytes": 10**9, "name": "carol-9"},
+        {"account": "alice", "nodes": ["node2"]},
+    ]
+}
 NEW_TOPUP = {"configuration": "alice-2", "invoice": "INV-100", "amount": "4.99", "bytes": 1000}
 
 CALLS: dict[tuple[str, str], Call] = {
@@ -17,6 +24,9 @@ CALLS: dict[tuple[str, str], Call] = {
     ("GET", "/v1/accounts/{username}/export"): lambda c: c.get("/v1/accounts/alice/export"),
     ("DELETE", "/v1/accounts/{username}"): lambda c: c.delete("/v1/accounts/carol"),
     ("POST", "/v1/configurations"): lambda c: c.post("/v1/configurations", json=NEW_CONFIGURATION),
+    ("POST", "/v1/configurations/batch"): lambda c: c.post(
+        "/v1/configurations/batch", json=NEW_CONFIGURATIONS
+    ),
     ("GET", "/v1/configurations/{name}"): lambda c: c.get("/v1/configurations/alice-1"),
     ("POST", "/v1/configurations/{name}/enable"): lambda c: c.post(
         "/v1/configurations/bob-2/enable"

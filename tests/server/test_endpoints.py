@@ -9,7 +9,13 @@ from orchestrator.core.tokens import ENDPOINT_SCOPES
 from orchestrator.service import catalog
 from orchestrator.service.context import open_fleet
 from orchestrator.service.lock import fleet_lock
-from tests.server.calls import CALLS, NEW_ACCOUNT, NEW_CONFIGURATION, NEW_TOPUP
+from tests.server.calls import (
+    CALLS,
+    NEW_ACCOUNT,
+    NEW_CONFIGURATION,
+    NEW_CONFIGURATIONS,
+    NEW_TOPUP,
+)
 from tests.server.conftest import METRICS_BODY, Running
 from tests.tui.conftest import GIB, dump
 
@@ -111,6 +117,33 @@ def test_a_configuration_is_handed_out_once_with_its_qr_code(running: Running) -
     with running.as_scope("read") as reader:
         status = reader.get("/v1/configurations/bob-9").json()
     assert "client_configs" not in status and private_key not in str(status)
+
+
+def test_many_configurations_in_one_request_all_or_none(running: Running) -> None:
+    with running.as_scope("provision") as app:
+        made = app.post("/v1/configurations/batch", json=NEW_CONFIGURATIONS)
+        assert made.status_code == 201, made.text
+        body = made.json()
+        rows = [(c["account"], c["nodes"]) for c in body["configurations"]]
+        assert rows == [
+            ("bob", ["node1", "node2"]),
+            ("carol", ["node1", "node2", "node3"]),  # no nodes given: every node
+            ("alice", ["node2"]),
+        ]
+        assert body["configurations"][1]["name"] == "carol-9"
+        for config in body["configurations"]:
+            assert sorted(config["client_configs"]) == config["nodes"]
+            assert all(svg.startswith("<svg") for svg in config["qr_svg"].values())
+        assert body["pending_nodes"] == ["node1", "node2", "node3"]
+        # A bad row refuses the whole batch, naming it; nothing of it is made.
+        bad = {"configurations": [{"account": "bob"}, {"account": "bob", "nodes": ["node9"]}]}
+        refused = app.post("/v1/configurations/batch", json=bad)
+        assert refused.status_code == 400, refused.text
+        assert "row 2" in refused.json()["detail"] and "node9" in refused.json()["detail"]
+        assert "nothing made" in refused.json()["detail"]
+    with open_fleet(running.settings) as fleet:
+        names = fleet.store.configuration_names("bob-")
+    assert len(names) == 3, names  # bob-1, bob-2 and the batch's: nothing of the bad batch
 
 
 def test_a_configuration_for_an_unknown_account_or_plan_is_not_found(running: Running) -> None:

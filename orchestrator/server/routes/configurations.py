@@ -4,6 +4,7 @@ enable, disable, delete."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any, TypeVar
 
 from fastapi import APIRouter
 
@@ -13,13 +14,21 @@ from orchestrator.server.models import (
     ConfigurationChanged,
     ConfigurationCreated,
     ConfigurationDeleted,
+    ConfigurationsCreated,
     ConfigurationStatus,
+    CreatedConfiguration,
     NewConfiguration,
+    NewConfigurations,
     answer,
 )
 from orchestrator.server.qr import qr_svg
 from orchestrator.server.routes.common import PathName, problems
-from orchestrator.service import overview, peers
+from orchestrator.service import overview, peer_batch, peers
+from orchestrator.service.peer_batch import BatchConfiguration
+from orchestrator.service.peers import NewConfiguration as NewConfigurationMade
+
+Made = TypeVar("Made", bound=CreatedConfiguration)
+NewConfigurationResult = NewConfigurationMade | BatchConfiguration
 
 router = APIRouter(tags=["configurations"])
 
@@ -36,12 +45,35 @@ def create_configuration(body: NewConfiguration, caller: CallerDep) -> Configura
     with caller.writing() as fleet:
         # Committed only: the push worker takes it to the nodes (pending_nodes says which).
         made = peers.add_configuration(fleet, **body.model_dump(), push_now=False)
+    return _created(ConfigurationCreated, made, pending_nodes=caller.pending)
+
+
+@router.post(
+    "/v1/configurations/batch",
+    status_code=201,
+    response_model=ConfigurationsCreated,
+    responses=problems(400, 404, 409, 507),
+    description="Many configurations in one store transaction, all or none (a bad row is a "
+    "400 naming the row, field and value); each node then takes them in one push. The "
+    "answer is the only copy of their client configurations.",
+)
+def create_configurations(body: NewConfigurations, caller: CallerDep) -> ConfigurationsCreated:
+    with caller.writing() as fleet:
+        made = peer_batch.add_configurations(
+            fleet, body.as_batch(), "configurations", push_now=False
+        )
+    created = [_created(CreatedConfiguration, item) for item in made.created]
+    return ConfigurationsCreated(configurations=created, pending_nodes=caller.pending)
+
+
+def _created(model: type[Made], made: NewConfigurationResult, **extra: Any) -> Made:
+    """A new configuration's answer: its client configs and their QR codes, handed out once."""
     return answer(
-        ConfigurationCreated,
+        model,
         made.configuration,
         client_configs=dict(made.client_configs),
         qr_svg={node: qr_svg(text) for node, text in made.client_configs.items()},
-        pending_nodes=caller.pending,
+        **extra,
     )
 
 
