@@ -75,6 +75,7 @@ from orchestrator.service.overview import (
     configuration_overview,
     fleet_overview,
 )
+from orchestrator.service.peer_batch import add_configurations
 from orchestrator.service.peers import (
     add_account,
     add_configuration,
@@ -85,8 +86,10 @@ from orchestrator.service.peers import (
     topup,
 )
 from orchestrator.service.push import pending_nodes, push
+from orchestrator.service.push_worker import PushWorker
 from orchestrator.service.ssh_keys import rotate_ssh_key
 from orchestrator.service.sync import sync
+from orchestrator.service.tokens import add_token, list_tokens, revoke_token
 from orchestrator.service.usage import quota_statuses, usage_check
 from orchestrator.settings import Settings, load_settings, settings_from_mapping
 
@@ -100,6 +103,7 @@ __all__ = [
     "NodeError",
     "NotFound",
     "PlanRefused",
+    "PushWorker",
     "ReadOnlySession",
     "Settings",
     "StoreError",
@@ -109,6 +113,8 @@ __all__ = [
     "accounts_overview",
     "add_account",
     "add_configuration",
+    "add_configurations",
+    "add_token",
     "apply",
     "audit",
     "configuration_detail",
@@ -121,6 +127,7 @@ __all__ = [
     "finish_node_rotation",
     "fleet_overview",
     "key_status",
+    "list_tokens",
     "load_settings",
     "nodes",
     "open_fleet",
@@ -131,6 +138,7 @@ __all__ = [
     "quota_statuses",
     "read_fleet_file",
     "remove_configurations",
+    "revoke_token",
     "rotate_node",
     "rotate_peer",
     "rotate_psk",
