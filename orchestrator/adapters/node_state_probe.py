@@ -24,6 +24,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 ROOT = os.environ.get("WGFLEET_PROBE_ROOT", "/")
@@ -138,21 +139,29 @@ def restless(unit: str) -> bool:
     )
 
 
-def units() -> Iterator[str]:
+# A unit in one of these states is between two steady states (a handler's restart or a
+# reload still running under load): the probe waits for it rather than record a passing moment.
+SETTLING_STATES = ("activating", "deactivating", "reloading", "refreshing")
+SETTLE_TRIES = 30
+SETTLE_PAUSE_SECONDS = 0.5
+
+
+def unit_lines() -> list[str]:
     """Every unit file's state (enabled, masked, ...) and the live state of the enabled ones."""
+    lines = []
     listing = run_lines(["systemctl", "list-unit-files", "--no-legend", "--no-pager", "--plain"])
     enabled = []
     for line in listing[1:]:
         fields = line.split()
         if len(fields) >= 2 and fields[1] != "transient" and not restless(fields[0]):
-            yield f"file {fields[0]} {fields[1]}"
+            lines.append(f"file {fields[0]} {fields[1]}")
             if fields[1] == "enabled" and not fields[0].endswith("@.service"):
                 enabled.append(fields[0])
     if enabled:
         for name, state in zip(
             enabled, run_lines(["systemctl", "is-active", *enabled])[1:], strict=False
         ):
-            yield f"active {name} {state}"
+            lines.append(f"active {name} {state}")
     # Instances of templates (wg-quick@wg0) are not unit files: ask for the running ones.
     running = run_lines(
         [
@@ -167,7 +176,32 @@ def units() -> Iterator[str]:
     for line in running[1:]:
         fields = line.split()
         if len(fields) >= 4 and "@" in fields[0] and not restless(fields[0]):
-            yield f"instance {fields[0]} {fields[2]} {fields[3]}"
+            lines.append(instance_line(fields[0], fields[2], fields[3]))
+    return lines
+
+
+def instance_line(unit: str, active: str, sub: str) -> str:
+    if unit.endswith(".timer"):
+        # A timer's sub-state reads "running" while the service it fired runs (the peer
+        # watch, every few seconds) and "waiting" otherwise: armed either way.
+        return f"instance {unit} {active}"
+    return f"instance {unit} {active} {sub}"
+
+
+def settling(lines: list[str]) -> bool:
+    """Is any unit (``file|active|instance NAME STATE...``) between two steady states?"""
+    return any(word in SETTLING_STATES for line in lines for word in line.split()[2:])
+
+
+def units() -> Iterator[str]:
+    """The unit lines once no unit is between states (or after SETTLE_TRIES reads)."""
+    lines = unit_lines()
+    for _ in range(SETTLE_TRIES):
+        if not settling(lines):
+            break
+        time.sleep(SETTLE_PAUSE_SECONDS)
+        lines = unit_lines()
+    yield from lines
 
 
 def sysctl_keys() -> list[str]:

@@ -87,3 +87,38 @@ def test_the_peer_set_a_push_keeps_is_not_deploy_state(node: Path) -> None:
 def test_a_missing_tree_is_a_fact(node: Path) -> None:
     (node / "var/log").rmdir()
     assert "/var/log absent" in probe(node)
+
+
+def test_a_timer_is_armed_whether_its_service_runs_or_not() -> None:
+    from orchestrator.adapters import node_state_probe as node_probe
+
+    waiting = node_probe.instance_line("wgfleet-watch@wg0.timer", "active", "waiting")
+    running = node_probe.instance_line("wgfleet-watch@wg0.timer", "active", "running")
+    assert waiting == running == "instance wgfleet-watch@wg0.timer active"
+    # A service's sub-state is still part of the fact: a stopped wg-quick is drift.
+    assert node_probe.instance_line("wg-quick@wg0.service", "active", "exited").endswith(
+        " active exited"
+    )
+
+
+def test_units_between_states_are_read_again_until_they_settle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from orchestrator.adapters import node_state_probe as node_probe
+
+    reads = iter(
+        [
+            ["file unbound.service enabled", "active unbound.service reloading"],
+            ["instance wg-quick@wg0.service activating start"],
+            ["file unbound.service enabled", "active unbound.service active"],
+        ]
+    )
+    monkeypatch.setattr(node_probe, "unit_lines", lambda: next(reads))
+    monkeypatch.setattr(node_probe, "SETTLE_PAUSE_SECONDS", 0)
+    assert list(node_probe.units()) == [
+        "file unbound.service enabled",
+        "active unbound.service active",
+    ]
+    # A unit stuck between states is recorded as it is after the last try (then it is drift).
+    monkeypatch.setattr(node_probe, "unit_lines", lambda: ["active unbound.service deactivating"])
+    assert list(node_probe.units()) == ["active unbound.service deactivating"]
