@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -41,6 +42,7 @@ from orchestrator.settings import CONFIG_ENV, Settings, load_settings
 
 
 def cmd_config_show(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """show the effective settings (paths, never keys)"""
     data = settings.describe()
 
     def render() -> None:
@@ -61,6 +63,7 @@ def cmd_config_show(args: argparse.Namespace, settings: Settings, output: Output
 
 
 def cmd_tui(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """the operator's terminal UI (same actions as these commands)"""
     from orchestrator.tui.app import run
 
     run(settings)
@@ -71,7 +74,10 @@ def cmd_tui(args: argparse.Namespace, settings: Settings, output: Output) -> int
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings, output: Output) -> int:
-    """The main job on the embedded default: a deployed lab fleet with real usage in the store."""
+    """the main job on the embedded default: a deployed lab fleet with real usage
+
+    The main job on the embedded default: a deployed lab fleet with real usage in the store.
+    """
     from orchestrator.service.demo import run_demo
 
     # The demo runs for minutes: its steps are its story, told on stdout as they happen (stderr
@@ -146,9 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wgfleet {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(
-        group: Any, name: str, handler: Handler, help_text: str, **kwargs: Any
-    ) -> argparse.ArgumentParser:
+    def add(group: Any, name: str, handler: Handler, **kwargs: Any) -> argparse.ArgumentParser:
+        # A command's help line is its handler's docstring: one text, beside the code it
+        # describes, shown by `wgfleet COMMAND --help` and in the command list.
+        help_text = " ".join((inspect.getdoc(handler) or "").split("\n\n", 1)[0].split())
         sub: argparse.ArgumentParser = group.add_parser(
             name,
             help=help_text,
@@ -162,12 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler, command_path=sub.prog.split(" ", 1)[-1])
         return sub
 
-    demo = add(
-        commands,
-        "demo",
-        cmd_demo,
-        "the main job on the embedded default: a deployed lab fleet with real usage",
-    )
+    demo = add(commands, "demo", cmd_demo)
     demo.add_argument("--nodes", type=positive_int, default=3, help="lab nodes (default 3)")
     demo.add_argument("--clients", type=positive_int, default=2, help="lab VPN clients (default 2)")
     demo.add_argument(
@@ -178,8 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     config_commands = command_group(commands, "config", "inspect the settings in force")
-    add(config_commands, "show", cmd_config_show, "show the effective settings (paths, never keys)")
-    add(commands, "tui", cmd_tui, "the operator's terminal UI (same actions as these commands)")
+    add(config_commands, "show", cmd_config_show)
+    add(commands, "tui", cmd_tui)
     nodes.register(commands, add)
     for group in (db, accounts, plans, peers, billing, push, trail, tokens, serve):
         group.register(commands, add)

@@ -29,6 +29,7 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_accounts_add(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """add an account (password from a prompt or stdin)"""
     from orchestrator.service import peers
 
     password = _read_password(args)
@@ -42,6 +43,7 @@ def cmd_accounts_add(args: argparse.Namespace, settings: Settings, output: Outpu
 
 
 def cmd_accounts_list(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """list accounts"""
     from orchestrator.service import catalog
 
     with session(settings, args, output) as fleet:
@@ -59,7 +61,7 @@ def cmd_accounts_list(args: argparse.Namespace, settings: Settings, output: Outp
 
 
 def cmd_accounts_export(args: argparse.Namespace, settings: Settings, output: Output) -> int:
-
+    """everything stored about an account, as JSON (the user's right of access)"""
     from orchestrator.service import peers
     from orchestrator.service.user_files import write_private_text
 
@@ -81,6 +83,7 @@ def cmd_accounts_export(args: argparse.Namespace, settings: Settings, output: Ou
 
 
 def cmd_accounts_delete(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """erase an account, its configurations, usage and peers"""
     from orchestrator.service import peers
 
     confirm(
@@ -113,7 +116,7 @@ def cmd_accounts_delete(args: argparse.Namespace, settings: Settings, output: Ou
 
 def register(commands: Any, add: Registrar) -> None:
     acc = command_group(commands, "accounts", "user accounts")
-    acc_add = add(acc, "add", cmd_accounts_add, "add an account (password from a prompt or stdin)")
+    acc_add = add(acc, "add", cmd_accounts_add)
     acc_add.add_argument("username")
     acc_add.add_argument(
         "--device-id", required=True, help="the device identifier the provider issues"
@@ -122,18 +125,11 @@ def register(commands: Any, add: Registrar) -> None:
     acc_add.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin"
     )
-    acc_list = add(acc, "list", cmd_accounts_list, "list accounts")
+    acc_list = add(acc, "list", cmd_accounts_list)
     acc_list.add_argument("--search", help="part of a username")
-    acc_export = add(
-        acc,
-        "export",
-        cmd_accounts_export,
-        "everything stored about an account, as JSON (the user's right of access)",
-    )
+    acc_export = add(acc, "export", cmd_accounts_export)
     acc_export.add_argument("username")
     acc_export.add_argument("-o", "--output", metavar="FILE", help="write to FILE (mode 0600)")
-    acc_del = add(
-        acc, "delete", cmd_accounts_delete, "erase an account, its configurations, usage and peers"
-    )
+    acc_del = add(acc, "delete", cmd_accounts_delete)
     acc_del.add_argument("username")
     acc_del.add_argument("--yes", action="store_true", help="do not ask for confirmation")

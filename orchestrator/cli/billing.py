@@ -16,6 +16,7 @@ from orchestrator.settings import Settings
 
 
 def cmd_topup(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """grant quota to a configuration, once per invoice"""
     from orchestrator.service import peers
 
     if args.batch is not None:
@@ -64,7 +65,7 @@ def _topup_batch(args: argparse.Namespace, settings: Settings, output: Output) -
 
 
 def register(commands: Any, add: Registrar) -> None:
-    topup = add(commands, "topup", cmd_topup, "grant quota to a configuration, once per invoice")
+    topup = add(commands, "topup", cmd_topup)
     topup.add_argument("configuration", nargs="?")
     grant_arguments(topup, "--bytes")
     topup.add_argument("--amount", help="amount billed, e.g. 4.99")

@@ -13,6 +13,7 @@ from orchestrator.settings import Settings
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """apply pending schema migrations to the store"""
     from orchestrator.service.context import upgrade_store
 
     applied, version = upgrade_store(settings)
@@ -27,6 +28,7 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings, output: Output)
 
 
 def cmd_db_scrub(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """make erased rows unrecoverable from the store's files (WAL checkpoint or VACUUM)"""
     from orchestrator.service import catalog
 
     with session(settings, args, output, write=True) as fleet:
@@ -44,10 +46,5 @@ def cmd_db_scrub(args: argparse.Namespace, settings: Settings, output: Output) -
 
 def register(commands: Any, add: Registrar) -> None:
     db_commands = command_group(commands, "db", "the quota store's schema and files")
-    add(db_commands, "upgrade", cmd_db_upgrade, "apply pending schema migrations to the store")
-    add(
-        db_commands,
-        "scrub",
-        cmd_db_scrub,
-        "make erased rows unrecoverable from the store's files (WAL checkpoint or VACUUM)",
-    )
+    add(db_commands, "upgrade", cmd_db_upgrade)
+    add(db_commands, "scrub", cmd_db_scrub)

@@ -17,6 +17,9 @@ ACTIONS = ("status", "show", "stop")
 
 
 def cmd_diagnose(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """temporary diagnostics on one node, ended by the node itself: `diagnose NODE --for 30m [--peer
+    CONFIG]`, `diagnose status [NODE]`, `diagnose show NODE`, `diagnose stop NODE`
+    """
     from orchestrator.service import diagnostics
     from orchestrator.service.context import open_fleet
 
@@ -89,14 +92,7 @@ def cmd_diagnose(args: argparse.Namespace, settings: Settings, output: Output) -
 
 
 def register(commands: Any, add: Registrar) -> None:
-    diagnose = add(
-        commands,
-        "diagnose",
-        cmd_diagnose,
-        "temporary diagnostics on one node, ended by the node itself: "
-        "`diagnose NODE --for 30m [--peer CONFIG]`, `diagnose status [NODE]`, "
-        "`diagnose show NODE`, `diagnose stop NODE`",
-    )
+    diagnose = add(commands, "diagnose", cmd_diagnose)
     diagnose.add_argument("target", metavar="NODE|status|show|stop")
     diagnose.add_argument("node", nargs="?", metavar="NODE")
     diagnose.add_argument(

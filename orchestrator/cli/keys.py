@@ -34,6 +34,7 @@ def _grace(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_keys_status(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """every key with its age; overdue first"""
     from orchestrator.service.keys import key_status
 
     with session(settings, args, output) as fleet:
@@ -55,6 +56,7 @@ def cmd_keys_status(args: argparse.Namespace, settings: Settings, output: Output
 
 
 def cmd_rotate_peer(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """new client key pair and preshared key; the old key works through a grace period"""
     from orchestrator.service.keys import rotate_peer
 
     grace = _grace(args, settings)
@@ -83,6 +85,7 @@ def cmd_rotate_peer(args: argparse.Namespace, settings: Settings, output: Output
 
 
 def cmd_rotate_psk(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """new preshared keys for configurations, or for all on a node (clients must update)"""
     from orchestrator.service.keys import rotate_psk
 
     names = node_names(args.names) if args.names else None
@@ -135,6 +138,7 @@ def cmd_rotate_psk(args: argparse.Namespace, settings: Settings, output: Output)
 
 
 def cmd_rotate_node(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """new node key made on the node; --overlap serves old and new side by side"""
     from orchestrator.service.node_keys import rotate_node
 
     grace = _grace(args, settings) if args.overlap else 0
@@ -176,6 +180,7 @@ def cmd_rotate_node(args: argparse.Namespace, settings: Settings, output: Output
 
 
 def cmd_finish_node(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """end a node key overlap now (the sync does it when the grace ends)"""
     from orchestrator.service.node_keys import finish_node_rotation
 
     with session(settings, args, output, write=True) as fleet:
@@ -192,7 +197,10 @@ def cmd_finish_node(args: argparse.Namespace, settings: Settings, output: Output
 
 
 def cmd_reissue(args: argparse.Namespace, settings: Settings, output: Output) -> int:
-    """New client configs for configurations (a peer rotation each), files under --out."""
+    """new client configs (a peer rotation each), e.g. after a node key rotation
+
+    New client configs for configurations (a peer rotation each), files under --out.
+    """
     from orchestrator.service.keys import rotate_peer
 
     grace = _grace(args, settings)
@@ -243,6 +251,7 @@ def cmd_reissue(args: argparse.Namespace, settings: Settings, output: Output) ->
 
 
 def cmd_rotate_ssh(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """a controller SSH key: add the new one, verify it on every node, drop the old one"""
     from orchestrator.service.ssh_keys import rotate_ssh_key
 
     with session(settings, args, output, write=True) as fleet:
@@ -263,17 +272,12 @@ def _configurations_or_node(parser: argparse.ArgumentParser) -> None:
 
 def register(commands: Any, add: Registrar) -> None:
     key_commands = command_group(commands, "keys", "key ages and rotation")
-    status = add(key_commands, "status", cmd_keys_status, "every key with its age; overdue first")
+    status = add(key_commands, "status", cmd_keys_status)
     status.add_argument("--overdue", action="store_true", help="list only overdue keys")
     status.add_argument("--check", action="store_true", help="exit 1 when a key is overdue")
 
     rotate_commands = command_group(key_commands, "rotate", "replace a key", metavar="KIND")
-    peer = add(
-        rotate_commands,
-        "peer",
-        cmd_rotate_peer,
-        "new client key pair and preshared key; the old key works through a grace period",
-    )
+    peer = add(rotate_commands, "peer", cmd_rotate_peer)
     peer.add_argument("name", metavar="CONFIGURATION")
     peer.add_argument("--grace", metavar="DURATION", help="e.g. 30m, 12h, 7d (default: settings)")
     peer.add_argument("--qr", action="store_true", help="also show each config as a QR code")
@@ -283,12 +287,7 @@ def register(commands: Any, add: Registrar) -> None:
         help="write the client config to FILE (0600; FILE.NODE.conf for several nodes); "
         "'-' prints it on stdout (needed when stdout is not a terminal, and for --json)",
     )
-    psk = add(
-        rotate_commands,
-        "psk",
-        cmd_rotate_psk,
-        "new preshared keys for configurations, or for all on a node (clients must update)",
-    )
+    psk = add(rotate_commands, "psk", cmd_rotate_psk)
     _configurations_or_node(psk)
     psk.add_argument(
         "--out",
@@ -296,12 +295,7 @@ def register(commands: Any, add: Registrar) -> None:
         help="write the new PresharedKey lines to FILE (0600); '-' prints them on stdout "
         "(needed when stdout is not a terminal, and for --json)",
     )
-    node = add(
-        rotate_commands,
-        "node",
-        cmd_rotate_node,
-        "new node key made on the node; --overlap serves old and new side by side",
-    )
+    node = add(rotate_commands, "node", cmd_rotate_node)
     node.add_argument("node")
     node.add_argument(
         "--overlap",
@@ -310,27 +304,12 @@ def register(commands: Any, add: Registrar) -> None:
     )
     node.add_argument("--grace", metavar="DURATION", help="overlap length (default: settings)")
     node.add_argument("--yes", action="store_true", help="do not ask before cutting clients off")
-    ssh_key = add(
-        rotate_commands,
-        "ssh",
-        cmd_rotate_ssh,
-        "a controller SSH key: add the new one, verify it on every node, drop the old one",
-    )
+    ssh_key = add(rotate_commands, "ssh", cmd_rotate_ssh)
     ssh_key.add_argument("purpose", choices=["deploy", "collector", "push"])
-    finish = add(
-        key_commands,
-        "finish",
-        cmd_finish_node,
-        "end a node key overlap now (the sync does it when the grace ends)",
-    )
+    finish = add(key_commands, "finish", cmd_finish_node)
     finish.add_argument("node")
     finish.add_argument("--abort", action="store_true", help="drop the next key instead")
-    reissue = add(
-        key_commands,
-        "reissue",
-        cmd_reissue,
-        "new client configs (a peer rotation each), e.g. after a node key rotation",
-    )
+    reissue = add(key_commands, "reissue", cmd_reissue)
     _configurations_or_node(reissue)
     reissue.add_argument("--grace", metavar="DURATION", help="old client key grace")
     reissue.add_argument("--out", required=True, metavar="DIR", help="directory for the configs")

@@ -45,6 +45,7 @@ def render_lab_status(output: Output, status: Any) -> None:
 
 
 def cmd_lab_up(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """build and boot the lab fleet (idempotent)"""
     from orchestrator.service import lab
 
     status = lab.lab_up(settings, args.nodes, args.clients, output.progress)
@@ -53,6 +54,7 @@ def cmd_lab_up(args: argparse.Namespace, settings: Settings, output: Output) -> 
 
 
 def cmd_lab_rootfs(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """build the cached node root filesystem (once)"""
     from orchestrator.service import lab
 
     path = lab.build_rootfs(settings, output.progress)
@@ -61,6 +63,7 @@ def cmd_lab_rootfs(args: argparse.Namespace, settings: Settings, output: Output)
 
 
 def cmd_lab_status(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """show the lab's nodes and clients"""
     from orchestrator.service import lab
 
     status = lab.lab_status(settings)
@@ -81,6 +84,7 @@ def cmd_lab_status(args: argparse.Namespace, settings: Settings, output: Output)
 
 
 def cmd_lab_down(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """remove every namespace, mount, bridge and process of the lab"""
     from orchestrator.service import lab
 
     removed = lab.lab_down(settings, output.progress)
@@ -95,6 +99,7 @@ def cmd_lab_down(args: argparse.Namespace, settings: Settings, output: Output) -
 
 
 def cmd_lab_stop(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """power one node off (its disk stays)"""
     from orchestrator.service import lab
 
     lab.node_stop(settings, args.node)
@@ -105,6 +110,7 @@ def cmd_lab_stop(args: argparse.Namespace, settings: Settings, output: Output) -
 
 
 def cmd_lab_start(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """boot a stopped node again"""
     from orchestrator.service import lab
 
     lab.node_start(settings, args.node, output.progress)
@@ -120,6 +126,7 @@ def _relay(stdout: str, stderr: str) -> None:
 
 
 def cmd_lab_exec(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """run a command on a node over pinned SSH"""
     from orchestrator.service import lab
 
     argv = [a for a in args.command if a != "--"] if args.command[:1] == ["--"] else args.command
@@ -139,6 +146,7 @@ def cmd_lab_exec(args: argparse.Namespace, settings: Settings, output: Output) -
 
 
 def cmd_lab_tunnel_up(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """bring a client's tunnel up from a wg-quick file"""
     from orchestrator.service import lab
 
     text = lab.read_client_config(args.config_file)
@@ -151,6 +159,7 @@ def cmd_lab_tunnel_up(args: argparse.Namespace, settings: Settings, output: Outp
 
 
 def cmd_lab_tunnel_down(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """take a client's tunnel down"""
     from orchestrator.service import lab
 
     lab.tunnel_down(settings, args.client)
@@ -169,31 +178,24 @@ def register(commands: Any, add: Registrar) -> None:
         "network namespaces on a bridge in 198.18.0.0/15, and client namespaces.",
     )
     lab_commands = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
-    up = add(lab_commands, "up", cmd_lab_up, "build and boot the lab fleet (idempotent)")
+    up = add(lab_commands, "up", cmd_lab_up)
     up.add_argument("--nodes", type=positive_int, default=3, help="number of nodes (default 3)")
     up.add_argument(
         "--clients", type=positive_int, default=2, help="number of client namespaces (default 2)"
     )
-    add(lab_commands, "rootfs", cmd_lab_rootfs, "build the cached node root filesystem (once)")
-    add(lab_commands, "status", cmd_lab_status, "show the lab's nodes and clients")
-    add(
-        lab_commands,
-        "down",
-        cmd_lab_down,
-        "remove every namespace, mount, bridge and process of the lab",
-    )
-    stop = add(lab_commands, "stop", cmd_lab_stop, "power one node off (its disk stays)")
+    add(lab_commands, "rootfs", cmd_lab_rootfs)
+    add(lab_commands, "status", cmd_lab_status)
+    add(lab_commands, "down", cmd_lab_down)
+    stop = add(lab_commands, "stop", cmd_lab_stop)
     stop.add_argument("node")
-    start = add(lab_commands, "start", cmd_lab_start, "boot a stopped node again")
+    start = add(lab_commands, "start", cmd_lab_start)
     start.add_argument("node")
-    execute = add(lab_commands, "exec", cmd_lab_exec, "run a command on a node over pinned SSH")
+    execute = add(lab_commands, "exec", cmd_lab_exec)
     execute.add_argument("node")
     execute.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     tunnel_commands = command_group(lab_commands, "tunnel", "a lab client's WireGuard tunnel")
-    tunnel_on = add(
-        tunnel_commands, "up", cmd_lab_tunnel_up, "bring a client's tunnel up from a wg-quick file"
-    )
+    tunnel_on = add(tunnel_commands, "up", cmd_lab_tunnel_up)
     tunnel_on.add_argument("client")
     tunnel_on.add_argument("config_file", metavar="CONFIG_FILE")
-    tunnel_off = add(tunnel_commands, "down", cmd_lab_tunnel_down, "take a client's tunnel down")
+    tunnel_off = add(tunnel_commands, "down", cmd_lab_tunnel_down)
     tunnel_off.add_argument("client")

@@ -56,6 +56,7 @@ def _run_with_live_view(output: Output, title: str, work: Callable[[Any], Any]) 
 
 
 def cmd_deploy(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """deploy hardened, no-log WireGuard nodes with Ansible"""
     from orchestrator.service import deploy
     from orchestrator.service.context import open_fleet
 
@@ -96,6 +97,7 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, output: Output) -> 
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """check every node against the no-log promise"""
     from orchestrator.service import audit
     from orchestrator.service.context import open_fleet
 
@@ -120,9 +122,7 @@ def cmd_audit(args: argparse.Namespace, settings: Settings, output: Output) -> i
 
 
 def register(commands: Any, add: Registrar) -> None:
-    deploy = add(
-        commands, "deploy", cmd_deploy, "deploy hardened, no-log WireGuard nodes with Ansible"
-    )
+    deploy = add(commands, "deploy", cmd_deploy)
     deploy.add_argument("--limit", metavar="PATTERN", help="only these hosts (Ansible pattern)")
     deploy.add_argument(
         "--check", action="store_true", help="change nothing; report what would change, with diffs"
@@ -133,7 +133,7 @@ def register(commands: Any, add: Registrar) -> None:
         help="run Ansible on every node, also those verified unchanged since their last full run",
     )
 
-    audit = add(commands, "audit", cmd_audit, "check every node against the no-log promise")
+    audit = add(commands, "audit", cmd_audit)
     audit.add_argument("--limit", metavar="NODES", help="comma-separated node names")
     audit.add_argument(
         "--needle",
@@ -144,6 +144,7 @@ def register(commands: Any, add: Registrar) -> None:
 
 
 def cmd_nodes_trust(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """pin a node's changed SSH host key after you checked its fingerprint"""
     from orchestrator.core.inventory import key_fingerprint
     from orchestrator.service.context import open_fleet
     from orchestrator.service.host_keys import offered_host_key, pinned_fingerprints, trust_node
@@ -180,12 +181,7 @@ def cmd_nodes_trust(args: argparse.Namespace, settings: Settings, output: Output
 
 
 def register_trust(node_commands: Any, add: Registrar) -> None:
-    trust = add(
-        node_commands,
-        "trust",
-        cmd_nodes_trust,
-        "pin a node's changed SSH host key after you checked its fingerprint",
-    )
+    trust = add(node_commands, "trust", cmd_nodes_trust)
     trust.add_argument("node")
     trust.add_argument(
         "--fingerprint", metavar="SHA256:...", help="the fingerprint you verified on the node"
@@ -194,6 +190,7 @@ def register_trust(node_commands: Any, add: Registrar) -> None:
 
 
 def cmd_nodes_list(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """nodes with pending pushes and key age"""
     from orchestrator.service import catalog
 
     with session(settings, args, output) as fleet:
@@ -220,5 +217,5 @@ def cmd_nodes_list(args: argparse.Namespace, settings: Settings, output: Output)
 
 def register_node_group(commands: Any, add: Registrar) -> None:
     node_commands = command_group(commands, "nodes", "the nodes the store knows")
-    add(node_commands, "list", cmd_nodes_list, "nodes with pending pushes and key age")
+    add(node_commands, "list", cmd_nodes_list)
     register_trust(node_commands, add)

@@ -25,6 +25,7 @@ from orchestrator.settings import Settings
 
 
 def cmd_peers_add(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """new configuration: keys, addresses, client config shown once"""
     from orchestrator.service import peers
 
     if args.batch is not None:
@@ -115,6 +116,7 @@ def _peers_add_batch(args: argparse.Namespace, settings: Settings, output: Outpu
 
 
 def cmd_peers_list(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """list configurations"""
     enabled = None if args.state == "all" else args.state == "enabled"
     from orchestrator.service import catalog
 
@@ -141,6 +143,7 @@ def cmd_peers_list(args: argparse.Namespace, settings: Settings, output: Output)
 
 
 def cmd_peers_show(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """one configuration with its top-ups and usage"""
     from orchestrator.core.quota import shown_period_start
     from orchestrator.service import catalog, peers
 
@@ -197,6 +200,7 @@ def _changed(
 
 
 def cmd_peers_enable(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """enable configurations on every node they are on"""
     from orchestrator.service import peers
 
     names = node_names(args.names)
@@ -206,6 +210,7 @@ def cmd_peers_enable(args: argparse.Namespace, settings: Settings, output: Outpu
 
 
 def cmd_peers_disable(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """disable configurations on every node"""
     from orchestrator.service import peers
 
     names = node_names(args.names)
@@ -215,6 +220,7 @@ def cmd_peers_disable(args: argparse.Namespace, settings: Settings, output: Outp
 
 
 def cmd_peers_remove(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """remove configurations from the store and every node"""
     from orchestrator.service import peers
 
     names = node_names(args.names)
@@ -226,12 +232,7 @@ def cmd_peers_remove(args: argparse.Namespace, settings: Settings, output: Outpu
 
 def register(commands: Any, add: Registrar) -> None:
     peer_commands = command_group(commands, "peers", "configurations (WireGuard peers)")
-    peer_add = add(
-        peer_commands,
-        "add",
-        cmd_peers_add,
-        "new configuration: keys, addresses, client config shown once",
-    )
+    peer_add = add(peer_commands, "add", cmd_peers_add)
     peer_add.add_argument("account", nargs="?")
     peer_add.add_argument("--nodes", metavar="NODE[,NODE..]")
     peer_add.add_argument("--all-nodes", action="store_true")
@@ -265,28 +266,17 @@ def register(commands: Any, add: Registrar) -> None:
         help="with --from: a new or empty directory for the client configs (NAME.conf, or "
         "NAME.NODE.conf on several nodes; 0600)",
     )
-    peer_list = add(peer_commands, "list", cmd_peers_list, "list configurations")
+    peer_list = add(peer_commands, "list", cmd_peers_list)
     peer_list.add_argument("--account")
     peer_list.add_argument("--node")
     peer_list.add_argument("--state", choices=["all", "enabled", "disabled"], default="all")
-    peer_show = add(
-        peer_commands, "show", cmd_peers_show, "one configuration with its top-ups and usage"
-    )
+    peer_show = add(peer_commands, "show", cmd_peers_show)
     peer_show.add_argument("name")
-    enable = add(
-        peer_commands, "enable", cmd_peers_enable, "enable configurations on every node they are on"
-    )
+    enable = add(peer_commands, "enable", cmd_peers_enable)
     enable.add_argument("names", nargs="+", metavar="NAME")
-    disable = add(
-        peer_commands, "disable", cmd_peers_disable, "disable configurations on every node"
-    )
+    disable = add(peer_commands, "disable", cmd_peers_disable)
     disable.add_argument("names", nargs="+", metavar="NAME")
     disable.add_argument("--reason", choices=[r.value for r in DisabledReason], default="operator")
-    remove = add(
-        peer_commands,
-        "remove",
-        cmd_peers_remove,
-        "remove configurations from the store and every node",
-    )
+    remove = add(peer_commands, "remove", cmd_peers_remove)
     remove.add_argument("names", nargs="+", metavar="NAME")
     remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")

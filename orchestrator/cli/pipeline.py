@@ -20,6 +20,7 @@ from orchestrator.settings import Settings
 
 
 def cmd_schema(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """print the fleet file's JSON Schema (for editors and CI)"""
     from orchestrator.core.fleetfile import json_schema
 
     sys.stdout.write(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n")
@@ -27,7 +28,10 @@ def cmd_schema(args: argparse.Namespace, settings: Settings, output: Output) -> 
 
 
 def cmd_validate(args: argparse.Namespace, settings: Settings, output: Output) -> int:
-    """Every error of the file at once, one line each: FILE:LINE: FIELD: VALUE: problem."""
+    """check a fleet file; every error at once, exit 2
+
+    Every error of the file at once, one line each: FILE:LINE: FIELD: VALUE: problem.
+    """
     from orchestrator.core.fleetfile import FleetFileInvalid
     from orchestrator.service.fleet_file import read_fleet_file
 
@@ -57,7 +61,10 @@ exit codes (like `terraform plan -detailed-exitcode`):
 
 
 def cmd_plan(args: argparse.Namespace, settings: Settings, output: Output) -> int:
-    """Exit 0 no changes, 2 changes pending, 1 on any error (so 2 never means a bad file)."""
+    """show what applying a fleet file would change; exit 0 none, 2 pending, 1 error
+
+    Exit 0 no changes, 2 changes pending, 1 on any error (so 2 never means a bad file).
+    """
     from orchestrator.core.fleetfile import FleetFileInvalid
     from orchestrator.service import fleet_file
     from orchestrator.service.context import open_fleet
@@ -163,6 +170,7 @@ def cmd_apply_file(args: argparse.Namespace, settings: Settings, output: Output)
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """write the store as a fleet file (customers left out)"""
     from orchestrator.service import fleet_file
     from orchestrator.service.context import open_fleet
 
@@ -179,6 +187,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings, output: Output) -> 
 
 
 def cmd_cron_print(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """print a crontab or systemd timers that run `sync` and `audit` (overlap-safe)"""
     from orchestrator.core.listen import parse_listen
     from orchestrator.core.schedule import crontab, serve_unit, systemd_units
     from orchestrator.service.context import open_fleet
@@ -238,33 +247,19 @@ def _report_invalid(exc: Any, output: Output) -> None:
 
 
 def register(commands: Any, add: Registrar) -> None:
-    add(commands, "schema", cmd_schema, "print the fleet file's JSON Schema (for editors and CI)")
-    validate = add(
-        commands, "validate", cmd_validate, "check a fleet file; every error at once, exit 2"
-    )
+    add(commands, "schema", cmd_schema)
+    validate = add(commands, "validate", cmd_validate)
     validate.add_argument("-f", "--file", required=True, metavar="FILE")
-    plan = add(
-        commands,
-        "plan",
-        cmd_plan,
-        "show what applying a fleet file would change; exit 0 none, 2 pending, 1 error",
-    )
+    plan = add(commands, "plan", cmd_plan)
     plan.epilog = PLAN_EXIT_HELP
     plan.add_argument("-f", "--file", required=True, metavar="FILE", help="the fleet file")
     plan.add_argument(
         "--out", metavar="PLAN", help="save the plan (JSON, 0600) for `apply --plan-file`"
     )
-    export = add(
-        commands, "export", cmd_export, "write the store as a fleet file (customers left out)"
-    )
+    export = add(commands, "export", cmd_export)
     export.add_argument("-o", "--out", metavar="FILE", help="write to FILE (0600), not stdout")
     cron_commands = command_group(commands, "cron", "schedules for unattended runs")
-    cron_print = add(
-        cron_commands,
-        "print",
-        cmd_cron_print,
-        "print a crontab or systemd timers that run `sync` and `audit` (overlap-safe)",
-    )
+    cron_print = add(cron_commands, "print", cmd_cron_print)
     cron_print.add_argument("--format", choices=["crontab", "systemd"], default="crontab")
     cron_print.add_argument(
         "--dir", metavar="DIR", help="with --format systemd: also write the unit files to DIR"

@@ -24,6 +24,7 @@ from orchestrator.settings import Settings
 
 
 def cmd_plans_set(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """create or change a plan"""
     from orchestrator.core.peers import NAME_RE
     from orchestrator.core.quoting import quote
     from orchestrator.core.topup_batch import AMOUNT_RE
@@ -60,6 +61,7 @@ def cmd_plans_set(args: argparse.Namespace, settings: Settings, output: Output) 
 
 
 def cmd_plans_list(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """list plans"""
     from orchestrator.service import catalog
 
     with session(settings, args, output) as fleet:
@@ -92,7 +94,7 @@ def cmd_plans_list(args: argparse.Namespace, settings: Settings, output: Output)
 
 def register(commands: Any, add: Registrar) -> None:
     plan_commands = command_group(commands, "plans", "quota plans")
-    plan_set = add(plan_commands, "set", cmd_plans_set, "create or change a plan")
+    plan_set = add(plan_commands, "set", cmd_plans_set)
     plan_set.add_argument("name")
     plan_set.add_argument(
         "--quota",
@@ -115,4 +117,4 @@ def register(commands: Any, add: Registrar) -> None:
     plan_set.add_argument(
         "--valid-until", metavar="YYYY-MM-DD", help="the plan's last valid day, for everyone"
     )
-    add(plan_commands, "list", cmd_plans_list, "list plans")
+    add(plan_commands, "list", cmd_plans_list)

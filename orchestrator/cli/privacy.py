@@ -14,6 +14,7 @@ from orchestrator.settings import Settings
 
 
 def cmd_privacy_report(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """every kind of record kept, where, why and for how long, and what is never kept"""
     from orchestrator.service.context import open_fleet
     from orchestrator.service.privacy import privacy_report
 
@@ -58,9 +59,4 @@ def cmd_privacy_report(args: argparse.Namespace, settings: Settings, output: Out
 
 def register(commands: Any, add: Registrar) -> None:
     actions = command_group(commands, "privacy", "the privacy profile in force")
-    add(
-        actions,
-        "report",
-        cmd_privacy_report,
-        "every kind of record kept, where, why and for how long, and what is never kept",
-    )
+    add(actions, "report", cmd_privacy_report)

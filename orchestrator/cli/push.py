@@ -15,6 +15,7 @@ from orchestrator.settings import Settings
 
 
 def cmd_apply(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """push the whole desired state to the nodes"""
     from orchestrator.service import push as push_service
 
     if getattr(args, "file", None) or getattr(args, "plan_file", None):
@@ -59,7 +60,7 @@ def cmd_apply(args: argparse.Namespace, settings: Settings, output: Output) -> i
 
 def register(commands: Any, add: Registrar) -> None:
     for name in ("apply", "reconcile"):
-        apply = add(commands, name, cmd_apply, "push the whole desired state to the nodes")
+        apply = add(commands, name, cmd_apply)
         apply.add_argument(
             "--dry-run", action="store_true", help="show each node's plan, change nothing"
         )

@@ -13,6 +13,7 @@ from orchestrator.settings import Settings
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """the provider's HTTP API (tokens with scopes; no access log, no client address)"""
     from orchestrator.core.listen import parse_listen
     from orchestrator.server.run import Listener, serve
     from orchestrator.service.context import open_fleet
@@ -35,12 +36,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, output: Output) -> i
 
 
 def register(commands: Any, add: Registrar) -> None:
-    serve = add(
-        commands,
-        "serve",
-        cmd_serve,
-        "the provider's HTTP API (tokens with scopes; no access log, no client address)",
-    )
+    serve = add(commands, "serve", cmd_serve)
     serve.add_argument(
         "--listen",
         default=DEFAULT_LISTEN,

@@ -35,6 +35,7 @@ def _render_sync(output: Output, data: dict[str, Any]) -> None:
 
 
 def cmd_sync(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """pull counters, account usage, enforce quotas (cron-ready)"""
     from orchestrator.service import sync as sync_service
 
     shard = shard_argument(args)
@@ -130,6 +131,7 @@ def _sync_every(args: argparse.Namespace, settings: Settings, output: Output, sh
 
 
 def cmd_usage_check(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """recompute totals from top-ups and usage; exit 1 on mismatch"""
     from orchestrator.service import catalog
     from orchestrator.service.usage import usage_check
 
@@ -154,6 +156,7 @@ def cmd_usage_check(args: argparse.Namespace, settings: Settings, output: Output
 
 
 def cmd_usage_list(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """used and remaining quota per configuration"""
     from orchestrator.core.quota import shown_period_start
     from orchestrator.service.usage import quota_statuses
 
@@ -188,9 +191,7 @@ def cmd_usage_list(args: argparse.Namespace, settings: Settings, output: Output)
 
 
 def register_sync(commands: Any, add: Registrar) -> None:
-    sync = add(
-        commands, "sync", cmd_sync, "pull counters, account usage, enforce quotas (cron-ready)"
-    )
+    sync = add(commands, "sync", cmd_sync)
     sync.add_argument(
         "--wait", action="store_true", help="wait for a running sync instead of exiting 3"
     )
@@ -222,10 +223,5 @@ def register_sync(commands: Any, add: Registrar) -> None:
         help="report configurations at this share of their quota (default: usage.warn_percent, 80)",
     )
     usage_commands = command_group(commands, "usage", "usage totals")
-    add(
-        usage_commands,
-        "check",
-        cmd_usage_check,
-        "recompute totals from top-ups and usage; exit 1 on mismatch",
-    )
-    add(usage_commands, "list", cmd_usage_list, "used and remaining quota per configuration")
+    add(usage_commands, "check", cmd_usage_check)
+    add(usage_commands, "list", cmd_usage_list)

@@ -15,6 +15,7 @@ from orchestrator.settings import Settings
 
 
 def cmd_tokens_add(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """make a token and print it once (only its hash is kept)"""
     from orchestrator.service.tokens import add_token
 
     with session(settings, args, output, write=True) as fleet:
@@ -29,6 +30,7 @@ def cmd_tokens_add(args: argparse.Namespace, settings: Settings, output: Output)
 
 
 def cmd_tokens_list(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """list tokens (never their secrets)"""
     from orchestrator.service.tokens import list_tokens
 
     with session(settings, args, output) as fleet:
@@ -52,6 +54,7 @@ def cmd_tokens_list(args: argparse.Namespace, settings: Settings, output: Output
 
 
 def cmd_tokens_revoke(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """refuse a token from now on"""
     from orchestrator.service.tokens import revoke_token
 
     with session(settings, args, output, write=True) as fleet:
@@ -62,12 +65,7 @@ def cmd_tokens_revoke(args: argparse.Namespace, settings: Settings, output: Outp
 
 def register(commands: Any, add: Registrar) -> None:
     tokens = command_group(commands, "tokens", "the HTTP API's tokens (wgfleet serve)")
-    made = add(
-        tokens,
-        "add",
-        cmd_tokens_add,
-        "make a token and print it once (only its hash is kept)",
-    )
+    made = add(tokens, "add", cmd_tokens_add)
     made.add_argument("name", help="what the token is for, e.g. billing-backend")
     made.add_argument(
         "--scope",
@@ -81,6 +79,6 @@ def register(commands: Any, add: Registrar) -> None:
         metavar="DAYS|DATE",
         help="valid for DAYS days from today, or until DATE (YYYY-MM-DD); default: until revoked",
     )
-    add(tokens, "list", cmd_tokens_list, "list tokens (never their secrets)")
-    revoke = add(tokens, "revoke", cmd_tokens_revoke, "refuse a token from now on")
+    add(tokens, "list", cmd_tokens_list)
+    revoke = add(tokens, "revoke", cmd_tokens_revoke)
     revoke.add_argument("name")

@@ -19,6 +19,7 @@ def _utc(seconds: int) -> str:
 
 
 def cmd_trail(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """the writing runs of every controller on this store (what, where, when, how it ended)"""
     from orchestrator.service import catalog
 
     with session(settings, args, output) as fleet:
@@ -43,12 +44,7 @@ def cmd_trail(args: argparse.Namespace, settings: Settings, output: Output) -> i
 
 
 def register(commands: Any, add: Registrar) -> None:
-    trail = add(
-        commands,
-        "trail",
-        cmd_trail,
-        "the writing runs of every controller on this store (what, where, when, how it ended)",
-    )
+    trail = add(commands, "trail", cmd_trail)
     trail.add_argument(
         "--last", type=positive_int, default=50, metavar="N", help="how many (default 50)"
     )
