@@ -14,8 +14,10 @@ from orchestrator.cli.output import Output, Registrar, command_group
 from orchestrator.cli.secret_output import (
     NotDelivered,
     check_out_file,
+    client_config_arguments,
     emit,
     secret_destination,
+    secret_out_argument,
     write_files,
 )
 from orchestrator.core.keys import parse_duration
@@ -280,21 +282,10 @@ def register(commands: Any, add: Registrar) -> None:
     peer = add(rotate_commands, "peer", cmd_rotate_peer)
     peer.add_argument("name", metavar="CONFIGURATION")
     peer.add_argument("--grace", metavar="DURATION", help="e.g. 30m, 12h, 7d (default: settings)")
-    peer.add_argument("--qr", action="store_true", help="also show each config as a QR code")
-    peer.add_argument(
-        "--out",
-        metavar="FILE",
-        help="write the client config to FILE (0600; FILE.NODE.conf for several nodes); "
-        "'-' prints it on stdout (needed when stdout is not a terminal, and for --json)",
-    )
+    client_config_arguments(peer)
     psk = add(rotate_commands, "psk", cmd_rotate_psk)
     _configurations_or_node(psk)
-    psk.add_argument(
-        "--out",
-        metavar="FILE",
-        help="write the new PresharedKey lines to FILE (0600); '-' prints them on stdout "
-        "(needed when stdout is not a terminal, and for --json)",
-    )
+    secret_out_argument(psk, "write the new PresharedKey lines to FILE (0600); '-' prints them")
     node = add(rotate_commands, "node", cmd_rotate_node)
     node.add_argument("node")
     node.add_argument(

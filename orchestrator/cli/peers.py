@@ -17,6 +17,7 @@ from orchestrator.cli.client_configs import (
 )
 from orchestrator.cli.common import confirm, node_names, push_exit, session
 from orchestrator.cli.output import Output, Registrar, command_group, grant_arguments
+from orchestrator.cli.secret_output import client_config_arguments
 from orchestrator.core.input_limits import PEER_BATCH_MAX_BYTES
 from orchestrator.core.models import Configuration, DisabledReason
 from orchestrator.core.units import human_bytes
@@ -244,15 +245,7 @@ def register(commands: Any, add: Registrar) -> None:
         help="route only these networks through the tunnel (default: everything, IPv4 and "
         "IPv6, so nothing leaks beside it); kept through key rotations",
     )
-    peer_add.add_argument(
-        "--qr", action="store_true", help="also show each client config as a QR code"
-    )
-    peer_add.add_argument(
-        "--out",
-        metavar="FILE",
-        help="write the client config to FILE (0600; FILE.NODE.conf for several nodes); "
-        "'-' prints it on stdout (needed when stdout is not a terminal, and for --json)",
-    )
+    client_config_arguments(peer_add)
     peer_add.add_argument(
         "--from",
         dest="batch",

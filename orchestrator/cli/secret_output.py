@@ -17,6 +17,7 @@ keys nobody received. The destination and every file it names are checked first,
 
 from __future__ import annotations
 
+import argparse
 import os
 import stat
 import sys
@@ -153,3 +154,23 @@ def emit(
         show_on_terminal()
 
     output.result(data, render)
+
+
+def client_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """--qr and --out for a command that makes client configs (their private keys inside)."""
+    parser.add_argument(
+        "--qr", action="store_true", help="also show each client config as a QR code"
+    )
+    secret_out_argument(
+        parser,
+        "write the client config to FILE (0600; FILE.NODE.conf for several nodes); '-' prints it",
+    )
+
+
+def secret_out_argument(parser: argparse.ArgumentParser, where: str) -> None:
+    """--out FILE|-: ``where`` says what goes to FILE and ends with how '-' prints it."""
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        help=f"{where} on stdout (needed when stdout is not a terminal, and for --json)",
+    )
