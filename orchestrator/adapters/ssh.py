@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TypedDict, Unpack
 
 import paramiko
 
@@ -295,17 +296,20 @@ class NodeConnection:
         return CommandResult(status=status, stdout=stdout, stderr=stderr)
 
 
+class RunOptions(TypedDict, total=False):
+    """NodeConnection.run's keywords, passed through by the callers that wrap it."""
+
+    check: bool
+    timeout: float
+    stdin: str | None
+
+
 def run_on(
-    target: Target,
-    argv: Sequence[str] | str,
-    *,
-    check: bool = True,
-    timeout: float = 60.0,
-    stdin: str | None = None,
+    target: Target, argv: Sequence[str] | str, **options: Unpack[RunOptions]
 ) -> CommandResult:
     """Connect, run one command, disconnect."""
     with NodeConnection(target) as connection:
-        return connection.run(argv, check=check, timeout=timeout, stdin=stdin)
+        return connection.run(argv, **options)
 
 
 class ConnectionPool:
@@ -344,18 +348,12 @@ class ConnectionPool:
         return connection
 
     def run(
-        self,
-        target: Target,
-        argv: Sequence[str] | str,
-        *,
-        check: bool = True,
-        timeout: float = 60.0,
-        stdin: str | None = None,
+        self, target: Target, argv: Sequence[str] | str, **options: Unpack[RunOptions]
     ) -> CommandResult:
         """Run on the kept session to ``target``; a failed session is dropped, not reused."""
         connection = self.connection(target)
         try:
-            return connection.run(argv, check=check, timeout=timeout, stdin=stdin)
+            return connection.run(argv, **options)
         except NodeUnreachable:
             self.discard(target)
             raise
