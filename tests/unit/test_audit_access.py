@@ -276,35 +276,93 @@ def test_keys_from_a_command_or_a_user_ca_fail(setting: str, value: str) -> None
 # --- per-user sshd settings -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("old", "new", "evidence"),
-    [
+# One line of a node's answer changed, one check fails with its evidence:
+# (account, check, line as the roles leave it, line as changed, evidence).
+ONE_LINE_CHANGED = [
+    (
+        "wgpush",
+        "sshd",
+        "sshd\tforcecommand sudo -n /usr/local/sbin/wgfleet-peers\n",
+        "sshd\tforcecommand none\n",
+        "wgpush: sshd -T gives forcecommand `none`, want sudo -n /usr/local/sbin/wgfleet-peers",
+    ),
+    *(
         (
-            "forcecommand sudo -n /usr/local/sbin/wgfleet-peers",
-            "forcecommand none",
-            "wgpush: sshd -T gives forcecommand `none`, want sudo -n /usr/local/sbin/wgfleet-peers",
-        ),
-        ("permittty no", "permittty yes", "wgpush: sshd -T gives permittty `yes`, want no"),
+            "wgpush",
+            "sshd",
+            f"sshd\t{setting} {want}\n",
+            f"sshd\t{setting} {given}\n",
+            f"wgpush: sshd -T gives {setting} `{given}`, want {want}",
+        )
+        for setting, want, given in [
+            ("permittty", "no", "yes"),
+            ("allowtcpforwarding", "no", "yes"),
+            ("disableforwarding", "yes", "no"),
+            ("permituserrc", "no", "yes"),
+        ]
+    ),
+    (
+        "wgpush",
+        "ownership",
+        "dir\troot\t755\t/var/lib/wgpush/.ssh\n",
+        "dir\twgpush\t755\t/var/lib/wgpush/.ssh\n",
+        "wgpush: /var/lib/wgpush/.ssh is owned by wgpush, mode 755",
+    ),
+    (
+        "wgpush",
+        "ownership",
+        "dir\troot\t755\t/var/lib/wgpush\n",
+        "dir\troot\t775\t/var/lib/wgpush\n",
+        "wgpush: /var/lib/wgpush is owned by root, mode 775",
+    ),
+    (
+        "wgpush",
+        "ownership",
+        f"keyfile\t{PUSH_FILE}\troot\t644\n",
+        f"keyfile\t{PUSH_FILE}\troot\t666\n",
+        f"wgpush: {PUSH_FILE} is owned by root, mode 666",
+    ),
+    (
+        "wgpush",
+        "ownership",
+        "dir\troot\t755\t/var/lib/wgpush\n",
+        "dir\t-\t-\t/var/lib/wgpush\n",
+        "wgpush: /var/lib/wgpush is missing",
+    ),
+    (
+        "wgcollect",
+        "login",
+        "passwd\t/var/lib/wgcollect\t/bin/sh\n",
+        "passwd\t/var/lib/wgcollect\t/bin/bash\n",
+        "wgcollect: login shell `/bin/bash`, want /bin/sh",
+    ),
+    *(
         (
-            "allowtcpforwarding no",
-            "allowtcpforwarding yes",
-            "wgpush: sshd -T gives allowtcpforwarding `yes`, want no",
-        ),
-        (
-            "disableforwarding yes",
-            "disableforwarding no",
-            "wgpush: sshd -T gives disableforwarding `no`, want yes",
-        ),
-        (
-            "permituserrc no",
-            "permituserrc yes",
-            "wgpush: sshd -T gives permituserrc `yes`, want no",
-        ),
-    ],
-)
-def test_sshd_settings_for_the_push_account(old: str, new: str, evidence: str) -> None:
-    answer = PUSH_ANSWER.replace(f"sshd\t{old}\n", f"sshd\t{new}\n")
-    assert failed(access_wgpush=answer) == [("access.wgpush.sshd", evidence)]
+            "wgcollect",
+            "login",
+            "password\tlocked\n",
+            changed,
+            f"wgcollect: {evidence}, want none (!)",
+        )
+        for changed, evidence in [
+            ("password\thash\n", "a password is set"),
+            ("password\tlocked-hash\n", "a password is set (locked for now)"),
+            ("password\tempty\n", "the password is empty"),
+            ("", "no shadow entry"),
+        ]
+    ),
+]
+
+
+@pytest.mark.parametrize(("account", "check", "old", "new", "evidence"), ONE_LINE_CHANGED)
+def test_one_changed_line_fails_its_check_with_evidence(
+    account: str, check: str, old: str, new: str, evidence: str
+) -> None:
+    answer = {"wgpush": PUSH_ANSWER, "wgcollect": COLLECTOR_ANSWER}[account]
+    assert old in answer
+    assert failed(**{f"access_{account}": answer.replace(old, new)}) == [
+        (f"access.{account}.{check}", evidence)
+    ]
 
 
 def test_root_may_have_a_terminal_but_no_forwarding() -> None:
@@ -319,64 +377,6 @@ def test_root_may_have_a_terminal_but_no_forwarding() -> None:
 
 
 # --- the account ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("old", "new", "evidence"),
-    [
-        (
-            "dir\troot\t755\t/var/lib/wgpush/.ssh\n",
-            "dir\twgpush\t755\t/var/lib/wgpush/.ssh\n",
-            "wgpush: /var/lib/wgpush/.ssh is owned by wgpush, mode 755",
-        ),
-        (
-            "dir\troot\t755\t/var/lib/wgpush\n",
-            "dir\troot\t775\t/var/lib/wgpush\n",
-            "wgpush: /var/lib/wgpush is owned by root, mode 775",
-        ),
-        (
-            f"keyfile\t{PUSH_FILE}\troot\t644\n",
-            f"keyfile\t{PUSH_FILE}\troot\t666\n",
-            f"wgpush: {PUSH_FILE} is owned by root, mode 666",
-        ),
-        (
-            "dir\troot\t755\t/var/lib/wgpush\n",
-            "dir\t-\t-\t/var/lib/wgpush\n",
-            "wgpush: /var/lib/wgpush is missing",
-        ),
-    ],
-)
-def test_home_and_keys_belong_to_root(old: str, new: str, evidence: str) -> None:
-    assert failed(access_wgpush=PUSH_ANSWER.replace(old, new)) == [
-        ("access.wgpush.ownership", evidence)
-    ]
-
-
-@pytest.mark.parametrize(
-    ("old", "new", "evidence"),
-    [
-        (
-            "passwd\t/var/lib/wgcollect\t/bin/sh\n",
-            "passwd\t/var/lib/wgcollect\t/bin/bash\n",
-            "wgcollect: login shell `/bin/bash`, want /bin/sh",
-        ),
-        ("password\tlocked\n", "password\thash\n", "wgcollect: a password is set, want none (!)"),
-        (
-            "password\tlocked\n",
-            "password\tlocked-hash\n",
-            "wgcollect: a password is set (locked for now), want none (!)",
-        ),
-        (
-            "password\tlocked\n",
-            "password\tempty\n",
-            "wgcollect: the password is empty, want none (!)",
-        ),
-        ("password\tlocked\n", "", "wgcollect: no shadow entry, want none (!)"),
-    ],
-)
-def test_the_login_is_sh_without_a_password(old: str, new: str, evidence: str) -> None:
-    answer = COLLECTOR_ANSWER.replace(old, new)
-    assert failed(access_wgcollect=answer) == [("access.wgcollect.login", evidence)]
 
 
 @pytest.mark.parametrize(
