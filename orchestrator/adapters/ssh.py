@@ -296,12 +296,17 @@ class NodeConnection:
         return CommandResult(status=status, stdout=stdout, stderr=stderr)
 
 
-class RunOptions(TypedDict, total=False):
+class CommandOptions(TypedDict, total=False):
+    """How long a command may take and what it reads: for wrappers that decide ``check``."""
+
+    timeout: float
+    stdin: str | None
+
+
+class RunOptions(CommandOptions, total=False):
     """NodeConnection.run's keywords, passed through by the callers that wrap it."""
 
     check: bool
-    timeout: float
-    stdin: str | None
 
 
 def run_on(

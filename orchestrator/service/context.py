@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar, Unpack
 
 from orchestrator.adapters import ssh
 from orchestrator.adapters.private_files import private_dir
@@ -107,15 +107,14 @@ class Fleet:
         self,
         target: ssh.Target,
         argv: Sequence[str] | str,
-        *,
-        timeout: float = 60.0,
-        stdin: str | None = None,
+        **options: Unpack[ssh.CommandOptions],
     ) -> ssh.CommandResult:
-        """One command on a node, on a kept session when this fleet keeps them."""
+        """One command on a node, on a kept session when this fleet keeps them; the caller
+        judges its exit status."""
         if self.connections is not None:
-            return self.connections.run(target, argv, check=False, timeout=timeout, stdin=stdin)
+            return self.connections.run(target, argv, check=False, **options)
         with ssh.NodeConnection(target) as connection:
-            return connection.run(argv, check=False, timeout=timeout, stdin=stdin)
+            return connection.run(argv, check=False, **options)
 
 
 class ReadOnlySession(RuntimeError):

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Unpack
 
 import pytest
 
@@ -49,13 +50,9 @@ class ScriptNodes:
             write_config(base / node / "peers.json", config)
 
     def run(
-        self,
-        target: ssh.Target,
-        argv: Sequence[str] | str,
-        *,
-        timeout: float = 60.0,
-        stdin: str | None = None,
+        self, target: ssh.Target, argv: Sequence[str] | str, **options: Unpack[ssh.CommandOptions]
     ) -> ssh.CommandResult:
+        stdin = options.get("stdin")
         assert argv == "wgfleet-peers" and target.user == "wgpush" and stdin is not None
         if target.name in self.down:
             raise NodeUnreachable(target.name, "connection refused")
@@ -67,7 +64,7 @@ class ScriptNodes:
             capture_output=True,
             text=True,
             check=False,
-            timeout=timeout,
+            timeout=options.get("timeout", 60.0),
         )
         return ssh.CommandResult(done.returncode, done.stdout, done.stderr)
 
