@@ -12,12 +12,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Input, Static
-from textual.worker import Worker
+from textual.worker import Worker, WorkerState
 
 from orchestrator.errors import FleetBusy, WgfleetError
 from orchestrator.service.context import Fleet
 from orchestrator.service.push import PushResult
 from orchestrator.tui.backend import Backend
+from orchestrator.tui.keymap import SCREENS
+from orchestrator.tui.widgets.fitted_footer import FittedFooter
+from orchestrator.tui.widgets.screen_tabs import TopBar
 
 if TYPE_CHECKING:
     from orchestrator.tui.app import WgfleetApp
@@ -56,9 +59,17 @@ def push_failures(push: PushResult) -> str:
 class WgfleetScreen(Screen[None]):
     """A screen of the operator's UI."""
 
+    MODE: ClassVar[str]  # its mode (keymap.SCREENS): the tab shown as active
+
     def __init__(self) -> None:
         super().__init__()
         self.ready = asyncio.Event()  # set once its data was first shown
+
+    def top_bar(self) -> TopBar:
+        return TopBar(SCREENS, self.MODE, self.backend.settings.source)
+
+    def footer(self) -> FittedFooter:
+        return FittedFooter()
 
     @property
     def wgapp(self) -> WgfleetApp:
@@ -185,20 +196,41 @@ class WgfleetScreen(Screen[None]):
 
 class ReadModelScreen(WgfleetScreen, Generic[Data]):
     """A screen that shows one service read model: read again, off the UI thread, each time the
-    screen is shown and on Reload, so what it shows is never older than the last visit."""
+    screen is shown, on Reload, and every ``tui.refresh_interval`` while it is the screen on
+    top, so a run finished by another process (cron, a pipeline, another operator) shows up
+    without a keypress."""
 
     LOAD_TITLE: ClassVar[str]  # names the read in an error notification
     FOCUS: ClassVar[str]  # selector of the widget the keyboard starts on
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.load_worker: Worker[None] | None = None
+
     def on_mount(self) -> None:
         self.query_one(self.FOCUS).focus()
+        seconds = self.backend.settings.tui.refresh_seconds
+        if seconds:
+            self.set_interval(seconds, self.refresh_on_timer, name="refresh")
 
     def on_screen_resume(self) -> None:
         self.action_reload()
 
+    def refresh_on_timer(self) -> None:
+        """Read again, unless another screen or a dialog is on top or a read is under way."""
+        busy = self.load_worker is not None and self.load_worker.state in (
+            WorkerState.PENDING,
+            WorkerState.RUNNING,
+        )
+        if self.is_current and not busy:
+            self.load()
+
     def action_reload(self) -> None:
+        self.load()
+
+    def load(self) -> None:
         today = self.backend.today()  # taken on the UI thread: one "today" per read
-        self.call_service(
+        self.load_worker = self.call_service(
             self.LOAD_TITLE,
             lambda fleet: self.read_model(fleet, today),
             self.loaded,
@@ -249,4 +281,40 @@ class FilteredTableScreen(ReadModelScreen[Data]):
 
     def show_rows(self) -> None:
         """Show the rows the filter lets through, and their count."""
+        raise NotImplementedError
+
+
+class PopUpFilterScreen(ReadModelScreen[Data]):
+    """A read-model screen whose table a one-line filter narrows: hidden until `/`, it stays
+    while it holds a query; Enter or Escape goes back to the table."""
+
+    FILTER: ClassVar[str]  # id of the filter box (an Input with class "pop-up-filter")
+
+    def filter_box(self, placeholder: str) -> Input:
+        return Input(placeholder=placeholder, id=self.FILTER, compact=True, classes="pop-up-filter")
+
+    @property
+    def filter_text(self) -> str:
+        return self.query_one(f"#{self.FILTER}", Input).value
+
+    def action_focus_filter(self) -> None:
+        box = self.query_one(f"#{self.FILTER}", Input)
+        box.add_class("-shown")
+        box.focus()
+
+    def action_focus_table(self) -> None:
+        box = self.query_one(f"#{self.FILTER}", Input)
+        box.set_class(bool(box.value), "-shown")
+        self.query_one(self.FOCUS).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == self.FILTER:
+            self.show_rows()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == self.FILTER:
+            self.action_focus_table()
+
+    def show_rows(self) -> None:
+        """Show the rows the filter lets through."""
         raise NotImplementedError

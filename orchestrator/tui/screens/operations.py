@@ -14,22 +14,27 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Label, RichLog, Static
+from textual.widgets import DataTable, Label, RichLog, Static
 from textual.worker import Worker
 
+from orchestrator.core.alerts import age_text
+from orchestrator.core.models import Operation
 from orchestrator.core.playbook_events import HOST_EVENTS, PlayRecap
 from orchestrator.core.units import human_bytes
 from orchestrator.service import audit as audit_service
+from orchestrator.service import catalog
 from orchestrator.service import deploy as deploy_service
 from orchestrator.service import push as push_service
 from orchestrator.service import sync as sync_service
 from orchestrator.service.audit import AuditResult
+from orchestrator.service.context import Fleet
 from orchestrator.service.deploy import DeployResult
 from orchestrator.service.push import NodePush, PushResult
 from orchestrator.service.sync import NodeSync, SyncResult
-from orchestrator.tui.screens.base import WgfleetScreen, guarded
+from orchestrator.tui.keymap import bindings
+from orchestrator.tui.screens.base import ReadModelScreen, guarded
 
 
 @dataclass(frozen=True)
@@ -123,18 +128,33 @@ CANCEL_POINTS = {
 }
 
 
-class OperationsScreen(WgfleetScreen):
-    TITLE = "Operations"
+TRAIL_SHOWN = 5  # runs of the operations trail shown before this session's first run
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("s", "run('sync')", "Sync"),
-        Binding("p", "run('apply')", "Apply"),
-        Binding("n", "run('plan')", "Plan"),
-        Binding("u", "run('audit')", "Audit"),
-        Binding("d", "run('deploy')", "Deploy"),
-        Binding("c", "cancel", "Cancel"),
-        Binding("l", "log_scope", "Log: all/node"),
-    ]
+
+@dataclass(frozen=True)
+class Recent:
+    """What the screen shows before a run: the latest runs of every controller, the nodes."""
+
+    runs: list[Operation]
+    nodes: list[str]
+
+
+def trail_line(run: Operation, now: int) -> str:
+    took = max(0, run.finished_at - run.started_at)
+    line = f"{run.operation}: {run.outcome}, {age_text(max(0, now - run.finished_at))}"
+    return line + (f", took {took} s" if took >= 10 else "")
+
+
+class OperationsScreen(ReadModelScreen[Recent]):
+    """Runs here; before the first, the latest runs from the trail (any controller, cron
+    included), read again on the refresh interval."""
+
+    MODE = "operations"
+    TITLE = "Operations"
+    LOAD_TITLE = "load the operations trail"
+    FOCUS = "#operation-nodes"
+
+    BINDINGS: ClassVar[list[BindingType]] = bindings("operations")
 
     def __init__(self) -> None:
         super().__init__()
@@ -145,7 +165,7 @@ class OperationsScreen(WgfleetScreen):
         self.log_node: str | None = None  # show only this node's lines; None: every node
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield self.top_bar()
         yield Static(
             "s sync · p apply · n plan (dry run) · u audit · d deploy · c cancel",
             id="operations-help",
@@ -161,11 +181,26 @@ class OperationsScreen(WgfleetScreen):
             yield nodes
             log = RichLog(id="operation-log", max_lines=5000, wrap=False, markup=False)
             log.border_title = "log: every node"
+            log.write(Text("each node's progress shows here while a run goes", style="dim"))
             yield log
-        yield Footer()
+        yield self.footer()
 
-    def on_mount(self) -> None:
-        self.ready.set()  # nothing to load
+    def read_model(self, fleet: Fleet, today: object) -> Recent:
+        return Recent(catalog.operations(fleet, TRAIL_SHOWN), sorted(fleet.nodes()))
+
+    def loaded(self, recent: Recent) -> None:
+        """Before this session's first run: the trail, and every node idle."""
+        self.ready.set()
+        if self.running is not None or self.worker is not None:
+            return  # the last run's summary and nodes stay until the next run
+        now = self.backend.now()
+        lines = [trail_line(r, now) for r in recent.runs] or ["the trail is empty"]
+        self.query_one("#summary-title", Label).update("no run here yet · the latest runs:")
+        self.query_one("#summary", Static).update("\n".join(lines))
+        table: DataTable[str | Text] = self.query_one("#operation-nodes", DataTable)
+        table.clear()
+        for name in recent.nodes:
+            table.add_row(name, Text("idle", style="dim"), "", key=name)
 
     # --- running -----------------------------------------------------------------------------
 
@@ -196,9 +231,22 @@ class OperationsScreen(WgfleetScreen):
         backend = self.backend
         app = self.app
         node = self._node_from_thread
+
+        def write(call: Callable[[Fleet], Any]) -> Any:
+            return backend.write(call, f"tui {kind}")
+
+        def audit() -> AuditResult:
+            result: AuditResult = write(
+                lambda fleet: audit_service.audit(
+                    fleet, progress=self._audit_progress, cancelled=self.cancel_requested.is_set
+                )
+            )
+            self.wgapp.last_audit = result  # its rows, for the node screens
+            return result
+
         work: dict[str, Callable[[], Summary]] = {
             "sync": lambda: sync_summary(
-                backend.write(
+                write(
                     lambda fleet: sync_service.sync(
                         fleet,
                         today=backend.today(),
@@ -209,7 +257,7 @@ class OperationsScreen(WgfleetScreen):
                 )
             ),
             "apply": lambda: push_summary(
-                backend.write(
+                write(
                     lambda fleet: push_service.push(
                         fleet,
                         progress=lambda n: node(n.node, *push_line(n)),
@@ -219,7 +267,7 @@ class OperationsScreen(WgfleetScreen):
                 )
             ),
             "plan": lambda: push_summary(
-                backend.write(
+                write(
                     lambda fleet: push_service.push(
                         fleet,
                         dry_run=True,
@@ -228,15 +276,7 @@ class OperationsScreen(WgfleetScreen):
                     )
                 )
             ),
-            "audit": lambda: audit_summary(
-                self.backend.write(
-                    lambda fleet: audit_service.audit(
-                        fleet,
-                        progress=self._audit_progress,
-                        cancelled=self.cancel_requested.is_set,
-                    )
-                )
-            ),
+            "audit": lambda: audit_summary(audit()),
             "deploy": lambda: self._deploy(),
         }
         if kind in ("sync", "apply", "plan"):
@@ -250,7 +290,8 @@ class OperationsScreen(WgfleetScreen):
         result = self.backend.write(
             lambda fleet: deploy_service.deploy(
                 fleet, on_update=self._deploy_update, cancelled=self.cancel_requested.is_set
-            )
+            ),
+            "tui deploy",
         )
         return deploy_summary(result)
 
