@@ -119,3 +119,25 @@ def test_delete_account_dialog(
 def test_keys(snap_compare: Any, settings: Settings, size: tuple[int, int]) -> None:
     app = WgfleetApp(settings, today=TODAY)
     assert snap_compare(app, terminal_size=size, run_before=steps("5"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_fleet_dashboard_with_every_alert(
+    snap_compare: Any, alerting: Settings, size: tuple[int, int]
+) -> None:
+    app = WgfleetApp(alerting, today=TODAY)
+    assert snap_compare(app, terminal_size=size, run_before=steps())
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_node_drill_down(snap_compare: Any, alerting: Settings, size: tuple[int, int]) -> None:
+    app = WgfleetApp(alerting, today=TODAY)
+    assert snap_compare(app, terminal_size=size, run_before=steps("enter"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_operations_before_a_run(
+    snap_compare: Any, settings: Settings, size: tuple[int, int]
+) -> None:
+    app = WgfleetApp(settings, today=TODAY)
+    assert snap_compare(app, terminal_size=size, run_before=steps("4"))

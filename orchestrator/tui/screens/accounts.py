@@ -126,7 +126,7 @@ class AccountsScreen(FilteredTableScreen[list[AccountRow]]):
         self.query_one("#detail-configurations-title", Label).update(
             f"configurations of {row.username}" if isinstance(row, AccountRow) else "configurations"
         )
-        half = self.app.size.width // 2 - 2
+        half = self.app.size.width // 2  # each table's share of the screen
         fill_table(
             self.query_one("#account-configurations", DataTable),
             ("configuration", "used", "status", "nodes"),

@@ -35,6 +35,7 @@ from orchestrator.service.push import NodePush, PushResult
 from orchestrator.service.sync import NodeSync, SyncResult
 from orchestrator.tui.keymap import bindings
 from orchestrator.tui.screens.base import ReadModelScreen, guarded
+from orchestrator.tui.widgets.table_fit import words_within
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ class OperationsScreen(ReadModelScreen[Recent]):
             for column in ("node", "state", "detail"):
                 nodes.add_column(column, key=column)
             yield nodes
-            log = RichLog(id="operation-log", max_lines=5000, wrap=False, markup=False)
+            log = RichLog(id="operation-log", max_lines=5000, wrap=True, markup=False, min_width=20)
             log.border_title = "log: every node"
             log.write(Text("each node's progress shows here while a run goes", style="dim"))
             yield log
@@ -327,11 +328,12 @@ class OperationsScreen(ReadModelScreen[Recent]):
     def node_update(self, node: str, state: str, detail: str, log: bool = True) -> None:
         table: DataTable[str | Text] = self.query_one("#operation-nodes", DataTable)
         styled = Text(state, style=STATE_STYLE.get(state, ""))
+        short = words_within(detail, self.detail_room(table, node))
         if node in table.rows:
             table.update_cell(node, "state", styled, update_width=True)
-            table.update_cell(node, "detail", detail, update_width=True)
+            table.update_cell(node, "detail", short, update_width=True)
         else:
-            table.add_row(node, styled, detail, key=node)
+            table.add_row(node, styled, short, key=node)
         if log:
             line = f"{node}: {state}: {detail}"
             self.log_lines.append((node, line))
@@ -339,6 +341,12 @@ class OperationsScreen(ReadModelScreen[Recent]):
                 del self.log_lines[:5_000]
             if self.log_node in (None, node):
                 self.query_one(RichLog).write(Text(line))
+
+    @staticmethod
+    def detail_room(table: DataTable[str | Text], node: str) -> int:
+        """Cells left for a node's detail beside its name and state (the log has it whole)."""
+        widest = max([len(node)] + [len(str(key.value)) for key in table.rows])
+        return max(10, table.size.width - widest - len("running") - 3 * 2 - 1)
 
     def action_log_scope(self) -> None:
         """Show the log of the highlighted node only, or of every node again."""

@@ -47,3 +47,17 @@ def fill_table(
         table.add_row(*cells[:count], key=str(key))
     if rows:
         table.move_cursor(row=min(cursor, len(rows) - 1), animate=False)
+
+
+def words_within(text: str, width: int) -> str:
+    """``text`` if it fits ``width`` cells, else its first whole words and "…": a cell too
+    narrow for the whole text never ends mid-word (the full text is in the log)."""
+    if cell_len(text) <= width:
+        return text
+    kept = ""
+    for word in text.split(" "):
+        longer = f"{kept} {word}" if kept else word
+        if cell_len(longer) + 1 > width:
+            break
+        kept = longer
+    return f"{kept}…" if kept else "…"
