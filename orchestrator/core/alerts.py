@@ -173,7 +173,7 @@ def key_alerts(ages: Iterable[KeyAge]) -> Iterable[Alert]:
         yield Alert(
             AlertKind.KEY_OVERDUE,
             _counted(subjects, f"{kind} key", f"{kind} keys"),
-            f"{_names(sorted(subjects))}: past the maximum age, rotate (Keys screen)",
+            f"{_names(sorted(subjects))}: past the maximum age (Keys screen)",
         )
 
 

@@ -122,17 +122,15 @@ def test_keys(snap_compare: Any, settings: Settings, size: tuple[int, int]) -> N
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_fleet_dashboard_with_every_alert(
-    snap_compare: Any, alerting: Settings, size: tuple[int, int]
+@pytest.mark.parametrize(
+    "keys", [pytest.param((), id="dashboard"), pytest.param(("enter",), id="node")]
+)
+def test_with_every_alert(
+    snap_compare: Any, alerting: Settings, size: tuple[int, int], keys: tuple[str]
 ) -> None:
+    """The fleet dashboard listing every alert kind the seed raises, and its first node."""
     app = WgfleetApp(alerting, today=TODAY)
-    assert snap_compare(app, terminal_size=size, run_before=steps())
-
-
-@pytest.mark.parametrize("size", SIZES)
-def test_node_drill_down(snap_compare: Any, alerting: Settings, size: tuple[int, int]) -> None:
-    app = WgfleetApp(alerting, today=TODAY)
-    assert snap_compare(app, terminal_size=size, run_before=steps("enter"))
+    assert snap_compare(app, terminal_size=size, run_before=steps(*keys))
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -12,7 +12,8 @@ from orchestrator.core.alerts import (
     fleet_alerts,
 )
 from orchestrator.core.keys import KeyAge, KeyKind, KeyRecord
-from orchestrator.core.overview import ConfigurationRow, NodeRow
+from orchestrator.core.overview import NodeRow
+from tests.tui.test_overview import row as config
 
 TODAY = date(2024, 5, 15)
 NOW = 1_715_774_400  # 2024-05-15 12:00 UTC
@@ -33,18 +34,6 @@ def node(name: str, **kw: object) -> NodeRow:
     }
     fields.update(kw)
     return NodeRow(name, **fields)  # type: ignore[arg-type]
-
-
-def config(name: str, used: int, allowance: int | None, **kw: object) -> ConfigurationRow:
-    fields: dict[str, object] = {
-        "account": "a",
-        "nodes": ("n1",),
-        "enabled": True,
-        "disabled_reason": None,
-        "plan": None,
-    }
-    fields.update(kw)
-    return ConfigurationRow(name=name, used=used, allowance=allowance, **fields)  # type: ignore[arg-type]
 
 
 def key(kind: KeyKind, subject: str, age: int, most: int) -> KeyAge:

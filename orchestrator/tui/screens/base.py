@@ -248,8 +248,9 @@ class ReadModelScreen(WgfleetScreen, Generic[Data]):
 
 
 class FilteredTableScreen(ReadModelScreen[Data]):
-    """A read-model screen whose table a filter box above it narrows as the operator types;
-    Enter in the box (or Escape) goes back to the table."""
+    """A read-model screen whose table a filter box narrows as the operator types: a bar above
+    it (``filter_bar``) or a one-line box shown by `/` (``filter_box``); Enter in the box (or
+    Escape) goes back to the table."""
 
     FILTER: ClassVar[str]  # id of the filter box
 
@@ -273,48 +274,21 @@ class FilteredTableScreen(ReadModelScreen[Data]):
         if event.input.id == self.FILTER:
             self.action_focus_table()
 
-    def action_focus_table(self) -> None:
-        self.query_one(self.FOCUS).focus()
-
-    def action_focus_filter(self) -> None:
-        self.query_one(f"#{self.FILTER}", Input).focus()
-
-    def show_rows(self) -> None:
-        """Show the rows the filter lets through, and their count."""
-        raise NotImplementedError
-
-
-class PopUpFilterScreen(ReadModelScreen[Data]):
-    """A read-model screen whose table a one-line filter narrows: hidden until `/`, it stays
-    while it holds a query; Enter or Escape goes back to the table."""
-
-    FILTER: ClassVar[str]  # id of the filter box (an Input with class "pop-up-filter")
-
     def filter_box(self, placeholder: str) -> Input:
+        """A one-line filter, hidden until `/` and kept while it holds a query (for screens
+        whose rows an operator reads more than filters: the fleet, a node, the keys)."""
         return Input(placeholder=placeholder, id=self.FILTER, compact=True, classes="pop-up-filter")
 
-    @property
-    def filter_text(self) -> str:
-        return self.query_one(f"#{self.FILTER}", Input).value
+    def action_focus_table(self) -> None:
+        box = self.query_one(f"#{self.FILTER}", Input)
+        box.set_class(bool(box.value), "-shown")  # a pop-up filter stays while it filters
+        self.query_one(self.FOCUS).focus()
 
     def action_focus_filter(self) -> None:
         box = self.query_one(f"#{self.FILTER}", Input)
         box.add_class("-shown")
         box.focus()
 
-    def action_focus_table(self) -> None:
-        box = self.query_one(f"#{self.FILTER}", Input)
-        box.set_class(bool(box.value), "-shown")
-        self.query_one(self.FOCUS).focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == self.FILTER:
-            self.show_rows()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == self.FILTER:
-            self.action_focus_table()
-
     def show_rows(self) -> None:
-        """Show the rows the filter lets through."""
+        """Show the rows the filter lets through, and their count."""
         raise NotImplementedError

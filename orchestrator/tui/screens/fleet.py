@@ -23,7 +23,7 @@ from orchestrator.core.units import human_bytes
 from orchestrator.service.context import Fleet
 from orchestrator.service.dashboard import FleetDashboard, check_reachability, fleet_dashboard
 from orchestrator.tui.keymap import bindings
-from orchestrator.tui.screens.base import PopUpFilterScreen
+from orchestrator.tui.screens.base import FilteredTableScreen
 from orchestrator.tui.widgets.table_fit import Cell, fill_table
 
 RECHECK_AFTER = 60  # seconds: returning to the screen checks reachability again after this
@@ -102,7 +102,7 @@ def node_cells(node: NodeRow, dashboard: FleetDashboard, now: int, checking: boo
     return cells
 
 
-class FleetScreen(PopUpFilterScreen[FleetDashboard]):
+class FleetScreen(FilteredTableScreen[FleetDashboard]):
     MODE = "fleet"
     TITLE = "Fleet"
     LOAD_TITLE = "load the fleet"
@@ -225,8 +225,7 @@ class FleetScreen(PopUpFilterScreen[FleetDashboard]):
         if overview.daily is None:
             box.mount(
                 Static(
-                    "daily traffic per node: not kept under this privacy profile "
-                    "(privacy.node_daily_totals)",
+                    "daily traffic per node: not kept (privacy.node_daily_totals is off)",
                     classes="muted",
                 )
             )

@@ -20,7 +20,7 @@ from orchestrator.service import node_keys
 from orchestrator.service.context import Fleet
 from orchestrator.service.push import PushResult
 from orchestrator.tui.keymap import bindings
-from orchestrator.tui.screens.base import PopUpFilterScreen
+from orchestrator.tui.screens.base import FilteredTableScreen
 from orchestrator.tui.widgets.dialogs import ClientConfigDialog, ConfirmDialog
 from orchestrator.tui.widgets.table_fit import fill_table
 
@@ -38,7 +38,7 @@ def key_search_text(age: KeyAge) -> str:
     return " ".join(age.cells()).lower()
 
 
-class KeysScreen(PopUpFilterScreen[list[KeyAge]]):
+class KeysScreen(FilteredTableScreen[list[KeyAge]]):
     MODE = "keys"
     TITLE = "Keys"
     LOAD_TITLE = "load the keys"

@@ -23,7 +23,7 @@ from orchestrator.service.audit import AuditResult
 from orchestrator.service.context import Fleet
 from orchestrator.service.overview import NodeDetail, node_detail
 from orchestrator.tui.keymap import bindings
-from orchestrator.tui.screens.base import PopUpFilterScreen
+from orchestrator.tui.screens.base import FilteredTableScreen
 from orchestrator.tui.screens.keys import KEY_COLUMNS, key_cells
 from orchestrator.tui.widgets.table_fit import Cell, fill_table
 
@@ -47,7 +47,7 @@ def heading(detail: NodeDetail, reach: Reachability | None, now: int) -> str:
     )
 
 
-class NodeScreen(PopUpFilterScreen[NodeDetail]):
+class NodeScreen(FilteredTableScreen[NodeDetail]):
     TITLE = "Node"
     LOAD_TITLE = "load the node"
     FOCUS = "#node-configurations"
