@@ -206,6 +206,7 @@ class ReadModelScreen(WgfleetScreen, Generic[Data]):
     def __init__(self) -> None:
         super().__init__()
         self.load_worker: Worker[None] | None = None
+        self.loads_started = 0  # numbers each read: only the newest one's result is shown
 
     def on_mount(self) -> None:
         self.query_one(self.FOCUS).focus()
@@ -230,10 +231,18 @@ class ReadModelScreen(WgfleetScreen, Generic[Data]):
 
     def load(self) -> None:
         today = self.backend.today()  # taken on the UI thread: one "today" per read
+        self.loads_started += 1
+        number = self.loads_started
+
+        def newest_only(data: Data) -> None:
+            # Reads overlap (a reload while one runs); one that finishes late is older news.
+            if number == self.loads_started:
+                self.loaded(data)
+
         self.load_worker = self.call_service(
             self.LOAD_TITLE,
             lambda fleet: self.read_model(fleet, today),
-            self.loaded,
+            newest_only,
             write=False,
             group="load",
         )
