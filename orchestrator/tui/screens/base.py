@@ -206,7 +206,7 @@ class ReadModelScreen(WgfleetScreen, Generic[Data]):
     def __init__(self) -> None:
         super().__init__()
         self.load_worker: Worker[None] | None = None
-        self.loads_started = 0  # numbers each read: only the newest one's result is shown
+        self.read_again = False  # a reload was asked for while a read ran
 
     def on_mount(self) -> None:
         self.query_one(self.FOCUS).focus()
@@ -215,37 +215,46 @@ class ReadModelScreen(WgfleetScreen, Generic[Data]):
             self.set_interval(seconds, self.refresh_on_timer, name="refresh")
 
     def on_screen_resume(self) -> None:
-        self.action_reload()
+        # Textual runs this handler of every class in the MRO: subclasses override
+        # screen_shown(), never this.
+        self.screen_shown()
+
+    def screen_shown(self) -> None:
+        """The screen came (back) on top: read again."""
+        self.load()
+
+    @property
+    def reading(self) -> bool:
+        worker = self.load_worker
+        return worker is not None and worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
 
     def refresh_on_timer(self) -> None:
         """Read again, unless another screen or a dialog is on top or a read is under way."""
-        busy = self.load_worker is not None and self.load_worker.state in (
-            WorkerState.PENDING,
-            WorkerState.RUNNING,
-        )
-        if self.is_current and not busy:
+        if self.is_current and not self.reading:
             self.load()
 
     def action_reload(self) -> None:
         self.load()
 
     def load(self) -> None:
+        """Read the model in a worker and show it; asked while a read runs, one more read
+        follows that one (reads never overlap: two at once only slow each other down)."""
+        if self.reading:
+            self.read_again = True
+            return
         today = self.backend.today()  # taken on the UI thread: one "today" per read
-        self.loads_started += 1
-        number = self.loads_started
-
-        def newest_only(data: Data) -> None:
-            # Reads overlap (a reload while one runs); one that finishes late is older news.
-            if number == self.loads_started:
-                self.loaded(data)
-
         self.load_worker = self.call_service(
             self.LOAD_TITLE,
             lambda fleet: self.read_model(fleet, today),
-            newest_only,
+            self.loaded,
             write=False,
             group="load",
         )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is self.load_worker and not self.reading and self.read_again:
+            self.read_again = False
+            self.load()
 
     def read_model(self, fleet: Fleet, today: date) -> Data:
         """The service read this screen shows (runs in a worker thread)."""

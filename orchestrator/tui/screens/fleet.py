@@ -18,10 +18,11 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Label, Sparkline, Static
 
 from orchestrator.core.alerts import Alert, AlertKind, Reachability, age_text
+from orchestrator.core.dashboard import FleetDashboard
 from orchestrator.core.overview import CHART_DAYS, FleetOverview, NodeRow, filter_rows
 from orchestrator.core.units import human_bytes
 from orchestrator.service.context import Fleet
-from orchestrator.service.dashboard import FleetDashboard, check_reachability, fleet_dashboard
+from orchestrator.service.dashboard import check_reachability, fleet_dashboard
 from orchestrator.tui.keymap import bindings
 from orchestrator.tui.screens.base import FilteredTableScreen
 from orchestrator.tui.widgets.table_fit import Cell, fill_table
@@ -132,7 +133,7 @@ class FleetScreen(FilteredTableScreen[FleetDashboard]):
 
     # --- data --------------------------------------------------------------------------------
 
-    def on_screen_resume(self) -> None:
+    def screen_shown(self) -> None:
         self.load()
         now = self.backend.now()
         if self.checked_at is None or now - self.checked_at >= RECHECK_AFTER:
@@ -157,15 +158,19 @@ class FleetScreen(FilteredTableScreen[FleetDashboard]):
         )
 
     def checked(self, reachability: dict[str, Reachability]) -> None:
+        """Judge the shown fleet again with the check's answers (no new read of the store)."""
         self.checking = False
         self.reachability = reachability
         self.checked_at = max((r.checked_at for r in reachability.values()), default=None)
-        self.load()
+        if self.dashboard is not None:
+            self.loaded(self.dashboard)
 
     def read_model(self, fleet: Fleet, today: date) -> FleetDashboard:
         return fleet_dashboard(fleet, today, self.backend.now(), self.reachability)
 
     def loaded(self, dashboard: FleetDashboard) -> None:
+        if dashboard.reachability != self.reachability:  # a check finished during the read
+            dashboard = dashboard.with_reachability(self.reachability)
         self.dashboard = dashboard
         overview = dashboard.overview
         totals = totals_text(overview)
