@@ -18,7 +18,7 @@ from orchestrator.settings import Settings, TuiSettings
 from orchestrator.tui.screens.fleet import FleetScreen
 from orchestrator.tui.screens.node import NodeScreen
 from orchestrator.tui.widgets.fitted_footer import key_width
-from tests.tui.conftest import NOON, TODAY, running_app, settle
+from tests.tui.conftest import NOON, TODAY, running_app, settle, switch_to
 
 
 def alert_text(screen: FleetScreen) -> str:
@@ -48,7 +48,9 @@ async def test_the_dashboard_lists_the_alerts_above_the_nodes(alerting: Settings
             assert f" {kind}  " in text, kind
         assert text.index("unreachable") < text.index("sync stale")  # errors first
         table = screen.query_one(DataTable)
-        rows = {str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)] for i in range(3)}
+        rows = {
+            str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)] for i in range(3)
+        }
         assert rows["node1"][:3] == ["node1", "no, just now", "ok, 2d ago"]
         assert rows["node3"][2] == "ok, 2m ago"
 
@@ -155,3 +157,15 @@ async def test_a_click_on_a_tab_switches_the_screen(settings: Settings):
         await pilot.click("#keys")  # the Keys tab
         await settle(pilot)
         assert isinstance(app.screen, KeysScreen)
+
+
+async def test_slash_filters_the_keys(settings: Settings) -> None:
+    from orchestrator.tui.screens.keys import KeysScreen
+
+    async with running_app(settings, size=(120, 30)) as (_app, pilot, _notes):
+        screen = await switch_to(pilot, "5", KeysScreen)
+        await pilot.press("slash", *"bob")
+        await pilot.pause()
+        assert {a.record.subject for a in screen.shown} == {"bob-1", "bob-2"}
+        await pilot.press("escape")
+        assert screen.focused is screen.query_one("#keys")

@@ -139,3 +139,9 @@ def test_operations_before_a_run(
 ) -> None:
     app = WgfleetApp(settings, today=TODAY)
     assert snap_compare(app, terminal_size=size, run_before=steps("4"))
+
+
+def test_light_theme(snap_compare: Any, alerting: Settings) -> None:
+    """Ctrl+T: the same dashboard in the light theme (every colour from the theme's variables)."""
+    app = WgfleetApp(alerting, today=TODAY)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=steps("ctrl+t"))

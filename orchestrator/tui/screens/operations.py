@@ -163,6 +163,7 @@ class OperationsScreen(ReadModelScreen[Recent]):
         self.running: str | None = None
         self.cancel_requested = threading.Event()
         self.log_lines: list[tuple[str, str]] = []  # (node, line) of the last run
+        self.node_states: dict[str, str] = {}  # node -> its state in the run going on
         self.log_node: str | None = None  # show only this node's lines; None: every node
 
     def compose(self) -> ComposeResult:
@@ -214,6 +215,7 @@ class OperationsScreen(ReadModelScreen[Recent]):
         self.query_one("#operation-nodes", DataTable).clear()
         self.query_one(RichLog).clear()
         self.log_lines = []
+        self.node_states = {}
         self.query_one("#summary-title", Label).update(f"{kind}: running…")
         self.query_one("#summary", Static).update("")
         self.worker = self.run_worker(
@@ -334,6 +336,12 @@ class OperationsScreen(ReadModelScreen[Recent]):
             table.update_cell(node, "detail", short, update_width=True)
         else:
             table.add_row(node, styled, short, key=node)
+        self.node_states[node] = state
+        if self.running is not None:
+            done = sum(s != "running" for s in self.node_states.values())
+            self.query_one("#summary-title", Label).update(
+                f"{self.running}: running… {done} of {len(self.node_states)} node(s) done"
+            )
         if log:
             line = f"{node}: {state}: {detail}"
             self.log_lines.append((node, line))
@@ -371,6 +379,7 @@ class OperationsScreen(ReadModelScreen[Recent]):
                 log.write(Text(line))
 
     def finished(self, summary: Summary) -> None:
+        self.running = None  # before the failed nodes' lines: the title says the outcome now
         title = self.query_one("#summary-title", Label)
         heading = f"{summary.title}: {summary.verdict}"
         title.update(Text(heading, style="green" if summary.ok else "red"))
@@ -388,4 +397,3 @@ class OperationsScreen(ReadModelScreen[Recent]):
                 timeout=15,
                 markup=False,
             )
-        self.running = None
