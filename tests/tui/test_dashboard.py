@@ -169,3 +169,19 @@ async def test_slash_filters_the_keys(settings: Settings) -> None:
         assert {a.record.subject for a in screen.shown} == {"bob-1", "bob-2"}
         await pilot.press("escape")
         assert screen.focused is screen.query_one("#keys")
+
+
+def test_wgfleet_alerts_prints_the_same_alerts_and_exits_1_on_an_error(
+    alerting: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from tests.tui.conftest import run_cli
+
+    assert run_cli(alerting, "--json", "alerts") == 1
+    out, err = capsys.readouterr()
+    kinds = {a["kind"] for a in json.loads(out)["alerts"]}
+    assert kinds >= {"unreachable", "sync failed", "audit failed", "over quota", "key overdue"}
+    assert "wgfleet: sync failed: node2: its last sync failed" in err
+    assert run_cli(alerting, "--json", "alerts", "--no-check") == 1
+    assert "unreachable" not in capsys.readouterr().out  # no node was asked
