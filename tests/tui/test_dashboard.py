@@ -185,3 +185,17 @@ def test_wgfleet_alerts_prints_the_same_alerts_and_exits_1_on_an_error(
     assert "wgfleet: sync failed: node2: its last sync failed" in err
     assert run_cli(alerting, "--json", "alerts", "--no-check") == 1
     assert "unreachable" not in capsys.readouterr().out  # no node was asked
+
+
+async def test_a_narrowed_terminal_refits_the_footer_and_the_nodes(settings: Settings):
+    async with running_app(settings, size=(160, 40)) as (app, pilot, _notes):
+        await settle(pilot)
+        table = app.screen.query_one("#nodes", DataTable)
+        assert len(table.columns) == 7
+        await pilot.resize_terminal(50, 24)
+        await settle(pilot)
+        keys = [k for k in app.screen.query("FooterKey") if "-command-palette" not in k.classes]
+        assert sum(key_width(k) for k in keys) <= 50 - 12
+        shown = [str(c.label) for c in table.columns.values()]
+        assert shown == ["node", "reachable", "last sync", "audit", "push"]  # the first that fit
+        assert sum(c.width + 2 for c in table.columns.values()) <= 50
