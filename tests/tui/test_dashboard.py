@@ -199,3 +199,12 @@ async def test_a_narrowed_terminal_refits_the_footer_and_the_nodes(settings: Set
         shown = [str(c.label) for c in table.columns.values()]
         assert shown == ["node", "reachable", "last sync", "audit", "push"]  # the first that fit
         assert sum(c.width + 2 for c in table.columns.values()) <= 50
+
+
+async def test_a_click_on_the_highlighted_node_opens_it(settings: Settings):
+    async with running_app(settings) as (app, pilot, _notes):
+        await settle(pilot)
+        await pilot.click("#nodes", offset=(3, 2))  # the second node's row (a header above)
+        await pilot.click("#nodes", offset=(3, 2))  # clicked again: opened
+        await settle(pilot)
+        assert isinstance(app.screen, NodeScreen) and app.screen.node_name == "node2"
