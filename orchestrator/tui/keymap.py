@@ -72,6 +72,8 @@ KEYMAP: dict[str, tuple[Binding, ...]] = {
         Binding("d", "run('deploy')", "Deploy"),
         Binding("c", "cancel", "Cancel"),
         Binding("l", "log_scope", "Log: all/node"),
+        FILTER,
+        BACK_TO_TABLE,
     ),
     "keys": (
         Binding("o", "toggle_overdue", "Overdue only"),

@@ -208,3 +208,20 @@ async def test_a_click_on_the_highlighted_node_opens_it(settings: Settings):
         await pilot.click("#nodes", offset=(3, 2))  # clicked again: opened
         await settle(pilot)
         assert isinstance(app.screen, NodeScreen) and app.screen.node_name == "node2"
+
+
+async def test_slash_filters_the_operations_log(settings: Settings) -> None:
+    from textual.widgets import RichLog
+
+    from orchestrator.tui.screens.operations import OperationsScreen
+
+    async with running_app(settings, size=(120, 30)) as (_app, pilot, _notes):
+        screen = await switch_to(pilot, "4", OperationsScreen)
+        await pilot.press("s")
+        await settle(pilot)
+        everything = len(screen.query_one(RichLog).lines)
+        await pilot.press("slash", *"node2")
+        await pilot.pause()
+        shown = " ".join(line.text for line in screen.query_one(RichLog).lines)  # lines wrap
+        assert len(screen.query_one(RichLog).lines) < everything
+        assert shown.startswith("node2: failed") and "node1:" not in shown

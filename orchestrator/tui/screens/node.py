@@ -97,9 +97,6 @@ class NodeScreen(FilteredTableScreen[NodeDetail]):
             [(r.name, (r.name, r.account, r.usage(8, compact=True), r.status)) for r in shown],
             room,
         )
-        self.query_one(TabbedContent).get_tab(
-            "tab-configurations"
-        ).label = f"Configurations ({len(shown)})"
         keys = [(str(i), key_cells(age)) for i, age in enumerate(detail.keys)]
         fill_table(self.query_one("#node-keys", DataTable), KEY_COLUMNS, keys, room)
         self.show_audit()

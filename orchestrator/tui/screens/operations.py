@@ -21,6 +21,7 @@ from textual.worker import Worker
 
 from orchestrator.core.alerts import age_text
 from orchestrator.core.models import Operation
+from orchestrator.core.overview import filter_rows
 from orchestrator.core.playbook_events import HOST_EVENTS, PlayRecap
 from orchestrator.core.units import human_bytes
 from orchestrator.service import audit as audit_service
@@ -34,7 +35,7 @@ from orchestrator.service.deploy import DeployResult
 from orchestrator.service.push import NodePush, PushResult
 from orchestrator.service.sync import NodeSync, SyncResult
 from orchestrator.tui.keymap import bindings
-from orchestrator.tui.screens.base import ReadModelScreen, guarded
+from orchestrator.tui.screens.base import FilteredTableScreen, guarded
 from orchestrator.tui.widgets.table_fit import words_within
 
 
@@ -146,7 +147,7 @@ def trail_line(run: Operation, now: int) -> str:
     return line + (f", took {took} s" if took >= 10 else "")
 
 
-class OperationsScreen(ReadModelScreen[Recent]):
+class OperationsScreen(FilteredTableScreen[Recent]):
     """Runs here; before the first, the latest runs from the trail (any controller, cron
     included), read again on the refresh interval."""
 
@@ -154,6 +155,7 @@ class OperationsScreen(ReadModelScreen[Recent]):
     TITLE = "Operations"
     LOAD_TITLE = "load the operations trail"
     FOCUS = "#operation-nodes"
+    FILTER = "log-filter"  # narrows the log to the lines holding every word typed
 
     BINDINGS: ClassVar[list[BindingType]] = bindings("operations")
 
@@ -173,6 +175,7 @@ class OperationsScreen(ReadModelScreen[Recent]):
             id="operations-help",
             markup=False,
         )
+        yield self.filter_box("filter the log")
         with VerticalScroll(id="summary-box"):
             yield Label("no run yet", id="summary-title")
             yield Static("", id="summary", markup=False)
@@ -347,7 +350,7 @@ class OperationsScreen(ReadModelScreen[Recent]):
             self.log_lines.append((node, line))
             if len(self.log_lines) > 20_000:  # a long deploy: keep the latest lines
                 del self.log_lines[:5_000]
-            if self.log_node in (None, node):
+            if self.log_node in (None, node) and filter_rows([line], self.filter_text, str.lower):
                 self.query_one(RichLog).write(Text(line))
 
     @staticmethod
@@ -370,13 +373,16 @@ class OperationsScreen(ReadModelScreen[Recent]):
             self.log_node = str(event.row_key.value)
             self.show_log()
 
+    def show_rows(self) -> None:
+        self.show_log()
+
     def show_log(self) -> None:
         log = self.query_one(RichLog)
         log.clear()
         log.border_title = f"log: {self.log_node}" if self.log_node else "log: every node"
-        for node, line in self.log_lines:
-            if self.log_node in (None, node):
-                log.write(Text(line))
+        lines = [line for node, line in self.log_lines if self.log_node in (None, node)]
+        for line in filter_rows(lines, self.filter_text, str.lower):
+            log.write(Text(line))
 
     def finished(self, summary: Summary) -> None:
         self.running = None  # before the failed nodes' lines: the title says the outcome now
