@@ -57,6 +57,7 @@ from orchestrator.service.catalog import (
     set_plan,
 )
 from orchestrator.service.context import Fleet, ReadOnlySession, open_fleet
+from orchestrator.service.dashboard import check_reachability, fleet_dashboard
 from orchestrator.service.deploy import deploy
 from orchestrator.service.fleet_file import (
     ApplyResult,
@@ -117,6 +118,7 @@ __all__ = [
     "add_token",
     "apply",
     "audit",
+    "check_reachability",
     "configuration_detail",
     "configuration_overview",
     "configurations",
@@ -125,6 +127,7 @@ __all__ = [
     "export",
     "export_account",
     "finish_node_rotation",
+    "fleet_dashboard",
     "fleet_overview",
     "key_status",
     "list_tokens",

@@ -85,6 +85,20 @@ class UsageSettings:
     retention_days: int = 400
     warn_percent: int = 80
     sync_interval: str = "5m"  # how often the cron and timer examples run `wgfleet sync`
+    # Configurations whose validity ends within this many days are named on the dashboard.
+    expiry_warn_days: int = 7
+
+
+@dataclass(frozen=True)
+class TuiSettings:
+    """The operator's terminal UI."""
+
+    # How often an open screen reads the store again (a run made elsewhere shows up); 0: never.
+    refresh_interval: str = "10s"
+
+    @property
+    def refresh_seconds(self) -> int:
+        return parse_duration(self.refresh_interval)
 
 
 @dataclass(frozen=True)
@@ -178,6 +192,7 @@ class Settings:
     deploy: DeploySettings = field(default_factory=DeploySettings)
     network: NetworkSettings = field(default_factory=NetworkSettings)
     dns: DnsSettings = field(default_factory=DnsSettings)
+    tui: TuiSettings = field(default_factory=TuiSettings)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready view for `wgfleet config show`: paths only, never key material."""
@@ -199,7 +214,9 @@ class Settings:
                 "retention_days": self.usage.retention_days,
                 "warn_percent": self.usage.warn_percent,
                 "sync_interval": self.usage.sync_interval,
+                "expiry_warn_days": self.usage.expiry_warn_days,
             },
+            "tui": {"refresh_interval": self.tui.refresh_interval},
             "privacy": {
                 "node_daily_totals": self.privacy.node_daily_totals,
                 "node_daily_retention_days": self.privacy.node_daily_retention_days,
@@ -253,6 +270,7 @@ _TOP_KEYS = {
     "deploy",
     "ipv6",
     "dns",
+    "tui",
 }
 _NOTIFY_KEYS = {"command", "webhook", "timeout"}
 
@@ -275,6 +293,20 @@ def _notify_settings(reader: _Reader, raw: object) -> NotifySettings:
             )
     timeout = reader.number(data, "timeout", "notify.", 10.0)
     return NotifySettings(tuple(command), str(webhook) if webhook else None, timeout)
+
+
+def _tui_settings(reader: _Reader, raw: object) -> TuiSettings:
+    data = reader.mapping(raw, "tui", {"refresh_interval"})
+    interval = data.get("refresh_interval", TuiSettings.refresh_interval)
+    low, high = REFRESH_BOUNDS
+    meaning = f"0 (never), or a duration from {low}s to {high // 60}m such as 10s or 1m"
+    try:
+        seconds = parse_duration(str(interval))
+    except ValueError:
+        raise ConfigError(reader.source, "tui.refresh_interval", interval, meaning) from None
+    if seconds and not low <= seconds <= high:
+        raise ConfigError(reader.source, "tui.refresh_interval", interval, meaning)
+    return TuiSettings(str(interval))
 
 
 def _dns_settings(reader: _Reader, raw: object) -> DnsSettings:
@@ -301,7 +333,8 @@ _PRIVACY_KEYS = {
 # One `dns` section: the clients' servers (NetworkSettings) and the nodes' upstream (DnsSettings).
 _DNS_KEYS = {"servers", "forwarders", "forward_tls"}
 _KEY_AGE_FIELDS = ("node_max_age_days", "peer_max_age_days", "psk_max_age_days", "ssh_max_age_days")
-_USAGE_KEYS = {"retention_days", "warn_percent", "sync_interval"}
+_USAGE_KEYS = {"retention_days", "warn_percent", "sync_interval", "expiry_warn_days"}
+REFRESH_BOUNDS = (1, 3600)  # the TUI's refresh: at least a second, at most an hour
 _SSH_KEYS = {
     "deploy_key",
     "collector_key",
@@ -522,6 +555,14 @@ def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
         raise ConfigError(
             source, "usage.sync_interval", usage_raw.get("sync_interval"), str(exc)
         ) from None
+    expiry_warn = reader.whole(
+        usage_raw,
+        "expiry_warn_days",
+        "usage.",
+        UsageSettings.expiry_warn_days,
+        span=(0, 365),
+        meaning=f"{WHOLE_DAYS}, 0..365",
+    )
     privacy_raw = reader.mapping(top.get("privacy"), "privacy", _PRIVACY_KEYS)
     daily = privacy_raw.get("node_daily_totals", False)
     if not isinstance(daily, bool):
@@ -569,7 +610,8 @@ def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
             deleted_ledger_retention_days=ledger_days["deleted_ledger_retention_days"],
             allow_contact=flags["allow_contact"],
         ),
-        usage=UsageSettings(retention, warn, interval),
+        usage=UsageSettings(retention, warn, interval, expiry_warn),
+        tui=_tui_settings(reader, top.get("tui")),
         keys=_key_settings(reader, top.get("keys")),
         source=source,
         project_root=root,

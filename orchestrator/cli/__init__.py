@@ -15,6 +15,7 @@ from rich.table import Table
 from orchestrator import __version__
 from orchestrator.cli import (
     accounts,
+    alerts,
     billing,
     db,
     diagnose,
@@ -183,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(config_commands, "show", cmd_config_show)
     add(commands, "tui", cmd_tui)
     nodes.register(commands, add)
-    for group in (db, accounts, plans, peers, billing, push, trail, tokens, serve):
+    for group in (db, accounts, plans, peers, billing, push, trail, alerts, tokens, serve):
         group.register(commands, add)
     sync.register_sync(commands, add)
     nodes.register_node_group(commands, add)

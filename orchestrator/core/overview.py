@@ -50,6 +50,7 @@ class ConfigurationRow:
     plan: str | None
     used: int  # this billing period
     allowance: int | None  # None: unmetered
+    valid_until: date | None = None  # the last day its plan is valid (None: no end)
 
     @property
     def over(self) -> bool:
@@ -99,6 +100,7 @@ def configuration_rows(
                 plan=c.plan,
                 used=status.used if status else 0,
                 allowance=status.allowance if status else None,
+                valid_until=c.valid_until,
             )
         )
     return rows
@@ -142,6 +144,7 @@ class NodeRow:
     last_push_ok: bool | None  # None: never pushed
     last_sync_ok: bool | None  # None: never synced
     last_audit_ok: bool | None = None  # None: never audited
+    last_sync_at: int | None = None  # unix seconds of its last good sync (a node's time)
 
     @property
     def reachable(self) -> bool | None:
@@ -171,7 +174,7 @@ class FleetOverview:
     daily: Mapping[str, tuple[int, ...]] | None = None
 
 
-CHART_DAYS = 14
+CHART_DAYS = 30
 
 
 def daily_series(
@@ -193,8 +196,10 @@ def node_rows(
     health: Mapping[str, tuple[bool | None, bool | None]],
     today: date,
     audits: Mapping[str, bool | None] | None = None,
+    sync_times: Mapping[str, int | None] | None = None,
 ) -> list[NodeRow]:
-    """One row per node; ``health`` maps a node to (last push ok, last sync ok)."""
+    """One row per node; ``health`` maps a node to (last push ok, last sync ok),
+    ``sync_times`` to the unix seconds of its last good sync."""
     enabled: dict[str, int] = {}
     total: dict[str, int] = {}
     for c in configurations:
@@ -214,6 +219,7 @@ def node_rows(
             last_push_ok=health.get(n.name, (None, None))[0],
             last_sync_ok=health.get(n.name, (None, None))[1],
             last_audit_ok=(audits or {}).get(n.name),
+            last_sync_at=(sync_times or {}).get(n.name),
         )
         for n in sorted(nodes, key=lambda n: n.name)
     ]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from orchestrator.core.keys import KeyAge, KeyKind
 from orchestrator.core.models import Configuration
 from orchestrator.core.overview import (
     CHART_DAYS,
@@ -24,6 +25,7 @@ from orchestrator.core.overview import (
     fleet_totals,
     node_rows,
 )
+from orchestrator.errors import NotFound
 from orchestrator.service.context import Fleet
 from orchestrator.service.keys import key_status
 from orchestrator.service.push import pending_nodes
@@ -36,7 +38,15 @@ def configuration_overview(fleet: Fleet, today: date) -> list[ConfigurationRow]:
 
 
 def fleet_overview(fleet: Fleet, today: date) -> FleetOverview:
-    """One row per node (peers, pending push, last push and sync) and the fleet's totals."""
+    """One row per node (peers, pending push, last push, sync and audit) and the fleet's
+    totals."""
+    return fleet_overview_and_rows(fleet, today)[0]
+
+
+def fleet_overview_and_rows(
+    fleet: Fleet, today: date
+) -> tuple[FleetOverview, list[ConfigurationRow]]:
+    """The fleet overview and the configuration rows it was counted from (one read of each)."""
     store = fleet.store
     configurations = store.configurations()
     rows = configuration_rows(configurations, quota_statuses(fleet, today))
@@ -47,12 +57,40 @@ def fleet_overview(fleet: Fleet, today: date) -> FleetOverview:
         store.node_health(),
         today,
         store.node_audits(),
+        store.node_sync_times(),
     )
     daily = None
     if fleet.settings.privacy.node_daily_totals:
         since = today - timedelta(days=CHART_DAYS - 1)
         daily = daily_series(store.node_daily(since), [n.name for n in nodes], today)
-    return FleetOverview(tuple(nodes), fleet_totals(nodes, rows), daily)
+    return FleetOverview(tuple(nodes), fleet_totals(nodes, rows), daily), rows
+
+
+@dataclass(frozen=True)
+class NodeDetail:
+    """One node for an operator who drilled into it: its row, the configurations placed on it
+    and the keys that concern it (its own, then its configurations' client and preshared)."""
+
+    node: NodeRow
+    configurations: tuple[ConfigurationRow, ...]
+    keys: tuple[KeyAge, ...]
+
+
+def node_detail(fleet: Fleet, name: str, today: date) -> NodeDetail:
+    """The node ``name`` (NotFound if the store has none) with its configurations and keys."""
+    overview, rows = fleet_overview_and_rows(fleet, today)
+    node = next((n for n in overview.nodes if n.name == name), None)
+    if node is None:
+        raise NotFound(f"no node {name!r} in the store")
+    placed = tuple(r for r in rows if name in r.nodes)
+    names = {r.name for r in placed}
+    keys = tuple(
+        k
+        for k in key_status(fleet, today, record=False)
+        if (k.record.kind == KeyKind.NODE and k.record.subject == name)
+        or (k.record.kind in (KeyKind.PEER, KeyKind.PSK) and k.record.subject in names)
+    )
+    return NodeDetail(node, placed, keys)
 
 
 def accounts_overview(fleet: Fleet, today: date) -> list[AccountRow]:

@@ -14,7 +14,7 @@ import ipaddress
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -176,6 +176,33 @@ def seed(settings: Settings, extra: int = 0) -> None:
 def settings(tmp_path: Path) -> Settings:
     settings = make_settings(tmp_path / "tui")
     seed(settings)
+    return settings
+
+
+NOON = int(datetime(TODAY.year, TODAY.month, TODAY.day, 12, tzinfo=UTC).timestamp())
+
+
+def seed_alerts(settings: Settings) -> None:
+    """On top of ``seed``: a fleet raising every kind of dashboard alert (core.alerts), ages
+    counted from noon UTC of TODAY (the TUI's clock when today is fixed). Unreachable comes
+    from the reachability check itself: the settings pin no known_hosts file."""
+    from orchestrator.adapters.store.ledger import RowUsage
+
+    with open_fleet(settings, write=True) as fleet:
+        store = fleet.store
+        store.replace_policies({"keys.node_max_age_days": "120"})  # node1, node2 overdue
+        store.mark_sync_failed(["node2"])
+        for node, synced_at in (("node1", NOON - 2 * 86400), ("node3", NOON - 120)):
+            store.apply_accounting(RowUsage([], [], [], []), {}, [node], synced_at)  # 1 stale
+        store.mark_audited({"node1": True, "node3": False})
+        store.mark_pushed("node3", store.node_revisions()["node3"][0], True)
+        store.add_usage("alice-1", date(2024, 5, 1), 4 * GIB, GIB // 2)  # 85%: near quota
+        store.set_valid_until("carol-1", date(2024, 5, 18))  # expiring within 7 days
+
+
+@pytest.fixture
+def alerting(settings: Settings) -> Settings:
+    seed_alerts(settings)
     return settings
 
 

@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from textual.widgets import DataTable
 
 from orchestrator.service import lab as lab_service
 from orchestrator.service import peers as peers_service
@@ -68,8 +69,14 @@ async def test_deploy_and_sync_from_the_operations_screen(lab: Lab, usage_synced
         synced = await run_to_the_end(pilot, screen, "s", 120)
         assert synced.endswith("sync: ok"), synced
         await pilot.press("1")
-        await pilot.pause()
+        for _ in range(3):  # the dashboard's read and its reachability check (a key exchange)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
         shown = str(app.screen.query_one("#totals").render())
+        table = app.screen.query_one("#nodes", DataTable)
+        reachable = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+        assert len(reachable) == LAB_NODES and all(r.startswith("yes, ") for r in reachable)
+        assert "unreachable" not in str(app.screen.query_one("#alert-lines").render())
     with open_fleet(lab.settings, write=True) as fleet:
         overview = fleet_overview(fleet, fleet_today())
     assert len(overview.nodes) == LAB_NODES

@@ -119,3 +119,29 @@ def test_delete_account_dialog(
 def test_keys(snap_compare: Any, settings: Settings, size: tuple[int, int]) -> None:
     app = WgfleetApp(settings, today=TODAY)
     assert snap_compare(app, terminal_size=size, run_before=steps("5"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize(
+    "keys", [pytest.param((), id="dashboard"), pytest.param(("enter",), id="node")]
+)
+def test_with_every_alert(
+    snap_compare: Any, alerting: Settings, size: tuple[int, int], keys: tuple[str]
+) -> None:
+    """The fleet dashboard listing every alert kind the seed raises, and its first node."""
+    app = WgfleetApp(alerting, today=TODAY)
+    assert snap_compare(app, terminal_size=size, run_before=steps(*keys))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_operations_before_a_run(
+    snap_compare: Any, settings: Settings, size: tuple[int, int]
+) -> None:
+    app = WgfleetApp(settings, today=TODAY)
+    assert snap_compare(app, terminal_size=size, run_before=steps("4"))
+
+
+def test_light_theme(snap_compare: Any, alerting: Settings) -> None:
+    """Ctrl+T: the same dashboard in the light theme (every colour from the theme's variables)."""
+    app = WgfleetApp(alerting, today=TODAY)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=steps("ctrl+t"))

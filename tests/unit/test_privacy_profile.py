@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from orchestrator.core.overview import CHART_DAYS
 from orchestrator.service.context import open_fleet
 from orchestrator.service.overview import fleet_overview
 from orchestrator.service.sync import NodeSync, keep_node_daily_totals
@@ -32,7 +33,7 @@ def test_nothing_is_kept_by_default_and_narrowing_the_profile_erases(settings: S
         assert fleet.store.node_daily(date(2000, 1, 1)) == {"node1": [(TODAY, 2000)]}
         daily = fleet_overview(fleet, TODAY).daily
         assert daily is not None and daily["node1"][-1] == 2000 and sum(daily["node2"]) == 0
-        assert len(daily["node1"]) == 14
+        assert len(daily["node1"]) == CHART_DAYS == 30
 
         fleet.store.replace_policies({})
     with open_fleet(settings) as fleet:

@@ -79,6 +79,16 @@ def test_file_from_environment_with_relative_paths(
             ":2: deploy.full_every_days: -1: a whole number of days, 0 for always",
         ),
         ("deploy:\n  every: 1\n", ":2: deploy.every: 1: unknown setting"),
+        (
+            "tui:\n  refresh_interval: 2h\n",
+            ":2: tui.refresh_interval: '2h': 0 (never), or a duration from 1s to 60m",
+        ),
+        ("tui:\n  refresh_interval: soon\n", ":2: tui.refresh_interval: 'soon': 0 (never)"),
+        ("tui:\n  theme: dark\n", ":2: tui.theme: 'dark': unknown setting"),
+        (
+            "usage:\n  expiry_warn_days: 400\n",
+            ":2: usage.expiry_warn_days: 400: a whole number of days, 0..365",
+        ),
     ],
 )
 def test_bad_settings_name_file_line_field_and_value(
@@ -121,6 +131,15 @@ def test_deploy_fast_path_period(tmp_path: Path) -> None:
     config.write_text("deploy:\n  full_every_days: 0\n")
     assert load_settings(config).deploy.full_every_days == 0
     assert load_settings(config).describe()["deploy"] == {"full_every_days": 0}
+
+
+def test_tui_refresh_and_expiry_window(tmp_path: Path) -> None:
+    config = tmp_path / "settings.yml"
+    assert load_settings(None).tui.refresh_seconds == 10  # the default
+    config.write_text("tui:\n  refresh_interval: 0\nusage:\n  expiry_warn_days: 14\n")
+    settings = load_settings(config)
+    assert (settings.tui.refresh_seconds, settings.usage.expiry_warn_days) == (0, 14)
+    assert settings.describe()["tui"] == {"refresh_interval": "0"}
 
 
 def test_dns_forwarders_settings(tmp_path: Path) -> None:

@@ -8,17 +8,19 @@ from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Header, Label, Static
+from textual.widgets import DataTable, Label, Static
 
 from orchestrator.core.overview import AccountRow, filter_rows
 from orchestrator.core.units import human_bytes
 from orchestrator.service import peers
 from orchestrator.service.context import Fleet
 from orchestrator.service.overview import accounts_overview
+from orchestrator.tui.keymap import bindings
 from orchestrator.tui.screens.base import FilteredTableScreen
 from orchestrator.tui.widgets.dialogs import ConfirmDialog
+from orchestrator.tui.widgets.table_fit import fill_table
 from orchestrator.tui.widgets.virtual_table import Column, VirtualTable, column_width
 
 
@@ -40,17 +42,13 @@ def deletion_statement(account: AccountRow) -> str:
 
 
 class AccountsScreen(FilteredTableScreen[list[AccountRow]]):
+    MODE = "accounts"
     TITLE = "Accounts"
     LOAD_TITLE = "load accounts"
     FOCUS = "#accounts"
     FILTER = "search"
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "focus_filter", "Search"),
-        Binding("x", "delete", "Delete account"),
-        Binding("r", "reload", "Reload"),
-        Binding("escape", "focus_table", "Table", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("accounts")
 
     def __init__(self) -> None:
         super().__init__()
@@ -59,21 +57,17 @@ class AccountsScreen(FilteredTableScreen[list[AccountRow]]):
         self.column_list: list[Column] = []
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield self.top_bar()
         yield self.filter_bar("search: username, device id, contact")
         yield VirtualTable(self.cells, id="accounts")
         with Horizontal(id="account-detail"):
             with Vertical():
                 yield Label("configurations", id="detail-configurations-title")
-                configs: DataTable[str] = DataTable(id="account-configurations", cursor_type="row")
-                configs.add_columns("configuration", "nodes", "used / quota", "status")
-                yield configs
+                yield DataTable(id="account-configurations", cursor_type="row")
             with Vertical():
                 yield Label("top-ups")
-                topups: DataTable[str] = DataTable(id="account-topups", cursor_type="row")
-                topups.add_columns("invoice", "configuration", "amount", "granted", "bought on")
-                yield topups
-        yield Footer()
+                yield DataTable(id="account-topups", cursor_type="row")
+        yield self.footer()
 
     def read_model(self, fleet: Fleet, today: date) -> list[AccountRow]:
         return accounts_overview(fleet, today)
@@ -125,26 +119,41 @@ class AccountsScreen(FilteredTableScreen[list[AccountRow]]):
         self.show_detail(event.row)
 
     def show_detail(self, row: Any) -> None:
-        configs: DataTable[str] = self.query_one("#account-configurations", DataTable)
-        topups: DataTable[str] = self.query_one("#account-topups", DataTable)
-        configs.clear()
-        topups.clear()
-        if not isinstance(row, AccountRow):
-            self.query_one("#detail-configurations-title", Label).update("configurations")
-            return
+        """The highlighted account's configurations and top-ups, side by side: each table
+        keeps the columns that fit half the screen, most important first."""
+        configs = row.configurations if isinstance(row, AccountRow) else ()
+        topups = row.topups if isinstance(row, AccountRow) else ()
         self.query_one("#detail-configurations-title", Label).update(
-            f"configurations of {row.username}"
+            f"configurations of {row.username}" if isinstance(row, AccountRow) else "configurations"
         )
-        for c in row.configurations:
-            configs.add_row(c.name, ",".join(c.nodes), c.usage(6), c.status)
-        for t in row.topups:
-            topups.add_row(
-                t.invoice,
-                t.configuration or "-",
-                t.amount,
-                human_bytes(t.bytes_granted),
-                t.purchased_on.isoformat(),
-            )
+        half = self.app.size.width // 2  # each table's share of the screen
+        fill_table(
+            self.query_one("#account-configurations", DataTable),
+            ("configuration", "used", "status", "nodes"),
+            [
+                (c.name, (c.name, c.usage(6, compact=True), c.status, ",".join(c.nodes)))
+                for c in configs
+            ],
+            half,
+        )
+        fill_table(
+            self.query_one("#account-topups", DataTable),
+            ("invoice", "amount", "granted", "bought on", "configuration"),
+            [
+                (
+                    t.invoice,
+                    (
+                        t.invoice,
+                        t.amount,
+                        human_bytes(t.bytes_granted),
+                        t.purchased_on.isoformat(),
+                        t.configuration or "-",
+                    ),
+                )
+                for t in topups
+            ],
+            half,
+        )
 
     def action_delete(self) -> None:
         row = self.query_one(VirtualTable).current

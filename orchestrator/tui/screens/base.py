@@ -12,12 +12,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Input, Static
-from textual.worker import Worker
+from textual.worker import Worker, WorkerState
 
 from orchestrator.errors import FleetBusy, WgfleetError
 from orchestrator.service.context import Fleet
 from orchestrator.service.push import PushResult
 from orchestrator.tui.backend import Backend
+from orchestrator.tui.keymap import SCREENS
+from orchestrator.tui.widgets.fitted_footer import FittedFooter
+from orchestrator.tui.widgets.screen_tabs import TopBar
 
 if TYPE_CHECKING:
     from orchestrator.tui.app import WgfleetApp
@@ -56,9 +59,17 @@ def push_failures(push: PushResult) -> str:
 class WgfleetScreen(Screen[None]):
     """A screen of the operator's UI."""
 
+    MODE: ClassVar[str]  # its mode (keymap.SCREENS): the tab shown as active
+
     def __init__(self) -> None:
         super().__init__()
         self.ready = asyncio.Event()  # set once its data was first shown
+
+    def top_bar(self) -> TopBar:
+        return TopBar(SCREENS, self.MODE, self.backend.settings.source)
+
+    def footer(self) -> FittedFooter:
+        return FittedFooter()
 
     @property
     def wgapp(self) -> WgfleetApp:
@@ -185,26 +196,65 @@ class WgfleetScreen(Screen[None]):
 
 class ReadModelScreen(WgfleetScreen, Generic[Data]):
     """A screen that shows one service read model: read again, off the UI thread, each time the
-    screen is shown and on Reload, so what it shows is never older than the last visit."""
+    screen is shown, on Reload, and every ``tui.refresh_interval`` while it is the screen on
+    top, so a run finished by another process (cron, a pipeline, another operator) shows up
+    without a keypress."""
 
     LOAD_TITLE: ClassVar[str]  # names the read in an error notification
     FOCUS: ClassVar[str]  # selector of the widget the keyboard starts on
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.load_worker: Worker[None] | None = None
+        self.read_again = False  # a reload was asked for while a read ran
+
     def on_mount(self) -> None:
         self.query_one(self.FOCUS).focus()
+        seconds = self.backend.settings.tui.refresh_seconds
+        if seconds:
+            self.set_interval(seconds, self.refresh_on_timer, name="refresh")
 
     def on_screen_resume(self) -> None:
-        self.action_reload()
+        # Textual runs this handler of every class in the MRO: subclasses override
+        # screen_shown(), never this.
+        self.screen_shown()
+
+    def screen_shown(self) -> None:
+        """The screen came (back) on top: read again."""
+        self.load()
+
+    @property
+    def reading(self) -> bool:
+        worker = self.load_worker
+        return worker is not None and worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+
+    def refresh_on_timer(self) -> None:
+        """Read again, unless another screen or a dialog is on top or a read is under way."""
+        if self.is_current and not self.reading:
+            self.load()
 
     def action_reload(self) -> None:
+        self.load()
+
+    def load(self) -> None:
+        """Read the model in a worker and show it; asked while a read runs, one more read
+        follows that one (reads never overlap: two at once only slow each other down)."""
+        if self.reading:
+            self.read_again = True
+            return
         today = self.backend.today()  # taken on the UI thread: one "today" per read
-        self.call_service(
+        self.load_worker = self.call_service(
             self.LOAD_TITLE,
             lambda fleet: self.read_model(fleet, today),
             self.loaded,
             write=False,
             group="load",
         )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is self.load_worker and not self.reading and self.read_again:
+            self.read_again = False
+            self.load()
 
     def read_model(self, fleet: Fleet, today: date) -> Data:
         """The service read this screen shows (runs in a worker thread)."""
@@ -216,8 +266,9 @@ class ReadModelScreen(WgfleetScreen, Generic[Data]):
 
 
 class FilteredTableScreen(ReadModelScreen[Data]):
-    """A read-model screen whose table a filter box above it narrows as the operator types;
-    Enter in the box (or Escape) goes back to the table."""
+    """A read-model screen whose table a filter box narrows as the operator types: a bar above
+    it (``filter_bar``) or a one-line box shown by `/` (``filter_box``); Enter in the box (or
+    Escape) goes back to the table."""
 
     FILTER: ClassVar[str]  # id of the filter box
 
@@ -241,11 +292,20 @@ class FilteredTableScreen(ReadModelScreen[Data]):
         if event.input.id == self.FILTER:
             self.action_focus_table()
 
+    def filter_box(self, placeholder: str) -> Input:
+        """A one-line filter, hidden until `/` and kept while it holds a query (for screens
+        whose rows an operator reads more than filters: the fleet, a node, the keys)."""
+        return Input(placeholder=placeholder, id=self.FILTER, compact=True, classes="pop-up-filter")
+
     def action_focus_table(self) -> None:
+        box = self.query_one(f"#{self.FILTER}", Input)
+        box.set_class(bool(box.value), "-shown")  # a pop-up filter stays while it filters
         self.query_one(self.FOCUS).focus()
 
     def action_focus_filter(self) -> None:
-        self.query_one(f"#{self.FILTER}", Input).focus()
+        box = self.query_one(f"#{self.FILTER}", Input)
+        box.add_class("-shown")
+        box.focus()
 
     def show_rows(self) -> None:
         """Show the rows the filter lets through, and their count."""

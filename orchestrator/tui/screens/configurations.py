@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 
 from textual import events, on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
-from textual.widgets import Footer, Header, Static
+from textual.binding import BindingType
+from textual.widgets import Static
 
 from orchestrator.core.models import DisabledReason, TopUp
 from orchestrator.core.overview import (
@@ -24,6 +24,7 @@ from orchestrator.service.context import Fleet
 from orchestrator.service.overview import configuration_overview
 from orchestrator.service.peers import NewConfiguration
 from orchestrator.service.push import PushResult
+from orchestrator.tui.keymap import bindings
 from orchestrator.tui.screens.base import FilteredTableScreen
 from orchestrator.tui.widgets.dialogs import (
     AddConfigurationDialog,
@@ -34,7 +35,12 @@ from orchestrator.tui.widgets.dialogs import (
     TopUpDialog,
     TopUpForm,
 )
-from orchestrator.tui.widgets.virtual_table import Column, VirtualTable, column_width
+from orchestrator.tui.widgets.virtual_table import (
+    Column,
+    VirtualTable,
+    column_width,
+    names_within,
+)
 
 COMPACT_BELOW = 120  # terminal columns under which the usage column drops the byte counts
 SORT_ORDER = ("name", "account", "nodes", "usage", "status")
@@ -69,25 +75,13 @@ def tone(row: ConfigurationRow) -> str:
 
 
 class ConfigurationsScreen(FilteredTableScreen[ConfigurationsData]):
+    MODE = "configurations"
     TITLE = "Configurations"
     LOAD_TITLE = "load configurations"
     FOCUS = "#configurations"
     FILTER = "filter"
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "focus_filter", "Filter"),
-        Binding("space", "mark", "Mark"),
-        Binding("asterisk", "mark_all", "Mark shown"),
-        Binding("e", "enable", "Enable"),
-        Binding("d", "disable", "Disable"),
-        Binding("t", "topup", "Top-up"),
-        Binding("x", "remove", "Remove"),
-        Binding("a", "add", "Add"),
-        Binding("k", "rotate", "Rotate keys"),
-        Binding("o", "sort", "Sort"),
-        Binding("r", "reload", "Reload"),
-        Binding("escape", "focus_table", "Table", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("configurations")
 
     def __init__(self) -> None:
         super().__init__()
@@ -102,10 +96,10 @@ class ConfigurationsScreen(FilteredTableScreen[ConfigurationsData]):
         self.marked: set[str] = set()
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield self.top_bar()
         yield self.filter_bar("filter: name, account, node, status, plan")
         yield VirtualTable(self.cells, id="configurations")
-        yield Footer()
+        yield self.footer()
 
     def on_resize(self, event: events.Resize) -> None:
         compact = event.size.width < COMPACT_BELOW
@@ -161,12 +155,11 @@ class ConfigurationsScreen(FilteredTableScreen[ConfigurationsData]):
         """Widths from the whole list (measured once per load), so filtering never jolts."""
         label = {**LABELS, "usage": "used" if self.compact else LABELS["usage"]}
         label[self.sort_column] += " ▼" if self.sort_reverse else " ▲"
-        nodes = self.widths.get("nodes", 5)
         return [
             Column("mark", "", 1),
             Column("name", label["name"], self.widths.get("name", 13)),
             Column("account", label["account"], self.widths.get("account", 7)),
-            Column("nodes", label["nodes"], min(nodes, 12) if self.compact else nodes),
+            Column("nodes", label["nodes"], self.nodes_width),
             Column("usage", label["usage"], 14 if self.compact else 40),
             Column("status", label["status"], 22),
         ]
@@ -175,7 +168,13 @@ class ConfigurationsScreen(FilteredTableScreen[ConfigurationsData]):
         assert isinstance(row, ConfigurationRow)
         usage = row.usage(10 if not self.compact else 8, compact=self.compact)
         mark = "●" if row.name in self.marked else " "
-        return (mark, row.name, row.account, ",".join(row.nodes), usage, row.status), tone(row)
+        nodes = names_within(row.nodes, self.nodes_width)
+        return (mark, row.name, row.account, nodes, usage, row.status), tone(row)
+
+    @property
+    def nodes_width(self) -> int:
+        nodes = self.widths.get("nodes", 5)
+        return min(nodes, 12) if self.compact else nodes
 
     def action_sort(self) -> None:
         index = SORT_ORDER.index(self.sort_column)

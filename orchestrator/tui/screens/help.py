@@ -11,6 +11,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from orchestrator.tui.keymap import bindings
+
 INTRO = (
     "wgfleet: the same service functions as the `wgfleet` command. Changes to configurations "
     "and accounts are pushed live to the nodes concerned; a node that does not take a change "
@@ -30,25 +32,37 @@ def bindings_of(bindings: Iterable[BindingType]) -> list[Binding]:
 
 
 def key_name(key: str) -> str:
-    names = {"slash": "/", "question_mark": "?", "escape": "Esc", "ctrl+p": "Ctrl+P"}
+    names = {
+        "slash": "/",
+        "question_mark": "?",
+        "escape": "Esc",
+        "enter": "Enter",
+        "space": "Space",
+        "asterisk": "*",
+        "right_square_bracket": "]",
+        "left_square_bracket": "[",
+        "ctrl+p": "Ctrl+P",
+        "ctrl+t": "Ctrl+T",
+    }
     return ", ".join(names.get(k, k) for k in key.split(","))
 
 
 def help_text(sections: Iterable[tuple[str, Iterable[BindingType]]]) -> str:
     lines = [INTRO, ""]
-    for title, bindings in sections:
+    for title, keys in sections:
         lines.append(title)
-        for b in bindings_of(bindings):
+        for b in bindings_of(keys):
             lines.append(f"  {key_name(b.key):<10} {b.description}")
         lines.append("")
-    lines.append("Ctrl+P opens the command palette, which offers every action above.")
+    lines.append(
+        "Ctrl+P opens the command palette, which offers every action above. The footer shows "
+        "the keys that fit the terminal; the mouse works too: click a tab, a row, a header."
+    )
     return "\n".join(lines)
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q,question_mark", "dismiss", "Close"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("help")
 
     def __init__(self, sections: list[tuple[str, list[BindingType]]]) -> None:
         super().__init__()

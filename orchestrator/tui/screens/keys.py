@@ -7,38 +7,45 @@ from datetime import date
 from typing import ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.binding import BindingType
+from textual.widgets import DataTable, Static
 
 from orchestrator.core.keys import KeyAge, KeyKind, parse_duration
 from orchestrator.core.models import Node
+from orchestrator.core.overview import filter_rows
 from orchestrator.service import keys as key_service
 from orchestrator.service import node_keys
 from orchestrator.service.context import Fleet
 from orchestrator.service.push import PushResult
-from orchestrator.tui.screens.base import ReadModelScreen
+from orchestrator.tui.keymap import bindings
+from orchestrator.tui.screens.base import FilteredTableScreen
 from orchestrator.tui.widgets.dialogs import ClientConfigDialog, ConfirmDialog
+from orchestrator.tui.widgets.table_fit import fill_table
+
+# Most important first: a narrow terminal leaves out the last ones.
+KEY_COLUMNS = ("kind", "subject", "status", "age (d)", "max", "created", "note")
 
 
 def key_cells(age: KeyAge) -> tuple[str | Text, ...]:
-    *before, status, note = age.cells()
-    return (*before, Text(status, style="bold red" if age.overdue else ""), note)
+    kind, subject, created, days, most, status, note = age.cells()
+    styled = Text(status, style="bold red" if age.overdue else "")
+    return (kind, subject, styled, days, most, created, note)
 
 
-class KeysScreen(ReadModelScreen[list[KeyAge]]):
+def key_search_text(age: KeyAge) -> str:
+    return " ".join(age.cells()).lower()
+
+
+class KeysScreen(FilteredTableScreen[list[KeyAge]]):
+    MODE = "keys"
     TITLE = "Keys"
     LOAD_TITLE = "load the keys"
     FOCUS = "#keys"
+    FILTER = "key-filter"
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "reload", "Reload"),
-        Binding("o", "toggle_overdue", "Overdue only"),
-        Binding("p", "rotate_peer", "Rotate peer key"),
-        Binding("k", "rotate_psk", "Rotate PSK"),
-        Binding("n", "rotate_node", "Rotate node key (overlap)"),
-        Binding("f", "finish_node", "Finish node rotation"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("keys")
 
     def __init__(self) -> None:
         super().__init__()
@@ -47,34 +54,40 @@ class KeysScreen(ReadModelScreen[list[KeyAge]]):
         self.shown: list[KeyAge] = []
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield self.top_bar()
         yield Static("loading…", id="key-totals", classes="totals", markup=False)
-        table: DataTable[str | Text] = DataTable(id="keys", cursor_type="row", zebra_stripes=True)
-        table.add_columns("kind", "subject", "created", "age (d)", "max", "status", "note")
-        yield table
-        yield Footer()
+        yield self.filter_box("filter: kind, subject, status")
+        yield DataTable(id="keys", cursor_type="row", zebra_stripes=True)
+        yield self.footer()
 
     def read_model(self, fleet: Fleet, today: date) -> list[KeyAge]:
         return key_service.key_status(fleet, today, record=False)
 
     def loaded(self, ages: list[KeyAge]) -> None:
         self.ages = ages
+        self.show_rows()
+        self.ready.set()
+
+    def show_rows(self) -> None:
+        ages = self.ages
         shown = [a for a in ages if a.overdue] if self.overdue_only else ages
+        shown = filter_rows(shown, self.filter_text, key_search_text)
         overdue = sum(a.overdue for a in ages)
         self.query_one("#key-totals", Static).update(
             f"{len(ages)} keys, {overdue} overdue"
             + ("   (overdue only)" if self.overdue_only else "")
+            + (f"   {len(shown)} shown" if self.filter_text.strip() else "")
         )
-        table: DataTable[str | Text] = self.query_one(DataTable)
-        table.clear()
-        for index, age in enumerate(shown):
-            table.add_row(*key_cells(age), key=str(index))
+        rows = [(str(index), key_cells(age)) for index, age in enumerate(shown)]
+        fill_table(self.query_one(DataTable), KEY_COLUMNS, rows, self.app.size.width - 2)
         self.shown = shown
-        self.ready.set()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.show_rows()
 
     def action_toggle_overdue(self) -> None:
         self.overdue_only = not self.overdue_only
-        self.loaded(self.ages)
+        self.show_rows()
 
     def _selected(self, *kinds: KeyKind) -> KeyAge | None:
         table: DataTable[str | Text] = self.query_one(DataTable)

@@ -14,22 +14,29 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Label, RichLog, Static
+from textual.widgets import DataTable, Label, RichLog, Static
 from textual.worker import Worker
 
+from orchestrator.core.alerts import age_text
+from orchestrator.core.models import Operation
+from orchestrator.core.overview import filter_rows
 from orchestrator.core.playbook_events import HOST_EVENTS, PlayRecap
 from orchestrator.core.units import human_bytes
 from orchestrator.service import audit as audit_service
+from orchestrator.service import catalog
 from orchestrator.service import deploy as deploy_service
 from orchestrator.service import push as push_service
 from orchestrator.service import sync as sync_service
 from orchestrator.service.audit import AuditResult
+from orchestrator.service.context import Fleet
 from orchestrator.service.deploy import DeployResult
 from orchestrator.service.push import NodePush, PushResult
 from orchestrator.service.sync import NodeSync, SyncResult
-from orchestrator.tui.screens.base import WgfleetScreen, guarded
+from orchestrator.tui.keymap import bindings
+from orchestrator.tui.screens.base import FilteredTableScreen, guarded
+from orchestrator.tui.widgets.table_fit import words_within
 
 
 @dataclass(frozen=True)
@@ -123,18 +130,34 @@ CANCEL_POINTS = {
 }
 
 
-class OperationsScreen(WgfleetScreen):
-    TITLE = "Operations"
+TRAIL_SHOWN = 5  # runs of the operations trail shown before this session's first run
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("s", "run('sync')", "Sync"),
-        Binding("p", "run('apply')", "Apply"),
-        Binding("n", "run('plan')", "Plan"),
-        Binding("u", "run('audit')", "Audit"),
-        Binding("d", "run('deploy')", "Deploy"),
-        Binding("c", "cancel", "Cancel"),
-        Binding("l", "log_scope", "Log: all/node"),
-    ]
+
+@dataclass(frozen=True)
+class Recent:
+    """What the screen shows before a run: the latest runs of every controller, the nodes."""
+
+    runs: list[Operation]
+    nodes: list[str]
+
+
+def trail_line(run: Operation, now: int) -> str:
+    took = max(0, run.finished_at - run.started_at)
+    line = f"{run.operation}: {run.outcome}, {age_text(max(0, now - run.finished_at))}"
+    return line + (f", took {took} s" if took >= 10 else "")
+
+
+class OperationsScreen(FilteredTableScreen[Recent]):
+    """Runs here; before the first, the latest runs from the trail (any controller, cron
+    included), read again on the refresh interval."""
+
+    MODE = "operations"
+    TITLE = "Operations"
+    LOAD_TITLE = "load the operations trail"
+    FOCUS = "#operation-nodes"
+    FILTER = "log-filter"  # narrows the log to the lines holding every word typed
+
+    BINDINGS: ClassVar[list[BindingType]] = bindings("operations")
 
     def __init__(self) -> None:
         super().__init__()
@@ -142,15 +165,17 @@ class OperationsScreen(WgfleetScreen):
         self.running: str | None = None
         self.cancel_requested = threading.Event()
         self.log_lines: list[tuple[str, str]] = []  # (node, line) of the last run
+        self.node_states: dict[str, str] = {}  # node -> its state in the run going on
         self.log_node: str | None = None  # show only this node's lines; None: every node
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield self.top_bar()
         yield Static(
             "s sync · p apply · n plan (dry run) · u audit · d deploy · c cancel",
             id="operations-help",
             markup=False,
         )
+        yield self.filter_box("filter the log")
         with VerticalScroll(id="summary-box"):
             yield Label("no run yet", id="summary-title")
             yield Static("", id="summary", markup=False)
@@ -159,13 +184,28 @@ class OperationsScreen(WgfleetScreen):
             for column in ("node", "state", "detail"):
                 nodes.add_column(column, key=column)
             yield nodes
-            log = RichLog(id="operation-log", max_lines=5000, wrap=False, markup=False)
+            log = RichLog(id="operation-log", max_lines=5000, wrap=True, markup=False, min_width=20)
             log.border_title = "log: every node"
+            log.write(Text("each node's progress shows here while a run goes", style="dim"))
             yield log
-        yield Footer()
+        yield self.footer()
 
-    def on_mount(self) -> None:
-        self.ready.set()  # nothing to load
+    def read_model(self, fleet: Fleet, today: object) -> Recent:
+        return Recent(catalog.operations(fleet, TRAIL_SHOWN), sorted(fleet.nodes()))
+
+    def loaded(self, recent: Recent) -> None:
+        """Before this session's first run: the trail, and every node idle."""
+        self.ready.set()
+        if self.running is not None or self.worker is not None:
+            return  # the last run's summary and nodes stay until the next run
+        now = self.backend.now()
+        lines = [trail_line(r, now) for r in recent.runs] or ["the trail is empty"]
+        self.query_one("#summary-title", Label).update("no run here yet · the latest runs:")
+        self.query_one("#summary", Static).update("\n".join(lines))
+        table: DataTable[str | Text] = self.query_one("#operation-nodes", DataTable)
+        table.clear()
+        for name in recent.nodes:
+            table.add_row(name, Text("idle", style="dim"), "", key=name)
 
     # --- running -----------------------------------------------------------------------------
 
@@ -178,6 +218,7 @@ class OperationsScreen(WgfleetScreen):
         self.query_one("#operation-nodes", DataTable).clear()
         self.query_one(RichLog).clear()
         self.log_lines = []
+        self.node_states = {}
         self.query_one("#summary-title", Label).update(f"{kind}: running…")
         self.query_one("#summary", Static).update("")
         self.worker = self.run_worker(
@@ -196,9 +237,22 @@ class OperationsScreen(WgfleetScreen):
         backend = self.backend
         app = self.app
         node = self._node_from_thread
+
+        def write(call: Callable[[Fleet], Any]) -> Any:
+            return backend.write(call, f"tui {kind}")
+
+        def audit() -> AuditResult:
+            result: AuditResult = write(
+                lambda fleet: audit_service.audit(
+                    fleet, progress=self._audit_progress, cancelled=self.cancel_requested.is_set
+                )
+            )
+            self.wgapp.last_audit = result  # its rows, for the node screens
+            return result
+
         work: dict[str, Callable[[], Summary]] = {
             "sync": lambda: sync_summary(
-                backend.write(
+                write(
                     lambda fleet: sync_service.sync(
                         fleet,
                         today=backend.today(),
@@ -209,7 +263,7 @@ class OperationsScreen(WgfleetScreen):
                 )
             ),
             "apply": lambda: push_summary(
-                backend.write(
+                write(
                     lambda fleet: push_service.push(
                         fleet,
                         progress=lambda n: node(n.node, *push_line(n)),
@@ -219,7 +273,7 @@ class OperationsScreen(WgfleetScreen):
                 )
             ),
             "plan": lambda: push_summary(
-                backend.write(
+                write(
                     lambda fleet: push_service.push(
                         fleet,
                         dry_run=True,
@@ -228,15 +282,7 @@ class OperationsScreen(WgfleetScreen):
                     )
                 )
             ),
-            "audit": lambda: audit_summary(
-                self.backend.write(
-                    lambda fleet: audit_service.audit(
-                        fleet,
-                        progress=self._audit_progress,
-                        cancelled=self.cancel_requested.is_set,
-                    )
-                )
-            ),
+            "audit": lambda: audit_summary(audit()),
             "deploy": lambda: self._deploy(),
         }
         if kind in ("sync", "apply", "plan"):
@@ -250,7 +296,8 @@ class OperationsScreen(WgfleetScreen):
         result = self.backend.write(
             lambda fleet: deploy_service.deploy(
                 fleet, on_update=self._deploy_update, cancelled=self.cancel_requested.is_set
-            )
+            ),
+            "tui deploy",
         )
         return deploy_summary(result)
 
@@ -286,18 +333,31 @@ class OperationsScreen(WgfleetScreen):
     def node_update(self, node: str, state: str, detail: str, log: bool = True) -> None:
         table: DataTable[str | Text] = self.query_one("#operation-nodes", DataTable)
         styled = Text(state, style=STATE_STYLE.get(state, ""))
+        short = words_within(detail, self.detail_room(table, node))
         if node in table.rows:
             table.update_cell(node, "state", styled, update_width=True)
-            table.update_cell(node, "detail", detail, update_width=True)
+            table.update_cell(node, "detail", short, update_width=True)
         else:
-            table.add_row(node, styled, detail, key=node)
+            table.add_row(node, styled, short, key=node)
+        self.node_states[node] = state
+        if self.running is not None:
+            done = sum(s != "running" for s in self.node_states.values())
+            self.query_one("#summary-title", Label).update(
+                f"{self.running}: running… {done} of {len(self.node_states)} node(s) done"
+            )
         if log:
             line = f"{node}: {state}: {detail}"
             self.log_lines.append((node, line))
             if len(self.log_lines) > 20_000:  # a long deploy: keep the latest lines
                 del self.log_lines[:5_000]
-            if self.log_node in (None, node):
+            if self.log_node in (None, node) and filter_rows([line], self.filter_text, str.lower):
                 self.query_one(RichLog).write(Text(line))
+
+    @staticmethod
+    def detail_room(table: DataTable[str | Text], node: str) -> int:
+        """Cells left for a node's detail beside its name and state (the log has it whole)."""
+        widest = max([len(node)] + [len(str(key.value)) for key in table.rows])
+        return max(10, table.size.width - widest - len("running") - 3 * 2 - 1)
 
     def action_log_scope(self) -> None:
         """Show the log of the highlighted node only, or of every node again."""
@@ -313,15 +373,19 @@ class OperationsScreen(WgfleetScreen):
             self.log_node = str(event.row_key.value)
             self.show_log()
 
+    def show_rows(self) -> None:
+        self.show_log()
+
     def show_log(self) -> None:
         log = self.query_one(RichLog)
         log.clear()
         log.border_title = f"log: {self.log_node}" if self.log_node else "log: every node"
-        for node, line in self.log_lines:
-            if self.log_node in (None, node):
-                log.write(Text(line))
+        lines = [line for node, line in self.log_lines if self.log_node in (None, node)]
+        for line in filter_rows(lines, self.filter_text, str.lower):
+            log.write(Text(line))
 
     def finished(self, summary: Summary) -> None:
+        self.running = None  # before the failed nodes' lines: the title says the outcome now
         title = self.query_one("#summary-title", Label)
         heading = f"{summary.title}: {summary.verdict}"
         title.update(Text(heading, style="green" if summary.ok else "red"))
@@ -339,4 +403,3 @@ class OperationsScreen(WgfleetScreen):
                 timeout=15,
                 markup=False,
             )
-        self.running = None

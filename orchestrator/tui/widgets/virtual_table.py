@@ -230,3 +230,16 @@ def column_width(label: str, values: Sequence[str], cap: int) -> int:
     """The widest of the label and the values, at most ``cap`` cells."""
     widest = max((cell_len(v) for v in values), default=0)
     return min(cap, max(cell_len(label), widest))
+
+
+def names_within(names: Sequence[str], width: int) -> str:
+    """``names`` joined by commas if they fit ``width`` cells, else the first few whole and a
+    count of the rest ("node1 +2"): a narrow column never cuts a name."""
+    text = ",".join(names)
+    if cell_len(text) <= width:
+        return text
+    for count in range(len(names) - 1, 0, -1):
+        text = f"{','.join(names[:count])} +{len(names) - count}"
+        if cell_len(text) <= width:
+            return text
+    return f"{len(names)} nodes"
