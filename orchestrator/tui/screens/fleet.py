@@ -16,6 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Label, Sparkline, Static
+from textual.worker import Worker, WorkerState
 
 from orchestrator.core.alerts import Alert, AlertKind, Reachability, age_text
 from orchestrator.core.dashboard import FleetDashboard
@@ -116,7 +117,7 @@ class FleetScreen(FilteredTableScreen[FleetDashboard]):
         super().__init__()
         self.dashboard: FleetDashboard | None = None
         self.reachability: dict[str, Reachability] = {}
-        self.checking = False
+        self.check_worker: Worker[None] | None = None
         self.checked_at: int | None = None
         self.shown: list[NodeRow] = []
 
@@ -143,13 +144,18 @@ class FleetScreen(FilteredTableScreen[FleetDashboard]):
         self.load()
         self.check_reachability()
 
+    @property
+    def checking(self) -> bool:
+        """A reachability check is under way (one that failed was notified and is over)."""
+        worker = self.check_worker
+        return worker is not None and worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+
     def check_reachability(self) -> None:
         """A key exchange with every node (no login), in the background; then judge again."""
         if self.checking:
             return
-        self.checking = True
         now = self.backend.now()
-        self.call_service(
+        self.check_worker = self.call_service(
             "check reachability",
             lambda fleet: check_reachability(fleet, now),
             self.checked,
@@ -159,7 +165,6 @@ class FleetScreen(FilteredTableScreen[FleetDashboard]):
 
     def checked(self, reachability: dict[str, Reachability]) -> None:
         """Judge the shown fleet again with the check's answers (no new read of the store)."""
-        self.checking = False
         self.reachability = reachability
         self.checked_at = max((r.checked_at for r in reachability.values()), default=None)
         if self.dashboard is not None:
