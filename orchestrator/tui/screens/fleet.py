@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Label, Sparkline, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 
 from orchestrator.core.alerts import Alert, AlertKind, Reachability, age_text
 from orchestrator.core.dashboard import FleetDashboard
@@ -25,7 +25,7 @@ from orchestrator.core.units import human_bytes
 from orchestrator.service.context import Fleet
 from orchestrator.service.dashboard import check_reachability, fleet_dashboard
 from orchestrator.tui.keymap import bindings
-from orchestrator.tui.screens.base import FilteredTableScreen
+from orchestrator.tui.screens.base import FilteredTableScreen, under_way
 from orchestrator.tui.widgets.table_fit import Cell, fill_table
 
 RECHECK_AFTER = 60  # seconds: returning to the screen checks reachability again after this
@@ -147,8 +147,7 @@ class FleetScreen(FilteredTableScreen[FleetDashboard]):
     @property
     def checking(self) -> bool:
         """A reachability check is under way (one that failed was notified and is over)."""
-        worker = self.check_worker
-        return worker is not None and worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+        return under_way(self.check_worker)
 
     def check_reachability(self) -> None:
         """A key exchange with every node (no login), in the background; then judge again."""
