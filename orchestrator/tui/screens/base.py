@@ -52,6 +52,11 @@ def guarded(app: Any, title: str, work: Callable[[], T]) -> tuple[bool, T | None
     return False, None
 
 
+def under_way(worker: Worker[None] | None) -> bool:
+    """``worker`` was started and has not ended (done, failed or cancelled)."""
+    return worker is not None and worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+
+
 def push_failures(push: PushResult) -> str:
     return "\n".join(f"{n.node}: {n.error}" for n in push.failed)
 
@@ -225,8 +230,7 @@ class ReadModelScreen(WgfleetScreen, Generic[Data]):
 
     @property
     def reading(self) -> bool:
-        worker = self.load_worker
-        return worker is not None and worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+        return under_way(self.load_worker)
 
     def refresh_on_timer(self) -> None:
         """Read again, unless another screen or a dialog is on top or a read is under way."""

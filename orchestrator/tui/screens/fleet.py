@@ -16,6 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Label, Sparkline, Static
+from textual.worker import Worker
 
 from orchestrator.core.alerts import Alert, AlertKind, Reachability, age_text
 from orchestrator.core.dashboard import FleetDashboard
@@ -24,7 +25,7 @@ from orchestrator.core.units import human_bytes
 from orchestrator.service.context import Fleet
 from orchestrator.service.dashboard import check_reachability, fleet_dashboard
 from orchestrator.tui.keymap import bindings
-from orchestrator.tui.screens.base import FilteredTableScreen
+from orchestrator.tui.screens.base import FilteredTableScreen, under_way
 from orchestrator.tui.widgets.table_fit import Cell, fill_table
 
 RECHECK_AFTER = 60  # seconds: returning to the screen checks reachability again after this
@@ -116,7 +117,7 @@ class FleetScreen(FilteredTableScreen[FleetDashboard]):
         super().__init__()
         self.dashboard: FleetDashboard | None = None
         self.reachability: dict[str, Reachability] = {}
-        self.checking = False
+        self.check_worker: Worker[None] | None = None
         self.checked_at: int | None = None
         self.shown: list[NodeRow] = []
 
@@ -143,13 +144,17 @@ class FleetScreen(FilteredTableScreen[FleetDashboard]):
         self.load()
         self.check_reachability()
 
+    @property
+    def checking(self) -> bool:
+        """A reachability check is under way (one that failed was notified and is over)."""
+        return under_way(self.check_worker)
+
     def check_reachability(self) -> None:
         """A key exchange with every node (no login), in the background; then judge again."""
         if self.checking:
             return
-        self.checking = True
         now = self.backend.now()
-        self.call_service(
+        self.check_worker = self.call_service(
             "check reachability",
             lambda fleet: check_reachability(fleet, now),
             self.checked,
@@ -159,7 +164,6 @@ class FleetScreen(FilteredTableScreen[FleetDashboard]):
 
     def checked(self, reachability: dict[str, Reachability]) -> None:
         """Judge the shown fleet again with the check's answers (no new read of the store)."""
-        self.checking = False
         self.reachability = reachability
         self.checked_at = max((r.checked_at for r in reachability.values()), default=None)
         if self.dashboard is not None:
