@@ -208,6 +208,10 @@ def open_fleet(
             secrets = SecretStore(store, functools.partial(load_keyring, settings, store))
             if (settings.data_dir / LOCAL_SECRETS).is_dir():
                 import_local_secrets(settings, store, secrets.keyring())
+            elif write:
+                # A session that may push needs the fleet secret: refused here, before it
+                # changes anything, rather than after its store change at its first push.
+                secrets.keyring()
             fleet = Fleet(
                 with_stored_policies(settings, store),
                 store,
