@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 
 from orchestrator.adapters.private_files import read_private
-from orchestrator.adapters.sealing import Keyring
+from orchestrator.adapters.sealing import FleetKey, Keyring, UnsealError
 from orchestrator.adapters.store.sealed import SealedSecretsStore
 from orchestrator.errors import StoreError
 
@@ -51,16 +51,30 @@ class SecretStore:
 
     def put_psk(self, name: str, value: str) -> str:
         ref = check_ref(f"psk:{name}")
-        key = self.keyring().current
-        self.store.put_sealed(ref, key.key_id, key.seal(ref, value))
+        with self.store.transaction():
+            # Sealed under the fleet's key as the store names it now: a session that began
+            # before another controller's rotation reads the new secret first.
+            if self.store.fleet_key_id(hold="share") != self.keyring().current.key_id:
+                self._keyring = self._load()
+            key = self.keyring().current
+            self.store.put_sealed(ref, key.key_id, key.seal(ref, value))
         return ref
+
+    def _key(self, key_id: str, ref: str) -> FleetKey:
+        try:
+            return self.keyring().key(key_id, ref)
+        except UnsealError:
+            if key_id != self.store.fleet_key_id():
+                raise
+            self._keyring = self._load()  # rotated since this session loaded its key
+            return self.keyring().key(key_id, ref)
 
     def get(self, ref: str) -> str:
         found = self.store.sealed(check_ref(ref))
         if found is None:
             raise StoreError(f"secret {ref} is missing from the store")
         key_id, sealed = found
-        return self.keyring().key(key_id, ref).unseal(ref, sealed)
+        return self._key(key_id, ref).unseal(ref, sealed)
 
     def get_many(self, refs: Collection[str]) -> dict[str, str | StoreError]:
         """Each reference's secret, or why it cannot be had (missing, does not open), read
@@ -73,7 +87,7 @@ class SecretStore:
                 if ref not in rows:
                     raise StoreError(f"secret {ref} is missing from the store")
                 key_id, sealed = rows[ref]
-                opened[ref] = self.keyring().key(key_id, ref).unseal(ref, sealed)
+                opened[ref] = self._key(key_id, ref).unseal(ref, sealed)
             except StoreError as exc:
                 opened[ref] = exc
         return opened

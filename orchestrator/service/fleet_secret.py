@@ -60,6 +60,7 @@ def rotate_fleet_secret(fleet: Fleet, new_secret_file: Path | None = None) -> Ro
     rotation = Keyring(new, (old,))
     store = fleet.store
     with store.transaction():
+        store.fleet_key_id(hold="update")  # seals under way on other controllers land first
         rows = store.sealed_secrets()
         resealed = [
             (ref, new.seal(ref, rotation.key(key_id, ref).unseal(ref, sealed)))

@@ -5,10 +5,16 @@ On the session lab (SQLite store): an account with a canary password, configurat
 client private keys and preshared keys are the canary keys, traffic, sync, apply, audit,
 usage, rotations, exports, config show, db commands, refused calls and `--json` variants.
 Every stdout and stderr is kept; then every file under the lab's base directory (data
-directory, store with its -wal and -shm, secrets, Ansible's artifacts, inventory, the nodes'
-disks) and the test's own directory is read as bytes. A client private key may be found only
-in the file it was delivered to; a preshared key there, in the controller's secrets/ and on
-the nodes' /etc/wireguard (where WireGuard needs it); the account password nowhere.
+directory, store with its -wal and -shm, Ansible's artifacts, inventory, the nodes' disks)
+and the test's own directory is read as bytes. A client private key may be found only in the
+file it was delivered to; a preshared key there and on the nodes' /etc/wireguard (where
+WireGuard needs it: the store holds it sealed under the fleet secret); the fleet secret only
+in its own file, also after its rotation; the account password nowhere.
+
+A second controller given only the settings, the fleet secret, its own copy of the SSH keys
+and the store's URL pushes a configuration the first made, with its preshared key, and a
+client's tunnel through it carries traffic; one without the secret is refused before it
+changes anything.
 
 Against a real PostgreSQL whose role needs a password: the same for the store password (no
 output, no file, no error line), and a pg_dump of the store holds no key.
@@ -122,6 +128,10 @@ def test_canary_keys_and_password_stay_in_their_own_files(
     run("usage", "list")
     run("--json", "usage", "list")
     run("usage", "check")
+    first_secret = (lab.settings.fleet_secret_file).read_text().strip()
+    run("--json", "keys", "rotate", "fleet-secret")
+    fleet_secret = (lab.settings.fleet_secret_file).read_text().strip()
+    assert fleet_secret != first_secret
     run("keys", "rotate", "psk", "canary-1", "--out", str(own["c1.psk"]))
     run("keys", "rotate", "peer", "canary-2", "--grace", "0s", "--out", str(own["c2b.conf"]))
     public_key = json.loads(run("--json", "peers", "show", "canary-1"))["public_key"]
@@ -149,8 +159,12 @@ def test_canary_keys_and_password_stay_in_their_own_files(
     }
     (current_psk,) = key_lines([own["c1.psk"].read_text()])
     holders = files_holding(roots, current_psk.encode())
-    assert any(p.parent == data / "secrets" for p in holders), holders
     assert any(nodes_dir / "node1" in p.parents for p in holders), holders
+    for secret in (first_secret, fleet_secret):
+        assert outputs_holding(run, secret) == []
+        assert files_holding(roots, secret.encode()) == (
+            [lab.settings.fleet_secret_file] if secret == fleet_secret else []
+        )
     try:
         for value, kind in keys.items():
             needle = value.encode()
@@ -161,10 +175,8 @@ def test_canary_keys_and_password_stay_in_their_own_files(
                 on_node = nodes_dir in path.parents
                 if path in allowed:
                     continue
-                if kind == "PresharedKey" and (
-                    path.parent == data / "secrets" or (on_node and "wireguard" in path.parts)
-                ):
-                    continue  # the controller's copy for pushes, and the node's own
+                if kind == "PresharedKey" and on_node and "wireguard" in path.parts:
+                    continue  # the node's own copy (the controller's is sealed in the store)
                 stray.append(path)
             assert stray == [], f"a canary {kind} escaped into {stray}"
             assert outputs_holding(run, value) == [], f"a canary {kind} was printed"
@@ -176,7 +188,7 @@ def test_canary_keys_and_password_stay_in_their_own_files(
     assert outputs_holding(run, password) == []
     for value in keys:
         assert outputs_holding(run, value) == []
-        assert not files_holding([data / "secrets"], value.encode())  # forgotten with the account
+    assert not (data / "secrets").exists()
 
 
 PG_PASSWORD = f"Cn4ry{secrets.token_hex(10)}"
@@ -256,6 +268,9 @@ def test_the_store_password_and_keys_stay_out_of_a_postgresql_run(
         timeout=120,
     ).stdout
     assert "pgcanary" in dump and "psk:pgcanary-1" in dump  # the store's rows are in it
+    assert "sealed_secrets" in dump
+    fleet_secret = (tmp_path / "data" / "fleet-secret").read_text().strip()
+    assert fleet_secret not in dump and outputs_holding(run, fleet_secret) == []
 
     keys = key_lines(
         [
@@ -273,5 +288,4 @@ def test_the_store_password_and_keys_stay_out_of_a_postgresql_run(
         assert value not in dump, f"pg_dump holds a {kind}"
         assert outputs_holding(run, value) == []
         for path in files_holding([tmp_path], value.encode()):
-            assert path.parent in (tmp_path, tmp_path / "data" / "secrets"), path
-            assert kind == "PresharedKey" or path.parent == tmp_path
+            assert path.parent == tmp_path, path  # the files it was delivered to

@@ -214,3 +214,15 @@ def test_the_settings_name_the_secret_file(tmp_path: Path) -> None:
     )
     assert chosen.fleet_secret_file == tmp_path / "etc" / "secret"
     assert chosen.describe()["fleet_secret"] == str(tmp_path / "etc" / "secret")
+
+
+def test_a_session_opened_before_a_rotation_seals_and_opens_under_the_new_key(
+    made: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with open_fleet(made) as fleet:
+        old_key = fleet.secrets.keyring().current.key_id
+        assert main(["keys", "rotate", "fleet-secret"]) == 0  # another process, meanwhile
+        assert fleet.secrets.get("psk:quill-1")  # resealed under a key it had not loaded
+        fleet.secrets.put_psk("quill-9", "A" * 43 + "=")
+        (key_id,) = {key_id for _, key_id, _ in fleet.store.sealed_secrets()}
+        assert key_id != old_key and key_id == fleet.store.fleet_key_id()

@@ -19,8 +19,13 @@ _FEW = 500
 class SealedSecretsStore(StoreBase):
     """Sealed secrets by reference, and the fleet's current key id."""
 
-    def fleet_key_id(self) -> str | None:
-        row = self._one("SELECT key_id FROM fleet_key WHERE id = 1")
+    def fleet_key_id(self, hold: str = "") -> str | None:
+        """The fleet's key id. ``hold`` ("share" or "update"), inside a transaction: on
+        PostgreSQL the row stays locked until it ends, so a rotation (update) waits for the
+        seals under way (share) and they wait for it (SQLite's transactions hold the whole
+        store from their start)."""
+        lock = f" FOR {hold.upper()}" if hold and self.db.dialect == "postgresql" else ""
+        row = self._one(f"SELECT key_id FROM fleet_key WHERE id = 1{lock}")
         return str(row[0]) if row else None
 
     def claim_fleet_key_id(self, key_id: str) -> str:
