@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shutil
 import subprocess
 import time
 from collections.abc import Iterable
@@ -189,6 +190,48 @@ def test_canary_keys_and_password_stay_in_their_own_files(
     for value in keys:
         assert outputs_holding(run, value) == []
     assert not (data / "secrets").exists()
+
+
+@pytest.mark.lab
+def test_a_second_controller_with_the_fleet_secret_pushes_the_first_ones_preshared_key(
+    lab: Lab, deployed: None, layout, tmp_path: Path
+) -> None:
+    """The second controller has a data directory of its own: the settings, a copy of the
+    fleet secret and of the SSH keys, the store's URL; no secrets/ file, nothing else."""
+    first = Run(lab.config_file)
+    client, node = layout.clients[0], layout.nodes[0]
+    conf = tmp_path / "relay.conf"
+    first("accounts", "add", "relay", "--device-id", "dev-relay", "--password-stdin", stdin="pw\n")
+    first("peers", "add", "relay", "--nodes", "node1", "--name", "relay-1", "--out", conf)
+    first("peers", "disable", "relay-1")  # off node1: only the second controller puts it back
+
+    def controller(name: str, *, with_secret: bool) -> Run:
+        data = tmp_path / name
+        data.mkdir(mode=0o700)
+        shutil.copytree(lab.settings.data_dir / "keys", data / "keys")
+        if with_secret:
+            shutil.copy2(lab.settings.fleet_secret_file, data / "fleet-secret")
+        config = tmp_path / f"{name}.yml"
+        config.write_text(
+            lab.config_file.read_text().replace(f"data_dir: {lab.settings.data_dir}", "")
+            + f"data_dir: {data}\nstore_url: '{lab.settings.store_url}'\n"
+        )
+        return Run(config)
+
+    try:
+        refused = controller("third", with_secret=False)
+        before = first("--json", "peers", "show", "relay-1")
+        refused("peers", "enable", "relay-1", code=2)
+        assert "fleet_secret" in refused.outputs[-1][1] and "missing" in refused.outputs[-1][1]
+        assert first("--json", "peers", "show", "relay-1") == before  # nothing changed
+        second = controller("second", with_secret=True)
+        second("peers", "enable", "relay-1")
+        assert not (tmp_path / "second" / "secrets").exists()
+        first("lab", "tunnel", "up", client.name, str(conf))
+        assert ping_from(client.netns, str(node.tunnel_address), count=3, wait=2).returncode == 0
+    finally:
+        first("lab", "tunnel", "down", client.name, code=(0, 1, 2))
+        first("accounts", "delete", "relay", "--yes")
 
 
 PG_PASSWORD = f"Cn4ry{secrets.token_hex(10)}"
