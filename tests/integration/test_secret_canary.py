@@ -26,7 +26,6 @@ import json
 import re
 import secrets
 import shutil
-import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -201,7 +200,15 @@ def test_a_second_controller_with_the_fleet_secret_pushes_the_first_ones_preshar
     first = Run(lab.config_file)
     client, node = layout.clients[0], layout.nodes[0]
     conf = tmp_path / "relay.conf"
-    first("accounts", "add", "relay", "--device-id", "dev-relay", "--password-stdin", stdin="pw\n")
+    first(
+        "accounts",
+        "add",
+        "relay",
+        "--device-id",
+        "dev-relay",
+        "--password-stdin",
+        stdin="relay-password\n",
+    )
     first("peers", "add", "relay", "--nodes", "node1", "--name", "relay-1", "--out", conf)
     first("peers", "disable", "relay-1")  # off node1: only the second controller puts it back
 
@@ -248,7 +255,7 @@ def test_the_store_password_and_keys_stay_out_of_a_postgresql_run(
 
     from orchestrator.adapters.store import open_store
     from orchestrator.core.models import Node
-    from tests.pgserver import password_database, pg_bin
+    from tests.pgserver import password_database, pg_dump
 
     url = password_database(postgres_server, PG_PASSWORD)
     config = tmp_path / "settings.yml"
@@ -300,16 +307,7 @@ def test_the_store_password_and_keys_stay_out_of_a_postgresql_run(
     refused("db", "upgrade", code=4)
     run.outputs += refused.outputs
 
-    binaries = pg_bin()
-    assert binaries is not None
-    superuser = url.replace(f"wgfleet_pw:{PG_PASSWORD}@", "postgres@")
-    dump = subprocess.run(
-        [str(binaries / "pg_dump"), "--dbname", superuser],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
+    dump = pg_dump(url.replace(f"wgfleet_pw:{PG_PASSWORD}@", "postgres@"))
     assert "pgcanary" in dump and "psk:pgcanary-1" in dump  # the store's rows are in it
     assert "sealed_secrets" in dump
     fleet_secret = (tmp_path / "data" / "fleet-secret").read_text().strip()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
 
 import pytest
 
@@ -13,7 +12,7 @@ from orchestrator.adapters.sealing import FleetKey, Keyring
 from orchestrator.adapters.secrets import SecretStore
 from orchestrator.adapters.store import SqlStore, open_store
 from orchestrator.adapters.store.schema import LATEST_VERSION
-from tests.pgserver import fresh_database, pg_bin
+from tests.pgserver import fresh_database, pg_dump
 
 KEY = FleetKey.from_secret(bytes(range(32)))
 NEXT = FleetKey.from_secret(bytes(range(1, 33)))
@@ -97,15 +96,7 @@ def test_a_pg_dump_holds_no_preshared_key(postgres_server: str) -> None:
             secrets.put_psk(f"dump-{index}", value)
     finally:
         store.close()
-    binaries = pg_bin()
-    assert binaries is not None
-    dump = subprocess.run(
-        [str(binaries / "pg_dump"), "--dbname", url],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
+    dump = pg_dump(url)
     assert "psk:dump-4" in dump and KEY.key_id in dump  # the rows are in it
     for value in values:
         assert value not in dump
