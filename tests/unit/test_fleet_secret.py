@@ -195,15 +195,22 @@ def test_local_preshared_key_files_move_into_the_store_once(made: Settings) -> N
     """An older wgfleet kept each preshared key as a file in secrets/: the first session
     seals the ones a configuration names into the store and removes the directory."""
     before = _stored_keys(made)
-    with open_fleet(made) as fleet:
-        fleet.store.delete_sealed(before)
+    with open_fleet(made) as fleet, fleet.store.transaction():  # back to schema 16
+        fleet.store.db.execute("DROP TABLE sealed_secrets")
+        fleet.store.db.execute("DROP TABLE fleet_key")
+        fleet.store.db.execute("DELETE FROM schema_migrations WHERE version = 17")
+    made.fleet_secret_file.unlink()  # an older wgfleet had none
     local = made.data_dir / "secrets"
     local.mkdir(mode=0o700)
     for ref, value in before.items():
         (local / ref.removeprefix("psk:")).write_text(value + "\n")
+        (local / ref.removeprefix("psk:")).chmod(0o600)
     (local / "gone-1").write_text("an old key no configuration names\n")
-    assert _stored_keys(made) == before
-    assert not local.exists()
+    assert main(["peers", "list"]) == 1  # StoreError: `wgfleet db upgrade` first
+    assert main(["db", "upgrade"]) == 0
+    assert local.exists()  # the upgrade itself holds no fleet secret yet
+    assert _stored_keys(made) == before  # the first session made it and sealed them
+    assert not local.exists() and made.fleet_secret_file.exists()
 
 
 def test_the_settings_name_the_secret_file(tmp_path: Path) -> None:
