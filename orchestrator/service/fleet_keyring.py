@@ -16,7 +16,7 @@ from orchestrator.adapters import fleet_secret as secret_files
 from orchestrator.adapters.sealing import FleetKey, Keyring
 from orchestrator.adapters.secrets import local_secrets
 from orchestrator.adapters.store import SqlStore
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, UsageError
 from orchestrator.settings import Settings
 
 # Where an older wgfleet kept each preshared key as a file (in the data directory).
@@ -61,6 +61,8 @@ def import_local_secrets(settings: Settings, store: SqlStore, keyring: Keyring) 
     (those a configuration still names), in one transaction, then remove the files: nothing
     reads them afterwards. Returns how many were sealed."""
     directory = settings.data_dir / LOCAL_SECRETS
+    if directory.is_symlink():  # a planted link must not feed keys in, nor have files removed
+        raise UsageError(f"{directory}: is a symbolic link; move the preshared keys in by hand")
     found = local_secrets(directory)
     named = {
         ref

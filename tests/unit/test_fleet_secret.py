@@ -233,3 +233,15 @@ def test_a_session_opened_before_a_rotation_seals_and_opens_under_the_new_key(
         fleet.secrets.put_psk("quill-9", "A" * 43 + "=")
         (key_id,) = {key_id for _, key_id, _ in fleet.store.sealed_secrets()}
         assert key_id != old_key and key_id == fleet.store.fleet_key_id()
+
+
+def test_a_link_planted_as_the_old_secrets_directory_is_refused(
+    made: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "quill-1").write_text("A" * 43 + "=\n")
+    (made.data_dir / "secrets").symlink_to(elsewhere)
+    assert main(["peers", "list"]) == 2
+    assert "symbolic link" in _one_error_line(capsys)
+    assert (elsewhere / "quill-1").exists()  # nothing read in, nothing removed
