@@ -32,6 +32,9 @@ TLS) and never log them; the results' ``repr`` leaves them out, so an assertion 
 printing a result shows no key. :func:`export_account` describes the password hash (held or
 not, its scheme), never its value. A store URL's password stays in the settings: errors name
 the server and database only (``core.redaction.redact_url`` shows a URL without it).
+Preshared keys are sealed in the store under the fleet secret (the settings' ``fleet_secret``
+file or the systemd credential ``wgfleet-fleet-secret``); :func:`rotate_fleet_secret` reseals
+them all under a new one and returns its key id, never the secret.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ from orchestrator.service.fleet_file import (
     plan,
     read_fleet_file,
 )
+from orchestrator.service.fleet_secret import RotatedFleetSecret, rotate_fleet_secret
 from orchestrator.service.host_keys import trust_node
 from orchestrator.service.keys import key_status, rotate_peer, rotate_psk
 from orchestrator.service.node_keys import finish_node_rotation, rotate_node
@@ -106,6 +110,7 @@ __all__ = [
     "PlanRefused",
     "PushWorker",
     "ReadOnlySession",
+    "RotatedFleetSecret",
     "Settings",
     "StoreError",
     "UsageError",
@@ -142,6 +147,7 @@ __all__ = [
     "read_fleet_file",
     "remove_configurations",
     "revoke_token",
+    "rotate_fleet_secret",
     "rotate_node",
     "rotate_peer",
     "rotate_psk",

@@ -193,6 +193,13 @@ class Settings:
     network: NetworkSettings = field(default_factory=NetworkSettings)
     dns: DnsSettings = field(default_factory=DnsSettings)
     tui: TuiSettings = field(default_factory=TuiSettings)
+    # The fleet secret's file (None: ``fleet-secret`` in the data directory); a systemd
+    # credential ``wgfleet-fleet-secret`` wins over it (adapters/fleet_secret.py).
+    fleet_secret: Path | None = None
+
+    @property
+    def fleet_secret_file(self) -> Path:
+        return self.fleet_secret or self.data_dir / "fleet-secret"
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready view for `wgfleet config show`: paths only, never key material."""
@@ -201,6 +208,7 @@ class Settings:
             "project_root": str(self.project_root),
             "data_dir": str(self.data_dir),
             "store_url": redact_url(self.store_url),
+            "fleet_secret": str(self.fleet_secret_file),
             "inventory": str(self.inventory),
             "ssh": {
                 "deploy_key": str(self.ssh.deploy_key),
@@ -259,6 +267,7 @@ class Settings:
 
 _TOP_KEYS = {
     "data_dir",
+    "fleet_secret",
     "store_url",
     "inventory",
     "ssh",
@@ -617,6 +626,7 @@ def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
         project_root=root,
         data_dir=data_dir,
         store_url=store_url,
+        fleet_secret=reader.path(top, "fleet_secret", "", data_dir / "fleet-secret"),
         inventory=inventory,
         ssh=ssh,
         lab=lab,

@@ -135,3 +135,16 @@ def fresh_database(server: str) -> str:
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     return server.replace("/postgres?", f"/{name}?")
+
+
+def pg_dump(url: str) -> str:
+    """What `pg_dump` writes of the database at ``url`` (as a backup would hold it)."""
+    binaries = pg_bin()
+    assert binaries is not None, unavailable()
+    return subprocess.run(
+        [str(binaries / "pg_dump"), "--dbname", url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout

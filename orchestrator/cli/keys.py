@@ -266,6 +266,30 @@ def cmd_rotate_ssh(args: argparse.Namespace, settings: Settings, output: Output)
     return ExitCode.OK
 
 
+def cmd_rotate_fleet_secret(args: argparse.Namespace, settings: Settings, output: Output) -> int:
+    """reseal every stored preshared key under a new fleet secret, in one transaction"""
+    from orchestrator.service.fleet_secret import rotate_fleet_secret
+
+    with session(settings, args, output, write=True) as fleet:
+        rotated = rotate_fleet_secret(fleet, args.new_secret)
+
+    def render() -> None:
+        output.out.print(
+            f"{rotated.resealed} secret(s) resealed: fleet key {rotated.previous_key_id} -> "
+            f"{rotated.key_id}",
+            markup=False,
+        )
+        where = "is in" if rotated.installed else "must now replace"
+        output.out.print(
+            f"the new fleet secret {where} {rotated.secret_file}; copy it to every other "
+            "controller (they are refused until they have it)",
+            markup=False,
+        )
+
+    output.result(rotated.as_dict(), render)
+    return ExitCode.OK
+
+
 def _configurations_or_node(parser: argparse.ArgumentParser) -> None:
     """The configurations a key command acts on: named, or every one placed on --node."""
     parser.add_argument("names", nargs="*", metavar="CONFIGURATION")
@@ -297,6 +321,13 @@ def register(commands: Any, add: Registrar) -> None:
     node.add_argument("--yes", action="store_true", help="do not ask before cutting clients off")
     ssh_key = add(rotate_commands, "ssh", cmd_rotate_ssh)
     ssh_key.add_argument("purpose", choices=["deploy", "collector", "push"])
+    fleet_secret = add(rotate_commands, "fleet-secret", cmd_rotate_fleet_secret)
+    fleet_secret.add_argument(
+        "--new-secret",
+        type=Path,
+        metavar="FILE",
+        help="the new secret (one base64 line, 32+ bytes); default: a new one is made",
+    )
     finish = add(key_commands, "finish", cmd_finish_node)
     finish.add_argument("node")
     finish.add_argument("--abort", action="store_true", help="drop the next key instead")

@@ -263,6 +263,22 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
             ),
         ),
         RecordKind(
+            "sealed_secrets",
+            "each configuration's preshared key, sealed (AES-256-GCM) under a key derived from "
+            "the fleet secret, which the store never holds; the id of the key that sealed it",
+            "so that any controller holding the fleet secret can push the configuration again",
+            "until the configuration or its account is deleted, or the key is rotated",
+            ("ref", "key_id", "sealed"),
+        ),
+        RecordKind(
+            "fleet_key",
+            "the id of the fleet's current key (a fingerprint derived from the fleet secret, "
+            "not the secret)",
+            "to refuse a controller holding another fleet secret before it seals anything",
+            "until the fleet secret is rotated",
+            ("key_id",),
+        ),
+        RecordKind(
             "schema_migrations",
             "the store's schema version",
             "upgrades",

@@ -32,6 +32,7 @@ from orchestrator.core.models import Node, Operation
 from orchestrator.core.shard import Shard
 from orchestrator.errors import NotFound, StoreError, WgfleetError
 from orchestrator.service.errors import translated
+from orchestrator.service.fleet_keyring import LOCAL_SECRETS, import_local_secrets, load_keyring
 from orchestrator.service.lock import fleet_lock
 from orchestrator.settings import Settings, with_policies
 
@@ -203,10 +204,17 @@ def open_fleet(
             if upgrade and store.schema_version() == 0:
                 store.upgrade(ipv6_prefix=settings.network.ipv6_prefix)
             store.require_current()
+            secrets = SecretStore(store, functools.partial(load_keyring, settings, store))
+            if (settings.data_dir / LOCAL_SECRETS).is_dir():
+                import_local_secrets(settings, store, secrets.keyring())
+            elif write:
+                # A session that may push needs the fleet secret: refused here, before it
+                # changes anything, rather than after its store change at its first push.
+                secrets.keyring()
             fleet = Fleet(
                 with_stored_policies(settings, store),
                 store,
-                SecretStore(settings.data_dir / "secrets"),
+                secrets,
                 connections,
                 writes=write,
                 store_writes=store_only,

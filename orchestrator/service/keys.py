@@ -220,7 +220,6 @@ def rotate_psk(
     if not chosen:
         raise UsageError(f"no configurations on node {node}")
     rotated: list[RotatedPsk] = []
-    old_refs: list[str] = []
     with store.transaction():
         for config in chosen:
             preshared = wgkeys.new_preshared_key()
@@ -229,7 +228,5 @@ def rotate_psk(
                 RotatedPsk(store.set_psk(config.name, ref, today or date.today()), preshared)
             )
             if config.psk_ref:
-                old_refs.append(config.psk_ref)
-    for ref in old_refs:
-        fleet.secrets.delete(ref)
+                fleet.secrets.delete(config.psk_ref)
     return rotated, push(fleet, {n for r in rotated for n in r.configuration.nodes})

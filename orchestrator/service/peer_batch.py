@@ -144,50 +144,44 @@ def add_configurations(
     store = fleet.store
     day = today or date.today()
     plans = {p.name: p for p in store.plans()}
-    written: list[str] = []  # preshared keys put so far: dropped again if the batch fails
-    try:
-        with store.transaction():
-            planned = _plan_rows(fleet, rows, source)
-            nodes = {n.name: n for n in store.nodes()}
-            revisions = store.node_revisions()
-            free: dict[str, set[Any]] = {}
-            made: list[tuple[_Planned, Configuration]] = []
-            for item in planned:
-                addresses = {}
-                for name in item.nodes:
-                    used = free.setdefault(name, set(store.taken_addresses(name)))
-                    try:
-                        addresses[name] = allocate_address(nodes[name].tunnel_network, used)
-                    except PoolExhausted as exc:
-                        raise BatchRefused(
-                            source,
-                            BadRow(item.row.row, item.row.line, "nodes", name, str(exc)),
-                        ) from None
-                    used.add(addresses[name])
-                psk_ref = fleet.secrets.put_psk(item.name, item.preshared)
-                written.append(psk_ref)
-                plan = plans.get(item.row.plan) if item.row.plan else None
-                config = Configuration(
-                    name=item.name,
-                    account=item.row.account,
-                    public_key=item.keys.public_key,
-                    psk_ref=psk_ref,
-                    addresses=addresses,
-                    plan=item.row.plan,
-                    quota_bytes=item.row.quota_bytes,
-                    key_created_on=day,
-                    psk_created_on=day,
-                    valid_until=validity_after(plan, None, day) if plan else None,
-                    split_tunnel=item.split_tunnel,
-                )
-                store.add_configuration(config)
-                made.append((item, config))
-            moved = moved_by_one(revisions, store.node_revisions())
-            added = {c.name: c for c in store.configurations(names=[c.name for _, c in made])}
-    except BaseException:
-        for ref in written:
-            fleet.secrets.delete(ref)
-        raise
+    with store.transaction():
+        planned = _plan_rows(fleet, rows, source)
+        nodes = {n.name: n for n in store.nodes()}
+        revisions = store.node_revisions()
+        free: dict[str, set[Any]] = {}
+        made: list[tuple[_Planned, Configuration]] = []
+        for item in planned:
+            addresses = {}
+            for name in item.nodes:
+                used = free.setdefault(name, set(store.taken_addresses(name)))
+                try:
+                    addresses[name] = allocate_address(nodes[name].tunnel_network, used)
+                except PoolExhausted as exc:
+                    raise BatchRefused(
+                        source,
+                        BadRow(item.row.row, item.row.line, "nodes", name, str(exc)),
+                    ) from None
+                used.add(addresses[name])
+            # Sealed in the same transaction: a refused batch leaves no key behind.
+            psk_ref = fleet.secrets.put_psk(item.name, item.preshared)
+            plan = plans.get(item.row.plan) if item.row.plan else None
+            config = Configuration(
+                name=item.name,
+                account=item.row.account,
+                public_key=item.keys.public_key,
+                psk_ref=psk_ref,
+                addresses=addresses,
+                plan=item.row.plan,
+                quota_bytes=item.row.quota_bytes,
+                key_created_on=day,
+                psk_created_on=day,
+                valid_until=validity_after(plan, None, day) if plan else None,
+                split_tunnel=item.split_tunnel,
+            )
+            store.add_configuration(config)
+            made.append((item, config))
+        moved = moved_by_one(revisions, store.node_revisions())
+        added = {c.name: c for c in store.configurations(names=[c.name for _, c in made])}
     created = tuple(
         BatchConfiguration(added[config.name], _client_configs(fleet, item, config, nodes))
         for item, config in made

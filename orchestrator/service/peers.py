@@ -180,11 +180,7 @@ def add_configuration(
             valid_until=validity_after(plan_row, None, today or date.today()) if plan_row else None,
             split_tunnel=split_tunnel,
         )
-        try:
-            store.add_configuration(config)
-        except StoreError:
-            fleet.secrets.delete(psk_ref)
-            raise
+        store.add_configuration(config)  # with its sealed key, or neither
         moved = moved_by_one(revisions, store.node_revisions())
     client_configs = {
         n: render_client_config(

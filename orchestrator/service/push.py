@@ -24,7 +24,7 @@ store was taking off that node: a node cannot charge another node's peer through
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -37,7 +37,7 @@ from orchestrator.core.accounting import OVERLAP_PREFIX, Sample
 from orchestrator.core.addressing import TunnelNetworks
 from orchestrator.core.models import Configuration, Node
 from orchestrator.core.node_protocol import PUSH_USER
-from orchestrator.core.peers import PeerDelta, desired_peers, peer_delta
+from orchestrator.core.peers import DesiredPeer, PeerDelta, desired_peers, peer_delta
 from orchestrator.core.push_protocol import (
     PushAnswer,
     PushProtocolError,
@@ -190,13 +190,14 @@ def _push_one(
     now: int,
     revision: int,
     pending: frozenset[str],
+    opened: Mapping[str, str | StoreError],
 ) -> tuple[NodePush, Sent]:
     peers = desired_peers(node.name, configurations, now, tunnel_networks(node))
     kept = frozenset(p.public_key for p in peers)
     placed = {k for c in configurations for k in (c.public_key, c.previous_public_key) if k}
     sent = Sent(pending, kept, frozenset((placed | pending) - kept))
     try:
-        preshared = {p.psk_ref: fleet.secrets.get(p.psk_ref) for p in peers if p.psk_ref}
+        preshared = _keys_for(peers, opened)
     except StoreError as exc:
         return NodePush(node.name, False, error=str(exc)), sent
     mode = "plan" if dry_run else "apply"
@@ -210,18 +211,46 @@ def _push_one(
 
 
 def _push_delta(
-    fleet: Fleet, node: Node, delta: NodeDelta, pending: frozenset[str]
+    fleet: Fleet,
+    node: Node,
+    delta: NodeDelta,
+    pending: frozenset[str],
+    opened: Mapping[str, str | StoreError],
 ) -> tuple[NodePush, Sent]:
     held = frozenset(p.public_key for p in delta.peers.hold)
     sent = Sent(pending, held, frozenset(delta.peers.drop))
     try:
-        preshared = {p.psk_ref: fleet.secrets.get(p.psk_ref) for p in delta.peers.hold if p.psk_ref}
+        preshared = _keys_for(delta.peers.hold, opened)
     except StoreError as exc:
         return NodePush(node.name, False, error=str(exc)), sent
     request = render_delta_request(
         "apply", node.interface, delta.base, delta.revision, delta.peers, preshared
     )
     return _exchange(fleet, node, request), sent
+
+
+def _keys_for(
+    peers: Iterable[DesiredPeer], opened: Mapping[str, str | StoreError]
+) -> dict[str, str]:
+    """The preshared keys of ``peers``, from those opened before the push's threads started;
+    the first that could not be opened fails the node."""
+    keys = {}
+    for peer in peers:
+        if peer.psk_ref:
+            value = opened.get(peer.psk_ref, StoreError(f"secret {peer.psk_ref} was not opened"))
+            if isinstance(value, StoreError):
+                raise value
+            keys[peer.psk_ref] = value
+    return keys
+
+
+def _open_keys(
+    fleet: Fleet, placed: Mapping[str, list[Configuration]], deltas: Mapping[str, NodeDelta]
+) -> dict[str, str | StoreError]:
+    """Every preshared key the nodes of this push may need, opened in the session's thread."""
+    refs = {r for cs in placed.values() for c in cs for r in (c.psk_ref, c.previous_psk_ref) if r}
+    refs |= {p.psk_ref for d in deltas.values() for p in d.peers.hold if p.psk_ref}
+    return fleet.secrets.get_many(refs)
 
 
 def tunnel_networks(node: Node) -> TunnelNetworks:
@@ -345,11 +374,19 @@ def _push_leased(
         _deltas(fleet, known, revisions, change, now, removals) if change and not dry_run else {}
     )
     placed = _placed(fleet, [n for n in wanted if n not in deltas])
+    opened = _open_keys(fleet, placed, deltas)
     sent: dict[str, Sent] = {}
 
     def full(name: str) -> NodePush:
         outcome, sent[name] = _push_one(
-            fleet, known[name], placed[name], dry_run, now, revisions[name][0], pending[name]
+            fleet,
+            known[name],
+            placed[name],
+            dry_run,
+            now,
+            revisions[name][0],
+            pending[name],
+            opened,
         )
         return outcome
 
@@ -358,7 +395,9 @@ def _push_leased(
             # Not contacted: the node keeps its pending revision and converges next run.
             outcome = NodePush(name, False, error="cancelled before this node; still pending")
         elif name in deltas:
-            outcome, sent[name] = _push_delta(fleet, known[name], deltas[name], pending[name])
+            outcome, sent[name] = _push_delta(
+                fleet, known[name], deltas[name], pending[name], opened
+            )
             if outcome.answer is not None and outcome.answer.resync:
                 return outcome  # nothing changed there: the full set follows
         else:
@@ -378,6 +417,7 @@ def _push_leased(
         resync = [o.node for o in outcomes if o.answer is not None and o.answer.resync]
         if resync:
             placed.update(_placed(fleet, resync))
+            opened.update(_open_keys(fleet, {n: placed[n] for n in resync}, {}))
             redone = dict(zip(resync, pool.map(again, resync), strict=True))
             outcomes = tuple(redone.get(o.node, o) for o in outcomes)
     if dry_run:

@@ -180,16 +180,18 @@ def add_bulk(fleet: Fleet, names: list[str]) -> dict[str, str]:
     """Configurations on the node by bulk SQL, each with a preshared key in the secret store,
     as `add_configuration` would leave them (whose per-row checks cost minutes at 10,000)."""
     store = fleet.store
-    secrets_dir = fleet.secrets.directory
-    secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     keys = {name: wgkeys.new_keypair().public_key for name in names}
     hosts = BULK_POOL.hosts()
     today = date.today()
-    for name in names:
-        fd = os.open(secrets_dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(wgkeys.new_preshared_key() + "\n")
+    sealing = fleet.secrets.keyring().current
     with store.transaction():
+        store.db.executemany(
+            "INSERT INTO sealed_secrets (ref, key_id, sealed) VALUES (?, ?, ?)",
+            [
+                (f"psk:{n}", sealing.key_id, sealing.seal(f"psk:{n}", wgkeys.new_preshared_key()))
+                for n in names
+            ],
+        )
         account = store.db.execute("SELECT id FROM accounts WHERE username = ?", (ACCOUNT,))[0][0]
         store.db.executemany(
             "INSERT INTO configurations (name, account_id, public_key, psk_ref, key_created_on, "
@@ -342,7 +344,7 @@ def instrumented(fleet: Fleet, phases: Phases) -> Iterator[None]:
     push module's planning steps (restored afterwards). The wrappers cost microseconds a call."""
     store, secrets = fleet.store, fleet.secrets
     store.set_enabled = phases.wrap("store_set_enabled", store.set_enabled)  # type: ignore[method-assign]
-    secrets.get = phases.wrap("secrets_get", secrets.get)  # type: ignore[method-assign]
+    secrets.get_many = phases.wrap("secrets_get", secrets.get_many)  # type: ignore[method-assign]
     fleet.run = phases.wrap("ssh_exec", fleet.run)  # type: ignore[method-assign]
     module: dict[str, Any] = vars(push_service)
     steps = (
@@ -593,7 +595,10 @@ def print_table(report: dict[str, Any]) -> None:
         ("delta of the change (peer_delta)", both("peer_delta")),
         ("read the node's configurations", both("_placed")),
         ("desired peer set (desired_peers)", both("desired_peers")),
-        (f"preshared keys read ({d['secrets_read']}, {f['secrets_read']})", both("secrets_get")),
+        (
+            f"preshared keys opened ({d['secrets_read']}, {f['secrets_read']} reads)",
+            both("secrets_get"),
+        ),
         ("render the request", renders),
         ("SSH: connect + exec wgfleet-peers + answer", both("ssh_exec")),
         ("  of which the node's own time (elapsed_ms)", both("node_elapsed")),

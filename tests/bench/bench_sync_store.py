@@ -29,6 +29,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from orchestrator.adapters.sealing import FleetKey, Keyring
 from orchestrator.adapters.secrets import SecretStore
 from orchestrator.adapters.store import SqlStore, open_store
 from orchestrator.core.collector import CounterReport, parse_counters
@@ -152,12 +153,12 @@ def backend(kind: str) -> Iterator[str]:
 
 def run(kind: str, nodes: int, peers: int) -> list[dict[str, Any]]:
     results = []
-    with backend(kind) as url, tempfile.TemporaryDirectory() as secrets_dir:
+    with backend(kind) as url:
         store = open_store(url)
         node_keys = populate(store, nodes, peers)
-        fleet = Fleet(
-            settings=None, store=store, secrets=SecretStore(Path(secrets_dir)), writes=True
-        )  # type: ignore[arg-type]
+        keyring = Keyring(FleetKey.from_secret(os.urandom(32)))
+        secrets = SecretStore(store, lambda: keyring)
+        fleet = Fleet(settings=None, store=store, secrets=secrets, writes=True)  # type: ignore[arg-type]
         first, second = answers(node_keys, "e1", 1000), answers(node_keys, "e1", 1500)
         third = answers(node_keys, "e1", 2000)
         parse_only = measure(lambda: [parse_counters(t) for t in first])

@@ -36,7 +36,7 @@ def store_state(fleet: Fleet) -> tuple[object, ...]:
     return (
         sorted(c.name for c in fleet.store.configurations()),
         fleet.store.node_revisions(),
-        sorted(os.listdir(fleet.settings.data_dir / "secrets")),
+        fleet.store.sealed_secrets(),
     )
 
 

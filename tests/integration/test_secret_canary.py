@@ -5,10 +5,16 @@ On the session lab (SQLite store): an account with a canary password, configurat
 client private keys and preshared keys are the canary keys, traffic, sync, apply, audit,
 usage, rotations, exports, config show, db commands, refused calls and `--json` variants.
 Every stdout and stderr is kept; then every file under the lab's base directory (data
-directory, store with its -wal and -shm, secrets, Ansible's artifacts, inventory, the nodes'
-disks) and the test's own directory is read as bytes. A client private key may be found only
-in the file it was delivered to; a preshared key there, in the controller's secrets/ and on
-the nodes' /etc/wireguard (where WireGuard needs it); the account password nowhere.
+directory, store with its -wal and -shm, Ansible's artifacts, inventory, the nodes' disks)
+and the test's own directory is read as bytes. A client private key may be found only in the
+file it was delivered to; a preshared key there and on the nodes' /etc/wireguard (where
+WireGuard needs it: the store holds it sealed under the fleet secret); the fleet secret only
+in its own file, also after its rotation; the account password nowhere.
+
+A second controller given only the settings, the fleet secret, its own copy of the SSH keys
+and the store's URL pushes a configuration the first made, with its preshared key, and a
+client's tunnel through it carries traffic; one without the secret is refused before it
+changes anything.
 
 Against a real PostgreSQL whose role needs a password: the same for the store password (no
 output, no file, no error line), and a pg_dump of the store holds no key.
@@ -19,7 +25,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import subprocess
+import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -122,6 +128,10 @@ def test_canary_keys_and_password_stay_in_their_own_files(
     run("usage", "list")
     run("--json", "usage", "list")
     run("usage", "check")
+    first_secret = (lab.settings.fleet_secret_file).read_text().strip()
+    run("--json", "keys", "rotate", "fleet-secret")
+    fleet_secret = (lab.settings.fleet_secret_file).read_text().strip()
+    assert fleet_secret != first_secret
     run("keys", "rotate", "psk", "canary-1", "--out", str(own["c1.psk"]))
     run("keys", "rotate", "peer", "canary-2", "--grace", "0s", "--out", str(own["c2b.conf"]))
     public_key = json.loads(run("--json", "peers", "show", "canary-1"))["public_key"]
@@ -149,8 +159,12 @@ def test_canary_keys_and_password_stay_in_their_own_files(
     }
     (current_psk,) = key_lines([own["c1.psk"].read_text()])
     holders = files_holding(roots, current_psk.encode())
-    assert any(p.parent == data / "secrets" for p in holders), holders
     assert any(nodes_dir / "node1" in p.parents for p in holders), holders
+    for secret in (first_secret, fleet_secret):
+        assert outputs_holding(run, secret) == []
+        assert files_holding(roots, secret.encode()) == (
+            [lab.settings.fleet_secret_file] if secret == fleet_secret else []
+        )
     try:
         for value, kind in keys.items():
             needle = value.encode()
@@ -161,10 +175,8 @@ def test_canary_keys_and_password_stay_in_their_own_files(
                 on_node = nodes_dir in path.parents
                 if path in allowed:
                     continue
-                if kind == "PresharedKey" and (
-                    path.parent == data / "secrets" or (on_node and "wireguard" in path.parts)
-                ):
-                    continue  # the controller's copy for pushes, and the node's own
+                if kind == "PresharedKey" and on_node and "wireguard" in path.parts:
+                    continue  # the node's own copy (the controller's is sealed in the store)
                 stray.append(path)
             assert stray == [], f"a canary {kind} escaped into {stray}"
             assert outputs_holding(run, value) == [], f"a canary {kind} was printed"
@@ -176,7 +188,57 @@ def test_canary_keys_and_password_stay_in_their_own_files(
     assert outputs_holding(run, password) == []
     for value in keys:
         assert outputs_holding(run, value) == []
-        assert not files_holding([data / "secrets"], value.encode())  # forgotten with the account
+    assert not (data / "secrets").exists()
+
+
+@pytest.mark.lab
+def test_a_second_controller_with_the_fleet_secret_pushes_the_first_ones_preshared_key(
+    lab: Lab, deployed: None, layout, tmp_path: Path
+) -> None:
+    """The second controller has a data directory of its own: the settings, a copy of the
+    fleet secret and of the SSH keys, the store's URL; no secrets/ file, nothing else."""
+    first = Run(lab.config_file)
+    client, node = layout.clients[0], layout.nodes[0]
+    conf = tmp_path / "relay.conf"
+    first(
+        "accounts",
+        "add",
+        "relay",
+        "--device-id",
+        "dev-relay",
+        "--password-stdin",
+        stdin="relay-password\n",
+    )
+    first("peers", "add", "relay", "--nodes", "node1", "--name", "relay-1", "--out", conf)
+    first("peers", "disable", "relay-1")  # off node1: only the second controller puts it back
+
+    def controller(name: str, *, with_secret: bool) -> Run:
+        data = tmp_path / name
+        data.mkdir(mode=0o700)
+        shutil.copytree(lab.settings.data_dir / "keys", data / "keys")
+        if with_secret:
+            shutil.copy2(lab.settings.fleet_secret_file, data / "fleet-secret")
+        config = tmp_path / f"{name}.yml"
+        config.write_text(
+            lab.config_file.read_text().replace(f"data_dir: {lab.settings.data_dir}", "")
+            + f"data_dir: {data}\nstore_url: '{lab.settings.store_url}'\n"
+        )
+        return Run(config)
+
+    try:
+        refused = controller("third", with_secret=False)
+        before = first("--json", "peers", "show", "relay-1")
+        refused("peers", "enable", "relay-1", code=2)
+        assert "fleet_secret" in refused.outputs[-1][1] and "missing" in refused.outputs[-1][1]
+        assert first("--json", "peers", "show", "relay-1") == before  # nothing changed
+        second = controller("second", with_secret=True)
+        second("peers", "enable", "relay-1")
+        assert not (tmp_path / "second" / "secrets").exists()
+        first("lab", "tunnel", "up", client.name, str(conf))
+        assert ping_from(client.netns, str(node.tunnel_address), count=3, wait=2).returncode == 0
+    finally:
+        first("lab", "tunnel", "down", client.name, code=(0, 1, 2))
+        first("accounts", "delete", "relay", "--yes")
 
 
 PG_PASSWORD = f"Cn4ry{secrets.token_hex(10)}"
@@ -193,7 +255,7 @@ def test_the_store_password_and_keys_stay_out_of_a_postgresql_run(
 
     from orchestrator.adapters.store import open_store
     from orchestrator.core.models import Node
-    from tests.pgserver import password_database, pg_bin
+    from tests.pgserver import password_database, pg_dump
 
     url = password_database(postgres_server, PG_PASSWORD)
     config = tmp_path / "settings.yml"
@@ -245,17 +307,11 @@ def test_the_store_password_and_keys_stay_out_of_a_postgresql_run(
     refused("db", "upgrade", code=4)
     run.outputs += refused.outputs
 
-    binaries = pg_bin()
-    assert binaries is not None
-    superuser = url.replace(f"wgfleet_pw:{PG_PASSWORD}@", "postgres@")
-    dump = subprocess.run(
-        [str(binaries / "pg_dump"), "--dbname", superuser],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
+    dump = pg_dump(url.replace(f"wgfleet_pw:{PG_PASSWORD}@", "postgres@"))
     assert "pgcanary" in dump and "psk:pgcanary-1" in dump  # the store's rows are in it
+    assert "sealed_secrets" in dump
+    fleet_secret = (tmp_path / "data" / "fleet-secret").read_text().strip()
+    assert fleet_secret not in dump and outputs_holding(run, fleet_secret) == []
 
     keys = key_lines(
         [
@@ -273,5 +329,4 @@ def test_the_store_password_and_keys_stay_out_of_a_postgresql_run(
         assert value not in dump, f"pg_dump holds a {kind}"
         assert outputs_holding(run, value) == []
         for path in files_holding([tmp_path], value.encode()):
-            assert path.parent in (tmp_path, tmp_path / "data" / "secrets"), path
-            assert kind == "PresharedKey" or path.parent == tmp_path
+            assert path.parent == tmp_path, path  # the files it was delivered to

@@ -50,10 +50,9 @@ async def test_a_new_configuration_is_shown_once_and_written_nowhere(
     }
     assert set(secrets) == {"PrivateKey", "PresharedKey"}
     # The private key is in no file (store, WAL, secrets, settings, anything under tmp_path);
-    # the preshared key only in the controller's own secrets/ file the nodes get it from.
+    # the preshared key in none either: the store holds it sealed under the fleet secret.
     assert _files_holding(tmp_path, secrets["PrivateKey"].encode()) == []
-    holders = _files_holding(tmp_path, secrets["PresharedKey"].encode())
-    assert [p.parent for p in holders] == [settings.data_dir / "secrets"]
+    assert _files_holding(tmp_path, secrets["PresharedKey"].encode()) == []
 
 
 class _Crashing(ClientConfigDialog):

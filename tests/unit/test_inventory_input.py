@@ -148,8 +148,9 @@ def test_a_deploy_refuses_hostile_static_peers_before_creating_anything(tmp_path
     assert str(raised.value).startswith(
         "extra vars: wgfleet_static_peers.n1[0].preshared_key_file: '$(id)': an absolute path"
     )
-    # Only the session's own files exist: no SSH key made, no Ansible run started.
-    assert sorted(p.name for p in data.iterdir()) == ["fleet.lock", "wgfleet.db"]
+    # Only the session's own files exist (the fleet secret a first writing session makes):
+    # no SSH key made, no Ansible run started.
+    assert sorted(p.name for p in data.iterdir()) == ["fleet-secret", "fleet.lock", "wgfleet.db"]
 
 
 def test_the_deploy_command_refuses_a_hostile_inventory_in_one_line(tmp_path: Path) -> None:

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.adapters import keyfiles
+from orchestrator.adapters import fleet_secret, keyfiles
 from orchestrator.adapters.private_files import check_target, private_dir, write_private
-from orchestrator.adapters.secrets import SecretStore
 from orchestrator.cli import main
-from orchestrator.errors import UsageError
+from orchestrator.errors import ConfigError, UsageError
 from orchestrator.settings import Settings
 
 NOBODY = 65534
@@ -130,19 +129,16 @@ def test_an_existing_key_is_kept_and_a_loose_one_tightened(tmp_path: Path) -> No
     assert (key.parent / "deploy_ed25519.pub").stat().st_mode & 0o777 == 0o644
 
 
-def test_a_link_planted_at_a_preshared_key_is_refused_and_never_read(
+def test_a_link_planted_at_the_fleet_secret_is_refused_and_never_read(
     tmp_path: Path, bait: Path
 ) -> None:
-    secrets = SecretStore(tmp_path / "secrets")
-    ref = secrets.put_psk("alice-1", "A" * 43 + "=")
-    assert (tmp_path / "secrets").stat().st_mode & 0o777 == 0o700
-    plant(tmp_path / "secrets" / "bob-1", bait)
-    with pytest.raises(UsageError, match="symbolic link"):
-        secrets.put_psk("bob-1", "B" * 43 + "=")
-    with pytest.raises(UsageError, match="symbolic link"):
-        secrets.get("psk:bob-1")  # a planted key is never fed to a node
+    where = fleet_secret.SecretFile(tmp_path / "fleet-secret")
+    plant(where.path, bait)
+    with pytest.raises(ConfigError, match=r"fleet_secret.*exists already"):
+        fleet_secret.create_secret(where.path, "settings.yml")
+    with pytest.raises(ConfigError, match=r"fleet_secret.*symbolic link"):
+        fleet_secret.read_secret(where, "settings.yml")  # a planted secret is never used
     assert untouched(bait)
-    assert secrets.get(ref) == "A" * 43 + "="
 
 
 def test_check_target_accepts_a_missing_file_and_this_users_file(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.core.wgquick import parse_wg_quick
+from orchestrator.service.context import open_fleet
 from orchestrator.settings import Settings
 
 NOBODY = 65534
@@ -20,7 +21,6 @@ NOBODY = 65534
 @pytest.fixture
 def quill(settings: Settings) -> Settings:
     from orchestrator.core.models import Account
-    from orchestrator.service.context import open_fleet
 
     with open_fleet(settings, write=True) as fleet:
         fleet.store.add_account(Account("quill", "scrypt$q", "dev-q"))
@@ -29,13 +29,11 @@ def quill(settings: Settings) -> Settings:
 
 def _state(settings: Settings) -> list[tuple[str, str, str | None]]:
     """Every configuration's key and preshared-key reference, and the secret files kept."""
-    from orchestrator.service.context import open_fleet
 
     with open_fleet(settings, write=True) as fleet:
         configs = [(c.name, c.public_key, c.psk_ref) for c in fleet.store.configurations()]
-    secrets = settings.data_dir / "secrets"
-    files = sorted(p.name for p in secrets.iterdir()) if secrets.exists() else []
-    return [*configs, ("secrets", ",".join(files), None)]
+        sealed = [ref for ref, _, _ in fleet.store.sealed_secrets()]
+    return [*configs, ("sealed", ",".join(sealed), None)]
 
 
 def _private_keys(text: str) -> list[str]:
@@ -145,8 +143,9 @@ def test_new_preshared_keys_go_to_a_file_or_where_asked(
     assert text.startswith("# quill-1\nPresharedKey = ") and out.stat().st_mode & 0o777 == 0o600
     (key,) = _private_keys(text)
     assert key not in captured.out + captured.err
-    stored = (quill.data_dir / "secrets").iterdir()
-    assert [p.read_text().strip() for p in stored] == [key]  # the node's copy, and only that
+    with open_fleet(quill) as fleet:
+        stored = [fleet.secrets.get(ref) for ref, _, _ in fleet.store.sealed_secrets()]
+    assert stored == [key]  # the nodes' copy, sealed, and only that
 
     assert main(["--json", "keys", "rotate", "psk", "quill-1", "--out", "-"]) in (0, 1)
     (rotated,) = json.loads(capsys.readouterr().out)["rotated"]
@@ -231,7 +230,6 @@ def test_an_account_export_says_a_hash_is_held_never_its_value(
 ) -> None:
     from orchestrator.adapters.passwords import hash_password
     from orchestrator.core.models import Account
-    from orchestrator.service.context import open_fleet
 
     stored = hash_password("correct horse battery")
     with open_fleet(settings, write=True) as fleet:
@@ -252,7 +250,6 @@ def test_an_account_export_says_a_hash_is_held_never_its_value(
 
 def test_results_that_carry_keys_leave_them_out_of_their_repr(quill: Settings) -> None:
     from orchestrator.service import keys, peers
-    from orchestrator.service.context import open_fleet
 
     with open_fleet(quill, write=True) as fleet:
         created = peers.add_configuration(fleet, "quill", nodes=["node1"])

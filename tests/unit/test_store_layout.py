@@ -43,6 +43,16 @@ STORE_NAMES = {
     "policies": ["policies", "replace_policies"],
     "operations": ["operations", "record_operation"],
     "tokens": ["add_token", "revoke_token", "token_by_id", "tokens"],
+    "sealed": [
+        "claim_fleet_key_id",
+        "delete_sealed",
+        "fleet_key_id",
+        "put_sealed",
+        "reseal",
+        "sealed",
+        "sealed_many",
+        "sealed_secrets",
+    ],
     "accounts": [
         "account",
         "account_records",

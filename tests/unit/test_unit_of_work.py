@@ -78,6 +78,8 @@ SETTINGS_HELPERS = {
     "sync_loop": {"sync_every"},
     "context": {"open_fleet", "upgrade_store", "with_stored_policies"},
     "lock": {"fleet_lock"},
+    # What a session's secret store is made from: the fleet secret, checked against the store.
+    "fleet_keyring": {"load_keyring", "import_local_secrets"},
 }
 NO_SESSION_MODULES = {"lab", "preflight"}  # the lab's machines; checks before any session
 

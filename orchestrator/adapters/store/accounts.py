@@ -39,6 +39,9 @@ NOT_ACCOUNT_DATA = {
     "node_networks6": "each node's IPv6 tunnel /64",
     "operations": "the controllers' writing runs, naming no account",
     "api_tokens": "the HTTP API's tokens (a hash each), the provider's backends' and no user's",
+    "sealed_secrets": "preshared keys, sealed: secrets of the tunnel, erased with their "
+    "configuration and never exported",
+    "fleet_key": "the id of the fleet key that seals them (not the key)",
 }
 _INTERNAL_COLUMNS = {"id", "account_id", "configuration_id"}
 

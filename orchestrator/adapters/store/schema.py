@@ -336,6 +336,22 @@ MIGRATIONS: tuple[Migration, ...] = (
         "for the monitoring metrics",
         ("ALTER TABLE nodes ADD COLUMN last_sync_at BIGINT",),
     ),
+    Migration(
+        17,
+        "preshared keys sealed in the store (AES-256-GCM under a key derived from the fleet "
+        "secret, which the store never holds) by reference, with the id of the key that "
+        "sealed each, and the id of the fleet's current key",
+        (
+            "CREATE TABLE fleet_key (id INTEGER PRIMARY KEY CHECK (id = 1), key_id TEXT NOT NULL)",
+            """
+            CREATE TABLE sealed_secrets (
+                ref TEXT PRIMARY KEY,
+                key_id TEXT NOT NULL,
+                sealed TEXT NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 # Migrations with a step in Python after their statements (see SqlStore.upgrade): 13 draws

@@ -21,6 +21,7 @@ of ``base.py``:
 | ``ledger.py`` | what a sync reads once and lands together |
 | ``billing.py`` | plans, top-ups, notifications |
 | ``operations.py`` | the trail of writing sessions (what ran, where, when, how it ended) |
+| ``sealed.py`` | secrets the nodes need again (preshared keys), sealed; the fleet key's id |
 | ``tokens.py`` | the HTTP API's tokens (scopes, expiry, revocation; a hash, never a secret) |
 | ``monitoring.py`` | the aggregates the monitoring metrics read |
 
@@ -38,6 +39,7 @@ from orchestrator.adapters.store.monitoring import MonitoringStore
 from orchestrator.adapters.store.operations import OperationsStore
 from orchestrator.adapters.store.peer_keys import PeerKeysStore
 from orchestrator.adapters.store.policies import PoliciesStore
+from orchestrator.adapters.store.sealed import SealedSecretsStore
 from orchestrator.adapters.store.tokens import TokensStore
 from orchestrator.adapters.store.usage import RunningTotals
 
@@ -61,5 +63,6 @@ class SqlStore(
     OperationsStore,
     TokensStore,
     MonitoringStore,
+    SealedSecretsStore,
 ):
     """The fleet's desired state and its only usage data."""
