@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import socket
@@ -50,6 +49,7 @@ from orchestrator.service.context import open_fleet
 from orchestrator.service.tokens import add_token
 from orchestrator.service.usage import usage_check
 from orchestrator.settings import Settings
+from tests.bench.bench_fleet import run_child
 from tests.bench.report import run_main
 from tests.synthetic_fleet import counters, populate, settings_for
 from tests.synthetic_nodes import SyntheticNodes, cached_rootfs
@@ -89,19 +89,6 @@ class Fleet:
             self.nodes.write_counters(self.nodes.addresses[int(name[1:])], text)
 
 
-def sync_once(settings_file: Path) -> dict[str, Any]:
-    """One sync of every node in a process of its own (bench_fleet's child case)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.bench.bench_fleet", "--child", "sync", str(settings_file)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"sync failed: {done.stderr[-2000:]}")
-    return dict(json.loads(done.stdout))
-
-
 class SyncsBeside:
     """Syncs back to back in a thread (each a process of its own) until stopped."""
 
@@ -118,7 +105,7 @@ class SyncsBeside:
             while not self._stop.is_set():
                 self.fleet.move_counters()
                 self.running.set()
-                self.walls.append(sync_once(self.fleet.settings_file)["wall_s"])
+                self.walls.append(run_child("sync", self.fleet.settings_file)["wall_s"])
         except BaseException as error:  # reported by stop(), in the benchmark's thread
             self.failure = error
             self.running.set()
@@ -332,7 +319,8 @@ def bench(
         workdir = Path(tmp)
         with SyntheticNodes(workdir / "nodes", rootfs, node_count) as nodes:
             fleet = Fleet(nodes, workdir, peers)
-            first_sync = sync_once(fleet.settings_file)  # every usage row exists from now on
+            # Every usage row exists from now on.
+            first_sync = run_child("sync", fleet.settings_file)
 
             def case(name: str, run: Callable[[list[tuple[str, str]]], dict[str, Any]],
                      count: int) -> dict[str, Any]:  # fmt: skip

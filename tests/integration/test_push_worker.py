@@ -5,7 +5,6 @@ configuration topped up during the sync is back on the nodes after the worker's 
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,31 +16,16 @@ from orchestrator.service import notify, peer_batch, peers
 from orchestrator.service import sync as sync_service
 from orchestrator.service.context import Fleet, open_fleet
 from orchestrator.service.push import pending_nodes
-from orchestrator.service.push_worker import Backoff, PushWorker, Round
+from orchestrator.service.push_worker import Backoff, PushWorker
 from orchestrator.service.usage import usage_check
 from tests.conftest import Lab
 from tests.integration.fleet_lab import account, root, wgfleet
+from tests.push_rounds import RoundRecorder
 
 pytestmark = pytest.mark.lab
 
 WAITED = 300.0  # how long the test waits for the worker's rounds; never an assertion
 GiB = 2**30
-
-
-class Rounds:
-    def __init__(self) -> None:
-        self.seen: list[Round] = []
-        self._changed = threading.Condition()
-
-    def __call__(self, outcome: Round) -> None:
-        with self._changed:
-            self.seen.append(outcome)
-            self._changed.notify_all()
-
-    def until(self, done: Any) -> Round:
-        with self._changed:
-            assert self._changed.wait_for(lambda: any(done(r) for r in self.seen), WAITED)
-            return next(r for r in self.seen if done(r))
 
 
 def on_node(lab: Lab, layout, index: int, key: str) -> bool:
@@ -52,7 +36,7 @@ def test_a_configuration_committed_without_a_push_reaches_the_nodes_through_the_
     lab: Lab, layout, fleet: Fleet
 ) -> None:
     account(fleet, "queued")
-    rounds = Rounds()
+    rounds = RoundRecorder(WAITED)
     worker = PushWorker(lab.settings, backoff=Backoff(0.5, 5.0), on_round=rounds)
     worker.start()
     try:
@@ -65,10 +49,10 @@ def test_a_configuration_committed_without_a_push_reaches_the_nodes_through_the_
             assert pending_nodes(writer) == ["node1", "node2", "node3"]
         key = made.created[0].configuration.public_key
         assert not on_node(lab, layout, 0, key)  # the writer answered before any push
-        count = len(rounds.seen)
+        count = len(rounds.rounds)
         worker.wake()
         done = rounds.until(
-            lambda r: rounds.seen.index(r) >= count and r.push is not None and not r.left
+            lambda r: rounds.rounds.index(r) >= count and r.push is not None and not r.left
         )
         assert {n.node for n in done.push.nodes if n.ok} == {"node1", "node2", "node3"}
     finally:
@@ -95,7 +79,7 @@ def test_topups_during_a_sync_wait_for_nothing_and_a_cut_off_one_comes_back(
     requests += [(names[1], "LAB-INV-REPLAYED")] * 10
     outcomes: list[tuple[str, bool]] = []
     lock_held: list[bool] = []
-    rounds = Rounds()
+    rounds = RoundRecorder(WAITED)
     worker = PushWorker(lab.settings, backoff=Backoff(0.5, 2.0), on_round=rounds)
 
     def topup(request: tuple[str, str]) -> tuple[str, bool]:

@@ -8,7 +8,6 @@ and the TUI must show the failed push as a notification.
 from __future__ import annotations
 
 import asyncio
-import base64
 import inspect
 import ipaddress
 from collections.abc import AsyncIterator, Callable
@@ -26,7 +25,6 @@ from orchestrator.core.models import (
     Account,
     Configuration,
     DisabledReason,
-    Node,
     Plan,
     ResetRule,
     TopUp,
@@ -35,9 +33,7 @@ from orchestrator.service import peers
 from orchestrator.service.context import open_fleet
 from orchestrator.settings import Settings, settings_from_mapping
 from orchestrator.tui.app import WgfleetApp
-from tests.worker_space import unreached_node_address
-
-TODAY = date(2024, 5, 15)
+from tests.seeded_store import TODAY, add_configuration, add_nodes, key
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -51,11 +47,6 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
 
 GIB = 2**30
-
-
-def key(n: int) -> str:
-    """A valid, fixed WireGuard public key."""
-    return base64.b64encode(n.to_bytes(4, "big") + bytes(28)).decode()
 
 
 # Pinned nowhere: every SSH connection is refused before any packet, with the same words.
@@ -113,34 +104,18 @@ def seed(settings: Settings, extra: int = 0) -> None:
     with open_fleet(settings, write=True) as fleet:
         store = fleet.store
         with store.transaction():
-            for i in range(3):
-                store.upsert_node(
-                    Node(
-                        f"node{i + 1}",
-                        unreached_node_address(10 + i),
-                        ipaddress.IPv4Network(f"198.19.{i}.0/24"),
-                        public_key=key(1000 + i),
-                        key_created_on=date(2024, 1, 1 + 10 * i),
-                    )
-                )
+            add_nodes(store, [date(2024, 1, 1 + 10 * i) for i in range(3)])
             store.upsert_plan(Plan("basic", 10 * GIB, ResetRule.MONTHLY, 1, "4.99"))
         peers.add_account(fleet, "alice", "password-a", "device-a", "+10000000001")
         peers.add_account(fleet, "bob", "password-b", "device-b")
         peers.add_account(fleet, "carol", "password-c", "device-c")
 
-        def config(name: str, account: str, n: int, nodes: list[str], **kw: Any) -> None:
-            addresses = {
-                node: ipaddress.IPv4Address(f"198.19.{int(node[-1]) - 1}.{n + 1}") for node in nodes
-            }
-            store.add_configuration(
-                Configuration(name, account, key(n), None, addresses, key_created_on=TODAY, **kw)
-            )
-
         with store.transaction():
-            config("alice-1", "alice", 1, ["node1", "node2"], plan="basic")
-            config("alice-2", "alice", 2, ["node3"], quota_bytes=GIB)
-            config("bob-1", "bob", 3, ["node1"], quota_bytes=2 * GIB)
-            config(
+            add_configuration(store, "alice-1", "alice", 1, ["node1", "node2"], plan="basic")
+            add_configuration(store, "alice-2", "alice", 2, ["node3"], quota_bytes=GIB)
+            add_configuration(store, "bob-1", "bob", 3, ["node1"], quota_bytes=2 * GIB)
+            add_configuration(
+                store,
                 "bob-2",
                 "bob",
                 4,
@@ -148,7 +123,7 @@ def seed(settings: Settings, extra: int = 0) -> None:
                 enabled=False,
                 disabled_reason=DisabledReason.OPERATOR,
             )
-            config("carol-1", "carol", 5, ["node1", "node2", "node3"])
+            add_configuration(store, "carol-1", "carol", 5, ["node1", "node2", "node3"])
             store.add_usage("alice-1", date(2024, 5, 1), 3 * GIB, GIB)
             store.add_usage("alice-2", date(1970, 1, 1), GIB, GIB // 2)
             store.add_usage("bob-1", date(1970, 1, 1), GIB // 4, GIB // 4)

@@ -7,14 +7,14 @@ from textual.widgets import DataTable, Input, Label, RichLog, Static
 from orchestrator.core.overview import AccountRow
 from orchestrator.service.context import open_fleet
 from orchestrator.settings import Settings
-from orchestrator.tui.app import WgfleetApp, WgfleetCommands
+from orchestrator.tui.app import WgfleetCommands
 from orchestrator.tui.screens.accounts import AccountsScreen
 from orchestrator.tui.screens.fleet import FleetScreen
 from orchestrator.tui.screens.help import HelpScreen
 from orchestrator.tui.screens.operations import OperationsScreen
 from orchestrator.tui.widgets.dialogs import ConfirmDialog
 from orchestrator.tui.widgets.virtual_table import VirtualTable
-from tests.tui.conftest import TODAY, dump, run_cli, running_app, settle, switch_to
+from tests.tui.conftest import dump, run_cli, running_app, settle, switch_to
 
 
 def cells(table: DataTable[object]) -> list[list[str]]:
@@ -26,8 +26,7 @@ async def test_fleet_shows_one_row_per_node_and_the_totals(settings: Settings):
         fleet.store.mark_pushed("node1", fleet.store.node_revisions()["node1"][0], True)
         fleet.store.mark_sync_failed(["node2"])
         fleet.store.mark_audited({"node1": True, "node2": False})
-    app = WgfleetApp(settings, today=TODAY)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with running_app(settings) as (app, pilot, _notes):
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, FleetScreen)
@@ -141,8 +140,7 @@ async def test_apply_and_plan_and_audit_and_deploy_fail_cleanly(settings: Settin
 
 
 async def test_help_lists_every_screens_keys(settings: Settings):
-    app = WgfleetApp(settings, today=TODAY)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with running_app(settings) as (app, pilot, _notes):
         await settle(pilot)
         await pilot.press("question_mark")
         await pilot.pause()
@@ -156,8 +154,7 @@ async def test_help_lists_every_screens_keys(settings: Settings):
 
 
 async def test_command_palette_offers_every_action(settings: Settings):
-    app = WgfleetApp(settings, today=TODAY)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with running_app(settings) as (app, pilot, _notes):
         await settle(pilot)
         provider = WgfleetCommands(app.screen)
         titles = [title for title, _help, _call in provider.commands()]
@@ -198,8 +195,7 @@ async def test_the_palette_runs_an_action_on_its_screen(settings: Settings):
     from orchestrator.tui.screens.configurations import ConfigurationsScreen
     from orchestrator.tui.widgets.dialogs import TopUpDialog
 
-    app = WgfleetApp(settings, today=TODAY)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with running_app(settings) as (app, pilot, _notes):
         await settle(pilot)
         await pilot.press("ctrl+p")
         await pilot.pause()

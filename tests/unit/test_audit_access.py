@@ -423,65 +423,79 @@ def sudo_answer(*rules: str, located: tuple[tuple[str, str], ...] = ()) -> str:
     )
 
 
-def test_an_extra_rule_names_its_file() -> None:
-    extra = "wgcollect ALL = (ALL) NOPASSWD: /bin/cat"
-    answer = sudo_answer(
-        COUNTERS_RULE,
-        extra,
-        located=(
-            ("/etc/sudoers.d/wgfleet-counters", COUNTERS_RULE),
-            ("/etc/sudoers.d/zz-extra", extra),
+EXTRA_RULE = "wgcollect ALL = (ALL) NOPASSWD: /bin/cat"
+GROUP_RULE = "%sudo ALL = (ALL : ALL) ALL"
+EVERYONE_RULE = "ALL ALL = (ALL) NOPASSWD: /usr/bin/id"
+WIDENED_RULE = "wgpush ALL = (root) NOPASSWD: /usr/local/sbin/wgfleet-peers"  # any arguments
+UNLOCATED = "in /etc/sudoers, or through an alias or group defined in another file"
+
+
+@pytest.mark.parametrize(
+    ("probe", "rules", "located", "rows"),
+    [
+        pytest.param(
+            "sudo_wgcollect",
+            (COUNTERS_RULE, EXTRA_RULE),
+            (
+                ("/etc/sudoers.d/wgfleet-counters", COUNTERS_RULE),
+                ("/etc/sudoers.d/zz-extra", EXTRA_RULE),
+            ),
+            [
+                (
+                    "access.wgcollect.sudo",
+                    f"wgcollect: sudo also grants `{EXTRA_RULE}` (in /etc/sudoers.d/zz-extra)",
+                )
+            ],
+            id="an extra rule names its file",
         ),
-    )
-    assert failed(sudo_wgcollect=answer) == [
-        (
-            "access.wgcollect.sudo",
-            f"wgcollect: sudo also grants `{extra}` (in /etc/sudoers.d/zz-extra)",
-        )
-    ]
-
-
-def test_a_rule_through_a_group_or_all_in_sudoers_itself() -> None:
-    group = "%sudo ALL = (ALL : ALL) ALL"
-    everyone = "ALL ALL = (ALL) NOPASSWD: /usr/bin/id"
-    answer = sudo_answer(
-        group, PEERS_RULE, everyone, located=(("/etc/sudoers.d/wgfleet-peers", PEERS_RULE),)
-    )
-    where = "in /etc/sudoers, or through an alias or group defined in another file"
-    assert failed(sudo_wgpush=answer) == [
-        ("access.wgpush.sudo", f"wgpush: sudo also grants `{group}` ({where})"),
-        ("access.wgpush.sudo", f"wgpush: sudo also grants `{everyone}` ({where})"),
-    ]
-
-
-def test_the_roles_rule_widened_or_missing_fails() -> None:
-    widened = "wgpush ALL = (root) NOPASSWD: /usr/local/sbin/wgfleet-peers"  # any arguments
-    answer = sudo_answer(widened, located=(("/etc/sudoers.d/wgfleet-peers", widened),))
-    assert failed(sudo_wgpush=answer) == [
-        (
-            "access.wgpush.sudo",
-            f"wgpush: sudo also grants `{widened}` (in /etc/sudoers.d/wgfleet-peers)",
+        pytest.param(
+            "sudo_wgpush",
+            (GROUP_RULE, PEERS_RULE, EVERYONE_RULE),
+            (("/etc/sudoers.d/wgfleet-peers", PEERS_RULE),),
+            [
+                ("access.wgpush.sudo", f"wgpush: sudo also grants `{GROUP_RULE}` ({UNLOCATED})"),
+                ("access.wgpush.sudo", f"wgpush: sudo also grants `{EVERYONE_RULE}` ({UNLOCATED})"),
+            ],
+            id="a rule through a group or ALL in sudoers itself",
         ),
-        ("access.wgpush.sudo", f"wgpush: the role's sudo rule `{PEERS_RULE}` is missing"),
-    ]
-
-
-def test_the_roles_rule_twice_is_flagged() -> None:
-    answer = sudo_answer(
-        COUNTERS_RULE,
-        COUNTERS_RULE,
-        located=(
-            ("/etc/sudoers.d/wgfleet-counters", COUNTERS_RULE),
-            ("/etc/sudoers.d/copy", COUNTERS_RULE),
+        pytest.param(
+            "sudo_wgpush",
+            (WIDENED_RULE,),
+            (("/etc/sudoers.d/wgfleet-peers", WIDENED_RULE),),
+            [
+                (
+                    "access.wgpush.sudo",
+                    f"wgpush: sudo also grants `{WIDENED_RULE}` (in /etc/sudoers.d/wgfleet-peers)",
+                ),
+                ("access.wgpush.sudo", f"wgpush: the role's sudo rule `{PEERS_RULE}` is missing"),
+            ],
+            id="the role's rule widened or missing",
         ),
-    )
-    assert failed(sudo_wgcollect=answer) == [
-        (
-            "access.wgcollect.sudo",
-            f"wgcollect: sudo also grants `{COUNTERS_RULE}` "
-            "(in /etc/sudoers.d/copy, /etc/sudoers.d/wgfleet-counters)",
-        )
-    ]
+        pytest.param(
+            "sudo_wgcollect",
+            (COUNTERS_RULE, COUNTERS_RULE),
+            (
+                ("/etc/sudoers.d/wgfleet-counters", COUNTERS_RULE),
+                ("/etc/sudoers.d/copy", COUNTERS_RULE),
+            ),
+            [
+                (
+                    "access.wgcollect.sudo",
+                    f"wgcollect: sudo also grants `{COUNTERS_RULE}` "
+                    "(in /etc/sudoers.d/copy, /etc/sudoers.d/wgfleet-counters)",
+                )
+            ],
+            id="the role's rule twice",
+        ),
+    ],
+)
+def test_sudo_beyond_the_roles_rule_fails_naming_where(
+    probe: str,
+    rules: tuple[str, ...],
+    located: tuple[tuple[str, str], ...],
+    rows: list[tuple[str, str]],
+) -> None:
+    assert failed(**{probe: sudo_answer(*rules, located=located)}) == rows
 
 
 def test_long_rules_continued_on_the_next_line_are_joined() -> None:

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from orchestrator.core.accounting import Sample
 from orchestrator.core.collector import CounterParseError, CounterReport, parse_counters
+from tests.unit.refusals import refusal
 
 A = "x21CkFo1pEax5ixfvV6c0roMvHkrrgKxaC+71Ei7GBU="
 B = "/EgmzBZvSAGJh6HOLhIaSwal/eseBK1vj+MdGgG72Ao="
@@ -53,9 +54,7 @@ def test_a_good_answer() -> None:
     ],
 )
 def test_anything_unexpected_refuses_the_whole_answer(text: str, message: str) -> None:
-    with pytest.raises(CounterParseError) as caught:
-        parse_counters(text)
-    assert str(caught.value).startswith(message)
+    assert refusal(CounterParseError, parse_counters, text).startswith(message)
 
 
 def test_the_whole_section_match_and_the_line_walk_agree() -> None:

@@ -7,8 +7,6 @@ The exposition is parsed with prometheus_client's own parser, as a Prometheus se
 from __future__ import annotations
 
 import asyncio
-import base64
-import ipaddress
 import socket
 import threading
 import urllib.request
@@ -29,20 +27,15 @@ from orchestrator.core.metrics import (
     is_up,
     parse_metrics_listen,
 )
-from orchestrator.core.models import Configuration, DisabledReason, Node
+from orchestrator.core.models import DisabledReason
 from orchestrator.errors import EnvironmentProblem, UsageError
 from orchestrator.service import peers
 from orchestrator.service.context import open_fleet
 from orchestrator.service.metrics import FleetMetrics, metrics_app, render, serving
 from orchestrator.settings import Settings, settings_from_mapping
-from tests.worker_space import unreached_node_address
+from tests.seeded_store import TODAY, add_configuration, add_nodes
 
-TODAY = date(2024, 5, 15)
 SYNCED_AT = 1_715_760_000  # 2024-05-15 08:00 UTC
-
-
-def key(n: int) -> str:
-    return base64.b64encode(n.to_bytes(4, "big") + bytes(28)).decode()
 
 
 def make_settings(base: Path, *, daily: bool = False) -> Settings:
@@ -68,27 +61,13 @@ def seed(settings: Settings) -> None:
     with open_fleet(settings, write=True) as fleet:
         store = fleet.store
         with store.transaction():
-            for i in range(3):
-                store.upsert_node(
-                    Node(
-                        f"node{i + 1}",
-                        unreached_node_address(10 + i),
-                        ipaddress.IPv4Network(f"198.19.{i}.0/24"),
-                        public_key=key(1000 + i) if i < 2 else None,
-                        key_created_on=date(2024, 5, 5 - i) if i < 2 else None,
-                    )
-                )
+            add_nodes(store, [date(2024, 5, 5), date(2024, 5, 4), None])
         peers.add_account(fleet, "alice-user", "password-a", "device-a", "+10000000001")
         peers.add_account(fleet, "bob-user", "password-b", "device-b")
 
         def config(name: str, account: str, n: int, nodes: list[str]) -> None:
-            addresses = {
-                node: ipaddress.IPv4Address(f"198.19.{int(node[-1]) - 1}.{n + 1}") for node in nodes
-            }
-            SECRETS.extend([name, key(n), *(str(a) for a in addresses.values())])
-            store.add_configuration(
-                Configuration(name, account, key(n), None, addresses, key_created_on=TODAY)
-            )
+            added = add_configuration(store, name, account, n, nodes)
+            SECRETS.extend([name, added.public_key, *(str(a) for a in added.addresses.values())])
 
         with store.transaction():
             config("alice-phone", "alice-user", 1, ["node1", "node2"])

@@ -5,14 +5,13 @@ tests/integration/test_push_worker.py's."""
 
 from __future__ import annotations
 
-import threading
-
 from orchestrator.core.models import Account
 from orchestrator.service import peers
 from orchestrator.service.context import open_fleet
 from orchestrator.service.push import pending_nodes
-from orchestrator.service.push_worker import Backoff, PushWorker, Round
+from orchestrator.service.push_worker import Backoff, PushWorker
 from orchestrator.settings import Settings
+from tests.push_rounds import RoundRecorder
 
 ROUNDS_WAITED = 60.0  # how long a test waits for rounds it expects; never an assertion
 
@@ -25,29 +24,11 @@ def pending_configuration(settings: Settings) -> None:
         assert "node1" in pending_nodes(fleet)
 
 
-class Recorder:
-    """The rounds a worker reports; ``wait_for(n)`` returns once n rounds happened."""
-
-    def __init__(self) -> None:
-        self.rounds: list[Round] = []
-        self._changed = threading.Condition()
-
-    def __call__(self, outcome: Round) -> None:
-        with self._changed:
-            self.rounds.append(outcome)
-            self._changed.notify_all()
-
-    def wait_for(self, count: int) -> list[Round]:
-        with self._changed:
-            self._changed.wait_for(lambda: len(self.rounds) >= count, ROUNDS_WAITED)
-            return list(self.rounds)
-
-
 def test_unreachable_nodes_are_retried_with_a_growing_delay_and_the_worker_stops(
     settings: Settings,
 ) -> None:
     pending_configuration(settings)
-    recorder = Recorder()
+    recorder = RoundRecorder(ROUNDS_WAITED)
     worker = PushWorker(settings, backoff=Backoff(first=0.01, most=0.04), on_round=recorder)
     worker.start()
     rounds = recorder.wait_for(4)
@@ -69,7 +50,7 @@ def test_unreachable_nodes_are_retried_with_a_growing_delay_and_the_worker_stops
 
 def test_a_held_fleet_lock_is_waited_out_not_queued_behind(settings: Settings) -> None:
     pending_configuration(settings)
-    recorder = Recorder()
+    recorder = RoundRecorder(ROUNDS_WAITED)
     worker = PushWorker(settings, backoff=Backoff(first=0.01, most=0.02), on_round=recorder)
     with open_fleet(settings, write=True):  # a sync holding the lock
         worker.start()
@@ -86,7 +67,7 @@ def test_with_nothing_pending_it_sleeps_until_woken(settings: Settings) -> None:
     with open_fleet(settings, write=True) as fleet:  # both nodes hold their desired state
         for node, (desired, _) in fleet.store.node_revisions().items():
             fleet.store.mark_pushed(node, desired, True)
-    recorder = Recorder()
+    recorder = RoundRecorder(ROUNDS_WAITED)
     worker = PushWorker(settings, idle_poll=None, on_round=recorder)
     worker.start()
     (first,) = recorder.wait_for(1)

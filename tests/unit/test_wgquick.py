@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.core.wgquick import WgQuickError, parse_wg_quick
+from tests.unit.refusals import refusal
 
 CONFIG = """\
 [Interface]
@@ -45,6 +46,4 @@ def test_strip_keeps_only_what_wg_setconf_reads() -> None:
     ],
 )
 def test_bad_configs_name_the_line(text: str, message: str) -> None:
-    with pytest.raises(WgQuickError) as caught:
-        parse_wg_quick(text)
-    assert str(caught.value).startswith(message)
+    assert refusal(WgQuickError, parse_wg_quick, text).startswith(message)
