@@ -16,6 +16,7 @@ from orchestrator import __version__
 from orchestrator.cli import (
     accounts,
     billing,
+    controllers,
     db,
     diagnose,
     keys,
@@ -183,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(config_commands, "show", cmd_config_show)
     add(commands, "tui", cmd_tui)
     nodes.register(commands, add)
-    for group in (db, accounts, plans, peers, billing, push, trail, tokens, serve):
+    for group in (db, accounts, plans, peers, billing, push, trail, tokens, controllers, serve):
         group.register(commands, add)
     sync.register_sync(commands, add)
     nodes.register_node_group(commands, add)
@@ -219,6 +220,7 @@ PREFLIGHT: dict[str, tuple[Check, ...]] = {
     "diagnose": (_needs_inventory,),
     "nodes trust": (_needs_inventory,),
     "keys rotate ssh": (_needs_ssh_key,),
+    "controllers revoke": (_needs_inventory,),
 }
 NO_PATHS = ("schema", "config show")
 

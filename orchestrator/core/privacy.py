@@ -263,6 +263,15 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
             ),
         ),
         RecordKind(
+            "controllers",
+            "the fleet's controllers: a name, the public halves of its deploy, collector and "
+            "push SSH keys (never a private key), the day registered, the day revoked",
+            "so the nodes accept every registered controller's keys and refuse a revoked one's",
+            "until deleted with the store (a revoked controller's row stays, so every deploy "
+            "keeps its keys off the nodes)",
+            ("name", "deploy_key", "collector_key", "push_key", "added_on", "revoked_on"),
+        ),
+        RecordKind(
             "schema_migrations",
             "the store's schema version",
             "upgrades",

@@ -39,6 +39,7 @@ NOT_ACCOUNT_DATA = {
     "node_networks6": "each node's IPv6 tunnel /64",
     "operations": "the controllers' writing runs, naming no account",
     "api_tokens": "the HTTP API's tokens (a hash each), the provider's backends' and no user's",
+    "controllers": "the fleet's controllers and their public SSH keys, naming no user",
 }
 _INTERNAL_COLUMNS = {"id", "account_id", "configuration_id"}
 

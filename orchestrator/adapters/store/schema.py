@@ -336,6 +336,23 @@ MIGRATIONS: tuple[Migration, ...] = (
         "for the monitoring metrics",
         ("ALTER TABLE nodes ADD COLUMN last_sync_at BIGINT",),
     ),
+    Migration(
+        17,
+        "the fleet's controllers: each one's name, the public halves of its deploy, collector "
+        "and push SSH keys, the day registered and the day revoked (never a private key)",
+        (
+            """
+            CREATE TABLE controllers (
+                name TEXT PRIMARY KEY,
+                deploy_key TEXT NOT NULL,
+                collector_key TEXT NOT NULL,
+                push_key TEXT NOT NULL,
+                added_on DATE NOT NULL,
+                revoked_on DATE
+            )
+            """,
+        ),
+    ),
 )
 
 # Migrations with a step in Python after their statements (see SqlStore.upgrade): 13 draws

@@ -22,6 +22,7 @@ of ``base.py``:
 | ``billing.py`` | plans, top-ups, notifications |
 | ``operations.py`` | the trail of writing sessions (what ran, where, when, how it ended) |
 | ``tokens.py`` | the HTTP API's tokens (scopes, expiry, revocation; a hash, never a secret) |
+| ``controllers.py`` | the fleet's controllers and their public SSH keys |
 | ``monitoring.py`` | the aggregates the monitoring metrics read |
 
 A concern's mixin derives from the concerns whose methods it calls, so its class line says
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 from orchestrator.adapters.store.accounts import ACCOUNT_TABLES, NOT_ACCOUNT_DATA, AccountsStore
 from orchestrator.adapters.store.base import Connection
+from orchestrator.adapters.store.controllers import ControllersStore
 from orchestrator.adapters.store.leases import LeasesStore
 from orchestrator.adapters.store.ledger import LedgerStore, RowUsage, SyncLedger
 from orchestrator.adapters.store.monitoring import MonitoringStore
@@ -60,6 +62,7 @@ class SqlStore(
     PoliciesStore,
     OperationsStore,
     TokensStore,
+    ControllersStore,
     MonitoringStore,
 ):
     """The fleet's desired state and its only usage data."""
