@@ -43,6 +43,12 @@ STORE_NAMES = {
     "policies": ["policies", "replace_policies"],
     "operations": ["operations", "record_operation"],
     "tokens": ["add_token", "revoke_token", "token_by_id", "tokens"],
+    "controllers": [
+        "add_controller",
+        "controllers",
+        "replace_controller_key",
+        "revoke_controller",
+    ],
     "accounts": [
         "account",
         "account_records",
