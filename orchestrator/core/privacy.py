@@ -272,6 +272,15 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
             ("name", "deploy_key", "collector_key", "push_key", "added_on", "revoked_on"),
         ),
         RecordKind(
+            "shared_files",
+            "on PostgreSQL, the files every controller shares: the nodes' pinned SSH host keys "
+            "(public), the converged-deploy fingerprints (hashes) and the fleet file's node "
+            "settings",
+            "so any controller of the fleet trusts the same host keys and deploys alike",
+            "until replaced by the next change",
+            ("name", "content"),
+        ),
+        RecordKind(
             "schema_migrations",
             "the store's schema version",
             "upgrades",

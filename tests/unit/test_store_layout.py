@@ -48,6 +48,8 @@ STORE_NAMES = {
         "controllers",
         "replace_controller_key",
         "revoke_controller",
+        "save_shared_file",
+        "shared_files",
     ],
     "accounts": [
         "account",

@@ -61,6 +61,7 @@ def test_the_uis_never_touch_the_store() -> None:
 SETTINGS_HELPERS = {
     "audit": {"controller_keys"},
     "controller_keys": {"own_key_lines"},
+    "shared_files": {"pull", "push"},  # what a session is made from, called by context only
     "deploy": {
         "inventory_path",
         "fleet_nodes_path",

@@ -40,6 +40,7 @@ NOT_ACCOUNT_DATA = {
     "operations": "the controllers' writing runs, naming no account",
     "api_tokens": "the HTTP API's tokens (a hash each), the provider's backends' and no user's",
     "controllers": "the fleet's controllers and their public SSH keys, naming no user",
+    "shared_files": "pinned host keys, deploy fingerprints, node settings: no user's",
 }
 _INTERNAL_COLUMNS = {"id", "account_id", "configuration_id"}
 

@@ -1,4 +1,5 @@
-"""The fleet's controllers (``controllers``): each one's public SSH keys, registered by name.
+"""The fleet's controllers (``controllers``): each one's public SSH keys, registered by name;
+and the files they share on PostgreSQL (``shared_files``: see service/shared_files.py).
 
 Revoking keeps the row: every later deploy and key push reads it to keep that controller's
 keys off the nodes, and the name is never reused for other keys.
@@ -72,3 +73,14 @@ class ControllersStore(StoreBase):
         column = f"{purpose}_key"
         with self.transaction():
             self.db.execute(f"UPDATE controllers SET {column} = ? WHERE {column} = ?", (new, old))
+
+    def shared_files(self) -> dict[str, str]:
+        return dict(self._rows("SELECT name, content FROM shared_files"))
+
+    def save_shared_file(self, name: str, content: str) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO shared_files (name, content) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET content = excluded.content",
+                (name, content),
+            )

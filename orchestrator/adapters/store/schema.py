@@ -341,17 +341,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         "the fleet's controllers: each one's name, the public halves of its deploy, collector "
         "and push SSH keys, the day registered and the day revoked (never a private key)",
         (
-            """
-            CREATE TABLE controllers (
-                name TEXT PRIMARY KEY,
-                deploy_key TEXT NOT NULL,
-                collector_key TEXT NOT NULL,
-                push_key TEXT NOT NULL,
-                added_on DATE NOT NULL,
-                revoked_on DATE
-            )
-            """,
+            "CREATE TABLE controllers (name TEXT PRIMARY KEY, deploy_key TEXT NOT NULL, "
+            "collector_key TEXT NOT NULL, push_key TEXT NOT NULL, added_on DATE NOT NULL, "
+            "revoked_on DATE)",
         ),
+    ),
+    Migration(
+        18,
+        "the controller files every controller of a PostgreSQL fleet shares: the pinned host "
+        "keys, the converged-deploy fingerprints and the fleet file's node settings (public "
+        "keys, hashes and node settings; no secret, nothing about a user)",
+        ("CREATE TABLE shared_files (name TEXT PRIMARY KEY, content TEXT NOT NULL)",),
     ),
 )
 
