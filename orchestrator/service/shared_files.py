@@ -13,6 +13,8 @@ single-controller store, the files are the only copy and nothing here runs.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.adapters.private_files import write_private
@@ -33,31 +35,41 @@ def _shared(settings: Settings) -> bool:
     return settings.store_url.startswith(("postgresql://", "postgres://"))
 
 
+@dataclass(frozen=True)
+class _Compared:
+    name: str
+    path: Path
+    mode: int
+    local: str | None
+    stored: str | None
+
+
 def _local(path: Path) -> str | None:
     with contextlib.suppress(FileNotFoundError):
         return path.read_text(encoding="utf-8")
     return None
 
 
-def pull(settings: Settings, store: SqlStore) -> None:
-    """Bring the local files to the store's version (a file the store lacks seeds it)."""
+def _compared(settings: Settings, store: SqlStore) -> Iterator[_Compared]:
+    """Each shared file's local and stored text (None: absent); nothing on SQLite."""
     if not _shared(settings):
         return
     stored = store.shared_files()
     for name, (path, mode) in _files(settings).items():
-        local = _local(path)
-        if name in stored and stored[name] != local:
-            write_private(path, stored[name].encode("utf-8"), mode=mode, make_parent=True)
-        elif name not in stored and local is not None:
-            store.save_shared_file(name, local)
+        yield _Compared(name, path, mode, _local(path), stored.get(name))
+
+
+def pull(settings: Settings, store: SqlStore) -> None:
+    """Bring the local files to the store's version (a file the store lacks seeds it)."""
+    for file in _compared(settings, store):
+        if file.stored is not None and file.stored != file.local:
+            write_private(file.path, file.stored.encode("utf-8"), mode=file.mode, make_parent=True)
+        elif file.stored is None and file.local is not None:
+            store.save_shared_file(file.name, file.local)
 
 
 def push(settings: Settings, store: SqlStore) -> None:
     """Put back the local files a writing session changed."""
-    if not _shared(settings):
-        return
-    stored = store.shared_files()
-    for name, (path, _mode) in _files(settings).items():
-        local = _local(path)
-        if local is not None and stored.get(name) != local:
-            store.save_shared_file(name, local)
+    for file in _compared(settings, store):
+        if file.local is not None and file.stored != file.local:
+            store.save_shared_file(file.name, file.local)
