@@ -6,10 +6,11 @@ the roles (``controller_extravars``), and the audit expects exactly them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from orchestrator.adapters import keyfiles
-from orchestrator.core.controllers import PURPOSES, AuthorizedControllers, authorized_controllers
+from orchestrator.core.controllers import AuthorizedControllers, authorized_controllers
 from orchestrator.core.controllers import key_line as parse_key_line
 from orchestrator.service.context import Fleet
 from orchestrator.settings import Settings
@@ -21,20 +22,25 @@ KEY_COMMENTS = {
 }
 
 
-def own_key_lines(settings: Settings) -> dict[str, str]:
-    """This controller's public keys (purpose -> ``TYPE BLOB``), made if missing."""
-    paths = {
-        "deploy": settings.ssh.deploy_key,
-        "collector": settings.ssh.collector_key,
-        "push": settings.ssh.push_key,
-    }
-    return {
-        purpose: parse_key_line(
-            keyfiles.ensure_ssh_keypair(paths[purpose], KEY_COMMENTS[purpose]),
-            f"{paths[purpose]}.pub",
-        )
-        for purpose in PURPOSES
-    }
+def key_paths(settings: Settings) -> dict[str, Path]:
+    ssh = settings.ssh
+    return {"deploy": ssh.deploy_key, "collector": ssh.collector_key, "push": ssh.push_key}
+
+
+def own_key_lines(settings: Settings, *, make: bool = False) -> dict[str, str]:
+    """This controller's public keys (purpose -> ``TYPE BLOB``): the ones its data directory
+    holds, or, with ``make``, all three (made if missing)."""
+    lines = {}
+    for purpose, path in key_paths(settings).items():
+        public = path.with_name(path.name + ".pub")
+        if make:
+            text = keyfiles.ensure_ssh_keypair(path, KEY_COMMENTS[purpose])
+        elif public.is_file():
+            text = public.read_text(encoding="ascii")
+        else:
+            continue
+        lines[purpose] = parse_key_line(text, str(public))
+    return lines
 
 
 def authorized(fleet: Fleet) -> AuthorizedControllers:

@@ -19,7 +19,6 @@ from typing import Any
 from orchestrator.adapters import ansible, ssh
 from orchestrator.adapters.input_files import read_text
 from orchestrator.core.controllers import (
-    PURPOSES,
     Controller,
     check_controller_name,
     check_new_controller,
@@ -28,8 +27,9 @@ from orchestrator.core.controllers import (
 )
 from orchestrator.errors import NodeError, UsageError, WgfleetError
 from orchestrator.service.context import Fleet, writes
-from orchestrator.service.controller_keys import own_key_lines
+from orchestrator.service.controller_keys import key_paths, own_key_lines
 from orchestrator.service.deploy import node_extravars, root_targets, run_fleet_playbook
+from orchestrator.settings import Settings
 
 # Every login account's authorized_keys, read back as root after a revocation; the homes come
 # from the node's own passwd so the roles' defaults are not repeated here.
@@ -54,12 +54,12 @@ class Revocation:
         return {**self.controller.as_dict(), "nodes": list(self.nodes), "steps": list(self.steps)}
 
 
-def _key_files(settings_keys: dict[str, Path], directory: Path) -> dict[str, str]:
+def _key_files(settings: Settings, directory: Path) -> dict[str, str]:
     """Another controller's public keys, as copied from its data directory's keys/: the same
     file names as this controller's, with ``.pub``."""
     lines = {}
-    for purpose in PURPOSES:
-        path = directory / (settings_keys[purpose].name + ".pub")
+    for purpose, own in key_paths(settings).items():
+        path = directory / (own.name + ".pub")
         lines[purpose] = key_line(read_text(path, 4096, "public key"), str(path))
     return lines
 
@@ -71,13 +71,10 @@ def add_controller(
     """Register a controller by its public keys: this controller's own (made if missing), or
     another's from ``keys_dir``. Only the store changes; the next deploy installs them."""
     check_controller_name(name)
-    ssh_settings = fleet.settings.ssh
-    paths = {
-        "deploy": ssh_settings.deploy_key,
-        "collector": ssh_settings.collector_key,
-        "push": ssh_settings.push_key,
-    }
-    keys = own_key_lines(fleet.settings) if keys_dir is None else _key_files(paths, keys_dir)
+    settings = fleet.settings
+    keys = (
+        own_key_lines(settings, make=True) if keys_dir is None else _key_files(settings, keys_dir)
+    )
     controller = Controller(name, keys, today or date.today())
     check_new_controller(fleet.store.controllers(), controller)
     fleet.store.add_controller(controller)
