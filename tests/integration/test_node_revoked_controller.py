@@ -21,7 +21,7 @@ from orchestrator.errors import AuthenticationFailed
 from orchestrator.service import sync as sync_service
 from orchestrator.service.context import open_fleet
 from orchestrator.service.controllers import add_controller, revoke_controller
-from orchestrator.service.deploy import root_targets
+from orchestrator.service.deploy import records_path, root_targets
 from orchestrator.settings import Settings
 from tests.conftest import Lab, deploy_fleet
 
@@ -52,8 +52,11 @@ def _logins(settings: Settings, key_files: tuple[Path, ...]) -> dict[tuple[str, 
 
 @pytest.fixture
 def second_controller(lab: Lab, deployed: None, tmp_path: Path) -> Iterator[Settings]:
-    """Controller "b": a data directory of its own on the session lab's store; the store's
-    controllers are forgotten afterwards so later modules see the fleet as before."""
+    """Controller "b": a data directory of its own on the session lab's store. Afterwards
+    the store's controllers are forgotten and the deploy records put back as they were (the
+    nodes' files are as before too), so later modules' deploys still find converged nodes."""
+    records = records_path(lab.settings)
+    kept = records.read_bytes() if records.exists() else None
     settings = dataclasses.replace(
         lab.settings,
         data_dir=tmp_path / "controller-b",
@@ -71,6 +74,8 @@ def second_controller(lab: Lab, deployed: None, tmp_path: Path) -> Iterator[Sett
         with store.transaction():
             store.db.execute("DELETE FROM controllers")
         store.close()
+        if kept is not None:
+            records.write_bytes(kept)
 
 
 def test_a_revoked_controller_is_refused_everywhere_and_the_other_keeps_working(
