@@ -39,6 +39,8 @@ case "$SSH_ORIGINAL_COMMAND" in
   wgfleet-counters)
     # A test that wants to see connection reuse creates this file: one client port per exec.
     if [ -w /var/lib/wgbench/ports ]; then echo "$1:$2>$3" >> /var/lib/wgbench/ports; fi
+    # A test that wants a long sync (to kill a controller in the middle) writes seconds here.
+    if [ -r /var/lib/wgbench/delay ]; then sleep "$(cat /var/lib/wgbench/delay)"; fi
     exec cat "/var/lib/wgbench/counters/$node" ;;
   wgfleet-peers)
     cat >/dev/null
@@ -122,6 +124,14 @@ class SyntheticNodes:
         path.write_text("", encoding="ascii")
         path.chmod(0o666)
         return path
+
+    def delay_counters(self, seconds: float) -> None:
+        """Each counters exec from now on answers after ``seconds`` (0: at once again)."""
+        path = self.merged / "var/lib/wgbench/delay"
+        if seconds:
+            path.write_text(f"{seconds}\n", encoding="ascii")
+        else:
+            path.unlink(missing_ok=True)
 
     def write_counters(self, address: str, text: str) -> None:
         path = self.counters_path(address)

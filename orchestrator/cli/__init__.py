@@ -17,6 +17,7 @@ from orchestrator.cli import (
     accounts,
     alerts,
     billing,
+    controllers,
     db,
     diagnose,
     keys,
@@ -184,7 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
     add(config_commands, "show", cmd_config_show)
     add(commands, "tui", cmd_tui)
     nodes.register(commands, add)
-    for group in (db, accounts, plans, peers, billing, push, trail, alerts, tokens, serve):
+    for group in (
+        db,
+        accounts,
+        plans,
+        peers,
+        billing,
+        push,
+        trail,
+        alerts,
+        tokens,
+        controllers,
+        serve,
+    ):
         group.register(commands, add)
     sync.register_sync(commands, add)
     nodes.register_node_group(commands, add)
@@ -220,6 +233,7 @@ PREFLIGHT: dict[str, tuple[Check, ...]] = {
     "diagnose": (_needs_inventory,),
     "nodes trust": (_needs_inventory,),
     "keys rotate ssh": (_needs_ssh_key,),
+    "controllers revoke": (_needs_inventory,),
 }
 NO_PATHS = ("schema", "config show")
 

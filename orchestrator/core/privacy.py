@@ -279,6 +279,24 @@ def record_kinds(profile: Retention) -> dict[str, RecordKind]:
             ("key_id",),
         ),
         RecordKind(
+            "controllers",
+            "the fleet's controllers: a name, the public halves of its deploy, collector and "
+            "push SSH keys (never a private key), the day registered, the day revoked",
+            "so the nodes accept every registered controller's keys and refuse a revoked one's",
+            "until deleted with the store (a revoked controller's row stays, so every deploy "
+            "keeps its keys off the nodes)",
+            ("name", "deploy_key", "collector_key", "push_key", "added_on", "revoked_on"),
+        ),
+        RecordKind(
+            "shared_files",
+            "on PostgreSQL, the files every controller shares: the nodes' pinned SSH host keys "
+            "(public), the converged-deploy fingerprints (hashes) and the fleet file's node "
+            "settings",
+            "so any controller of the fleet trusts the same host keys and deploys alike",
+            "until replaced by the next change",
+            ("name", "content"),
+        ),
+        RecordKind(
             "schema_migrations",
             "the store's schema version",
             "upgrades",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -31,6 +31,7 @@ from orchestrator.core.keys import live_public_keys, node_key_checks
 from orchestrator.core.models import Node
 from orchestrator.errors import NodeError, UsageError
 from orchestrator.service.context import Fleet, writes
+from orchestrator.service.controller_keys import authorized
 from orchestrator.service.deploy import inventory_path, root_targets
 from orchestrator.settings import Settings
 
@@ -120,9 +121,13 @@ def _public_line(private_key: Path, suffix: str = "") -> str | None:
         return None
 
 
-def controller_keys(settings: Settings) -> ControllerKeys:
+def controller_keys(
+    settings: Settings, others: Mapping[str, tuple[str, ...]] | None = None
+) -> ControllerKeys:
     """The public keys the nodes' login accounts must hold: each controller key's ``.pub``,
-    and the ``.next.pub`` a key rotation under way made beside it."""
+    the ``.next.pub`` a key rotation under way made beside it, and ``others``, the other
+    registered controllers' keys by purpose."""
+    others = others or {}
     paths = {
         "deploy": settings.ssh.deploy_key,
         "collector": settings.ssh.collector_key,
@@ -130,7 +135,9 @@ def controller_keys(settings: Settings) -> ControllerKeys:
     }
     return ControllerKeys(
         {
-            purpose: ExpectedKeys.from_lines([_public_line(path)], [_public_line(path, ".next")])
+            purpose: ExpectedKeys.from_lines(
+                [_public_line(path), *others.get(purpose, ())], [_public_line(path, ".next")]
+            )
             for purpose, path in paths.items()
         }
     )
@@ -200,7 +207,7 @@ def audit(
     stored = {n.name: n for n in fleet.store.nodes()}
     max_age = fleet.settings.keys.node_max_age_days  # a fleet file's policy, if applied
     keys = KeyAudit(stored, max_age, date.today())
-    access = controller_keys(settings)
+    access = controller_keys(settings, authorized(fleet).extra)
 
     def one(target: ssh.Target) -> list[Check]:
         if cancelled is not None and cancelled():

@@ -31,6 +31,7 @@ from orchestrator.core.metrics import NO_OBSERVER, RunObserver
 from orchestrator.core.models import Node, Operation
 from orchestrator.core.shard import Shard
 from orchestrator.errors import NotFound, StoreError, WgfleetError
+from orchestrator.service import shared_files
 from orchestrator.service.errors import translated
 from orchestrator.service.fleet_keyring import LOCAL_SECRETS, import_local_secrets, load_keyring
 from orchestrator.service.lock import fleet_lock
@@ -211,6 +212,9 @@ def open_fleet(
                 # A session that may push needs the fleet secret: refused here, before it
                 # changes anything, rather than after its store change at its first push.
                 secrets.keyring()
+            # PostgreSQL: the pins, deploy fingerprints and node settings every controller
+            # shares, brought up to the store's version before anything reads them.
+            shared_files.pull(settings, store)
             fleet = Fleet(
                 with_stored_policies(settings, store),
                 store,
@@ -232,8 +236,22 @@ def open_fleet(
             outcome = outcome_of(error)
             raise
         finally:
+            if write:
+                _push_shared_files(settings, store, failing=outcome != "ok")
             if write or store_only:
                 _record_operation(fleet, started, outcome)
+
+
+def _push_shared_files(settings: Settings, store: SqlStore, *, failing: bool) -> None:
+    """A writing session's changes to the shared files, put back under its lock; when the
+    session already fails, a store that cannot take them too does not hide that error (the
+    next session pushes them)."""
+    try:
+        with translated():
+            shared_files.push(settings, store)
+    except StoreError:
+        if not failing:
+            raise
 
 
 @contextmanager

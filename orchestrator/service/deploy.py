@@ -35,6 +35,7 @@ from orchestrator.core.playbook_events import PlayRecap, with_refused
 from orchestrator.errors import ConfigError, UsageError
 from orchestrator.service import host_keys
 from orchestrator.service.context import Fleet, writes
+from orchestrator.service.controller_keys import controller_extravars
 from orchestrator.settings import Settings
 
 OnUpdate = Callable[[PlayRecap, Mapping[str, Any]], None]
@@ -248,6 +249,8 @@ def node_extravars(fleet: Fleet) -> dict[str, Any]:
         "wgfleet_collector_public_key_file": str(settings.ssh.collector_key) + ".pub",
         "wgfleet_push_public_key_file": str(settings.ssh.push_key) + ".pub",
         "wgfleet_listen_ports": listen_ports(fleet),
+        # The other registered controllers' keys, and the revoked ones' to remove.
+        **controller_extravars(fleet),
         # The node resolver's upstream (settings dns.*; a fleet file's dns section overrides).
         **resolver_extravars(*resolver_upstream(fleet)),
     }

@@ -20,12 +20,13 @@ from orchestrator.core.inventory import public_key_fingerprint
 from orchestrator.core.node_protocol import COLLECTOR_USER, DEPLOY_USER, PUSH_USER
 from orchestrator.errors import AuthenticationFailed, NodeError, UsageError, WgfleetError
 from orchestrator.service.context import Fleet, writes
+from orchestrator.service.controller_keys import KEY_COMMENTS
 from orchestrator.service.deploy import node_extravars, root_targets, run_fleet_playbook
 from orchestrator.service.keys import SSH_PURPOSES, ssh_key_paths
 from orchestrator.settings import Settings
 
 USERS = {"deploy": DEPLOY_USER, "collector": COLLECTOR_USER, "push": PUSH_USER}
-COMMENTS = {"deploy": "wgfleet-deploy", "collector": "wgfleet-collector", "push": "wgfleet-push"}
+COMMENTS = KEY_COMMENTS
 
 
 class RotationFailed(WgfleetError):
@@ -57,13 +58,14 @@ def _pub(path: Path) -> Path:
 def _authorize(fleet: Fleet, purpose: str, extra: str | None, retire: str | None) -> None:
     settings = fleet.settings
     extravars: dict[str, Any] = dict(node_extravars(fleet))
+    # The other registered controllers' keys (node_extravars) stay authorized throughout.
     if purpose == "collector" and extra:
-        extravars["counters_collector_extra_public_keys"] = [extra]
+        extravars["counters_collector_extra_public_keys"].append(extra)
     if purpose == "push" and extra:
-        extravars["peers_push_extra_public_keys"] = [extra]
+        extravars["peers_push_extra_public_keys"].append(extra)
     if purpose == "deploy":
-        extravars["wgfleet_root_keys_present"] = [extra] if extra else []
-        extravars["wgfleet_root_keys_absent"] = [retire] if retire else []
+        extravars["wgfleet_root_keys_present"] += [extra] if extra else []
+        extravars["wgfleet_root_keys_absent"] += [retire] if retire else []
     options = ansible.PlaybookOptions(extravars=extravars)
     run = run_fleet_playbook(settings, "controller_keys.yml", options)
     if run.status != "successful":
@@ -137,6 +139,11 @@ def rotate_ssh_key(
     os.replace(_pub(path), _pub(old_path))
     os.replace(next_path, path)
     os.replace(_pub(next_path), _pub(path))
+    # This controller's registration follows its key before the old one is dropped: else the
+    # old key, still registered, would be authorized again as another controller's.
+    fleet.store.replace_controller_key(
+        purpose, " ".join(old_public.split()[:2]), " ".join(new_public.split()[:2])
+    )
     _authorize(fleet, purpose, None, old_public if purpose == "deploy" else None)
     steps.append("old key removed from every node")
     progress(steps[-1])

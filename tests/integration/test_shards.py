@@ -4,11 +4,13 @@ The nodes are synthetic (one real sshd answering for 40 addresses, tests/synthet
 everything on the controller side is the real `wgfleet sync` in separate processes, as cron or
 several controllers would run it. Each configuration sits on two nodes in different shards,
 so the shards write the same usage rows at once; counters grow while the runs are under way.
+Then failover: two controllers running `sync --every`, one killed with SIGKILL mid-run.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -80,7 +82,9 @@ def test_four_shards_and_a_whole_fleet_run_at_once_count_every_byte_once(
         for label, shard in runs:
             if shard is None:
                 time.sleep(0.5)  # the shards lease first; the whole-fleet run takes what is left
-            args = ["--shard", shard] if shard else []
+            # The whole-fleet run queues behind the shards' fleet lock, which on PostgreSQL
+            # is an advisory lock every controller shares (--wait: not exit 3).
+            args = ["--shard", shard] if shard else ["--wait"]
             started.append((label, shard, _start(controller[label], *args)))
         time.sleep(0.3)
         bump(names[::3], 7)  # traffic keeps flowing while the runs are under way
@@ -137,3 +141,80 @@ def test_sync_every_keeps_one_session_per_node_across_runs(
     assert lines[1]["bytes_added"] == lines[2]["bytes_added"] == 0
     assert len(seen) == 3 * NODES  # three execs per node...
     assert len(set(seen)) == NODES  # ...over one connection per node
+
+
+FAILOVER_INTERVAL = 10  # seconds between two `sync --every` runs
+FAILOVER_DELAY = 2  # seconds each node takes to answer, so a run is killed mid-fetch
+
+
+def _fleet_lock_held(url: str) -> bool:
+    store = open_store(url)
+    try:
+        rows = store.db.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+        return bool(rows[0][0])
+    finally:
+        store.close()
+
+
+def test_a_controller_killed_mid_cycle_is_taken_over_within_one_interval(
+    synthetic: SyntheticNodes, postgres_server: str, tmp_path: Path
+) -> None:
+    """Two controllers (data directories of their own) run `sync --every` on one PostgreSQL
+    store; one is SIGKILLed in the middle of a run, holding the fleet lock (and its nodes'
+    leases, once it fetches). The other syncs every node within one interval, and the totals
+    stay exact (`usage check`)."""
+    url = fresh_database(postgres_server)
+    store = open_store(url)
+    hosted = populate(store, synthetic.addresses, 5)
+    store.close()
+    scale = dict.fromkeys(hosted, 3)
+    for name, keys in hosted.items():
+        synthetic.write_counters(synthetic.addresses[int(name[1:])], counters("f1", keys, 3))
+    first = settings_for(tmp_path / "a", synthetic, url)[1]
+    second = settings_for(tmp_path / "b", synthetic, url)[1]
+    every = ["--every", f"{FAILOVER_INTERVAL}s"]
+    synthetic.delay_counters(FAILOVER_DELAY)
+    doomed = _start(first, *every)
+    survivor: subprocess.Popen[str] | None = None
+    try:
+        deadline = time.monotonic() + 60
+        while not _fleet_lock_held(url):  # the first controller is in its first run
+            assert doomed.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        survivor = _start(second, *every, "--runs", "2")
+        time.sleep(FAILOVER_DELAY / 2)  # mid-fetch: its nodes answer after FAILOVER_DELAY
+        assert doomed.poll() is None
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=10)
+        killed_at = time.monotonic()
+        assert survivor.stdout is not None
+        taken_over = json.loads(survivor.stdout.readline())
+        assert time.monotonic() - killed_at < FAILOVER_INTERVAL
+        assert sorted(taken_over["nodes_ok"]) == sorted(hosted)
+        assert taken_over["nodes_failed"] == {}
+        # Traffic goes on; the survivor's next run counts it.
+        synthetic.delay_counters(0)
+        for name, keys in hosted.items():
+            scale[name] = 8
+            synthetic.write_counters(synthetic.addresses[int(name[1:])], counters("f1", keys, 8))
+        out, err = survivor.communicate(timeout=FAILOVER_INTERVAL * 3)
+        assert survivor.returncode == 0, err
+        assert sorted(json.loads(out.splitlines()[-1])["nodes_ok"]) == sorted(hosted)
+    finally:
+        synthetic.delay_counters(0)
+        for process in (doomed, survivor):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.communicate(timeout=10)
+    check = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "--config", str(second), "usage", "check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert check.returncode == 0, check.stderr
+    store = open_store(url)
+    try:
+        assert sum(u.rx_bytes + u.tx_bytes for u in store.usage()) == expected_total(hosted, scale)
+    finally:
+        store.close()

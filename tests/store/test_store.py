@@ -219,6 +219,9 @@ ALLOWED_DATES = {
     # When the controller last reached a node's counters: a node's time (the metrics' last
     # successful sync), never a user's: every node answers every sync, whoever uses it.
     ("nodes", "last_sync_at"),
+    # The day a controller was registered and revoked: the provider's machines, no user's.
+    ("controllers", "added_on"),
+    ("controllers", "revoked_on"),
 }
 FORBIDDEN_WORDS = (
     "until",

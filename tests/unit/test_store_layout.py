@@ -53,6 +53,14 @@ STORE_NAMES = {
         "sealed_many",
         "sealed_secrets",
     ],
+    "controllers": [
+        "add_controller",
+        "controllers",
+        "replace_controller_key",
+        "revoke_controller",
+        "save_shared_file",
+        "shared_files",
+    ],
     "accounts": [
         "account",
         "account_records",

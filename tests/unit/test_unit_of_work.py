@@ -60,6 +60,8 @@ def test_the_uis_never_touch_the_store() -> None:
 # session opens, and the loops that open one session per round. Everything else takes a Fleet.
 SETTINGS_HELPERS = {
     "audit": {"controller_keys"},
+    "controller_keys": {"own_key_lines", "key_paths"},
+    "shared_files": {"pull", "push"},  # what a session is made from, called by context only
     "deploy": {
         "inventory_path",
         "fleet_nodes_path",

@@ -42,6 +42,8 @@ NOT_ACCOUNT_DATA = {
     "sealed_secrets": "preshared keys, sealed: secrets of the tunnel, erased with their "
     "configuration and never exported",
     "fleet_key": "the id of the fleet key that seals them (not the key)",
+    "controllers": "the fleet's controllers and their public SSH keys, naming no user",
+    "shared_files": "pinned host keys, deploy fingerprints, node settings: no user's",
 }
 _INTERNAL_COLUMNS = {"id", "account_id", "configuration_id"}
 

@@ -6,12 +6,8 @@ from __future__ import annotations
 import ipaddress
 
 from orchestrator.adapters.store.networks import NetworksStore
-from orchestrator.adapters.store.schema import (
-    IPV6_MIGRATION,
-    LATEST_VERSION,
-    MIGRATIONS,
-    statements_for,
-)
+from orchestrator.adapters.store.schema import IPV6_MIGRATION, LATEST_VERSION, MIGRATIONS
+from orchestrator.adapters.store.schema_dialects import statements_for
 from orchestrator.core.redaction import redact_url
 from orchestrator.errors import StoreError
 

@@ -19,7 +19,7 @@ class Migration:
     statements: tuple[str, ...]
 
 
-_ID = "{id}"  # replaced per dialect: an auto-increment integer primary key
+ID_PLACEHOLDER = "{id}"  # replaced per dialect: an auto-increment integer primary key
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -52,7 +52,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
             f"""
             CREATE TABLE accounts (
-                id {_ID},
+                id {ID_PLACEHOLDER},
                 username TEXT NOT NULL UNIQUE,
                 password_hash TEXT NOT NULL,
                 device_id TEXT NOT NULL,
@@ -61,7 +61,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
             f"""
             CREATE TABLE configurations (
-                id {_ID},
+                id {ID_PLACEHOLDER},
                 name TEXT NOT NULL UNIQUE,
                 account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
                 public_key TEXT NOT NULL UNIQUE,
@@ -85,7 +85,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
             f"""
             CREATE TABLE topups (
-                id {_ID},
+                id {ID_PLACEHOLDER},
                 invoice TEXT NOT NULL UNIQUE,
                 configuration_id BIGINT REFERENCES configurations(id) ON DELETE SET NULL,
                 amount TEXT NOT NULL,
@@ -298,7 +298,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             f"""
             CREATE TABLE operations (
-                id {_ID},
+                id {ID_PLACEHOLDER},
                 operation TEXT NOT NULL,
                 controller TEXT NOT NULL,
                 started_at BIGINT NOT NULL,
@@ -317,7 +317,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             f"""
             CREATE TABLE api_tokens (
-                id {_ID},
+                id {ID_PLACEHOLDER},
                 name TEXT NOT NULL UNIQUE,
                 token_id TEXT NOT NULL UNIQUE,
                 secret_hash TEXT NOT NULL,
@@ -352,43 +352,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        18,
+        "the fleet's controllers: each one's name, the public halves of its deploy, collector "
+        "and push SSH keys, the day registered and the day revoked (never a private key)",
+        (
+            "CREATE TABLE controllers (name TEXT PRIMARY KEY, deploy_key TEXT NOT NULL, "
+            "collector_key TEXT NOT NULL, push_key TEXT NOT NULL, added_on DATE NOT NULL, "
+            "revoked_on DATE)",
+        ),
+    ),
+    Migration(
+        19,
+        "the controller files every controller of a PostgreSQL fleet shares: the pinned host "
+        "keys, the converged-deploy fingerprints and the fleet file's node settings (public "
+        "keys, hashes and node settings; no secret, nothing about a user)",
+        ("CREATE TABLE shared_files (name TEXT PRIMARY KEY, content TEXT NOT NULL)",),
+    ),
 )
 
 # Migrations with a step in Python after their statements (see SqlStore.upgrade): 13 draws
 # the fleet's random IPv6 prefix (or takes the settings') and gives every node its /64.
 IPV6_MIGRATION = 13
-
-_DIALECT_WORDS = {
-    "sqlite": {
-        _ID: "INTEGER PRIMARY KEY AUTOINCREMENT",
-        "{line_agg}": "group_concat",
-        "{tab}": "char(9)",
-        "{newline}": "char(10)",
-    },
-    "postgresql": {
-        _ID: "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
-        "{line_agg}": "string_agg",
-        "{tab}": "chr(9)",
-        "{newline}": "chr(10)",
-    },
-}
-
-
-_ONLY = "{postgresql_only}"  # a statement PostgreSQL needs and SQLite has no syntax for
-
-
-def statements_for(migration: Migration, dialect: str) -> list[str]:
-    words = _DIALECT_WORDS[dialect]
-    statements = []
-    for statement in migration.statements:
-        if statement.startswith(_ONLY):
-            if dialect != "postgresql":
-                continue
-            statement = statement.removeprefix(_ONLY)
-        for placeholder, word in words.items():
-            statement = statement.replace(placeholder, word)
-        statements.append(" ".join(statement.split()))
-    return statements
-
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -7,7 +7,7 @@ of ``base.py``:
 | module | owns |
 | --- | --- |
 | ``base.py`` | the connection, transactions, reading rows |
-| ``migrations.py`` (with ``schema.py``) | schema version, upgrades, the live schema |
+| ``migrations.py`` (with ``schema.py``, ``schema_dialects.py``) | schema version, upgrades, the live schema |
 | ``nodes.py`` | nodes, their keys, revisions and health; the controller's SSH keys |
 | ``networks.py`` | the fleet's IPv6 prefix and each node's /64 |
 | ``leases.py`` | which run syncs which node |
@@ -23,6 +23,7 @@ of ``base.py``:
 | ``operations.py`` | the trail of writing sessions (what ran, where, when, how it ended) |
 | ``sealed.py`` | secrets the nodes need again (preshared keys), sealed; the fleet key's id |
 | ``tokens.py`` | the HTTP API's tokens (scopes, expiry, revocation; a hash, never a secret) |
+| ``controllers.py`` | the fleet's controllers and their public SSH keys |
 | ``monitoring.py`` | the aggregates the monitoring metrics read |
 
 A concern's mixin derives from the concerns whose methods it calls, so its class line says
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 from orchestrator.adapters.store.accounts import ACCOUNT_TABLES, NOT_ACCOUNT_DATA, AccountsStore
 from orchestrator.adapters.store.base import Connection
+from orchestrator.adapters.store.controllers import ControllersStore
 from orchestrator.adapters.store.leases import LeasesStore
 from orchestrator.adapters.store.ledger import LedgerStore, RowUsage, SyncLedger
 from orchestrator.adapters.store.monitoring import MonitoringStore
@@ -62,6 +64,7 @@ class SqlStore(
     PoliciesStore,
     OperationsStore,
     TokensStore,
+    ControllersStore,
     MonitoringStore,
     SealedSecretsStore,
 ):

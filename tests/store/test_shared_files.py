@@ -1,0 +1,61 @@
+"""On PostgreSQL the pinned host keys, deploy fingerprints and fleet-file node settings are
+the fleet's, not one controller's: a writing session on one controller puts its changes in
+the store and the next session on another controller reads them. SQLite keeps only the
+files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.adapters.store import open_store
+from orchestrator.service.context import open_fleet
+from orchestrator.settings import Settings, settings_from_mapping
+
+PIN = "198.18.0.11 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOnodeonekeyxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n"
+
+
+def _controller(base: Path, url: str) -> Settings:
+    return settings_from_mapping(
+        {"data_dir": str(base / "data"), "store_url": url, "inventory": str(base / "inventory")},
+        "test settings",
+        base,
+    )
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_one_controllers_pins_and_deploy_records_reach_the_other(
+    dialect: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path / 'wgfleet.db'}"
+    else:
+        from tests.pgserver import fresh_database
+
+        url = fresh_database(request.getfixturevalue("postgres_server"))
+    a, b = _controller(tmp_path / "a", url), _controller(tmp_path / "b", url)
+    with open_fleet(a, write=True):
+        a.ssh.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        a.ssh.known_hosts.write_text(PIN, encoding="ascii")  # as `nodes trust` pins a key
+        (a.data_dir / "deploy-state.json").write_text('{"version": 1, "nodes": {}}\n')
+    with open_fleet(b):
+        pass
+    if dialect == "sqlite":
+        assert not b.ssh.known_hosts.exists()
+        assert not (b.data_dir / "deploy-state.json").exists()
+        return
+    assert b.ssh.known_hosts.read_text(encoding="ascii") == PIN
+    assert b.ssh.known_hosts.stat().st_mode & 0o777 == 0o644
+    assert (b.data_dir / "deploy-state.json").stat().st_mode & 0o777 == 0o600
+    # b changes a pin in its own writing session: a's next session has it.
+    with open_fleet(b, write=True):
+        b.ssh.known_hosts.write_text(PIN.replace("11 ", "12 "), encoding="ascii")
+    with open_fleet(a):
+        pass
+    assert a.ssh.known_hosts.read_text(encoding="ascii") == PIN.replace("11 ", "12 ")
+    store = open_store(url)
+    try:
+        assert set(store.shared_files()) == {"known_hosts", "deploy-state.json"}
+    finally:
+        store.close()
