@@ -8,6 +8,7 @@ every node hosts ``peers`` configurations.
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 
 import yaml
@@ -83,12 +84,25 @@ def expected_total(hosted: dict[str, list[str]], scale: dict[str, int]) -> int:
     )
 
 
+def fleet_secret_of(nodes: SyntheticNodes) -> Path:
+    """The synthetic fleet's secret (made once, 0600, never over a link)."""
+    path = nodes.workdir / "fleet-secret"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(base64.b64encode(os.urandom(32)) + b"\n")
+    return path
+
+
 def settings_for(base: Path, nodes: SyntheticNodes, store_url: str) -> tuple[Settings, Path]:
     """Settings (and their file, for the CLI) of a controller of the synthetic fleet."""
     raw = {
         "data_dir": str(base / "data"),
         "store_url": store_url,
         "inventory": str(base / "inventory"),
+        # Every controller of the synthetic fleet holds the same fleet secret, as an operator
+        # copies it to each (docs/OPERATIONS.md): one file for all of them here.
+        "fleet_secret": str(fleet_secret_of(nodes)),
         "ssh": {
             "collector_key": str(nodes.keys["wgcollect"]),
             "push_key": str(nodes.keys["wgpush"]),

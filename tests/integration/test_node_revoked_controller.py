@@ -60,6 +60,7 @@ def second_controller(lab: Lab, deployed: None, tmp_path: Path) -> Iterator[Sett
     settings = dataclasses.replace(
         lab.settings,
         data_dir=tmp_path / "controller-b",
+        fleet_secret=lab.settings.fleet_secret_file,  # as the operator copies it to b
         ssh=dataclasses.replace(
             lab.settings.ssh,
             deploy_key=tmp_path / "controller-b" / "keys" / "deploy_ed25519",

@@ -48,7 +48,10 @@ def test_one_controllers_pins_and_deploy_records_reach_the_other(
     assert b.ssh.known_hosts.read_text(encoding="ascii") == PIN
     assert b.ssh.known_hosts.stat().st_mode & 0o777 == 0o644
     assert (b.data_dir / "deploy-state.json").stat().st_mode & 0o777 == 0o600
-    # b changes a pin in its own writing session: a's next session has it.
+    # b changes a pin in its own writing session (with the fleet secret copied over, as an
+    # operator sets up a second controller): a's next session has it.
+    b.fleet_secret_file.write_bytes(a.fleet_secret_file.read_bytes())
+    b.fleet_secret_file.chmod(0o600)
     with open_fleet(b, write=True):
         b.ssh.known_hosts.write_text(PIN.replace("11 ", "12 "), encoding="ascii")
     with open_fleet(a):

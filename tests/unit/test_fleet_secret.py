@@ -196,9 +196,9 @@ def test_local_preshared_key_files_move_into_the_store_once(made: Settings) -> N
     seals the ones a configuration names into the store and removes the directory."""
     before = _stored_keys(made)
     with open_fleet(made) as fleet, fleet.store.transaction():  # back to schema 16
-        fleet.store.db.execute("DROP TABLE sealed_secrets")
-        fleet.store.db.execute("DROP TABLE fleet_key")
-        fleet.store.db.execute("DELETE FROM schema_migrations WHERE version = 17")
+        for table in ("sealed_secrets", "fleet_key", "controllers", "shared_files"):
+            fleet.store.db.execute(f"DROP TABLE {table}")  # the tables of 17 and later
+        fleet.store.db.execute("DELETE FROM schema_migrations WHERE version >= 17")
     made.fleet_secret_file.unlink()  # an older wgfleet had none
     local = made.data_dir / "secrets"
     local.mkdir(mode=0o700)

@@ -7,7 +7,7 @@ of ``base.py``:
 | module | owns |
 | --- | --- |
 | ``base.py`` | the connection, transactions, reading rows |
-| ``migrations.py`` (with ``schema.py``, ``schema_dialects.py``) | schema version, upgrades, the live schema |
+| ``migrations.py``, ``schema*.py`` | schema version, upgrades, the live schema |
 | ``nodes.py`` | nodes, their keys, revisions and health; the controller's SSH keys |
 | ``networks.py`` | the fleet's IPv6 prefix and each node's /64 |
 | ``leases.py`` | which run syncs which node |
