@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Input, RichLog
 
 from orchestrator.settings import Settings
 from orchestrator.tui.app import WgfleetApp
@@ -90,6 +90,9 @@ def test_operations_after_a_failed_sync(
     async def run_before(pilot: Pilot[Any]) -> None:
         await steps("4", "s")(pilot)
         pilot.app.clear_notifications()
+        # The log follows its last line once it knows its width, which a loaded machine may
+        # learn after the capture: the image shows it at its end, as an operator sees it.
+        pilot.app.screen.query_one(RichLog).scroll_end(animate=False, immediate=True)
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
