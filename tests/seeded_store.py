@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
@@ -26,14 +26,18 @@ def key(n: int) -> str:
     return base64.b64encode(n.to_bytes(4, "big") + bytes(28)).decode()
 
 
-def add_nodes(store: SqlStore, key_dates: Sequence[date | None]) -> None:
-    """node1, node2, ... one per entry; a node with a key date has the key key(1000 + i), a
-    node without one has no key yet."""
+def add_nodes(
+    store: SqlStore,
+    key_dates: Sequence[date | None],
+    address: Callable[[int], str] = unreached_node_address,
+) -> None:
+    """node1, node2, ... one per entry, at ``address(10 + i)``; a node with a key date has the
+    key key(1000 + i), a node without one has no key yet."""
     for i, created in enumerate(key_dates):
         store.upsert_node(
             Node(
                 f"node{i + 1}",
-                unreached_node_address(10 + i),
+                address(10 + i),
                 ipaddress.IPv4Network(f"198.19.{i}.0/24"),
                 public_key=None if created is None else key(1000 + i),
                 key_created_on=created,

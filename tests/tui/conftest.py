@@ -53,6 +53,12 @@ GIB = 2**30
 KNOWN_HOSTS = "/nonexistent/wgfleet-tests/known_hosts"
 
 
+def shown_address(index: int) -> str:
+    """A node address the screens show, the same for every test worker (the snapshots hold
+    it): never reached, as the settings pin no host key and so no packet leaves for it."""
+    return f"198.18.255.{index}"
+
+
 def make_settings(base: Path) -> Settings:
     """Settings for a store under ``base``, and the same as a file for the CLI."""
     base.mkdir(parents=True, exist_ok=True)
@@ -104,7 +110,7 @@ def seed(settings: Settings, extra: int = 0) -> None:
     with open_fleet(settings, write=True) as fleet:
         store = fleet.store
         with store.transaction():
-            add_nodes(store, [date(2024, 1, 1 + 10 * i) for i in range(3)])
+            add_nodes(store, [date(2024, 1, 1 + 10 * i) for i in range(3)], shown_address)
             store.upsert_plan(Plan("basic", 10 * GIB, ResetRule.MONTHLY, 1, "4.99"))
         peers.add_account(fleet, "alice", "password-a", "device-a", "+10000000001")
         peers.add_account(fleet, "bob", "password-b", "device-b")
