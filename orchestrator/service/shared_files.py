@@ -31,10 +31,6 @@ def _files(settings: Settings) -> dict[str, tuple[Path, int]]:
     }
 
 
-def _shared(settings: Settings) -> bool:
-    return settings.store_url.startswith(("postgresql://", "postgres://"))
-
-
 @dataclass(frozen=True)
 class _Compared:
     name: str
@@ -52,7 +48,7 @@ def _local(path: Path) -> str | None:
 
 def _compared(settings: Settings, store: SqlStore) -> Iterator[_Compared]:
     """Each shared file's local and stored text (None: absent); nothing on SQLite."""
-    if not _shared(settings):
+    if store.db.dialect != "postgresql":  # the store's own engine, as open_store chose it
         return
     stored = store.shared_files()
     for name, (path, mode) in _files(settings).items():

@@ -139,11 +139,17 @@ def test_a_closed_output_pipe_ends_quietly_with_141(tmp_path: Path, argv: list[s
 
 def test_a_pipe_that_takes_the_first_line_sees_it(tmp_path: Path) -> None:
     config = settings_file(tmp_path)
-    result = subprocess.run(
-        f"{sys.executable} -m orchestrator --config {config} schema | head -1",
-        shell=True,
-        capture_output=True,
-        text=True,
-        check=True,
+    # `wgfleet schema | head -1`, without a shell between them.
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "--config", str(config), "schema"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    assert result.stdout == "{\n" and result.stderr == ""
+    assert writer.stdout is not None and writer.stderr is not None
+    head = subprocess.run(
+        ["head", "-1"], stdin=writer.stdout, capture_output=True, text=True, check=True
+    )
+    writer.stdout.close()  # head's end only: wgfleet sees the pipe closed, as in a shell
+    stderr = writer.stderr.read()
+    writer.wait(timeout=60)
+    assert head.stdout == "{\n" and stderr == b""
