@@ -1,7 +1,8 @@
 """Synthetic nodes for benchmarks and scale tests: one real sshd answering for many addresses.
 
-A network namespace of our own holds up to 1,000 node addresses (the worker's synthetic node
-network, tests/worker_space.py; on its loopback, routed from the host through one veth pair)
+A network namespace of our own holds the node addresses (the worker's synthetic node networks,
+tests/worker_space.py: up to 1,022 IPv4 addresses, or with ``ipv6=True`` up to 65,000 IPv6
+ones; on its loopback, routed from the host through one veth pair that carries both families)
 and one OpenSSH server, run from the cached lab rootfs in a chroot inside a private mount
 namespace. Every SSH session is a real
 key exchange, authentication and exec; only the node's answer is synthetic: a forced command
@@ -15,6 +16,7 @@ process in it by PID, unmounts, and deletes the namespace and route, also after 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import signal
 import socket
@@ -26,7 +28,7 @@ from orchestrator.adapters.keyfiles import ensure_ssh_keypair, new_host_key, wri
 from orchestrator.adapters.lab import network
 from orchestrator.adapters.proc import run
 from orchestrator.errors import LabError
-from tests.worker_space import synthetic_space
+from tests.worker_space import synthetic_space, synthetic_space6
 
 USERS = ("wgcollect", "wgpush")
 FIRST_UID = 64100
@@ -59,6 +61,7 @@ exec tail -n +2 "/var/lib/wgbench/counters/$3"
 SSHD_CONFIG = """\
 Port 22
 ListenAddress 0.0.0.0
+ListenAddress ::
 HostKey /etc/wgbench/host_key
 PidFile none
 AuthorizedKeysFile /etc/wgbench/keys/%u
@@ -91,22 +94,33 @@ def cached_rootfs() -> Path:
     return ensure_rootfs(lab.rootfs_cache, lab.suite, lab.mirror)
 
 
-class SyntheticNodes:
-    """``count`` node addresses answered by one sshd; use as a context manager."""
+# IPv6 node addresses one namespace holds: `ip -batch` adds 10,000 in about a second.
+MAX_IPV6_NODES = 65_000
 
-    def __init__(self, workdir: Path, rootfs: Path, count: int) -> None:
+
+class SyntheticNodes:
+    """``count`` node addresses answered by one sshd; use as a context manager.
+
+    ``ipv6``: the nodes' addresses are IPv6 (as sshd writes them in SSH_CONNECTION: RFC 5952
+    text, which is also how they are stored and pinned), for fleets beyond the 1,022 IPv4
+    addresses of the worker's block."""
+
+    def __init__(self, workdir: Path, rootfs: Path, count: int, *, ipv6: bool = False) -> None:
         # Namespace and networks of this process's worker (tests/worker_space.py): a test
         # (test_shards) and a benchmark (test_bench_suite) in two xdist workers, or two test
         # runs, build theirs at the same time.
         self.netns, self.node_network, self.link_network = synthetic_space()
-        if not 1 <= count <= self.node_network.num_addresses - 2:
-            limit = self.node_network.num_addresses - 2
+        self.node_network6, self.link_network6 = synthetic_space6()
+        nodes = self.node_network6 if ipv6 else self.node_network
+        limit = MAX_IPV6_NODES if ipv6 else self.node_network.num_addresses - 2
+        if not 1 <= count <= limit:
             raise ValueError(f"count {count}: between 1 and {limit}")
         self.workdir = workdir
         self.rootfs = rootfs
         self.count = count
+        self.ipv6 = ipv6
         self.host_link = f"{self.netns}-h"
-        self.addresses = [str(self.node_network.network_address + 1 + i) for i in range(count)]
+        self.addresses = [str(nodes.network_address + 1 + i) for i in range(count)]
         self.merged = workdir / "merged"
         self.known_hosts = workdir / "known_hosts"
         self.keys = {user: workdir / f"{user}_key" for user in USERS}
@@ -218,11 +232,42 @@ class SyntheticNodes:
         run(["ip", "link", "set", self.host_link, "up"])
         run(["ip", "-n", self.netns, "addr", "add", f"{inside}/{self.link_network.prefixlen}",
              "dev", "eth0"])  # fmt: skip
+        host6, inside6 = (str(a) for a in list(self.link_network6.hosts())[:2])
+        prefix6 = self.link_network6.prefixlen
+        # nodad: the link is usable at once, not after duplicate address detection.
+        run(["ip", "addr", "add", f"{host6}/{prefix6}", "dev", self.host_link, "nodad"])
+        run(["ip", "-n", self.netns, "addr", "add", f"{inside6}/{prefix6}", "dev", "eth0",
+             "nodad"])  # fmt: skip
         run(["ip", "-n", self.netns, "link", "set", "lo", "up"])
         run(["ip", "-n", self.netns, "link", "set", "eth0", "up"])
-        batch = "".join(f"addr add {a}/32 dev lo\n" for a in self.addresses)
+        host_prefix = 128 if self.ipv6 else 32
+        batch = "".join(f"addr add {a}/{host_prefix} dev lo\n" for a in self.addresses)
         run(["ip", "-n", self.netns, "-batch", "-"], input_text=batch)
         run(["ip", "route", "add", str(self.node_network), "via", inside])
+        run(["ip", "-6", "route", "add", str(self.node_network6), "via", inside6,
+             "dev", self.host_link])  # fmt: skip
+        if self.ipv6:
+            self._wait_for_local_routes()
+
+    def _wait_for_local_routes(self) -> None:
+        """The kernel adds an IPv6 address's local route after `ip addr add` returns (its
+        address configuration work): 10,000 take seconds, and a node dialled before its route
+        is there answers "network unreachable"."""
+        deadline = time.monotonic() + 120
+        while True:
+            listed = run(["ip", "-n", self.netns, "-6", "route", "show", "table", "local",
+                          "dev", "lo"]).stdout  # fmt: skip
+            routed = sum(
+                1
+                for line in listed.splitlines()
+                if line.startswith("local ")
+                and ipaddress.IPv6Address(line.split()[1]) in self.node_network6
+            )
+            if routed >= self.count:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"{routed} of {self.count} synthetic IPv6 node addresses routed")
+            time.sleep(0.2)
 
     def _start_sshd(self) -> None:
         with open(self.sshd_log, "wb") as log:
@@ -266,6 +311,7 @@ class SyntheticNodes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._sshd.wait(timeout=5)
         run(["ip", "route", "del", str(self.node_network)], check=False)
+        run(["ip", "-6", "route", "del", str(self.node_network6)], check=False)
         network.delete_netns(self.netns, self.host_link)
         network.release_netns_dir()
         if self.merged.is_mount():

@@ -13,6 +13,10 @@ The worker's subnet (a /20 by default) is cut into quarters:
 | fourth quarter, 3rd quarter | bench_deploy's lab |
 | fourth quarter, 4th quarter | lower half: node addresses stored but never reached (TUI, canaries); upper half: the synthetic nodes' link (/30) |
 
+Synthetic nodes beyond the third quarter's 1,022 IPv4 addresses are IPv6: a /112 and the link's
+/126 in the worker subnet's own /64 (lab_layout.underlay6_network), far above the offsets
+0..4095 that mirror its IPv4 addresses and below the lab internet's upper half.
+
 A derived lab's name is a short tag and the number of the worker's subnet in 198.18.0.0/16
 (heap order, as lab_layout.underlay6_network numbers it: 198.18.128.0/20 is 24), so it is
 unique for every worker subnet: lab "cf" on 198.18.128.0/20 has "lc24", "bp24", "bd24" and the
@@ -24,7 +28,7 @@ from __future__ import annotations
 import ipaddress
 import os
 
-from orchestrator.core.lab_layout import UNDERLAY_NETWORK
+from orchestrator.core.lab_layout import UNDERLAY_NETWORK, underlay6_network
 
 # Worker index -> (lab name, subnet) when neither $WGFLEET_TEST_LAB_NAME nor _SUBNET is set.
 WORKER_LABS = (("t", "198.18.32.0/20"), ("u", "198.18.16.0/20"))
@@ -33,6 +37,10 @@ WORKER_LABS = (("t", "198.18.32.0/20"), ("u", "198.18.16.0/20"))
 LONGEST_WORKER_PREFIX = 22
 DERIVED_LABS = ("lifecycle", "bench-push", "bench-deploy")
 DERIVED_TAGS = {"lifecycle": "lc", "bench-push": "bp", "bench-deploy": "bd"}
+# Offsets in the worker's /64 of the synthetic IPv6 node block (/112: 65,536 addresses) and
+# link (/126); a lab on the worker subnet uses offsets 0..4095 and the upper half only.
+SYNTHETIC6_NODES_OFFSET = 0x1_0000
+SYNTHETIC6_LINK_OFFSET = 0x2_0000
 
 
 def worker_index() -> int:
@@ -105,3 +113,12 @@ def synthetic_space() -> tuple[str, ipaddress.IPv4Network, ipaddress.IPv4Network
     last = list(_quarters(_quarters(worker_subnet())[3])[3].subnets(prefixlen_diff=1))[1]
     link = next(last.subnets(new_prefix=30))
     return f"wgsyn{worker_number()}", _quarters(worker_subnet())[2], link
+
+
+def synthetic_space6() -> tuple[ipaddress.IPv6Network, ipaddress.IPv6Network]:
+    """The synthetic nodes' IPv6 node network and host link network (see the table above)."""
+    base = int(underlay6_network(worker_subnet()).network_address)
+    return (
+        ipaddress.IPv6Network((base + SYNTHETIC6_NODES_OFFSET, 112)),
+        ipaddress.IPv6Network((base + SYNTHETIC6_LINK_OFFSET, 126)),
+    )
