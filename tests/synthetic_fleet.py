@@ -14,12 +14,24 @@ from pathlib import Path
 import yaml
 
 from orchestrator.adapters.store import SqlStore
+from orchestrator.core.lab_layout import TUNNEL_NETWORK
 from orchestrator.settings import Settings, settings_from_mapping
 from tests.synthetic_nodes import SyntheticNodes
 
 
 def public_key(index: int) -> str:
     return base64.b64encode(b"\x57\x47" + index.to_bytes(30, "big")).decode()
+
+
+def tunnel_networks(count: int) -> list[str]:
+    """A distinct IPv4 tunnel network in 198.19.0.0/16 for each of ``count`` nodes (the store
+    holds each once): a /26 each up to 1,024 nodes, a /30 each up to 16,384. Synthetic nodes
+    carry no tunnel, so a /30 with no room for their peers is no loss."""
+    prefix = 26 if count <= 1024 else 30
+    if count > 2 ** (prefix - TUNNEL_NETWORK.prefixlen):
+        raise ValueError(f"{count} nodes: more tunnel networks than {TUNNEL_NETWORK} holds")
+    networks = TUNNEL_NETWORK.subnets(new_prefix=prefix)
+    return [str(next(networks)) for _ in range(count)]
 
 
 def populate(
@@ -39,13 +51,11 @@ def populate(
             "INSERT INTO accounts (username, password_hash, device_id) VALUES ('synthetic', '!', 'x')"
         )
         account = db.execute("SELECT id FROM accounts WHERE username = 'synthetic'")[0][0]
+        names = [f"n{i}" for i in range(nodes)]
         db.executemany(
             "INSERT INTO nodes (name, address, tunnel_network, revision, pushed_revision) "
             "VALUES (?, ?, ?, 0, 0)",
-            [
-                (f"n{i}", address, f"198.19.{i // 4}.{(i % 4) * 64}/26")
-                for i, address in enumerate(addresses)
-            ],
+            list(zip(names, addresses, tunnel_networks(nodes), strict=True)),
         )
         db.executemany(
             "INSERT INTO configurations (name, account_id, public_key) VALUES (?, ?, ?)",
