@@ -1,0 +1,368 @@
+"""Benchmark: the sync at fleet scale on PostgreSQL, 10,000 nodes x 100 peers by default.
+
+Nodes are synthetic (tests/synthetic_nodes.py in its IPv6 mode: one real OpenSSH server in a
+namespace of ours answers for every node address); the store is a throwaway PostgreSQL server
+(fsync on) filled by bulk SQL, which is not measured. Every case runs in a child process of its
+own, so its wall time, CPU seconds (user + system, its children included), peak RSS
+(ru_maxrss) and counters per second are its own. Every sync case is steady state: each node's
+counters moved since the previous sync.
+
+| case | what runs |
+| bare fetch (reference) | concurrent paramiko connect, exec, read of every node, 32 threads |
+| sync, fresh sessions | `wgfleet sync` (service.sync): a key exchange per node |
+| sync, kept sessions | `sync --every` (service.sync_loop and its ConnectionPool): cycle 1 opens
+  the sessions, cycle 2 runs on them |
+| two controllers | two processes with data directories of their own on one PostgreSQL, shards
+  1/2 and 2/2 (node leases in the store), started together: wall from the first start to the
+  last end, CPU summed; the store's totals must come out exact |
+
+A settled machine: before every case, and before the kept case's second cycle, the run waits
+until the 1-minute load average is below --settle-load (1.0), at most --settle-cap seconds, and
+each row records the load at its start; a case never inherits the previous one's load.
+
+Kept sessions cost sshd two processes each (privilege separation) and the controller a paramiko
+Transport and its thread. A probe opens --probe sessions first (500) and measures both sides
+per session; the kept case, the last, then runs at the largest node count that leaves 4 GiB of
+memory and 10% of pid_max free (all nodes when they fit): the other nodes are deleted from the
+store, and its bare fetch reference is the measured one pro rata (the same work per node).
+
+Run as root after `bash .ci/install` (about 20 minutes at the default size):
+    .venv/bin/python -m tests.bench.bench_scale [--nodes 10000] [--peers 100] [--json]
+`--quick` (50 x 10, a few seconds) only checks that every case works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from orchestrator.adapters import ssh
+from orchestrator.adapters.store import open_store
+from orchestrator.core.shard import Shard
+from orchestrator.settings import Settings, load_settings
+from tests.bench.bench_fleet import THREADS, _cpu, _node_targets, case_floor, case_sync, measure
+from tests.bench.machine import (
+    Child,
+    kept_size,
+    namespace_memory,
+    peak_rss_mb,
+    settle,
+    status_kb,
+)
+from tests.bench.report import run_main
+from tests.pgserver import fresh_database, throwaway_postgres, unavailable
+from tests.synthetic_fleet import counters, expected_total, populate, settings_for
+from tests.synthetic_nodes import SyntheticNodes, cached_rootfs
+
+MODULE = "tests.bench.bench_scale"
+RSS_TARGET = "<= 300 MB"
+
+
+def _wait_for_parent() -> None:
+    """The parent measures (the sessions now kept), may move the counters, then says go."""
+    sys.stdin.readline()
+
+
+# --- child cases: each runs in its own process -----------------------------------------------
+
+
+def case_shard(settings: Settings, shard_text: str) -> dict[str, Any]:
+    """One of two controllers: its shard of the fleet, fresh sessions, as cron runs it."""
+    from orchestrator.service.context import open_fleet
+    from orchestrator.service.sync import sync
+
+    index, count = (int(part) for part in shard_text.split("/"))
+    shard = Shard(index, count)
+    started_at = time.time()
+    with open_fleet(settings, write=True, shard=shard) as fleet:
+        result = sync(fleet, shard=shard)
+    assert result.ok, result.as_dict()["nodes_failed"]
+    ok = sorted(n.node for n in result.nodes if n.ok)
+    return {"started_at": started_at, "ended_at": time.time(), "nodes_ok": ok,
+            "skipped": list(result.skipped)}  # fmt: skip
+
+
+def case_kept(settings: Settings, _: str = "") -> dict[str, Any]:
+    """`sync --every`'s own loop, two cycles: each cycle's figures on a line as it ends."""
+    from orchestrator.service.sync_loop import LoopRun, sync_every
+
+    cpu_mark = [_cpu()]
+
+    def on_run(run: LoopRun) -> None:
+        result = run.result
+        assert result is not None and result.ok, run.error or result.as_dict()["nodes_failed"]
+        cycle = {
+            "cycle": run.number, "wall_s": run.seconds, "cpu_s": _cpu() - cpu_mark[0],
+            "peak_rss_mb": peak_rss_mb(), "rss_mb": status_kb("VmRSS") / 1024,
+            "sessions": run.sessions, "threads": threading.active_count(),
+            "nodes": len(result.nodes),
+        }  # fmt: skip
+        print(json.dumps(cycle), flush=True)
+        if run.number == 1:
+            _wait_for_parent()
+        cpu_mark[0] = _cpu()
+
+    sync_every(settings, 1.0, on_run, runs=2)
+    return {}
+
+
+def case_probe(settings: Settings, sessions: str) -> dict[str, Any]:
+    """Open ``sessions`` kept sessions as the sync's pool does (one counters exec each) and
+    report the controller's memory and threads per session while they stay open."""
+    ssh_settings = settings.ssh
+    targets = _node_targets(
+        settings, "wgcollect", ssh_settings.collector_key, ssh_settings.collector_kex,
+        int(sessions),
+    )  # fmt: skip
+    rss_before, threads_before = status_kb("VmRSS"), threading.active_count()
+    with ssh.ConnectionPool() as pool:
+        with ThreadPoolExecutor(max_workers=THREADS) as workers:  # gone before the count
+            list(workers.map(lambda target: pool.run(target, "wgfleet-counters"), targets))
+        kept = len(pool)
+        print(json.dumps({
+            "sessions": kept,
+            "controller_kb_per_session": (status_kb("VmRSS") - rss_before) / kept,
+            "threads_per_session": (threading.active_count() - threads_before) / kept,
+        }), flush=True)  # fmt: skip
+        _wait_for_parent()
+    return {}
+
+
+CHILD_CASES: dict[str, Callable[..., dict[str, Any]]] = {
+    "sync": case_sync,
+    "floor": case_floor,
+    "shard": case_shard,
+    "kept": case_kept,
+    "probe": case_probe,
+}
+
+
+def child_main(case: str, settings_file: str, argument: str = "") -> int:
+    settings = load_settings(Path(settings_file))
+    work = CHILD_CASES[case]
+    print(json.dumps(measure(lambda: work(settings, argument) if argument else work(settings))))
+    return 0
+
+
+# --- the parent: children, the machine, the nodes --------------------------------------------
+
+
+class SyntheticFleet:
+    """A store of synthetic nodes and the counters they answer, moved between syncs."""
+
+    def __init__(self, nodes: SyntheticNodes, url: str, peers: int, base: Path) -> None:
+        self.nodes, self.url, self.peers = nodes, url, peers
+        store = open_store(url)
+        try:
+            self.hosted = populate(store, nodes.addresses, peers)
+        finally:
+            store.close()
+        self.scale = dict.fromkeys(self.hosted, 0)
+        self.moving = list(self.hosted)  # the nodes in the store: their counters move
+        self.settings_file = settings_for(base, nodes, url)[1]
+
+    @property
+    def counted(self) -> int:
+        return len(self.moving) * self.peers
+
+    def move(self, by: int = 1000) -> None:
+        for name in self.moving:
+            self.scale[name] += by
+            text = counters("e1", self.hosted[name], self.scale[name])
+            self.nodes.write_counters(self.nodes.addresses[int(name[1:])], text)
+
+    def keep_first(self, count: int) -> None:
+        """Delete every node but the first ``count`` (their placements go with them); the
+        usage they brought stays, and the others' counters keep moving."""
+        self.moving = self.moving[:count]
+        store = open_store(self.url)
+        try:
+            with store.transaction():
+                store.db.executemany(
+                    "DELETE FROM nodes WHERE name = ?",
+                    [(name,) for name in self.hosted if name not in set(self.moving)],
+                )
+        finally:
+            store.close()
+
+    def check_totals(self, case: str) -> None:
+        """The store's usage (rows and running total) is every counter synced exactly once."""
+        store = open_store(self.url)
+        try:
+            want = expected_total(self.hosted, self.scale)
+            got = (store.recomputed_totals().used, store.used_total())
+        finally:
+            store.close()
+        if got != (want, want):
+            raise SystemExit(f"{case}: usage {got}, expected {want} twice")
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def bench(args: argparse.Namespace) -> dict[str, Any]:
+    reason = unavailable()
+    if reason:
+        raise SystemExit(f"postgresql: {reason}")
+    rows: list[dict[str, Any]] = []
+    case_load: dict[str, float] = {}
+
+    def settled(case: str) -> None:
+        case_load[case] = settle(args.settle_load, args.settle_cap)
+        print(f"[scale] {case} (load {case_load[case]})", file=sys.stderr, flush=True)
+
+    def row(case: str, figures: dict[str, Any], counted: int, floor: dict[str, Any] | None,
+            load_of: str, target: str = "") -> None:  # fmt: skip
+        figures = {k: v for k, v in figures.items() if k in ("wall_s", "cpu_s", "peak_rss_mb")}
+        rows.append({"case": case, **figures, "counters_per_s": counted / figures["wall_s"],
+                     "ratio": figures["wall_s"] / floor["wall_s"] if floor else None,
+                     "reference": "bare fetch" if floor else "", "load_1m": case_load[load_of],
+                     "target": target})  # fmt: skip
+
+    size = f"{args.nodes} x {args.peers}"
+    with (
+        tempfile.TemporaryDirectory(prefix="wgfleet-scale-") as tmp,
+        throwaway_postgres(fsync=True) as server,
+        SyntheticNodes(Path(tmp) / "nodes", cached_rootfs(), args.nodes, ipv6=True) as nodes,
+        Child.reaped(),
+    ):
+        whole = SyntheticFleet(nodes, fresh_database(server), args.peers, Path(tmp) / "one")
+        whole.move()
+        settled("first")
+        first = Child(MODULE, "sync", str(whole.settings_file)).finish()
+        whole.check_totals("first sync")
+        whole.move()
+        settled("fresh")
+        fresh = Child(MODULE, "sync", str(whole.settings_file)).finish()
+        whole.check_totals("fresh sync")
+        settled("floor")
+        floor = Child(MODULE, "floor", str(whole.settings_file)).finish()
+        row(f"bare fetch {args.nodes} nodes (reference)", floor, whole.counted, None, "floor")
+        row(f"sync {size}, first (all rows new)", first, whole.counted, floor, "first")
+        row(f"sync {size}, fresh sessions", fresh, whole.counted, floor, "fresh", RSS_TARGET)
+        rows.append(two_controllers(whole, Path(tmp), floor, settled, case_load, size))
+        kept = kept_sessions(args, whole, floor, fresh, settled, row)
+    return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "nodes": args.nodes,
+            "peers": args.peers, "cores": os.cpu_count(), "results": rows, **kept}  # fmt: skip
+
+
+def two_controllers(whole: SyntheticFleet, tmp: Path, floor: dict[str, Any], settled: Callable[[str], None],
+                    case_load: dict[str, float], size: str) -> dict[str, Any]:  # fmt: skip
+    files = [settings_for(tmp / label, whole.nodes, whole.url)[1] for label in ("a", "b")]
+    whole.move()
+    settled("pair")
+    pair = [Child(MODULE, "shard", str(file), f"{i}/2") for i, file in enumerate(files, 1)]
+    done = [child.finish() for child in pair]
+    synced = [set(d["nodes_ok"]) for d in done]
+    if synced[0] & synced[1] or synced[0] | synced[1] != set(whole.hosted):
+        raise SystemExit("two controllers: a node synced twice or not at all")
+    whole.check_totals("two controllers")
+    wall = max(d["ended_at"] for d in done) - min(d["started_at"] for d in done)
+    return {"case": f"sync {size}, two controllers (shards 1/2, 2/2)", "wall_s": wall,
+            "cpu_s": sum(d["cpu_s"] for d in done),
+            "peak_rss_mb": max(d["peak_rss_mb"] for d in done),
+            "peak_rss_mb_each": [round(d["peak_rss_mb"]) for d in done],
+            "nodes_each": [len(s) for s in synced], "counters_per_s": whole.counted / wall,
+            "ratio": wall / floor["wall_s"], "reference": "bare fetch",
+            "load_1m": case_load["pair"], "target": RSS_TARGET}  # fmt: skip
+
+
+def kept_sessions(args: argparse.Namespace, fleet: SyntheticFleet, floor: dict[str, Any],
+                  fresh: dict[str, Any], settled: Callable[[str], None],
+                  row: Callable[..., None]) -> dict[str, Any]:  # fmt: skip
+    """The probe, then `sync --every`'s two cycles at the largest size that fits: the last
+    case, as it may delete nodes from the store."""
+    nodes = fleet.nodes
+    sessions = min(args.probe, args.nodes)
+    before = namespace_memory(nodes.netns), status_kb("MemAvailable", "/proc/meminfo")
+    child = Child(MODULE, "probe", str(fleet.settings_file), str(sessions))
+    probe = child.line()
+    after = namespace_memory(nodes.netns), status_kb("MemAvailable", "/proc/meminfo")
+    child.go()
+    child.finish()
+    probe.update(
+        sshd_processes_per_session=(after[0][0] - before[0][0]) / sessions,
+        sshd_kb_per_session=(after[0][1] - before[0][1]) * 1024 / sessions,
+        memory_kb_per_session=(before[1] - after[1]) / sessions,
+    )
+    size, why = kept_size(min(args.nodes, args.kept_nodes), probe, fresh["peak_rss_mb"] * 1024)
+    if size < args.nodes:
+        fleet.keep_first(size)
+        # The fetch is the same work per node: its wall at ``size`` nodes, pro rata.
+        floor = {"wall_s": floor["wall_s"] * size / args.nodes}
+    fleet.move()
+    settled("kept 1")
+    loop = Child(MODULE, "kept", str(fleet.settings_file))
+    cycles = [loop.line()]
+    sshd = namespace_memory(nodes.netns)
+    fleet.move()
+    settled("kept 2")
+    loop.go()
+    cycles.append(loop.line())
+    loop.finish()
+    fleet.check_totals("kept sessions")
+    if cycles[1]["sessions"] < size:
+        why += f"; the pool kept {cycles[1]['sessions']} sessions"
+    label = f"sync {size} x {args.peers}, kept sessions"
+    row(f"{label}, cycle 1 (opens them)", cycles[0], fleet.counted, floor, "kept 1", RSS_TARGET)
+    row(f"{label}, cycle 2 (on them)", cycles[1], fleet.counted, floor, "kept 2", RSS_TARGET)
+    return {"probe": {k: round(v, 3) for k, v in probe.items()},
+            "kept": {"nodes": size, "why": why, "sessions": cycles[0]["sessions"],
+                     "sshd_processes": sshd[0], "sshd_pss_mb": round(sshd[1]),
+                     "controller_rss_mb": round(cycles[0]["rss_mb"]),
+                     "controller_threads": cycles[0]["threads"]}}  # fmt: skip
+
+
+def print_table(report: dict[str, Any]) -> None:
+    """As Markdown, the way docs/PERFORMANCE.md shows it."""
+    print(f"{report['nodes']:,} nodes x {report['peers']} peers on PostgreSQL, "
+          f"{report['cores']} cores, {report['date']}\n")  # fmt: skip
+    print("| case | load 1 min | wall s | CPU s | peak RSS MB | counters/s | / fetch | target |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for r in report["results"]:
+        ratio = f"{r['ratio']:.2f}" if r.get("ratio") is not None else ""
+        rss = "/".join(str(m) for m in r.get("peak_rss_mb_each", [round(r["peak_rss_mb"])]))
+        print(f"| {r['case']} | {r['load_1m']:.2f} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
+              f"{rss} | {r['counters_per_s']:,.0f} | {ratio} | {r['target']} |")  # fmt: skip
+    print(f"\nper kept session (probe): {json.dumps(report['probe'])}")
+    print(f"kept case: {json.dumps(report['kept'])}")
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nodes", type=int, default=10_000)
+    parser.add_argument("--peers", type=int, default=100)
+    parser.add_argument("--probe", type=int, default=500, help="sessions the probe keeps")
+    parser.add_argument(
+        "--kept-nodes", type=int, default=10**9, help="at most (default: all that fit)"
+    )
+    parser.add_argument("--settle-load", type=float, default=1.0)
+    parser.add_argument("--settle-cap", type=float, default=300, help="seconds")
+    parser.add_argument("--quick", action="store_true", help="50 x 10, probe 20, no settling")
+
+
+def main() -> int:
+    if len(sys.argv) >= 4 and sys.argv[1] == "--child":
+        return child_main(*sys.argv[2:])
+
+    def run(args: argparse.Namespace) -> dict[str, Any]:
+        if args.quick:
+            # 40 kept of 50: the kept case's path for a fleet larger than fits runs too.
+            args.nodes, args.peers, args.probe, args.kept_nodes = 50, 10, 20, 40
+            args.settle_cap = 0
+        return bench(args)
+
+    return run_main(__doc__, arguments, run, print_table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
