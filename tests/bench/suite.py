@@ -3,8 +3,9 @@
 Each benchmark runs as `python -m tests.bench.NAME --json` (its own peak RSS, no state shared
 between them); their rows are gathered into one table with each row's target and whether the
 run met it. The whole suite takes about 37 minutes here, 25 of them the deploy benchmark's
-first deploy of 20 lab nodes; `--skip deploy` leaves it out, `--quick` runs a small fleet only
-to check that every benchmark works.
+first deploy of 20 lab nodes, plus about 20 for the 10,000-node scale benchmark; `--skip
+deploy --skip scale` leaves them out, `--quick` runs a small fleet only to check that every
+benchmark works.
 
 Run (as root, after `bash .ci/install`):
     .venv/bin/python -m tests.bench.suite [--skip NAME ...] [--quick] [--json]
@@ -27,6 +28,7 @@ MODULES = {
     "api": "bench_api_topups",
     "push": "bench_node_push",
     "deploy": "bench_deploy",
+    "scale": "bench_scale",
 }
 BENCHMARKS = tuple(MODULES)
 QUICK_ARGUMENTS = {
@@ -34,6 +36,7 @@ QUICK_ARGUMENTS = {
     "store": ["--nodes", "100"],
     "tui": ["--configurations", "500", "--repeats", "3"],
     "api": ["--quick"],
+    "scale": ["--quick"],
 }
 SYNC_STORE_TARGETS = {"sqlite": ">= 150,000/s", "postgresql": ">= 100,000/s"}
 
@@ -104,7 +107,14 @@ def print_table(report: Report) -> None:
         ]
         rss = f"{r['peak_rss_mb']:.0f}" if isinstance(r.get("peak_rss_mb"), int | float) else ""
         ratio = f"{r['ratio']:.2f}" if isinstance(r.get("ratio"), int | float) else ""
-        rate = next((r[k] for k in ("rows_per_s", "lines_per_s", "topups_per_s") if r.get(k)), None)
+        rate = next(
+            (
+                r[k]
+                for k in ("rows_per_s", "lines_per_s", "topups_per_s", "counters_per_s")
+                if r.get(k)
+            ),
+            None,
+        )
         per_s = (f"{rate / 1000:,.0f}k" if rate >= 10_000 else f"{rate:,.1f}") if rate else ""
         met = {True: "met", False: "NOT MET", None: ""}[r.get("met")]
         target = f"{r.get('target') or ''} {met}".strip()
