@@ -80,12 +80,33 @@ class Child:
         return figures
 
 
-def settle(threshold: float, cap: float) -> float:
-    """Wait (at most ``cap`` s) for a 1-minute load average below ``threshold``; return it."""
+def _cpu_ticks() -> tuple[int, int]:
+    """(busy, all) jiffies of every CPU since boot; waiting on I/O counts as busy (a store's
+    checkpoint still writing is the previous case's work)."""
+    with open("/proc/stat", encoding="ascii") as handle:
+        ticks = [int(field) for field in handle.readline().split()[1:]]
+    return sum(ticks) - ticks[3], sum(ticks)
+
+
+def cpu_busy(seconds: float) -> float:
+    """The share of the machine's CPU time busy over the next ``seconds``."""
+    busy, total = _cpu_ticks()
+    time.sleep(seconds)
+    busy_after, total_after = _cpu_ticks()
+    return (busy_after - busy) / max(1, total_after - total)
+
+
+def settle(busy_below: float, cap: float, window: float = 3.0) -> tuple[float, float]:
+    """Wait (at most ``cap`` s) until the CPUs were busy less than ``busy_below`` of a
+    ``window``; return the 1-minute load average and that share at the end.
+
+    Not the load average itself: it decays by a factor e a minute, so after a case that ran
+    30 threads it stays above 1 for three minutes of an idle machine."""
     deadline = time.monotonic() + cap
-    while os.getloadavg()[0] >= threshold and time.monotonic() < deadline:
-        time.sleep(2)
-    return round(os.getloadavg()[0], 2)
+    busy = cpu_busy(window)
+    while busy >= busy_below and time.monotonic() < deadline:
+        busy = cpu_busy(window)
+    return round(os.getloadavg()[0], 2), round(busy, 3)
 
 
 def namespace_memory(netns: str) -> tuple[int, float]:
