@@ -132,20 +132,21 @@ def tasks_running() -> int:
     return count
 
 
-def kept_size(total: int, probe: dict[str, Any], reserve_kb: float) -> tuple[int, str]:
-    """The most nodes whose kept sessions leave KEEP_FREE_* of the machine free."""
+def kept_size(nodes: int, cap: int, probe: dict[str, Any], reserve_kb: float) -> tuple[int, str]:
+    """The most nodes (at most ``cap``) whose kept sessions leave KEEP_FREE_* of the machine
+    free, and why that many: the sessions that fit pid_max and the memory."""
     with open("/proc/sys/kernel/pid_max", encoding="ascii") as handle:  # 32768 here
         pid_max = int(handle.read())
     tasks = probe["sshd_processes_per_session"] + probe["threads_per_session"]
-    by_tasks = (pid_max * (1 - KEEP_FREE_TASKS) - tasks_running()) / tasks
+    by_tasks = int((pid_max * (1 - KEEP_FREE_TASKS) - tasks_running()) / tasks)
     per_kb = max(probe["memory_kb_per_session"],
                  probe["sshd_kb_per_session"] + probe["controller_kb_per_session"])  # fmt: skip
     free_kb = status_kb("MemAvailable", "/proc/meminfo") - KEEP_FREE_MEMORY_KB - reserve_kb
-    by_memory = free_kb / per_kb
-    fits = min(by_tasks, by_memory)
-    if fits >= total:
-        return total, f"the sessions of {total} nodes fit"
-    limit = "pid_max" if by_tasks < by_memory else "memory"
-    return max(KEPT_STEP, int(fits) // KEPT_STEP * KEPT_STEP), (
-        f"{int(by_tasks)} nodes fit pid_max {pid_max}, {int(by_memory)} the memory: {limit}"
-    )
+    by_memory = int(free_kb / per_kb)
+    why = f"{by_tasks} sessions fit pid_max {pid_max}, {by_memory} the memory"
+    size = min(nodes, cap, by_tasks, by_memory)
+    if size == cap < nodes:
+        return size, f"{why}; capped at {cap} (--kept-nodes)"
+    if size < nodes:
+        return max(KEPT_STEP, size // KEPT_STEP * KEPT_STEP), why
+    return size, why
