@@ -320,11 +320,14 @@ def run_on(
 class ConnectionPool:
     """Open sessions kept per (node, user), so a long-running controller pays one key exchange
     per node instead of one per run. Thread-safe; a session the node closed meanwhile is
-    reopened before use. ``close()`` ends them all."""
+    reopened before use. ``close()`` ends them all; ``close_idle()`` those not used since its
+    last call, so sessions to nodes that left the fleet (or went to another controller's share)
+    do not pile up in a long-running controller."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._connections: dict[Target, NodeConnection] = {}
+        self._used: set[Target] = set()
 
     def __enter__(self) -> ConnectionPool:
         return self
@@ -338,6 +341,7 @@ class ConnectionPool:
 
     def connection(self, target: Target) -> NodeConnection:
         with self._lock:
+            self._used.add(target)
             connection = self._connections.get(target)
         if connection is not None and connection.alive:
             return connection
@@ -369,9 +373,20 @@ class ConnectionPool:
         if connection is not None:
             connection.close()
 
+    def close_idle(self) -> int:
+        """End the sessions not used since the last call; return how many were ended."""
+        with self._lock:
+            idle = [t for t in self._connections if t not in self._used]
+            connections = [self._connections.pop(t) for t in idle]
+            self._used = set()
+        for connection in connections:
+            connection.close()
+        return len(connections)
+
     def close(self) -> None:
         with self._lock:
             connections = list(self._connections.values())
             self._connections.clear()
+            self._used = set()
         for connection in connections:
             connection.close()

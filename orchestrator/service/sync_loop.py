@@ -93,6 +93,9 @@ def sync_every(
             except (StoreError, FleetBusy, NodeError) as exc:
                 error = str(exc)
                 observer.failed(_failure_kind(exc))
+            # Between runs only what the next one needs: sessions a whole run left unused
+            # (a node removed, or now another shard's or controller's) are ended.
+            pool.close_idle()
             on_run(LoopRun(count, result, error, time.monotonic() - started, len(pool)))
             if runs is not None and count >= runs:
                 break
