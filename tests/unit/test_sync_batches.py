@@ -19,6 +19,7 @@ from orchestrator.errors import Cancelled
 from orchestrator.service import sync as sync_service
 from orchestrator.service.context import Fleet, open_fleet
 from orchestrator.settings import Settings
+from tests.unit.conftest import unreachable_node
 
 NODES = [f"node{i}" for i in range(1, 8)]
 KEY = base64.b64encode(b"k" * 32).decode()
@@ -28,15 +29,7 @@ def fleet_of_seven(settings: Settings) -> None:
     """Five more nodes beside the fixture's two, and one configuration placed on all seven."""
     with open_fleet(settings, write=True) as fleet:
         for index in range(3, 8):
-            fleet.store.upsert_node(
-                Node(
-                    f"node{index}",
-                    "127.0.0.1",
-                    ipaddress.IPv4Network(f"198.19.{index}.0/24"),
-                    public_key=base64.b64encode(bytes([index]) * 32).decode(),
-                    key_created_on=date.today(),
-                )
-            )
+            fleet.store.upsert_node(unreachable_node(index))
         fleet.store.add_account(Account("ops", "!", "noc"))
         placements = {
             name: ipaddress.IPv4Address(f"198.19.{i}.2") for i, name in enumerate(NODES, 1)
