@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from orchestrator.adapters.store import RowUsage, SyncLedger
 from orchestrator.core.accounting import (
+    OVERLAP_PREFIX,
     ColumnAccounting,
     PeerCounters,
     Sample,
@@ -54,9 +55,18 @@ class Ledger:
         return list(map(by_plan.__getitem__, plan_names))
 
 
-def load_ledger(fleet: Fleet) -> Ledger:
+def load_ledger(fleet: Fleet, observations: Sequence[Observation]) -> Ledger:
+    """The ledger of what these observations can bill: their nodes' configurations and the
+    owners of any other key they hold, not the whole store's (a sync's memory follows its
+    batch of nodes, not the fleet)."""
     store = fleet.store
-    return Ledger(store.sync_ledger(), {p.name: p for p in store.plans()})
+    keys = {
+        key.removeprefix(OVERLAP_PREFIX)
+        for o in observations
+        for key in SampleColumns.of(o.samples).keys
+    }
+    read = store.sync_ledger(nodes={o.node for o in observations}, keys=keys)
+    return Ledger(read, {p.name: p for p in store.plans()})
 
 
 class Accounted(NamedTuple):
@@ -162,7 +172,7 @@ def account_observations(
     for index, observation in enumerate(observations):
         by_node.setdefault(observation.node, []).append(index)
     with store.transaction():
-        ledger = ledger or load_ledger(fleet)
+        ledger = ledger or load_ledger(fleet, observations)
         owners = ledger.read.owners
         seen = store.peer_counters_of(set(by_node))
         trust = node_trust(fleet, ledger, set(by_node)) if vet else {}
