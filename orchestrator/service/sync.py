@@ -25,10 +25,11 @@ from typing import Any
 from orchestrator.adapters import ssh
 from orchestrator.core.accounting import OVERLAP_PREFIX, SampleColumns
 from orchestrator.core.collector import CounterParseError, CounterReport, parse_counters
+from orchestrator.core.id_set import IdSet
 from orchestrator.core.metrics import RunObserver
 from orchestrator.core.models import Configuration, DisabledReason, Node
 from orchestrator.core.node_protocol import COLLECTOR_USER
-from orchestrator.core.quota import QuotaStatus, enforce
+from orchestrator.core.quota import enforce
 from orchestrator.core.shard import Shard
 from orchestrator.errors import Cancelled, NodeError
 from orchestrator.service import notify
@@ -43,6 +44,7 @@ from orchestrator.service.push import (
     record_change,
     retire_ended_keys,
 )
+from orchestrator.service.quota_pass import judge_every_configuration, warn_once
 from orchestrator.service.retry import retry_conflicts
 from orchestrator.service.usage import Observation, account_observations, quota_statuses
 
@@ -132,7 +134,7 @@ def fetch_counters(fleet: Fleet, node: Node) -> CounterReport:
 
 def account_reports(
     fleet: Fleet, reports: dict[str, CounterReport | NodeError], today: date
-) -> tuple[list[NodeSync], set[str]]:
+) -> tuple[list[NodeSync], list[int]]:
     """Every answer of a batch vetted and accounted in one transaction: a crash anywhere applies
     nothing, and the next run, reading the same absolute counters, counts every byte exactly
     once. A node whose answer the store cannot believe is failed, named, and applies nothing."""
@@ -156,11 +158,10 @@ def account_reports(
         newly = fleet.store.mark_sync_failed([*failed, *refused])
         notify.queue(fleet, "node_unreachable", newly)
     added: dict[str, int] = {}
-    # The configurations billed, by name: ledger entries number one batch's ledger only.
-    updated: set[str] = set()
+    billed: list[int] = []  # the configurations' row ids: entries number one batch's ledger
     for observation, result in zip(observations, results, strict=True):
         added[observation.node] = added.get(observation.node, 0) + result.bytes_added
-        updated.update(map(result.names.__getitem__, result.entries))
+        billed += result.billed_ids
     outcomes = []
     for name, report in reports.items():
         if isinstance(report, NodeError):
@@ -171,7 +172,7 @@ def account_reports(
         else:
             outcome = NodeSync(name, True, len(report.samples), added.get(name, 0), answered=True)
             outcomes.append(outcome)
-    return outcomes, updated
+    return outcomes, billed
 
 
 def _fetch_and_account(
@@ -181,7 +182,7 @@ def _fetch_and_account(
     progress: Callable[[NodeSync], None] | None,
     stop: Callable[[], bool],
     batch_nodes: int,
-) -> tuple[list[NodeSync], set[str]]:
+) -> tuple[list[NodeSync], IdSet]:
     """Nodes stream through fetch, parse and account in batches: each batch is one transaction,
     so a crash loses or doubles nothing (a node's counters and the usage they add land
     together), and only two batches of counters are ever held, whatever the fleet's size."""
@@ -197,7 +198,7 @@ def _fetch_and_account(
             return exc
 
     outcomes: list[NodeSync] = []
-    updated: set[str] = set()  # the configurations billed
+    updated = IdSet()  # the configurations billed, each once whichever batches billed it
     with ThreadPoolExecutor(max_workers=max(1, min(FETCH_THREADS, len(wanted)))) as pool:
 
         def submit(index: int) -> list[Future[CounterReport | NodeError]]:
@@ -213,10 +214,13 @@ def _fetch_and_account(
                     future.cancel()
                 raise Cancelled(_cancelled_after(len(outcomes), len(wanted)))
             done, billed = retry_conflicts(partial(account_reports, fleet, reports, today))
-            # A batch's samples are dead once committed: free them before the next arrives.
+            # A batch's samples are dead once committed: free them before the next arrives,
+            # and the SSH sessions that fetched them, which only the cyclic collector frees.
             reports.clear()
+            del current
+            gc.collect()
             outcomes += done
-            updated |= billed
+            updated.update(billed)
             if progress is not None:
                 for outcome in done:
                     progress(outcome)
@@ -232,29 +236,12 @@ def _cancelled_after(accounted: int, total: int) -> str:
     )
 
 
-def _warn_once(
-    fleet: Fleet, warn: tuple[str, ...], statuses: dict[str, QuotaStatus], warn_ratio: float
-) -> None:
-    """A warning event once per billing period and crossing: the period is noted, and
-    forgotten when the configuration drops back under the threshold (a top-up)."""
-    store = fleet.store
-    with store.transaction():
-        fresh = store.mark_warned({name: statuses[name].period_start for name in warn})
-        notify.queue(fleet, "warning", fresh)
-        store.clear_warned(
-            {
-                name
-                for name, status in statuses.items()
-                if status.allowance is not None and status.ratio() >= warn_ratio
-            }
-        )
-
-
 @contextmanager
 def cyclic_gc_paused() -> Iterator[None]:
     """A sync allocates a few objects per counter, none of them in reference cycles, and
-    Python's cyclic collector would rescan the growing heap every 700 allocations: at 100,000
-    counters that was a third of the parsing time. Reference counting still frees everything."""
+    Python's cyclic collector would rescan the heap every 700 allocations: at 100,000 counters
+    that was a third of the parsing time. Reference counting frees the counters; the SSH
+    sessions (paramiko's transports hold cycles) are collected once per batch instead."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -354,9 +341,8 @@ def _sync_leased(
     retry_conflicts(lambda: keep_node_daily_totals(fleet, outcomes, today))
     if not enforce_quota:
         return SyncResult(tuple(outcomes), len(updated), total, (), (), (), skipped=skipped)
-    configurations = store.configurations(placements=False)  # quotas need no addresses
-    statuses = quota_statuses(fleet, today, configurations)
-    decision = enforce(configurations, statuses, warn_ratio, today)
+    quotas = judge_every_configuration(fleet, today, warn_ratio)
+    decision = quotas.decision
     transitions = (
         ("expired", decision.expire, False, DisabledReason.EXPIRED),
         ("over_quota", decision.disable, False, DisabledReason.OVER_QUOTA),
@@ -404,7 +390,7 @@ def _sync_leased(
         expire=tuple(n for n in decision.expire if n in transitioned),
     )
     changed_nodes = {n for config in before for n in config.nodes}
-    retry_conflicts(lambda: _warn_once(fleet, decision.warn, statuses, warn_ratio))
+    retry_conflicts(lambda: warn_once(fleet, quotas.warn_periods))
     now = int(time.time())
     changed_nodes |= retire_ended_keys(fleet, now)
     finished = finish_due_rotations(fleet, {o.node for o in outcomes if o.ok}, now)
