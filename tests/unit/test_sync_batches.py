@@ -8,7 +8,9 @@ from __future__ import annotations
 import base64
 import ipaddress
 import threading
+from collections.abc import Collection, Iterator
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -54,7 +56,7 @@ class HeldCounters:
                 self.most = max(self.most, self.held)
             return CounterReport("e1", (Sample(KEY, rx, 1),))
 
-        def accounted(fleet: Fleet, reports: dict, today: date):  # type: ignore[no-untyped-def]
+        def accounted(fleet: Fleet, reports: dict[str, Any], today: date) -> Any:
             self.batches.append(len(reports))
             outcome = account(fleet, reports, today)
             with self.lock:
@@ -118,3 +120,32 @@ def test_a_sync_cancelled_after_a_batch_keeps_it_and_says_so(
 def test_the_batch_size_is_at_least_one(settings: Settings) -> None:
     with open_fleet(settings, write=True) as fleet, pytest.raises(ValueError, match="at least 1"):
         sync_service.sync(fleet, batch_nodes=0)
+
+
+def test_each_batch_reads_the_ledger_of_its_own_nodes_only(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a batch holds of the store follows the batch: its nodes' configurations, and the
+    quota pass a page at a time (pages of one configuration here)."""
+    fleet_of_seven(settings)
+    HeldCounters(monkeypatch, rx=100)
+    asked: list[list[str]] = []
+    pages: list[int] = []
+    with open_fleet(settings, write=True) as fleet:
+        read_ledger, read_pages = fleet.store.sync_ledger, fleet.store.quota_pages
+
+        def ledger(nodes: Collection[str] | None = None, keys: Collection[str] = ()) -> Any:
+            asked.append(sorted(nodes or ["the whole store"]))
+            return read_ledger(nodes, keys)
+
+        def quota_pages(size: int = 0) -> Iterator[Any]:
+            for page in read_pages(1):
+                pages.append(len(page.configurations))
+                yield page
+
+        monkeypatch.setattr(fleet.store, "sync_ledger", ledger)
+        monkeypatch.setattr(fleet.store, "quota_pages", quota_pages)
+        sync_service.sync(fleet, batch_nodes=3)
+        configurations = len(fleet.store.configurations())
+    assert asked == [NODES[0:3], NODES[3:6], NODES[6:7]]
+    assert pages == [1] * configurations
