@@ -89,7 +89,7 @@ def sync_every(
                         cancelled=stop.is_set,
                     )
             except Cancelled:
-                break  # stopped mid-run: nothing of that run was written
+                break  # stopped mid-run: only its whole batches were written
             except (StoreError, FleetBusy, NodeError) as exc:
                 error = str(exc)
                 observer.failed(_failure_kind(exc))
