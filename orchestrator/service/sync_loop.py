@@ -63,7 +63,7 @@ def sync_every(
     count = 0
     stamp = _key_stamp(settings)
     next_at = time.monotonic()
-    with ssh.ConnectionPool() as pool:
+    with ssh.ConnectionPool(limit=settings.ssh.kept_sessions) as pool:
         while not stop.is_set() and (runs is None or count < runs):
             count += 1
             if _key_stamp(settings) != stamp:

@@ -108,10 +108,19 @@ class BillingStore(StoreBase):
             else TopUp(row[0], row[1], row[2], int(row[3]), stored_date(row[4]) or date.min)
         )
 
-    def topups(self, configuration: str | None = None) -> list[TopUp]:
-        sql, params = self._TOPUP_SELECT, tuple[Any, ...]()
+    def topups(
+        self, configuration: str | None = None, *, purchased_before: date | None = None
+    ) -> list[TopUp]:
+        """Every top-up, or one configuration's; ``purchased_before``: only those older."""
+        where: list[str] = []
+        params: list[Any] = []
         if configuration is not None:
-            sql, params = sql + " WHERE c.name = ?", (configuration,)
+            where.append("c.name = ?")
+            params.append(configuration)
+        if purchased_before is not None:
+            where.append("t.purchased_on < ?")
+            params.append(purchased_before)
+        sql = self._TOPUP_SELECT + (" WHERE " + " AND ".join(where) if where else "")
         return [
             TopUp(r[0], r[1], r[2], int(r[3]), stored_date(r[4]) or date.min)
             for r in self._rows(sql + " ORDER BY t.purchased_on, t.invoice", params)
