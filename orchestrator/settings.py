@@ -67,6 +67,9 @@ class SshSettings:
     # only): "curve25519" costs the controller ~6x less CPU per fresh connection than the
     # post-quantum hybrid; pushes, which carry preshared keys, always prefer post-quantum.
     collector_kex: str = "curve25519"
+    # Sessions `sync --every` keeps open between runs, at most: each costs the controller about
+    # 64 kB and its node one sshd; the nodes past it connect afresh every run.
+    kept_sessions: int = 2000
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,7 @@ class Settings:
                 "known_hosts": str(self.ssh.known_hosts),
                 "connect_timeout": self.ssh.connect_timeout,
                 "collector_kex": self.ssh.collector_kex,
+                "kept_sessions": self.ssh.kept_sessions,
             },
             "usage": {
                 "retention_days": self.usage.retention_days,
@@ -351,6 +355,7 @@ _SSH_KEYS = {
     "known_hosts",
     "connect_timeout",
     "collector_kex",
+    "kept_sessions",
 }
 KEX_CHOICES = ("curve25519", "post-quantum")
 _LAB_KEYS = {"name", "subnet", "state_dir", "rootfs_cache", "suite", "mirror"}
@@ -520,6 +525,14 @@ def settings_from_mapping(raw: object, source: str, base: Path) -> Settings:
         known_hosts=reader.path(ssh_raw, "known_hosts", "ssh.", inventory / "known_hosts"),
         connect_timeout=reader.number(ssh_raw, "connect_timeout", "ssh.", 10.0),
         collector_kex=reader.text(ssh_raw, "collector_kex", "ssh.", "curve25519") or "curve25519",
+        kept_sessions=reader.whole(
+            ssh_raw,
+            "kept_sessions",
+            "ssh.",
+            SshSettings.kept_sessions,
+            span=(0, None),
+            meaning="a whole number of sessions, 0 or more",
+        ),
     )
     if ssh.collector_kex not in KEX_CHOICES:
         raise ConfigError(

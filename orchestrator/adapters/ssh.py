@@ -320,11 +320,22 @@ def run_on(
 class ConnectionPool:
     """Open sessions kept per (node, user), so a long-running controller pays one key exchange
     per node instead of one per run. Thread-safe; a session the node closed meanwhile is
-    reopened before use. ``close()`` ends them all."""
+    reopened before use. ``close()`` ends them all; ``close_idle()`` those not used since its
+    last call, so sessions to nodes that left the fleet (or went to another controller's share)
+    do not pile up in a long-running controller.
 
-    def __init__(self) -> None:
+    ``limit``: at most this many sessions are kept (each costs the controller about 64 kB and
+    the node an sshd of its own); once it is reached, other targets get a session for one
+    command, closed after it. The same targets stay kept run after run, rather than each
+    evicting the next one needed."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        if limit is not None and limit < 0:
+            raise ValueError(f"a pool keeps 0 sessions or more, not {limit}")
         self._lock = threading.Lock()
         self._connections: dict[Target, NodeConnection] = {}
+        self._used: set[Target] = set()
+        self.limit = limit
 
     def __enter__(self) -> ConnectionPool:
         return self
@@ -336,32 +347,42 @@ class ConnectionPool:
         with self._lock:
             return len(self._connections)
 
-    def connection(self, target: Target) -> NodeConnection:
+    def connection(self, target: Target) -> tuple[NodeConnection, bool]:
+        """A live session to ``target``, and whether the pool keeps it (else the caller closes
+        it after use)."""
         with self._lock:
+            self._used.add(target)
             connection = self._connections.get(target)
         if connection is not None and connection.alive:
-            return connection
+            return connection, True
         if connection is not None:
-            connection.close()
+            self.discard(target)
         connection = NodeConnection(target)
         connection.connect()
         with self._lock:
             previous = self._connections.get(target)
-            self._connections[target] = connection
-        if previous is not None and previous is not connection:
+            room = self.limit is None or len(self._connections) < self.limit
+            kept = previous is not None or room
+            if kept:
+                self._connections[target] = connection
+        if previous is not None:
             previous.close()
-        return connection
+        return connection, kept
 
     def run(
         self, target: Target, argv: Sequence[str] | str, **options: Unpack[RunOptions]
     ) -> CommandResult:
         """Run on the kept session to ``target``; a failed session is dropped, not reused."""
-        connection = self.connection(target)
+        connection, kept = self.connection(target)
         try:
             return connection.run(argv, **options)
         except NodeUnreachable:
-            self.discard(target)
+            if kept:
+                self.discard(target)
             raise
+        finally:
+            if not kept:
+                connection.close()
 
     def discard(self, target: Target) -> None:
         with self._lock:
@@ -369,9 +390,20 @@ class ConnectionPool:
         if connection is not None:
             connection.close()
 
+    def close_idle(self) -> int:
+        """End the sessions not used since the last call; return how many were ended."""
+        with self._lock:
+            idle = [t for t in self._connections if t not in self._used]
+            connections = [self._connections.pop(t) for t in idle]
+            self._used = set()
+        for connection in connections:
+            connection.close()
+        return len(connections)
+
     def close(self) -> None:
         with self._lock:
             connections = list(self._connections.values())
             self._connections.clear()
+            self._used = set()
         for connection in connections:
             connection.close()

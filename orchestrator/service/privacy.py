@@ -55,9 +55,17 @@ def apply_retention(fleet: Fleet, today: date) -> Erased:
         periods = store.erase_usage_before(
             today - timedelta(days=profile.closed_periods_days), NEVER_RESETS
         )
+        # Only top-ups older than the shorter retention can go: the others are not read (a
+        # store of a million configurations is not read whole on every sync).
+        kept_days = [d for d in (profile.topup_days, profile.deleted_ledger_days) if d]
+        old = (
+            store.topups(purchased_before=today - timedelta(days=min(kept_days)))
+            if kept_days
+            else []
+        )
         invoices = topups_past_retention(
-            store.topups(),
-            store.configuration_plans(),
+            old,
+            store.configuration_plans({t.configuration for t in old if t.configuration}),
             {p.name: p for p in store.plans()},
             today,
             profile,

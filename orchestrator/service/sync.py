@@ -4,7 +4,8 @@ Collecting runs in parallel over pinned SSH as the collector account, whose forc
 prints only the epoch token and `wg show IFACE transfer`. Each node's answer is parsed strictly
 and believed only as far as the store placed peers on that node (`core.node_trust`): a node
 whose answer fails is named as failed and moves nobody's usage, while the others' answers are
-applied in one transaction, so a crash anywhere loses or doubles nothing. Then quota decisions
+applied in batches of nodes, one transaction each, so a crash anywhere loses or doubles
+nothing and a sync's memory follows the batch, not the fleet. Then quota decisions
 are made and pushed in the same run, and every key removal still pending on a node that
 answered goes out with it.
 """
@@ -14,19 +15,21 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 from orchestrator.adapters import ssh
 from orchestrator.core.accounting import OVERLAP_PREFIX, SampleColumns
 from orchestrator.core.collector import CounterParseError, CounterReport, parse_counters
+from orchestrator.core.id_set import IdSet
 from orchestrator.core.metrics import RunObserver
 from orchestrator.core.models import Configuration, DisabledReason, Node
 from orchestrator.core.node_protocol import COLLECTOR_USER
-from orchestrator.core.quota import QuotaStatus, enforce
+from orchestrator.core.quota import enforce
 from orchestrator.core.shard import Shard
 from orchestrator.errors import Cancelled, NodeError
 from orchestrator.service import notify
@@ -41,12 +44,17 @@ from orchestrator.service.push import (
     record_change,
     retire_ended_keys,
 )
+from orchestrator.service.quota_pass import judge_every_configuration, warn_once
 from orchestrator.service.retry import retry_conflicts
 from orchestrator.service.usage import Observation, account_observations, quota_statuses
 
 # Concurrent SSH sessions of one sync: enough to hide the nodes' latency, few enough that the
 # controller's CPU (key exchanges, parsing) is not the bottleneck on a small machine.
 FETCH_THREADS = 32
+# Nodes whose answers are accounted in one transaction. A sync holds at most two batches of
+# counters (one accounted while the next is fetched), so its memory follows this figure, not
+# the fleet's size; each batch reloads the ledger, so fewer, larger batches cost less time.
+SYNC_BATCH_NODES = 250
 DEFAULT_WARN_RATIO = 0.8
 
 
@@ -126,8 +134,8 @@ def fetch_counters(fleet: Fleet, node: Node) -> CounterReport:
 
 def account_reports(
     fleet: Fleet, reports: dict[str, CounterReport | NodeError], today: date
-) -> tuple[list[NodeSync], set[int]]:
-    """Every answer of a run vetted and accounted in one transaction: a crash anywhere applies
+) -> tuple[list[NodeSync], list[int]]:
+    """Every answer of a batch vetted and accounted in one transaction: a crash anywhere applies
     nothing, and the next run, reading the same absolute counters, counts every byte exactly
     once. A node whose answer the store cannot believe is failed, named, and applies nothing."""
     observations = []
@@ -150,10 +158,10 @@ def account_reports(
         newly = fleet.store.mark_sync_failed([*failed, *refused])
         notify.queue(fleet, "node_unreachable", newly)
     added: dict[str, int] = {}
-    updated: set[int] = set()  # the configurations billed, as ledger entries
+    billed: list[int] = []  # the configurations' row ids: entries number one batch's ledger
     for observation, result in zip(observations, results, strict=True):
         added[observation.node] = added.get(observation.node, 0) + result.bytes_added
-        updated.update(result.entries)
+        billed += result.billed_ids
     outcomes = []
     for name, report in reports.items():
         if isinstance(report, NodeError):
@@ -164,32 +172,76 @@ def account_reports(
         else:
             outcome = NodeSync(name, True, len(report.samples), added.get(name, 0), answered=True)
             outcomes.append(outcome)
+    return outcomes, billed
+
+
+def _fetch_and_account(
+    fleet: Fleet,
+    known: dict[str, Node],
+    today: date,
+    progress: Callable[[NodeSync], None] | None,
+    stop: Callable[[], bool],
+    batch_nodes: int,
+) -> tuple[list[NodeSync], IdSet]:
+    """Nodes stream through fetch, parse and account in batches: each batch is one transaction,
+    so a crash loses or doubles nothing (a node's counters and the usage they add land
+    together), and only two batches of counters are ever held, whatever the fleet's size."""
+    wanted = sorted(known)
+    batches = [wanted[i : i + batch_nodes] for i in range(0, len(wanted), batch_nodes)]
+
+    def fetch(name: str) -> CounterReport | NodeError:
+        if stop():
+            return NodeError(name, "cancelled before this node was asked")
+        try:
+            return fetch_counters(fleet, known[name])
+        except NodeError as exc:
+            return exc
+
+    outcomes: list[NodeSync] = []
+    updated = IdSet()  # the configurations billed, each once whichever batches billed it
+    with ThreadPoolExecutor(max_workers=max(1, min(FETCH_THREADS, len(wanted)))) as pool:
+
+        def submit(index: int) -> list[Future[CounterReport | NodeError]]:
+            return [pool.submit(fetch, n) for n in batches[index]] if index < len(batches) else []
+
+        ahead = submit(0)
+        for index, batch in enumerate(batches):
+            # The next batch is fetched while this one is accounted: the pool runs in order.
+            current, ahead = ahead, submit(index + 1)
+            reports = {name: future.result() for name, future in zip(batch, current, strict=True)}
+            if stop():
+                for future in ahead:
+                    future.cancel()
+                raise Cancelled(_cancelled_after(len(outcomes), len(wanted)))
+            done, billed = retry_conflicts(partial(account_reports, fleet, reports, today))
+            # A batch's samples are dead once committed: free them before the next arrives,
+            # and the SSH sessions that fetched them, which only the cyclic collector frees.
+            reports.clear()
+            del current
+            gc.collect()
+            outcomes += done
+            updated.update(billed)
+            if progress is not None:
+                for outcome in done:
+                    progress(outcome)
     return outcomes, updated
 
 
-def _warn_once(
-    fleet: Fleet, warn: tuple[str, ...], statuses: dict[str, QuotaStatus], warn_ratio: float
-) -> None:
-    """A warning event once per billing period and crossing: the period is noted, and
-    forgotten when the configuration drops back under the threshold (a top-up)."""
-    store = fleet.store
-    with store.transaction():
-        fresh = store.mark_warned({name: statuses[name].period_start for name in warn})
-        notify.queue(fleet, "warning", fresh)
-        store.clear_warned(
-            {
-                name
-                for name, status in statuses.items()
-                if status.allowance is not None and status.ratio() >= warn_ratio
-            }
-        )
+def _cancelled_after(accounted: int, total: int) -> str:
+    if not accounted:
+        return "sync cancelled: nothing was written; the next sync counts every byte"
+    return (
+        f"sync cancelled: {accounted} of {total} nodes were accounted, the others wrote "
+        "nothing; the next sync counts every byte exactly once"
+    )
 
 
 @contextmanager
 def cyclic_gc_paused() -> Iterator[None]:
     """A sync allocates a few objects per counter, none of them in reference cycles, and
-    Python's cyclic collector would rescan the growing heap every 700 allocations: at 100,000
-    counters that was a third of the parsing time. Reference counting still frees everything."""
+    Python's cyclic collector would rescan the heap every 700 allocations: at 100,000 counters
+    that was a third of the parsing time. Reference counting frees the counters; the SSH
+    sessions (paramiko's transports hold cycles) are collected once per batch instead."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -220,15 +272,20 @@ def sync(
     progress: Callable[[NodeSync], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     shard: Shard | None = None,
+    batch_nodes: int = SYNC_BATCH_NODES,
 ) -> SyncResult:
-    """Fetch every node's counters, account them in one transaction, then enforce quotas.
+    """Fetch every node's counters, account them in batches of ``batch_nodes`` nodes (one
+    transaction each), then enforce quotas.
 
     ``shard`` limits the run to its share of the nodes. Each node is leased for the whole run,
     so two runs (shards, controllers, a stray cron job) never sync or push one node at once; a
     node leased elsewhere is skipped, not failed. ``cancelled`` is asked before each node is
-    contacted and once more before the transaction: a cancelled sync writes nothing, and the
-    next one counts every byte (counters are absolute).
+    contacted and once more before each batch's transaction: a sync cancelled before its first
+    batch writes nothing, one cancelled later keeps the batches it committed, and the next one
+    counts every byte either way (counters are absolute, a node's baseline moves with its usage).
     """
+    if batch_nodes < 1:
+        raise ValueError(f"batch_nodes must be at least 1, not {batch_nodes}")
     started = time.monotonic()
     today = today or date.today()
     known = fleet.nodes(nodes)
@@ -244,6 +301,7 @@ def sync(
             progress,
             cancelled or (lambda: False),
             set(wanted) if shard is not None else None,
+            batch_nodes,
         )
     _observe_sync(fleet.observer, time.monotonic() - started, result.nodes)
     return result
@@ -271,30 +329,11 @@ def _sync_leased(
     progress: Callable[[NodeSync], None] | None,
     stop: Callable[[], bool],
     scope: set[str] | None,
+    batch_nodes: int,
 ) -> SyncResult:
     store = fleet.store
     wanted = sorted(known)
-
-    def fetch(name: str) -> CounterReport | NodeError:
-        if stop():
-            return NodeError(name, "cancelled before this node was asked")
-        try:
-            return fetch_counters(fleet, known[name])
-        except NodeError as exc:
-            return exc
-
-    with ThreadPoolExecutor(max_workers=max(1, min(FETCH_THREADS, len(wanted)))) as pool:
-        reports = dict(zip(wanted, pool.map(fetch, wanted), strict=True))
-
-    if stop():
-        raise Cancelled("sync cancelled: nothing was written; the next sync counts every byte")
-
-    outcomes, updated = retry_conflicts(lambda: account_reports(fleet, reports, today))
-    # 100,000 samples are dead from here on: free them before the quota pass reads as many.
-    reports.clear()
-    if progress is not None:
-        for outcome in outcomes:
-            progress(outcome)
+    outcomes, updated = _fetch_and_account(fleet, known, today, progress, stop, batch_nodes)
     total = sum(o.bytes_added for o in outcomes)
 
     # What the privacy profile no longer permits goes on every sync.
@@ -302,9 +341,8 @@ def _sync_leased(
     retry_conflicts(lambda: keep_node_daily_totals(fleet, outcomes, today))
     if not enforce_quota:
         return SyncResult(tuple(outcomes), len(updated), total, (), (), (), skipped=skipped)
-    configurations = store.configurations(placements=False)  # quotas need no addresses
-    statuses = quota_statuses(fleet, today, configurations)
-    decision = enforce(configurations, statuses, warn_ratio, today)
+    quotas = judge_every_configuration(fleet, today, warn_ratio)
+    decision = quotas.decision
     transitions = (
         ("expired", decision.expire, False, DisabledReason.EXPIRED),
         ("over_quota", decision.disable, False, DisabledReason.OVER_QUOTA),
@@ -352,7 +390,7 @@ def _sync_leased(
         expire=tuple(n for n in decision.expire if n in transitioned),
     )
     changed_nodes = {n for config in before for n in config.nodes}
-    retry_conflicts(lambda: _warn_once(fleet, decision.warn, statuses, warn_ratio))
+    retry_conflicts(lambda: warn_once(fleet, quotas.warn_periods))
     now = int(time.time())
     changed_nodes |= retire_ended_keys(fleet, now)
     finished = finish_due_rotations(fleet, {o.node for o in outcomes if o.ok}, now)

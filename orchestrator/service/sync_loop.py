@@ -63,7 +63,7 @@ def sync_every(
     count = 0
     stamp = _key_stamp(settings)
     next_at = time.monotonic()
-    with ssh.ConnectionPool() as pool:
+    with ssh.ConnectionPool(limit=settings.ssh.kept_sessions) as pool:
         while not stop.is_set() and (runs is None or count < runs):
             count += 1
             if _key_stamp(settings) != stamp:
@@ -89,10 +89,13 @@ def sync_every(
                         cancelled=stop.is_set,
                     )
             except Cancelled:
-                break  # stopped mid-run: nothing of that run was written
+                break  # stopped mid-run: only its whole batches were written
             except (StoreError, FleetBusy, NodeError) as exc:
                 error = str(exc)
                 observer.failed(_failure_kind(exc))
+            # Between runs only what the next one needs: sessions a whole run left unused
+            # (a node removed, or now another shard's or controller's) are ended.
+            pool.close_idle()
             on_run(LoopRun(count, result, error, time.monotonic() - started, len(pool)))
             if runs is not None and count >= runs:
                 break

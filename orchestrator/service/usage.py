@@ -8,13 +8,15 @@ while the others' land.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
 
 from orchestrator.adapters.store import RowUsage, SyncLedger
+from orchestrator.adapters.store.quota_pages import QuotaPage
 from orchestrator.core.accounting import (
+    OVERLAP_PREFIX,
     ColumnAccounting,
     PeerCounters,
     Sample,
@@ -54,9 +56,18 @@ class Ledger:
         return list(map(by_plan.__getitem__, plan_names))
 
 
-def load_ledger(fleet: Fleet) -> Ledger:
+def load_ledger(fleet: Fleet, observations: Sequence[Observation]) -> Ledger:
+    """The ledger of what these observations can bill: their nodes' configurations and the
+    owners of any other key they hold, not the whole store's (a sync's memory follows its
+    batch of nodes, not the fleet)."""
     store = fleet.store
-    return Ledger(store.sync_ledger(), {p.name: p for p in store.plans()})
+    keys = {
+        key.removeprefix(OVERLAP_PREFIX)
+        for o in observations
+        for key in SampleColumns.of(o.samples).keys
+    }
+    read = store.sync_ledger(nodes={o.node for o in observations}, keys=keys)
+    return Ledger(read, {p.name: p for p in store.plans()})
 
 
 class Accounted(NamedTuple):
@@ -67,6 +78,12 @@ class Accounted(NamedTuple):
     result: ColumnAccounting[int]
     names: list[str]  # ledger entry -> configuration
     problem: str = ""
+    ids: Sequence[int] = ()  # ledger entry -> configuration row id
+
+    @property
+    def billed_ids(self) -> list[int]:
+        """The row ids of the configurations this observation billed."""
+        return list(map(self.ids.__getitem__, self.entries))
 
     @property
     def bytes_added(self) -> int:
@@ -162,7 +179,7 @@ def account_observations(
     for index, observation in enumerate(observations):
         by_node.setdefault(observation.node, []).append(index)
     with store.transaction():
-        ledger = ledger or load_ledger(fleet)
+        ledger = ledger or load_ledger(fleet, observations)
         owners = ledger.read.owners
         seen = store.peer_counters_of(set(by_node))
         trust = node_trust(fleet, ledger, set(by_node)) if vet else {}
@@ -197,7 +214,7 @@ def account_observations(
                 refused.add(node)
                 empty = account_columns("", [], [], [], None, owners)
                 for index in by_node[node]:
-                    results[index] = Accounted(empty, ledger.read.names, problem)
+                    results[index] = Accounted(empty, ledger.read.names, problem, ledger.read.ids)
                 continue
             room -= added
             if last is not None:
@@ -206,7 +223,7 @@ def account_observations(
                 entries += result.billed.owners
                 rxs += result.billed.rx
                 txs += result.billed.tx
-                results[index] = Accounted(result, ledger.read.names)
+                results[index] = Accounted(result, ledger.read.names, ids=ledger.read.ids)
         seen = {node: counters for node, counters in seen.items() if node not in refused}
         if len(set(entries)) < len(entries):  # a configuration on several nodes or two keys
             totals = UsageColumns(entries, rxs, txs).totals()
@@ -234,37 +251,40 @@ def _seen_after(
     return merge_seen(kept, result.seen.without(unknown))
 
 
-FEW_CONFIGURATIONS = 20  # judged one query each; more: one query for the whole store
+def page_statuses(
+    page: QuotaPage, plans: Mapping[str, Plan], today: date
+) -> dict[str, QuotaStatus]:
+    """Each configuration of ``page`` judged on its plan, top-ups and usage."""
+    return {
+        c.name: quota_status(
+            c,
+            plans.get(c.plan) if c.plan else None,
+            page.topups.get(c.name, []),
+            page.usage.get(c.name, []),
+            today,
+        )
+        for c in page.configurations
+    }
 
 
 def quota_statuses(
     fleet: Fleet, today: date, configurations: list[Configuration] | None = None
 ) -> dict[str, QuotaStatus]:
-    """``configurations``: the caller's copy of those to judge (all of them when None, read
-    once instead of twice); a few are judged on their own top-ups and usage alone, so a
-    notification about one configuration does not read the whole store's usage."""
+    """``configurations``: the caller's copy of those to judge, read with their own top-ups
+    and usage only (a notification about one configuration does not read the whole store's
+    usage); all of them when None, the store read once."""
     store = fleet.store
     plans = {p.name: p for p in store.plans()}
-    few = configurations is not None and len(configurations) <= FEW_CONFIGURATIONS
-    names: list[str | None] = [c.name for c in configurations or ()] if few else [None]
+    if configurations is not None:
+        return page_statuses(store.quota_page_of(configurations), plans, today)
     topups: dict[str, list[TopUp]] = {}
     usage: dict[str, list[UsageTotal]] = {}
-    for name in names:
-        for t in store.topups(name):
-            if t.configuration:
-                topups.setdefault(t.configuration, []).append(t)
-        for u in store.usage(name):
-            usage.setdefault(u.configuration, []).append(u)
-    return {
-        c.name: quota_status(
-            c,
-            plans.get(c.plan) if c.plan else None,
-            topups.get(c.name, []),
-            usage.get(c.name, []),
-            today,
-        )
-        for c in (store.configurations() if configurations is None else configurations)
-    }
+    for t in store.topups():
+        if t.configuration:
+            topups.setdefault(t.configuration, []).append(t)
+    for u in store.usage():
+        usage.setdefault(u.configuration, []).append(u)
+    return page_statuses(QuotaPage(store.configurations(), topups, usage), plans, today)
 
 
 @dataclass(frozen=True)

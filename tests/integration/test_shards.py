@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from orchestrator.adapters.store import open_store
 from orchestrator.core.shard import Shard
@@ -115,9 +116,12 @@ def test_four_shards_and_a_whole_fleet_run_at_once_count_every_byte_once(
         store.close()
 
 
+@pytest.mark.parametrize("kept", [None, NODES // 4])
 def test_sync_every_keeps_one_session_per_node_across_runs(
-    synthetic: SyntheticNodes, tmp_path: Path
+    synthetic: SyntheticNodes, tmp_path: Path, kept: int | None
 ) -> None:
+    """Every node's session kept across runs; with `ssh.kept_sessions` below the fleet, the
+    same nodes keep theirs and the others connect afresh every run."""
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
     store = open_store(store_url)
     hosted = populate(store, synthetic.addresses, 5)
@@ -125,6 +129,10 @@ def test_sync_every_keeps_one_session_per_node_across_runs(
     for name, keys in hosted.items():
         synthetic.write_counters(synthetic.addresses[int(name[1:])], counters("e2", keys, 10))
     settings_file = settings_for(tmp_path / "controller", synthetic, store_url)[1]
+    if kept is not None:
+        raw = yaml.safe_load(settings_file.read_text(encoding="utf-8"))
+        raw["ssh"]["kept_sessions"] = kept
+        settings_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
     ports = synthetic.record_client_ports()
     try:
         process = _start(settings_file, "--every", "1s", "--runs", "3")
@@ -136,11 +144,17 @@ def test_sync_every_keeps_one_session_per_node_across_runs(
     assert process.returncode == 0, err
     assert [line["run"] for line in lines] == [1, 2, 3]
     assert all(len(line["nodes_ok"]) == NODES for line in lines)
-    assert [line["sessions_open"] for line in lines] == [NODES] * 3
+    assert [line["sessions_open"] for line in lines] == [kept or NODES] * 3
     assert lines[0]["bytes_added"] == expected_total(hosted, dict.fromkeys(hosted, 10))
     assert lines[1]["bytes_added"] == lines[2]["bytes_added"] == 0
     assert len(seen) == 3 * NODES  # three execs per node...
-    assert len(set(seen)) == NODES  # ...over one connection per node
+    by_node: dict[str, set[str]] = {}
+    for connection in seen:  # client address:port>node address
+        by_node.setdefault(connection.split(">")[1], set()).add(connection)
+    connections = sorted(len(ports_used) for ports_used in by_node.values())
+    # ...over one connection per kept node, and one per run for every other node.
+    held = NODES if kept is None else kept
+    assert connections == [1] * held + [3] * (NODES - held)
 
 
 FAILOVER_INTERVAL = 10  # seconds between two `sync --every` runs

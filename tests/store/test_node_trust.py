@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.adapters.store import SqlStore
+from orchestrator.adapters.store import SqlStore, SyncLedger
 from orchestrator.core.accounting import Sample
 from orchestrator.core.collector import CounterReport
 from orchestrator.core.models import Account, Configuration, DisabledReason
@@ -260,3 +260,30 @@ def test_every_change_that_takes_a_key_off_a_node_records_its_removal(fleet: Fle
     assert unlinked == [(1,)]
     assert store.confirm_removals("node2", {CAROL, "PUBa1="}, {CAROL}) is True
     assert store.pending_removals() == {"node1": {"PUBa1="}}
+
+
+def test_a_batch_s_ledger_holds_its_nodes_configurations_and_answers_for_any_key(
+    fleet: Fleet,
+) -> None:
+    """A sync reads the ledger of its batch of nodes only (its memory follows the batch), yet
+    every key an answer holds is owned, leaving or unknown exactly as in the whole store's."""
+    store = fleet.store
+    store.begin_peer_rotation("alice-1", "PUBa2=", None, DAY, 5000)
+    store.retire_ended_keys(5000)  # PUBa1= leaving node1 and node2
+    store.confirm_removals("node1", {"PUBa1="}, {"PUBa1="})  # ...and now node2 only
+    whole = store.sync_ledger()
+    keys = ["PUBa1=", "PUBa2=", "PUBb1=", CAROL, "PUBstranger="]
+    scoped = store.sync_ledger(nodes=["node1"], keys=keys)
+    assert sorted(scoped.names) == ["alice-1", "bob-1", "carol-1"]  # carol: her key was asked
+    assert sorted(store.sync_ledger(nodes=["node1"]).names) == ["alice-1", "bob-1"]
+
+    def answers(ledger: SyncLedger) -> dict[str, tuple[str | None, bool]]:
+        return {
+            k: (ledger.names[ledger.owners[k]] if k in ledger.owners else None, k in ledger.leaving)
+            for k in keys
+        }
+
+    assert answers(scoped) == answers(whole)
+    assert answers(whole)["PUBa1="] == ("alice-1", True)
+    # Where the leaving key is still pending, the batch's ledger knows it without being asked.
+    assert store.sync_ledger(nodes=["node2"]).leaving == {"PUBa1="}

@@ -50,13 +50,16 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     )
     with open_fleet(built) as fleet:  # a read session: no lock file before a test plants one
         for index in (1, 2):
-            fleet.store.upsert_node(
-                Node(
-                    f"node{index}",
-                    "127.0.0.1",
-                    ipaddress.IPv4Network(f"198.19.{index}.0/24"),
-                    public_key=base64.b64encode(bytes([index]) * 32).decode(),
-                    key_created_on=date.today(),
-                )
-            )
+            fleet.store.upsert_node(unreachable_node(index))
     return built
+
+
+def unreachable_node(index: int) -> Node:
+    """Node ``index`` as the fixture registers it: on 127.0.0.1, which nobody answers for."""
+    return Node(
+        f"node{index}",
+        "127.0.0.1",
+        ipaddress.IPv4Network(f"198.19.{index}.0/24"),
+        public_key=base64.b64encode(bytes([index]) * 32).decode(),
+        key_created_on=date.today(),
+    )

@@ -5,21 +5,17 @@ from __future__ import annotations
 
 from datetime import date
 
-import pytest
-
 from orchestrator.core.models import Account
 from orchestrator.core.quota import NEVER_RESETS
 from orchestrator.service import peers
 from orchestrator.service.context import open_fleet
-from orchestrator.service.usage import quota_statuses
+from orchestrator.service.usage import page_statuses, quota_statuses
 from orchestrator.settings import Settings
 
 TODAY = date(2026, 11, 23)
 
 
-def test_a_few_configurations_are_judged_on_their_own_rows(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_few_configurations_are_judged_on_their_own_rows(settings: Settings) -> None:
     with open_fleet(settings, write=True) as fleet:
         fleet.store.add_account(Account("ann", "scrypt$a", "dev-a"))
         names = [
@@ -35,12 +31,13 @@ def test_a_few_configurations_are_judged_on_their_own_rows(
         assert (every[names[0]].used, every[names[0]].allowance) == (65, 100)
         assert (every[names[1]].used, every[names[1]].allowance) == (7, 250)
 
-        asked: list[str | None] = []
-        for method in ("usage", "topups"):
-            read = getattr(fleet.store, method)
-            monkeypatch.setattr(
-                fleet.store, method, lambda name=None, read=read: asked.append(name) or read(name)
-            )
         one = fleet.store.configuration(names[1])
         assert quota_statuses(fleet, TODAY, [one]) == {names[1]: every[names[1]]}
-        assert asked == [names[1], names[1]]  # its top-ups and its usage, nobody else's
+        page = fleet.store.quota_page_of([one])  # its top-ups and its usage, nobody else's
+        assert (set(page.topups), set(page.usage)) == ({names[1]}, {names[1]})
+
+        # The sync's pass: every configuration once, a page at a time, with its own rows.
+        pages = list(fleet.store.quota_pages(size=1))
+        assert [[c.name for c in p.configurations] for p in pages] == [[n] for n in names]
+        plans = {p.name: p for p in fleet.store.plans()}
+        assert {k: v for p in pages for k, v in page_statuses(p, plans, TODAY).items()} == every

@@ -107,6 +107,7 @@ STORE_NAMES = {
         "used_total",
     ],
     "ledger": ["apply_accounting", "sync_ledger"],
+    "quota_pages": ["quota_page_of", "quota_pages"],
     "monitoring": [
         "configuration_state_counts",
         "enabled_peer_counts",
@@ -115,9 +116,9 @@ STORE_NAMES = {
     ],
     "billing": [
         "add_topup",
-        "clear_warned",
         "drop_notification",
         "erase_topups",
+        "forget_warnings",
         "mark_warned",
         "pending_notifications",
         "plan",

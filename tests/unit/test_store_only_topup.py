@@ -109,19 +109,17 @@ def test_a_sync_judges_its_cut_offs_again_when_it_writes_them(
     (name,) = configurations(settings, 1)
     with open_fleet(settings, write=True) as fleet:
         fleet.store.add_usage(name, NEVER_RESETS, 150, 0)
-    judged = sync_service.quota_statuses
-    calls: list[int] = []
+    judged = sync_service.judge_every_configuration
 
-    def first_read_then_a_topup(*args: Any, **kwargs: Any) -> Any:
-        statuses = judged(*args, **kwargs)
-        if not calls:  # the sync's decision is read: a top-up lands now, in another thread
-            calls.append(1)
-            landed = threading.Thread(target=topup_alone, args=(settings, name, "INV-RACE"))
-            landed.start()
-            landed.join()
-        return statuses
+    def decided_then_a_topup(*args: Any, **kwargs: Any) -> Any:
+        decision = judged(*args, **kwargs)
+        # The sync's decision is read: a top-up lands now, in another thread.
+        landed = threading.Thread(target=topup_alone, args=(settings, name, "INV-RACE"))
+        landed.start()
+        landed.join()
+        return decision
 
-    monkeypatch.setattr(sync_service, "quota_statuses", first_read_then_a_topup)
+    monkeypatch.setattr(sync_service, "judge_every_configuration", decided_then_a_topup)
     with open_fleet(settings, write=True) as fleet:
         result = sync_service.sync(fleet)
         assert result.over_quota == ()

@@ -108,10 +108,19 @@ class BillingStore(StoreBase):
             else TopUp(row[0], row[1], row[2], int(row[3]), stored_date(row[4]) or date.min)
         )
 
-    def topups(self, configuration: str | None = None) -> list[TopUp]:
-        sql, params = self._TOPUP_SELECT, tuple[Any, ...]()
+    def topups(
+        self, configuration: str | None = None, *, purchased_before: date | None = None
+    ) -> list[TopUp]:
+        """Every top-up, or one configuration's; ``purchased_before``: only those older."""
+        where: list[str] = []
+        params: list[Any] = []
         if configuration is not None:
-            sql, params = sql + " WHERE c.name = ?", (configuration,)
+            where.append("c.name = ?")
+            params.append(configuration)
+        if purchased_before is not None:
+            where.append("t.purchased_on < ?")
+            params.append(purchased_before)
+        sql = self._TOPUP_SELECT + (" WHERE " + " AND ".join(where) if where else "")
         return [
             TopUp(r[0], r[1], r[2], int(r[3]), stored_date(r[4]) or date.min)
             for r in self._rows(sql + " ORDER BY t.purchased_on, t.invoice", params)
@@ -158,34 +167,32 @@ class BillingStore(StoreBase):
     def mark_warned(self, periods: Mapping[str, date]) -> list[str]:
         """Note the period each configuration was warned for; return those not yet warned in
         it (a warning is sent once per billing period and crossing)."""
+        names = sorted(periods)
         fresh = []
         with self.transaction():
-            current = {
-                r[0]: stored_date(r[1])
-                for r in self._rows("SELECT name, warned_period FROM configurations")
-                if r[0] in periods
-            }
-            for name, period in sorted(periods.items()):
-                if name in current and current[name] != period:
-                    fresh.append(name)
+            current: dict[str, date | None] = {}
+            for first in range(0, len(names), 300):  # 300 names a statement: any SQLite binds them
+                chunk = names[first : first + 300]
+                marks = ", ".join("?" for _ in chunk)
+                current.update(
+                    (r[0], stored_date(r[1]))
+                    for r in self._rows(
+                        f"SELECT name, warned_period FROM configurations WHERE name IN ({marks})",
+                        chunk,
+                    )
+                )
+            fresh = [n for n in names if n in current and current[n] != periods[n]]
             self.db.executemany(
                 "UPDATE configurations SET warned_period = ? WHERE name = ?",
                 [(periods[n], n) for n in fresh],
             )
         return fresh
 
-    def clear_warned(self, keep: Collection[str]) -> None:
+    def forget_warnings(self, names: Collection[str]) -> None:
         """Forget the warning of configurations back under the threshold (a top-up), so the
         next crossing warns again."""
         with self.transaction():
-            warned = [
-                r[0]
-                for r in self._rows(
-                    "SELECT name FROM configurations WHERE warned_period IS NOT NULL"
-                )
-                if r[0] not in keep
-            ]
             self.db.executemany(
                 "UPDATE configurations SET warned_period = NULL WHERE name = ?",
-                [(n,) for n in warned],
+                [(n,) for n in sorted(names)],
             )

@@ -20,6 +20,7 @@ of ``base.py``:
 | ``usage.py`` | usage and running totals, daily totals per node |
 | ``ledger.py`` | what a sync reads once and lands together |
 | ``billing.py`` | plans, top-ups, notifications |
+| ``quota_pages.py`` | the quota pass's reads, a page of configurations at a time |
 | ``operations.py`` | the trail of writing sessions (what ran, where, when, how it ended) |
 | ``sealed.py`` | secrets the nodes need again (preshared keys), sealed; the fleet key's id |
 | ``tokens.py`` | the HTTP API's tokens (scopes, expiry, revocation; a hash, never a secret) |
@@ -41,6 +42,7 @@ from orchestrator.adapters.store.monitoring import MonitoringStore
 from orchestrator.adapters.store.operations import OperationsStore
 from orchestrator.adapters.store.peer_keys import PeerKeysStore
 from orchestrator.adapters.store.policies import PoliciesStore
+from orchestrator.adapters.store.quota_pages import QuotaPagesStore
 from orchestrator.adapters.store.sealed import SealedSecretsStore
 from orchestrator.adapters.store.tokens import TokensStore
 from orchestrator.adapters.store.usage import RunningTotals
@@ -60,6 +62,7 @@ class SqlStore(
     AccountsStore,
     PeerKeysStore,
     LedgerStore,
+    QuotaPagesStore,
     LeasesStore,
     PoliciesStore,
     OperationsStore,

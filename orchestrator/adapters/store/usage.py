@@ -159,18 +159,20 @@ class UsageStore(StoreBase):
         """Erase usage periods that started before ``cutoff`` (never the ``keep`` sentinel
         period of quotas that do not reset); the running totals drop them too."""
         with self.transaction():
-            rows = self._rows(
-                "SELECT configuration_id, SUM(rx_bytes + tx_bytes) FROM usage_totals "
-                "WHERE period_start < ? AND period_start <> ? GROUP BY configuration_id",
+            # Counted and summed by the database: a month's end may close a million periods.
+            row = self._one(
+                "SELECT COUNT(DISTINCT configuration_id), SUM(rx_bytes + tx_bytes) "
+                "FROM usage_totals WHERE period_start < ? AND period_start <> ?",
                 (cutoff, keep),
             )
-            if rows:
-                self._add_used(-sum(int(total) for _, total in rows))
-            self.db.execute(
-                "DELETE FROM usage_totals WHERE period_start < ? AND period_start <> ?",
-                (cutoff, keep),
-            )
-        return len(rows)
+            configurations, erased = (int(row[0]), int(row[1] or 0)) if row else (0, 0)
+            if configurations:
+                self._add_used(-erased)
+                self.db.execute(
+                    "DELETE FROM usage_totals WHERE period_start < ? AND period_start <> ?",
+                    (cutoff, keep),
+                )
+        return configurations
 
     def add_node_daily(self, day: date, node_bytes: dict[str, int]) -> None:
         """Add bytes to each node's total for ``day`` (the privacy profile allows it)."""
