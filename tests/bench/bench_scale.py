@@ -10,8 +10,9 @@ counters moved since the previous sync.
 | case | what runs |
 | bare fetch (reference) | concurrent paramiko connect, exec, read of every node, 32 threads |
 | sync, fresh sessions | `wgfleet sync` (service.sync): a key exchange per node |
-| sync, kept sessions | `sync --every` (service.sync_loop and its ConnectionPool): cycle 1 opens
-  the sessions, cycle 2 runs on them |
+| sync, kept sessions | `sync --every` (service.sync_loop and its ConnectionPool, which keeps
+  ssh.kept_sessions sessions, 2,000 by default; the other nodes connect afresh each cycle):
+  cycle 1 opens the sessions, cycle 2 runs on them |
 | two controllers | two processes with data directories of their own on one PostgreSQL, shards
   1/2 and 2/2 (node leases in the store), started together: wall from the first start to the
   last end, CPU summed; the store's totals must come out exact |
@@ -26,9 +27,8 @@ stays above 1.0 for minutes of an idle machine, and the order of the cases would
 Kept sessions cost sshd two processes each (privilege separation) and the controller a paramiko
 Transport and its thread, which wakes every 0.1 s even when idle. A probe opens --probe
 sessions first (500) and measures both sides per session, and the controller's CPU while they
-sit idle; the kept case, the last, then runs at the largest node count that leaves 4 GiB of
-memory and 10% of pid_max free (all nodes when they fit): the other nodes are deleted from the
-store, and its bare fetch reference is the measured one pro rata (the same work per node).
+sit idle; the kept case, the last, keeps --kept-sessions (default: the setting's default), or
+fewer if they would leave less than 4 GiB of memory or 10% of pid_max free.
 
 Run as root after `bash .ci/install` (about 20 minutes at the default size):
     .venv/bin/python -m tests.bench.bench_scale [--nodes 10000] [--peers 100] [--json]
@@ -49,6 +49,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from orchestrator.adapters import ssh
 from orchestrator.adapters.store import open_store
@@ -173,39 +175,27 @@ class SyntheticFleet:
     """A store of synthetic nodes and the counters they answer, moved between syncs."""
 
     def __init__(self, nodes: SyntheticNodes, url: str, peers: int, base: Path) -> None:
-        self.nodes, self.url, self.peers = nodes, url, peers
+        self.nodes, self.url = nodes, url
         store = open_store(url)
         try:
             self.hosted = populate(store, nodes.addresses, peers)
         finally:
             store.close()
         self.scale = dict.fromkeys(self.hosted, 0)
-        self.moving = list(self.hosted)  # the nodes in the store: their counters move
         self.settings_file = settings_for(base, nodes, url)[1]
-
-    @property
-    def counted(self) -> int:
-        return len(self.moving) * self.peers
+        self.counted = len(self.hosted) * peers
 
     def move(self, by: int = 1000) -> None:
-        for name in self.moving:
+        for name, keys in self.hosted.items():
             self.scale[name] += by
-            text = counters("e1", self.hosted[name], self.scale[name])
+            text = counters("e1", keys, self.scale[name])
             self.nodes.write_counters(self.nodes.addresses[int(name[1:])], text)
 
-    def keep_first(self, count: int) -> None:
-        """Delete every node but the first ``count`` (their placements go with them); the
-        usage they brought stays, and the others' counters keep moving."""
-        self.moving = self.moving[:count]
-        store = open_store(self.url)
-        try:
-            with store.transaction():
-                store.db.executemany(
-                    "DELETE FROM nodes WHERE name = ?",
-                    [(name,) for name in self.hosted if name not in set(self.moving)],
-                )
-        finally:
-            store.close()
+    def keep_sessions(self, limit: int) -> None:
+        """`ssh.kept_sessions` in the controller's settings file, as an operator sets it."""
+        raw = yaml.safe_load(self.settings_file.read_text(encoding="utf-8"))
+        raw["ssh"]["kept_sessions"] = limit
+        self.settings_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
 
     def check_totals(self, case: str) -> None:
         """The store's usage (rows and running total) is every counter synced exactly once."""
@@ -294,8 +284,7 @@ def two_controllers(whole: SyntheticFleet, tmp: Path, floor: dict[str, Any], set
 def kept_sessions(args: argparse.Namespace, fleet: SyntheticFleet, floor: dict[str, Any],
                   fresh: dict[str, Any], settled: Callable[[str], None],
                   row: Callable[..., None]) -> dict[str, Any]:  # fmt: skip
-    """The probe, then `sync --every`'s two cycles at the largest size that fits: the last
-    case, as it may delete nodes from the store."""
+    """The probe, then two cycles of `sync --every` keeping as many sessions as asked and fit."""
     nodes = fleet.nodes
     sessions = min(args.probe, args.nodes)
     before = namespace_memory(nodes.netns), status_kb("MemAvailable", "/proc/meminfo")
@@ -309,11 +298,11 @@ def kept_sessions(args: argparse.Namespace, fleet: SyntheticFleet, floor: dict[s
         sshd_kb_per_session=(after[0][1] - before[0][1]) * 1024 / sessions,
         memory_kb_per_session=(before[1] - after[1]) / sessions,
     )
-    size, why = kept_size(args.nodes, args.kept_nodes, probe, fresh["peak_rss_mb"] * 1024)
-    if size < args.nodes:
-        fleet.keep_first(size)
-        # The fetch is the same work per node: its wall at ``size`` nodes, pro rata.
-        floor = {"wall_s": floor["wall_s"] * size / args.nodes}
+    wanted = min(
+        args.nodes, args.kept_sessions or load_settings(fleet.settings_file).ssh.kept_sessions
+    )
+    kept, why = kept_size(wanted, probe, fresh["peak_rss_mb"] * 1024)
+    fleet.keep_sessions(kept)
     fleet.move()
     settled("kept 1")
     loop = Child(MODULE, "kept", str(fleet.settings_file))
@@ -325,13 +314,11 @@ def kept_sessions(args: argparse.Namespace, fleet: SyntheticFleet, floor: dict[s
     cycles.append(loop.line())
     loop.finish()
     fleet.check_totals("kept sessions")
-    if cycles[1]["sessions"] < size:
-        why += f"; the pool kept {cycles[1]['sessions']} sessions"
-    label = f"sync {size} x {args.peers}, kept sessions"
+    label = f"sync {args.nodes} x {args.peers}, `sync --every` keeping {kept} sessions"
     row(f"{label}, cycle 1 (opens them)", cycles[0], fleet.counted, floor, "kept 1", RSS_TARGET)
     row(f"{label}, cycle 2 (on them)", cycles[1], fleet.counted, floor, "kept 2", RSS_TARGET)
     return {"probe": {k: round(v, 3) for k, v in probe.items()},
-            "kept": {"nodes": size, "why": why, "sessions": cycles[0]["sessions"],
+            "kept": {"kept_sessions": kept, "why": why, "sessions": cycles[0]["sessions"],
                      "sshd_processes": sshd[0], "sshd_pss_mb": round(sshd[1]),
                      "controller_rss_mb": round(cycles[0]["rss_mb"]),
                      "controller_threads": cycles[0]["threads"]}}  # fmt: skip
@@ -358,7 +345,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--peers", type=int, default=100)
     parser.add_argument("--probe", type=int, default=500, help="sessions the probe keeps")
     parser.add_argument(
-        "--kept-nodes", type=int, default=10**9, help="at most (default: all that fit)"
+        "--kept-sessions", type=int, default=0, help="ssh.kept_sessions (default: its default)"
     )
     parser.add_argument("--settle-busy", type=float, default=0.1, help="CPU share (0-1)")
     parser.add_argument("--settle-cap", type=float, default=120, help="seconds")
@@ -372,8 +359,8 @@ def main() -> int:
 
     def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.quick:
-            # 40 kept of 50: the kept case's path for a fleet larger than fits runs too.
-            args.nodes, args.peers, args.probe, args.kept_nodes = 50, 10, 20, 40
+            # 40 kept of 50: nodes beyond the pool's limit connect afresh every cycle.
+            args.nodes, args.peers, args.probe, args.kept_sessions = 50, 10, 20, 40
             args.settle_cap, args.settle_window = 0, 0.2
         return bench(args)
 

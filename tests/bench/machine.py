@@ -132,9 +132,9 @@ def tasks_running() -> int:
     return count
 
 
-def kept_size(nodes: int, cap: int, probe: dict[str, Any], reserve_kb: float) -> tuple[int, str]:
-    """The most nodes (at most ``cap``) whose kept sessions leave KEEP_FREE_* of the machine
-    free, and why that many: the sessions that fit pid_max and the memory."""
+def kept_size(wanted: int, probe: dict[str, Any], reserve_kb: float) -> tuple[int, str]:
+    """How many of ``wanted`` kept sessions leave KEEP_FREE_* of the machine free, and why:
+    the sessions that fit pid_max and the memory, by the probe's figures per session."""
     with open("/proc/sys/kernel/pid_max", encoding="ascii") as handle:  # 32768 here
         pid_max = int(handle.read())
     tasks = probe["sshd_processes_per_session"] + probe["threads_per_session"]
@@ -144,9 +144,6 @@ def kept_size(nodes: int, cap: int, probe: dict[str, Any], reserve_kb: float) ->
     free_kb = status_kb("MemAvailable", "/proc/meminfo") - KEEP_FREE_MEMORY_KB - reserve_kb
     by_memory = int(free_kb / per_kb)
     why = f"{by_tasks} sessions fit pid_max {pid_max}, {by_memory} the memory"
-    size = min(nodes, cap, by_tasks, by_memory)
-    if size == cap < nodes:
-        return size, f"{why}; capped at {cap} (--kept-nodes)"
-    if size < nodes:
-        return max(KEPT_STEP, size // KEPT_STEP * KEPT_STEP), why
-    return size, why
+    if min(by_tasks, by_memory) >= wanted:
+        return wanted, why
+    return max(KEPT_STEP, min(by_tasks, by_memory) // KEPT_STEP * KEPT_STEP), why

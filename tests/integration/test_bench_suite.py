@@ -40,4 +40,4 @@ def test_the_quick_suite_runs_every_benchmark_it_names() -> None:
     assert "store postgresql: apply all changed (accounting + store)" in cases
     assert "API top-ups, 4 clients, during 20-node syncs" in cases
     assert "sync 50 x 10, two controllers (shards 1/2, 2/2)" in cases
-    assert "sync 40 x 10, kept sessions, cycle 2 (on them)" in cases
+    assert "sync 50 x 10, `sync --every` keeping 40 sessions, cycle 2 (on them)" in cases
