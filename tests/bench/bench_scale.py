@@ -233,6 +233,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                      "reference": "bare fetch" if floor else "", "load_1m": case_load[load_of][0],
                      "cpu_busy": case_load[load_of][1],
                      "target": target})  # fmt: skip
+        print(f"[scale] {json.dumps(rows[-1])}", file=sys.stderr, flush=True)  # kept if cut short
 
     size = f"{args.nodes} x {args.peers}"
     with (
@@ -256,6 +257,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         row(f"sync {size}, first (all rows new)", first, whole.counted, floor, "first")
         row(f"sync {size}, fresh sessions", fresh, whole.counted, floor, "fresh", RSS_TARGET)
         rows.append(two_controllers(whole, Path(tmp), floor, settled, case_load, size))
+        print(f"[scale] {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
         kept = kept_sessions(args, whole, floor, fresh, settled, row)
     return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "nodes": args.nodes,
             "peers": args.peers, "cores": os.cpu_count(), "results": rows, **kept}  # fmt: skip
