@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from typing import Any, ClassVar
+from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, Static
 
@@ -17,8 +16,8 @@ from orchestrator.core.units import human_bytes
 from orchestrator.service import peers
 from orchestrator.service.context import Fleet
 from orchestrator.service.overview import accounts_overview
-from orchestrator.tui.keymap import bindings
 from orchestrator.tui.screens.base import FilteredTableScreen
+from orchestrator.tui.screens.spec import ScreenSpec
 from orchestrator.tui.widgets.dialogs import ConfirmDialog
 from orchestrator.tui.widgets.table_fit import fill_table
 from orchestrator.tui.widgets.virtual_table import Column, VirtualTable, column_width
@@ -42,13 +41,7 @@ def deletion_statement(account: AccountRow) -> str:
 
 
 class AccountsScreen(FilteredTableScreen[list[AccountRow]]):
-    MODE = "accounts"
-    TITLE = "Accounts"
-    LOAD_TITLE = "load accounts"
-    FOCUS = "#accounts"
-    FILTER = "search"
-
-    BINDINGS: ClassVar[list[BindingType]] = bindings("accounts")
+    SPEC = ScreenSpec("accounts", load="load accounts", focus="#accounts", filter="search")
 
     def __init__(self) -> None:
         super().__init__()

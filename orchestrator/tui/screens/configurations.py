@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
-from typing import Any, ClassVar
+from typing import Any
 
 from textual import events, on
 from textual.app import ComposeResult
-from textual.binding import BindingType
 from textual.widgets import Static
 
 from orchestrator.core.models import DisabledReason, TopUp
@@ -24,8 +23,8 @@ from orchestrator.service.context import Fleet
 from orchestrator.service.overview import configuration_overview
 from orchestrator.service.peers import NewConfiguration
 from orchestrator.service.push import PushResult
-from orchestrator.tui.keymap import bindings
 from orchestrator.tui.screens.base import FilteredTableScreen
+from orchestrator.tui.screens.spec import ScreenSpec
 from orchestrator.tui.widgets.dialogs import (
     AddConfigurationDialog,
     AddForm,
@@ -75,13 +74,9 @@ def tone(row: ConfigurationRow) -> str:
 
 
 class ConfigurationsScreen(FilteredTableScreen[ConfigurationsData]):
-    MODE = "configurations"
-    TITLE = "Configurations"
-    LOAD_TITLE = "load configurations"
-    FOCUS = "#configurations"
-    FILTER = "filter"
-
-    BINDINGS: ClassVar[list[BindingType]] = bindings("configurations")
+    SPEC = ScreenSpec(
+        "configurations", load="load configurations", focus="#configurations", filter="filter"
+    )
 
     def __init__(self) -> None:
         super().__init__()
