@@ -86,15 +86,10 @@ class AccountsScreen(FilteredTableScreen[list[AccountRow]]):
 
     def show_rows(self) -> None:
         table = self.query_one(VirtualTable)
-        current = table.current
-        query = self.filter_text
-        self.shown = filter_rows(self.accounts, query, lambda a: a.search_text)
-        name = current.username if isinstance(current, AccountRow) else None
-        rows = self.accounts
-        table.set_rows(self.column_list, self.shown, keep=lambda a: a.username == name)
-        self.query_one("#count", Static).update(
-            f"{len(self.shown)} of {len(rows)}" if query.strip() else f"{len(rows)} accounts"
-        )
+        self.shown = filter_rows(self.accounts, self.filter_text, lambda a: a.search_text)
+        table.set_rows(self.column_list, self.shown, key=lambda a: a.username)
+        count = self.count_text(len(self.shown), len(self.accounts), "accounts")
+        self.query_one("#count", Static).update(count)
         self.show_detail(table.current)
 
     def cells(self, row: Any) -> tuple[Sequence[str], str]:

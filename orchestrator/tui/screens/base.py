@@ -302,6 +302,11 @@ class FilteredTableScreen(ReadModelScreen[Data]):
         if event.input.id == self.SPEC.filter:
             self.action_focus_table()
 
+    def count_text(self, shown: int, total: int, noun: str) -> str:
+        """What ``#count`` says: how many of the rows the filter lets through, or how many
+        there are when nothing is typed."""
+        return f"{shown} of {total}" if self.filter_text.strip() else f"{total} {noun}"
+
     def filter_box(self, placeholder: str) -> Input:
         """A one-line filter, hidden until `/` and kept while it holds a query (for screens
         whose rows an operator reads more than filters: the fleet, a node, the keys)."""

@@ -131,17 +131,12 @@ class ConfigurationsScreen(FilteredTableScreen[ConfigurationsData]):
 
     def show_rows(self) -> None:
         table = self.query_one(VirtualTable)
-        current = table.current
-        query = self.filter_text
-        self.shown = filter_rows(self.sorted_rows, query, lambda r: r.search_text)
-        name = current.name if isinstance(current, ConfigurationRow) else None
-        table.set_rows(self.columns(), self.shown, keep=lambda r: r.name == name)
+        self.shown = filter_rows(self.sorted_rows, self.filter_text, lambda r: r.search_text)
+        table.set_rows(self.columns(), self.shown, key=lambda r: r.name)
         self.show_count()
 
     def show_count(self) -> None:
-        total = len(self.data.rows)
-        query = self.filter_text
-        text = f"{len(self.shown)} of {total}" if query.strip() else f"{total} configurations"
+        text = self.count_text(len(self.shown), len(self.data.rows), "configurations")
         if self.marked:
             text += f" · {len(self.marked)} marked"
         self.query_one("#count", Static).update(text)
