@@ -54,22 +54,27 @@ EPOCH_DIR = "/run/wgfleet"
 PUSH_PROTOCOL_REVISION = 1
 PUSH_HEADER = f"wgfleet-peers {PUSH_PROTOCOL_REVISION}"
 
-# (role, variable) -> the value its defaults/main.yml must hold.
-ROLE_DEFAULTS: dict[tuple[str, str], object] = {
-    ("wireguard_node", "wireguard_interface"): WIREGUARD_INTERFACE,
-    ("wireguard_node", "wireguard_port"): WIREGUARD_PORT,
-    ("wireguard_node", "wireguard_node_key_script"): NODE_KEY_PROGRAM,
-    ("wireguard_node", "wireguard_epoch_dir"): EPOCH_DIR,
-    ("wireguard_node", "wireguard_epoch_script"): EPOCH_PROGRAM,
-    ("wireguard_node", "wireguard_reload_script"): WG_RELOAD_PROGRAM,
-    ("counters_access", "counters_user"): COLLECTOR_USER,
-    ("counters_access", "counters_script"): COUNTERS_PROGRAM,
-    ("counters_access", "counters_wireguard_dir"): WIREGUARD_DIR,
-    ("peers_access", "peers_user"): PUSH_USER,
-    ("peers_access", "peers_script"): PEERS_PROGRAM,
-    ("diagnostics", "diagnostics_script"): DIAGNOSTICS_PROGRAM,
-    ("ssh_hardening", "ssh_hardening_forced_commands"): {
-        COLLECTOR_USER: COUNTERS_COMMAND,
-        PUSH_USER: PEERS_COMMAND,
+# role -> its variables in defaults/main.yml, each with the value it must hold.
+ROLE_DEFAULTS: dict[str, dict[str, object]] = {
+    "wireguard_node": {
+        "wireguard_interface": WIREGUARD_INTERFACE,
+        "wireguard_port": WIREGUARD_PORT,
+        "wireguard_node_key_script": NODE_KEY_PROGRAM,
+        "wireguard_epoch_dir": EPOCH_DIR,
+        "wireguard_epoch_script": EPOCH_PROGRAM,
+        "wireguard_reload_script": WG_RELOAD_PROGRAM,
+    },
+    "counters_access": {
+        "counters_user": COLLECTOR_USER,
+        "counters_script": COUNTERS_PROGRAM,
+        "counters_wireguard_dir": WIREGUARD_DIR,
+    },
+    "peers_access": {"peers_user": PUSH_USER, "peers_script": PEERS_PROGRAM},
+    "diagnostics": {"diagnostics_script": DIAGNOSTICS_PROGRAM},
+    "ssh_hardening": {
+        "ssh_hardening_forced_commands": {
+            COLLECTOR_USER: COUNTERS_COMMAND,
+            PUSH_USER: PEERS_COMMAND,
+        },
     },
 }

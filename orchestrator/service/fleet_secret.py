@@ -4,7 +4,7 @@ resealed under a new one in one transaction. Which secret a controller holds is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from orchestrator.adapters import fleet_secret as secret_files
@@ -24,13 +24,7 @@ class RotatedFleetSecret:
     installed: bool
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "resealed": self.resealed,
-            "key_id": self.key_id,
-            "previous_key_id": self.previous_key_id,
-            "secret_file": self.secret_file,
-            "installed": self.installed,
-        }
+        return asdict(self)
 
 
 @writes

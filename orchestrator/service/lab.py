@@ -11,7 +11,7 @@ import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -106,19 +106,7 @@ class LabStatus:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "lab": self.lab,
-            "up": self.up,
-            "healthy": self.healthy,
-            "subnet": self.subnet,
-            "bridge": self.bridge,
-            "inventory": self.inventory,
-            "known_hosts": self.known_hosts,
-            "nodes": [n.__dict__ for n in self.nodes],
-            "clients": [c.__dict__ for c in self.clients],
-            "internet": self.internet,
-            "messages": list(self.messages),
-        }
+        return {**asdict(self), "healthy": self.healthy}
 
 
 def inventory_file(settings: Settings) -> Path:

@@ -18,6 +18,14 @@ SCREENS = (
     ("operations", "Operations"),
     ("keys", "Keys"),
 )
+# A tab's name in the footer and help where its title is too long for them.
+SHORT_TITLES = {"configurations": "Configs", "operations": "Ops"}
+# A number key per tab, in the tabs' order. The tabs at the top show these; the footer leaves
+# them out to make room.
+TAB_KEYS = tuple(
+    Binding(str(number), f"switch_mode('{mode}')", SHORT_TITLES.get(mode, title), show=False)
+    for number, (mode, title) in enumerate(SCREENS, start=1)
+)
 
 RELOAD = Binding("r", "reload", "Reload")
 FILTER = Binding("slash", "focus_filter", "Filter")
@@ -31,12 +39,7 @@ KEYMAP: dict[str, tuple[Binding, ...]] = {
     "app": (
         Binding("question_mark,f1", "help", "Help"),
         Binding("q", "quit", "Quit"),
-        # The tabs at the top show these; the footer leaves them out to make room.
-        Binding("1", "switch_mode('fleet')", "Fleet", show=False),
-        Binding("2", "switch_mode('configurations')", "Configs", show=False),
-        Binding("3", "switch_mode('accounts')", "Accounts", show=False),
-        Binding("4", "switch_mode('operations')", "Ops", show=False),
-        Binding("5", "switch_mode('keys')", "Keys", show=False),
+        *TAB_KEYS,
         Binding("ctrl+t", "toggle_theme", "Light/dark theme", show=False),
     ),
     "fleet": (OPEN, FILTER, RELOAD, BACK_TO_TABLE),

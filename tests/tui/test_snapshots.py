@@ -4,7 +4,7 @@ before any packet). Update after a deliberate change with `--snapshot-update`, a
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from textual.pilot import Pilot
@@ -37,15 +37,29 @@ def steps(*keys: str, search: str | None = None) -> Callable[[Pilot[Any]], Await
     return run_before
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_fleet(snap_compare: Any, settings: Settings, size: tuple[int, int]) -> None:
-    assert snap_compare(WgfleetApp(settings, today=TODAY), terminal_size=size, run_before=steps())
+class Shows(Protocol):
+    def __call__(self, size: tuple[int, int], *keys: str, search: str | None = None) -> bool: ...
+
+
+@pytest.fixture
+def shows(snap_compare: Any, settings: Settings) -> Shows:
+    """Whether the app on the test fleet, at ``size`` once ``keys`` are pressed (and ``search``
+    typed in the filter), looks as the test's stored image."""
+
+    def compare(size: tuple[int, int], *keys: str, search: str | None = None) -> bool:
+        app = WgfleetApp(settings, today=TODAY)
+        return bool(snap_compare(app, terminal_size=size, run_before=steps(*keys, search=search)))
+
+    return compare
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_fleet_with_daily_totals(
-    snap_compare: Any, settings: Settings, size: tuple[int, int]
-) -> None:
+def test_fleet(shows: Shows, size: tuple[int, int]) -> None:
+    assert shows(size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_fleet_with_daily_totals(shows: Shows, settings: Settings, size: tuple[int, int]) -> None:
     """A provider whose policy keeps a daily total per location sees it charted per node."""
     from datetime import timedelta
 
@@ -58,27 +72,22 @@ def test_fleet_with_daily_totals(
             fleet.store.add_node_daily(
                 day, {"node1": (back % 5 + 1) * 2**28, "node2": (back % 3) * 2**27}
             )
-    assert snap_compare(WgfleetApp(settings, today=TODAY), terminal_size=size, run_before=steps())
+    assert shows(size)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_configurations(snap_compare: Any, settings: Settings, size: tuple[int, int]) -> None:
-    app = WgfleetApp(settings, today=TODAY)
-    assert snap_compare(app, terminal_size=size, run_before=steps("2"))
+def test_configurations(shows: Shows, size: tuple[int, int]) -> None:
+    assert shows(size, "2")
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_configurations_filtered(
-    snap_compare: Any, settings: Settings, size: tuple[int, int]
-) -> None:
-    app = WgfleetApp(settings, today=TODAY)
-    assert snap_compare(app, terminal_size=size, run_before=steps("2", search="bob"))
+def test_configurations_filtered(shows: Shows, size: tuple[int, int]) -> None:
+    assert shows(size, "2", search="bob")
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_accounts(snap_compare: Any, settings: Settings, size: tuple[int, int]) -> None:
-    app = WgfleetApp(settings, today=TODAY)
-    assert snap_compare(app, terminal_size=size, run_before=steps("3"))
+def test_accounts(shows: Shows, size: tuple[int, int]) -> None:
+    assert shows(size, "3")
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -99,29 +108,23 @@ def test_operations_after_a_failed_sync(
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_help(snap_compare: Any, settings: Settings, size: tuple[int, int]) -> None:
-    app = WgfleetApp(settings, today=TODAY)
-    assert snap_compare(app, terminal_size=size, run_before=steps("question_mark"))
+def test_help(shows: Shows, size: tuple[int, int]) -> None:
+    assert shows(size, "question_mark")
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_disable_dialog(snap_compare: Any, settings: Settings, size: tuple[int, int]) -> None:
-    app = WgfleetApp(settings, today=TODAY)
-    assert snap_compare(app, terminal_size=size, run_before=steps("2", "d"))
+def test_disable_dialog(shows: Shows, size: tuple[int, int]) -> None:
+    assert shows(size, "2", "d")
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_delete_account_dialog(
-    snap_compare: Any, settings: Settings, size: tuple[int, int]
-) -> None:
-    app = WgfleetApp(settings, today=TODAY)
-    assert snap_compare(app, terminal_size=size, run_before=steps("3", "x"))
+def test_delete_account_dialog(shows: Shows, size: tuple[int, int]) -> None:
+    assert shows(size, "3", "x")
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_keys(snap_compare: Any, settings: Settings, size: tuple[int, int]) -> None:
-    app = WgfleetApp(settings, today=TODAY)
-    assert snap_compare(app, terminal_size=size, run_before=steps("5"))
+def test_keys(shows: Shows, size: tuple[int, int]) -> None:
+    assert shows(size, "5")
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -137,11 +140,8 @@ def test_with_every_alert(
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_operations_before_a_run(
-    snap_compare: Any, settings: Settings, size: tuple[int, int]
-) -> None:
-    app = WgfleetApp(settings, today=TODAY)
-    assert snap_compare(app, terminal_size=size, run_before=steps("4"))
+def test_operations_before_a_run(shows: Shows, size: tuple[int, int]) -> None:
+    assert shows(size, "4")
 
 
 def test_light_theme(snap_compare: Any, alerting: Settings) -> None:

@@ -30,10 +30,16 @@ def spec_options(role: str) -> dict[str, dict[str, object]]:
 
 
 @pytest.mark.parametrize(
-    ("role", "variable"), sorted(node_protocol.ROLE_DEFAULTS), ids=lambda v: str(v)
+    ("role", "variable"),
+    sorted(
+        (role, variable)
+        for role, defaults in node_protocol.ROLE_DEFAULTS.items()
+        for variable in defaults
+    ),
+    ids=lambda v: str(v),
 )
 def test_each_role_default_is_the_protocol_s_value(role: str, variable: str) -> None:
-    expected = node_protocol.ROLE_DEFAULTS[(role, variable)]
+    expected = node_protocol.ROLE_DEFAULTS[role][variable]
     assert role_defaults(role)[variable] == expected
     option = spec_options(role).get(variable)
     if option is not None and "default" in option:

@@ -8,7 +8,7 @@ caller holds none), so a command either lands whole or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from typing import Any, Protocol, Self
@@ -78,6 +78,24 @@ class StoreBase:
         until VACUUM; its own WAL and backups are the server operator's to expire.
         """
         return self.db.scrub()
+
+    def _upsert(
+        self, table: str, key: str, row: Mapping[str, Any], *, keep_if_none: Iterable[str] = ()
+    ) -> None:
+        """Insert ``row`` (column -> value) into ``table``, or set the row of the same ``key``
+        column to it; a column in ``keep_if_none`` keeps its stored value when given None."""
+        kept = frozenset(keep_if_none)
+        updates = ", ".join(
+            f"{c} = COALESCE(excluded.{c}, {table}.{c})" if c in kept else f"{c} = excluded.{c}"
+            for c in row
+            if c != key
+        )
+        with self.transaction():
+            self.db.execute(
+                f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)}) "
+                f"ON CONFLICT ({key}) DO UPDATE SET {updates}",
+                tuple(row.values()),
+            )
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.db.execute(sql, params)

@@ -17,23 +17,16 @@ class BillingStore(StoreBase):
     """Plans, top-ups and notifications."""
 
     def upsert_plan(self, plan: Plan) -> None:
-        with self.transaction():
-            self.db.execute(
-                "INSERT INTO plans (name, quota_bytes, reset, anchor_day, price, validity_days, "
-                "valid_until) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET quota_bytes = excluded.quota_bytes, "
-                "reset = excluded.reset, anchor_day = excluded.anchor_day, price = excluded.price, "
-                "validity_days = excluded.validity_days, valid_until = excluded.valid_until",
-                (
-                    plan.name,
-                    plan.quota_bytes,
-                    plan.reset.value,
-                    plan.anchor_day,
-                    plan.price,
-                    plan.validity_days,
-                    plan.valid_until,
-                ),
-            )
+        row = {
+            "name": plan.name,
+            "quota_bytes": plan.quota_bytes,
+            "reset": plan.reset.value,
+            "anchor_day": plan.anchor_day,
+            "price": plan.price,
+            "validity_days": plan.validity_days,
+            "valid_until": plan.valid_until,
+        }
+        self._upsert("plans", "name", row)
 
     def remove_plan(self, name: str) -> None:
         with self.transaction():

@@ -78,9 +78,4 @@ class ControllersStore(StoreBase):
         return dict(self._rows("SELECT name, content FROM shared_files"))
 
     def save_shared_file(self, name: str, content: str) -> None:
-        with self.transaction():
-            self.db.execute(
-                "INSERT INTO shared_files (name, content) VALUES (?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET content = excluded.content",
-                (name, content),
-            )
+        self._upsert("shared_files", "name", {"name": name, "content": content})

@@ -42,25 +42,17 @@ class NodesStore(StoreBase):
         )
 
     def upsert_node(self, node: Node) -> None:
-        with self.transaction():
-            self.db.execute(
-                "INSERT INTO nodes (name, address, tunnel_network, listen_port, interface, "
-                "public_key, key_created_on) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET address = excluded.address, "
-                "tunnel_network = excluded.tunnel_network, listen_port = excluded.listen_port, "
-                "interface = excluded.interface, "
-                "public_key = COALESCE(excluded.public_key, nodes.public_key), "
-                "key_created_on = COALESCE(excluded.key_created_on, nodes.key_created_on)",
-                (
-                    node.name,
-                    node.address,
-                    str(node.tunnel_network),
-                    node.listen_port,
-                    node.interface,
-                    node.public_key,
-                    node.key_created_on,
-                ),
-            )
+        row = {
+            "name": node.name,
+            "address": node.address,
+            "tunnel_network": str(node.tunnel_network),
+            "listen_port": node.listen_port,
+            "interface": node.interface,
+            "public_key": node.public_key,
+            "key_created_on": node.key_created_on,
+        }
+        # A node given without its key (None) keeps the key the store has.
+        self._upsert("nodes", "name", row, keep_if_none=("public_key", "key_created_on"))
 
     def set_endpoint_hosts(self, hosts: Mapping[str, str | None]) -> None:
         """The host each node's client Endpoint names (None: its address)."""
@@ -211,10 +203,5 @@ class NodesStore(StoreBase):
         }
 
     def record_controller_key(self, purpose: str, public_key: str, created_on: date) -> None:
-        with self.transaction():
-            self.db.execute(
-                "INSERT INTO controller_keys (purpose, public_key, created_on) VALUES (?, ?, ?) "
-                "ON CONFLICT (purpose) DO UPDATE SET public_key = excluded.public_key, "
-                "created_on = excluded.created_on",
-                (purpose, public_key, created_on),
-            )
+        row = {"purpose": purpose, "public_key": public_key, "created_on": created_on}
+        self._upsert("controller_keys", "purpose", row)

@@ -41,13 +41,7 @@ class SealedSecretsStore(StoreBase):
         return found
 
     def put_sealed(self, ref: str, key_id: str, sealed: str) -> None:
-        with self.transaction():
-            self.db.execute(
-                "INSERT INTO sealed_secrets (ref, key_id, sealed) VALUES (?, ?, ?) "
-                "ON CONFLICT (ref) DO UPDATE "
-                "SET key_id = excluded.key_id, sealed = excluded.sealed",
-                (ref, key_id, sealed),
-            )
+        self._upsert("sealed_secrets", "ref", {"ref": ref, "key_id": key_id, "sealed": sealed})
 
     def sealed(self, ref: str) -> tuple[str, str] | None:
         """The key id and sealed text stored under ``ref``."""

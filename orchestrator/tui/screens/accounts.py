@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from typing import Any, ClassVar
+from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, Static
 
@@ -17,8 +16,8 @@ from orchestrator.core.units import human_bytes
 from orchestrator.service import peers
 from orchestrator.service.context import Fleet
 from orchestrator.service.overview import accounts_overview
-from orchestrator.tui.keymap import bindings
 from orchestrator.tui.screens.base import FilteredTableScreen
+from orchestrator.tui.screens.spec import ScreenSpec
 from orchestrator.tui.widgets.dialogs import ConfirmDialog
 from orchestrator.tui.widgets.table_fit import fill_table
 from orchestrator.tui.widgets.virtual_table import Column, VirtualTable, column_width
@@ -42,13 +41,7 @@ def deletion_statement(account: AccountRow) -> str:
 
 
 class AccountsScreen(FilteredTableScreen[list[AccountRow]]):
-    MODE = "accounts"
-    TITLE = "Accounts"
-    LOAD_TITLE = "load accounts"
-    FOCUS = "#accounts"
-    FILTER = "search"
-
-    BINDINGS: ClassVar[list[BindingType]] = bindings("accounts")
+    SPEC = ScreenSpec("accounts", load="load accounts", focus="#accounts", filter="search")
 
     def __init__(self) -> None:
         super().__init__()
@@ -93,15 +86,10 @@ class AccountsScreen(FilteredTableScreen[list[AccountRow]]):
 
     def show_rows(self) -> None:
         table = self.query_one(VirtualTable)
-        current = table.current
-        query = self.filter_text
-        self.shown = filter_rows(self.accounts, query, lambda a: a.search_text)
-        name = current.username if isinstance(current, AccountRow) else None
-        rows = self.accounts
-        table.set_rows(self.column_list, self.shown, keep=lambda a: a.username == name)
-        self.query_one("#count", Static).update(
-            f"{len(self.shown)} of {len(rows)}" if query.strip() else f"{len(rows)} accounts"
-        )
+        self.shown = filter_rows(self.accounts, self.filter_text, lambda a: a.search_text)
+        table.set_rows(self.column_list, self.shown, key=lambda a: a.username)
+        count = self.count_text(len(self.shown), len(self.accounts), "accounts")
+        self.query_one("#count", Static).update(count)
         self.show_detail(table.current)
 
     def cells(self, row: Any) -> tuple[Sequence[str], str]:

@@ -18,7 +18,8 @@ from orchestrator.errors import FleetBusy, WgfleetError
 from orchestrator.service.context import Fleet
 from orchestrator.service.push import PushResult
 from orchestrator.tui.backend import Backend
-from orchestrator.tui.keymap import SCREENS
+from orchestrator.tui.keymap import SCREENS, bindings
+from orchestrator.tui.screens.spec import ScreenSpec
 from orchestrator.tui.widgets.fitted_footer import FittedFooter
 from orchestrator.tui.widgets.screen_tabs import TopBar
 
@@ -64,14 +65,24 @@ def push_failures(push: PushResult) -> str:
 class WgfleetScreen(Screen[None]):
     """A screen of the operator's UI."""
 
-    MODE: ClassVar[str]  # its mode (keymap.SCREENS): the tab shown as active
+    SPEC: ClassVar[ScreenSpec]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Set before Textual's own hook, which merges BINDINGS as the class is made: a screen's
+        # keys are its entry in the keymap, and a tab's title is its tab's.
+        spec = cls.__dict__.get("SPEC")
+        if spec is not None:
+            cls.BINDINGS = bindings(spec.name)
+            cls.TITLE = dict(SCREENS).get(spec.name, cls.TITLE)
+        super().__init_subclass__(**kwargs)
 
     def __init__(self) -> None:
         super().__init__()
         self.ready = asyncio.Event()  # set once its data was first shown
 
     def top_bar(self) -> TopBar:
-        return TopBar(SCREENS, self.MODE, self.backend.settings.source)
+        """The tabs, this screen's shown as active."""
+        return TopBar(SCREENS, self.SPEC.name, self.backend.settings.source)
 
     def footer(self) -> FittedFooter:
         return FittedFooter()
@@ -205,16 +216,13 @@ class ReadModelScreen(WgfleetScreen, Generic[Data]):
     top, so a run finished by another process (cron, a pipeline, another operator) shows up
     without a keypress."""
 
-    LOAD_TITLE: ClassVar[str]  # names the read in an error notification
-    FOCUS: ClassVar[str]  # selector of the widget the keyboard starts on
-
     def __init__(self) -> None:
         super().__init__()
         self.load_worker: Worker[None] | None = None
         self.read_again = False  # a reload was asked for while a read ran
 
     def on_mount(self) -> None:
-        self.query_one(self.FOCUS).focus()
+        self.query_one(self.SPEC.focus).focus()
         seconds = self.backend.settings.tui.refresh_seconds
         if seconds:
             self.set_interval(seconds, self.refresh_on_timer, name="refresh")
@@ -248,7 +256,7 @@ class ReadModelScreen(WgfleetScreen, Generic[Data]):
             return
         today = self.backend.today()  # taken on the UI thread: one "today" per read
         self.load_worker = self.call_service(
-            self.LOAD_TITLE,
+            self.SPEC.load,
             lambda fleet: self.read_model(fleet, today),
             self.loaded,
             write=False,
@@ -274,40 +282,45 @@ class FilteredTableScreen(ReadModelScreen[Data]):
     it (``filter_bar``) or a one-line box shown by `/` (``filter_box``); Enter in the box (or
     Escape) goes back to the table."""
 
-    FILTER: ClassVar[str]  # id of the filter box
-
     def filter_bar(self, placeholder: str) -> Horizontal:
         """The filter box and, beside it, the count of rows shown (``#count``)."""
         return Horizontal(
-            Input(placeholder=placeholder, id=self.FILTER),
+            Input(placeholder=placeholder, id=self.SPEC.filter),
             Static("", id="count", classes="count"),
             classes="filter-bar",
         )
 
     @property
     def filter_text(self) -> str:
-        return self.query_one(f"#{self.FILTER}", Input).value
+        return self.query_one(f"#{self.SPEC.filter}", Input).value
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == self.FILTER:
+        if event.input.id == self.SPEC.filter:
             self.show_rows()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == self.FILTER:
+        if event.input.id == self.SPEC.filter:
             self.action_focus_table()
+
+    def count_text(self, shown: int, total: int, noun: str) -> str:
+        """What ``#count`` says: how many of the rows the filter lets through, or how many
+        there are when nothing is typed."""
+        return f"{shown} of {total}" if self.filter_text.strip() else f"{total} {noun}"
 
     def filter_box(self, placeholder: str) -> Input:
         """A one-line filter, hidden until `/` and kept while it holds a query (for screens
         whose rows an operator reads more than filters: the fleet, a node, the keys)."""
-        return Input(placeholder=placeholder, id=self.FILTER, compact=True, classes="pop-up-filter")
+        return Input(
+            placeholder=placeholder, id=self.SPEC.filter, compact=True, classes="pop-up-filter"
+        )
 
     def action_focus_table(self) -> None:
-        box = self.query_one(f"#{self.FILTER}", Input)
+        box = self.query_one(f"#{self.SPEC.filter}", Input)
         box.set_class(bool(box.value), "-shown")  # a pop-up filter stays while it filters
-        self.query_one(self.FOCUS).focus()
+        self.query_one(self.SPEC.focus).focus()
 
     def action_focus_filter(self) -> None:
-        box = self.query_one(f"#{self.FILTER}", Input)
+        box = self.query_one(f"#{self.SPEC.filter}", Input)
         box.add_class("-shown")
         box.focus()
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
-from typing import Any, ClassVar
+from typing import Any
 
 from textual import events, on
 from textual.app import ComposeResult
-from textual.binding import BindingType
 from textual.widgets import Static
 
 from orchestrator.core.models import DisabledReason, TopUp
@@ -24,8 +23,8 @@ from orchestrator.service.context import Fleet
 from orchestrator.service.overview import configuration_overview
 from orchestrator.service.peers import NewConfiguration
 from orchestrator.service.push import PushResult
-from orchestrator.tui.keymap import bindings
 from orchestrator.tui.screens.base import FilteredTableScreen
+from orchestrator.tui.screens.spec import ScreenSpec
 from orchestrator.tui.widgets.dialogs import (
     AddConfigurationDialog,
     AddForm,
@@ -75,13 +74,9 @@ def tone(row: ConfigurationRow) -> str:
 
 
 class ConfigurationsScreen(FilteredTableScreen[ConfigurationsData]):
-    MODE = "configurations"
-    TITLE = "Configurations"
-    LOAD_TITLE = "load configurations"
-    FOCUS = "#configurations"
-    FILTER = "filter"
-
-    BINDINGS: ClassVar[list[BindingType]] = bindings("configurations")
+    SPEC = ScreenSpec(
+        "configurations", load="load configurations", focus="#configurations", filter="filter"
+    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -136,17 +131,12 @@ class ConfigurationsScreen(FilteredTableScreen[ConfigurationsData]):
 
     def show_rows(self) -> None:
         table = self.query_one(VirtualTable)
-        current = table.current
-        query = self.filter_text
-        self.shown = filter_rows(self.sorted_rows, query, lambda r: r.search_text)
-        name = current.name if isinstance(current, ConfigurationRow) else None
-        table.set_rows(self.columns(), self.shown, keep=lambda r: r.name == name)
+        self.shown = filter_rows(self.sorted_rows, self.filter_text, lambda r: r.search_text)
+        table.set_rows(self.columns(), self.shown, key=lambda r: r.name)
         self.show_count()
 
     def show_count(self) -> None:
-        total = len(self.data.rows)
-        query = self.filter_text
-        text = f"{len(self.shown)} of {total}" if query.strip() else f"{total} configurations"
+        text = self.count_text(len(self.shown), len(self.data.rows), "configurations")
         if self.marked:
             text += f" · {len(self.marked)} marked"
         self.query_one("#count", Static).update(text)

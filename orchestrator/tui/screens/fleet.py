@@ -8,12 +8,10 @@ background when the screen opens (at most once a minute on returning to it) and 
 from __future__ import annotations
 
 from datetime import date
-from typing import ClassVar
 
 from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
-from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Label, Sparkline, Static
 from textual.worker import Worker
@@ -24,8 +22,8 @@ from orchestrator.core.overview import CHART_DAYS, FleetOverview, NodeRow, filte
 from orchestrator.core.units import human_bytes
 from orchestrator.service.context import Fleet
 from orchestrator.service.dashboard import check_reachability, fleet_dashboard
-from orchestrator.tui.keymap import bindings
 from orchestrator.tui.screens.base import FilteredTableScreen, under_way
+from orchestrator.tui.screens.spec import ScreenSpec
 from orchestrator.tui.widgets.table_fit import Cell, fill_table
 
 RECHECK_AFTER = 60  # seconds: returning to the screen checks reachability again after this
@@ -105,13 +103,7 @@ def node_cells(node: NodeRow, dashboard: FleetDashboard, now: int, checking: boo
 
 
 class FleetScreen(FilteredTableScreen[FleetDashboard]):
-    MODE = "fleet"
-    TITLE = "Fleet"
-    LOAD_TITLE = "load the fleet"
-    FOCUS = "#nodes"
-    FILTER = "node-filter"
-
-    BINDINGS: ClassVar[list[BindingType]] = bindings("fleet")
+    SPEC = ScreenSpec("fleet", load="load the fleet", focus="#nodes", filter="node-filter")
 
     def __init__(self) -> None:
         super().__init__()
@@ -213,7 +205,7 @@ class FleetScreen(FilteredTableScreen[FleetDashboard]):
         self.open_node(str(event.row_key.value))
 
     def action_open(self) -> None:
-        if self.focused is not self.query_one(self.FOCUS):
+        if self.focused is not self.query_one(self.SPEC.focus):
             self.action_focus_table()  # Enter in the filter box: back to the nodes
             return
         table: DataTable[Cell] = self.query_one("#nodes", DataTable)

@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import ClassVar
 
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
-from textual.binding import BindingType
 from textual.widgets import DataTable, Static
 
 from orchestrator.core.keys import KeyAge, KeyKind, parse_duration
@@ -19,8 +17,8 @@ from orchestrator.service import keys as key_service
 from orchestrator.service import node_keys
 from orchestrator.service.context import Fleet
 from orchestrator.service.push import PushResult
-from orchestrator.tui.keymap import bindings
 from orchestrator.tui.screens.base import FilteredTableScreen
+from orchestrator.tui.screens.spec import ScreenSpec
 from orchestrator.tui.widgets.dialogs import ClientConfigDialog, ConfirmDialog
 from orchestrator.tui.widgets.table_fit import fill_table
 
@@ -39,13 +37,7 @@ def key_search_text(age: KeyAge) -> str:
 
 
 class KeysScreen(FilteredTableScreen[list[KeyAge]]):
-    MODE = "keys"
-    TITLE = "Keys"
-    LOAD_TITLE = "load the keys"
-    FOCUS = "#keys"
-    FILTER = "key-filter"
-
-    BINDINGS: ClassVar[list[BindingType]] = bindings("keys")
+    SPEC = ScreenSpec("keys", load="load the keys", focus="#keys", filter="key-filter")
 
     def __init__(self) -> None:
         super().__init__()

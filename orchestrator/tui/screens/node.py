@@ -8,12 +8,10 @@ rows shown are those of the last audit this session ran (`u` here audits this no
 from __future__ import annotations
 
 from datetime import date
-from typing import ClassVar
 
 from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
-from textual.binding import BindingType
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from orchestrator.core.alerts import Reachability, age_text
@@ -22,9 +20,9 @@ from orchestrator.service import audit as audit_service
 from orchestrator.service.audit import AuditResult
 from orchestrator.service.context import Fleet
 from orchestrator.service.overview import NodeDetail, node_detail
-from orchestrator.tui.keymap import bindings
 from orchestrator.tui.screens.base import FilteredTableScreen
 from orchestrator.tui.screens.keys import KEY_COLUMNS, key_cells
+from orchestrator.tui.screens.spec import ScreenSpec
 from orchestrator.tui.widgets.table_fit import Cell, fill_table
 
 CONFIGURATION_COLUMNS = ("configuration", "account", "used", "status")
@@ -48,12 +46,10 @@ def heading(detail: NodeDetail, reach: Reachability | None, now: int) -> str:
 
 
 class NodeScreen(FilteredTableScreen[NodeDetail]):
-    TITLE = "Node"
-    LOAD_TITLE = "load the node"
-    FOCUS = "#node-configurations"
-    FILTER = "node-detail-filter"
-
-    BINDINGS: ClassVar[list[BindingType]] = bindings("node")
+    TITLE = "Node"  # not a tab: its own title
+    SPEC = ScreenSpec(
+        "node", load="load the node", focus="#node-configurations", filter="node-detail-filter"
+    )
 
     def __init__(self, name: str, reach: Reachability | None) -> None:
         super().__init__()
@@ -144,7 +140,7 @@ class NodeScreen(FilteredTableScreen[NodeDetail]):
 
     def action_back(self) -> None:
         """Out of the filter box first (back to the table), else back to the fleet."""
-        if self.focused is self.query_one(f"#{self.FILTER}"):
+        if self.focused is self.query_one(f"#{self.SPEC.filter}"):
             self.action_focus_table()
         else:
             self.dismiss()

@@ -10,11 +10,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Label, RichLog, Static
 from textual.worker import Worker
@@ -34,8 +33,8 @@ from orchestrator.service.context import Fleet
 from orchestrator.service.deploy import DeployResult
 from orchestrator.service.push import NodePush, PushResult
 from orchestrator.service.sync import NodeSync, SyncResult
-from orchestrator.tui.keymap import bindings
 from orchestrator.tui.screens.base import FilteredTableScreen, guarded
+from orchestrator.tui.screens.spec import ScreenSpec
 from orchestrator.tui.widgets.table_fit import words_within
 
 
@@ -151,13 +150,13 @@ class OperationsScreen(FilteredTableScreen[Recent]):
     """Runs here; before the first, the latest runs from the trail (any controller, cron
     included), read again on the refresh interval."""
 
-    MODE = "operations"
-    TITLE = "Operations"
-    LOAD_TITLE = "load the operations trail"
-    FOCUS = "#operation-nodes"
-    FILTER = "log-filter"  # narrows the log to the lines holding every word typed
-
-    BINDINGS: ClassVar[list[BindingType]] = bindings("operations")
+    # Its filter narrows the log to the lines holding every word typed.
+    SPEC = ScreenSpec(
+        "operations",
+        load="load the operations trail",
+        focus="#operation-nodes",
+        filter="log-filter",
+    )
 
     def __init__(self) -> None:
         super().__init__()

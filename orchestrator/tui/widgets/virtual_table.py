@@ -115,17 +115,20 @@ class VirtualTable(ScrollView, can_focus=True):
         columns: list[Column],
         rows: Sequence[Any],
         *,
-        keep: Callable[[Any], bool] | None = None,
+        key: Callable[[Any], object] | None = None,
     ) -> None:
-        """Show ``rows``; the cursor goes to the first row ``keep`` accepts, else stays put."""
+        """Show ``rows``; the cursor follows the row it was on (the first of the same ``key``)
+        when it is still shown, else stays put."""
+        current = self.current
+        kept = None if key is None or current is None else key(current)
         self.columns = columns
         self.rows = rows
         width = sum(c.width for c in columns) + max(0, len(columns) - 1)
         self.virtual_size = Size(width, len(rows) + 1)
         target = min(self.cursor, max(0, len(rows) - 1))
-        if keep is not None:
+        if key is not None and kept is not None:
             for index, row in enumerate(rows):
-                if keep(row):
+                if key(row) == kept:
                     target = index
                     break
         self.cursor = target
