@@ -30,7 +30,7 @@ sessions first (500) and measures both sides per session, and the controller's C
 sit idle; the kept case, the last, keeps --kept-sessions (default: the setting's default), or
 fewer if they would leave less than 4 GiB of memory or 10% of pid_max free.
 
-Run as root after `bash .ci/install` (about 20 minutes at the default size):
+Run as root after `bash .ci/install` (about 25 minutes at the default size):
     .venv/bin/python -m tests.bench.bench_scale [--nodes 10000] [--peers 100] [--json]
 `--quick` (50 x 10, a few seconds) only checks that every case works.
 """

@@ -3,7 +3,7 @@
 Each benchmark runs as `python -m tests.bench.NAME --json` (its own peak RSS, no state shared
 between them); their rows are gathered into one table with each row's target and whether the
 run met it. The whole suite takes about 37 minutes here, 25 of them the deploy benchmark's
-first deploy of 20 lab nodes, plus about 20 for the 10,000-node scale benchmark; `--skip
+first deploy of 20 lab nodes, plus about 25 for the 10,000-node scale benchmark; `--skip
 deploy --skip scale` leaves them out, `--quick` runs a small fleet only to check that every
 benchmark works.
 
