@@ -11,7 +11,7 @@ counters moved since the previous sync.
 | bare fetch (reference) | concurrent paramiko connect, exec, read of every node, 32 threads |
 | sync, fresh sessions | `wgfleet sync` (service.sync): a key exchange per node |
 | sync, kept sessions | `sync --every` (service.sync_loop and its ConnectionPool, which keeps
-  ssh.kept_sessions sessions, 2,000 by default; the other nodes connect afresh each cycle):
+  ssh.kept_sessions sessions, 500 by default; the other nodes connect afresh each cycle):
   cycle 1 opens the sessions, cycle 2 runs on them |
 | two controllers | two processes with data directories of their own on one PostgreSQL, shards
   1/2 and 2/2 (node leases in the store), started together: wall from the first start to the
