@@ -251,6 +251,12 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         settled("fresh")
         fresh = Child(MODULE, "sync", str(whole.settings_file)).finish()
         whole.check_totals("fresh sync")
+        if args.sync_only:  # the two syncs' own figures (peak RSS), no reference
+            row(f"sync {size}, first (all rows new)", first, whole.counted, None, "first")
+            row(f"sync {size}, fresh sessions", fresh, whole.counted, None, "fresh", RSS_TARGET)
+            return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                    "nodes": args.nodes, "peers": args.peers, "cores": os.cpu_count(),
+                    "results": rows, "probe": {}, "kept": {}}  # fmt: skip
         settled("floor")
         floor = Child(MODULE, "floor", str(whole.settings_file)).finish()
         row(f"bare fetch {args.nodes} nodes (reference)", floor, whole.counted, None, "floor")
@@ -359,6 +365,9 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settle-cap", type=float, default=120, help="seconds")
     parser.add_argument("--settle-window", type=float, default=3, help="seconds")
     parser.add_argument("--quick", action="store_true", help="50 x 10, probe 20, no settling")
+    parser.add_argument(
+        "--sync-only", action="store_true", help="the first and the fresh sync alone (no ratio)"
+    )
 
 
 def main() -> int:
