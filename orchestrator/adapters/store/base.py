@@ -33,6 +33,9 @@ def stored_date(value: Any) -> date | None:
     return date.fromisoformat(str(value))
 
 
+VALUES_PER_STATEMENT = 300
+
+
 class StoreBase:
     """The connection and transaction every concern's mixin works through."""
 
@@ -96,6 +99,15 @@ class StoreBase:
                 f"ON CONFLICT ({key}) DO UPDATE SET {updates}",
                 tuple(row.values()),
             )
+
+    @staticmethod
+    def _in_chunks(values: Iterable[Any]) -> Iterator[tuple[list[Any], str]]:
+        """Sorted distinct ``values`` a statement's worth at a time, with their ``?`` marks:
+        SQLite's older builds bind 999 values a statement at most."""
+        ordered = sorted(set(values))
+        for first in range(0, len(ordered), VALUES_PER_STATEMENT):
+            chunk = ordered[first : first + VALUES_PER_STATEMENT]
+            yield chunk, ", ".join("?" for _ in chunk)
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.db.execute(sql, params)

@@ -164,9 +164,7 @@ class BillingStore(StoreBase):
         fresh = []
         with self.transaction():
             current: dict[str, date | None] = {}
-            for first in range(0, len(names), 300):  # 300 names a statement: any SQLite binds them
-                chunk = names[first : first + 300]
-                marks = ", ".join("?" for _ in chunk)
+            for chunk, marks in self._in_chunks(names):
                 current.update(
                     (r[0], stored_date(r[1]))
                     for r in self._rows(

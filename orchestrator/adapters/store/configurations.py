@@ -207,11 +207,8 @@ class ConfigurationsStore(RemovalsStore, UsageStore, NodesStore, BillingStore):
         """name -> plan, of every configuration or of ``names`` only."""
         if names is None:
             return {r[0]: r[1] for r in self._rows("SELECT name, plan FROM configurations")}
-        wanted = sorted(set(names))
         plans: dict[str, str | None] = {}
-        for first in range(0, len(wanted), 300):  # 300 names a statement: any SQLite binds them
-            chunk = wanted[first : first + 300]
-            marks = ", ".join("?" for _ in chunk)
+        for chunk, marks in self._in_chunks(names):
             sql = f"SELECT name, plan FROM configurations WHERE name IN ({marks})"
             plans.update((r[0], r[1]) for r in self._rows(sql, chunk))
         return plans

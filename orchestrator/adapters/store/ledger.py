@@ -4,7 +4,7 @@ transaction (usage, last-seen counters, the nodes that answered)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, NamedTuple
@@ -37,19 +37,6 @@ class RowUsage(NamedTuple):
     periods: list[date]
     rx: list[int]
     tx: list[int]
-
-
-# Values one statement binds at most: SQLite's older builds allow 999 in all.
-CHUNK = 300
-
-
-def _chunks(values: list[str]) -> Iterator[list[str]]:
-    for first in range(0, len(values), CHUNK):
-        yield values[first : first + CHUNK]
-
-
-def _marks(values: Sequence[Any]) -> str:
-    return ", ".join("?" for _ in values)
 
 
 @dataclass
@@ -97,8 +84,7 @@ class LedgerStore(CountersStore, UsageStore):
             return replace(ledger, leaving=self._own_pending_keys(ledger.owners, ledger.ids))
         columns = _LedgerColumns()
         pending: set[str] = set()
-        for chunk in _chunks(sorted(set(nodes))):
-            marks = _marks(chunk)
+        for chunk, marks in self._in_chunks(nodes):
             columns.add(
                 self._ledger_of(
                     "WHERE id IN (SELECT configuration_id FROM configuration_nodes "
@@ -113,8 +99,7 @@ class LedgerStore(CountersStore, UsageStore):
                 )
             )
         lookup = pending | {k for k in keys if k not in columns.owners}
-        for chunk in _chunks(sorted(lookup)):
-            marks = _marks(chunk)
+        for chunk, marks in self._in_chunks(lookup):
             columns.add(
                 self._ledger_of(
                     f"WHERE public_key IN ({marks}) OR previous_public_key IN ({marks}) OR id IN "
@@ -168,8 +153,8 @@ class LedgerStore(CountersStore, UsageStore):
             rows = self._rows(sql)
         else:
             rows = []
-            for chunk in _chunks(sorted(keys)):
-                rows += self._rows(f"{sql} AND public_key IN ({_marks(chunk)})", chunk)
+            for chunk, marks in self._in_chunks(keys):
+                rows += self._rows(f"{sql} AND public_key IN ({marks})", chunk)
         leaving = set()
         if rows:
             entry_of = dict(zip(ids, range(len(ids)), strict=True))

@@ -13,7 +13,6 @@ from orchestrator.adapters.store.configurations import ConfigurationsStore
 from orchestrator.core.models import Configuration, TopUp, UsageTotal
 
 QUOTA_PAGE_SIZE = 5000
-NAMES_PER_STATEMENT = 300  # SQLite's older builds bind 999 values a statement at most
 
 
 @dataclass(frozen=True)
@@ -57,12 +56,10 @@ class QuotaPagesStore(ConfigurationsStore):
 
     def quota_page_of(self, configurations: Sequence[Configuration]) -> QuotaPage:
         """The top-ups and usage of these configurations only."""
-        names = sorted({c.name for c in configurations})
         topups: dict[str, list[TopUp]] = {}
         usage: dict[str, list[UsageTotal]] = {}
-        for first in range(0, len(names), NAMES_PER_STATEMENT):
-            chunk = names[first : first + NAMES_PER_STATEMENT]
-            where = f"c.name IN ({', '.join('?' for _ in chunk)})"
+        for chunk, marks in self._in_chunks(c.name for c in configurations):
+            where = f"c.name IN ({marks})"
             topups.update(self._page_topups(where, chunk))
             usage.update(self._page_usage(where, chunk))
         return QuotaPage(list(configurations), topups, usage)
