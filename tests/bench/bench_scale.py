@@ -4,7 +4,7 @@ Nodes are synthetic (tests/synthetic_nodes.py in its IPv6 mode: one real OpenSSH
 namespace of ours answers for every node address); the store is a throwaway PostgreSQL server
 (fsync on) filled by bulk SQL, which is not measured. Every case runs in a child process of its
 own, so its wall time, CPU seconds (user + system, its children included), peak RSS
-(ru_maxrss) and counters per second are its own. Every sync case is steady state: each node's
+(VmHWM) and counters per second are its own. Every sync case is steady state: each node's
 counters moved since the previous sync.
 
 | case | what runs |
@@ -25,7 +25,8 @@ load average itself: it decays by a factor e a minute, so after a case that ran 
 stays above 1.0 for minutes of an idle machine, and the order of the cases would decide it.
 
 Kept sessions cost sshd two processes each (privilege separation) and the controller a paramiko
-Transport and its thread, which wakes every 0.1 s even when idle. A probe opens --probe
+Transport and its thread, which sleeps while idle (ssh.KEPT_SESSION_POLL_SECONDS; paramiko's own
+0.1 s poll cost 0.22 cores per 1,000 idle sessions). A probe opens --probe
 sessions first (500) and measures both sides per session, and the controller's CPU while they
 sit idle; the kept case, the last, keeps --kept-sessions (default: the setting's default), or
 fewer if they would leave less than 4 GiB of memory or 10% of pid_max free.
@@ -139,8 +140,8 @@ def case_probe(settings: Settings, sessions: str) -> dict[str, Any]:
             list(workers.map(lambda target: pool.run(target, "wgfleet-counters"), targets))
         kept = len(pool)
         rss, threads = status_kb("VmRSS"), threading.active_count()
-        # Idle, the sessions still cost CPU: each Transport thread wakes every 0.1 s
-        # (paramiko's _active_check_timeout) to see whether it should stop.
+        # Idle, a session's only CPU is its Transport thread's poll for its stop flag: paramiko
+        # wakes it every 0.1 s, a kept session every ssh.KEPT_SESSION_POLL_SECONDS.
         cpu_idle = _cpu()
         time.sleep(IDLE_SECONDS)
         cores_idle = (_cpu() - cpu_idle) / IDLE_SECONDS

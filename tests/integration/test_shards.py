@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from orchestrator.adapters import ssh
 from orchestrator.adapters.store import open_store
 from orchestrator.core.shard import Shard
 from tests.pgserver import fresh_database
@@ -155,6 +156,29 @@ def test_sync_every_keeps_one_session_per_node_across_runs(
     # ...over one connection per kept node, and one per run for every other node.
     held = NODES if kept is None else kept
     assert connections == [1] * held + [3] * (NODES - held)
+
+
+def test_a_kept_session_sleeps_while_idle_and_ends_at_once_when_closed(
+    synthetic: SyntheticNodes,
+) -> None:
+    """A kept session's transport thread does not poll while idle, yet answers the next command
+    at once, and closing the pool ends it there and then. Here it would poll once an hour: a
+    close that only closed the socket would leave the thread in poll() on a descriptor number
+    the next session may be given, and alive for the hour."""
+    target = ssh.Target(
+        "n0", synthetic.addresses[0], "wgcollect", synthetic.keys["wgcollect"],
+        synthetic.known_hosts, kex="curve25519",
+    )  # fmt: skip
+    with ssh.ConnectionPool(idle_poll=3600) as pool:
+        assert pool.run(target, "echo first").stdout == "first\n"
+        connection, kept = pool.connection(target)
+        transport = connection.transport
+        assert kept and transport is not None
+        assert transport.sock.gettimeout() == 3600
+        time.sleep(0.5)  # the thread is back in its hour-long poll
+        assert pool.run(target, "echo second").stdout == "second\n"
+        assert connection.transport is transport  # the same session, woken by the answer
+    assert not transport.is_alive()
 
 
 FAILOVER_INTERVAL = 10  # seconds between two `sync --every` runs
