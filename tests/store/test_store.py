@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.adapters.store import RowUsage, SqlStore, open_store
+from orchestrator.adapters.store.base import VALUES_PER_STATEMENT
 from orchestrator.adapters.store.schema import LATEST_VERSION, MIGRATIONS
 from orchestrator.core.models import (
     Account,
@@ -772,3 +773,22 @@ def test_a_split_tunnel_is_kept_with_the_configuration(store: SqlStore) -> None:
     )
     assert store.configuration("bob-2").split_tunnel == "198.18.0.0/16"
     assert store.configuration("bob-1").split_tunnel is None
+
+
+def test_reads_and_writes_by_name_span_several_statements_whole(store: SqlStore) -> None:
+    """More names than one statement binds (SQLite's older builds: 999) are read, held and
+    disabled in chunks, with every configuration and placement once, in name order."""
+    from tests.synthetic_fleet import populate
+
+    populate(store, [f"198.18.0.{i}" for i in range(1, 8)], 100)  # 700, on one node each
+    names = sorted(c.name for c in store.configurations(placements=False))
+    assert len(names) == 700 > 2 * VALUES_PER_STATEMENT
+    wanted = names[::-1] + names[:5]  # any order, repeats
+    found = store.configurations(names=wanted)
+    assert [c.name for c in found] == names
+    assert all(len(c.addresses) == 1 for c in found)
+    with store.transaction():
+        store.hold_configurations(wanted)
+        changed = store.set_enabled(names[:650], False, DisabledReason.OPERATOR)
+    assert len(changed) == 650
+    assert [c.name for c in store.configurations(enabled=True)] == names[650:]

@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterable
 from datetime import date
 from typing import Any
 
-from orchestrator.adapters.store.base import stored_date
+from orchestrator.adapters.store.base import VALUES_PER_STATEMENT, stored_date
 from orchestrator.adapters.store.billing import BillingStore
 from orchestrator.adapters.store.nodes import NodesStore
 from orchestrator.adapters.store.removals import RemovalsStore
@@ -98,14 +98,10 @@ class ConfigurationsStore(RemovalsStore, UsageStore, NodesStore, BillingStore):
         elif every:
             batches = [self._rows(placement_sql)]
         else:
-            ids = [int(r[0]) for r in rows]
-            batches = []
-            for chunk_start in range(0, len(ids), 500):
-                chunk = ids[chunk_start : chunk_start + 500]
-                marks = ", ".join("?" for _ in chunk)
-                batches.append(
-                    self._rows(f"{placement_sql} WHERE configuration_id IN ({marks})", chunk)
-                )
+            batches = [
+                self._rows(f"{placement_sql} WHERE configuration_id IN ({marks})", chunk)
+                for chunk, marks in self._in_chunks(int(r[0]) for r in rows)
+            ]
         for batch in batches:
             for cid, node, address in batch:
                 addresses.setdefault(int(cid), {})[node] = _address(address)
@@ -147,17 +143,16 @@ class ConfigurationsStore(RemovalsStore, UsageStore, NodesStore, BillingStore):
         where: list[str] = []
         params: list[Any] = []
         if names is not None:
-            if len(names) > 500:  # parameter lists stay short: 500 names a statement
-                ordered = sorted(names)
+            if len(names) > VALUES_PER_STATEMENT:
                 found: list[Configuration] = []
-                for first in range(0, len(ordered), 500):
+                for chunk, _ in self._in_chunks(names):
                     found += self.configurations(
                         account=account,
                         node=node,
                         enabled=enabled,
                         on_nodes=on_nodes,
                         placements=placements,
-                        names=ordered[first : first + 500],
+                        names=chunk,
                     )
                 return sorted(found, key=lambda c: c.name)
             where.append(f"c.name IN ({', '.join('?' for _ in names) or 'NULL'})")
@@ -270,13 +265,9 @@ class ConfigurationsStore(RemovalsStore, UsageStore, NodesStore, BillingStore):
         PostgreSQL locks the rows, in one order for every writer (no deadlock between two)."""
         if self.db.dialect != "postgresql" or not names:
             return
-        ordered = sorted(set(names))
-        for first in range(0, len(ordered), 500):
-            part = ordered[first : first + 500]
+        for part, marks in self._in_chunks(names):
             self.db.execute(
-                "SELECT id FROM configurations WHERE name IN ("
-                + ", ".join("?" for _ in part)
-                + ") ORDER BY id FOR UPDATE",
+                f"SELECT id FROM configurations WHERE name IN ({marks}) ORDER BY id FOR UPDATE",
                 part,
             )
 
