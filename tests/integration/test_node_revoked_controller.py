@@ -3,8 +3,10 @@ keys, registered in the shared store; the deploy installs both on every node; re
 removes its keys from every node, and an attacker holding its keys is refused by every
 account of every node while the other controller keeps syncing.
 
-Both controllers run on this machine against the session lab's store; the second one's data
-directory (its keys and fleet lock) is its own, the inventory and pinned host keys are shared.
+Both controllers run on this machine against one real PostgreSQL store: a copy of the session
+lab's (its nodes, configurations and sealed preshared keys), so the lab's own embedded store is
+left as it was. The second controller's data directory (its keys) is its own; the pinned host
+keys and deploy fingerprints reach it through the store, as between two data centres.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from orchestrator.adapters import ssh
-from orchestrator.adapters.store import open_store
 from orchestrator.errors import AuthenticationFailed
 from orchestrator.service import sync as sync_service
 from orchestrator.service.context import open_fleet
@@ -24,6 +25,8 @@ from orchestrator.service.controllers import add_controller, revoke_controller
 from orchestrator.service.deploy import records_path, root_targets
 from orchestrator.settings import Settings
 from tests.conftest import Lab, deploy_fleet
+from tests.pgserver import fresh_database
+from tests.store_copy import copy_to_postgresql
 
 pytestmark = pytest.mark.lab
 
@@ -51,38 +54,41 @@ def _logins(settings: Settings, key_files: tuple[Path, ...]) -> dict[tuple[str, 
 
 
 @pytest.fixture
-def second_controller(lab: Lab, deployed: None, tmp_path: Path) -> Iterator[Settings]:
-    """Controller "b": a data directory of its own on the session lab's store. Afterwards
-    the store's controllers are forgotten and the deploy records put back as they were (the
-    nodes' files are as before too), so later modules' deploys still find converged nodes."""
+def controllers(
+    lab: Lab, deployed: None, tmp_path: Path, postgres_server: str
+) -> Iterator[tuple[Settings, Settings]]:
+    """Controllers "a" (the lab's keys and data directory) and "b" (a data directory of its
+    own) on a PostgreSQL copy of the lab's store. Afterwards a's deploy records are put back as
+    they were (the nodes' files are as before too), so later modules' deploys still find
+    converged nodes; the lab's own store was never written."""
     records = records_path(lab.settings)
     kept = records.read_bytes() if records.exists() else None
-    settings = dataclasses.replace(
-        lab.settings,
+    url = fresh_database(postgres_server)
+    copied = copy_to_postgresql(lab.settings.store_url, url)
+    assert copied["nodes"] == len(root_targets(lab.settings, None))
+    a = dataclasses.replace(lab.settings, store_url=url)
+    b = dataclasses.replace(
+        a,
         data_dir=tmp_path / "controller-b",
         fleet_secret=lab.settings.fleet_secret_file,  # as the operator copies it to b
         ssh=dataclasses.replace(
-            lab.settings.ssh,
+            a.ssh,
             deploy_key=tmp_path / "controller-b" / "keys" / "deploy_ed25519",
             collector_key=tmp_path / "controller-b" / "keys" / "collector_ed25519",
             push_key=tmp_path / "controller-b" / "keys" / "push_ed25519",
         ),
     )
     try:
-        yield settings
+        yield a, b
     finally:
-        store = open_store(lab.settings.store_url)
-        with store.transaction():
-            store.db.execute("DELETE FROM controllers")
-        store.close()
         if kept is not None:
             records.write_bytes(kept)
 
 
 def test_a_revoked_controller_is_refused_everywhere_and_the_other_keeps_working(
-    lab: Lab, second_controller: Settings
+    controllers: tuple[Settings, Settings],
 ) -> None:
-    a, b = lab.settings, second_controller
+    a, b = controllers
     with open_fleet(a, write=True) as fleet:
         add_controller(fleet, "a")
     with open_fleet(b, write=True) as fleet:
