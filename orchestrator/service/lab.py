@@ -9,7 +9,7 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +48,7 @@ from orchestrator.core.lab_layout import (
 )
 from orchestrator.core.wgquick import WgQuickError, parse_wg_quick
 from orchestrator.errors import ConfigError, EnvironmentProblem, LabError, NodeError, UsageError
+from orchestrator.service.context import open_fleet
 from orchestrator.service.host_keys import pin_store
 from orchestrator.settings import Settings
 
@@ -135,6 +136,20 @@ def _check_environment() -> None:
         raise EnvironmentProblem("/dev/net/tun is missing: wireguard-go cannot create interfaces")
     if not machines.CGROUP_ROOTS[0].is_dir():
         raise EnvironmentProblem(f"no cgroup2 tree at {machines.CGROUP_ROOTS[0]}")
+
+
+@contextlib.contextmanager
+def _pins_session(settings: Settings) -> Iterator[None]:
+    """Where the lab's new pins become the fleet's. On PostgreSQL the store holds the fleet's
+    copy of the pins file (service/shared_files.py) and every session first brings the local
+    file to it: pins written outside a session would be put back to the store's older ones by
+    the next. Written inside a writing session (the fleet lock held), they land after its pull
+    and go to the store at its end. On SQLite the local file is the only copy."""
+    if not settings.store_url.startswith(("postgresql://", "postgres://")):
+        yield
+        return
+    with open_fleet(settings, write=True, operation="lab up"):
+        yield
 
 
 def _write_inventory(settings: Settings, layout: LabLayout, state: LabState) -> None:
@@ -336,7 +351,8 @@ def lab_up(settings: Settings, nodes: int, clients: int, progress: Progress = _q
         progress(f"booting {len(pending)} node(s)")
         for node in pending:
             _start_node(settings, state, node, public_key)
-        _write_inventory(settings, layout, state)
+        with _pins_session(settings):
+            _write_inventory(settings, layout, state)
         problems = _wait_ready(settings, pending, progress)
         lab_internet.wait_ready(layout.internet, _internet_dir(settings), state.internet)
     if problems:

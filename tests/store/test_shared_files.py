@@ -62,3 +62,36 @@ def test_one_controllers_pins_and_deploy_records_reach_the_other(
         assert set(store.shared_files()) == {"known_hosts", "deploy-state.json"}
     finally:
         store.close()
+
+
+def test_a_labs_new_pins_become_the_fleets_and_stay_after_the_next_session(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """`lab up` on PostgreSQL replaces the pins with the new lab's host keys: written inside
+    its pins session they reach the store; written outside one, the next session's pull puts
+    the store's older pins back over them (what `lab up` did before)."""
+    from orchestrator.service.lab import _pins_session
+    from tests.pgserver import fresh_database
+
+    url = fresh_database(request.getfixturevalue("postgres_server"))
+    a = _controller(tmp_path / "a", url)
+    with open_fleet(a, write=True):  # an earlier lab's pins, the fleet's copy
+        a.ssh.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        a.ssh.known_hosts.write_text(PIN, encoding="ascii")
+    rebuilt = PIN.replace("nodeonekey", "nodenewkey")
+
+    a.ssh.known_hosts.write_text(rebuilt, encoding="ascii")  # outside a session...
+    with open_fleet(a):
+        pass
+    assert a.ssh.known_hosts.read_text(encoding="ascii") == PIN  # ...lost to the store's
+
+    with _pins_session(a):
+        a.ssh.known_hosts.write_text(rebuilt, encoding="ascii")  # as _write_inventory does
+    with open_fleet(a):
+        pass
+    assert a.ssh.known_hosts.read_text(encoding="ascii") == rebuilt
+    store = open_store(url)
+    try:
+        assert store.shared_files()["known_hosts"] == rebuilt
+    finally:
+        store.close()
