@@ -40,6 +40,7 @@ from orchestrator.core.collector import parse_counters
 from orchestrator.core.models import DisabledReason
 from orchestrator.service.sync import cyclic_gc_paused
 from orchestrator.settings import Settings, load_settings
+from tests.bench.machine import peak_rss_mb
 from tests.bench.report import run_main
 from tests.synthetic_fleet import counters, populate, public_key, settings_for
 from tests.synthetic_nodes import SyntheticNodes, cached_rootfs
@@ -61,11 +62,7 @@ def measure(work: Callable[[], Any]) -> dict[str, Any]:
     cpu0, wall0 = _cpu(), time.perf_counter()
     extra = work()
     figures = {"wall_s": time.perf_counter() - wall0, "cpu_s": _cpu() - cpu0}
-    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork and exec, so a case process
-    # reported its parent's peak (the benchmark's) whenever that was the larger.
-    with open("/proc/self/status", encoding="ascii") as status:
-        peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-    figures["peak_rss_mb"] = peak_kb / 1024
+    figures["peak_rss_mb"] = peak_rss_mb()  # the process's own: VmHWM, not ru_maxrss
     if isinstance(extra, dict):
         figures.update(extra)
     return figures

@@ -255,9 +255,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         if args.sync_only:  # the two syncs' own figures (peak RSS), no reference
             row(f"sync {size}, first (all rows new)", first, whole.counted, None, "first")
             row(f"sync {size}, fresh sessions", fresh, whole.counted, None, "fresh", RSS_TARGET)
-            return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                    "nodes": args.nodes, "peers": args.peers, "cores": os.cpu_count(),
-                    "results": rows, "probe": {}, "kept": {}}  # fmt: skip
+            return {**_header(args), "results": rows, "probe": {}, "kept": {}}
         settled("floor")
         floor = Child(MODULE, "floor", str(whole.settings_file)).finish()
         row(f"bare fetch {args.nodes} nodes (reference)", floor, whole.counted, None, "floor")
@@ -266,8 +264,13 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         rows.append(two_controllers(whole, Path(tmp), floor, settled, case_load, size))
         print(f"[scale] {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
         kept = kept_sessions(args, whole, floor, fresh, settled, row)
+    return {**_header(args), "results": rows, **kept}
+
+
+def _header(args: argparse.Namespace) -> dict[str, Any]:
+    """What the report's title line says: when, what size, on how many cores."""
     return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "nodes": args.nodes,
-            "peers": args.peers, "cores": os.cpu_count(), "results": rows, **kept}  # fmt: skip
+            "peers": args.peers, "cores": os.cpu_count()}  # fmt: skip
 
 
 def two_controllers(whole: SyntheticFleet, tmp: Path, floor: dict[str, Any], settled: Callable[[str], None],
